@@ -1,0 +1,244 @@
+//! The domain model of DESIGN §2: people, accounts, touches, activities,
+//! deals, campaigns and stage transitions.
+//!
+//! Ids are assigned by the store; `external_id` is the id in the system the
+//! record came from (CRM, marketing automation) and makes imports idempotent.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::money::Money;
+use crate::time::Timestamp;
+
+/// Free-form fields imported from a CRM column tandem has no field for.
+pub type CustomFields = Map<String, Value>;
+
+/// A human: lead or contact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Person {
+    pub id: i64,
+    pub external_id: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub title: Option<String>,
+    pub account_id: Option<i64>,
+    pub persona: Option<String>,
+    pub segment: Option<String>,
+    pub country: Option<String>,
+    /// Lead source (organic_search, paid_search, event, …).
+    pub source: Option<String>,
+    /// The seller or SDR who owns the lead.
+    pub owner: Option<String>,
+    pub created_at: Timestamp,
+    pub custom: CustomFields,
+}
+
+impl Default for Timestamp {
+    fn default() -> Self {
+        Timestamp::from_millis(0)
+    }
+}
+
+/// A company.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Account {
+    pub id: i64,
+    pub external_id: String,
+    pub name: Option<String>,
+    pub domain: Option<String>,
+    pub industry: Option<String>,
+    pub employees: Option<i64>,
+    /// Annual revenue in minor units of the playbook currency.
+    pub annual_revenue: Option<i64>,
+    pub segment: Option<String>,
+    /// On a target-account (ABM) list.
+    pub target: bool,
+    pub tier: Option<i64>,
+    pub owner: Option<String>,
+    pub custom: CustomFields,
+}
+
+/// One marketing interaction with a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Touch {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub person_id: i64,
+    pub at: Timestamp,
+    /// What happened: `web_visit`, `email_open`, `email_click`, `form_fill`,
+    /// `demo_request`, `webinar`, `ad_click`, `event`, `content_download`, …
+    pub kind: String,
+    /// Channel id from the playbook; derived from the channel rules when empty.
+    pub channel: Option<String>,
+    pub campaign: Option<String>,
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    /// Cost of this touch in minor units, when known (paid media).
+    pub cost: Option<i64>,
+}
+
+/// The kinds of sales activity (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    Call,
+    Email,
+    Meeting,
+    Demo,
+}
+
+impl ActivityKind {
+    /// All kinds, in display order.
+    pub const ALL: [ActivityKind; 4] = [
+        ActivityKind::Call,
+        ActivityKind::Email,
+        ActivityKind::Meeting,
+        ActivityKind::Demo,
+    ];
+
+    /// The lower-case name used in files and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivityKind::Call => "call",
+            ActivityKind::Email => "email",
+            ActivityKind::Meeting => "meeting",
+            ActivityKind::Demo => "demo",
+        }
+    }
+
+    /// Parses `call`, `Email`, `MEETING`, `demo`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// One sales interaction with a person.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: i64,
+    pub external_id: Option<String>,
+    pub person_id: i64,
+    pub at: Timestamp,
+    pub kind: ActivityKind,
+    /// Who did it (seller, SDR).
+    pub actor: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// Where a deal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealStatus {
+    Open,
+    Won,
+    Lost,
+}
+
+impl DealStatus {
+    /// The lower-case name used in files and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DealStatus::Open => "open",
+            DealStatus::Won => "won",
+            DealStatus::Lost => "lost",
+        }
+    }
+
+    /// Parses `open`, `won`, `lost` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "open" => Some(DealStatus::Open),
+            "won" => Some(DealStatus::Won),
+            "lost" => Some(DealStatus::Lost),
+            _ => None,
+        }
+    }
+}
+
+/// An opportunity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Deal {
+    pub id: i64,
+    pub external_id: String,
+    pub account_id: Option<i64>,
+    pub person_id: Option<i64>,
+    pub name: Option<String>,
+    pub amount: Money,
+    pub created_at: Timestamp,
+    /// When it was won or lost (or is expected to close while open).
+    pub closed_at: Option<Timestamp>,
+    pub status: DealStatus,
+    /// Reason code when lost.
+    pub lost_reason: Option<String>,
+    pub owner: Option<String>,
+    /// `new`, `renewal` or `expansion`.
+    pub kind: String,
+}
+
+/// A marketing campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct Campaign {
+    pub id: i64,
+    pub external_id: String,
+    pub name: String,
+    pub channel: Option<String>,
+    pub starts_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
+    /// Planned budget in minor units.
+    pub budget: Option<i64>,
+    /// Actual cost so far in minor units.
+    pub cost: Option<i64>,
+    pub persona: Option<String>,
+    pub segment: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// What moves through the lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Subject {
+    Person(i64),
+    Account(i64),
+}
+
+impl Subject {
+    /// `"person"` or `"account"`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Person(_) => "person",
+            Subject::Account(_) => "account",
+        }
+    }
+
+    /// The store id of the person or account.
+    pub fn id(&self) -> i64 {
+        match self {
+            Subject::Person(id) | Subject::Account(id) => *id,
+        }
+    }
+}
+
+/// One appended stage change. The current stage of a subject is the `to` of
+/// its last transition; nothing is updated in place.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Store sequence number; orders transitions that share an instant.
+    pub seq: i64,
+    pub subject: Subject,
+    pub from: Option<String>,
+    pub to: String,
+    pub at: Timestamp,
+    /// Who moved it: `system` for automatic entry, `import`, or a user name.
+    pub actor: String,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    /// 1 for the first pass through the funnel, +1 after each recycle.
+    pub cycle: i64,
+    /// True when the subject passed through this stage on the way to a later
+    /// one in the same move (a skipped stage, DESIGN §4).
+    pub skipped: bool,
+}

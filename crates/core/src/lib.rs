@@ -1,0 +1,14 @@
+//! tandem-core: the pure heart of tandem.
+//!
+//! Domain types, the playbook model with its CEL criteria, the lifecycle
+//! engine, scoring and (in later modules) metrics and attribution. This crate
+//! does no I/O and no async: every function is a pure function of its inputs,
+//! so analytics give identical output for identical history and `as_of`.
+
+pub mod domain;
+pub mod money;
+pub mod playbook;
+pub mod time;
+
+pub use money::{Currency, Money};
+pub use time::Timestamp;

@@ -1,0 +1,167 @@
+//! Money as integer minor units with an ISO 4217 currency (DESIGN §9).
+
+use std::fmt;
+
+/// An ISO 4217 currency code: three ASCII upper-case letters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency([u8; 3]);
+
+/// A string that is not a three-letter currency code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid currency {0:?}: expected a three-letter ISO 4217 code such as USD")]
+pub struct CurrencyError(String);
+
+impl Currency {
+    /// Parses `USD`, `eur` (upper-cased) and the like.
+    pub fn parse(s: &str) -> Result<Self, CurrencyError> {
+        let t = s.trim().as_bytes();
+        if t.len() == 3 && t.iter().all(u8::is_ascii_alphabetic) {
+            Ok(Currency([
+                t[0].to_ascii_uppercase(),
+                t[1].to_ascii_uppercase(),
+                t[2].to_ascii_uppercase(),
+            ]))
+        } else {
+            Err(CurrencyError(s.to_string()))
+        }
+    }
+
+    /// The code, e.g. `"USD"`.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII letters are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Currency::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An amount in minor units (cents for USD) of one currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Money {
+    /// Amount in minor units; `1_000_00` is 1,000.00.
+    pub minor: i64,
+    /// Currency of the amount.
+    pub currency: Currency,
+}
+
+/// A decimal amount that cannot be read as money.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid amount {0:?}: expected a decimal number such as 1234.50")]
+pub struct AmountError(String);
+
+impl Money {
+    /// Parses a decimal major-unit amount (`"1234.5"`, `"1,234.50"`, `"$1234"`)
+    /// into minor units with two decimals. Thousands separators and a leading
+    /// currency symbol are ignored; more than two decimals are rounded half
+    /// away from zero.
+    pub fn parse_major(s: &str, currency: Currency) -> Result<Money, AmountError> {
+        parse_minor(s)
+            .map(|minor| Money { minor, currency })
+            .ok_or_else(|| AmountError(s.to_string()))
+    }
+}
+
+fn parse_minor(s: &str) -> Option<i64> {
+    let t: String = s
+        .trim()
+        .trim_start_matches(['$', '€', '£'])
+        .chars()
+        .filter(|c| *c != ',' && *c != '_' && *c != ' ')
+        .collect();
+    if t.is_empty() {
+        return None;
+    }
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, t.as_str()),
+    };
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.chars().all(|c| c.is_ascii_digit()) || !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let int_v: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut digits = frac.bytes().map(|b| i64::from(b - b'0'));
+    let d1 = digits.next().unwrap_or(0);
+    let d2 = digits.next().unwrap_or(0);
+    let round_up = digits.next().is_some_and(|d3| d3 >= 5);
+    let minor = int_v
+        .checked_mul(100)?
+        .checked_add(d1 * 10 + d2 + i64::from(round_up))?;
+    Some(if neg { -minor } else { minor })
+}
+
+impl fmt::Display for Money {
+    /// `1234.50 USD`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        write!(f, "{sign}{}.{:02} {}", abs / 100, abs % 100, self.currency)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd() -> Currency {
+        Currency::parse("usd").unwrap()
+    }
+
+    #[test]
+    fn parses_major_amounts() {
+        let cases = [
+            ("1234.5", 123_450),
+            ("1,234.50", 123_450),
+            ("$10", 1_000),
+            ("0.015", 2),
+            ("-3.20", -320),
+            (".5", 50),
+        ];
+        for (s, minor) in cases {
+            assert_eq!(
+                Money::parse_major(s, usd()).map(|m| m.minor),
+                Ok(minor),
+                "{s}"
+            );
+        }
+        for s in ["", "abc", "1.2.3", "-", "."] {
+            assert!(Money::parse_major(s, usd()).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn currency_must_be_three_letters() {
+        assert_eq!(usd().as_str(), "USD");
+        assert!(Currency::parse("US").is_err());
+        assert!(Currency::parse("U$D").is_err());
+    }
+
+    #[test]
+    fn displays_minor_units() {
+        let m = Money {
+            minor: -1_000_05,
+            currency: usd(),
+        };
+        assert_eq!(m.to_string(), "-1000.05 USD");
+    }
+}

@@ -1,0 +1,469 @@
+//! CEL criteria: compiled once when the playbook loads, checked against the
+//! variables each place in the playbook may use, evaluated many times.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use cel::common::ast::{EntryExpr, Expr};
+use cel::{Context, IdedExpr, Program, Value};
+
+/// The variables a criterion may read. Which ones are in scope depends on
+/// where the criterion sits in the playbook (see [`Scope`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Var {
+    Person,
+    Account,
+    Score,
+    Touch,
+    Deal,
+    Activity,
+}
+
+impl Var {
+    /// The name used in expressions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Var::Person => "person",
+            Var::Account => "account",
+            Var::Score => "score",
+            Var::Touch => "touch",
+            Var::Deal => "deal",
+            Var::Activity => "activity",
+        }
+    }
+
+    /// The fields tandem fills in for this variable. `custom` is a map of
+    /// imported columns and accepts any key below it.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Var::Person => &[
+                "id",
+                "external_id",
+                "email",
+                "first_name",
+                "last_name",
+                "name",
+                "title",
+                "persona",
+                "segment",
+                "country",
+                "source",
+                "owner",
+                "created_at",
+                "custom",
+            ],
+            Var::Account => &[
+                "id",
+                "external_id",
+                "name",
+                "domain",
+                "industry",
+                "employees",
+                "annual_revenue",
+                "segment",
+                "target",
+                "tier",
+                "owner",
+                "custom",
+            ],
+            Var::Score => &["fit", "engagement", "grade"],
+            Var::Touch => &["kind", "channel", "campaign", "source", "medium", "cost"],
+            Var::Deal => &["count", "open", "won", "lost", "amount_won"],
+            Var::Activity => &["count", "calls", "emails", "meetings", "demos"],
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Var> {
+        [
+            Var::Person,
+            Var::Account,
+            Var::Score,
+            Var::Touch,
+            Var::Deal,
+            Var::Activity,
+        ]
+        .into_iter()
+        .find(|v| v.name() == name)
+    }
+}
+
+/// Where a criterion is used, and so which variables it may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// `[[stage]] entry`: everything known about a lead.
+    StageEntry,
+    /// `[scoring.fit] rules` and `[[persona]]`/`[[segment]]` matches: profile only.
+    Profile,
+    /// `[[channel]] match`: the touch, plus who it belongs to.
+    Channel,
+}
+
+impl Scope {
+    /// Variables in scope.
+    pub fn vars(self) -> &'static [Var] {
+        match self {
+            Scope::StageEntry => &[
+                Var::Person,
+                Var::Account,
+                Var::Score,
+                Var::Deal,
+                Var::Activity,
+            ],
+            Scope::Profile => &[Var::Person, Var::Account],
+            Scope::Channel => &[Var::Touch, Var::Person],
+        }
+    }
+}
+
+/// A problem found while compiling a criterion. `offset` is the character
+/// offset inside the expression text (0-based).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CriterionProblem {
+    pub offset: usize,
+    pub message: String,
+    /// False for hard errors (syntax, unknown variable), true for warnings
+    /// (a field tandem does not know; it evaluates to a missing value).
+    pub warning: bool,
+}
+
+/// A compiled CEL expression.
+pub struct Criterion {
+    source: String,
+    program: Program,
+}
+
+impl fmt::Debug for Criterion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Criterion").field(&self.source).finish()
+    }
+}
+
+impl Clone for Criterion {
+    fn clone(&self) -> Self {
+        // The text compiled once already, so it compiles again.
+        match Program::compile(&self.source) {
+            Ok(program) => Criterion {
+                source: self.source.clone(),
+                program,
+            },
+            Err(_) => unreachable_program(&self.source),
+        }
+    }
+}
+
+fn unreachable_program(source: &str) -> Criterion {
+    // `false` always compiles; used only if CEL stopped accepting a text it
+    // accepted before, which would be a bug in the cel crate.
+    #[allow(clippy::expect_used)]
+    let program = Program::compile("false").expect("`false` is valid CEL");
+    Criterion {
+        source: source.to_string(),
+        program,
+    }
+}
+
+impl Criterion {
+    /// Compiles `source` and checks the variables it reads against `scope`.
+    /// Returns the criterion (when it compiles) and every problem found.
+    pub fn compile(source: &str, scope: Scope) -> (Option<Criterion>, Vec<CriterionProblem>) {
+        let program = match Program::compile(source) {
+            Ok(p) => p,
+            Err(errors) => {
+                let problems = errors
+                    .errors
+                    .iter()
+                    .map(|e| CriterionProblem {
+                        offset: line_col_to_offset(source, e.pos.0, e.pos.1),
+                        message: format!("invalid CEL expression: {}", e.msg),
+                        warning: false,
+                    })
+                    .collect();
+                return (None, problems);
+            }
+        };
+        let mut problems = Vec::new();
+        let mut bound = Vec::new();
+        check_refs(
+            &program,
+            program.expression(),
+            scope,
+            &mut bound,
+            &mut problems,
+        );
+        let has_error = problems.iter().any(|p| !p.warning);
+        let criterion = (!has_error).then(|| Criterion {
+            source: source.to_string(),
+            program,
+        });
+        (criterion, problems)
+    }
+
+    /// The expression text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// True when the expression evaluates to `true`. Anything else (false, a
+    /// non-boolean, or an evaluation error such as a missing field compared
+    /// with a number) counts as not matching: a lead is never qualified by
+    /// data it does not have.
+    pub fn matches(&self, vars: &Vars) -> bool {
+        let mut ctx = Context::default();
+        for (name, value) in &vars.0 {
+            ctx.add_variable_from_value(*name, value.clone());
+        }
+        matches!(self.program.execute(&ctx), Ok(Value::Bool(true)))
+    }
+}
+
+/// Values bound to variables for one evaluation.
+#[derive(Clone, Debug, Default)]
+pub struct Vars(Vec<(&'static str, Value)>);
+
+impl Vars {
+    /// An empty set of bindings.
+    pub fn new() -> Self {
+        Vars(Vec::new())
+    }
+
+    /// Binds `var` to a JSON-like value (objects become CEL maps).
+    pub fn set(&mut self, var: Var, value: &serde_json::Value) -> &mut Self {
+        let v = json_to_cel(value);
+        if let Some(slot) = self.0.iter_mut().find(|(n, _)| *n == var.name()) {
+            slot.1 = v;
+        } else {
+            self.0.push((var.name(), v));
+        }
+        self
+    }
+}
+
+/// Converts JSON to CEL: integers stay integers (so `employees >= 500`
+/// compares ints), other numbers become doubles.
+pub fn json_to_cel(value: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match value {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Value::String(s.clone().into()),
+        J::Array(items) => Value::List(items.iter().map(json_to_cel).collect::<Vec<_>>().into()),
+        J::Object(map) => {
+            let m: HashMap<String, Value> = map
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_cel(v)))
+                .collect();
+            Value::from(m)
+        }
+    }
+}
+
+fn line_col_to_offset(source: &str, line: isize, col: isize) -> usize {
+    // cel reports 1-based lines and 1-based columns (in characters).
+    let line = line.max(1) as usize;
+    let col = col.max(1) as usize;
+    let mut offset = 0;
+    for (i, l) in source.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return offset + (col - 1).min(l.chars().count());
+        }
+        offset += l.chars().count();
+    }
+    offset
+}
+
+fn check_refs(
+    program: &Program,
+    e: &IdedExpr,
+    scope: Scope,
+    bound: &mut Vec<String>,
+    problems: &mut Vec<CriterionProblem>,
+) {
+    let offset = |id: u64| {
+        program
+            .source_info()
+            .offset_for(id)
+            .map(|(start, _)| start as usize)
+            .unwrap_or(0)
+    };
+    match &e.expr {
+        Expr::Ident(name) => {
+            if bound.iter().any(|b| b == name) {
+                return;
+            }
+            match Var::from_name(name) {
+                Some(v) if scope.vars().contains(&v) => {}
+                _ => problems.push(CriterionProblem {
+                    offset: offset(e.id),
+                    message: format!(
+                        "unknown variable `{name}`; here you can use {}",
+                        scope
+                            .vars()
+                            .iter()
+                            .map(|v| format!("`{}`", v.name()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    warning: false,
+                }),
+            }
+        }
+        Expr::Select(sel) => {
+            // `person.title` / `has(person.custom.x)`: check the first field
+            // below a known variable; anything under `custom` is allowed.
+            if let Expr::Ident(root) = &sel.operand.expr {
+                if !bound.iter().any(|b| b == root) {
+                    if let Some(v) = Var::from_name(root) {
+                        if scope.vars().contains(&v) && !v.fields().contains(&sel.field.as_str()) {
+                            problems.push(CriterionProblem {
+                                offset: offset(e.id),
+                                message: format!(
+                                    "unknown field `{}.{}`; known fields: {} (imported columns are under `{}.custom`)",
+                                    root,
+                                    sel.field,
+                                    v.fields().join(", "),
+                                    root
+                                ),
+                                warning: true,
+                            });
+                        }
+                    }
+                }
+            }
+            check_refs(program, &sel.operand, scope, bound, problems);
+        }
+        Expr::Call(call) => {
+            if let Some(t) = &call.target {
+                check_refs(program, t, scope, bound, problems);
+            }
+            for a in &call.args {
+                check_refs(program, a, scope, bound, problems);
+            }
+        }
+        Expr::Comprehension(c) => {
+            check_refs(program, &c.iter_range, scope, bound, problems);
+            let n = bound.len();
+            bound.push(c.iter_var.clone());
+            if let Some(v2) = &c.iter_var2 {
+                bound.push(v2.clone());
+            }
+            bound.push(c.accu_var.clone());
+            for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                check_refs(program, part, scope, bound, problems);
+            }
+            bound.truncate(n);
+        }
+        Expr::List(l) => {
+            for el in &l.elements {
+                check_refs(program, el, scope, bound, problems);
+            }
+        }
+        Expr::Map(m) => {
+            for entry in &m.entries {
+                if let EntryExpr::MapEntry(me) = &entry.expr {
+                    check_refs(program, &me.key, scope, bound, problems);
+                    check_refs(program, &me.value, scope, bound, problems);
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                match &entry.expr {
+                    EntryExpr::MapEntry(me) => {
+                        check_refs(program, &me.value, scope, bound, problems);
+                    }
+                    EntryExpr::StructField(f) => {
+                        check_refs(program, &f.value, scope, bound, problems);
+                    }
+                }
+            }
+        }
+        Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evaluates_against_bound_variables() {
+        let (c, problems) = Criterion::compile(
+            "account.industry in ['software', 'fintech'] && person.title.matches('(?i)vp|head')",
+            Scope::Profile,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let c = c.unwrap();
+        let mut vars = Vars::new();
+        vars.set(Var::Person, &json!({"title": "VP Sales"}))
+            .set(Var::Account, &json!({"industry": "fintech"}));
+        assert!(c.matches(&vars));
+        vars.set(Var::Account, &json!({"industry": "retail"}));
+        assert!(!c.matches(&vars));
+    }
+
+    #[test]
+    fn missing_data_never_matches() {
+        let (c, _) = Criterion::compile("account.employees >= 500", Scope::Profile);
+        let c = c.unwrap();
+        let mut vars = Vars::new();
+        vars.set(Var::Account, &json!({"employees": null}));
+        assert!(!c.matches(&vars));
+        vars.set(Var::Account, &json!({"employees": 800}));
+        assert!(c.matches(&vars));
+    }
+
+    #[test]
+    fn custom_fields_are_open() {
+        let (c, problems) = Criterion::compile("person.custom.plan == 'pro'", Scope::Profile);
+        assert!(problems.is_empty());
+        let mut vars = Vars::new();
+        vars.set(Var::Person, &json!({"custom": {"plan": "pro"}}));
+        assert!(c.unwrap().matches(&vars));
+    }
+
+    #[test]
+    fn unknown_variable_is_an_error_with_its_offset() {
+        let (c, problems) = Criterion::compile("score.fit > 10 && lead.x == 1", Scope::StageEntry);
+        assert!(c.is_none());
+        assert_eq!(problems.len(), 1);
+        assert!(!problems[0].warning);
+        assert_eq!(problems[0].offset, 18, "{problems:?}");
+        assert!(problems[0].message.contains("`lead`"));
+    }
+
+    #[test]
+    fn variable_out_of_scope_is_an_error() {
+        let (_, problems) = Criterion::compile("score.fit > 10", Scope::Profile);
+        assert_eq!(problems.len(), 1);
+        assert!(!problems[0].warning);
+    }
+
+    #[test]
+    fn unknown_field_is_a_warning() {
+        let (c, problems) = Criterion::compile("person.titel == 'x'", Scope::Profile);
+        assert!(c.is_some());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].warning);
+    }
+
+    #[test]
+    fn comprehension_variables_are_bound() {
+        let (c, problems) =
+            Criterion::compile("['a','b'].exists(x, x == person.country)", Scope::Profile);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(c.is_some());
+    }
+
+    #[test]
+    fn syntax_error_reports_the_column() {
+        let (c, problems) = Criterion::compile("score.fit >= && true", Scope::StageEntry);
+        assert!(c.is_none());
+        assert!(!problems.is_empty());
+        assert_eq!(problems[0].offset, 13, "{problems:?}");
+    }
+}
