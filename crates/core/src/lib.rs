@@ -6,8 +6,11 @@
 //! so analytics give identical output for identical history and `as_of`.
 
 pub mod domain;
+pub mod facts;
+pub mod lifecycle;
 pub mod money;
 pub mod playbook;
+pub mod scoring;
 pub mod time;
 
 pub use money::{Currency, Money};

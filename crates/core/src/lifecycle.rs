@@ -1,0 +1,383 @@
+//! The lifecycle engine (DESIGN §4): from stored facts and transitions to the
+//! transitions that must be appended next.
+//!
+//! The engine never changes history. It reads a subject's [`State`] (derived
+//! from its transitions) and returns [`Move`]s for the store to append.
+
+use serde::Serialize;
+
+use crate::domain::Transition;
+use crate::facts::{account_value, activity_value, deal_value, person_value, Facts};
+use crate::playbook::{Playbook, Stage, StageKind, Var, Vars};
+use crate::scoring;
+use crate::time::Timestamp;
+
+/// Where a subject stands, derived from its transitions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct State {
+    /// Current stage id, `None` before the first transition.
+    pub stage: Option<String>,
+    /// Current cycle (1 for the first pass, +1 after each recycle).
+    pub cycle: i64,
+    /// When the current stage was entered.
+    pub entered_at: Option<Timestamp>,
+    /// When the current cycle started.
+    pub cycle_started_at: Option<Timestamp>,
+}
+
+impl State {
+    /// Replays transitions (any order; sorted by time then sequence).
+    pub fn replay(transitions: &[Transition]) -> State {
+        let mut ts: Vec<&Transition> = transitions.iter().collect();
+        ts.sort_by_key(|t| (t.at, t.seq));
+        let mut state = State::default();
+        for t in ts {
+            if t.cycle != state.cycle || state.cycle_started_at.is_none() {
+                state.cycle_started_at = Some(t.at);
+            }
+            state.stage = Some(t.to.clone());
+            state.cycle = t.cycle;
+            state.entered_at = Some(t.at);
+        }
+        state
+    }
+
+    fn apply(&mut self, m: &Move) {
+        if m.cycle != self.cycle || self.cycle_started_at.is_none() {
+            self.cycle_started_at = Some(m.at);
+        }
+        self.stage = Some(m.to.clone());
+        self.cycle = m.cycle;
+        self.entered_at = Some(m.at);
+    }
+}
+
+/// A transition to append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Move {
+    pub from: Option<String>,
+    pub to: String,
+    pub at: Timestamp,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub cycle: i64,
+    pub skipped: bool,
+}
+
+/// Why a manual move was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("unknown stage `{0}`")]
+    UnknownStage(String),
+    #[error("already in stage `{0}`")]
+    AlreadyThere(String),
+    #[error("stage `{0}` is terminal: nothing moves out of it")]
+    Terminal(String),
+    #[error("cannot move from `{from}` to `{to}`: `{to}` may be entered from {allowed}")]
+    NotAllowed {
+        from: String,
+        to: String,
+        allowed: String,
+    },
+    #[error("moving to `{0}` needs a reason code (--reason)")]
+    ReasonRequired(String),
+    #[error("unknown reason `{0}`")]
+    UnknownReason(String),
+    #[error("reason `{reason}` does not apply to `{stage}`; it applies to {applies}")]
+    ReasonDoesNotApply {
+        reason: String,
+        stage: String,
+        applies: String,
+    },
+    #[error("no stage follows `{0}` to accept into")]
+    NothingToAccept(String),
+    #[error("the playbook has no {0} stage")]
+    MissingOffRamp(&'static str),
+    #[error("moves must not go back in time: the current stage was entered at {entered}, the move is at {at}")]
+    BackInTime { entered: Timestamp, at: Timestamp },
+}
+
+/// A manual move request: who moves the subject where, and why.
+#[derive(Clone, Debug)]
+pub struct ManualMove<'a> {
+    pub to: &'a str,
+    pub at: Timestamp,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub note: Option<&'a str>,
+}
+
+fn allowed(stage: &Stage, from: Option<&str>) -> bool {
+    match from {
+        None => stage.kind == StageKind::Funnel,
+        Some(f) => stage.from.iter().any(|x| x == f),
+    }
+}
+
+/// The moves from `state` to `to` at `at`: skipped funnel stages in between
+/// first (marked `skipped`), then the target. Cycle goes up when leaving a
+/// recycle stage.
+fn path(
+    pb: &Playbook,
+    state: &State,
+    to: &Stage,
+    at: Timestamp,
+    actor: &str,
+    reason: Option<&str>,
+    note: Option<&str>,
+) -> Vec<Move> {
+    let current = state.stage.as_deref().and_then(|s| pb.stage(s));
+    let leaving_recycle = current.is_some_and(|c| c.kind == StageKind::Recycle);
+    let cycle = if state.cycle == 0 {
+        1
+    } else if leaving_recycle {
+        state.cycle + 1
+    } else {
+        state.cycle
+    };
+    let mut moves = Vec::new();
+    let mut from = state.stage.clone();
+    if let (Some(cur), Some(ti)) = (current.and_then(|c| c.funnel_index), to.funnel_index) {
+        for s in pb
+            .funnel()
+            .filter(|s| s.funnel_index.is_some_and(|i| i > cur && i < ti))
+        {
+            moves.push(Move {
+                from: from.clone(),
+                to: s.id.clone(),
+                at,
+                actor: actor.to_string(),
+                reason: None,
+                note: note.map(str::to_string),
+                cycle,
+                skipped: true,
+            });
+            from = Some(s.id.clone());
+        }
+    }
+    moves.push(Move {
+        from,
+        to: to.id.clone(),
+        at,
+        actor: actor.to_string(),
+        reason: reason.map(str::to_string),
+        note: note.map(str::to_string),
+        cycle,
+        skipped: false,
+    });
+    moves
+}
+
+/// A move made by a person (accept, qualify, reject, recycle) or an import.
+pub fn manual(
+    pb: &Playbook,
+    state: &State,
+    m: &ManualMove<'_>,
+) -> Result<Vec<Move>, LifecycleError> {
+    let to = pb
+        .stage(m.to)
+        .ok_or_else(|| LifecycleError::UnknownStage(m.to.to_string()))?;
+    if let Some(entered) = state.entered_at {
+        if m.at < entered {
+            return Err(LifecycleError::BackInTime { entered, at: m.at });
+        }
+    }
+    if let Some(cur) = state.stage.as_deref() {
+        if cur == to.id {
+            return Err(LifecycleError::AlreadyThere(cur.to_string()));
+        }
+        if pb.stage(cur).is_some_and(|s| s.kind == StageKind::Terminal) {
+            return Err(LifecycleError::Terminal(cur.to_string()));
+        }
+    }
+    if !allowed(to, state.stage.as_deref()) {
+        return Err(LifecycleError::NotAllowed {
+            from: state.stage.clone().unwrap_or_else(|| "(no stage)".into()),
+            to: to.id.clone(),
+            allowed: if to.from.is_empty() {
+                "nowhere (it is where leads start)".into()
+            } else {
+                to.from
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        });
+    }
+    let needs_reason = to.kind != StageKind::Funnel;
+    match m.reason {
+        None if needs_reason => return Err(LifecycleError::ReasonRequired(to.id.clone())),
+        None => {}
+        Some(code) => {
+            let r = pb
+                .reason(code)
+                .ok_or_else(|| LifecycleError::UnknownReason(code.to_string()))?;
+            if needs_reason && !r.applies_to.contains(&to.id) {
+                return Err(LifecycleError::ReasonDoesNotApply {
+                    reason: code.to_string(),
+                    stage: to.id.clone(),
+                    applies: r.applies_to.join(", "),
+                });
+            }
+        }
+    }
+    Ok(path(pb, state, to, m.at, m.actor, m.reason, m.note))
+}
+
+/// The stage `accept` moves a subject to: the funnel stage after its current one.
+pub fn accept_target<'a>(pb: &'a Playbook, state: &State) -> Result<&'a Stage, LifecycleError> {
+    let cur = state.stage.clone().unwrap_or_default();
+    let idx = pb
+        .stage(&cur)
+        .and_then(|s| s.funnel_index)
+        .ok_or_else(|| LifecycleError::NothingToAccept(cur.clone()))?;
+    pb.funnel()
+        .find(|s| s.funnel_index == Some(idx + 1))
+        .ok_or(LifecycleError::NothingToAccept(cur))
+}
+
+/// The off-ramp `reject` moves a subject to: disqualify, or recycle when asked.
+pub fn reject_target(pb: &Playbook, recycle: bool) -> Result<&Stage, LifecycleError> {
+    if recycle {
+        pb.recycle_stage()
+            .ok_or(LifecycleError::MissingOffRamp("recycle"))
+    } else {
+        pb.disqualify_stage()
+            .ok_or(LifecycleError::MissingOffRamp("terminal (disqualify)"))
+    }
+}
+
+/// Evaluates automatic stage entry at `at` with what was known then, and
+/// returns the moves (possibly none). Only moves forward along the funnel, or
+/// back into it from a recycle stage (a new cycle); never out of a terminal
+/// stage. Of the automatic stages whose entry holds, the furthest wins.
+pub fn evaluate(
+    pb: &Playbook,
+    state: &State,
+    facts: &Facts<'_>,
+    at: Timestamp,
+    base: &Vars,
+) -> Vec<Move> {
+    let current = state.stage.as_deref().and_then(|s| pb.stage(s));
+    if current.is_some_and(|c| c.kind == StageKind::Terminal) {
+        return Vec::new();
+    }
+    let since = if current.is_some_and(|c| c.kind == StageKind::Recycle) {
+        // A recycled lead re-qualifies on what happens after it was recycled.
+        state.entered_at.unwrap_or(at)
+    } else {
+        state
+            .cycle_started_at
+            .unwrap_or(Timestamp::from_millis(i64::MIN))
+    };
+    let mut vars = base.clone();
+    let (fit, _) = scoring::fit_with(pb, base);
+    let recent: Vec<_> = facts
+        .touches
+        .iter()
+        .filter(|t| t.at >= since)
+        .cloned()
+        .collect();
+    let (engagement, _) = scoring::engagement(pb, &recent, at);
+    vars.set(
+        Var::Score,
+        &serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
+    )
+    .set(Var::Deal, &deal_value(facts.deals, since, at))
+    .set(Var::Activity, &activity_value(facts.activities, since, at));
+
+    let holds = |s: &Stage| s.entry.as_ref().is_some_and(|c| c.matches(&vars));
+    let mut moves = Vec::new();
+    let mut state = state.clone();
+    // A new lead starts in the first stage when its entry holds.
+    if state.stage.is_none() {
+        if let Some(first) = pb.first_stage().filter(|s| holds(s)) {
+            let m = path(pb, &state, first, at, "system", None, None);
+            for mv in &m {
+                state.apply(mv);
+            }
+            moves.extend(m);
+        }
+    }
+    let cur_idx = state
+        .stage
+        .as_deref()
+        .and_then(|s| pb.stage(s))
+        .and_then(|s| s.funnel_index);
+    let target = pb
+        .funnel()
+        .filter(|s| match (cur_idx, s.funnel_index) {
+            (Some(c), Some(i)) => i > c,
+            _ => allowed(s, state.stage.as_deref()),
+        })
+        .filter(|s| holds(s))
+        .last();
+    if let Some(t) = target {
+        moves.extend(path(pb, &state, t, at, "system", None, None));
+    }
+    moves
+}
+
+/// Base variables (profile) for [`evaluate`], built once per person.
+pub fn base_vars(facts: &Facts<'_>) -> Vars {
+    let mut vars = Vars::new();
+    vars.set(Var::Person, &person_value(facts.person))
+        .set(Var::Account, &account_value(facts.account));
+    vars
+}
+
+/// Runs automatic entry at every instant a fact changed from the current
+/// stage's entry time (or the person's creation) up to `until`, in time order,
+/// so a lead crossing a rule enters the stage at the instant it crossed.
+/// Returns all moves to append, in order.
+pub fn advance(pb: &Playbook, state: &State, facts: &Facts<'_>, until: Timestamp) -> Vec<Move> {
+    let start = state.entered_at.unwrap_or(facts.person.created_at);
+    let mut instants: Vec<Timestamp> = std::iter::once(facts.person.created_at)
+        .chain(facts.touches.iter().map(|t| t.at))
+        .chain(facts.activities.iter().map(|a| a.at))
+        .chain(facts.deals.iter().map(|d| d.created_at))
+        .chain(facts.deals.iter().filter_map(|d| d.closed_at))
+        .filter(|t| *t >= start && *t <= until)
+        .collect();
+    instants.sort();
+    instants.dedup();
+    let base = base_vars(facts);
+    let mut state = state.clone();
+    let mut out = Vec::new();
+    for at in instants {
+        for m in evaluate(pb, &state, facts, at, &base) {
+            state.apply(&m);
+            out.push(m);
+        }
+    }
+    out
+}
+
+/// Turns moves into transitions for a subject, numbering them after `next_seq`.
+pub fn to_transitions(
+    subject: crate::domain::Subject,
+    moves: &[Move],
+    next_seq: i64,
+) -> Vec<Transition> {
+    moves
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Transition {
+            seq: next_seq + i as i64,
+            subject,
+            from: m.from.clone(),
+            to: m.to.clone(),
+            at: m.at,
+            actor: m.actor.clone(),
+            reason: m.reason.clone(),
+            note: m.note.clone(),
+            cycle: m.cycle,
+            skipped: m.skipped,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

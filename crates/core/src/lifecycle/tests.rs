@@ -1,0 +1,454 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::domain::{Account, Deal, DealStatus, Person, Subject, Touch};
+use crate::money::{Currency, Money};
+use crate::playbook::STARTER;
+use crate::time::DAY_MS;
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
+
+fn t(ms_after: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + ms_after)
+}
+
+fn pb() -> Playbook {
+    Playbook::load(STARTER).playbook.unwrap()
+}
+
+fn good_fit() -> (Person, Account) {
+    let person = Person {
+        id: 1,
+        external_id: "p1".into(),
+        title: Some("VP Operations".into()),
+        email: Some("ana@acme.io".into()),
+        country: Some("US".into()),
+        created_at: t(0),
+        ..Person::default()
+    };
+    let account = Account {
+        industry: Some("fintech".into()),
+        employees: Some(500),
+        ..Account::default()
+    };
+    (person, account)
+}
+
+fn touch(kind: &str, at: Timestamp) -> Touch {
+    Touch {
+        kind: kind.into(),
+        at,
+        ..Touch::default()
+    }
+}
+
+fn deal(status: DealStatus, created: Timestamp, closed: Option<Timestamp>) -> Deal {
+    Deal {
+        id: 1,
+        external_id: "d1".into(),
+        account_id: None,
+        person_id: Some(1),
+        name: None,
+        amount: Money {
+            minor: 10_000_00,
+            currency: Currency::parse("USD").unwrap(),
+        },
+        created_at: created,
+        closed_at: closed,
+        status,
+        lost_reason: None,
+        owner: None,
+        kind: "new".into(),
+    }
+}
+
+fn stages(moves: &[Move]) -> Vec<(&str, bool, i64)> {
+    moves
+        .iter()
+        .map(|m| (m.to.as_str(), m.skipped, m.cycle))
+        .collect()
+}
+
+fn run(state: &mut State, moves: Vec<Move>) -> Vec<Move> {
+    for m in &moves {
+        state.apply(m);
+    }
+    moves
+}
+
+#[test]
+fn a_new_person_enters_the_first_stage_when_created() {
+    let pb = pb();
+    let (p, a) = good_fit();
+    let facts = Facts {
+        person: &p,
+        account: Some(&a),
+        touches: &[],
+        activities: &[],
+        deals: &[],
+    };
+    let moves = advance(&pb, &State::default(), &facts, t(DAY_MS));
+    assert_eq!(stages(&moves), [("inquiry", false, 1)]);
+    assert_eq!(moves[0].at, t(0));
+    assert_eq!(moves[0].from, None);
+    assert_eq!(moves[0].actor, "system");
+}
+
+#[test]
+fn mql_is_entered_at_the_instant_the_rule_is_crossed() {
+    let pb = pb();
+    let (p, a) = good_fit();
+    // form_fill 15 at +1h, webinar 15 at +2h: 15 × 0.5^(1/720) + 15 = 29.986 < 30.
+    // email_click 3 at +3h crosses 30.
+    let touches = [
+        touch("form_fill", t(HOUR)),
+        touch("webinar", t(2 * HOUR)),
+        touch("email_click", t(3 * HOUR)),
+    ];
+    let facts = Facts {
+        person: &p,
+        account: Some(&a),
+        touches: &touches,
+        activities: &[],
+        deals: &[],
+    };
+    let moves = advance(&pb, &State::default(), &facts, t(10 * DAY_MS));
+    assert_eq!(stages(&moves), [("inquiry", false, 1), ("mql", false, 1)]);
+    assert_eq!(moves[1].at, t(3 * HOUR));
+    assert_eq!(moves[1].from.as_deref(), Some("inquiry"));
+    // Without the last touch it never qualifies.
+    let facts2 = Facts {
+        touches: &touches[..2],
+        ..facts
+    };
+    assert_eq!(
+        advance(&pb, &State::default(), &facts2, t(10 * DAY_MS)).len(),
+        1
+    );
+}
+
+#[test]
+fn poor_fit_never_qualifies_however_engaged() {
+    let pb = pb();
+    let p = Person {
+        id: 1,
+        created_at: t(0),
+        email: Some("x@gmail.com".into()),
+        ..Person::default()
+    };
+    let touches = [touch("demo_request", t(HOUR))];
+    let facts = Facts {
+        person: &p,
+        account: None,
+        touches: &touches,
+        activities: &[],
+        deals: &[],
+    };
+    let moves = advance(&pb, &State::default(), &facts, t(DAY_MS));
+    assert_eq!(stages(&moves), [("inquiry", false, 1)]);
+}
+
+#[test]
+fn accept_reject_and_terminal() {
+    let pb = pb();
+    let mut state = State::default();
+    let (p, a) = good_fit();
+    let touches = [touch("demo_request", t(HOUR))];
+    let facts = Facts {
+        person: &p,
+        account: Some(&a),
+        touches: &touches,
+        activities: &[],
+        deals: &[],
+    };
+    let mv = advance(&pb, &state, &facts, t(HOUR));
+    run(&mut state, mv);
+    assert_eq!(state.stage.as_deref(), Some("mql"));
+
+    let sal = accept_target(&pb, &state).unwrap();
+    assert_eq!(sal.id, "sal");
+    let moves = manual(
+        &pb,
+        &state,
+        &ManualMove {
+            to: "sal",
+            at: t(2 * HOUR),
+            actor: "sam",
+            reason: None,
+            note: Some("called, good fit"),
+        },
+    )
+    .unwrap();
+    assert_eq!(stages(&moves), [("sal", false, 1)]);
+    assert_eq!(moves[0].actor, "sam");
+    run(&mut state, moves);
+
+    let dq = reject_target(&pb, false).unwrap().id.clone();
+    let mv = |reason| ManualMove {
+        to: &dq,
+        at: t(3 * HOUR),
+        actor: "sam",
+        reason,
+        note: None,
+    };
+    assert_eq!(
+        manual(&pb, &state, &mv(None)),
+        Err(LifecycleError::ReasonRequired("disqualified".into()))
+    );
+    assert!(matches!(
+        manual(&pb, &state, &mv(Some("nope"))),
+        Err(LifecycleError::UnknownReason(_))
+    ));
+    assert!(matches!(
+        manual(&pb, &state, &mv(Some("bad_timing"))),
+        Err(LifecycleError::ReasonDoesNotApply { .. })
+    ));
+    let moves = manual(&pb, &state, &mv(Some("not_icp"))).unwrap();
+    assert_eq!(moves[0].reason.as_deref(), Some("not_icp"));
+    run(&mut state, moves);
+
+    // Terminal: no automatic or manual way out.
+    let more = [
+        touch("demo_request", t(HOUR)),
+        touch("demo_request", t(5 * HOUR)),
+    ];
+    let facts = Facts {
+        touches: &more,
+        ..facts
+    };
+    assert!(advance(&pb, &state, &facts, t(DAY_MS)).is_empty());
+    assert_eq!(
+        manual(
+            &pb,
+            &state,
+            &ManualMove {
+                to: "mql",
+                at: t(6 * HOUR),
+                actor: "x",
+                reason: None,
+                note: None
+            }
+        ),
+        Err(LifecycleError::Terminal("disqualified".into()))
+    );
+}
+
+#[test]
+fn a_deal_skips_stages_and_records_them_as_passed_through() {
+    let pb = pb();
+    let (p, a) = good_fit();
+    let touches = [touch("demo_request", t(HOUR))];
+    let deals = [deal(DealStatus::Won, t(DAY_MS), Some(t(20 * DAY_MS)))];
+    let facts = Facts {
+        person: &p,
+        account: Some(&a),
+        touches: &touches,
+        activities: &[],
+        deals: &deals,
+    };
+    let moves = advance(&pb, &State::default(), &facts, t(30 * DAY_MS));
+    assert_eq!(
+        stages(&moves),
+        [
+            ("inquiry", false, 1),
+            ("mql", false, 1),
+            ("sal", true, 1),
+            ("sql", true, 1),
+            ("opportunity", false, 1),
+            ("customer", false, 1),
+        ]
+    );
+    assert_eq!(moves[2].at, t(DAY_MS));
+    assert_eq!(moves[3].at, t(DAY_MS));
+    assert_eq!(moves[5].at, t(20 * DAY_MS));
+    assert_eq!(moves[5].from.as_deref(), Some("opportunity"));
+}
+
+#[test]
+fn manual_skip_is_recorded_and_backwards_moves_are_refused() {
+    let pb = pb();
+    let state = State {
+        stage: Some("mql".into()),
+        cycle: 1,
+        entered_at: Some(t(0)),
+        cycle_started_at: Some(t(0)),
+    };
+    let moves = manual(
+        &pb,
+        &state,
+        &ManualMove {
+            to: "sql",
+            at: t(HOUR),
+            actor: "sam",
+            reason: None,
+            note: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(stages(&moves), [("sal", true, 1), ("sql", false, 1)]);
+    let mut s2 = state.clone();
+    run(&mut s2, moves);
+    assert!(matches!(
+        manual(
+            &pb,
+            &s2,
+            &ManualMove {
+                to: "mql",
+                at: t(2 * HOUR),
+                actor: "sam",
+                reason: None,
+                note: None
+            }
+        ),
+        Err(LifecycleError::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        manual(
+            &pb,
+            &s2,
+            &ManualMove {
+                to: "customer",
+                at: t(0),
+                actor: "sam",
+                reason: None,
+                note: None
+            }
+        ),
+        Err(LifecycleError::BackInTime { .. })
+    ));
+    assert_eq!(
+        manual(
+            &pb,
+            &s2,
+            &ManualMove {
+                to: "sql",
+                at: t(3 * HOUR),
+                actor: "sam",
+                reason: None,
+                note: None
+            }
+        ),
+        Err(LifecycleError::AlreadyThere("sql".into()))
+    );
+}
+
+#[test]
+fn recycled_leads_start_a_new_cycle_on_new_engagement_only() {
+    let pb = pb();
+    let (p, a) = good_fit();
+    let mut state = State::default();
+    let mut touches = vec![touch("demo_request", t(HOUR))];
+    let t1 = touches.clone();
+    let facts = Facts {
+        person: &p,
+        account: Some(&a),
+        touches: &t1,
+        activities: &[],
+        deals: &[],
+    };
+    let mv = advance(&pb, &state, &facts, t(HOUR));
+    run(&mut state, mv);
+    let mv = manual(
+        &pb,
+        &state,
+        &ManualMove {
+            to: "sal",
+            at: t(2 * HOUR),
+            actor: "sam",
+            reason: None,
+            note: None,
+        },
+    )
+    .unwrap();
+    run(&mut state, mv);
+    let moves = manual(
+        &pb,
+        &state,
+        &ManualMove {
+            to: "recycled",
+            at: t(DAY_MS),
+            actor: "sam",
+            reason: Some("no_response"),
+            note: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(stages(&moves), [("recycled", false, 1)]);
+    run(&mut state, moves);
+
+    // The old demo request still scores 40 × 0.5^(1/30) but happened before
+    // the recycle: a web visit alone does not bring the lead back.
+    touches.push(touch("web_visit", t(2 * DAY_MS)));
+    let t2 = touches.clone();
+    let facts = Facts {
+        touches: &t2,
+        ..facts
+    };
+    assert!(advance(&pb, &state, &facts, t(3 * DAY_MS)).is_empty());
+
+    // A webinar and a form fill after the recycle (15 + 15 + 2 ≥ 30) do.
+    touches.push(touch("webinar", t(10 * DAY_MS)));
+    touches.push(touch("form_fill", t(10 * DAY_MS)));
+    let t3 = touches.clone();
+    let facts = Facts {
+        touches: &t3,
+        ..facts
+    };
+    let moves = advance(&pb, &state, &facts, t(11 * DAY_MS));
+    assert_eq!(stages(&moves), [("mql", false, 2)]);
+    assert_eq!(moves[0].from.as_deref(), Some("recycled"));
+    assert_eq!(moves[0].at, t(10 * DAY_MS));
+}
+
+#[test]
+fn replay_derives_stage_and_cycle_from_transitions() {
+    let pb = pb();
+    let (p, a) = good_fit();
+    let touches = [touch("demo_request", t(HOUR))];
+    let facts = Facts {
+        person: &p,
+        account: Some(&a),
+        touches: &touches,
+        activities: &[],
+        deals: &[],
+    };
+    let mut state = State::default();
+    let mut all = run(
+        &mut state,
+        advance(&pb, &State::default(), &facts, t(DAY_MS)),
+    );
+    let mv = manual(
+        &pb,
+        &state,
+        &ManualMove {
+            to: "recycled",
+            at: t(DAY_MS),
+            actor: "sam",
+            reason: Some("no_budget"),
+            note: None,
+        },
+    )
+    .unwrap();
+    all.extend(run(&mut state, mv));
+    let mv = manual(
+        &pb,
+        &state,
+        &ManualMove {
+            to: "mql",
+            at: t(DAY_MS),
+            actor: "sam",
+            reason: None,
+            note: None,
+        },
+    )
+    .unwrap();
+    all.extend(run(&mut state, mv));
+    let mut ts = to_transitions(Subject::Person(1), &all, 10);
+    ts.reverse(); // order of the input must not matter
+    let replayed = State::replay(&ts);
+    assert_eq!(replayed, state);
+    assert_eq!(replayed.stage.as_deref(), Some("mql"));
+    assert_eq!(replayed.cycle, 2);
+    assert_eq!(replayed.cycle_started_at, Some(t(DAY_MS)));
+}

@@ -1,0 +1,221 @@
+//! Fit and engagement scores (DESIGN §4).
+//!
+//! Fit is the sum of the points of matching profile rules; engagement is
+//! `Σ points × 0.5^(age_days / half_life_days)` over touches up to `as_of`.
+//! Both are capped to 0..100 and are pure functions of their inputs.
+
+use serde::Serialize;
+
+use crate::domain::{Account, Person, Touch};
+use crate::facts::{account_value, person_value};
+use crate::playbook::{Playbook, Var, Vars};
+use crate::time::Timestamp;
+
+/// A lead's scores at one instant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scores {
+    pub fit: f64,
+    pub engagement: f64,
+    /// Letter grade from the playbook's fit bands, if it defines them.
+    pub grade: Option<String>,
+}
+
+/// One rule's part in a score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Contribution {
+    /// Rule name (fit) or touch kind (engagement).
+    pub rule: String,
+    /// Points this rule gives when it applies.
+    pub points: f64,
+    /// What it added: 0 when the fit rule did not match, the decayed value
+    /// for an engagement touch.
+    pub value: f64,
+    /// For engagement: when the touch happened.
+    pub at: Option<Timestamp>,
+}
+
+/// Scores with the reason for every point.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Explained {
+    pub scores: Scores,
+    pub fit: Vec<Contribution>,
+    pub engagement: Vec<Contribution>,
+}
+
+fn cap(x: f64) -> f64 {
+    x.clamp(0.0, 100.0)
+}
+
+/// Fit score of a profile, with each rule's contribution.
+pub fn fit(pb: &Playbook, person: &Person, account: Option<&Account>) -> (f64, Vec<Contribution>) {
+    let mut vars = Vars::new();
+    vars.set(Var::Person, &person_value(person))
+        .set(Var::Account, &account_value(account));
+    fit_with(pb, &vars)
+}
+
+/// [`fit`] over already-built variables.
+pub fn fit_with(pb: &Playbook, vars: &Vars) -> (f64, Vec<Contribution>) {
+    let parts: Vec<Contribution> = pb
+        .scoring
+        .fit_rules
+        .iter()
+        .map(|r| Contribution {
+            rule: r.name.clone(),
+            points: r.points,
+            value: if r.criterion.matches(vars) {
+                r.points
+            } else {
+                0.0
+            },
+            at: None,
+        })
+        .collect();
+    (cap(parts.iter().map(|c| c.value).sum()), parts)
+}
+
+/// The decay factor for a touch `age_days` old.
+pub fn decay(age_days: f64, half_life_days: f64) -> f64 {
+    0.5f64.powf(age_days / half_life_days)
+}
+
+/// Engagement as of `as_of`, with each scoring touch's decayed value. Touches
+/// after `as_of` do not count; kinds without a rule add nothing.
+pub fn engagement(pb: &Playbook, touches: &[Touch], as_of: Timestamp) -> (f64, Vec<Contribution>) {
+    let s = &pb.scoring;
+    let mut parts: Vec<Contribution> = touches
+        .iter()
+        .filter(|t| t.at <= as_of)
+        .filter_map(|t| {
+            let rule = s.engagement_rules.iter().find(|r| r.touch == t.kind)?;
+            Some(Contribution {
+                rule: t.kind.clone(),
+                points: rule.points,
+                value: rule.points * decay(t.at.days_until(as_of), s.half_life_days),
+                at: Some(t.at),
+            })
+        })
+        .collect();
+    // Sum in a fixed order so the result does not depend on input order.
+    parts.sort_by(|a, b| a.at.cmp(&b.at).then(a.rule.cmp(&b.rule)));
+    (cap(parts.iter().map(|c| c.value).sum()), parts)
+}
+
+/// The letter grade for a fit score.
+pub fn grade(pb: &Playbook, fit: f64) -> Option<String> {
+    let grades = &pb.scoring.grades;
+    if grades.is_empty() {
+        return None;
+    }
+    Some(
+        grades
+            .iter()
+            .find(|(_, min)| fit >= *min)
+            .map(|(g, _)| g.clone())
+            .unwrap_or_else(|| "F".to_string()),
+    )
+}
+
+/// Both scores of a person as of `as_of`, explained.
+pub fn explain(
+    pb: &Playbook,
+    person: &Person,
+    account: Option<&Account>,
+    touches: &[Touch],
+    as_of: Timestamp,
+) -> Explained {
+    let (fit_score, fit_parts) = fit(pb, person, account);
+    let (eng, eng_parts) = engagement(pb, touches, as_of);
+    Explained {
+        scores: Scores {
+            fit: fit_score,
+            engagement: eng,
+            grade: grade(pb, fit_score),
+        },
+        fit: fit_parts,
+        engagement: eng_parts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::playbook::STARTER;
+    use crate::time::DAY_MS;
+
+    fn pb() -> Playbook {
+        Playbook::load(STARTER).playbook.unwrap()
+    }
+
+    fn touch(kind: &str, day: i64) -> Touch {
+        Touch {
+            kind: kind.into(),
+            at: Timestamp::from_millis(day * DAY_MS),
+            ..Touch::default()
+        }
+    }
+
+    #[test]
+    fn decay_halves_every_half_life() {
+        assert_eq!(decay(0.0, 30.0), 1.0);
+        assert_eq!(decay(30.0, 30.0), 0.5);
+        assert_eq!(decay(90.0, 30.0), 0.125);
+    }
+
+    #[test]
+    fn engagement_decays_with_age_and_ignores_the_future() {
+        let pb = pb();
+        // demo_request 40 points 30 days ago (→ 20), webinar 15 today (→ 15),
+        // email_click 3 points 60 days ago (→ 0.75), a form fill tomorrow (ignored),
+        // an unknown kind (ignored).
+        let touches = [
+            touch("demo_request", 70),
+            touch("webinar", 100),
+            touch("email_click", 40),
+            touch("form_fill", 101),
+            touch("podcast", 99),
+        ];
+        let (e, parts) = engagement(&pb, &touches, Timestamp::from_millis(100 * DAY_MS));
+        assert!((e - 35.75).abs() < 1e-9, "{e}");
+        assert_eq!(parts.len(), 3);
+    }
+
+    #[test]
+    fn engagement_is_capped_at_100() {
+        let pb = pb();
+        let touches: Vec<Touch> = (0..5).map(|_| touch("demo_request", 10)).collect();
+        let (e, _) = engagement(&pb, &touches, Timestamp::from_millis(10 * DAY_MS));
+        assert_eq!(e, 100.0);
+    }
+
+    #[test]
+    fn fit_sums_matching_rules_and_grades() {
+        let pb = pb();
+        let person = Person {
+            title: Some("VP Operations".into()),
+            email: Some("ana@acme.io".into()),
+            country: Some("US".into()),
+            ..Person::default()
+        };
+        let account = Account {
+            industry: Some("fintech".into()),
+            employees: Some(150),
+            ..Account::default()
+        };
+        // industry 25 + senior title 25 + business email 10 + core market 20; not ≥200 employees.
+        let (f, parts) = fit(&pb, &person, Some(&account));
+        assert_eq!(f, 80.0);
+        assert_eq!(parts.iter().filter(|c| c.value > 0.0).count(), 4);
+        assert_eq!(grade(&pb, f).as_deref(), Some("A"));
+        assert_eq!(grade(&pb, 39.9).as_deref(), Some("D"));
+        assert_eq!(grade(&pb, 5.0).as_deref(), Some("F"));
+        // No account, free-mail address, unknown country: nothing matches but the title.
+        let p2 = Person {
+            title: Some("Head of Data".into()),
+            email: Some("x@gmail.com".into()),
+            ..Person::default()
+        };
+        assert_eq!(fit(&pb, &p2, None).0, 25.0);
+    }
+}
