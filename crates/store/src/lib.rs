@@ -1,1 +1,214 @@
-pub fn x() {}
+//! tandem-store: persistence on SQLite (embedded default) and PostgreSQL.
+//!
+//! One schema and one migration set ([`migrate`]) serve both backends through
+//! sqlx's `Any` driver; every statement is parameterised and written in the
+//! SQL both backends accept. Reads and writes are free functions over a
+//! connection (`&mut AnyConnection`), so the same code runs inside a
+//! transaction ([`Store::begin`]) and on a pooled connection.
+
+mod error;
+pub mod lifecycle;
+mod migrate;
+pub mod repo;
+pub mod testing;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
+
+pub use error::StoreError;
+pub use migrate::MIGRATIONS;
+pub use sqlx::AnyConnection;
+
+/// Default database URL: `tandem.db` in the working directory.
+pub const DEFAULT_URL: &str = "sqlite://tandem.db?mode=rwc";
+
+/// The database engine behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the database is. `Debug` hides any password in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// Accepts `sqlite:…`, `postgres://…`/`postgresql://…`, or a plain file
+    /// path (read as an SQLite file, created if missing).
+    pub fn parse(s: &str) -> Result<DatabaseUrl, StoreError> {
+        let s = s.trim();
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(DatabaseUrl(s.to_string()))
+        } else if s.starts_with("sqlite:") {
+            Ok(DatabaseUrl(if s.contains("mode=") {
+                s.to_string()
+            } else if s.contains('?') {
+                format!("{s}&mode=rwc")
+            } else {
+                format!("{s}?mode=rwc")
+            }))
+        } else if s.is_empty() || s.contains("://") {
+            Err(StoreError::BadUrl(redact(s)))
+        } else {
+            Ok(DatabaseUrl(format!("sqlite://{s}?mode=rwc")))
+        }
+    }
+
+    /// The backend this URL names.
+    pub fn backend(&self) -> Backend {
+        if self.0.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+
+    /// The full URL (with password). Never log this.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+fn redact(url: &str) -> String {
+    // postgres://user:secret@host → postgres://user:***@host
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", redact(&self.0))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
+/// A connection pool to one tandem database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx(Transaction<'static, Any>);
+
+impl Tx {
+    /// The connection to run reads and writes on.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.0
+    }
+
+    /// Makes every write of this transaction durable at once.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.0.commit().await?)
+    }
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    #[tracing::instrument(skip_all, fields(db.url = %url))]
+    pub async fn open(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = url.backend();
+        let opts = AnyConnectOptions::from_str(url.expose()).map_err(|e| StoreError::Connect {
+            url: url.to_string(),
+            source: e,
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the writer; FULL sync keeps
+                        // every acknowledged commit across a crash or power loss.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Connect {
+                url: url.to_string(),
+                source: e,
+            })?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A pooled connection for reads.
+    pub async fn conn(&self) -> Result<PoolConnection<Any>, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        let tx = if self.backend == Backend::Sqlite {
+            // Take the write lock up front so two writers queue on busy_timeout
+            // instead of failing when a read lock cannot be upgraded.
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        };
+        Ok(Tx(tx))
+    }
+
+    /// True when a trivial query answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn().await?;
+        c.ping().await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

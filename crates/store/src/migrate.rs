@@ -1,0 +1,72 @@
+//! One migration set for both backends. `{{id}}` in a migration becomes the
+//! backend's auto-increment primary key; everything else is common SQL.
+
+use sqlx::Executor;
+
+use crate::{Backend, Store, StoreError};
+
+/// Embedded migrations: (version, name, SQL).
+pub const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+
+fn render(sql: &str, backend: Backend) -> String {
+    let id = match backend {
+        Backend::Sqlite => "INTEGER PRIMARY KEY",
+        Backend::Postgres => "BIGSERIAL PRIMARY KEY",
+    };
+    sql.replace("{{id}}", id)
+}
+
+/// Applies every migration not yet applied, each in its own transaction.
+/// Concurrent starts are safe: the version row's primary key makes a second
+/// writer fail and roll back, and we re-check before applying.
+pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
+    let mut conn = store.conn().await?;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS tandem_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
+    drop(conn);
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    for (version, name, sql) in MIGRATIONS {
+        let mut tx = store.begin().await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM tandem_migrations")
+            .fetch_one(tx.conn())
+            .await?;
+        let applied = applied.unwrap_or(0);
+        if applied > known {
+            return Err(StoreError::SchemaTooNew {
+                found: applied,
+                known,
+            });
+        }
+        if *version <= applied {
+            continue;
+        }
+        tracing::info!(
+            migration.version = version,
+            migration.name = name,
+            "applying migration"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(render(sql, store.backend())))
+            .execute(tx.conn())
+            .await?;
+        sqlx::query(
+            "INSERT INTO tandem_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

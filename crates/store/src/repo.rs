@@ -1,0 +1,775 @@
+//! Reads and writes of each record kind. Every function takes a connection,
+//! so it runs the same inside a transaction or on a pooled connection.
+//!
+//! Upserts are keyed by `external_id` and report whether they inserted,
+//! changed or left a row alone: re-importing the same data changes nothing.
+
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use tandem_core::domain::{
+    Account, Activity, ActivityKind, Campaign, CustomFields, Deal, DealStatus, Person, Subject,
+    Touch, Transition,
+};
+use tandem_core::lifecycle::Move;
+use tandem_core::{Currency, Money, Timestamp};
+
+use crate::StoreError;
+
+/// What an upsert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upsert {
+    Inserted,
+    Updated,
+    Unchanged,
+}
+
+fn custom_to_text(c: &CustomFields) -> String {
+    Value::Object(c.clone()).to_string()
+}
+
+fn custom_from_text(s: &str) -> Result<CustomFields, StoreError> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(StoreError::Corrupt(format!(
+            "custom fields are not a JSON object: {s}"
+        ))),
+    }
+}
+
+fn ts(v: i64) -> Timestamp {
+    Timestamp::from_millis(v)
+}
+
+// ---------------------------------------------------------------- accounts
+
+const ACCOUNT_COLS: &str =
+    "id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom";
+
+fn account_row(r: &AnyRow) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: r.try_get("id")?,
+        external_id: r.try_get("external_id")?,
+        name: r.try_get("name")?,
+        domain: r.try_get("domain")?,
+        industry: r.try_get("industry")?,
+        employees: r.try_get("employees")?,
+        annual_revenue: r.try_get("annual_revenue")?,
+        segment: r.try_get("segment")?,
+        target: r.try_get::<i64, _>("target")? != 0,
+        tier: r.try_get("tier")?,
+        owner: r.try_get("owner")?,
+        custom: custom_from_text(&r.try_get::<String, _>("custom")?)?,
+    })
+}
+
+/// The account with this external id.
+pub async fn account_by_external(
+    c: &mut AnyConnection,
+    ext: &str,
+) -> Result<Option<Account>, StoreError> {
+    let q = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE external_id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(ext)
+        .fetch_optional(c)
+        .await?
+        .map(|r| account_row(&r))
+        .transpose()
+}
+
+/// The account with this id.
+pub async fn account(c: &mut AnyConnection, id: i64) -> Result<Option<Account>, StoreError> {
+    let q = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .map(|r| account_row(&r))
+        .transpose()
+}
+
+/// All accounts by id.
+pub async fn accounts(c: &mut AnyConnection) -> Result<Vec<Account>, StoreError> {
+    let q = format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(account_row)
+        .collect()
+}
+
+/// Inserts or updates an account by external id. `a.id` is ignored.
+pub async fn upsert_account(
+    c: &mut AnyConnection,
+    a: &Account,
+) -> Result<(i64, Upsert), StoreError> {
+    if let Some(old) = account_by_external(c, &a.external_id).await? {
+        let same = Account {
+            id: old.id,
+            ..a.clone()
+        } == old;
+        if same {
+            return Ok((old.id, Upsert::Unchanged));
+        }
+        sqlx::query(
+            "UPDATE accounts SET name = $1, domain = $2, industry = $3, employees = $4, annual_revenue = $5, \
+             segment = $6, target = $7, tier = $8, owner = $9, custom = $10 WHERE id = $11",
+        )
+        .bind(&a.name)
+        .bind(&a.domain)
+        .bind(&a.industry)
+        .bind(a.employees)
+        .bind(a.annual_revenue)
+        .bind(&a.segment)
+        .bind(i64::from(a.target))
+        .bind(a.tier)
+        .bind(&a.owner)
+        .bind(custom_to_text(&a.custom))
+        .bind(old.id)
+        .execute(c)
+        .await?;
+        return Ok((old.id, Upsert::Updated));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+    )
+    .bind(&a.external_id)
+    .bind(&a.name)
+    .bind(&a.domain)
+    .bind(&a.industry)
+    .bind(a.employees)
+    .bind(a.annual_revenue)
+    .bind(&a.segment)
+    .bind(i64::from(a.target))
+    .bind(a.tier)
+    .bind(&a.owner)
+    .bind(custom_to_text(&a.custom))
+    .fetch_one(c)
+    .await?;
+    Ok((id, Upsert::Inserted))
+}
+
+// ------------------------------------------------------------------ people
+
+const PERSON_COLS: &str = "id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom";
+
+fn person_row(r: &AnyRow) -> Result<Person, StoreError> {
+    Ok(Person {
+        id: r.try_get("id")?,
+        external_id: r.try_get("external_id")?,
+        email: r.try_get("email")?,
+        first_name: r.try_get("first_name")?,
+        last_name: r.try_get("last_name")?,
+        title: r.try_get("title")?,
+        account_id: r.try_get("account_id")?,
+        persona: r.try_get("persona")?,
+        segment: r.try_get("segment")?,
+        country: r.try_get("country")?,
+        source: r.try_get("source")?,
+        owner: r.try_get("owner")?,
+        created_at: ts(r.try_get("created_at")?),
+        custom: custom_from_text(&r.try_get::<String, _>("custom")?)?,
+    })
+}
+
+/// The person with this external id.
+pub async fn person_by_external(
+    c: &mut AnyConnection,
+    ext: &str,
+) -> Result<Option<Person>, StoreError> {
+    let q = format!("SELECT {PERSON_COLS} FROM people WHERE external_id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(ext)
+        .fetch_optional(c)
+        .await?
+        .map(|r| person_row(&r))
+        .transpose()
+}
+
+/// The person with this id.
+pub async fn person(c: &mut AnyConnection, id: i64) -> Result<Option<Person>, StoreError> {
+    let q = format!("SELECT {PERSON_COLS} FROM people WHERE id = $1");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(id)
+        .fetch_optional(c)
+        .await?
+        .map(|r| person_row(&r))
+        .transpose()
+}
+
+/// Finds a person by external id, or by store id when `key` is `#123`.
+pub async fn find_person(c: &mut AnyConnection, key: &str) -> Result<Person, StoreError> {
+    let found = match key.strip_prefix('#').and_then(|n| n.parse::<i64>().ok()) {
+        Some(id) => person(c, id).await?,
+        None => person_by_external(c, key).await?,
+    };
+    found.ok_or_else(|| StoreError::not_found(format!("person `{key}`")))
+}
+
+/// All people by id.
+pub async fn people(c: &mut AnyConnection) -> Result<Vec<Person>, StoreError> {
+    let q = format!("SELECT {PERSON_COLS} FROM people ORDER BY id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(person_row)
+        .collect()
+}
+
+/// Inserts or updates a person by external id. `p.id` is ignored.
+pub async fn upsert_person(c: &mut AnyConnection, p: &Person) -> Result<(i64, Upsert), StoreError> {
+    if let Some(old) = person_by_external(c, &p.external_id).await? {
+        if (Person {
+            id: old.id,
+            ..p.clone()
+        }) == old
+        {
+            return Ok((old.id, Upsert::Unchanged));
+        }
+        sqlx::query(
+            "UPDATE people SET email = $1, first_name = $2, last_name = $3, title = $4, account_id = $5, persona = $6, \
+             segment = $7, country = $8, source = $9, owner = $10, created_at = $11, custom = $12 WHERE id = $13",
+        )
+        .bind(&p.email)
+        .bind(&p.first_name)
+        .bind(&p.last_name)
+        .bind(&p.title)
+        .bind(p.account_id)
+        .bind(&p.persona)
+        .bind(&p.segment)
+        .bind(&p.country)
+        .bind(&p.source)
+        .bind(&p.owner)
+        .bind(p.created_at.millis())
+        .bind(custom_to_text(&p.custom))
+        .bind(old.id)
+        .execute(c)
+        .await?;
+        return Ok((old.id, Upsert::Updated));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO people (external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(&p.external_id)
+    .bind(&p.email)
+    .bind(&p.first_name)
+    .bind(&p.last_name)
+    .bind(&p.title)
+    .bind(p.account_id)
+    .bind(&p.persona)
+    .bind(&p.segment)
+    .bind(&p.country)
+    .bind(&p.source)
+    .bind(&p.owner)
+    .bind(p.created_at.millis())
+    .bind(custom_to_text(&p.custom))
+    .fetch_one(c)
+    .await?;
+    Ok((id, Upsert::Inserted))
+}
+
+// ----------------------------------------------------------------- touches
+
+const TOUCH_COLS: &str =
+    "id, external_id, person_id, at, kind, channel, campaign, source, medium, cost";
+
+fn touch_row(r: &AnyRow) -> Result<Touch, StoreError> {
+    Ok(Touch {
+        id: r.try_get("id")?,
+        external_id: r.try_get("external_id")?,
+        person_id: r.try_get("person_id")?,
+        at: ts(r.try_get("at")?),
+        kind: r.try_get("kind")?,
+        channel: r.try_get("channel")?,
+        campaign: r.try_get("campaign")?,
+        source: r.try_get("source")?,
+        medium: r.try_get("medium")?,
+        cost: r.try_get("cost")?,
+    })
+}
+
+/// Touches of one person in time order.
+pub async fn touches_of(c: &mut AnyConnection, person_id: i64) -> Result<Vec<Touch>, StoreError> {
+    let q = format!("SELECT {TOUCH_COLS} FROM touches WHERE person_id = $1 ORDER BY at, id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(person_id)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(touch_row)
+        .collect()
+}
+
+/// All touches in time order.
+pub async fn touches(c: &mut AnyConnection) -> Result<Vec<Touch>, StoreError> {
+    let q = format!("SELECT {TOUCH_COLS} FROM touches ORDER BY at, id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(touch_row)
+        .collect()
+}
+
+/// Inserts a touch; with an external id already stored, updates it instead
+/// (or leaves it when equal).
+pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upsert), StoreError> {
+    if let Some(ext) = &t.external_id {
+        let q = format!("SELECT {TOUCH_COLS} FROM touches WHERE external_id = $1");
+        let old = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(ext)
+            .fetch_optional(&mut *c)
+            .await?
+            .map(|r| touch_row(&r))
+            .transpose()?;
+        if let Some(old) = old {
+            if (Touch {
+                id: old.id,
+                ..t.clone()
+            }) == old
+            {
+                return Ok((old.id, Upsert::Unchanged));
+            }
+            sqlx::query(
+                "UPDATE touches SET person_id = $1, at = $2, kind = $3, channel = $4, campaign = $5, source = $6, medium = $7, cost = $8 WHERE id = $9",
+            )
+            .bind(t.person_id)
+            .bind(t.at.millis())
+            .bind(&t.kind)
+            .bind(&t.channel)
+            .bind(&t.campaign)
+            .bind(&t.source)
+            .bind(&t.medium)
+            .bind(t.cost)
+            .bind(old.id)
+            .execute(c)
+            .await?;
+            return Ok((old.id, Upsert::Updated));
+        }
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(&t.external_id)
+    .bind(t.person_id)
+    .bind(t.at.millis())
+    .bind(&t.kind)
+    .bind(&t.channel)
+    .bind(&t.campaign)
+    .bind(&t.source)
+    .bind(&t.medium)
+    .bind(t.cost)
+    .fetch_one(c)
+    .await?;
+    Ok((id, Upsert::Inserted))
+}
+
+// -------------------------------------------------------------- activities
+
+const ACTIVITY_COLS: &str = "id, external_id, person_id, at, kind, actor, outcome";
+
+fn activity_row(r: &AnyRow) -> Result<Activity, StoreError> {
+    let kind: String = r.try_get("kind")?;
+    Ok(Activity {
+        id: r.try_get("id")?,
+        external_id: r.try_get("external_id")?,
+        person_id: r.try_get("person_id")?,
+        at: ts(r.try_get("at")?),
+        kind: ActivityKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("activity kind {kind:?}")))?,
+        actor: r.try_get("actor")?,
+        outcome: r.try_get("outcome")?,
+    })
+}
+
+/// Activities of one person in time order.
+pub async fn activities_of(
+    c: &mut AnyConnection,
+    person_id: i64,
+) -> Result<Vec<Activity>, StoreError> {
+    let q = format!("SELECT {ACTIVITY_COLS} FROM activities WHERE person_id = $1 ORDER BY at, id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(person_id)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(activity_row)
+        .collect()
+}
+
+/// All activities in time order.
+pub async fn activities(c: &mut AnyConnection) -> Result<Vec<Activity>, StoreError> {
+    let q = format!("SELECT {ACTIVITY_COLS} FROM activities ORDER BY at, id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(activity_row)
+        .collect()
+}
+
+/// Inserts an activity, or updates/keeps the one with the same external id.
+pub async fn upsert_activity(
+    c: &mut AnyConnection,
+    a: &Activity,
+) -> Result<(i64, Upsert), StoreError> {
+    if let Some(ext) = &a.external_id {
+        let q = format!("SELECT {ACTIVITY_COLS} FROM activities WHERE external_id = $1");
+        let old = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(ext)
+            .fetch_optional(&mut *c)
+            .await?
+            .map(|r| activity_row(&r))
+            .transpose()?;
+        if let Some(old) = old {
+            if (Activity {
+                id: old.id,
+                ..a.clone()
+            }) == old
+            {
+                return Ok((old.id, Upsert::Unchanged));
+            }
+            sqlx::query("UPDATE activities SET person_id = $1, at = $2, kind = $3, actor = $4, outcome = $5 WHERE id = $6")
+                .bind(a.person_id)
+                .bind(a.at.millis())
+                .bind(a.kind.as_str())
+                .bind(&a.actor)
+                .bind(&a.outcome)
+                .bind(old.id)
+                .execute(c)
+                .await?;
+            return Ok((old.id, Upsert::Updated));
+        }
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO activities (external_id, person_id, at, kind, actor, outcome) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(&a.external_id)
+    .bind(a.person_id)
+    .bind(a.at.millis())
+    .bind(a.kind.as_str())
+    .bind(&a.actor)
+    .bind(&a.outcome)
+    .fetch_one(c)
+    .await?;
+    Ok((id, Upsert::Inserted))
+}
+
+// ------------------------------------------------------------------- deals
+
+const DEAL_COLS: &str =
+    "id, external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind";
+
+fn deal_row(r: &AnyRow) -> Result<Deal, StoreError> {
+    let currency: String = r.try_get("currency")?;
+    let status: String = r.try_get("status")?;
+    Ok(Deal {
+        id: r.try_get("id")?,
+        external_id: r.try_get("external_id")?,
+        account_id: r.try_get("account_id")?,
+        person_id: r.try_get("person_id")?,
+        name: r.try_get("name")?,
+        amount: Money {
+            minor: r.try_get("amount")?,
+            currency: Currency::parse(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        },
+        created_at: ts(r.try_get("created_at")?),
+        closed_at: r.try_get::<Option<i64>, _>("closed_at")?.map(ts),
+        status: DealStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("deal status {status:?}")))?,
+        lost_reason: r.try_get("lost_reason")?,
+        owner: r.try_get("owner")?,
+        kind: r.try_get("kind")?,
+    })
+}
+
+/// Deals of a person: linked directly, or through the person's account.
+pub async fn deals_of(c: &mut AnyConnection, person: &Person) -> Result<Vec<Deal>, StoreError> {
+    let q = format!(
+        "SELECT {DEAL_COLS} FROM deals WHERE person_id = $1 OR (person_id IS NULL AND account_id = $2) ORDER BY created_at, id"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(person.id)
+        .bind(person.account_id.unwrap_or(-1))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(deal_row)
+        .collect()
+}
+
+/// All deals by creation time.
+pub async fn deals(c: &mut AnyConnection) -> Result<Vec<Deal>, StoreError> {
+    let q = format!("SELECT {DEAL_COLS} FROM deals ORDER BY created_at, id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(deal_row)
+        .collect()
+}
+
+/// Inserts or updates a deal by external id.
+pub async fn upsert_deal(c: &mut AnyConnection, d: &Deal) -> Result<(i64, Upsert), StoreError> {
+    let q = format!("SELECT {DEAL_COLS} FROM deals WHERE external_id = $1");
+    let old = sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(&d.external_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| deal_row(&r))
+        .transpose()?;
+    if let Some(old) = old {
+        if (Deal {
+            id: old.id,
+            ..d.clone()
+        }) == old
+        {
+            return Ok((old.id, Upsert::Unchanged));
+        }
+        sqlx::query(
+            "UPDATE deals SET account_id = $1, person_id = $2, name = $3, amount = $4, currency = $5, created_at = $6, \
+             closed_at = $7, status = $8, lost_reason = $9, owner = $10, kind = $11 WHERE id = $12",
+        )
+        .bind(d.account_id)
+        .bind(d.person_id)
+        .bind(&d.name)
+        .bind(d.amount.minor)
+        .bind(d.amount.currency.as_str())
+        .bind(d.created_at.millis())
+        .bind(d.closed_at.map(Timestamp::millis))
+        .bind(d.status.as_str())
+        .bind(&d.lost_reason)
+        .bind(&d.owner)
+        .bind(&d.kind)
+        .bind(old.id)
+        .execute(c)
+        .await?;
+        return Ok((old.id, Upsert::Updated));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO deals (external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(&d.external_id)
+    .bind(d.account_id)
+    .bind(d.person_id)
+    .bind(&d.name)
+    .bind(d.amount.minor)
+    .bind(d.amount.currency.as_str())
+    .bind(d.created_at.millis())
+    .bind(d.closed_at.map(Timestamp::millis))
+    .bind(d.status.as_str())
+    .bind(&d.lost_reason)
+    .bind(&d.owner)
+    .bind(&d.kind)
+    .fetch_one(c)
+    .await?;
+    Ok((id, Upsert::Inserted))
+}
+
+// --------------------------------------------------------------- campaigns
+
+const CAMPAIGN_COLS: &str =
+    "id, external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner";
+
+fn campaign_row(r: &AnyRow) -> Result<Campaign, StoreError> {
+    Ok(Campaign {
+        id: r.try_get("id")?,
+        external_id: r.try_get("external_id")?,
+        name: r.try_get("name")?,
+        channel: r.try_get("channel")?,
+        starts_at: r.try_get::<Option<i64>, _>("starts_at")?.map(ts),
+        ends_at: r.try_get::<Option<i64>, _>("ends_at")?.map(ts),
+        budget: r.try_get("budget")?,
+        cost: r.try_get("cost")?,
+        persona: r.try_get("persona")?,
+        segment: r.try_get("segment")?,
+        owner: r.try_get("owner")?,
+    })
+}
+
+/// All campaigns by start.
+pub async fn campaigns(c: &mut AnyConnection) -> Result<Vec<Campaign>, StoreError> {
+    let q = format!("SELECT {CAMPAIGN_COLS} FROM campaigns ORDER BY starts_at, id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(campaign_row)
+        .collect()
+}
+
+/// Inserts or updates a campaign by external id.
+pub async fn upsert_campaign(
+    c: &mut AnyConnection,
+    k: &Campaign,
+) -> Result<(i64, Upsert), StoreError> {
+    let q = format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE external_id = $1");
+    let old = sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(&k.external_id)
+        .fetch_optional(&mut *c)
+        .await?
+        .map(|r| campaign_row(&r))
+        .transpose()?;
+    if let Some(old) = old {
+        if (Campaign {
+            id: old.id,
+            ..k.clone()
+        }) == old
+        {
+            return Ok((old.id, Upsert::Unchanged));
+        }
+        sqlx::query(
+            "UPDATE campaigns SET name = $1, channel = $2, starts_at = $3, ends_at = $4, budget = $5, cost = $6, persona = $7, segment = $8, owner = $9 WHERE id = $10",
+        )
+        .bind(&k.name)
+        .bind(&k.channel)
+        .bind(k.starts_at.map(Timestamp::millis))
+        .bind(k.ends_at.map(Timestamp::millis))
+        .bind(k.budget)
+        .bind(k.cost)
+        .bind(&k.persona)
+        .bind(&k.segment)
+        .bind(&k.owner)
+        .bind(old.id)
+        .execute(c)
+        .await?;
+        return Ok((old.id, Upsert::Updated));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO campaigns (external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(&k.external_id)
+    .bind(&k.name)
+    .bind(&k.channel)
+    .bind(k.starts_at.map(Timestamp::millis))
+    .bind(k.ends_at.map(Timestamp::millis))
+    .bind(k.budget)
+    .bind(k.cost)
+    .bind(&k.persona)
+    .bind(&k.segment)
+    .bind(&k.owner)
+    .fetch_one(c)
+    .await?;
+    Ok((id, Upsert::Inserted))
+}
+
+// ------------------------------------------------------------- transitions
+
+const TRANSITION_COLS: &str =
+    "seq, subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped";
+
+fn transition_row(r: &AnyRow) -> Result<Transition, StoreError> {
+    let kind: String = r.try_get("subject_kind")?;
+    let id: i64 = r.try_get("subject_id")?;
+    let subject = match kind.as_str() {
+        "person" => Subject::Person(id),
+        "account" => Subject::Account(id),
+        other => return Err(StoreError::Corrupt(format!("subject kind {other:?}"))),
+    };
+    Ok(Transition {
+        seq: r.try_get("seq")?,
+        subject,
+        from: r.try_get("from_stage")?,
+        to: r.try_get("to_stage")?,
+        at: ts(r.try_get("at")?),
+        actor: r.try_get("actor")?,
+        reason: r.try_get("reason")?,
+        note: r.try_get("note")?,
+        cycle: r.try_get("cycle")?,
+        skipped: r.try_get::<i64, _>("skipped")? != 0,
+    })
+}
+
+/// Transitions of one subject in order.
+pub async fn transitions_of(
+    c: &mut AnyConnection,
+    subject: Subject,
+) -> Result<Vec<Transition>, StoreError> {
+    let q = format!(
+        "SELECT {TRANSITION_COLS} FROM transitions WHERE subject_kind = $1 AND subject_id = $2 ORDER BY at, seq"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(subject.kind())
+        .bind(subject.id())
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(transition_row)
+        .collect()
+}
+
+/// Every transition in order.
+pub async fn transitions(c: &mut AnyConnection) -> Result<Vec<Transition>, StoreError> {
+    let q = format!("SELECT {TRANSITION_COLS} FROM transitions ORDER BY at, seq");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(transition_row)
+        .collect()
+}
+
+/// Appends moves for a subject, in order, and returns them as stored.
+pub async fn append(
+    c: &mut AnyConnection,
+    subject: Subject,
+    moves: &[Move],
+) -> Result<Vec<Transition>, StoreError> {
+    let mut out = Vec::with_capacity(moves.len());
+    for m in moves {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO transitions (subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
+        )
+        .bind(subject.kind())
+        .bind(subject.id())
+        .bind(&m.from)
+        .bind(&m.to)
+        .bind(m.at.millis())
+        .bind(&m.actor)
+        .bind(&m.reason)
+        .bind(&m.note)
+        .bind(m.cycle)
+        .bind(i64::from(m.skipped))
+        .fetch_one(&mut *c)
+        .await?;
+        out.push(Transition {
+            seq,
+            subject,
+            from: m.from.clone(),
+            to: m.to.clone(),
+            at: m.at,
+            actor: m.actor.clone(),
+            reason: m.reason.clone(),
+            note: m.note.clone(),
+            cycle: m.cycle,
+            skipped: m.skipped,
+        });
+    }
+    Ok(out)
+}
+
+/// Row counts per table, for summaries and tests.
+pub async fn counts(c: &mut AnyConnection) -> Result<Vec<(&'static str, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for (table, q) in [
+        ("accounts", "SELECT COUNT(*) FROM accounts"),
+        ("people", "SELECT COUNT(*) FROM people"),
+        ("touches", "SELECT COUNT(*) FROM touches"),
+        ("activities", "SELECT COUNT(*) FROM activities"),
+        ("deals", "SELECT COUNT(*) FROM deals"),
+        ("campaigns", "SELECT COUNT(*) FROM campaigns"),
+        ("transitions", "SELECT COUNT(*) FROM transitions"),
+    ] {
+        let n: i64 = sqlx::query_scalar(q).fetch_one(&mut *c).await?;
+        out.push((table, n));
+    }
+    Ok(out)
+}

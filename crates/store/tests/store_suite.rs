@@ -1,0 +1,257 @@
+//! One story, run against every backend: SQLite always, PostgreSQL when
+//! `TANDEM_TEST_POSTGRES_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tandem_core::domain::{
+    Account, Activity, ActivityKind, Deal, DealStatus, Person, Subject, Touch,
+};
+use tandem_core::lifecycle::ManualMove;
+use tandem_core::playbook::{Playbook, STARTER};
+use tandem_core::{Currency, Money, Timestamp};
+use tandem_store::lifecycle::{self, MoveError};
+use tandem_store::repo::{self, Upsert};
+use tandem_store::testing::TestDb;
+use tandem_store::Backend;
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
+
+fn t(h: i64) -> Timestamp {
+    Timestamp::from_millis(T0 + h * HOUR)
+}
+
+#[tokio::test]
+async fn store_story_on_every_backend() {
+    let dbs = TestDb::all().await.unwrap();
+    if std::env::var("CI").is_ok() {
+        assert_eq!(dbs.len(), 2, "CI must run the suite on PostgreSQL too");
+    }
+    for db in dbs {
+        let backend = db.store.backend();
+        story(&db)
+            .await
+            .unwrap_or_else(|e| panic!("{backend:?}: {e}"));
+        // Opening again is a no-op migration.
+        tandem_store::Store::open(&db.url).await.unwrap();
+        db.cleanup().await.unwrap();
+    }
+}
+
+async fn story(db: &TestDb) -> Result<(), String> {
+    let pb = Playbook::load(STARTER).playbook.unwrap();
+    let store = &db.store;
+    let mut tx = store.begin().await.map_err(|e| e.to_string())?;
+    let c = tx.conn();
+
+    // Accounts and people upsert by external id, with custom fields.
+    let mut custom = serde_json::Map::new();
+    custom.insert("plan".into(), serde_json::json!("pro"));
+    custom.insert("seats".into(), serde_json::json!(42));
+    let acct = Account {
+        external_id: "acme".into(),
+        name: Some("Acme".into()),
+        industry: Some("fintech".into()),
+        employees: Some(500),
+        target: true,
+        tier: Some(1),
+        custom: custom.clone(),
+        ..Account::default()
+    };
+    let (acct_id, u) = repo::upsert_account(c, &acct).await.unwrap();
+    assert_eq!(u, Upsert::Inserted);
+    assert_eq!(
+        repo::upsert_account(c, &acct).await.unwrap(),
+        (acct_id, Upsert::Unchanged)
+    );
+    let person = Person {
+        external_id: "ana@acme.io".into(),
+        email: Some("ana@acme.io".into()),
+        first_name: Some("Ana".into()),
+        title: Some("VP Operations".into()),
+        account_id: Some(acct_id),
+        country: Some("US".into()),
+        source: Some("paid_search".into()),
+        created_at: t(0),
+        custom,
+        ..Person::default()
+    };
+    let (pid, u) = repo::upsert_person(c, &person).await.unwrap();
+    assert_eq!(u, Upsert::Inserted);
+    assert_eq!(
+        repo::upsert_person(c, &person).await.unwrap(),
+        (pid, Upsert::Unchanged)
+    );
+    let changed = Person {
+        title: Some("COO".into()),
+        ..person.clone()
+    };
+    assert_eq!(
+        repo::upsert_person(c, &changed).await.unwrap(),
+        (pid, Upsert::Updated)
+    );
+    let stored = repo::find_person(c, "ana@acme.io").await.unwrap();
+    assert_eq!(stored, Person { id: pid, ..changed });
+    assert_eq!(
+        repo::find_person(c, &format!("#{pid}")).await.unwrap().id,
+        pid
+    );
+    assert!(repo::find_person(c, "nobody").await.is_err());
+    assert_eq!(
+        repo::account(c, acct_id).await.unwrap().unwrap(),
+        Account {
+            id: acct_id,
+            ..acct
+        }
+    );
+
+    // Touches are idempotent by external id.
+    let touch = Touch {
+        external_id: Some("t1".into()),
+        person_id: pid,
+        at: t(1),
+        kind: "demo_request".into(),
+        medium: Some("cpc".into()),
+        cost: Some(12_50),
+        ..Touch::default()
+    };
+    let (_, u) = repo::upsert_touch(c, &touch).await.unwrap();
+    assert_eq!(u, Upsert::Inserted);
+    assert_eq!(
+        repo::upsert_touch(c, &touch).await.unwrap().1,
+        Upsert::Unchanged
+    );
+    tx.commit().await.map_err(|e| e.to_string())?;
+
+    // A rolled-back transaction leaves nothing behind.
+    {
+        let mut tx = store.begin().await.unwrap();
+        let ghost = Person {
+            external_id: "ghost".into(),
+            ..Person::default()
+        };
+        repo::upsert_person(tx.conn(), &ghost).await.unwrap();
+        drop(tx);
+        let mut c = store.conn().await.unwrap();
+        assert!(repo::person_by_external(&mut c, "ghost")
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    // The lifecycle: the demo request makes the lead an MQL at that instant.
+    let mut tx = store.begin().await.unwrap();
+    let appended = lifecycle::advance(tx.conn(), &pb, pid, t(2)).await.unwrap();
+    let path: Vec<(&str, Timestamp)> = appended.iter().map(|t| (t.to.as_str(), t.at)).collect();
+    assert_eq!(path, [("inquiry", t(0)), ("mql", t(1))]);
+    // Nothing new happened: advancing again appends nothing.
+    assert!(lifecycle::advance(tx.conn(), &pb, pid, t(3))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Sales responds and accepts; a refused move appends nothing.
+    repo::upsert_activity(
+        tx.conn(),
+        &Activity {
+            id: 0,
+            external_id: None,
+            person_id: pid,
+            at: t(3),
+            kind: ActivityKind::Call,
+            actor: Some("sam".into()),
+            outcome: Some("connected".into()),
+        },
+    )
+    .await
+    .unwrap();
+    let refused = lifecycle::move_person(
+        tx.conn(),
+        &pb,
+        pid,
+        &ManualMove {
+            to: "disqualified",
+            at: t(4),
+            actor: "sam",
+            reason: None,
+            note: None,
+        },
+    )
+    .await;
+    assert!(matches!(refused, Err(MoveError::Rule(_))));
+    let accepted = lifecycle::move_person(
+        tx.conn(),
+        &pb,
+        pid,
+        &ManualMove {
+            to: "sal",
+            at: t(4),
+            actor: "sam",
+            reason: None,
+            note: Some("good call"),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0].from.as_deref(), Some("mql"));
+    assert_eq!(accepted[0].note.as_deref(), Some("good call"));
+
+    // A won deal moves the lead to customer, passing sql as skipped.
+    let usd = Currency::parse("USD").unwrap();
+    let deal = Deal {
+        id: 0,
+        external_id: "d1".into(),
+        account_id: Some(acct_id),
+        person_id: Some(pid),
+        name: Some("Acme annual".into()),
+        amount: Money {
+            minor: 24_000_00,
+            currency: usd,
+        },
+        created_at: t(10),
+        closed_at: Some(t(100)),
+        status: DealStatus::Won,
+        lost_reason: None,
+        owner: Some("sam".into()),
+        kind: "new".into(),
+    };
+    assert_eq!(
+        repo::upsert_deal(tx.conn(), &deal).await.unwrap().1,
+        Upsert::Inserted
+    );
+    assert_eq!(
+        repo::upsert_deal(tx.conn(), &deal).await.unwrap().1,
+        Upsert::Unchanged
+    );
+    let won = lifecycle::advance(tx.conn(), &pb, pid, t(200))
+        .await
+        .unwrap();
+    let path: Vec<(&str, bool)> = won.iter().map(|t| (t.to.as_str(), t.skipped)).collect();
+    assert_eq!(
+        path,
+        [("sql", true), ("opportunity", false), ("customer", false)]
+    );
+    tx.commit().await.unwrap();
+
+    // History reads back whole and in order, with money intact.
+    let mut c = store.conn().await.unwrap();
+    let history = repo::transitions_of(&mut c, Subject::Person(pid))
+        .await
+        .unwrap();
+    let stages: Vec<&str> = history.iter().map(|t| t.to.as_str()).collect();
+    assert_eq!(
+        stages,
+        ["inquiry", "mql", "sal", "sql", "opportunity", "customer"]
+    );
+    assert!(history.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(history[2].actor, "sam");
+    let deals = repo::deals(&mut c).await.unwrap();
+    assert_eq!(deals[0].amount.to_string(), "24000.00 USD");
+    let counts = repo::counts(&mut c).await.unwrap();
+    assert_eq!(counts.iter().find(|c| c.0 == "transitions").unwrap().1, 6);
+    assert_eq!(counts.iter().find(|c| c.0 == "people").unwrap().1, 1);
+    if db.store.backend() == Backend::Postgres {
+        assert!(db.url.to_string().starts_with("postgres"));
+    }
+    Ok(())
+}
