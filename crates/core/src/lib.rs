@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod money;
 pub mod playbook;
 pub mod scoring;
+pub mod sla;
 pub mod time;
 
 pub use money::{Currency, Money};
