@@ -10,6 +10,7 @@ pub mod facts;
 pub mod lifecycle;
 pub mod money;
 pub mod playbook;
+pub mod quality;
 pub mod scoring;
 pub mod sla;
 pub mod time;
