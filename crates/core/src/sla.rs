@@ -222,7 +222,8 @@ pub struct Handoff {
     pub entered_at: Timestamp,
     /// First-response deadline: `first_response_hours` business hours later.
     pub deadline: Timestamp,
-    /// First sales activity at or after entry (up to `as_of`), if any.
+    /// First sales activity at or after entry and not after the lead left
+    /// the stage (up to `as_of`), if any.
     pub responded_at: Option<Timestamp>,
     /// The first-response clock.
     pub response: ClockStatus,
@@ -353,7 +354,7 @@ fn person_transitions(
 /// * The lead **leaves** at its next transition to any other stage (a later
 ///   funnel stage or an off-ramp).
 /// * **First response**: the first [`Activity`] of the person at or after
-///   entry and at or before `as_of`. Met when it comes by the deadline
+///   entry, not after the lead left, and at or before `as_of`. Met when it comes by the deadline
 ///   (`first_response_hours` business hours after entry) and not after the
 ///   lead left; stopped when the lead leaves by the deadline without one;
 ///   breached when `as_of` is past the deadline without either; else open.
@@ -402,9 +403,11 @@ pub fn sales_sla(
                 calendar_days_after(entered_at, sla.attempts_within_days, company);
 
             // First response.
-            let responded_at = person_acts.iter().copied().find(|a| *a >= entered_at);
-            let in_time =
-                responded_at.filter(|r| *r <= deadline && left_at.is_none_or(|l| *r <= l));
+            let responded_at = person_acts
+                .iter()
+                .copied()
+                .find(|a| *a >= entered_at && left_at.is_none_or(|l| *a <= l));
+            let in_time = responded_at.filter(|r| *r <= deadline);
             let (response, overdue_hours, hours_left) = if in_time.is_some() {
                 (ClockStatus::Met, None, None)
             } else if left_at.is_some_and(|l| l <= deadline) {

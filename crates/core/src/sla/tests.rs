@@ -292,6 +292,28 @@ fn moving_on_after_the_deadline_is_still_a_breach() {
 }
 
 #[test]
+fn activity_after_the_lead_left_is_not_a_response() {
+    let people = vec![person(1, Some("ana"))];
+    let transitions = vec![
+        tr(1, 1, None, "mql", ny("2026-02-09 09:00")),
+        tr(2, 1, Some("mql"), "sal", ny("2026-02-09 10:00")),
+    ];
+    let activities = vec![act(1, ny("2026-02-09 11:00"))];
+    let r = sales_sla(
+        &pb(),
+        &people,
+        &transitions,
+        &activities,
+        ny("2026-03-01 00:00"),
+    )
+    .unwrap();
+    let h = &r.handoffs[0];
+    assert_eq!((h.responded_at, h.attempts), (None, 0));
+    assert_eq!(h.status, ClockStatus::Stopped);
+    assert_eq!(r.overall.compliance_pct, None);
+}
+
+#[test]
 fn recycled_leads_get_a_new_clock_per_cycle() {
     let people = vec![person(1, None)];
     let mut again = tr(3, 1, Some("recycled"), "mql", ny("2026-02-16 09:00"));
@@ -450,4 +472,43 @@ fn stalled_lists_oldest_first() {
             (20, "mql", 22.0, 8.0, Some("ana")),
         ]
     );
+}
+
+// --- properties ----------------------------------------------------------------
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const Y2026: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    const YEAR_MS: i64 = 365 * 86_400_000;
+
+    /// A calendar whose working day ends at midnight and starts inside the
+    /// night of a DST change, so its windows are 22.5, 21.5 or 23.5 hours.
+    fn odd_company() -> Company {
+        let mut c = company();
+        c.hours.start_minute = 90;
+        c.hours.end_minute = 24 * 60;
+        c.hours.days = [false, false, false, false, false, true, true];
+        c
+    }
+
+    proptest! {
+        #[test]
+        fn deadline_and_between_agree(
+            start in Y2026..Y2026 + YEAR_MS,
+            quarters in 0i64..800,
+            odd in any::<bool>(),
+        ) {
+            let c = if odd { odd_company() } else { company() };
+            let start = Timestamp::from_millis(start);
+            let hours = quarters as f64 / 4.0;
+            let end = business_deadline(start, hours, &c);
+            prop_assert!(end >= start);
+            prop_assert_eq!(business_hours_between(start, end, &c), hours);
+            // One more millisecond of business time lands later.
+            let later = business_deadline(start, hours + 1.0 / 3_600_000.0, &c);
+            prop_assert!(later > end);
+        }
+    }
 }
