@@ -172,7 +172,11 @@ pub fn calendar_days_after(start: Timestamp, days: f64, company: &Company) -> Ti
         .and_then(|d| local.checked_add(d).ok())
         .and_then(|dt| company.timezone.to_timestamp(dt).ok())
         .map(|ts| ts.as_millisecond())
-        .unwrap_or_else(|| start.millis().saturating_add(whole as i64 * DAY_MS));
+        .unwrap_or_else(|| {
+            start
+                .millis()
+                .saturating_add((whole as i64).saturating_mul(DAY_MS))
+        });
     Timestamp::from_millis(shifted.saturating_add(frac_ms))
 }
 
