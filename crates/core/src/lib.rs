@@ -10,7 +10,9 @@ pub mod facts;
 pub mod lifecycle;
 pub mod money;
 pub mod playbook;
+pub mod quality;
 pub mod scoring;
+pub mod sla;
 pub mod time;
 
 pub use money::{Currency, Money};

@@ -1,0 +1,764 @@
+//! SLA clocks both ways and the stalled-lead list (DESIGN §4, §5).
+//!
+//! * **Business time**: [`business_deadline`] and [`business_hours_between`]
+//!   count working time in the company timezone. Working hours are local
+//!   wall-clock times (09:00–17:00 stays 09:00–17:00 across a DST change);
+//!   inside a working window the clock measures real elapsed time.
+//!   Non-working weekdays and configured holidays have no window.
+//! * **Sales SLA** ([`sales_sla`]): one [`Handoff`] per entry into the SLA
+//!   stage, with a first-response clock and an attempts clock.
+//! * **Marketing SLA** ([`marketing_sla`]): MQL volume per week and the SAL
+//!   rate of each week's MQL cohort.
+//! * **Stalled** ([`stalled`]): people in a stage longer than its `max_days`.
+//!
+//! Everything is a pure function of its inputs and `as_of`: facts after
+//! `as_of` are ignored, and output order is fully determined.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::{Date, DateTime, Time};
+use jiff::SignedDuration;
+use serde::Serialize;
+
+use crate::domain::{Activity, Person, Subject, Transition};
+use crate::lifecycle::State;
+use crate::playbook::{Company, Playbook, StageKind};
+use crate::time::{Timestamp, DAY_MS};
+
+const HOUR_MS: f64 = 3_600_000.0;
+
+/// Why an SLA report cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlaError {
+    /// The playbook has no `[sla.sales]` table.
+    #[error("the playbook defines no [sla.sales]")]
+    NoSalesSla,
+    /// The playbook has no `[sla.marketing]` table.
+    #[error("the playbook defines no [sla.marketing]")]
+    NoMarketingSla,
+    /// The SLA (MQL) stage is not a stage of the playbook.
+    #[error("unknown SLA stage `{0}`")]
+    UnknownStage(String),
+    /// No funnel stage follows the MQL stage, so nothing counts as accepted.
+    #[error("no funnel stage follows `{0}`: the SAL rate needs a next stage")]
+    NoAcceptStage(String),
+}
+
+// ---------------------------------------------------------------------------
+// Business-time arithmetic
+// ---------------------------------------------------------------------------
+
+/// Local midnight-relative minute `minute` of `date` as an instant; minute
+/// 1440 is the next day's midnight. DST gaps resolve to the time after the
+/// gap, folds to the first occurrence (jiff's "compatible" strategy).
+fn local_instant(company: &Company, date: Date, minute: u32) -> Option<i64> {
+    let (date, minute) = if minute >= 24 * 60 {
+        (date.tomorrow().ok()?, 0)
+    } else {
+        (date, minute)
+    };
+    let time = Time::new((minute / 60) as i8, (minute % 60) as i8, 0, 0).ok()?;
+    let ts = company
+        .timezone
+        .to_timestamp(DateTime::from_parts(date, time))
+        .ok()?;
+    Some(ts.as_millisecond())
+}
+
+/// The local calendar date of an instant in the company timezone.
+fn local_date(company: &Company, t: Timestamp) -> Date {
+    company.timezone.to_datetime(t.to_jiff()).date()
+}
+
+/// True when the company calendar has any working time at all.
+fn has_working_time(company: &Company) -> bool {
+    company.hours.start_minute < company.hours.end_minute && company.hours.days.iter().any(|d| *d)
+}
+
+/// The working window of a local date as `[start, end)` epoch milliseconds,
+/// or `None` on a non-working weekday or a holiday.
+fn window(company: &Company, date: Date) -> Option<(i64, i64)> {
+    let day = date.weekday().to_monday_zero_offset() as usize;
+    if !company.hours.days.get(day).copied().unwrap_or(false)
+        || company.holidays.binary_search(&date).is_ok()
+    {
+        return None;
+    }
+    let start = local_instant(company, date, company.hours.start_minute)?;
+    let end = local_instant(company, date, company.hours.end_minute)?;
+    (start < end).then_some((start, end))
+}
+
+/// The instant `hours` working hours after `start` in the company calendar.
+///
+/// A start outside working time begins at the next working instant (a
+/// handoff at 22:00 Tuesday starts counting at 09:00 Wednesday); time on
+/// non-working days and holidays is skipped. Working hours are local
+/// wall-clock times, so a deadline that crosses a DST change lands on the
+/// right local time. With `hours <= 0` the result is the next working
+/// instant at or after `start`.
+///
+/// A calendar without working time (no working day, or an empty day) counts
+/// all elapsed time, so the clock still ends.
+pub fn business_deadline(start: Timestamp, hours: f64, company: &Company) -> Timestamp {
+    let mut remaining = if hours.is_finite() && hours > 0.0 {
+        (hours * HOUR_MS).round() as i64
+    } else {
+        0
+    };
+    if !has_working_time(company) {
+        return Timestamp::from_millis(start.millis().saturating_add(remaining));
+    }
+    let mut date = local_date(company, start);
+    loop {
+        if let Some((ws, we)) = window(company, date) {
+            let from = ws.max(start.millis());
+            if from < we {
+                let available = we - from;
+                if remaining <= available {
+                    return Timestamp::from_millis(from + remaining);
+                }
+                remaining -= available;
+            }
+        }
+        date = match date.tomorrow() {
+            Ok(d) => d,
+            // End of jiff's calendar (year 9999): nothing further to count.
+            Err(_) => return Timestamp::from_millis(start.millis().saturating_add(remaining)),
+        };
+    }
+}
+
+/// Working hours between two instants in the company calendar; negative
+/// when `b` is before `a`.
+///
+/// A calendar without working time counts all elapsed time.
+pub fn business_hours_between(a: Timestamp, b: Timestamp, company: &Company) -> f64 {
+    if b < a {
+        return -business_hours_between(b, a, company);
+    }
+    if !has_working_time(company) {
+        return (b.millis() - a.millis()) as f64 / HOUR_MS;
+    }
+    let last = local_date(company, b);
+    let mut date = local_date(company, a);
+    let mut total: i64 = 0;
+    while date <= last {
+        if let Some((ws, we)) = window(company, date) {
+            let from = ws.max(a.millis());
+            let to = we.min(b.millis());
+            if from < to {
+                total += to - from;
+            }
+        }
+        date = match date.tomorrow() {
+            Ok(d) => d,
+            Err(_) => break,
+        };
+    }
+    total as f64 / HOUR_MS
+}
+
+/// `start` plus `days` calendar days in the company timezone: whole days
+/// keep the local wall-clock time (so 14 days after 15:00 is 15:00 even
+/// across a DST change); a fractional part is added as elapsed time.
+pub fn calendar_days_after(start: Timestamp, days: f64, company: &Company) -> Timestamp {
+    let days = if days.is_finite() { days.max(0.0) } else { 0.0 };
+    let whole = days.trunc();
+    let frac_ms = ((days - whole) * DAY_MS as f64).round() as i64;
+    let local = company.timezone.to_datetime(start.to_jiff());
+    let shifted = SignedDuration::from_hours(24)
+        .checked_mul(whole as i32)
+        .and_then(|d| local.checked_add(d).ok())
+        .and_then(|dt| company.timezone.to_timestamp(dt).ok())
+        .map(|ts| ts.as_millisecond())
+        .unwrap_or_else(|| {
+            start
+                .millis()
+                .saturating_add((whole as i64).saturating_mul(DAY_MS))
+        });
+    Timestamp::from_millis(shifted.saturating_add(frac_ms))
+}
+
+// ---------------------------------------------------------------------------
+// Sales SLA
+// ---------------------------------------------------------------------------
+
+/// Where one SLA clock stands as of `as_of`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockStatus {
+    /// Still running: the deadline is after `as_of` and nothing settled it.
+    Open,
+    /// Sales did what it owed before the deadline.
+    Met,
+    /// The deadline passed without it.
+    Breached,
+    /// The lead left the SLA stage before the deadline: the clock stopped
+    /// without a verdict. Neither met nor breached.
+    Stopped,
+}
+
+impl ClockStatus {
+    /// `open`, `met`, `breached` or `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClockStatus::Open => "open",
+            ClockStatus::Met => "met",
+            ClockStatus::Breached => "breached",
+            ClockStatus::Stopped => "stopped",
+        }
+    }
+}
+
+/// One handoff to sales: a person entering the sales SLA stage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Handoff {
+    pub person_id: i64,
+    /// The person's id in the source system, when the person is known.
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    /// The seller or SDR who owns the lead.
+    pub owner: Option<String>,
+    /// Funnel cycle of the entry (1 for the first pass).
+    pub cycle: i64,
+    /// When the lead entered the SLA stage: both clocks start here.
+    pub entered_at: Timestamp,
+    /// First-response deadline: `first_response_hours` business hours later.
+    pub deadline: Timestamp,
+    /// First sales activity at or after entry and not after the lead left
+    /// the stage (up to `as_of`), if any.
+    pub responded_at: Option<Timestamp>,
+    /// The first-response clock.
+    pub response: ClockStatus,
+    /// Sales activities counted toward attempts (within the attempts window,
+    /// before the lead left the stage, up to `as_of`).
+    pub attempts: i64,
+    /// Attempts the SLA asks for.
+    pub attempts_required: i64,
+    /// End of the attempts window: `attempts_within_days` calendar days
+    /// after entry.
+    pub attempts_deadline: Timestamp,
+    /// The attempts clock.
+    pub attempts_status: ClockStatus,
+    /// When the lead left the SLA stage (moved on or off-ramped), if it did.
+    pub left_at: Option<Timestamp>,
+    /// The stage it moved to.
+    pub left_to: Option<String>,
+    /// Overall: breached if either clock is breached, else open if either
+    /// is open, else met if either is met, else stopped.
+    pub status: ClockStatus,
+    /// For a breached first response: business hours from the deadline to
+    /// the late response, the lead leaving, or `as_of`, whichever is first.
+    pub overdue_hours: Option<f64>,
+    /// For an open first-response clock: business hours left as of `as_of`.
+    pub hours_left: Option<f64>,
+    /// For a breached attempts clock: how many attempts were missing.
+    pub attempts_short: i64,
+}
+
+/// SLA compliance of a group of handoffs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Compliance {
+    pub handoffs: i64,
+    pub open: i64,
+    pub met: i64,
+    pub breached: i64,
+    pub stopped: i64,
+    /// `100 × met / (met + breached)`; `None` when nothing is settled.
+    /// Open and stopped handoffs do not count.
+    pub compliance_pct: Option<f64>,
+}
+
+/// One owner's compliance.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OwnerCompliance {
+    /// `None` collects handoffs of leads without an owner.
+    pub owner: Option<String>,
+    #[serde(flatten)]
+    pub compliance: Compliance,
+}
+
+/// The sales side of the SLA.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SalesSlaReport {
+    pub as_of: Timestamp,
+    pub stage: String,
+    pub first_response_hours: f64,
+    pub attempts: i64,
+    pub attempts_within_days: f64,
+    /// Every handoff up to `as_of`, by entry time, then person id.
+    pub handoffs: Vec<Handoff>,
+    /// Per owner, by owner name (unowned last).
+    pub by_owner: Vec<OwnerCompliance>,
+    pub overall: Compliance,
+}
+
+/// Compliance counts of the overall status of `handoffs`.
+pub fn compliance<'a>(handoffs: impl IntoIterator<Item = &'a Handoff>) -> Compliance {
+    let mut c = Compliance::default();
+    for h in handoffs {
+        c.handoffs += 1;
+        match h.status {
+            ClockStatus::Open => c.open += 1,
+            ClockStatus::Met => c.met += 1,
+            ClockStatus::Breached => c.breached += 1,
+            ClockStatus::Stopped => c.stopped += 1,
+        }
+    }
+    let settled = c.met + c.breached;
+    c.compliance_pct = (settled > 0).then(|| 100.0 * c.met as f64 / settled as f64);
+    c
+}
+
+/// Per-owner compliance, by owner name with unowned leads last.
+pub fn compliance_by_owner(handoffs: &[Handoff]) -> Vec<OwnerCompliance> {
+    let mut groups: BTreeMap<(bool, Option<&str>), Vec<&Handoff>> = BTreeMap::new();
+    for h in handoffs {
+        groups
+            .entry((h.owner.is_none(), h.owner.as_deref()))
+            .or_default()
+            .push(h);
+    }
+    groups
+        .into_iter()
+        .map(|((_, owner), hs)| OwnerCompliance {
+            owner: owner.map(str::to_string),
+            compliance: compliance(hs),
+        })
+        .collect()
+}
+
+/// Transitions of people up to `as_of`, grouped by person, each group in
+/// (time, sequence) order.
+fn person_transitions(
+    transitions: &[Transition],
+    as_of: Timestamp,
+) -> BTreeMap<i64, Vec<&Transition>> {
+    let mut by_person: BTreeMap<i64, Vec<&Transition>> = BTreeMap::new();
+    for t in transitions {
+        if let Subject::Person(id) = t.subject {
+            if t.at <= as_of {
+                by_person.entry(id).or_default().push(t);
+            }
+        }
+    }
+    for ts in by_person.values_mut() {
+        ts.sort_by_key(|t| (t.at, t.seq));
+    }
+    by_person
+}
+
+/// The sales SLA as of `as_of` (DESIGN §4).
+///
+/// Definitions:
+/// * A **handoff** is a transition of a person into `sla.sales.stage` at or
+///   before `as_of`. Entries marked `skipped` (the lead passed through the
+///   stage on its way further in the same move) open no clock.
+/// * The lead **leaves** at its next transition to any other stage (a later
+///   funnel stage or an off-ramp).
+/// * **First response**: the first [`Activity`] of the person at or after
+///   entry, not after the lead left, and at or before `as_of`. Met when it comes by the deadline
+///   (`first_response_hours` business hours after entry) and not after the
+///   lead left; stopped when the lead leaves by the deadline without one;
+///   breached when `as_of` is past the deadline without either; else open.
+/// * **Attempts**: activities from entry to the end of the window
+///   (`attempts_within_days` calendar days, see [`calendar_days_after`]),
+///   the lead leaving, or `as_of`, whichever is first. Met once there are
+///   `attempts`; stopped when the lead leaves inside the window with fewer;
+///   breached when `as_of` is past the window with fewer; else open.
+pub fn sales_sla(
+    pb: &Playbook,
+    people: &[Person],
+    transitions: &[Transition],
+    activities: &[Activity],
+    as_of: Timestamp,
+) -> Result<SalesSlaReport, SlaError> {
+    let sla = pb.sla.sales.as_ref().ok_or(SlaError::NoSalesSla)?;
+    if pb.stage(&sla.stage).is_none() {
+        return Err(SlaError::UnknownStage(sla.stage.clone()));
+    }
+    let company = &pb.company;
+    let people: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    let mut acts: BTreeMap<i64, Vec<Timestamp>> = BTreeMap::new();
+    for a in activities {
+        if a.at <= as_of {
+            acts.entry(a.person_id).or_default().push(a.at);
+        }
+    }
+    for v in acts.values_mut() {
+        v.sort();
+    }
+    let no_acts = Vec::new();
+
+    let mut handoffs = Vec::new();
+    for (person_id, ts) in person_transitions(transitions, as_of) {
+        let person = people.get(&person_id);
+        let person_acts = acts.get(&person_id).unwrap_or(&no_acts);
+        for (i, entry) in ts.iter().enumerate() {
+            if entry.to != sla.stage || entry.skipped {
+                continue;
+            }
+            let leave = ts[i + 1..].iter().find(|t| t.to != sla.stage);
+            let entered_at = entry.at;
+            let left_at = leave.map(|t| t.at);
+            let deadline = business_deadline(entered_at, sla.first_response_hours, company);
+            let attempts_deadline =
+                calendar_days_after(entered_at, sla.attempts_within_days, company);
+
+            // First response.
+            let responded_at = person_acts
+                .iter()
+                .copied()
+                .find(|a| *a >= entered_at && left_at.is_none_or(|l| *a <= l));
+            let in_time = responded_at.filter(|r| *r <= deadline);
+            let (response, overdue_hours, hours_left) = if in_time.is_some() {
+                (ClockStatus::Met, None, None)
+            } else if left_at.is_some_and(|l| l <= deadline) {
+                (ClockStatus::Stopped, None, None)
+            } else if as_of > deadline {
+                let end = [responded_at, left_at, Some(as_of)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(as_of);
+                let over = business_hours_between(deadline, end, company);
+                (ClockStatus::Breached, Some(over), None)
+            } else {
+                let left = business_hours_between(as_of, deadline, company);
+                (ClockStatus::Open, None, Some(left))
+            };
+
+            // Attempts.
+            let window_end = [Some(attempts_deadline), left_at, Some(as_of)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(as_of);
+            let attempts = person_acts
+                .iter()
+                .filter(|a| **a >= entered_at && **a <= window_end)
+                .count() as i64;
+            let attempts_status = if attempts >= sla.attempts {
+                ClockStatus::Met
+            } else if left_at.is_some_and(|l| l <= attempts_deadline) {
+                ClockStatus::Stopped
+            } else if as_of > attempts_deadline {
+                ClockStatus::Breached
+            } else {
+                ClockStatus::Open
+            };
+            let attempts_short = if attempts_status == ClockStatus::Breached {
+                sla.attempts - attempts
+            } else {
+                0
+            };
+
+            let both = [response, attempts_status];
+            let status = [ClockStatus::Breached, ClockStatus::Open, ClockStatus::Met]
+                .into_iter()
+                .find(|s| both.contains(s))
+                .unwrap_or(ClockStatus::Stopped);
+
+            handoffs.push(Handoff {
+                person_id,
+                external_id: person.map(|p| p.external_id.clone()),
+                email: person.and_then(|p| p.email.clone()),
+                owner: person.and_then(|p| p.owner.clone()),
+                cycle: entry.cycle,
+                entered_at,
+                deadline,
+                responded_at,
+                response,
+                attempts,
+                attempts_required: sla.attempts,
+                attempts_deadline,
+                attempts_status,
+                left_at,
+                left_to: leave.map(|t| t.to.clone()),
+                status,
+                overdue_hours,
+                hours_left,
+                attempts_short,
+            });
+        }
+    }
+    handoffs.sort_by_key(|h| (h.entered_at, h.person_id));
+    let by_owner = compliance_by_owner(&handoffs);
+    let overall = compliance(&handoffs);
+    Ok(SalesSlaReport {
+        as_of,
+        stage: sla.stage.clone(),
+        first_response_hours: sla.first_response_hours,
+        attempts: sla.attempts,
+        attempts_within_days: sla.attempts_within_days,
+        handoffs,
+        by_owner,
+        overall,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Marketing SLA
+// ---------------------------------------------------------------------------
+
+/// Marketing's commitments for one week.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MarketingWeek {
+    /// Monday of the week in the company timezone (`YYYY-MM-DD`).
+    pub week_start_date: String,
+    /// ISO week, e.g. `2026-W10`.
+    pub iso_week: String,
+    /// Monday 00:00 local time, as an instant.
+    pub starts_at: Timestamp,
+    /// The next Monday 00:00 local time (exclusive end).
+    pub ends_at: Timestamp,
+    /// Entries into the MQL stage during the week.
+    pub mqls: i64,
+    pub mql_target: f64,
+    /// Open while the week is not over as of `as_of`; then met when
+    /// `mqls >= mql_per_week`, else breached.
+    pub volume_status: ClockStatus,
+    /// MQLs of this week's cohort that entered the SAL stage by `as_of`.
+    pub sals: i64,
+    /// Cohort MQLs still in the MQL stage as of `as_of` (not yet decided).
+    pub pending: i64,
+    /// `sals / mqls`; `None` without MQLs.
+    pub sal_rate: Option<f64>,
+    pub sal_rate_min: f64,
+    /// Open while the week is not over; then met when the rate reaches
+    /// `sal_rate_min`, breached when below it, and `None` without MQLs.
+    pub sal_rate_status: Option<ClockStatus>,
+}
+
+/// The marketing side of the SLA.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MarketingSlaReport {
+    pub as_of: Timestamp,
+    /// The MQL stage (the sales SLA stage, or `mql`).
+    pub mql_stage: String,
+    /// The SAL stage: the funnel stage right after the MQL stage.
+    pub sal_stage: String,
+    /// Every week from the first reported week to the week of `as_of`.
+    pub weeks: Vec<MarketingWeek>,
+    /// `100 × met / (met + breached)` over weeks' volume status.
+    pub volume_compliance_pct: Option<f64>,
+    /// `100 × met / (met + breached)` over weeks' SAL-rate status.
+    pub sal_rate_compliance_pct: Option<f64>,
+}
+
+/// Monday 00:00 (local) of the week containing `t`, as a local date.
+fn week_monday(company: &Company, t: Timestamp) -> Date {
+    let d = local_date(company, t);
+    let back = i64::from(d.weekday().to_monday_zero_offset());
+    d.checked_sub(SignedDuration::from_hours(24 * back))
+        .unwrap_or(d)
+}
+
+fn pct(met: i64, breached: i64) -> Option<f64> {
+    let settled = met + breached;
+    (settled > 0).then(|| 100.0 * met as f64 / settled as f64)
+}
+
+/// The marketing SLA as of `as_of`, week by week (DESIGN §4).
+///
+/// Weeks start Monday 00:00 in the company timezone. The MQL stage is the
+/// sales SLA stage (or the stage `mql` when there is no sales SLA); the SAL
+/// stage is the funnel stage right after it. Every MQL entry counts toward
+/// volume, passed-through (skipped) entries included, as in the waterfall.
+/// An MQL entry is accepted when the same person enters the SAL stage after
+/// it and before that person's next MQL entry (recycled leads start a new
+/// cycle), by `as_of`. Weeks run from the week of `since` (or of the first
+/// MQL entry) to the week containing `as_of`, weeks without MQLs included.
+pub fn marketing_sla(
+    pb: &Playbook,
+    transitions: &[Transition],
+    since: Option<Timestamp>,
+    as_of: Timestamp,
+) -> Result<MarketingSlaReport, SlaError> {
+    let msla = pb.sla.marketing.as_ref().ok_or(SlaError::NoMarketingSla)?;
+    let mql_stage = pb
+        .sla
+        .sales
+        .as_ref()
+        .map(|s| s.stage.clone())
+        .unwrap_or_else(|| "mql".to_string());
+    let mql = pb
+        .stage(&mql_stage)
+        .ok_or_else(|| SlaError::UnknownStage(mql_stage.clone()))?;
+    let sal = mql
+        .funnel_index
+        .and_then(|i| pb.funnel().find(|s| s.funnel_index == Some(i + 1)))
+        .ok_or_else(|| SlaError::NoAcceptStage(mql_stage.clone()))?;
+    let company = &pb.company;
+
+    // (entry time, accepted, still pending) per MQL entry.
+    let mut entries: Vec<(Timestamp, bool, bool)> = Vec::new();
+    for ts in person_transitions(transitions, as_of).values() {
+        for (i, t) in ts.iter().enumerate() {
+            if t.to != mql.id {
+                continue;
+            }
+            let rest = &ts[i + 1..];
+            let cycle_end = rest
+                .iter()
+                .position(|x| x.to == mql.id)
+                .unwrap_or(rest.len());
+            let cycle = &rest[..cycle_end];
+            let accepted = cycle.iter().any(|x| x.to == sal.id);
+            let pending = !accepted && cycle.iter().all(|x| x.to == mql.id);
+            entries.push((t.at, accepted, pending));
+        }
+    }
+    entries.sort();
+
+    let first = since.or_else(|| entries.first().map(|e| e.0));
+    let mut weeks = Vec::new();
+    if let Some(first) = first {
+        let last_monday = week_monday(company, as_of);
+        let mut monday = week_monday(company, first);
+        while monday <= last_monday {
+            let next = match monday.checked_add(SignedDuration::from_hours(24 * 7)) {
+                Ok(d) => d,
+                Err(_) => break,
+            };
+            let (Some(start), Some(end)) = (
+                local_instant(company, monday, 0),
+                local_instant(company, next, 0),
+            ) else {
+                break;
+            };
+            let (starts_at, ends_at) = (Timestamp::from_millis(start), Timestamp::from_millis(end));
+            let cohort: Vec<_> = entries
+                .iter()
+                .filter(|e| e.0 >= starts_at && e.0 < ends_at)
+                .collect();
+            let mqls = cohort.len() as i64;
+            let sals = cohort.iter().filter(|e| e.1).count() as i64;
+            let pending = cohort.iter().filter(|e| e.2).count() as i64;
+            let over = as_of >= ends_at;
+            let volume_status = if !over {
+                ClockStatus::Open
+            } else if mqls as f64 >= msla.mql_per_week {
+                ClockStatus::Met
+            } else {
+                ClockStatus::Breached
+            };
+            let sal_rate = (mqls > 0).then(|| sals as f64 / mqls as f64);
+            let sal_rate_status = sal_rate.map(|r| {
+                if !over {
+                    ClockStatus::Open
+                } else if r >= msla.sal_rate_min {
+                    ClockStatus::Met
+                } else {
+                    ClockStatus::Breached
+                }
+            });
+            let iso = monday.iso_week_date();
+            weeks.push(MarketingWeek {
+                week_start_date: monday.to_string(),
+                iso_week: format!("{}-W{:02}", iso.year(), iso.week()),
+                starts_at,
+                ends_at,
+                mqls,
+                mql_target: msla.mql_per_week,
+                volume_status,
+                sals,
+                pending,
+                sal_rate,
+                sal_rate_min: msla.sal_rate_min,
+                sal_rate_status,
+            });
+            monday = next;
+        }
+    }
+    let count = |f: &dyn Fn(&MarketingWeek) -> Option<ClockStatus>, s: ClockStatus| {
+        weeks.iter().filter(|w| f(w) == Some(s)).count() as i64
+    };
+    let vol = |w: &MarketingWeek| Some(w.volume_status);
+    let rate = |w: &MarketingWeek| w.sal_rate_status;
+    Ok(MarketingSlaReport {
+        as_of,
+        mql_stage: mql.id.clone(),
+        sal_stage: sal.id.clone(),
+        volume_compliance_pct: pct(
+            count(&vol, ClockStatus::Met),
+            count(&vol, ClockStatus::Breached),
+        ),
+        sal_rate_compliance_pct: pct(
+            count(&rate, ClockStatus::Met),
+            count(&rate, ClockStatus::Breached),
+        ),
+        weeks,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Stalled leads
+// ---------------------------------------------------------------------------
+
+/// A person left in a stage longer than its `max_days`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StalledLead {
+    pub person_id: i64,
+    pub external_id: Option<String>,
+    pub email: Option<String>,
+    pub owner: Option<String>,
+    pub stage: String,
+    pub entered_at: Timestamp,
+    /// Elapsed days (24-hour days) from entry to `as_of`.
+    pub days_in_stage: f64,
+    pub max_days: f64,
+    /// `days_in_stage - max_days`.
+    pub days_over: f64,
+}
+
+/// People whose current stage (as of `as_of`) has `max_days` and who have
+/// been in it longer than that, oldest entry first (ties by person id).
+/// Days are elapsed time divided by 24 hours, not business days. Terminal
+/// stages (disqualified) are never stalled.
+pub fn stalled(
+    pb: &Playbook,
+    people: &[Person],
+    transitions: &[Transition],
+    as_of: Timestamp,
+) -> Vec<StalledLead> {
+    let people: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    let mut out = Vec::new();
+    for (person_id, ts) in person_transitions(transitions, as_of) {
+        let owned: Vec<Transition> = ts.into_iter().cloned().collect();
+        let state = State::replay(&owned);
+        let (Some(stage_id), Some(entered_at)) = (state.stage, state.entered_at) else {
+            continue;
+        };
+        let Some(stage) = pb.stage(&stage_id) else {
+            continue;
+        };
+        let Some(max_days) = stage.max_days else {
+            continue;
+        };
+        if stage.kind == StageKind::Terminal {
+            continue;
+        }
+        let days_in_stage = entered_at.days_until(as_of);
+        if days_in_stage > max_days {
+            let person = people.get(&person_id);
+            out.push(StalledLead {
+                person_id,
+                external_id: person.map(|p| p.external_id.clone()),
+                email: person.and_then(|p| p.email.clone()),
+                owner: person.and_then(|p| p.owner.clone()),
+                stage: stage_id,
+                entered_at,
+                days_in_stage,
+                max_days,
+                days_over: days_in_stage - max_days,
+            });
+        }
+    }
+    out.sort_by_key(|s| (s.entered_at, s.person_id));
+    out
+}
+
+#[cfg(test)]
+mod tests;
