@@ -1,0 +1,497 @@
+//! Runs an import: stream rows, convert, upsert in transactional batches,
+//! re-evaluate the lifecycle of every person touched, write rejects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tandem_core::domain::{Account, Subject};
+use tandem_core::lifecycle::{self, ManualMove, State};
+use tandem_core::playbook::{Playbook, StageKind};
+use tandem_core::Timestamp;
+use tandem_store::lifecycle as engine;
+use tandem_store::repo::{self, Upsert};
+use tandem_store::{AnyConnection, Store, StoreError};
+
+use crate::csvread::{CsvError, CsvSource};
+use crate::mapping::{Kind, Mapping, MappingError, Preset};
+use crate::rows::{convert, custom_value, AccountRef, Record, RowContext, StageEntry};
+
+/// How to run an import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    pub kind: Kind,
+    pub preset: Preset,
+    /// `--map COLUMN=FIELD` pairs (over the playbook's `[import.<kind>]`).
+    pub maps: BTreeMap<String, String>,
+    /// Rows per transaction.
+    pub batch_size: usize,
+    /// The import time: stand-in for missing creation times, and how far
+    /// automatic stage entry is evaluated.
+    pub now: Timestamp,
+}
+
+/// What an import did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub read: u64,
+    pub imported: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub rejected: u64,
+    /// Transitions appended (CRM stages and automatic entry).
+    pub transitions: u64,
+    /// Where rejected rows went, when there were any.
+    pub rejects_file: Option<PathBuf>,
+}
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{file}: {source}")]
+    Csv {
+        file: String,
+        #[source]
+        source: CsvError,
+    },
+    #[error("{file}: {source}")]
+    Mapping {
+        file: String,
+        #[source]
+        source: MappingError,
+    },
+    #[error("{file}: cannot write the reject file: {source}")]
+    Rejects {
+        file: String,
+        #[source]
+        source: csv::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The reject file next to `path`: `people.csv` → `people.csv.rejects.csv`.
+pub fn rejects_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".rejects.csv");
+    PathBuf::from(s)
+}
+
+struct Rejects {
+    path: PathBuf,
+    writer: Option<csv::Writer<File>>,
+    headers: Vec<String>,
+    display: String,
+}
+
+impl Rejects {
+    fn push(&mut self, line: u64, reason: &str, fields: &[String]) -> Result<(), ImportError> {
+        let err = |e: csv::Error| ImportError::Rejects {
+            file: self.display.clone(),
+            source: e,
+        };
+        if self.writer.is_none() {
+            let mut w = csv::Writer::from_path(&self.path).map_err(err)?;
+            let mut header = vec!["line".to_string(), "reason".to_string()];
+            header.extend(self.headers.iter().cloned());
+            w.write_record(&header).map_err(err)?;
+            self.writer = Some(w);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            let mut rec = vec![line.to_string(), reason.to_string()];
+            rec.extend(fields.iter().cloned());
+            w.write_record(&rec).map_err(|e| ImportError::Rejects {
+                file: self.display.clone(),
+                source: e,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Option<PathBuf>, ImportError> {
+        match self.writer {
+            Some(mut w) => {
+                w.flush().map_err(|e| ImportError::Rejects {
+                    file: self.display.clone(),
+                    source: e.into(),
+                })?;
+                Ok(Some(self.path))
+            }
+            None => {
+                // No rejects this time: a stale file from an earlier run would mislead.
+                let _ = std::fs::remove_file(&self.path);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Imports `path` into `store`. `progress` is called with bytes read so far.
+pub async fn import_file(
+    store: &Store,
+    pb: &Playbook,
+    path: &Path,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64, &Summary),
+) -> Result<Summary, ImportError> {
+    let display = path.display().to_string();
+    let file = File::open(path).map_err(|e| ImportError::Csv {
+        file: display.clone(),
+        source: CsvError::Io(e),
+    })?;
+    let mut summary = import_reader(
+        store,
+        pb,
+        file,
+        &display,
+        opts,
+        rejects_path(path),
+        progress,
+    )
+    .await?;
+    if summary.rejects_file.is_none() {
+        summary.rejects_file = None;
+    }
+    Ok(summary)
+}
+
+/// [`import_file`] over any reader; `name` is used in messages.
+pub async fn import_reader<R: Read>(
+    store: &Store,
+    pb: &Playbook,
+    input: R,
+    name: &str,
+    opts: &ImportOptions,
+    rejects_to: PathBuf,
+    progress: &mut dyn FnMut(u64, &Summary),
+) -> Result<Summary, ImportError> {
+    let mut src = CsvSource::new(input).map_err(|e| ImportError::Csv {
+        file: name.to_string(),
+        source: e,
+    })?;
+    let mut maps = pb
+        .import
+        .get(opts.kind.as_str())
+        .cloned()
+        .unwrap_or_default();
+    maps.extend(opts.maps.clone());
+    let mapping = Mapping::resolve(opts.kind, opts.preset, src.headers(), &maps).map_err(|e| {
+        ImportError::Mapping {
+            file: name.to_string(),
+            source: e,
+        }
+    })?;
+    let ctx = RowContext {
+        tz: &pb.company.timezone,
+        currency: pb.company.currency,
+        stages: pb.stages.iter().map(|s| s.id.clone()).collect(),
+    };
+    let mut rejects = Rejects {
+        path: rejects_to,
+        writer: None,
+        headers: src.headers().to_vec(),
+        display: name.to_string(),
+    };
+    let mut summary = Summary::default();
+    let started = Instant::now();
+    let mut done = false;
+    while !done {
+        let mut batch = Vec::with_capacity(opts.batch_size);
+        while batch.len() < opts.batch_size.max(1) {
+            let row = src.next_row().map_err(|e| ImportError::Csv {
+                file: name.to_string(),
+                source: e,
+            })?;
+            let Some(row) = row else {
+                done = true;
+                break;
+            };
+            summary.read += 1;
+            if let Some(p) = &row.problem {
+                summary.rejected += 1;
+                rejects.push(row.line, p, &row.fields)?;
+                continue;
+            }
+            match convert(&mapping, &row.fields, &ctx) {
+                Ok(rec) => batch.push((row.line, row.fields, rec)),
+                Err(reason) => {
+                    summary.rejected += 1;
+                    rejects.push(row.line, &reason, &row.fields)?;
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let mut tx = store.begin().await?;
+        let mut touched: BTreeSet<i64> = BTreeSet::new();
+        let mut crm_stages: Vec<(i64, Vec<StageEntry>)> = Vec::new();
+        for (line, fields, rec) in batch {
+            match apply_record(tx.conn(), pb, rec, opts.now, &mut touched, &mut crm_stages).await? {
+                Ok(u) => match u {
+                    Upsert::Inserted => summary.imported += 1,
+                    Upsert::Updated => summary.updated += 1,
+                    Upsert::Unchanged => summary.unchanged += 1,
+                },
+                Err(reason) => {
+                    summary.rejected += 1;
+                    rejects.push(line, &reason, &fields)?;
+                }
+            }
+        }
+        for (pid, stages) in crm_stages {
+            summary.transitions += apply_crm_stages(tx.conn(), pb, pid, stages).await?;
+        }
+        for pid in touched {
+            summary.transitions +=
+                engine::advance(tx.conn(), pb, pid, opts.now).await?.len() as u64;
+        }
+        tx.commit().await?;
+        progress(src.position(), &summary);
+    }
+    tracing::info!(
+        import.rows = summary.read,
+        import.seconds = started.elapsed().as_secs_f64(),
+        "import finished"
+    );
+    summary.rejects_file = rejects.finish()?;
+    Ok(summary)
+}
+
+type RowResult = Result<Upsert, String>;
+
+async fn person_id(c: &mut AnyConnection, ext: &str) -> Result<Result<i64, String>, StoreError> {
+    Ok(match repo::person_by_external(c, ext).await? {
+        Some(p) => Ok(p.id),
+        None => Err(format!("unknown person `{ext}`; import people first")),
+    })
+}
+
+async fn account_id(c: &mut AnyConnection, r: &AccountRef) -> Result<i64, StoreError> {
+    if let Some(a) = repo::account_by_external(c, &r.external_id).await? {
+        return Ok(a.id);
+    }
+    // A stub the accounts import fills in later (same external id).
+    let stub = Account {
+        external_id: r.external_id.clone(),
+        name: r.name.clone(),
+        ..Account::default()
+    };
+    Ok(repo::upsert_account(c, &stub).await?.0)
+}
+
+async fn apply_record(
+    c: &mut AnyConnection,
+    pb: &Playbook,
+    rec: Record,
+    now: Timestamp,
+    touched: &mut BTreeSet<i64>,
+    crm_stages: &mut Vec<(i64, Vec<StageEntry>)>,
+) -> Result<RowResult, StoreError> {
+    match rec {
+        Record::Person {
+            mut person,
+            created_at,
+            account,
+            stages,
+        } => {
+            let existing = repo::person_by_external(c, &person.external_id).await?;
+            person.created_at = created_at
+                .or(existing.as_ref().map(|p| p.created_at))
+                .or(stages.iter().filter_map(|s| s.at).min())
+                .unwrap_or(now);
+            if let Some(a) = &account {
+                person.account_id = Some(account_id(c, a).await?);
+            }
+            let (id, u) = repo::upsert_person(c, &person).await?;
+            touched.insert(id);
+            if !stages.is_empty() {
+                crm_stages.push((id, stages));
+            }
+            Ok(Ok(u))
+        }
+        Record::Account(a) => {
+            let (_, u) = repo::upsert_account(c, &a).await?;
+            Ok(Ok(u))
+        }
+        Record::Touch { mut touch, person } => {
+            let pid = match person_id(c, &person).await? {
+                Ok(id) => id,
+                Err(e) => return Ok(Err(e)),
+            };
+            touch.person_id = pid;
+            let (_, u) = repo::upsert_touch(c, &touch).await?;
+            touched.insert(pid);
+            Ok(Ok(u))
+        }
+        Record::Activity {
+            mut activity,
+            person,
+        } => {
+            let pid = match person_id(c, &person).await? {
+                Ok(id) => id,
+                Err(e) => return Ok(Err(e)),
+            };
+            activity.person_id = pid;
+            let (_, u) = repo::upsert_activity(c, &activity).await?;
+            touched.insert(pid);
+            Ok(Ok(u))
+        }
+        Record::Deal {
+            mut deal,
+            person,
+            account,
+            person_updates,
+        } => {
+            if let Some(p) = &person {
+                match repo::person_by_external(c, p).await? {
+                    Some(mut found) => {
+                        deal.person_id = Some(found.id);
+                        if !person_updates.is_empty() {
+                            for (field, value) in &person_updates {
+                                set_person_field(&mut found, field, value);
+                            }
+                            repo::upsert_person(c, &found).await?;
+                        }
+                        touched.insert(found.id);
+                    }
+                    None => return Ok(Err(format!("unknown person `{p}`; import people first"))),
+                }
+            }
+            if let Some(a) = &account {
+                deal.account_id = Some(
+                    account_id(
+                        c,
+                        &AccountRef {
+                            external_id: a.clone(),
+                            name: None,
+                        },
+                    )
+                    .await?,
+                );
+                // Every contact of the account may move (opportunity, customer).
+                for p in repo::people(c)
+                    .await?
+                    .iter()
+                    .filter(|p| p.account_id == deal.account_id)
+                {
+                    touched.insert(p.id);
+                }
+            }
+            if let Some(reason) = &deal.lost_reason {
+                if pb.reason(reason).is_none() {
+                    // Keep the CRM's text; reasons outside the playbook show as such in leakage.
+                    tracing::debug!(deal.lost_reason = %reason, "lost reason not in the playbook");
+                }
+            }
+            let (_, u) = repo::upsert_deal(c, &deal).await?;
+            Ok(Ok(u))
+        }
+        Record::Transition {
+            person,
+            stage,
+            at,
+            actor,
+            reason,
+            note,
+        } => {
+            let pid = match person_id(c, &person).await? {
+                Ok(id) => id,
+                Err(e) => return Ok(Err(e)),
+            };
+            let pf = engine::load(c, pid).await?;
+            let state = pf.state();
+            // Idempotent: the same transition already stored is not appended again.
+            if pf
+                .transitions
+                .iter()
+                .any(|t| t.to == stage && t.at == at && !t.skipped)
+            {
+                return Ok(Ok(Upsert::Unchanged));
+            }
+            let m = ManualMove {
+                to: &stage,
+                at,
+                actor: &actor,
+                reason: reason.as_deref(),
+                note: note.as_deref(),
+            };
+            match lifecycle::manual(pb, &state, &m) {
+                Ok(moves) => {
+                    repo::append(c, Subject::Person(pid), &moves).await?;
+                    Ok(Ok(Upsert::Inserted))
+                }
+                Err(e) => Ok(Err(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Sets `segment`, `owner`, `custom.x`, … on a person from a deal row.
+fn set_person_field(p: &mut tandem_core::domain::Person, field: &str, value: &str) {
+    let v = Some(value.to_string());
+    match field {
+        "segment" => p.segment = v,
+        "persona" => p.persona = v,
+        "owner" => p.owner = v,
+        "source" => p.source = v,
+        "country" => p.country = v,
+        "title" => p.title = v,
+        _ => {
+            let key = field.strip_prefix("custom.").unwrap_or(field);
+            p.custom.insert(key.to_string(), custom_value(value));
+        }
+    }
+}
+
+/// Applies the stages a CRM says a person entered, in time order, forward
+/// only: a stage at or behind the current one (in the same cycle) is
+/// skipped, and so is an off-ramp without a valid reason.
+async fn apply_crm_stages(
+    c: &mut AnyConnection,
+    pb: &Playbook,
+    pid: i64,
+    mut stages: Vec<StageEntry>,
+) -> Result<u64, StoreError> {
+    let mut appended = 0u64;
+    let pf = engine::load(c, pid).await?;
+    let created = pf.person.created_at;
+    stages.sort_by_key(|s| {
+        (
+            s.at.unwrap_or(created),
+            pb.stage(&s.stage).and_then(|x| x.funnel_index),
+        )
+    });
+    for s in stages {
+        let at = s.at.unwrap_or(created);
+        appended += engine::advance(c, pb, pid, at).await?.len() as u64;
+        let pf = engine::load(c, pid).await?;
+        let state: State = pf.state();
+        let (Some(target), current) = (
+            pb.stage(&s.stage),
+            state.stage.as_deref().and_then(|x| pb.stage(x)),
+        ) else {
+            continue;
+        };
+        let behind = match (current.and_then(|c| c.funnel_index), target.funnel_index) {
+            (Some(ci), Some(ti)) => ti <= ci,
+            _ => current.is_some_and(|c| c.id == target.id),
+        };
+        if behind || (target.kind != StageKind::Funnel && s.reason.is_none()) {
+            continue;
+        }
+        let m = ManualMove {
+            to: &target.id,
+            at,
+            actor: "import",
+            reason: s.reason.as_deref(),
+            note: None,
+        };
+        if let Ok(moves) = lifecycle::manual(pb, &state, &m) {
+            appended += repo::append(c, Subject::Person(pid), &moves).await?.len() as u64;
+        }
+    }
+    Ok(appended)
+}
