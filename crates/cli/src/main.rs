@@ -64,6 +64,8 @@ enum Command {
     Reject(cmd::lifecycle::RejectArgs),
     /// Show a person's stage history.
     History(cmd::lifecycle::HistoryArgs),
+    /// Import a CSV export (people, accounts, touches, activities, deals, transitions).
+    Import(cmd::import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Accept(a) => ctx.block_on(cmd::lifecycle::accept(&ctx, a)),
         Command::Reject(a) => ctx.block_on(cmd::lifecycle::reject(&ctx, a)),
         Command::History(a) => ctx.block_on(cmd::lifecycle::history(&ctx, a)),
+        Command::Import(a) => ctx.block_on(cmd::import::import(&ctx, a)),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,5 @@
 //! One module per group of commands.
 
+pub mod import;
 pub mod lifecycle;
 pub mod playbook;
