@@ -1,0 +1,1 @@
+//! Tests of the metrics module on small hand-built histories.
