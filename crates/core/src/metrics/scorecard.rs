@@ -379,3 +379,73 @@ pub fn scorecard(
     }
     Ok(lines)
 }
+
+/// The leading indicators of the seeds (DESIGN §5), in scorecard order.
+pub const LEADING_INDICATORS: &[&str] = &[
+    "web_visits",
+    "email_opens",
+    "paid_clicks",
+    "mqls",
+    "sals",
+    "calls",
+    "emails_sent",
+    "meetings",
+    "opportunities",
+    "pipeline_created",
+    "revenue_won",
+    "win_rate",
+    "retention",
+];
+
+/// One leading indicator over a period, with pacing when a playbook goal
+/// (without persona/segment filter) tracks the same metric and period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Indicator {
+    /// Metric name.
+    pub metric: String,
+    /// What it counts (from [`METRICS`]).
+    pub description: String,
+    /// The period's window.
+    pub window: Window,
+    /// Actual to date (`None`: a rate with no denominator yet).
+    pub actual: Option<f64>,
+    /// Pacing against the matching goal, if any.
+    pub pacing: Option<Pacing>,
+}
+
+/// Every leading indicator ([`LEADING_INDICATORS`]) over the calendar
+/// `period` containing `as_of` (company timezone), without grouping.
+pub fn leading_indicators(
+    pb: &Playbook,
+    history: &History<'_>,
+    period: Period,
+    as_of: Timestamp,
+) -> Result<Vec<Indicator>, MetricsError> {
+    let window = super::period_window(period, as_of, &pb.company.timezone)?;
+    let mut out = Vec::new();
+    for &metric in LEADING_INDICATORS {
+        // Stage metrics need their stage in the playbook; skip the others.
+        if let Some(Err(_)) = metric_stage(pb, metric) {
+            continue;
+        }
+        let actual = metric_actuals(pb, history, metric, window, as_of, Grouping::All)?
+            .get(super::ALL)
+            .copied()
+            .flatten();
+        let goal = pb.goals.iter().find(|g| {
+            g.metric == metric && g.period == period && g.persona.is_none() && g.segment.is_none()
+        });
+        out.push(Indicator {
+            metric: metric.to_string(),
+            description: METRICS
+                .iter()
+                .find(|(m, _)| *m == metric)
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
+            window,
+            actual,
+            pacing: goal.map(|g| pace(g, window, as_of, actual)),
+        });
+    }
+    Ok(out)
+}

@@ -11,7 +11,9 @@ use proptest::prelude::*;
 use super::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
 use super::plan::{historic_median_days, historic_rates, reverse_waterfall};
 use super::scorecard::{metric_actuals, pace, PaceStatus};
-use super::waterfall::{current_stage_counts, waterfall, ExitCount, WaterfallOptions};
+use super::waterfall::{
+    current_stage_counts, stage_entries, waterfall, ExitCount, WaterfallOptions,
+};
 use super::*;
 use crate::domain::{Activity, ActivityKind, Deal, DealStatus, Subject, Touch, Transition};
 use crate::money::{Currency, Money};
@@ -164,6 +166,10 @@ fn cohort_and_flow_differ_on_the_same_data() {
     assert!(close(row(g, "mql").flow_ratio.unwrap(), 1.0));
     assert!(close(row(g, "sal").flow_ratio.unwrap(), 1.0 / 3.0));
     assert_eq!(g.end_to_end, Some(0.0));
+    // Every velocity pair is listed; sql→opportunity had no one.
+    assert_eq!(g.velocity.len(), 6);
+    assert_eq!((g.velocity[3].from.as_str(), g.velocity[3].n), ("sql", 0));
+    assert_eq!(g.velocity[3].median_days, None);
 
     // Historic plan inputs from this cohort: 2/3, 1/2, 0, then 0/0.
     let rates = historic_rates(g);
@@ -817,6 +823,65 @@ proptest! {
             if let Some(e) = g.end_to_end {
                 prop_assert!((0.0..=1.0).contains(&e));
             }
+            // The flow view agrees with the stand-alone entry count.
+            for s in &g.stages {
+                let e = stage_entries(&transitions, &s.stage, opts.window, opts.as_of, unique, Grouping::All);
+                prop_assert_eq!(s.flow, e.get(ALL).copied().unwrap_or(0), "{}", s.stage);
+            }
         }
     }
+}
+
+/// The scorecard of the starter playbook on a small history in Q2 2026
+/// (company timezone America/New_York), as of 2026-05-16: 2 MQLs, 1 SAL,
+/// one 1,000.00 deal won. Goals: revenue 1,000,000.00, mqls 780, sals 470,
+/// pipeline 4,000,000.00, win rate 0.25 — all quarterly.
+#[test]
+fn scorecard_and_leading_indicators_of_the_starter_playbook() {
+    use super::scorecard::{leading_indicators, scorecard, LEADING_INDICATORS};
+    let pb = pb();
+    let at = |s: &str| Timestamp::parse(s).unwrap();
+    let mut h = H::default();
+    h.mv(1, "mql", 0).mv(2, "mql", 0).mv(1, "sal", 0);
+    for t in h.v.iter_mut() {
+        t.at = at("2026-04-10T15:00:00Z");
+    }
+    let deals = [Deal {
+        closed_at: Some(at("2026-05-01T15:00:00Z")),
+        created_at: at("2026-04-02T15:00:00Z"),
+        ..deal(1, 1, 1_000_00, 0, None, DealStatus::Won, None)
+    }];
+    let hist = History {
+        transitions: &h.v,
+        deals: &deals,
+        ..History::default()
+    };
+    let as_of = at("2026-05-16T00:00:00Z");
+    let lines = scorecard(&pb, &hist, as_of, Grouping::All, Grouping::All).unwrap();
+    let got: Vec<(&str, Option<f64>)> = lines
+        .iter()
+        .map(|l| (l.metric.as_str(), l.actual))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("revenue_won", Some(1_000_00.0)),
+            ("mqls", Some(2.0)),
+            ("sals", Some(1.0)),
+            ("pipeline_created", Some(1_000_00.0)),
+            ("win_rate", Some(1.0)),
+        ]
+    );
+    assert_eq!(lines[0].window.from, at("2026-04-01T04:00:00Z"));
+    assert!(lines.iter().all(|l| l.window == lines[0].window));
+    assert_eq!(lines[1].status, PaceStatus::Behind);
+    let ind = leading_indicators(&pb, &hist, Period::Quarter, as_of).unwrap();
+    assert_eq!(ind.len(), LEADING_INDICATORS.len());
+    let mqls = ind.iter().find(|i| i.metric == "mqls").unwrap();
+    assert_eq!(mqls.actual, Some(2.0));
+    assert_eq!(mqls.pacing.as_ref().map(|p| p.target), Some(780.0));
+    let visits = ind.iter().find(|i| i.metric == "web_visits").unwrap();
+    assert_eq!((visits.actual, visits.pacing.is_none()), (Some(0.0), true));
+    let retention = ind.iter().find(|i| i.metric == "retention").unwrap();
+    assert_eq!(retention.actual, None);
 }

@@ -42,6 +42,8 @@ pub struct WaterfallOptions<'a> {
     /// first is "previous period"; the mean over all of them is the trailing
     /// average. [`WaterfallOptions::new`] fills in the 4 previous windows of
     /// equal length; use [`super::previous_periods`] for calendar periods.
+    /// Comparison windows are read with the same `as_of`, so earlier cohorts
+    /// have had longer to mature.
     pub comparison: Vec<Window>,
 }
 
@@ -89,7 +91,8 @@ pub struct GroupWaterfall {
     /// One row per funnel stage, in funnel order.
     pub stages: Vec<StageRow>,
     /// Velocity of each adjacent pair from the cohort stage on, then end to
-    /// end (cohort stage → last funnel stage).
+    /// end (cohort stage → last funnel stage); every pair is listed, with
+    /// `n = 0` and no days when no one made it.
     pub velocity: Vec<Velocity>,
     /// Exits to off-ramps within the window, per funnel stage left (only
     /// stages with exits).
@@ -111,7 +114,8 @@ pub struct StageRow {
     pub conversion: Option<f64>,
     /// Cohort conversion from the cohort stage to this one.
     pub cumulative: Option<f64>,
-    /// Flow view: entries into this stage within the window.
+    /// Flow view: cycles (or people) entering this stage within the window
+    /// (any entry, skipped ones included; same count as [`stage_entries`]).
     pub flow: u64,
     /// `flow` / previous stage's `flow` (`None` for the first stage or 0).
     pub flow_ratio: Option<f64>,
@@ -188,6 +192,8 @@ pub(crate) struct CycleRec {
     pub cycle: i64,
     /// First entry per funnel index as recorded (skips included).
     pub entered: Vec<Option<Timestamp>>,
+    /// Every entry into a funnel stage: (funnel index, at).
+    pub entries: Vec<(usize, Timestamp)>,
     /// Exits to off-ramps: (funnel index left, off-ramp id, at, reason).
     pub exits: Vec<(usize, String, Timestamp, Option<String>)>,
 }
@@ -233,6 +239,7 @@ pub(crate) fn cycles(
                 subject: t.subject,
                 cycle: t.cycle,
                 entered: vec![None; funnel.len()],
+                entries: Vec::new(),
                 exits: Vec::new(),
             });
             cur = None;
@@ -242,6 +249,7 @@ pub(crate) fn cycles(
             if rec.entered[i].is_none() {
                 rec.entered[i] = Some(t.at);
             }
+            rec.entries.push((i, t.at));
             cur = Some(i);
         } else if matches!(
             kinds.get(&t.to),
@@ -281,6 +289,16 @@ impl Core {
 }
 
 type Unit = (Subject, i64);
+
+/// Adjacent funnel pairs from `c` to `last`, then `(c, last)` when that is
+/// not already one of them.
+fn velocity_pairs(c: usize, last: usize) -> Vec<(usize, usize)> {
+    let mut pairs: Vec<(usize, usize)> = (c..last).map(|j| (j, j + 1)).collect();
+    if last > c + 1 {
+        pairs.push((c, last));
+    }
+    pairs
+}
 
 fn compute(
     funnel: &[String],
@@ -328,11 +346,7 @@ fn compute(
                 core.cohort[j] += 1;
             }
         }
-        let mut pairs: Vec<(usize, usize)> = (c..last).map(|j| (j, j + 1)).collect();
-        if last > c + 1 {
-            pairs.push((c, last));
-        }
-        for (a, b) in pairs {
+        for (a, b) in velocity_pairs(c, last) {
             if let (Some(ta), Some(tb)) = (eff[a], eff[b]) {
                 let days = (tb.millis() - ta.millis()) as f64 / DAY_MS as f64;
                 core.velocity.entry((a, b)).or_default().push(days);
@@ -348,8 +362,8 @@ fn compute(
     for r in cyc {
         let g = opts.grouping.subject(r.subject);
         let u = unit(r);
-        for (i, e) in r.entered.iter().enumerate() {
-            if e.is_some_and(|t| window.contains(t)) {
+        for &(i, at) in &r.entries {
+            if window.contains(at) {
                 flow.insert((g.clone(), i, u));
             }
         }
@@ -470,20 +484,19 @@ pub fn waterfall(
                 }
             })
             .collect();
-        let velocity = cur.velocity.iter().map(|(&(a, b), days)| Velocity {
-            from: funnel[a].clone(),
-            to: funnel[b].clone(),
-            n: days.len() as u64,
-            median_days: percentile(days, 50.0),
-            p90_days: percentile(days, 90.0),
-        });
-        // Adjacent pairs in funnel order, end to end last.
-        let mut velocity: Vec<Velocity> = velocity.collect();
-        velocity.sort_by_key(|v| {
-            let a = funnel.iter().position(|f| *f == v.from).unwrap_or(0);
-            let b = funnel.iter().position(|f| *f == v.to).unwrap_or(0);
-            (b - a > 1, a)
-        });
+        let velocity = velocity_pairs(c, n - 1)
+            .into_iter()
+            .map(|(a, b)| {
+                let days = cur.velocity.get(&(a, b)).map(Vec::as_slice).unwrap_or(&[]);
+                Velocity {
+                    from: funnel[a].clone(),
+                    to: funnel[b].clone(),
+                    n: days.len() as u64,
+                    median_days: percentile(days, 50.0),
+                    p90_days: percentile(days, 90.0),
+                }
+            })
+            .collect();
         let mut leakage: Vec<StageLeakage> = Vec::new();
         for (&(i, ref to, ref reason), &count) in &cur.exits {
             if leakage.last().is_none_or(|l| l.stage != funnel[i]) {
