@@ -809,6 +809,9 @@ proptest! {
         opts.cohort_stage = Some(ids[cohort].to_string());
         opts.unique = unique;
         let w = waterfall(&pb, &transitions, &[], &opts).unwrap();
+        // Input order does not matter.
+        let reversed: Vec<Transition> = transitions.iter().rev().cloned().collect();
+        prop_assert_eq!(&waterfall(&pb, &reversed, &[], &opts).unwrap(), &w);
         for g in &w.groups {
             let counts: Vec<u64> = g.stages.iter().filter_map(|s| s.cohort).collect();
             prop_assert_eq!(counts[0], g.cohort_size);

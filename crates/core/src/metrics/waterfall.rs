@@ -255,7 +255,12 @@ pub(crate) fn cycles(
             kinds.get(&t.to),
             Some(StageKind::Recycle | StageKind::Terminal)
         ) {
-            let left = t.from.as_deref().and_then(index).or(cur);
+            // Only exits from a funnel stage leak; `from` wins over the
+            // replayed position when recorded.
+            let left = match t.from.as_deref() {
+                Some(f) => index(f),
+                None => cur,
+            };
             if let Some(l) = left {
                 rec.exits.push((l, t.to.clone(), t.at, t.reason.clone()));
             }
