@@ -8,6 +8,7 @@
 pub mod domain;
 pub mod facts;
 pub mod lifecycle;
+pub mod metrics;
 pub mod money;
 pub mod playbook;
 pub mod quality;

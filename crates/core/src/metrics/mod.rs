@@ -1,0 +1,282 @@
+//! The shared numbers of DESIGN §5: demand waterfall (cohort and flow views,
+//! velocity, leakage), scorecard pacing, reverse-waterfall plan and alignment
+//! gaps.
+//!
+//! Every function here is a pure function of stored history ([`History`]),
+//! an `as_of` instant and a [`Window`]. Nothing after `as_of` is ever read:
+//! records with `at > as_of` are ignored (`as_of` itself is included), so a
+//! report for a past `as_of` is reproducible. Windows are
+//! half-open, `[from, to)`: an entry exactly at `from` is inside, one exactly
+//! at `to` is not.
+//!
+//! Grouping ([`Grouping`]) maps a person id to a group key (segment, persona,
+//! source, channel, campaign, owner, account tier — whatever the caller
+//! computes); without grouping everything is in the group [`ALL`]. Output is
+//! deterministic: groups and stages are sorted, maps are `BTreeMap`s.
+
+pub mod gaps;
+pub mod plan;
+pub mod scorecard;
+pub mod waterfall;
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::Span;
+use serde::Serialize;
+
+use crate::domain::{Activity, Deal, Subject, Touch, Transition};
+use crate::playbook::{Period, Playbook, StageKind};
+use crate::time::Timestamp;
+
+#[cfg(test)]
+mod tests;
+
+/// The group key used when no grouping is asked for.
+pub const ALL: &str = "(all)";
+
+/// The group key of a subject the grouping function has no group for
+/// (including account subjects and deals without a person).
+pub const NONE: &str = "(none)";
+
+/// Why a metric could not be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MetricsError {
+    /// A stage id that is not a funnel stage of the playbook.
+    #[error("unknown funnel stage `{0}`")]
+    UnknownStage(String),
+    /// A metric name not in [`crate::playbook::METRICS`].
+    #[error("unknown metric `{0}`")]
+    UnknownMetric(String),
+    /// A window whose end is not after its start.
+    #[error("empty window: {from} is not before {to}")]
+    EmptyWindow {
+        /// Start of the window.
+        from: Timestamp,
+        /// End of the window.
+        to: Timestamp,
+    },
+    /// The playbook has no funnel stages.
+    #[error("the playbook has no funnel stages")]
+    NoFunnel,
+    /// A conversion rate outside (0, 1].
+    #[error("conversion rate {rate} at position {index} must be in (0, 1]")]
+    InvalidRate {
+        /// Position in the rate list (0 = first → second stage).
+        index: usize,
+        /// The offending value.
+        rate: f64,
+    },
+    /// Stage and rate lists that do not fit together.
+    #[error("{stages} stages need {} rates, got {rates}", stages.saturating_sub(1))]
+    RateCount {
+        /// Number of stages given.
+        stages: usize,
+        /// Number of rates given.
+        rates: usize,
+    },
+    /// A non-positive deal size or revenue target.
+    #[error("{what} must be positive, got {value}")]
+    NotPositive {
+        /// Which input.
+        what: &'static str,
+        /// The offending value.
+        value: i64,
+    },
+    /// A calendar computation failed (instant outside the supported range).
+    #[error("calendar error: {0}")]
+    Calendar(String),
+}
+
+/// A half-open time window `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Window {
+    /// First instant inside the window.
+    pub from: Timestamp,
+    /// First instant after the window.
+    pub to: Timestamp,
+}
+
+impl Window {
+    /// The window `[from, to)`; an error unless `from < to`.
+    pub fn new(from: Timestamp, to: Timestamp) -> Result<Window, MetricsError> {
+        if from < to {
+            Ok(Window { from, to })
+        } else {
+            Err(MetricsError::EmptyWindow { from, to })
+        }
+    }
+
+    /// True when `from <= t < to`.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.from <= t && t < self.to
+    }
+
+    /// True when `t` is inside the window and not after `as_of`.
+    pub fn contains_as_of(&self, t: Timestamp, as_of: Timestamp) -> bool {
+        self.contains(t) && t <= as_of
+    }
+
+    /// Length in milliseconds.
+    pub fn len_ms(&self) -> i64 {
+        self.to.millis() - self.from.millis()
+    }
+
+    /// The window of equal length `k` lengths earlier (`k = 1` is the
+    /// previous period of equal length).
+    pub fn shifted_back(&self, k: i64) -> Window {
+        let d = self.len_ms() * k;
+        Window {
+            from: Timestamp::from_millis(self.from.millis() - d),
+            to: Timestamp::from_millis(self.to.millis() - d),
+        }
+    }
+
+    /// The `n` windows of equal length before this one, most recent first.
+    pub fn previous_equal(&self, n: usize) -> Vec<Window> {
+        (1..=n as i64).map(|k| self.shifted_back(k)).collect()
+    }
+}
+
+/// The calendar period (`week` Monday–Sunday, `month`, `quarter`, `year`)
+/// containing `at`, with boundaries at local midnight in `tz` (the playbook's
+/// `company.timezone`; pass `TimeZone::UTC` for UTC boundaries).
+pub fn period_window(period: Period, at: Timestamp, tz: &TimeZone) -> Result<Window, MetricsError> {
+    let date = at.to_jiff().to_zoned_datetime(tz.clone()).date();
+    let cal = |e: jiff::Error| MetricsError::Calendar(e.to_string());
+    let (start, span) = match period {
+        Period::Week => {
+            let back = i64::from(date.weekday().to_monday_zero_offset());
+            (
+                date.checked_sub(Span::new().days(back)).map_err(cal)?,
+                Span::new().days(7),
+            )
+        }
+        Period::Month => (date.first_of_month(), Span::new().months(1)),
+        Period::Quarter => {
+            let m = (date.month() - 1) / 3 * 3 + 1;
+            (
+                Date::new(date.year(), m, 1).map_err(cal)?,
+                Span::new().months(3),
+            )
+        }
+        Period::Year => (date.first_of_year(), Span::new().years(1)),
+    };
+    let end = start.checked_add(span).map_err(cal)?;
+    let midnight = |d: Date| -> Result<Timestamp, MetricsError> {
+        let ts = tz
+            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
+            .map_err(cal)?;
+        Ok(Timestamp::from_millis(ts.as_millisecond()))
+    };
+    Window::new(midnight(start)?, midnight(end)?)
+}
+
+/// The `n` calendar periods before `current` (which should come from
+/// [`period_window`]), most recent first.
+pub fn previous_periods(
+    period: Period,
+    current: Window,
+    n: usize,
+    tz: &TimeZone,
+) -> Result<Vec<Window>, MetricsError> {
+    let mut out = Vec::with_capacity(n);
+    let mut w = current;
+    for _ in 0..n {
+        w = period_window(period, Timestamp::from_millis(w.from.millis() - 1), tz)?;
+        out.push(w);
+    }
+    Ok(out)
+}
+
+/// The stored history metrics are computed from. Order does not matter.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct History<'a> {
+    /// Stage transitions of people (and accounts).
+    pub transitions: &'a [Transition],
+    /// Marketing touches.
+    pub touches: &'a [Touch],
+    /// Sales activities.
+    pub activities: &'a [Activity],
+    /// Deals (opportunities).
+    pub deals: &'a [Deal],
+}
+
+/// How subjects are grouped: not at all, by a function of the person id, or
+/// by a prebuilt map. People the function or map has no key for are in
+/// [`NONE`].
+#[derive(Clone, Copy, Default)]
+pub enum Grouping<'a> {
+    /// Everything in the group [`ALL`].
+    #[default]
+    All,
+    /// Group key of a person id.
+    By(&'a dyn Fn(i64) -> Option<String>),
+    /// Group key per person id.
+    Map(&'a BTreeMap<i64, String>),
+}
+
+impl std::fmt::Debug for Grouping<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Grouping::All => f.write_str("Grouping::All"),
+            Grouping::By(_) => f.write_str("Grouping::By(..)"),
+            Grouping::Map(m) => write!(f, "Grouping::Map({} people)", m.len()),
+        }
+    }
+}
+
+impl Grouping<'_> {
+    /// The group key of a person (`None`: no person, e.g. a deal without one).
+    pub fn person(&self, person: Option<i64>) -> String {
+        match (self, person) {
+            (Grouping::All, _) => ALL.to_string(),
+            (_, None) => NONE.to_string(),
+            (Grouping::By(f), Some(id)) => f(id).unwrap_or_else(|| NONE.to_string()),
+            (Grouping::Map(m), Some(id)) => m.get(&id).cloned().unwrap_or_else(|| NONE.to_string()),
+        }
+    }
+
+    /// The group key of a lifecycle subject; accounts are in [`NONE`] unless
+    /// there is no grouping.
+    pub fn subject(&self, subject: Subject) -> String {
+        match subject {
+            Subject::Person(id) => self.person(Some(id)),
+            Subject::Account(_) => self.person(None),
+        }
+    }
+}
+
+/// The funnel stage ids of a playbook, in order.
+pub fn funnel_ids(pb: &Playbook) -> Vec<String> {
+    pb.funnel().map(|s| s.id.clone()).collect()
+}
+
+/// Stage kinds of a playbook by id, for off-ramp detection.
+pub(crate) fn stage_kinds(pb: &Playbook) -> BTreeMap<String, StageKind> {
+    pb.stages.iter().map(|s| (s.id.clone(), s.kind)).collect()
+}
+
+/// The `p`-th percentile (`p` in 0..=100) of `values` by **linear
+/// interpolation between closest ranks** (Hyndman–Fan type 7, the default of
+/// numpy and of spreadsheet `PERCENTILE.INC`): sort ascending, let
+/// `h = (n − 1) · p / 100`, and return `v[⌊h⌋] + (h − ⌊h⌋) · (v[⌊h⌋+1] − v[⌊h⌋])`.
+/// The 50th percentile is the usual median (mean of the two middle values
+/// for even `n`). `None` for no values; NaNs are ignored.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let h = (v.len() - 1) as f64 * (p.clamp(0.0, 100.0) / 100.0);
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(v.len() - 1);
+    Some(v[lo] + (h - lo as f64) * (v[hi] - v[lo]))
+}
+
+/// `num / den`, or `None` when `den` is zero.
+pub(crate) fn ratio(num: f64, den: f64) -> Option<f64> {
+    (den != 0.0).then(|| num / den)
+}

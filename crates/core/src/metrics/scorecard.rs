@@ -1,0 +1,451 @@
+//! Scorecard: goal pacing and the actual values of the leading indicators
+//! ([`crate::playbook::METRICS`]), DESIGN §5.
+//!
+//! **Pacing.** For count and money metrics, expected-to-date is
+//! `target × elapsed / period length`, pace ratio `actual / expected` and the
+//! projection `actual × period length / elapsed` (linear). Rate metrics
+//! (`win_rate`, `sal_rate`, `retention`) do not accumulate over time: their
+//! expected-to-date is the target itself and the projection is the actual.
+//!
+//! **Status.** [`PaceStatus::Ahead`] when pace ≥ 1.05, [`PaceStatus::OnTrack`]
+//! when pace ≥ 0.95, otherwise [`PaceStatus::Behind`]. Before any time has
+//! elapsed there is no pace and the status is on track.
+//!
+//! **Celebration.** A goal is hit when actual ≥ target; for rate metrics only
+//! once the period is over (a rate can be high by chance early on).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::domain::{ActivityKind, DealStatus, Subject, Transition};
+use crate::playbook::{Goal, Period, Playbook, StageKind, METRICS};
+use crate::time::Timestamp;
+
+use super::waterfall::stage_entries;
+use super::{funnel_ids, ratio, Grouping, History, MetricsError, Window};
+
+/// Pace at or above this is ahead.
+pub const AHEAD_AT: f64 = 1.05;
+/// Pace at or above this (and below [`AHEAD_AT`]) is on track.
+pub const ON_TRACK_AT: f64 = 0.95;
+
+/// Metrics that are rates (0..1) rather than sums.
+pub const RATE_METRICS: &[&str] = &["win_rate", "sal_rate", "retention"];
+
+/// Where an actual stands against its goal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaceStatus {
+    /// Pace ≥ 1.05.
+    Ahead,
+    /// 0.95 ≤ pace < 1.05 (or no time elapsed yet).
+    OnTrack,
+    /// Pace < 0.95 (or no actual for a rate metric).
+    Behind,
+}
+
+impl PaceStatus {
+    /// The status of a pace ratio.
+    pub fn of(pace: Option<f64>) -> PaceStatus {
+        match pace {
+            None => PaceStatus::OnTrack,
+            Some(p) if p >= AHEAD_AT => PaceStatus::Ahead,
+            Some(p) if p >= ON_TRACK_AT => PaceStatus::OnTrack,
+            Some(_) => PaceStatus::Behind,
+        }
+    }
+}
+
+/// One scorecard line: a goal with its actual and pacing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Pacing {
+    /// Goal id.
+    pub goal: String,
+    /// Metric name.
+    pub metric: String,
+    /// Goal period.
+    pub period: Period,
+    /// The period's window.
+    pub window: Window,
+    /// Instant the actual is measured at.
+    pub as_of: Timestamp,
+    /// Goal target (minor units, rate or count).
+    pub target: f64,
+    /// Actual to date (`None`: a rate with no denominator yet).
+    pub actual: Option<f64>,
+    /// Share of the period elapsed at `as_of`, 0..=1.
+    pub elapsed_share: f64,
+    /// Linear expected value to date.
+    pub expected_to_date: f64,
+    /// `actual / expected_to_date`.
+    pub pace: Option<f64>,
+    /// Projected value at the end of the period.
+    pub projected: Option<f64>,
+    /// Ahead / on track / behind.
+    pub status: PaceStatus,
+    /// The goal is hit: celebrate.
+    pub celebrate: bool,
+}
+
+/// Paces `actual` against `goal` over `window` (the goal's current period)
+/// at `as_of`. See the module docs for the rules.
+pub fn pace(goal: &Goal, window: Window, as_of: Timestamp, actual: Option<f64>) -> Pacing {
+    let len = window.len_ms().max(1) as f64;
+    let elapsed = (as_of.millis() - window.from.millis()).clamp(0, window.len_ms().max(0)) as f64;
+    let share = elapsed / len;
+    let is_rate = RATE_METRICS.contains(&goal.metric.as_str());
+    let (expected, projected) = if is_rate {
+        (goal.target, actual)
+    } else {
+        (
+            goal.target * share,
+            actual.and_then(|a| (elapsed > 0.0).then(|| a * len / elapsed)),
+        )
+    };
+    let pace = match actual {
+        Some(a) if elapsed > 0.0 => ratio(a, expected),
+        _ => None,
+    };
+    let status = match (is_rate, actual, elapsed > 0.0) {
+        (_, _, false) => PaceStatus::OnTrack,
+        (true, None, true) => PaceStatus::Behind,
+        _ => PaceStatus::of(pace),
+    };
+    let over = share >= 1.0;
+    let celebrate = actual.is_some_and(|a| a >= goal.target) && (!is_rate || over);
+    Pacing {
+        goal: goal.id.clone(),
+        metric: goal.metric.clone(),
+        period: goal.period,
+        window,
+        as_of,
+        target: goal.target,
+        actual,
+        elapsed_share: share,
+        expected_to_date: expected,
+        pace,
+        projected,
+        status,
+        celebrate,
+    }
+}
+
+/// The funnel stage a stage-entry metric counts, if `metric` is one.
+fn metric_stage(pb: &Playbook, metric: &str) -> Option<Result<String, MetricsError>> {
+    let id = match metric {
+        "inquiries" => {
+            return Some(
+                pb.first_stage()
+                    .map(|s| s.id.clone())
+                    .ok_or(MetricsError::NoFunnel),
+            )
+        }
+        "mqls" => "mql",
+        "sals" => "sal",
+        "sqls" => "sql",
+        "opportunities" => "opportunity",
+        "customers" => "customer",
+        _ => return None,
+    };
+    Some(
+        funnel_ids(pb)
+            .into_iter()
+            .find(|f| f == id)
+            .ok_or_else(|| MetricsError::UnknownStage(id.to_string())),
+    )
+}
+
+/// The actual value of `metric` (a name from [`METRICS`]) over `window`, not
+/// reading past `as_of`, per group. Counts are sums, money is in minor units
+/// (deal amounts are summed as they are: they are assumed to be in the
+/// playbook currency), rates are 0..1 and `None` when their denominator is 0.
+///
+/// - stage entries (`inquiries`, `mqls`, …): distinct cycles entering the
+///   stage in the window, skipped entries included;
+/// - touches by kind (`paid_clicks` counts `ad_click`), activities by kind
+///   (`meetings` counts meetings and demos);
+/// - `pipeline_created`: amounts of deals created in the window;
+///   `revenue_won` / `deals_won`: deals won with `closed_at` in the window;
+/// - `win_rate`: won / (won + lost) of deals closed in the window;
+/// - `sal_rate`: SAL entries / MQL entries in the window;
+/// - `retention`: of the subjects in the customer stage (or a later funnel
+///   stage) at the window start, the share still in one at its end (or at
+///   `as_of` when earlier); the customer stage is `customer`, else the last
+///   funnel stage.
+///
+/// Groups with nothing to count are absent, except that without grouping the
+/// group [`super::ALL`] is always present.
+pub fn metric_actuals(
+    pb: &Playbook,
+    history: &History<'_>,
+    metric: &str,
+    window: Window,
+    as_of: Timestamp,
+    grouping: Grouping<'_>,
+) -> Result<BTreeMap<String, Option<f64>>, MetricsError> {
+    if !METRICS.iter().any(|(m, _)| *m == metric) {
+        return Err(MetricsError::UnknownMetric(metric.to_string()));
+    }
+    let mut out: BTreeMap<String, Option<f64>> = BTreeMap::new();
+    let mut add = |g: String, v: f64| {
+        let e = out.entry(g).or_insert(Some(0.0));
+        *e = Some(e.unwrap_or(0.0) + v);
+    };
+    let touch_kind = match metric {
+        "web_visits" => Some("web_visit"),
+        "email_opens" => Some("email_open"),
+        "email_clicks" => Some("email_click"),
+        "paid_clicks" => Some("ad_click"),
+        "form_fills" => Some("form_fill"),
+        _ => None,
+    };
+    let activity_kinds: &[ActivityKind] = match metric {
+        "calls" => &[ActivityKind::Call],
+        "emails_sent" => &[ActivityKind::Email],
+        "meetings" => &[ActivityKind::Meeting, ActivityKind::Demo],
+        _ => &[],
+    };
+    if let Some(stage) = metric_stage(pb, metric) {
+        let stage = stage?;
+        for (g, n) in stage_entries(history.transitions, &stage, window, as_of, false, grouping) {
+            add(g, n as f64);
+        }
+    } else if let Some(kind) = touch_kind {
+        for t in history.touches {
+            if t.kind == kind && window.contains_as_of(t.at, as_of) {
+                add(grouping.person(Some(t.person_id)), 1.0);
+            }
+        }
+    } else if !activity_kinds.is_empty() {
+        for a in history.activities {
+            if activity_kinds.contains(&a.kind) && window.contains_as_of(a.at, as_of) {
+                add(grouping.person(Some(a.person_id)), 1.0);
+            }
+        }
+    } else {
+        match metric {
+            "pipeline_created" => {
+                for d in history.deals {
+                    if window.contains_as_of(d.created_at, as_of) {
+                        add(grouping.person(d.person_id), d.amount.minor as f64);
+                    }
+                }
+            }
+            "revenue_won" | "deals_won" | "win_rate" => {
+                let mut won: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+                let mut lost: BTreeMap<String, f64> = BTreeMap::new();
+                for d in history.deals {
+                    let Some(c) = d.closed_at else { continue };
+                    if !window.contains_as_of(c, as_of) {
+                        continue;
+                    }
+                    let g = grouping.person(d.person_id);
+                    match d.status {
+                        DealStatus::Won => {
+                            let e = won.entry(g).or_default();
+                            e.0 += 1.0;
+                            e.1 += d.amount.minor as f64;
+                        }
+                        DealStatus::Lost => *lost.entry(g).or_default() += 1.0,
+                        DealStatus::Open => {}
+                    }
+                }
+                let keys: BTreeSet<String> = won.keys().chain(lost.keys()).cloned().collect();
+                for g in keys {
+                    let (w, amount) = won.get(&g).copied().unwrap_or_default();
+                    let l = lost.get(&g).copied().unwrap_or_default();
+                    let v = match metric {
+                        "revenue_won" => Some(amount),
+                        "deals_won" => Some(w),
+                        _ => ratio(w, w + l),
+                    };
+                    out.insert(g, v);
+                }
+            }
+            "sal_rate" => {
+                let stage = |id: &str| {
+                    metric_stage(pb, id).unwrap_or(Err(MetricsError::UnknownMetric(id.into())))
+                };
+                let (mql, sal) = (stage("mqls")?, stage("sals")?);
+                let m = stage_entries(history.transitions, &mql, window, as_of, false, grouping);
+                let s = stage_entries(history.transitions, &sal, window, as_of, false, grouping);
+                let keys: BTreeSet<&String> = m.keys().chain(s.keys()).collect();
+                for g in keys {
+                    let mv = m.get(g).copied().unwrap_or(0) as f64;
+                    let sv = s.get(g).copied().unwrap_or(0) as f64;
+                    out.insert(g.clone(), ratio(sv, mv));
+                }
+            }
+            "retention" => {
+                for (g, v) in retention(pb, history.transitions, window, as_of, grouping)? {
+                    out.insert(g, v);
+                }
+            }
+            other => return Err(MetricsError::UnknownMetric(other.to_string())),
+        }
+    }
+    if matches!(grouping, Grouping::All) && !out.contains_key(super::ALL) {
+        let empty = if RATE_METRICS.contains(&metric) {
+            None
+        } else {
+            Some(0.0)
+        };
+        out.insert(super::ALL.to_string(), empty);
+    }
+    Ok(out)
+}
+
+fn retention(
+    pb: &Playbook,
+    transitions: &[Transition],
+    window: Window,
+    as_of: Timestamp,
+    grouping: Grouping<'_>,
+) -> Result<BTreeMap<String, Option<f64>>, MetricsError> {
+    let funnel = funnel_ids(pb);
+    let customer = funnel
+        .iter()
+        .position(|f| f == "customer")
+        .or_else(|| funnel.len().checked_sub(1))
+        .ok_or(MetricsError::NoFunnel)?;
+    let is_customer = |stage: &str| {
+        funnel
+            .iter()
+            .position(|f| f == stage)
+            .is_some_and(|i| i >= customer)
+            && pb.stage(stage).is_some_and(|s| s.kind == StageKind::Funnel)
+    };
+    let end = window
+        .to
+        .min(Timestamp::from_millis(as_of.millis().saturating_add(1)));
+    // Latest stage strictly before `at`.
+    let stage_before = |subject: &[&Transition], at: Timestamp| -> Option<String> {
+        subject
+            .iter()
+            .filter(|t| t.at < at)
+            .max_by_key(|t| (t.at, t.seq))
+            .map(|t| t.to.clone())
+    };
+    let mut by_subject: BTreeMap<Subject, Vec<&Transition>> = BTreeMap::new();
+    for t in transitions.iter().filter(|t| t.at <= as_of) {
+        by_subject.entry(t.subject).or_default().push(t);
+    }
+    let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (s, ts) in &by_subject {
+        let at_start = stage_before(ts, window.from).is_some_and(|st| is_customer(&st));
+        if !at_start {
+            continue;
+        }
+        let still = stage_before(ts, end).is_some_and(|st| is_customer(&st));
+        let e = counts.entry(grouping.subject(*s)).or_default();
+        e.0 += 1.0;
+        if still {
+            e.1 += 1.0;
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .map(|(g, (base, kept))| (g, ratio(kept, base)))
+        .collect())
+}
+
+/// The scorecard: every playbook goal paced over its current period (the
+/// calendar period containing `as_of` in the company timezone), measured
+/// without grouping, or for a goal with a `segment` / `persona` filter, on
+/// the group of that id in `segment_of` / `persona_of`.
+pub fn scorecard(
+    pb: &Playbook,
+    history: &History<'_>,
+    as_of: Timestamp,
+    segment_of: Grouping<'_>,
+    persona_of: Grouping<'_>,
+) -> Result<Vec<Pacing>, MetricsError> {
+    let mut lines = Vec::new();
+    for goal in &pb.goals {
+        let window = super::period_window(goal.period, as_of, &pb.company.timezone)?;
+        let (grouping, key) = match (&goal.segment, &goal.persona) {
+            (Some(s), _) => (segment_of, s.clone()),
+            (None, Some(p)) => (persona_of, p.clone()),
+            (None, None) => (Grouping::All, super::ALL.to_string()),
+        };
+        let actuals = metric_actuals(pb, history, &goal.metric, window, as_of, grouping)?;
+        let actual = match actuals.get(&key) {
+            Some(v) => *v,
+            None if RATE_METRICS.contains(&goal.metric.as_str()) => None,
+            None => Some(0.0),
+        };
+        lines.push(pace(goal, window, as_of, actual));
+    }
+    Ok(lines)
+}
+
+/// The leading indicators of the seeds (DESIGN §5), in scorecard order.
+pub const LEADING_INDICATORS: &[&str] = &[
+    "web_visits",
+    "email_opens",
+    "paid_clicks",
+    "mqls",
+    "sals",
+    "calls",
+    "emails_sent",
+    "meetings",
+    "opportunities",
+    "pipeline_created",
+    "revenue_won",
+    "win_rate",
+    "retention",
+];
+
+/// One leading indicator over a period, with pacing when a playbook goal
+/// (without persona/segment filter) tracks the same metric and period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Indicator {
+    /// Metric name.
+    pub metric: String,
+    /// What it counts (from [`METRICS`]).
+    pub description: String,
+    /// The period's window.
+    pub window: Window,
+    /// Actual to date (`None`: a rate with no denominator yet).
+    pub actual: Option<f64>,
+    /// Pacing against the matching goal, if any.
+    pub pacing: Option<Pacing>,
+}
+
+/// Every leading indicator ([`LEADING_INDICATORS`]) over the calendar
+/// `period` containing `as_of` (company timezone), without grouping.
+pub fn leading_indicators(
+    pb: &Playbook,
+    history: &History<'_>,
+    period: Period,
+    as_of: Timestamp,
+) -> Result<Vec<Indicator>, MetricsError> {
+    let window = super::period_window(period, as_of, &pb.company.timezone)?;
+    let mut out = Vec::new();
+    for &metric in LEADING_INDICATORS {
+        // Stage metrics need their stage in the playbook; skip the others.
+        if let Some(Err(_)) = metric_stage(pb, metric) {
+            continue;
+        }
+        let actual = metric_actuals(pb, history, metric, window, as_of, Grouping::All)?
+            .get(super::ALL)
+            .copied()
+            .flatten();
+        let goal = pb.goals.iter().find(|g| {
+            g.metric == metric && g.period == period && g.persona.is_none() && g.segment.is_none()
+        });
+        out.push(Indicator {
+            metric: metric.to_string(),
+            description: METRICS
+                .iter()
+                .find(|(m, _)| *m == metric)
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
+            window,
+            actual,
+            pacing: goal.map(|g| pace(g, window, as_of, actual)),
+        });
+    }
+    Ok(out)
+}
