@@ -66,6 +66,10 @@ enum Command {
     History(cmd::lifecycle::HistoryArgs),
     /// Import a CSV export (people, accounts, touches, activities, deals, transitions).
     Import(cmd::import::ImportArgs),
+    /// Funnel counts and conversion per stage (cohort view).
+    Funnel(cmd::funnel::FunnelArgs),
+    /// The demand waterfall: cohort and flow, velocity, leakage, comparison columns.
+    Waterfall(cmd::funnel::FunnelArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,8 @@ fn main() -> ExitCode {
         Command::Reject(a) => ctx.block_on(cmd::lifecycle::reject(&ctx, a)),
         Command::History(a) => ctx.block_on(cmd::lifecycle::history(&ctx, a)),
         Command::Import(a) => ctx.block_on(cmd::import::import(&ctx, a)),
+        Command::Funnel(a) => ctx.block_on(cmd::funnel::funnel(&ctx, a)),
+        Command::Waterfall(a) => ctx.block_on(cmd::funnel::waterfall_cmd(&ctx, a)),
     };
     match result {
         Ok(code) => code,

@@ -156,6 +156,14 @@ fn json_cell(c: &str) -> serde_json::Value {
     c.into()
 }
 
+/// A percentage with `digits` decimals, e.g. `10.53%`; `-` for no value.
+pub fn pct(x: Option<f64>, digits: usize) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{:.*}%", digits, v * 100.0),
+        _ => "-".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -267,6 +267,12 @@ pub fn evaluate(
     let since = if current.is_some_and(|c| c.kind == StageKind::Recycle) {
         // A recycled lead re-qualifies on what happens after it was recycled.
         state.entered_at.unwrap_or(at)
+    } else if state.cycle <= 1 {
+        // The first cycle owns every fact, even one dated before the lead's
+        // first recorded stage (CRM exports do have deals won before the
+        // first-contact date); history cannot go back, so such a fact takes
+        // effect at the first instant evaluated.
+        Timestamp::from_millis(i64::MIN)
     } else {
         state
             .cycle_started_at

@@ -773,3 +773,28 @@ pub async fn counts(c: &mut AnyConnection) -> Result<Vec<(&'static str, i64)>, S
     }
     Ok(out)
 }
+
+/// Everything analytics read, loaded at once.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub people: Vec<Person>,
+    pub accounts: Vec<Account>,
+    pub transitions: Vec<Transition>,
+    pub touches: Vec<Touch>,
+    pub activities: Vec<Activity>,
+    pub deals: Vec<Deal>,
+    pub campaigns: Vec<Campaign>,
+}
+
+/// Loads the whole stored history.
+pub async fn snapshot(c: &mut AnyConnection) -> Result<Snapshot, StoreError> {
+    Ok(Snapshot {
+        people: people(c).await?,
+        accounts: accounts(c).await?,
+        transitions: transitions(c).await?,
+        touches: touches(c).await?,
+        activities: activities(c).await?,
+        deals: deals(c).await?,
+        campaigns: campaigns(c).await?,
+    })
+}

@@ -1,5 +1,7 @@
 //! One module per group of commands.
 
+pub mod funnel;
 pub mod import;
 pub mod lifecycle;
+pub mod numbers;
 pub mod playbook;

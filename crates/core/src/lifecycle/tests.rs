@@ -452,3 +452,36 @@ fn replay_derives_stage_and_cycle_from_transitions() {
     assert_eq!(replayed.cycle, 2);
     assert_eq!(replayed.cycle_started_at, Some(t(DAY_MS)));
 }
+
+#[test]
+fn a_deal_dated_before_the_first_stage_counts_from_that_stage_on() {
+    // Olist has a deal won two days before the lead's first contact: the lead
+    // becomes a customer at its MQL entry, the first instant history allows.
+    let pb = pb();
+    let (p, a) = good_fit();
+    let deals = [deal(DealStatus::Won, t(-2 * DAY_MS), Some(t(-2 * DAY_MS)))];
+    let mut state = State::default();
+    let mv = manual(
+        &pb,
+        &state,
+        &ManualMove {
+            to: "mql",
+            at: t(0),
+            actor: "import",
+            reason: None,
+            note: None,
+        },
+    )
+    .unwrap();
+    run(&mut state, mv);
+    let facts = Facts {
+        person: &p,
+        account: Some(&a),
+        touches: &[],
+        activities: &[],
+        deals: &deals,
+    };
+    let moves = advance(&pb, &state, &facts, t(DAY_MS));
+    let last = moves.last().unwrap();
+    assert_eq!((last.to.as_str(), last.at), ("customer", t(0)));
+}
