@@ -93,7 +93,11 @@ impl Rejects {
             source: e,
         };
         if self.writer.is_none() {
-            let mut w = csv::Writer::from_path(&self.path).map_err(err)?;
+            // Flexible: a rejected row may have more or fewer fields than the header.
+            let mut w = csv::WriterBuilder::new()
+                .flexible(true)
+                .from_path(&self.path)
+                .map_err(err)?;
             let mut header = vec!["line".to_string(), "reason".to_string()];
             header.extend(self.headers.iter().cloned());
             w.write_record(&header).map_err(err)?;

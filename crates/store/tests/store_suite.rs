@@ -255,3 +255,23 @@ async fn story(db: &TestDb) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn sequential_write_transactions_do_not_block() {
+    let db = TestDb::sqlite().await.unwrap();
+    for i in 0..20 {
+        let mut tx = db.store.begin().await.unwrap();
+        let p = Person {
+            external_id: format!("p{i}"),
+            ..Person::default()
+        };
+        repo::upsert_person(tx.conn(), &p).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut c = db.store.conn().await.unwrap();
+        assert!(repo::person_by_external(&mut c, &format!("p{i}"))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    db.cleanup().await.unwrap();
+}

@@ -1,0 +1,367 @@
+//! Imports of real export layouts, broken files and the Olist funnel,
+//! through the library into a fresh SQLite database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use tandem_core::domain::{DealStatus, Subject};
+use tandem_core::metrics::waterfall::{waterfall, WaterfallOptions};
+use tandem_core::metrics::{Grouping, Window};
+use tandem_core::playbook::{Playbook, STARTER};
+use tandem_core::Timestamp;
+use tandem_ingest::{import_file, ImportOptions, Kind, Preset, Summary};
+use tandem_store::repo;
+use tandem_store::testing::TestDb;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn olist(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/olist")
+        .join(name)
+}
+
+fn pb() -> Playbook {
+    Playbook::load(STARTER).playbook.unwrap()
+}
+
+const NOW: i64 = 1_800_000_000_000; // 2027-01-15
+
+async fn import(db: &TestDb, pb: &Playbook, kind: Kind, preset: Preset, path: &Path) -> Summary {
+    let opts = ImportOptions {
+        kind,
+        preset,
+        maps: Default::default(),
+        batch_size: if kind == Kind::People && preset == Preset::Olist {
+            1000
+        } else {
+            2
+        },
+        now: Timestamp::from_millis(NOW),
+    };
+    import_file(&db.store, pb, path, &opts, &mut |_, _| {})
+        .await
+        .unwrap()
+}
+
+/// Copies a fixture into a temp dir so the reject file lands there.
+fn staged(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join(name);
+    std::fs::copy(fixture(name), &to).unwrap();
+    (dir, to)
+}
+
+#[tokio::test]
+async fn broken_rows_go_to_the_reject_file_and_good_rows_are_stored() {
+    let db = TestDb::sqlite().await.unwrap();
+    let pb = pb();
+    let (_dir, path) = staged("broken_people.csv");
+    let s = import(&db, &pb, Kind::People, Preset::Generic, &path).await;
+    assert_eq!(
+        (s.read, s.imported, s.updated, s.unchanged, s.rejected),
+        (6, 2, 0, 0, 4)
+    );
+    let rejects = std::fs::read_to_string(s.rejects_file.as_ref().unwrap()).unwrap();
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(rejects.as_bytes());
+    let rows: Vec<(String, String)> = r
+        .records()
+        .map(|x| x.unwrap())
+        .map(|x| (x[0].to_string(), x[1].to_string()))
+        .collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0].0, "3");
+    assert!(
+        rows[0]
+            .1
+            .starts_with("`created_at`: invalid date/time \"not a date\""),
+        "{}",
+        rows[0].1
+    );
+    assert_eq!(rows[1], ("4".into(), "`external_id` is empty".into()));
+    assert_eq!(rows[2], ("5".into(), "expected 5 fields, found 3".into()));
+    assert_eq!(
+        rows[3],
+        ("6".into(), "column `email` is not valid UTF-8".into())
+    );
+    assert_eq!(
+        r.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "line",
+            "reason",
+            "external_id",
+            "email",
+            "created_at",
+            "plan",
+            "won"
+        ]
+    );
+
+    let mut c = db.store.conn().await.unwrap();
+    let people = repo::people(&mut c).await.unwrap();
+    let ids: Vec<&str> = people.iter().map(|p| p.external_id.as_str()).collect();
+    assert_eq!(ids, ["p1", "p6"]);
+    assert_eq!(people[0].custom["plan"], "pro");
+    assert_eq!(
+        people[0].custom["won"], 1,
+        "numeric columns stay numbers for CEL"
+    );
+    assert_eq!(
+        people[1].created_at.to_string(),
+        "2026-01-06T15:30:00Z",
+        "naive times are company-local (New York)"
+    );
+    drop(c);
+
+    // Re-importing the same file changes nothing.
+    let again = import(&db, &pb, Kind::People, Preset::Generic, &path).await;
+    assert_eq!(
+        (
+            again.imported,
+            again.updated,
+            again.unchanged,
+            again.rejected,
+            again.transitions
+        ),
+        (0, 0, 2, 4, 0)
+    );
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn hubspot_companies_contacts_and_deals() {
+    let db = TestDb::sqlite().await.unwrap();
+    let pb = pb();
+    let s = import(
+        &db,
+        &pb,
+        Kind::Accounts,
+        Preset::Hubspot,
+        &fixture("hubspot_companies.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (2, 0));
+    let s = import(
+        &db,
+        &pb,
+        Kind::People,
+        Preset::Hubspot,
+        &fixture("hubspot_contacts.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (3, 0), "{s:?}");
+    let s = import(
+        &db,
+        &pb,
+        Kind::Deals,
+        Preset::Hubspot,
+        &fixture("hubspot_deals.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (2, 0), "{s:?}");
+
+    let mut c = db.store.conn().await.unwrap();
+    let acme = repo::account_by_external(&mut c, "9001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            acme.industry.as_deref(),
+            acme.employees,
+            acme.annual_revenue
+        ),
+        (Some("software"), Some(500), Some(25_000_000_00))
+    );
+    let ana = repo::find_person(&mut c, "5101").await.unwrap();
+    assert_eq!(ana.account_id, Some(acme.id));
+    assert_eq!(ana.source.as_deref(), Some("paid_search"));
+    assert_eq!(ana.custom["lead_status"], "Connected");
+    let path: Vec<(String, String, bool)> = repo::transitions_of(&mut c, Subject::Person(ana.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.to, t.at.to_string(), t.skipped))
+        .collect();
+    let expect = [
+        ("inquiry", "2026-01-05T15:00:00Z", false),
+        ("mql", "2026-01-07T14:00:00Z", false),
+        ("sal", "2026-01-12T20:30:00Z", true),
+        ("sql", "2026-01-12T20:30:00Z", false),
+        ("opportunity", "2026-01-20T14:00:00Z", false),
+        ("customer", "2026-03-02T22:00:00Z", false),
+    ];
+    assert_eq!(
+        path,
+        expect.map(|(a, b, c)| (a.to_string(), b.to_string(), c))
+    );
+    let deals = repo::deals(&mut c).await.unwrap();
+    assert_eq!(deals[1].status, DealStatus::Lost);
+    assert_eq!(deals[1].amount.minor, 5_000_50);
+    assert_eq!(deals[1].lost_reason.as_deref(), Some("competitor_won"));
+    let bob = repo::find_person(&mut c, "5102").await.unwrap();
+    let bob_path: Vec<String> = repo::transitions_of(&mut c, Subject::Person(bob.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to)
+        .collect();
+    assert_eq!(bob_path, ["inquiry"]);
+    drop(c);
+    db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn salesforce_and_marketo_layouts() {
+    let db = TestDb::sqlite().await.unwrap();
+    let pb = pb();
+    let s = import(
+        &db,
+        &pb,
+        Kind::People,
+        Preset::Salesforce,
+        &fixture("salesforce_leads.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (3, 0));
+    let s = import(
+        &db,
+        &pb,
+        Kind::Deals,
+        Preset::Salesforce,
+        &fixture("salesforce_opportunities.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (2, 0));
+    let s = import(
+        &db,
+        &pb,
+        Kind::People,
+        Preset::Marketo,
+        &fixture("marketo_leads.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (2, 0));
+
+    let mut c = db.store.conn().await.unwrap();
+    let stage_of = |ts: Vec<tandem_core::domain::Transition>| {
+        ts.last().map(|t| t.to.clone()).unwrap_or_default()
+    };
+    for (ext, stage) in [
+        ("00Q1", "mql"),
+        ("00Q2", "sal"),
+        ("00Q3", "sql"),
+        ("1001", "mql"),
+        ("1002", "inquiry"),
+    ] {
+        let p = repo::find_person(&mut c, ext).await.unwrap();
+        let ts = repo::transitions_of(&mut c, Subject::Person(p.id))
+            .await
+            .unwrap();
+        assert_eq!(stage_of(ts), stage, "{ext}");
+    }
+    let dana = repo::find_person(&mut c, "00Q1").await.unwrap();
+    assert_eq!(dana.source.as_deref(), Some("web"));
+    assert_eq!(dana.custom["numberofemployees"], 300);
+    let gus = repo::find_person(&mut c, "1001").await.unwrap();
+    assert_eq!(gus.custom["lead_score"], 75);
+    assert_eq!(gus.email.as_deref(), Some("gus@zeta.io"));
+    let deals = repo::deals(&mut c).await.unwrap();
+    assert_eq!(
+        (deals[0].amount.minor, deals[0].status),
+        (12_500_00, DealStatus::Won)
+    );
+    assert_eq!(
+        (deals[1].status, deals[1].kind.as_str()),
+        (DealStatus::Open, "expansion")
+    );
+    drop(c);
+    db.cleanup().await.unwrap();
+}
+
+/// The published Olist funnel: 8,000 MQLs, 842 closed (10.525%).
+#[tokio::test]
+async fn olist_funnel_by_source() {
+    let db = TestDb::sqlite().await.unwrap();
+    let pb = pb();
+    let s = import(
+        &db,
+        &pb,
+        Kind::People,
+        Preset::Olist,
+        &olist("olist_marketing_qualified_leads_dataset.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (8000, 0));
+    let s = import(
+        &db,
+        &pb,
+        Kind::Deals,
+        Preset::Olist,
+        &olist("olist_closed_deals_dataset.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (842, 0));
+
+    let mut c = db.store.conn().await.unwrap();
+    let snap = repo::snapshot(&mut c).await.unwrap();
+    let as_of = Timestamp::from_millis(NOW);
+    let window = Window::new(Timestamp::from_millis(0), as_of).unwrap();
+    let mut opts = WaterfallOptions::new(window, as_of);
+    opts.cohort_stage = Some("mql".into());
+    let w = waterfall(&pb, &snap.transitions, &snap.deals, &opts).unwrap();
+    let g = &w.groups[0];
+    let count = |stage: &str| {
+        g.stages
+            .iter()
+            .find(|s| s.stage == stage)
+            .and_then(|s| s.cohort)
+    };
+    assert_eq!((count("mql"), count("customer")), (Some(8000), Some(842)));
+    assert!((g.stages.last().unwrap().cumulative.unwrap() - 0.10525).abs() < 1e-12);
+
+    let by_source: std::collections::BTreeMap<i64, String> = snap
+        .people
+        .iter()
+        .filter_map(|p| p.source.clone().map(|s| (p.id, s)))
+        .collect();
+    opts.grouping = Grouping::Map(&by_source);
+    let w = waterfall(&pb, &snap.transitions, &snap.deals, &opts).unwrap();
+    let get = |src: &str, stage: &str| {
+        w.groups
+            .iter()
+            .find(|g| g.group == src)
+            .and_then(|g| g.stages.iter().find(|s| s.stage == stage))
+            .and_then(|s| s.cohort)
+    };
+    for (src, mqls, won) in [
+        ("organic_search", 2296, 271),
+        ("paid_search", 1586, 195),
+        ("social", 1350, 75),
+        ("email", 493, 15),
+    ] {
+        assert_eq!(
+            (get(src, "mql"), get(src, "customer")),
+            (Some(mqls), Some(won)),
+            "{src}"
+        );
+    }
+    // Segment fields from the deals file land on the person.
+    let closed = snap.people.iter().filter(|p| p.segment.is_some()).count();
+    assert_eq!(
+        closed,
+        842 - snap
+            .people
+            .iter()
+            .filter(|p| p.custom.contains_key("seller_id") && p.segment.is_none())
+            .count()
+    );
+    drop(c);
+    db.cleanup().await.unwrap();
+}
