@@ -440,6 +440,61 @@ mod tests {
         }
     }
 
+    /// Independent check of the SCC + elimination solver: Gauss–Seidel
+    /// iteration `h ← r + Q h` from zero converges monotonically to the same
+    /// fixed point; run it to a 1e-15 step and compare.
+    #[test]
+    fn solver_agrees_with_fixed_point_iteration() {
+        let Some(paths) = example_paths() else { return };
+        let channels: Vec<&str> = paths
+            .iter()
+            .flat_map(|p| p.steps.iter().map(String::as_str))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for order in [1, 2, 3] {
+            let chain = Chain::build(&paths, &channels, order);
+            let n = chain.tuple.len();
+            for removed in [None, Some(0), Some(4)] {
+                let alive: Vec<bool> = chain
+                    .tuple
+                    .iter()
+                    .map(|t| removed.is_none_or(|c| t.binary_search(&c).is_err()))
+                    .collect();
+                let exact = chain.solve(&alive).unwrap();
+                let mut h = vec![[0.0f64; 2]; n];
+                let mut converged = false;
+                for _ in 0..200_000 {
+                    let mut delta = 0.0f64;
+                    for s in 0..n {
+                        if !alive[s] {
+                            continue;
+                        }
+                        let mut x = chain.reward[s];
+                        for &(t, p) in &chain.succ[s] {
+                            if alive[t] {
+                                x[0] += p * h[t][0];
+                                x[1] += p * h[t][1];
+                            }
+                        }
+                        delta = delta.max((x[0] - h[s][0]).abs());
+                        h[s] = x;
+                    }
+                    if delta < 1e-15 {
+                        converged = true;
+                        break;
+                    }
+                }
+                assert!(converged, "order {order}: iteration did not converge");
+                assert!(
+                    (exact[0] - h[0][0]).abs() < 1e-12 && (exact[1] - h[0][1]).abs() < 1e-10,
+                    "order {order}, removed {removed:?}: {exact:?} vs {:?}",
+                    h[0]
+                );
+            }
+        }
+    }
+
     #[test]
     fn higher_orders_on_example_file() {
         let Some(paths) = example_paths() else { return };
