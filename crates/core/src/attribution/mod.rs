@@ -22,7 +22,7 @@ mod shapley;
 
 use std::collections::BTreeMap;
 
-pub use markov::{markov, MarkovAttribution, RemovalEffect};
+pub use markov::{markov, MarkovAttribution, RemovalEffect, DIRECT_SOLVE_LIMIT};
 pub use paths::{parse_paths, ParseError, ParseErrorKind};
 pub use rules::{
     first_touch, full_path, last_non_direct, last_touch, linear, time_decay, u_shaped, w_shaped,
