@@ -66,6 +66,8 @@ enum Command {
     History(cmd::lifecycle::HistoryArgs),
     /// Import a CSV export (people, accounts, touches, activities, deals, transitions).
     Import(cmd::import::ImportArgs),
+    /// Fill an empty database with a deterministic synthetic company.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Reject(a) => ctx.block_on(cmd::lifecycle::reject(&ctx, a)),
         Command::History(a) => ctx.block_on(cmd::lifecycle::history(&ctx, a)),
         Command::Import(a) => ctx.block_on(cmd::import::import(&ctx, a)),
+        Command::Demo(a) => ctx.block_on(cmd::demo::demo(&ctx, a)),
     };
     match result {
         Ok(code) => code,
