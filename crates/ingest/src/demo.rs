@@ -156,7 +156,9 @@ impl Scale {
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
 pub struct DemoOptions {
+    /// Seed of every random stream.
     pub seed: u64,
+    /// How many people (see [`Scale::people`]).
     pub scale: Scale,
     /// The end of the history ("now" for the demo company).
     pub anchor: Timestamp,
@@ -167,8 +169,10 @@ pub struct DemoOptions {
 /// Why the demo could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The demo refuses to mix with existing data.
     #[error("the database already holds {0} people; the demo only fills an empty database")]
     NotEmpty(i64),
+    /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -1188,4 +1192,30 @@ fn generate(w: &World<'_>, from: usize, to: usize) -> Vec<PersonOut> {
         }
         out
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitmix64_matches_the_reference_output() {
+        // First output of the reference SplitMix64 from state 0.
+        assert_eq!(Rng::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
+    }
+
+    #[test]
+    fn ranges_and_streams() {
+        let mut r = Rng::new(9);
+        for _ in 0..1000 {
+            let x = r.range(-3, 4);
+            assert!((-3..4).contains(&x));
+            let f = r.f64();
+            assert!((0.0..1.0).contains(&f));
+        }
+        assert_eq!(r.range(5, 5), 5);
+        let base = Rng::new(42);
+        assert_eq!(base.fork(1).next_u64(), base.fork(1).next_u64());
+        assert_ne!(base.fork(1).next_u64(), base.fork(2).next_u64());
+    }
 }
