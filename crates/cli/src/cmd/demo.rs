@@ -76,12 +76,21 @@ pub async fn demo(ctx: &Ctx, a: DemoArgs) -> Result<ExitCode> {
     };
     let summary = match demo::run(&store, &pb, &opts).await {
         Ok(s) => s,
-        Err(DemoError::NotEmpty(n)) => bail!(
-            "the database {} already holds {n} people; the demo only fills an empty database. \
-             Pick another one with --database-url FILE, or delete {} first",
-            ctx.database_url(),
-            ctx.database_url()
-        ),
+        Err(DemoError::NotEmpty(n)) => {
+            let url = ctx.database_url();
+            // For an SQLite file, name the file the user would delete.
+            let name = match url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                Some(rest) => rest.split('?').next().unwrap_or(rest).to_string(),
+                None => url.clone(),
+            };
+            bail!(
+                "the database {name} already holds {n} people; the demo only fills an empty \
+                 database. Pick another one with --database-url FILE, or delete {name} first"
+            )
+        }
         Err(e) => return Err(e.into()),
     };
     let secs = started.elapsed().as_secs_f64();
