@@ -20,7 +20,7 @@ pub struct DemoArgs {
     /// Random seed: the same seed, scale and anchor give the same data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// How much data: small (~2,000 people), medium (100,000) or large (1,000,000).
+    /// How much data: small (2,000 people), medium (100,000) or large (1,200,000; over 10M touches).
     #[arg(long, default_value = "small")]
     scale: String,
     /// The end of the generated history (YYYY-MM-DD or RFC 3339, UTC).
