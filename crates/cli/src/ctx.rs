@@ -42,6 +42,13 @@ impl Ctx {
         load_playbook(&self.playbook_path)
     }
 
+    /// The database URL for messages, with any password redacted.
+    pub fn database_url(&self) -> String {
+        DatabaseUrl::parse(&self.database_url)
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| self.database_url.clone())
+    }
+
     /// Opens (and migrates) the database.
     pub async fn store(&self) -> Result<Store> {
         let url = DatabaseUrl::parse(&self.database_url)?;

@@ -70,6 +70,8 @@ enum Command {
     Funnel(cmd::funnel::FunnelArgs),
     /// The demand waterfall: cohort and flow, velocity, leakage, comparison columns.
     Waterfall(cmd::funnel::FunnelArgs),
+    /// Fill an empty database with a deterministic synthetic company.
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         Command::Import(a) => ctx.block_on(cmd::import::import(&ctx, a)),
         Command::Funnel(a) => ctx.block_on(cmd::funnel::funnel(&ctx, a)),
         Command::Waterfall(a) => ctx.block_on(cmd::funnel::waterfall_cmd(&ctx, a)),
+        Command::Demo(a) => ctx.block_on(cmd::demo::demo(&ctx, a)),
     };
     match result {
         Ok(code) => code,

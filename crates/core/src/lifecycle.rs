@@ -260,6 +260,20 @@ pub fn evaluate(
     at: Timestamp,
     base: &Vars,
 ) -> Vec<Move> {
+    let (fit, _) = scoring::fit_with(pb, base);
+    evaluate_with_fit(pb, state, facts, at, base, fit)
+}
+
+/// [`evaluate`] with the fit score already computed from `base` (it depends
+/// on the profile only, so [`advance`] computes it once, not per instant).
+fn evaluate_with_fit(
+    pb: &Playbook,
+    state: &State,
+    facts: &Facts<'_>,
+    at: Timestamp,
+    base: &Vars,
+    fit: f64,
+) -> Vec<Move> {
     let current = state.stage.as_deref().and_then(|s| pb.stage(s));
     if current.is_some_and(|c| c.kind == StageKind::Terminal) {
         return Vec::new();
@@ -279,7 +293,6 @@ pub fn evaluate(
             .unwrap_or(Timestamp::from_millis(i64::MIN))
     };
     let mut vars = base.clone();
-    let (fit, _) = scoring::fit_with(pb, base);
     let recent: Vec<_> = facts
         .touches
         .iter()
@@ -350,10 +363,11 @@ pub fn advance(pb: &Playbook, state: &State, facts: &Facts<'_>, until: Timestamp
     instants.sort();
     instants.dedup();
     let base = base_vars(facts);
+    let (fit, _) = scoring::fit_with(pb, &base);
     let mut state = state.clone();
     let mut out = Vec::new();
     for at in instants {
-        for m in evaluate(pb, &state, facts, at, &base) {
+        for m in evaluate_with_fit(pb, &state, facts, at, &base, fit) {
             state.apply(&m);
             out.push(m);
         }

@@ -7,6 +7,7 @@
 //! and re-evaluates the lifecycle of every person touched.
 
 pub mod csvread;
+pub mod demo;
 pub mod import;
 pub mod mapping;
 pub mod rows;

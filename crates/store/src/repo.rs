@@ -798,3 +798,253 @@ pub async fn snapshot(c: &mut AnyConnection) -> Result<Snapshot, StoreError> {
         campaigns: campaigns(c).await?,
     })
 }
+
+// ------------------------------------------------------------ bulk inserts
+//
+// Multi-row inserts for filling a fresh database (the demo generator). They
+// do no external-id lookups, so they fail on a duplicate external id instead
+// of updating; use the upserts above for imports.
+
+/// Bound parameters per statement: below SQLite's 32,766 (and so below
+/// PostgreSQL's 65,535), whichever backend runs it.
+const MAX_PARAMS: usize = 32_000;
+/// Rows per statement, whatever the column count: keeps statements small
+/// enough for the SQLite statement cache and PostgreSQL's parser.
+const MAX_ROWS: usize = 64;
+
+/// Rows per statement for a table with `cols` columns.
+fn rows_per_statement(cols: usize) -> usize {
+    (MAX_PARAMS / cols.max(1)).clamp(1, MAX_ROWS)
+}
+
+/// `INSERT INTO … (cols) VALUES ($1, …), (…)` for `rows` rows. Built only
+/// from the constant `head` and numbers, never from data.
+fn values_sql(head: &str, cols: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * cols * 7);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..cols {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+const BULK_ACCOUNTS: &str = "INSERT INTO accounts (id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom)";
+
+/// Inserts accounts with their ids as given (a fresh database; see the
+/// module note on bulk inserts). On PostgreSQL call [`sync_id_sequences`]
+/// afterwards so later inserts do not reuse those ids.
+pub async fn insert_accounts(c: &mut AnyConnection, rows: &[Account]) -> Result<(), StoreError> {
+    const COLS: usize = 12;
+    for chunk in rows.chunks(rows_per_statement(COLS)) {
+        let sql = values_sql(BULK_ACCOUNTS, COLS, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in chunk {
+            q = q
+                .bind(a.id)
+                .bind(&a.external_id)
+                .bind(&a.name)
+                .bind(&a.domain)
+                .bind(&a.industry)
+                .bind(a.employees)
+                .bind(a.annual_revenue)
+                .bind(&a.segment)
+                .bind(i64::from(a.target))
+                .bind(a.tier)
+                .bind(&a.owner)
+                .bind(custom_to_text(&a.custom));
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+const BULK_PEOPLE: &str = "INSERT INTO people (id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom)";
+
+/// Inserts people with their ids as given (a fresh database). On PostgreSQL
+/// call [`sync_id_sequences`] afterwards.
+pub async fn insert_people(c: &mut AnyConnection, rows: &[Person]) -> Result<(), StoreError> {
+    const COLS: usize = 14;
+    for chunk in rows.chunks(rows_per_statement(COLS)) {
+        let sql = values_sql(BULK_PEOPLE, COLS, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in chunk {
+            q = q
+                .bind(p.id)
+                .bind(&p.external_id)
+                .bind(&p.email)
+                .bind(&p.first_name)
+                .bind(&p.last_name)
+                .bind(&p.title)
+                .bind(p.account_id)
+                .bind(&p.persona)
+                .bind(&p.segment)
+                .bind(&p.country)
+                .bind(&p.source)
+                .bind(&p.owner)
+                .bind(p.created_at.millis())
+                .bind(custom_to_text(&p.custom));
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+const BULK_TOUCHES: &str =
+    "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost)";
+
+/// Inserts touches; the store assigns ids in slice order (`t.id` is ignored).
+pub async fn insert_touches(c: &mut AnyConnection, rows: &[Touch]) -> Result<(), StoreError> {
+    const COLS: usize = 9;
+    for chunk in rows.chunks(rows_per_statement(COLS)) {
+        let sql = values_sql(BULK_TOUCHES, COLS, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q
+                .bind(&t.external_id)
+                .bind(t.person_id)
+                .bind(t.at.millis())
+                .bind(&t.kind)
+                .bind(&t.channel)
+                .bind(&t.campaign)
+                .bind(&t.source)
+                .bind(&t.medium)
+                .bind(t.cost);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+const BULK_ACTIVITIES: &str =
+    "INSERT INTO activities (external_id, person_id, at, kind, actor, outcome)";
+
+/// Inserts activities; the store assigns ids in slice order.
+pub async fn insert_activities(c: &mut AnyConnection, rows: &[Activity]) -> Result<(), StoreError> {
+    const COLS: usize = 6;
+    for chunk in rows.chunks(rows_per_statement(COLS)) {
+        let sql = values_sql(BULK_ACTIVITIES, COLS, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for a in chunk {
+            q = q
+                .bind(&a.external_id)
+                .bind(a.person_id)
+                .bind(a.at.millis())
+                .bind(a.kind.as_str())
+                .bind(&a.actor)
+                .bind(&a.outcome);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+const BULK_DEALS: &str = "INSERT INTO deals (external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind)";
+
+/// Inserts deals; the store assigns ids in slice order.
+pub async fn insert_deals(c: &mut AnyConnection, rows: &[Deal]) -> Result<(), StoreError> {
+    const COLS: usize = 12;
+    for chunk in rows.chunks(rows_per_statement(COLS)) {
+        let sql = values_sql(BULK_DEALS, COLS, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for d in chunk {
+            q = q
+                .bind(&d.external_id)
+                .bind(d.account_id)
+                .bind(d.person_id)
+                .bind(&d.name)
+                .bind(d.amount.minor)
+                .bind(d.amount.currency.as_str().to_string())
+                .bind(d.created_at.millis())
+                .bind(d.closed_at.map(Timestamp::millis))
+                .bind(d.status.as_str())
+                .bind(&d.lost_reason)
+                .bind(&d.owner)
+                .bind(&d.kind);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+const BULK_CAMPAIGNS: &str = "INSERT INTO campaigns (external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner)";
+
+/// Inserts campaigns; the store assigns ids in slice order.
+pub async fn insert_campaigns(c: &mut AnyConnection, rows: &[Campaign]) -> Result<(), StoreError> {
+    const COLS: usize = 10;
+    for chunk in rows.chunks(rows_per_statement(COLS)) {
+        let sql = values_sql(BULK_CAMPAIGNS, COLS, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in chunk {
+            q = q
+                .bind(&k.external_id)
+                .bind(&k.name)
+                .bind(&k.channel)
+                .bind(k.starts_at.map(Timestamp::millis))
+                .bind(k.ends_at.map(Timestamp::millis))
+                .bind(k.budget)
+                .bind(k.cost)
+                .bind(&k.persona)
+                .bind(&k.segment)
+                .bind(&k.owner);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+const BULK_TRANSITIONS: &str = "INSERT INTO transitions (subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped)";
+
+/// Appends transitions in slice order; the store assigns `seq` (`t.seq` is
+/// ignored), so give each subject's transitions in the order they happened.
+pub async fn insert_transitions(
+    c: &mut AnyConnection,
+    rows: &[Transition],
+) -> Result<(), StoreError> {
+    const COLS: usize = 10;
+    for chunk in rows.chunks(rows_per_statement(COLS)) {
+        let sql = values_sql(BULK_TRANSITIONS, COLS, chunk.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q
+                .bind(t.subject.kind())
+                .bind(t.subject.id())
+                .bind(&t.from)
+                .bind(&t.to)
+                .bind(t.at.millis())
+                .bind(&t.actor)
+                .bind(&t.reason)
+                .bind(&t.note)
+                .bind(t.cycle)
+                .bind(i64::from(t.skipped));
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// After inserting explicit ids on PostgreSQL, moves each id sequence past
+/// the largest id so later inserts get fresh ids. SQLite needs nothing: its
+/// `INTEGER PRIMARY KEY` continues after the largest id by itself.
+pub async fn sync_id_sequences(c: &mut AnyConnection) -> Result<(), StoreError> {
+    for q in [
+        "SELECT setval(pg_get_serial_sequence('accounts', 'id'), COALESCE((SELECT MAX(id) FROM accounts), 0) + 1, false)",
+        "SELECT setval(pg_get_serial_sequence('people', 'id'), COALESCE((SELECT MAX(id) FROM people), 0) + 1, false)",
+    ] {
+        sqlx::query(q).execute(&mut *c).await?;
+    }
+    Ok(())
+}

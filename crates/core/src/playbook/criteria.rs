@@ -208,7 +208,11 @@ impl Criterion {
     /// with a number) counts as not matching: a lead is never qualified by
     /// data it does not have.
     pub fn matches(&self, vars: &Vars) -> bool {
-        let mut ctx = Context::default();
+        // Building the standard library environment is most of the cost of
+        // a small evaluation; it never changes, so it is built once.
+        static STDLIB: std::sync::OnceLock<std::sync::Arc<cel::Env>> = std::sync::OnceLock::new();
+        let env = STDLIB.get_or_init(|| std::sync::Arc::new(cel::Env::stdlib()));
+        let mut ctx = Context::with_env(env.clone());
         for (name, value) in &vars.0 {
             ctx.add_variable_from_value(*name, value.clone());
         }
