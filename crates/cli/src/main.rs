@@ -70,6 +70,20 @@ enum Command {
     Funnel(cmd::funnel::FunnelArgs),
     /// The demand waterfall: cohort and flow, velocity, leakage, comparison columns.
     Waterfall(cmd::funnel::FunnelArgs),
+    /// Goals paced over their period, and the leading indicators.
+    Scorecard(cmd::scorecard::ScorecardArgs),
+    /// Reverse waterfall: how many are needed at each stage to hit a revenue target.
+    Plan(cmd::plan::PlanArgs),
+    /// Alignment gaps: share of MQLs next to share of won revenue per group.
+    Gaps(cmd::gaps::GapsArgs),
+    /// SLA both ways: sales handoffs and compliance, marketing volume and SAL rate.
+    Sla(cmd::sla::SlaArgs),
+    /// Leads in a stage longer than its max_days, oldest first.
+    Stalled(cmd::sla::StalledArgs),
+    /// Definition check: how well MQL status and the scores predict a target.
+    Quality(cmd::quality::QualityArgs),
+    /// Fit, engagement and grade of a person (or everyone).
+    Score(cmd::quality::ScoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +106,13 @@ fn main() -> ExitCode {
         Command::Import(a) => ctx.block_on(cmd::import::import(&ctx, a)),
         Command::Funnel(a) => ctx.block_on(cmd::funnel::funnel(&ctx, a)),
         Command::Waterfall(a) => ctx.block_on(cmd::funnel::waterfall_cmd(&ctx, a)),
+        Command::Scorecard(a) => ctx.block_on(cmd::scorecard::scorecard_cmd(&ctx, a)),
+        Command::Plan(a) => ctx.block_on(cmd::plan::plan_cmd(&ctx, a)),
+        Command::Gaps(a) => ctx.block_on(cmd::gaps::gaps_cmd(&ctx, a)),
+        Command::Sla(a) => ctx.block_on(cmd::sla::sla_cmd(&ctx, a)),
+        Command::Stalled(a) => ctx.block_on(cmd::sla::stalled_cmd(&ctx, a)),
+        Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
+        Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,12 @@
 //! One module per group of commands.
 
 pub mod funnel;
+pub mod gaps;
 pub mod import;
 pub mod lifecycle;
 pub mod numbers;
+pub mod plan;
 pub mod playbook;
+pub mod quality;
+pub mod scorecard;
+pub mod sla;
