@@ -254,9 +254,9 @@ fn hand_built(d: &Path) {
         (
             "people",
             "people.csv",
-            "external_id,email,owner,source,created_at\n\
-             p1,p1@acme.io,ana,organic_search,2026-11-10T15:00:00Z\n\
-             p2,p2@beta.io,bob,paid_search,2026-11-10T15:00:00Z\n",
+            "external_id,email,owner,source,created_at,lead_score\n\
+             p1,p1@acme.io,ana,organic_search,2026-11-10T15:00:00Z,80\n\
+             p2,p2@beta.io,bob,paid_search,2026-11-10T15:00:00Z,20\n",
         ),
         (
             "touches",
@@ -404,5 +404,112 @@ fn sla_stalled_scorecard_and_score_on_a_small_history() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "error: person `nobody` not found\n"
+    );
+
+    // Definition check on a custom column: p1 (80) reached sal, p2 (20) did not.
+    let q = json(
+        d,
+        &[
+            "quality",
+            "--target",
+            "sal",
+            "--score",
+            "custom.lead_score",
+            "--as-of",
+            friday,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(q["scores"][0]["quality"]["auc"], 1.0);
+    assert_eq!(q["mql_rule"]["check"]["precision"], 0.5);
+
+    // p1 wins a 5,000.00 deal on Thursday: the engine moves p1 through sql
+    // and opportunity (2026-11-17 15:00Z) to customer (2026-11-19 15:00Z).
+    std::fs::write(
+        d.join("deals.csv"),
+        "external_id,person,amount,created_at,closed_at,status\n\
+         d1,p1,5000,2026-11-17T15:00:00Z,2026-11-19T15:00:00Z,won\n",
+    )
+    .unwrap();
+    ok(d, &["import", "deals", "deals.csv"]);
+    // Gaps by source: MQL shares ½ and ½, revenue shares 1 and 0.
+    let g = json(
+        d,
+        &[
+            "gaps", "--by", "source", "--as-of", friday, "--format", "json",
+        ],
+    );
+    assert_eq!(g[0]["group"], "organic_search");
+    assert_eq!(g[0]["gap"], -0.5);
+    assert_eq!(g[0]["revenue_won"], 5000.0);
+    assert_eq!(g[1]["gap"], 0.5);
+    assert_eq!(
+        (g[0]["flagged"].as_bool(), g[1]["flagged"].as_bool()),
+        (Some(true), Some(true))
+    );
+    // Historic plan for 100,000.00 at the average won deal (5,000.00): cohort
+    // 2 → 2 → 1 → 1 → 1 → 1, so 20 won, 40 MQLs, 40 inquiries. Deadlines back
+    // from the quarter end (2027-01-01 00:00 New York) by the median days:
+    // opportunity→customer 2 d, sql→opportunity 0, sal→sql 22 h, mql→sal 2 h,
+    // inquiry→mql 6 d 1.5 h (p1 6 d, p2 6 d 3 h).
+    let p = json(
+        d,
+        &[
+            "plan",
+            "--revenue",
+            "100000",
+            "--as-of",
+            friday,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(p[0]["deal_size"], 5000.0);
+    assert_eq!(p[0]["rates"], "historic");
+    let rows: Vec<(&str, f64, &str, f64)> = p[0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap(),
+                s["needed"].as_f64().unwrap(),
+                s["enter_by"].as_str().unwrap(),
+                s["current"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("inquiry", 40.0, "2026-12-22 22:30", 0.0),
+            ("mql", 40.0, "2026-12-29 00:00", 1.0),
+            ("sal", 20.0, "2026-12-29 02:00", 0.0),
+            ("sql", 20.0, "2026-12-30 00:00", 0.0),
+            ("opportunity", 20.0, "2026-12-30 00:00", 0.0),
+            ("customer", 20.0, "2027-01-01 00:00", 1.0),
+        ]
+    );
+    // With --by, one plan per group; paid_search has no won deal to size by.
+    let p = json(
+        d,
+        &[
+            "plan",
+            "--revenue",
+            "100000",
+            "--by",
+            "source",
+            "--as-of",
+            friday,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(p.as_array().unwrap().len(), 2);
+    assert_eq!(p[0]["group"], "organic_search");
+    assert!(
+        p[1]["error"].as_str().unwrap().contains("--deal-size"),
+        "{p}"
     );
 }

@@ -56,6 +56,12 @@ fn iso_week(pb: &Playbook, s: &str) -> Result<(String, Window)> {
     ))
 }
 
+/// A percentage already in 0..100, or `none yet` when no week is over.
+fn pct_or_none(x: Option<f64>) -> String {
+    x.map(|v| format!("{v:.1}%"))
+        .unwrap_or_else(|| "none yet".into())
+}
+
 fn who(h: &Handoff) -> String {
     h.external_id
         .clone()
@@ -253,9 +259,11 @@ pub async fn sla_cmd(ctx: &Ctx, a: SlaArgs) -> Result<ExitCode> {
                 "sal_rate_status",
             ])
             .titled(format!(
-                "marketing SLA: volume compliance {}%, SAL-rate compliance {}%",
-                num(m.volume_compliance_pct, 1),
-                num(m.sal_rate_compliance_pct, 1)
+                "marketing SLA: {} MQLs a week, SAL rate at least {}; volume compliance {}, SAL-rate compliance {} (weeks met / weeks over)",
+                m.weeks.first().map(|w| num(Some(w.mql_target), 0)).unwrap_or_else(|| "-".into()),
+                m.weeks.first().map(|w| num(Some(w.sal_rate_min), 2)).unwrap_or_else(|| "-".into()),
+                pct_or_none(m.volume_compliance_pct),
+                pct_or_none(m.sal_rate_compliance_pct)
             ));
             for w in &m.weeks {
                 mt.row(vec![
