@@ -19,20 +19,8 @@ use crate::cmd::numbers::{self, local, major, num, Period};
 use crate::ctx::Ctx;
 use crate::output::{Format, Table};
 
-/// Plan stages and rates.
-///
-/// Rates are conversions between consecutive plan stages. The plan's stages
-/// are the funnel from the first stage to the won stage (`customer`), or the
-/// ones named with `--stages` (in funnel order; the last is the won stage).
-/// With the starter funnel (inquiry, mql, sal, sql, opportunity, customer)
-/// that is five rates; four rates such as the DESIGN oracle
-/// (inquiry→mql, mql→sal, sal→sql, sql→won) need
-/// `--stages inquiry,mql,sal,sql,customer`. Historic rates between stages
-/// that skip one (sql→customer) are the cohort share that reached the later
-/// stage; historic velocity for them is the sum of the adjacent medians.
-///
-/// With `--by`, each group gets its own plan for the whole target at its own
-/// rates, deal size and pipeline: what it would take for that group alone.
+/// Arguments of `tandem plan`; how rates map to stages is in its `--help`
+/// (the `Plan` command in `main.rs`).
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     /// Revenue target in major units of the company currency (e.g. 1000000).

@@ -18,20 +18,8 @@ use crate::cmd::numbers::{self, local, num, AsOf};
 use crate::ctx::Ctx;
 use crate::output::{Format, Table};
 
-/// How well MQL status and each score predict the target.
-///
-/// Target `won`: the person has a won deal (closed by as-of) or reached the
-/// won stage (`customer`); any other stage id: the person reached that stage
-/// or a later funnel stage by as-of. The population is every person created
-/// by as-of.
-///
-/// Scores are taken at the moment the definition was applied: `fit` and
-/// `engagement` are computed with the playbook's scoring rules as of the
-/// person's first MQL entry, or as of `--as-of` for people who never became
-/// MQLs (fit reads the stored profile, which has no history; engagement
-/// decays touches up to that instant). `custom.FIELD` reads a numeric custom
-/// column of the person (people without a number there are left out), so
-/// the check works on any imported CSV.
+/// Arguments of `tandem quality`; the definitions are in its `--help`
+/// (the `Quality` command in `main.rs`).
 #[derive(Args, Debug)]
 pub struct QualityArgs {
     /// What to predict: won, or a stage id (sql, opportunity, …).
