@@ -72,6 +72,81 @@ enum Command {
     Waterfall(cmd::funnel::FunnelArgs),
     /// Fill an empty database with a deterministic synthetic company.
     Demo(cmd::demo::DemoArgs),
+    /// Goals paced over their period, and the leading indicators.
+    ///
+    /// Every playbook goal over its own period (the calendar period containing
+    /// --as-of, company timezone): actual, target, expected to date (linear
+    /// pacing), pace ratio, projection, status (ahead >= 1.05, on track >= 0.95,
+    /// behind) and whether to celebrate. Leading indicators are over --period.
+    /// Money is in major units of the company currency (`unit` column), rates
+    /// are 0..1, counts are counts.
+    Scorecard(cmd::scorecard::ScorecardArgs),
+    /// Reverse waterfall: how many are needed at each stage to hit a revenue target.
+    ///
+    /// Rates are conversions between consecutive plan stages. The plan's stages
+    /// are the funnel from the first stage to the won stage (`customer`), or
+    /// those named with --stages (funnel order; the last is the won stage). With
+    /// the starter funnel (inquiry, mql, sal, sql, opportunity, customer) that
+    /// is five rates; four rates such as inquiry→mql, mql→sal, sal→sql, sql→won
+    /// need `--stages inquiry,mql,sal,sql,customer`.
+    ///
+    /// `--rates historic` (default) takes the cohort conversion of the period
+    /// (--from/--to, default all history) between the plan stages; a pair that
+    /// skips stages gets the share that reached the later one. Velocity is the
+    /// historic median days per pair (summed over skipped stages) and gives
+    /// `enter_by`: when a stage's cohort must enter to be won by the end of the
+    /// current quarter. `current` is how many are in each stage now and `gap`
+    /// is needed − current. Without --deal-size the deal size is the mean of
+    /// won deals up to --as-of. With --by each group gets its own plan for the
+    /// whole target at its own rates, deal size and pipeline.
+    Plan(cmd::plan::PlanArgs),
+    /// Alignment gaps: share of MQLs next to share of won revenue per group.
+    ///
+    /// MQLs are entries into the MQL stage in the period; revenue and win rate
+    /// come from deals closed in the period. gap = mql_share − revenue_share;
+    /// groups with |gap| >= --threshold are flagged (listed largest first in
+    /// the title).
+    Gaps(cmd::gaps::GapsArgs),
+    /// SLA both ways: sales handoffs and compliance, marketing volume and SAL rate.
+    ///
+    /// Sales: every handoff into the SLA stage with its first-response clock
+    /// (business hours, company timezone) and attempts, open clocks with hours
+    /// left, breaches with owner, lead and hours overdue (or attempts short),
+    /// and compliance = met / (met + breached) overall and per owner.
+    /// Marketing: MQLs per ISO week against the commitment and the SAL rate of
+    /// the week's MQLs against its minimum. --week limits both to one ISO week
+    /// (handoffs entered in it); --owner limits the sales side. CSV prints the
+    /// handoff list only; JSON prints everything.
+    Sla(cmd::sla::SlaArgs),
+    /// Leads in a stage longer than its max_days, oldest first.
+    ///
+    /// Each with owner, stage, when it entered, days in the stage, the stage's
+    /// max_days and days over, as of --as-of.
+    Stalled(cmd::sla::StalledArgs),
+    /// Definition check: how well MQL status and the scores predict a target.
+    ///
+    /// Target `won`: the person has a won deal (closed by --as-of) or reached
+    /// the won stage (`customer`); any other stage id: the person reached that
+    /// stage or a later funnel stage. The population is every person created
+    /// by --as-of. For MQL status and each score: ROC AUC (Mann-Whitney, ties
+    /// count one half), a decile table with conversion and lift, and for each
+    /// score the threshold maximising Youden's J with its precision, recall
+    /// and F1.
+    ///
+    /// Scores are taken when the definition was applied: fit and engagement
+    /// are computed with the playbook's scoring rules as of the person's first
+    /// MQL entry, or as of --as-of for people who never became MQLs (fit reads
+    /// the stored profile, which has no history; engagement decays the touches
+    /// up to that instant). custom.FIELD reads a numeric custom column of the
+    /// person (people without a number there are left out), so the check
+    /// works on any imported CSV. JSON prints everything; CSV the summary.
+    Quality(cmd::quality::QualityArgs),
+    /// Fit, engagement and grade of a person (or everyone).
+    ///
+    /// PERSON is an external id or #ID. Engagement decays touches up to
+    /// --as-of; --explain lists each fit rule (points, what it added) and each
+    /// scoring touch (points, decayed value, when).
+    Score(cmd::quality::ScoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +170,13 @@ fn main() -> ExitCode {
         Command::Funnel(a) => ctx.block_on(cmd::funnel::funnel(&ctx, a)),
         Command::Waterfall(a) => ctx.block_on(cmd::funnel::waterfall_cmd(&ctx, a)),
         Command::Demo(a) => ctx.block_on(cmd::demo::demo(&ctx, a)),
+        Command::Scorecard(a) => ctx.block_on(cmd::scorecard::scorecard_cmd(&ctx, a)),
+        Command::Plan(a) => ctx.block_on(cmd::plan::plan_cmd(&ctx, a)),
+        Command::Gaps(a) => ctx.block_on(cmd::gaps::gaps_cmd(&ctx, a)),
+        Command::Sla(a) => ctx.block_on(cmd::sla::sla_cmd(&ctx, a)),
+        Command::Stalled(a) => ctx.block_on(cmd::sla::stalled_cmd(&ctx, a)),
+        Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
+        Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
     };
     match result {
         Ok(code) => code,

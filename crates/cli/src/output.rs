@@ -140,10 +140,13 @@ impl Table {
     }
 }
 
-/// Numbers stay numbers in JSON; empty cells are null.
+/// Numbers and `true`/`false` stay numbers and booleans in JSON; empty cells are null.
 fn json_cell(c: &str) -> serde_json::Value {
     if c.is_empty() || c == "-" {
         return serde_json::Value::Null;
+    }
+    if c == "true" || c == "false" {
+        return (c == "true").into();
     }
     if let Ok(i) = c.parse::<i64>() {
         return i.into();

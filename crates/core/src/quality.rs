@@ -17,6 +17,8 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 
+pub mod target;
+
 /// Why a quality measure cannot be computed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QualityError {

@@ -42,8 +42,9 @@ pub struct Explained {
     pub engagement: Vec<Contribution>,
 }
 
+/// Caps to 0..100; `+ 0.0` turns the `-0.0` of an empty sum into `0.0`.
 fn cap(x: f64) -> f64 {
-    x.clamp(0.0, 100.0)
+    x.clamp(0.0, 100.0) + 0.0
 }
 
 /// Fit score of a profile, with each rule's contribution.
@@ -187,6 +188,14 @@ mod tests {
         let touches: Vec<Touch> = (0..5).map(|_| touch("demo_request", 10)).collect();
         let (e, _) = engagement(&pb, &touches, Timestamp::from_millis(10 * DAY_MS));
         assert_eq!(e, 100.0);
+    }
+
+    #[test]
+    fn no_touches_is_plain_zero() {
+        let (e, parts) = engagement(&pb(), &[], Timestamp::from_millis(0));
+        assert!(parts.is_empty());
+        assert_eq!(e.to_string(), "0");
+        assert!(e.is_sign_positive());
     }
 
     #[test]

@@ -2,7 +2,12 @@
 
 pub mod demo;
 pub mod funnel;
+pub mod gaps;
 pub mod import;
 pub mod lifecycle;
 pub mod numbers;
+pub mod plan;
 pub mod playbook;
+pub mod quality;
+pub mod scorecard;
+pub mod sla;

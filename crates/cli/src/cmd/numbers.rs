@@ -122,3 +122,42 @@ pub fn group_by(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<BTreeMap<i64
     }
     Ok(out)
 }
+
+/// `--as-of` alone, for commands that read a state rather than a period.
+#[derive(Args, Debug, Clone)]
+pub struct AsOf {
+    /// Read history as of this instant (default: now). Same data and as-of, same output.
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+impl AsOf {
+    /// The as-of instant.
+    pub fn get(&self, pb: &Playbook) -> Result<Timestamp> {
+        match &self.as_of {
+            Some(s) => Ok(Timestamp::parse_in(s, &pb.company.timezone)?),
+            None => Ok(now()),
+        }
+    }
+}
+
+/// Minor units as a major-unit decimal, e.g. `123456` → `1234.56`.
+pub fn major(minor: f64) -> String {
+    format!("{:.2}", minor / 100.0)
+}
+
+/// An instant in the company timezone, to the minute (`2026-11-23 09:30`).
+pub fn local(pb: &Playbook, t: Timestamp) -> String {
+    t.to_jiff()
+        .to_zoned_datetime(pb.company.timezone.clone())
+        .strftime("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+/// An optional number with `digits` decimals, `-` for none.
+pub fn num(x: Option<f64>, digits: usize) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{v:.digits$}"),
+        _ => "-".into(),
+    }
+}

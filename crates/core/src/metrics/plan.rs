@@ -7,12 +7,16 @@
 //! it to the next stage. Numbers are fractional (`f64`); rounding up is the
 //! caller's choice.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
+use crate::domain::{Deal, DealStatus};
+use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
 
 use super::waterfall::GroupWaterfall;
-use super::MetricsError;
+use super::{funnel_ids, Grouping, MetricsError};
 
 /// One stage of a plan.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -158,6 +162,91 @@ pub fn historic_median_days(w: &GroupWaterfall) -> Vec<Option<f64>> {
                 .iter()
                 .find(|v| &v.from == p[0] && &v.to == p[1])
                 .and_then(|v| v.median_days)
+        })
+        .collect()
+}
+
+/// The won stage a plan ends at: `customer` when the funnel has it, else the
+/// last funnel stage.
+pub fn won_stage(pb: &Playbook) -> Option<String> {
+    let funnel = funnel_ids(pb);
+    funnel
+        .iter()
+        .find(|s| *s == "customer")
+        .or(funnel.last())
+        .cloned()
+}
+
+/// Historic conversion between consecutive entries of `stages` (any ordered
+/// subset of the funnel from the waterfall's cohort stage on): `cohort[b] /
+/// cohort[a]` of the group's cohort waterfall, so a pair that skips stages
+/// gets the product of the rates in between. `None` where `a` had no one or
+/// is not a cohort stage of the waterfall.
+pub fn historic_rates_for(w: &GroupWaterfall, stages: &[String]) -> Vec<Option<f64>> {
+    let count = |id: &str| {
+        w.stages
+            .iter()
+            .find(|s| s.stage == id)
+            .and_then(|s| s.cohort)
+    };
+    stages
+        .windows(2)
+        .map(|p| match (count(&p[0]), count(&p[1])) {
+            (Some(a), Some(b)) if a > 0 => Some(b as f64 / a as f64),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Historic median days between consecutive entries of `stages`: the median
+/// of an adjacent funnel pair as [`historic_median_days`] gives it, and for a
+/// pair that skips stages the **sum of the adjacent medians** in between (an
+/// approximation: the median of a sum is not the sum of medians). `None` when
+/// any median on the way is missing.
+pub fn historic_median_days_for(w: &GroupWaterfall, stages: &[String]) -> Vec<Option<f64>> {
+    let order: Vec<&String> = w.stages.iter().map(|s| &s.stage).collect();
+    let adjacent = |a: &str, b: &str| {
+        w.velocity
+            .iter()
+            .find(|v| v.from == a && v.to == b)
+            .and_then(|v| v.median_days)
+    };
+    stages
+        .windows(2)
+        .map(|p| {
+            let i = order.iter().position(|s| **s == p[0])?;
+            let j = order.iter().position(|s| **s == p[1])?;
+            if j <= i {
+                return None;
+            }
+            (i..j).try_fold(0.0, |acc, k| {
+                adjacent(order[k], order[k + 1]).map(|d| acc + d)
+            })
+        })
+        .collect()
+}
+
+/// Average deal size per group: the mean amount (minor units, rounded half
+/// away from zero) of deals won with `closed_at` not after `as_of`, and how
+/// many there were. Deals with a zero amount count (they lower the mean);
+/// groups without won deals are absent.
+pub fn average_won_deal_size(
+    deals: &[Deal],
+    as_of: Timestamp,
+    grouping: Grouping<'_>,
+) -> BTreeMap<String, (u64, i64)> {
+    let mut sums: BTreeMap<String, (u64, i128)> = BTreeMap::new();
+    for d in deals {
+        if d.status == DealStatus::Won && d.closed_at.is_some_and(|c| c <= as_of) {
+            let e = sums.entry(grouping.person(d.person_id)).or_default();
+            e.0 += 1;
+            e.1 += i128::from(d.amount.minor);
+        }
+    }
+    sums.into_iter()
+        .map(|(g, (n, sum))| {
+            let mean = (sum as f64 / n as f64).round() as i64;
+            (g, (n, mean))
         })
         .collect()
 }

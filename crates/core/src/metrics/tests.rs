@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
-use super::plan::{historic_median_days, historic_rates, reverse_waterfall};
+use super::plan::{
+    average_won_deal_size, historic_median_days, historic_median_days_for, historic_rates,
+    historic_rates_for, reverse_waterfall, won_stage,
+};
 use super::scorecard::{metric_actuals, pace, PaceStatus};
 use super::waterfall::{
     current_stage_counts, stage_entries, waterfall, ExitCount, WaterfallOptions,
@@ -887,4 +890,62 @@ fn scorecard_and_leading_indicators_of_the_starter_playbook() {
     assert_eq!((visits.actual, visits.pacing.is_none()), (Some(0.0), true));
     let retention = ind.iter().find(|i| i.metric == "retention").unwrap();
     assert_eq!(retention.actual, None);
+}
+
+/// Plan inputs for a stage list that skips stages. Cohort of inquiry in
+/// [0, 100): P1 inquiry 0 → mql 2 → sal 4 → sql 10 → opportunity 20 →
+/// customer 30; P2 inquiry 0 → mql 4 → sal 10; P3 inquiry 0. Counts 3, 2, 2,
+/// 1, 1, 1. Rates for inquiry, mql, sql, customer: 2/3, 1/2, 1/1. Medians:
+/// inquiry→mql (2, 4) = 3; mql→sal (2, 6) = 4, sal→sql 6, sql→opp 10, opp→
+/// customer 10; so mql→sql = 4 + 6 = 10 and sql→customer = 10 + 10 = 20.
+#[test]
+fn plan_inputs_for_stages_that_skip() {
+    let mut h = H::default();
+    h.mv(1, "inquiry", 0)
+        .mv(1, "mql", 2)
+        .mv(1, "sal", 4)
+        .mv(1, "sql", 10)
+        .mv(1, "opportunity", 20)
+        .mv(1, "customer", 30);
+    h.mv(2, "inquiry", 0).mv(2, "mql", 4).mv(2, "sal", 10);
+    h.mv(3, "inquiry", 0);
+    let opts = WaterfallOptions::new(win(0, 100), day(100));
+    let w = waterfall(&pb(), &h.v, &[], &opts).unwrap();
+    let g = &w.groups[0];
+    let stages: Vec<String> = ["inquiry", "mql", "sql", "customer"]
+        .map(String::from)
+        .into();
+    let rates = historic_rates_for(g, &stages);
+    assert_eq!(rates.len(), 3);
+    assert!(close(rates[0].unwrap(), 2.0 / 3.0));
+    assert!(close(rates[1].unwrap(), 0.5));
+    assert!(close(rates[2].unwrap(), 1.0));
+    let days = historic_median_days_for(g, &stages);
+    assert_eq!(days, [Some(3.0), Some(10.0), Some(20.0)]);
+    // The full funnel agrees with the adjacent-pair helpers.
+    let all = funnel_ids(&pb());
+    assert_eq!(historic_rates_for(g, &all), historic_rates(g));
+    assert_eq!(historic_median_days_for(g, &all), historic_median_days(g));
+    // A stage out of order has no rate or velocity.
+    let back: Vec<String> = ["sql", "mql"].map(String::from).into();
+    assert_eq!(historic_median_days_for(g, &back), [None]);
+    assert_eq!(won_stage(&pb()).as_deref(), Some("customer"));
+}
+
+/// Average won deal size: P1 won 100 and 201 (mean 150.5 → 151), P2 won 50
+/// but closed after as_of, P3 lost 999; grouped, P2 is absent.
+#[test]
+fn average_won_deal_size_counts_won_deals_to_as_of() {
+    let deals = [
+        deal(1, 1, 100, 0, Some(5), DealStatus::Won, None),
+        deal(2, 1, 201, 0, Some(6), DealStatus::Won, None),
+        deal(3, 2, 50, 0, Some(50), DealStatus::Won, None),
+        deal(4, 3, 999, 0, Some(5), DealStatus::Lost, Some("no_budget")),
+    ];
+    let all = average_won_deal_size(&deals, day(10), Grouping::All);
+    assert_eq!(all.get(ALL), Some(&(2, 151)));
+    let f = |id: i64| Some(format!("p{id}"));
+    let by = average_won_deal_size(&deals, day(10), Grouping::By(&f));
+    assert_eq!(by.len(), 1);
+    assert_eq!(by.get("p1"), Some(&(2, 151)));
 }

@@ -1,0 +1,267 @@
+//! `tandem plan`: the reverse waterfall from a revenue target.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use tandem_core::metrics::plan::{
+    average_won_deal_size, historic_median_days_for, historic_rates_for, reverse_waterfall,
+    won_stage, Plan,
+};
+use tandem_core::metrics::waterfall::{current_stage_counts, waterfall, WaterfallOptions};
+use tandem_core::metrics::{funnel_ids, period_window, Grouping, ALL};
+use tandem_core::playbook::Period as Calendar;
+use tandem_core::Money;
+
+use crate::cmd::numbers::{self, local, major, num, Period};
+use crate::ctx::Ctx;
+use crate::output::{Format, Table};
+
+/// Arguments of `tandem plan`; how rates map to stages is in its `--help`
+/// (the `Plan` command in `main.rs`).
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Revenue target in major units of the company currency (e.g. 1000000).
+    #[arg(long)]
+    revenue: String,
+    /// Average deal size in major units (default: mean of won deals up to as-of).
+    #[arg(long)]
+    deal_size: Option<String>,
+    /// `historic` (cohort rates over the period) or comma-separated rates, one per pair of plan stages.
+    #[arg(long, default_value = "historic")]
+    rates: String,
+    /// Plan stages in funnel order, comma-separated; the last is the won stage.
+    #[arg(long, value_delimiter = ',')]
+    stages: Vec<String>,
+    /// One plan per group: source, segment, persona, channel, campaign, owner, tier, industry, country or custom.FIELD.
+    #[arg(long)]
+    by: Option<String>,
+    #[command(flatten)]
+    period: Period,
+}
+
+fn parse_rates(s: &str) -> Result<Vec<f64>> {
+    s.split(',')
+        .map(|r| {
+            r.trim()
+                .parse::<f64>()
+                .with_context(|| format!("invalid rate `{r}`: expected a number such as 0.25"))
+        })
+        .collect()
+}
+
+/// `tandem plan`.
+pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
+    let pb = ctx.playbook()?;
+    let currency = pb.company.currency;
+    let revenue = Money::parse_major(&a.revenue, currency)
+        .context("--revenue")?
+        .minor;
+    let deal_size = match &a.deal_size {
+        Some(s) => Some(
+            Money::parse_major(s, currency)
+                .context("--deal-size")?
+                .minor,
+        ),
+        None => None,
+    };
+    let funnel = funnel_ids(&pb);
+    let stages: Vec<String> = if a.stages.is_empty() {
+        let won = won_stage(&pb).context("the playbook has no funnel stages")?;
+        let end = funnel.iter().position(|s| *s == won).unwrap_or(0);
+        funnel[..=end].to_vec()
+    } else {
+        let mut last = None;
+        for s in &a.stages {
+            let Some(i) = funnel.iter().position(|f| f == s) else {
+                bail!(
+                    "`{s}` is not a funnel stage; the funnel is {}",
+                    funnel.join(", ")
+                );
+            };
+            if last.is_some_and(|l| i <= l) {
+                bail!("--stages must be in funnel order ({})", funnel.join(", "));
+            }
+            last = Some(i);
+        }
+        a.stages.clone()
+    };
+    let given = if a.rates == "historic" {
+        None
+    } else {
+        let r = parse_rates(&a.rates)?;
+        if r.len() + 1 != stages.len() {
+            bail!(
+                "{} rates given but the plan has {} stages ({}), which need {}; name the stages with --stages, e.g. --stages {}",
+                r.len(),
+                stages.len(),
+                stages.join(", "),
+                stages.len().saturating_sub(1),
+                stages.iter().take(r.len()).chain(stages.last()).cloned().collect::<Vec<_>>().join(",")
+            );
+        }
+        Some(r)
+    };
+
+    let snap = numbers::load(ctx).await?;
+    let as_of = a.period.as_of(&pb)?;
+    let window = a.period.window(&pb, &snap, as_of)?;
+    let groups = match &a.by {
+        Some(by) => Some(numbers::group_by(&pb, &snap, by)?),
+        None => None,
+    };
+    let grouping = match &groups {
+        Some(g) => Grouping::Map(g),
+        None => Grouping::All,
+    };
+    let mut opts = WaterfallOptions::new(window, as_of);
+    opts.cohort_stage = stages.first().cloned();
+    opts.grouping = grouping;
+    let w = waterfall(&pb, &snap.transitions, &snap.deals, &opts)?;
+    let sizes = average_won_deal_size(&snap.deals, as_of, grouping);
+    let current = current_stage_counts(&pb, &snap.transitions, as_of, grouping);
+    let quarter = period_window(Calendar::Quarter, as_of, &pb.company.timezone)?;
+
+    let mut names: Vec<String> = w.groups.iter().map(|g| g.group.clone()).collect();
+    if names.is_empty() {
+        names.push(ALL.to_string());
+    }
+    let mut plans: Vec<(String, Result<Plan>)> = Vec::new();
+    for name in names {
+        let g = w.groups.iter().find(|g| g.group == name);
+        let result = (|| -> Result<Plan> {
+            let size = match deal_size {
+                Some(s) => s,
+                None => match sizes.get(&name) {
+                    Some(&(_, mean)) if mean > 0 => mean,
+                    _ => bail!("no won deals with an amount to average; pass --deal-size"),
+                },
+            };
+            let rates = match &given {
+                Some(r) => r.clone(),
+                None => {
+                    let hist = g
+                        .map(|g| historic_rates_for(g, &stages))
+                        .unwrap_or_default();
+                    let mut out = Vec::new();
+                    for (i, pair) in stages.windows(2).enumerate() {
+                        match hist.get(i).copied().flatten() {
+                            Some(r) if r > 0.0 => out.push(r),
+                            _ => bail!(
+                                "no historic conversion from {} to {} in the period; pass --rates",
+                                pair[0],
+                                pair[1]
+                            ),
+                        }
+                    }
+                    out
+                }
+            };
+            let days = g
+                .map(|g| historic_median_days_for(g, &stages))
+                .unwrap_or_default();
+            let counts: BTreeMap<&str, u64> = current
+                .get(&name)
+                .map(|c| {
+                    funnel
+                        .iter()
+                        .map(String::as_str)
+                        .zip(c.iter().copied())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let pipeline: Vec<f64> = stages
+                .iter()
+                .map(|s| counts.get(s.as_str()).copied().unwrap_or(0) as f64)
+                .collect();
+            Ok(reverse_waterfall(revenue, size, &stages, &rates)?
+                .with_deadlines(quarter.to, &days)
+                .with_pipeline(&pipeline))
+        })();
+        plans.push((name, result));
+    }
+    if a.by.is_none() {
+        if let Some((_, Err(e))) = plans.first() {
+            bail!("{e:#}");
+        }
+    }
+
+    if ctx.format == Format::Json {
+        let out: Vec<serde_json::Value> = plans
+            .iter()
+            .map(|(group, p)| match p {
+                Ok(p) => json!({
+                    "group": group,
+                    "currency": currency.as_str(),
+                    "revenue_target": p.revenue_target as f64 / 100.0,
+                    "deal_size": p.deal_size as f64 / 100.0,
+                    "rates": if given.is_some() { "given" } else { "historic" },
+                    "quarter_end": local(&pb, quarter.to),
+                    "stages": p.stages.iter().map(|s| json!({
+                        "stage": s.stage,
+                        "needed": s.needed,
+                        "rate_to_next": s.rate_to_next,
+                        "enter_by": s.enter_by.map(|t| local(&pb, t)),
+                        "current": s.current,
+                        "gap": s.gap,
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(e) => json!({ "group": group, "error": format!("{e:#}") }),
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new(&[
+        "group",
+        "stage",
+        "rate_to_next",
+        "needed",
+        "enter_by",
+        "current",
+        "gap",
+        "deal_size",
+    ])
+    .titled(format!(
+        "plan: revenue {} {}, {} rates, as of {}; deadlines to close by the quarter end {}",
+        major(revenue as f64),
+        currency,
+        if given.is_some() { "given" } else { "historic" },
+        local(&pb, as_of),
+        local(&pb, quarter.to)
+    ));
+    for (group, p) in &plans {
+        match p {
+            Ok(p) => {
+                for s in &p.stages {
+                    t.row(vec![
+                        group.clone(),
+                        s.stage.clone(),
+                        num(s.rate_to_next, 4),
+                        num(Some(s.needed), 2),
+                        s.enter_by
+                            .map(|t| local(&pb, t))
+                            .unwrap_or_else(|| "-".into()),
+                        num(s.current, 0),
+                        num(s.gap, 2),
+                        major(p.deal_size as f64),
+                    ]);
+                }
+            }
+            Err(e) => t.row(vec![
+                group.clone(),
+                format!("(no plan: {e:#})"),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
+        }
+    }
+    ctx.print(&mut t)?;
+    Ok(ExitCode::SUCCESS)
+}
