@@ -67,3 +67,61 @@ fn errors_are_one_human_line_and_a_failing_exit() {
     let out = tandem(dir.path(), &["history", "nobody"]);
     assert_eq!(text(&out.stderr), "error: person `nobody` not found\n");
 }
+
+/// README's first command: a demo company, then its numbers. The demo shows
+/// SLA breaches on both sides, stalled leads and a quality report.
+#[test]
+fn demo_then_funnel_sla_stalled_and_quality() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tandem(dir.path(), &["demo", "--anchor", "2026-11-23"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let asof = ["--as-of", "2026-11-23"];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(asof);
+        let out = tandem(dir.path(), &all);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let funnel: serde_json::Value =
+        serde_json::from_str(&run(&["funnel", "--format", "json"])).unwrap();
+    let stages = &funnel["groups"][0]["stages"];
+    let count = |i: usize| stages[i]["cohort"].as_u64().unwrap();
+    let (inquiries, customers) = (count(0), count(5));
+    assert_eq!(stages[5]["stage"], "customer");
+    let rate = customers as f64 / inquiries as f64;
+    assert!((0.01..0.10).contains(&rate), "inquiry -> customer {rate}");
+
+    let sla: serde_json::Value = serde_json::from_str(&run(&["sla", "--format", "json"])).unwrap();
+    let sales_breaches = sla["sales"]["handoffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["status"] == "breached")
+        .count();
+    let weeks = sla["marketing"]["weeks"].as_array().unwrap();
+    let volume_breaches = weeks
+        .iter()
+        .filter(|w| w["volume_status"] == "breached")
+        .count();
+    let sal_rate_breaches = weeks
+        .iter()
+        .filter(|w| w["sal_rate_status"] == "breached")
+        .count();
+    assert!(
+        sales_breaches > 0 && volume_breaches > 0 && sal_rate_breaches > 0,
+        "{sales_breaches} {volume_breaches} {sal_rate_breaches}"
+    );
+    let stalled = run(&["stalled", "--format", "csv"]);
+    assert!(stalled.lines().count() > 1, "stalled leads exist");
+    let quality = run(&["quality", "--target", "won"]);
+    assert!(
+        quality.contains("auc") && quality.contains("deciles"),
+        "{quality}"
+    );
+    // Same data, same as-of: same output.
+    assert_eq!(
+        run(&["waterfall", "--format", "json"]),
+        run(&["waterfall", "--format", "json"])
+    );
+}
