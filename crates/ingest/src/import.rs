@@ -376,12 +376,10 @@ async fn apply_record(
                     .await?,
                 );
                 // Every contact of the account may move (opportunity, customer).
-                for p in repo::people(c)
-                    .await?
-                    .iter()
-                    .filter(|p| p.account_id == deal.account_id)
-                {
-                    touched.insert(p.id);
+                if let Some(aid) = deal.account_id {
+                    for p in repo::people_of_account(c, aid).await? {
+                        touched.insert(p.id);
+                    }
                 }
             }
             if let Some(reason) = &deal.lost_reason {

@@ -224,12 +224,30 @@ async fn salesforce_and_marketo_layouts() {
     let s = import(
         &db,
         &pb,
+        Kind::Accounts,
+        Preset::Salesforce,
+        &fixture("salesforce_accounts.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (2, 0));
+    let s = import(
+        &db,
+        &pb,
         Kind::People,
         Preset::Salesforce,
         &fixture("salesforce_leads.csv"),
     )
     .await;
     assert_eq!((s.imported, s.rejected), (3, 0));
+    let s = import(
+        &db,
+        &pb,
+        Kind::People,
+        Preset::Salesforce,
+        &fixture("salesforce_contacts.csv"),
+    )
+    .await;
+    assert_eq!((s.imported, s.rejected), (2, 0));
     let s = import(
         &db,
         &pb,
@@ -272,11 +290,41 @@ async fn salesforce_and_marketo_layouts() {
     let gus = repo::find_person(&mut c, "1001").await.unwrap();
     assert_eq!(gus.custom["lead_score"], 75);
     assert_eq!(gus.email.as_deref(), Some("gus@zeta.io"));
+    let gamma = repo::account_by_external(&mut c, "001A")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (gamma.name.as_deref(), gamma.employees, gamma.annual_revenue),
+        (Some("Gamma Health"), Some(300), Some(12_000_000_00))
+    );
+    let ivy = repo::find_person(&mut c, "003A").await.unwrap();
+    assert_eq!(
+        (
+            ivy.account_id,
+            ivy.country.as_deref(),
+            ivy.source.as_deref()
+        ),
+        (Some(gamma.id), Some("US"), Some("trade_show"))
+    );
+    // The won opportunity on Gamma's account makes its contact a customer.
+    let ivy_path: Vec<String> = repo::transitions_of(&mut c, Subject::Person(ivy.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.to)
+        .collect();
+    assert_eq!(
+        ivy_path.last().map(String::as_str),
+        Some("customer"),
+        "{ivy_path:?}"
+    );
     let deals = repo::deals(&mut c).await.unwrap();
     assert_eq!(
         (deals[0].amount.minor, deals[0].status),
         (12_500_00, DealStatus::Won)
     );
+    assert_eq!(deals[0].account_id, Some(gamma.id));
     assert_eq!(
         (deals[1].status, deals[1].kind.as_str()),
         (DealStatus::Open, "expansion")

@@ -219,6 +219,21 @@ pub async fn people(c: &mut AnyConnection) -> Result<Vec<Person>, StoreError> {
         .collect()
 }
 
+/// People of one account by id.
+pub async fn people_of_account(
+    c: &mut AnyConnection,
+    account_id: i64,
+) -> Result<Vec<Person>, StoreError> {
+    let q = format!("SELECT {PERSON_COLS} FROM people WHERE account_id = $1 ORDER BY id");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(account_id)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(person_row)
+        .collect()
+}
+
 /// Inserts or updates a person by external id. `p.id` is ignored.
 pub async fn upsert_person(c: &mut AnyConnection, p: &Person) -> Result<(i64, Upsert), StoreError> {
     if let Some(old) = person_by_external(c, &p.external_id).await? {
