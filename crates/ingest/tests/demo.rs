@@ -276,3 +276,35 @@ async fn demo_data_tells_the_stories() {
     drop(c);
     db.cleanup().await.expect("cleanup");
 }
+
+/// Both backends store the same demo byte for byte, and PostgreSQL's id
+/// sequences are moved past the explicitly inserted ids.
+#[tokio::test]
+async fn postgres_stores_the_same_demo_as_sqlite() {
+    let Some(pg) = TestDb::postgres().await.expect("postgres") else {
+        return;
+    };
+    let pb = playbook();
+    let lite = TestDb::sqlite().await.expect("db");
+    demo::run(&lite.store, &pb, &opts(5, Some(200)))
+        .await
+        .expect("sqlite run");
+    demo::run(&pg.store, &pb, &opts(5, Some(200)))
+        .await
+        .expect("postgres run");
+    assert_eq!(dump(&lite).await, dump(&pg).await);
+    {
+        let mut tx = pg.store.begin().await.expect("tx");
+        let p = tandem_core::domain::Person {
+            external_id: "after-demo".into(),
+            ..Default::default()
+        };
+        let (id, _) = repo::upsert_person(tx.conn(), &p)
+            .await
+            .expect("insert after demo");
+        assert!(id > 200, "new ids come after the demo's: {id}");
+        tx.commit().await.expect("commit");
+    }
+    lite.cleanup().await.expect("cleanup");
+    pg.cleanup().await.expect("cleanup");
+}
