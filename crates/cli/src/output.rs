@@ -50,6 +50,12 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// Appends a row whose missing trailing cells are `-` (no value).
+    pub fn row_padded(&mut self, mut cells: Vec<String>) {
+        cells.resize(self.headers.len().max(cells.len()), "-".into());
+        self.rows.push(cells);
+    }
+
     fn detect_numeric(&mut self) {
         for (i, n) in self.numeric.iter_mut().enumerate() {
             let mut any = false;

@@ -65,6 +65,24 @@ pub struct Move {
     pub skipped: bool,
 }
 
+impl Move {
+    /// This move as stored: a transition of `subject` with sequence `seq`.
+    pub fn to_transition(&self, subject: crate::domain::Subject, seq: i64) -> Transition {
+        Transition {
+            seq,
+            subject,
+            from: self.from.clone(),
+            to: self.to.clone(),
+            at: self.at,
+            actor: self.actor.clone(),
+            reason: self.reason.clone(),
+            note: self.note.clone(),
+            cycle: self.cycle,
+            skipped: self.skipped,
+        }
+    }
+}
+
 /// Why a manual move was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
@@ -384,18 +402,7 @@ pub fn to_transitions(
     moves
         .iter()
         .enumerate()
-        .map(|(i, m)| Transition {
-            seq: next_seq + i as i64,
-            subject,
-            from: m.from.clone(),
-            to: m.to.clone(),
-            at: m.at,
-            actor: m.actor.clone(),
-            reason: m.reason.clone(),
-            note: m.note.clone(),
-            cycle: m.cycle,
-            skipped: m.skipped,
-        })
+        .map(|(i, m)| m.to_transition(subject, next_seq + i as i64))
         .collect()
 }
 

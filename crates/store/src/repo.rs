@@ -755,18 +755,7 @@ pub async fn append(
         .bind(i64::from(m.skipped))
         .fetch_one(&mut *c)
         .await?;
-        out.push(Transition {
-            seq,
-            subject,
-            from: m.from.clone(),
-            to: m.to.clone(),
-            at: m.at,
-            actor: m.actor.clone(),
-            reason: m.reason.clone(),
-            note: m.note.clone(),
-            cycle: m.cycle,
-            skipped: m.skipped,
-        });
+        out.push(m.to_transition(subject, seq));
     }
     Ok(out)
 }

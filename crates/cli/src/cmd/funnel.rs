@@ -31,10 +31,10 @@ async fn compute(ctx: &Ctx, a: &FunnelArgs) -> Result<Waterfall> {
     let snap = numbers::load(ctx).await?;
     let as_of = a.period.as_of(&pb)?;
     let window = a.period.window(&pb, &snap, as_of)?;
-    let groups = match &a.by {
-        Some(by) => Some(numbers::group_by(&pb, &snap, by)?),
-        None => None,
-    };
+    let groups =
+        a.by.as_deref()
+            .map(|by| numbers::group_by(&pb, &snap, by))
+            .transpose()?;
     let mut opts = WaterfallOptions::new(window, as_of);
     opts.cohort_stage = a.cohort.clone();
     opts.unique = a.unique;

@@ -108,10 +108,10 @@ pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
     let snap = numbers::load(ctx).await?;
     let as_of = a.period.as_of(&pb)?;
     let window = a.period.window(&pb, &snap, as_of)?;
-    let groups = match &a.by {
-        Some(by) => Some(numbers::group_by(&pb, &snap, by)?),
-        None => None,
-    };
+    let groups =
+        a.by.as_deref()
+            .map(|by| numbers::group_by(&pb, &snap, by))
+            .transpose()?;
     let grouping = match &groups {
         Some(g) => Grouping::Map(g),
         None => Grouping::All,
@@ -250,16 +250,7 @@ pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
                     ]);
                 }
             }
-            Err(e) => t.row(vec![
-                group.clone(),
-                format!("(no plan: {e:#})"),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ]),
+            Err(e) => t.row_padded(vec![group.clone(), format!("(no plan: {e:#})")]),
         }
     }
     ctx.print(&mut t)?;

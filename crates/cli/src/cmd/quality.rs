@@ -181,19 +181,7 @@ pub async fn quality_cmd(ctx: &Ctx, a: QualityArgs) -> Result<ExitCode> {
                     num(q.deciles.first().and_then(|d| d.lift), 2),
                 ]);
             }
-            Err(e) => t.row(vec![
-                format!("{name} ({e})"),
-                n.to_string(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-            ]),
+            Err(e) => t.row_padded(vec![format!("{name} ({e})"), n.to_string()]),
         }
     }
     ctx.print(&mut t)?;

@@ -136,7 +136,7 @@ pub async fn scorecard_cmd(ctx: &Ctx, a: ScorecardArgs) -> Result<ExitCode> {
                 &i.description.replace(" (minor units)", ""),
                 p,
             )),
-            None => t.row(vec![
+            None => t.row_padded(vec![
                 "indicator".into(),
                 i.description.replace(" (minor units)", ""),
                 i.metric.clone(),
@@ -145,12 +145,6 @@ pub async fn scorecard_cmd(ctx: &Ctx, a: ScorecardArgs) -> Result<ExitCode> {
                 local(&pb, i.window.to),
                 unit(&pb, &i.metric),
                 value(&i.metric, i.actual),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
             ]),
         }
     }
