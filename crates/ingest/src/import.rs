@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tandem_core::domain::{Account, Subject};
+use tandem_core::domain::{Account, Person, Subject};
 use tandem_core::lifecycle::{self, ManualMove, State};
 use tandem_core::playbook::{Playbook, StageKind};
 use tandem_core::Timestamp;
@@ -309,14 +309,24 @@ async fn apply_record(
             if let Some(a) = &account {
                 person.account_id = Some(account_id(c, a).await?);
             }
+            if let Some(old) = &existing {
+                merge_person(&mut person, old);
+            }
             let (id, u) = repo::upsert_person(c, &person).await?;
-            touched.insert(id);
-            if !stages.is_empty() {
-                crm_stages.push((id, stages));
+            // An unchanged row was fully applied, stages included, by the
+            // batch that stored it: skipping it makes a re-run after a kill cheap.
+            if u != Upsert::Unchanged {
+                touched.insert(id);
+                if !stages.is_empty() {
+                    crm_stages.push((id, stages));
+                }
             }
             Ok(Ok(u))
         }
-        Record::Account(a) => {
+        Record::Account(mut a) => {
+            if let Some(old) = repo::account_by_external(c, &a.external_id).await? {
+                merge_account(&mut a, &old);
+            }
             let (_, u) = repo::upsert_account(c, &a).await?;
             Ok(Ok(u))
         }
@@ -431,8 +441,45 @@ async fn apply_record(
     }
 }
 
+/// Fills what a row leaves empty from what is stored: a file without a
+/// column (or with a blank cell) never erases a value another import or the
+/// API set. Custom fields merge key by key.
+fn merge_person(new: &mut Person, old: &Person) {
+    macro_rules! keep {
+        ($($f:ident),*) => { $( if new.$f.is_none() { new.$f = old.$f.clone(); } )* };
+    }
+    keep!(
+        email, first_name, last_name, title, account_id, persona, segment, country, source, owner
+    );
+    for (k, v) in &old.custom {
+        new.custom.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
+/// [`merge_person`] for accounts. `target` is kept when the file says false
+/// only because it has no such column.
+fn merge_account(new: &mut Account, old: &Account) {
+    macro_rules! keep {
+        ($($f:ident),*) => { $( if new.$f.is_none() { new.$f = old.$f.clone(); } )* };
+    }
+    keep!(
+        name,
+        domain,
+        industry,
+        employees,
+        annual_revenue,
+        segment,
+        tier,
+        owner
+    );
+    new.target = new.target || old.target;
+    for (k, v) in &old.custom {
+        new.custom.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+}
+
 /// Sets `segment`, `owner`, `custom.x`, … on a person from a deal row.
-fn set_person_field(p: &mut tandem_core::domain::Person, field: &str, value: &str) {
+fn set_person_field(p: &mut Person, field: &str, value: &str) {
     let v = Some(value.to_string());
     match field {
         "segment" => p.segment = v,

@@ -411,5 +411,33 @@ async fn olist_funnel_by_source() {
             .count()
     );
     drop(c);
+    // Re-importing the leads file after the deals file changes nothing and
+    // keeps what the deals file added (segment, owner, custom fields).
+    let again = import(
+        &db,
+        &pb,
+        Kind::People,
+        Preset::Olist,
+        &olist("olist_marketing_qualified_leads_dataset.csv"),
+    )
+    .await;
+    assert_eq!(
+        (
+            again.imported,
+            again.updated,
+            again.unchanged,
+            again.transitions
+        ),
+        (0, 0, 8000, 0)
+    );
+    let mut c = db.store.conn().await.unwrap();
+    let kept = repo::people(&mut c)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|p| p.segment.is_some())
+        .count();
+    assert_eq!(kept, closed);
+    drop(c);
     db.cleanup().await.unwrap();
 }
