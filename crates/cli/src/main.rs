@@ -147,6 +147,18 @@ enum Command {
     /// --as-of; --explain lists each fit rule (points, what it added) and each
     /// scoring touch (points, decayed value, when).
     Score(cmd::quality::ScoreArgs),
+    /// Multi-touch attribution: conversions and value per channel by model.
+    ///
+    /// Paths are each person's touches before a conversion (every won deal by
+    /// default, valued at its amount; or the first entry into the stage named
+    /// by --conversion), at most --lookback days old, ordered by time; people
+    /// with touches but no conversion give null paths. Person level only:
+    /// deals without a person are not credited. --paths reads a
+    /// ChannelAttribution file instead. Money from the store is in major units
+    /// of the company currency. --compare runs every model and adds spend
+    /// (cost of the channel's campaigns plus costs of touches outside stored
+    /// campaigns), cost per won deal and won revenue per unit of cost.
+    Attribution(cmd::attribution::AttributionArgs),
 }
 
 fn main() -> ExitCode {
@@ -177,6 +189,7 @@ fn main() -> ExitCode {
         Command::Stalled(a) => ctx.block_on(cmd::sla::stalled_cmd(&ctx, a)),
         Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
         Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
+        Command::Attribution(a) => ctx.block_on(cmd::attribution::attribution_cmd(&ctx, a)),
     };
     match result {
         Ok(code) => code,

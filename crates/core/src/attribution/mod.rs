@@ -13,8 +13,10 @@
 //! - data driven: the exact Markov chain of order k ([`markov`]) and Shapley
 //!   values over channel sets ([`shapley`]).
 //!
-//! [`parse_paths`] reads the ChannelAttribution path format.
+//! [`parse_paths`] reads the ChannelAttribution path format;
+//! [`journeys::build_paths`] builds paths from stored history.
 
+pub mod journeys;
 mod markov;
 mod paths;
 mod rules;

@@ -1,0 +1,418 @@
+//! Conversion paths from stored history: each person's touches up to a
+//! conversion (a won deal, or the first entry into a stage), within a
+//! lookback window, as attribution [`Path`]s.
+//!
+//! Person level only: deals without a `person_id` (account-only deals) are
+//! not attributed, and there is no account-level journey yet.
+
+use std::collections::BTreeMap;
+
+use super::Path;
+use crate::domain::{Deal, DealStatus, Person, Subject, Touch, Transition};
+use crate::facts::channel_of;
+use crate::playbook::Playbook;
+use crate::time::{Timestamp, DAY_MS};
+
+/// The key used for a touch without a channel (or campaign).
+pub const NO_KEY: &str = "(none)";
+
+/// Default lookback window in days.
+pub const DEFAULT_LOOKBACK_DAYS: i64 = 90;
+
+/// What counts as a conversion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Conversion {
+    /// Every won deal of the person closed by `as_of`: the instant is its
+    /// `closed_at`, the value its amount in minor units.
+    Won,
+    /// The person's first entry into this stage by `as_of` (value 0).
+    Stage(String),
+}
+
+/// What each step of a path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum By {
+    /// The touch's channel ([`channel_of`]).
+    Channel,
+    /// The touch's campaign id.
+    Campaign,
+}
+
+/// Options of [`build_paths`].
+#[derive(Clone, Debug)]
+pub struct JourneyOptions {
+    /// What counts as a conversion.
+    pub conversion: Conversion,
+    /// Channel or campaign paths.
+    pub by: By,
+    /// Only touches at most this many days before the conversion (or
+    /// `as_of` for people who did not convert) are part of the path.
+    pub lookback_days: i64,
+    /// Nothing after this instant is read.
+    pub as_of: Timestamp,
+}
+
+/// The paths of [`build_paths`] and the conversions that have no touch in
+/// their lookback window (and so cannot be credited to any channel).
+#[derive(Clone, Debug, Default)]
+pub struct Journeys {
+    /// One path per conversion, then one null path per person who has
+    /// touches but no conversion; ordered by person id, then time.
+    pub paths: Vec<Path>,
+    /// Conversions without any touch in their window.
+    pub untouched_conversions: f64,
+    /// Their value.
+    pub untouched_value: f64,
+}
+
+/// Builds conversion paths from stored history (pure).
+///
+/// For every person, each conversion by `as_of` gives one converting path:
+/// the touches in `(previous conversion, conversion]` that are at most
+/// `lookback_days` old at the conversion, ordered by time (ties by touch id).
+/// Touches after a person's last conversion are not part of any path. A
+/// person with touches but no conversion gives one null path of the touches
+/// in the lookback window before `as_of`.
+///
+/// `ages_days` is the age of each touch at the conversion (or `as_of`).
+/// `lead_touch` is the last touch of the path at or before the person's first
+/// entry into the MQL stage (`sla.sales.stage`, or else the second funnel
+/// stage) and `opportunity_touch` the last one at or before the first entry
+/// into `opportunity`, when those entries happen by the end of the path.
+pub fn build_paths(
+    pb: &Playbook,
+    people: &[Person],
+    touches: &[Touch],
+    deals: &[Deal],
+    transitions: &[Transition],
+    opts: &JourneyOptions,
+) -> Journeys {
+    let as_of = opts.as_of;
+    let mql_stage: Option<String> = pb
+        .sla
+        .sales
+        .as_ref()
+        .map(|s| s.stage.clone())
+        .or_else(|| pb.funnel().nth(1).map(|s| s.id.clone()));
+
+    let mut by_person: BTreeMap<i64, Vec<&Touch>> = BTreeMap::new();
+    for t in touches.iter().filter(|t| t.at <= as_of) {
+        by_person.entry(t.person_id).or_default().push(t);
+    }
+    for ts in by_person.values_mut() {
+        ts.sort_by_key(|t| (t.at, t.id));
+    }
+
+    // First entries into a stage per person, by (at, seq).
+    let first_entry = |stage: &str| -> BTreeMap<i64, Timestamp> {
+        let mut out: BTreeMap<i64, (Timestamp, i64)> = BTreeMap::new();
+        for tr in transitions {
+            if let Subject::Person(pid) = tr.subject {
+                if tr.to == stage && tr.at <= as_of {
+                    let e = out.entry(pid).or_insert((tr.at, tr.seq));
+                    if (tr.at, tr.seq) < *e {
+                        *e = (tr.at, tr.seq);
+                    }
+                }
+            }
+        }
+        out.into_iter().map(|(k, (at, _))| (k, at)).collect()
+    };
+    let mql_entry = mql_stage.as_deref().map(first_entry).unwrap_or_default();
+    let opp_entry = first_entry("opportunity");
+
+    // Conversions per person: (instant, value in minor units), time order.
+    let mut conversions: BTreeMap<i64, Vec<(Timestamp, i64)>> = BTreeMap::new();
+    match &opts.conversion {
+        Conversion::Won => {
+            let mut won: Vec<&Deal> = deals
+                .iter()
+                .filter(|d| d.status == DealStatus::Won && d.person_id.is_some())
+                .filter(|d| d.closed_at.is_some_and(|c| c <= as_of))
+                .collect();
+            won.sort_by_key(|d| (d.closed_at, d.id));
+            for d in won {
+                if let (Some(pid), Some(at)) = (d.person_id, d.closed_at) {
+                    conversions
+                        .entry(pid)
+                        .or_default()
+                        .push((at, d.amount.minor));
+                }
+            }
+        }
+        Conversion::Stage(stage) => {
+            for (pid, at) in first_entry(stage) {
+                conversions.entry(pid).or_default().push((at, 0));
+            }
+        }
+    }
+
+    let people_by_id: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    let key = |t: &Touch, p: Option<&Person>| -> String {
+        let k = match opts.by {
+            By::Channel => p.and_then(|p| channel_of(pb, t, p)).or(t.channel.clone()),
+            By::Campaign => t.campaign.clone(),
+        };
+        k.filter(|k| !k.is_empty())
+            .unwrap_or_else(|| NO_KEY.to_string())
+    };
+    let window = opts.lookback_days.max(0).saturating_mul(DAY_MS);
+
+    let mut out = Journeys::default();
+    let mut pids: Vec<i64> = by_person
+        .keys()
+        .chain(conversions.keys())
+        .copied()
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let empty: Vec<&Touch> = Vec::new();
+    for pid in pids {
+        let ts = by_person.get(&pid).unwrap_or(&empty);
+        let person = people_by_id.get(&pid).copied();
+        // Builds the path of the touches in (after, end] within the window.
+        let path = |after: Option<Timestamp>, end: Timestamp| -> Option<Path> {
+            let start = Timestamp::from_millis(end.millis().saturating_sub(window));
+            let sel: Vec<&Touch> = ts
+                .iter()
+                .copied()
+                .filter(|t| t.at <= end && t.at >= start && after.is_none_or(|a| t.at > a))
+                .collect();
+            if sel.is_empty() {
+                return None;
+            }
+            let milestone = |entry: Option<&Timestamp>| -> Option<usize> {
+                let e = *entry?;
+                if e > end {
+                    return None;
+                }
+                sel.iter().rposition(|t| t.at <= e)
+            };
+            Some(Path {
+                steps: sel.iter().map(|t| key(t, person)).collect(),
+                ages_days: Some(sel.iter().map(|t| t.at.days_until(end)).collect()),
+                lead_touch: milestone(mql_entry.get(&pid)),
+                opportunity_touch: milestone(opp_entry.get(&pid)),
+                conversions: 0.0,
+                value: 0.0,
+                nulls: 0.0,
+            })
+        };
+        match conversions.get(&pid) {
+            Some(convs) => {
+                let mut prev = None;
+                for &(at, value) in convs {
+                    match path(prev, at) {
+                        Some(mut p) => {
+                            p.conversions = 1.0;
+                            p.value = value.max(0) as f64;
+                            out.paths.push(p);
+                        }
+                        None => {
+                            out.untouched_conversions += 1.0;
+                            out.untouched_value += value.max(0) as f64;
+                        }
+                    }
+                    prev = Some(at);
+                }
+            }
+            None => {
+                if let Some(mut p) = path(None, as_of) {
+                    p.nulls = 1.0;
+                    out.paths.push(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::attribution::{first_touch, last_touch, linear, totals, Credit};
+    use crate::playbook::STARTER;
+    use crate::{Currency, Money};
+
+    fn day(d: i64) -> Timestamp {
+        Timestamp::from_millis(0).plus_days(d)
+    }
+
+    fn touch(id: i64, person: i64, d: i64, channel: &str) -> Touch {
+        Touch {
+            id,
+            person_id: person,
+            at: day(d),
+            kind: "web_visit".into(),
+            channel: Some(channel.into()),
+            campaign: Some(format!("{channel}-1")),
+            ..Touch::default()
+        }
+    }
+
+    fn person(id: i64) -> Person {
+        Person {
+            id,
+            external_id: format!("p{id}"),
+            ..Person::default()
+        }
+    }
+
+    fn won(id: i64, person: i64, d: i64, minor: i64) -> Deal {
+        Deal {
+            id,
+            external_id: format!("d{id}"),
+            account_id: None,
+            person_id: Some(person),
+            name: None,
+            amount: Money {
+                minor,
+                currency: Currency::parse("USD").unwrap(),
+            },
+            created_at: day(d - 10),
+            closed_at: Some(day(d)),
+            status: DealStatus::Won,
+            lost_reason: None,
+            owner: None,
+            kind: "new".into(),
+        }
+    }
+
+    fn enter(seq: i64, person: i64, d: i64, to: &str) -> Transition {
+        Transition {
+            seq,
+            subject: Subject::Person(person),
+            from: None,
+            to: to.into(),
+            at: day(d),
+            actor: "system".into(),
+            reason: None,
+            note: None,
+            cycle: 1,
+            skipped: false,
+        }
+    }
+
+    /// p1: search (d1), email (d5), search (d10), won d20 for 1000.00 (MQL
+    /// on d5, opportunity on d12); a display touch on d30 after the win is
+    /// dropped. p2: display d2, social d3 (same instant as touch 5 → id order),
+    /// email d3, won d8 for 500.00. p3: social d50, never converts.
+    /// p4: search d1 only, outside a 90-day window before its d200 win.
+    fn history() -> (Vec<Person>, Vec<Touch>, Vec<Deal>, Vec<Transition>) {
+        let people = (1..=4).map(person).collect();
+        let touches = vec![
+            touch(1, 1, 1, "search"),
+            touch(2, 1, 5, "email"),
+            touch(3, 1, 10, "search"),
+            touch(9, 1, 30, "display"),
+            touch(4, 2, 2, "display"),
+            touch(6, 2, 3, "email"),
+            touch(5, 2, 3, "social"),
+            touch(7, 3, 50, "social"),
+            touch(8, 4, 1, "search"),
+        ];
+        let deals = vec![
+            won(1, 1, 20, 1000_00),
+            won(2, 2, 8, 500_00),
+            won(3, 4, 200, 1),
+        ];
+        let transitions = vec![
+            enter(1, 1, 5, "mql"),
+            enter(2, 1, 12, "opportunity"),
+            enter(3, 2, 3, "mql"),
+        ];
+        (people, touches, deals, transitions)
+    }
+
+    fn opts(conversion: Conversion) -> JourneyOptions {
+        JourneyOptions {
+            conversion,
+            by: By::Channel,
+            lookback_days: DEFAULT_LOOKBACK_DAYS,
+            as_of: day(100),
+        }
+    }
+
+    fn build(o: &JourneyOptions) -> Journeys {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let (people, touches, deals, transitions) = history();
+        build_paths(&pb, &people, &touches, &deals, &transitions, o)
+    }
+
+    fn get(c: &[Credit], ch: &str) -> (f64, f64) {
+        let c = c.iter().find(|c| c.channel == ch).unwrap();
+        (c.conversions, c.value)
+    }
+
+    #[test]
+    fn won_deal_paths() {
+        let j = build(&opts(Conversion::Won));
+        // p4's deal closes after as_of (day 200 > 100): not a conversion, and
+        // its only touch (day 1) is outside the 90 days before as_of.
+        assert_eq!(j.paths.len(), 3, "{:?}", j.paths);
+        let p1 = &j.paths[0];
+        assert_eq!(p1.steps, ["search", "email", "search"]);
+        assert_eq!(p1.ages_days, Some(vec![19.0, 15.0, 10.0]));
+        assert_eq!((p1.lead_touch, p1.opportunity_touch), (Some(1), Some(2)));
+        assert_eq!((p1.conversions, p1.value, p1.nulls), (1.0, 1000_00.0, 0.0));
+        let p2 = &j.paths[1];
+        assert_eq!(p2.steps, ["display", "social", "email"]);
+        assert_eq!((p2.lead_touch, p2.opportunity_touch), (Some(2), None));
+        assert_eq!(p2.value, 500_00.0);
+        // p3: null path up to as_of.
+        assert_eq!(j.paths[2].steps, ["social"]);
+        assert_eq!((j.paths[2].conversions, j.paths[2].nulls), (0.0, 1.0));
+        assert_eq!(j.paths[2].ages_days, Some(vec![50.0]));
+        assert_eq!(j.untouched_conversions, 0.0);
+        assert_eq!(totals(&j.paths), (2.0, 1500_00.0));
+
+        // Hand-computed credits.
+        let f = first_touch(&j.paths).unwrap();
+        assert_eq!(get(&f, "search"), (1.0, 1000_00.0));
+        assert_eq!(get(&f, "display"), (1.0, 500_00.0));
+        assert_eq!(get(&f, "email"), (0.0, 0.0));
+        let l = last_touch(&j.paths).unwrap();
+        assert_eq!(get(&l, "search"), (1.0, 1000_00.0));
+        assert_eq!(get(&l, "email"), (1.0, 500_00.0));
+        let lin = linear(&j.paths).unwrap();
+        let third = 1.0 / 3.0;
+        let close = |a: (f64, f64), b: (f64, f64)| {
+            assert!(
+                (a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-6,
+                "{a:?} vs {b:?}"
+            )
+        };
+        close(get(&lin, "search"), (2.0 * third, 2.0 * third * 1000_00.0));
+        close(get(&lin, "email"), (2.0 * third, third * 1500_00.0));
+        close(get(&lin, "display"), (third, third * 500_00.0));
+        close(get(&lin, "social"), (third, third * 500_00.0));
+    }
+
+    #[test]
+    fn lookback_and_later_conversions() {
+        let mut o = opts(Conversion::Won);
+        o.as_of = day(300);
+        o.lookback_days = 15;
+        let j = build(&o);
+        // p1: only touches at or after day 5 (20 − 15); the d30 touch follows the win.
+        assert_eq!(j.paths[0].steps, ["email", "search"]);
+        // p4 wins on day 200 with no touch in 15 days.
+        assert_eq!(j.untouched_conversions, 1.0);
+        assert_eq!(j.untouched_value, 1.0);
+        // p3 is a null path, its touch is 250 days before as_of: dropped.
+        assert!(j.paths.iter().all(|p| p.nulls == 0.0));
+    }
+
+    #[test]
+    fn stage_conversion_and_campaigns() {
+        let mut o = opts(Conversion::Stage("mql".into()));
+        o.by = By::Campaign;
+        let j = build(&o);
+        assert_eq!(j.paths[0].steps, ["search-1", "email-1"]);
+        assert_eq!(j.paths[1].steps, ["display-1", "social-1", "email-1"]);
+        assert_eq!(totals(&j.paths), (2.0, 0.0));
+        // p3 is a null path; p4's touch is outside the 90 days before as_of.
+        assert_eq!(j.paths.iter().filter(|p| p.nulls == 1.0).count(), 1);
+    }
+}
