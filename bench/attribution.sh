@@ -68,6 +68,8 @@ with contextlib.redirect_stdout(io.StringIO()):
 print(f"{time.perf_counter() - t0:.6f}")
 PY
   )
+  # The package prints a banner on import: the time is the last line.
+  t_ca=$(printf '%s\n' "$t_ca" | tail -n 1)
   printf 'order %d: ChannelAttribution (sim.)   %8.3f s\n' "$order" "$t_ca"
   printf 'order %d: ratio ChannelAttribution / tandem = %.1fx\n' "$order" \
     "$(echo "$t_ca / $t_tandem" | bc -l)"
