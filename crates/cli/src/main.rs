@@ -147,6 +147,11 @@ enum Command {
     /// --as-of; --explain lists each fit rule (points, what it added) and each
     /// scoring touch (points, decayed value, when).
     Score(cmd::quality::ScoreArgs),
+    /// Serve the HTTP API (until Ctrl-C or SIGTERM; requests in flight finish).
+    Serve(cmd::serve::ServeArgs),
+    /// Manage API tokens for `tandem serve`.
+    #[command(subcommand)]
+    Token(cmd::serve::TokenCmd),
 }
 
 fn main() -> ExitCode {
@@ -177,6 +182,8 @@ fn main() -> ExitCode {
         Command::Stalled(a) => ctx.block_on(cmd::sla::stalled_cmd(&ctx, a)),
         Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
         Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
+        Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a)),
+        Command::Token(c) => ctx.block_on(cmd::serve::token(&ctx, c)),
     };
     match result {
         Ok(code) => code,
