@@ -48,7 +48,8 @@ pub fn app(state: AppState) -> Router {
         .route("/people/{external_id}/accept", post(people::accept))
         .route("/people/{external_id}/reject", post(people::reject))
         .route("/metrics/funnel", get(metrics::funnel))
-        .route("/metrics/waterfall", get(metrics::waterfall));
+        .route("/metrics/waterfall", get(metrics::waterfall))
+        .route("/metrics/stalled", get(metrics::stalled));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

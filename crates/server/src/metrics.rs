@@ -7,6 +7,7 @@ use tandem_core::metrics::waterfall::{
     waterfall as compute_waterfall, Waterfall, WaterfallOptions,
 };
 use tandem_core::metrics::{Grouping, Window};
+use tandem_core::sla::{stalled as stalled_leads, StalledLead};
 use tandem_core::Timestamp;
 use tandem_store::{query, repo};
 
@@ -127,4 +128,44 @@ pub async fn funnel(
             })
             .collect(),
     }))
+}
+
+/// `as_of`, `owner` (as `tandem stalled`).
+#[derive(Debug, Deserialize)]
+pub struct StalledQuery {
+    as_of: Option<String>,
+    owner: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Stalled {
+    as_of: Timestamp,
+    leads: Vec<StalledLead>,
+}
+
+/// `GET /api/v1/metrics/stalled`: leads in a stage longer than its
+/// `max_days`, oldest first (`tandem stalled --format json`).
+#[tracing::instrument(skip_all)]
+pub async fn stalled(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<StalledQuery>,
+) -> Result<Json<Stalled>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = &*s.playbook;
+    let as_of = query::as_of(pb, q.as_of.as_deref(), now())
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(e.field())))?;
+    let snap = {
+        let mut c = s.store.conn().await?;
+        repo::snapshot(&mut c).await?
+    };
+    let leads = stalled_leads(pb, &snap.people, &snap.transitions, as_of)
+        .into_iter()
+        .filter(|l| {
+            q.owner
+                .as_ref()
+                .is_none_or(|o| l.owner.as_deref() == Some(o.as_str()))
+        })
+        .collect();
+    Ok(Json(Stalled { as_of, leads }))
 }

@@ -563,6 +563,40 @@ async fn funnel_and_waterfall_equal_the_core_computation() {
 }
 
 #[tokio::test]
+async fn stalled_equals_the_core_computation() {
+    each(async |app| {
+        let pb = &*app.state.playbook;
+        let snap = {
+            let mut c = app.db.store.conn().await.unwrap();
+            repo::snapshot(&mut c).await.unwrap()
+        };
+        let as_of = query::as_of(pb, Some("2026-03-01"), t(0)).unwrap();
+        let want = tandem_core::sla::stalled(pb, &snap.people, &snap.transitions, as_of);
+        // MQLs since January are past mql's max_days (14) by March.
+        assert!(!want.is_empty());
+        let (s, v) = app
+            .get("/api/v1/metrics/stalled?as_of=2026-03-01", Role::Viewer)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["leads"], serde_json::to_value(&want).unwrap());
+        let (s, v) = app
+            .get(
+                "/api/v1/metrics/stalled?as_of=2026-03-01&owner=nobody",
+                Role::Viewer,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["leads"], serde_json::json!([]));
+        let (s, v) = app
+            .get("/api/v1/metrics/stalled?as_of=soon", Role::Viewer)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(v["error"]["field"], "as_of");
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_real_socket_serves_and_shuts_down() {
     let db = TestDb::sqlite().await.unwrap();
     let app = TestApp::builder().with_people().build(db).await;
