@@ -25,13 +25,6 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        if !json_type {
-            return Err(ApiError::bad_request(
-                "unsupported_media_type",
-                "the body must be JSON with Content-Type: application/json",
-                None,
-            ));
-        }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e: BytesRejection| {
@@ -41,8 +34,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                     ApiError::bad_request("unreadable_body", e.body_text(), None)
                 }
             })?;
+        // An empty body is `{}` (every field optional), with or without a type.
         let bytes = if bytes.is_empty() {
             Bytes::from_static(b"{}")
+        } else if !json_type {
+            return Err(ApiError::bad_request(
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+                None,
+            ));
         } else {
             bytes
         };

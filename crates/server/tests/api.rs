@@ -329,6 +329,21 @@ async fn accept_moves_an_mql_to_sal_into_the_history() {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["stage"]["stage"], "sal");
+        // No body at all (no Content-Type either) is an empty move: mql → sal.
+        let (s, v) = app
+            .call(
+                Method::POST,
+                "/api/v1/people/lead-7/accept",
+                Some(app.token(Role::Sales)),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["stage"]["stage"], "sal");
+        assert_eq!(
+            v["appended"][0]["actor"], "sales",
+            "the actor defaults to the token name"
+        );
         let (_, p) = app.get("/api/v1/people/lead-5", Role::Viewer).await;
         assert_eq!(p["person"]["external_id"], "lead-5");
         assert_eq!(p["stage"]["stage"], "sal");
