@@ -159,6 +159,11 @@ enum Command {
     /// (cost of the channel's campaigns plus costs of touches outside stored
     /// campaigns), cost per won deal and won revenue per unit of cost.
     Attribution(cmd::attribution::AttributionArgs),
+    /// Serve the HTTP API (until Ctrl-C or SIGTERM; requests in flight finish).
+    Serve(cmd::serve::ServeArgs),
+    /// Manage API tokens for `tandem serve`.
+    #[command(subcommand)]
+    Token(cmd::serve::TokenCmd),
 }
 
 fn main() -> ExitCode {
@@ -190,6 +195,8 @@ fn main() -> ExitCode {
         Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
         Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
         Command::Attribution(a) => ctx.block_on(cmd::attribution::attribution_cmd(&ctx, a)),
+        Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a)),
+        Command::Token(c) => ctx.block_on(cmd::serve::token(&ctx, c)),
     };
     match result {
         Ok(code) => code,

@@ -125,3 +125,70 @@ fn demo_then_funnel_sla_stalled_and_quality() {
         run(&["waterfall", "--format", "json"])
     );
 }
+
+#[test]
+fn tokens_are_shown_once_and_serve_answers_until_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tandem(dir.path(), &["init"]).status.success());
+    let out = tandem(
+        dir.path(),
+        &["token", "create", "--role", "sales", "--name", "ci"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let secret = text(&out.stdout).trim().to_string();
+    assert!(secret.starts_with("tdm_") && secret.len() == 68, "{secret}");
+    let out = tandem(
+        dir.path(),
+        &["token", "create", "--role", "root", "--name", "x"],
+    );
+    assert!(!out.status.success());
+    let list = text(&tandem(dir.path(), &["token", "list"]).stdout);
+    assert!(list.contains("ci") && list.contains("sales"), "{list}");
+    assert!(
+        !list.contains(&secret[4..]),
+        "the secret must not be listed"
+    );
+
+    // The real server on an ephemeral port.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .current_dir(dir.path())
+        .env_remove("TANDEM_PLAYBOOK")
+        .env_remove("TANDEM_DATABASE_URL")
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("tandem serving on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /api/v1/people HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {secret}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut res = String::new();
+    s.read_to_string(&mut res).unwrap();
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(res.contains(r#""people":[]"#), "{res}");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(
+        child.wait().unwrap().success(),
+        "serve exits cleanly on SIGTERM"
+    );
+
+    let out = tandem(dir.path(), &["token", "revoke", "ci"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = tandem(dir.path(), &["token", "revoke", "ci"]);
+    assert!(!out.status.success(), "revoking twice is an error");
+}

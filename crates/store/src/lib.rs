@@ -9,8 +9,10 @@
 mod error;
 pub mod lifecycle;
 mod migrate;
+pub mod query;
 pub mod repo;
 pub mod testing;
+pub mod tokens;
 
 use std::fmt;
 use std::str::FromStr;

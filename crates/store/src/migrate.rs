@@ -6,8 +6,10 @@ use sqlx::Executor;
 use crate::{Backend, Store, StoreError};
 
 /// Embedded migrations: (version, name, SQL).
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "schema", include_str!("../migrations/0001_schema.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "schema", include_str!("../migrations/0001_schema.sql")),
+    (2, "tokens", include_str!("../migrations/0002_tokens.sql")),
+];
 
 fn render(sql: &str, backend: Backend) -> String {
     let id = match backend {

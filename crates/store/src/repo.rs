@@ -1052,3 +1052,20 @@ pub async fn sync_id_sequences(c: &mut AnyConnection) -> Result<(), StoreError> 
     }
     Ok(())
 }
+
+/// Up to `limit` people with id greater than `after`, by id (a page).
+pub async fn people_after(
+    c: &mut AnyConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Person>, StoreError> {
+    let q = format!("SELECT {PERSON_COLS} FROM people WHERE id > $1 ORDER BY id LIMIT $2");
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(person_row)
+        .collect()
+}

@@ -11,4 +11,5 @@ pub mod plan;
 pub mod playbook;
 pub mod quality;
 pub mod scorecard;
+pub mod serve;
 pub mod sla;

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
-use tandem_core::facts::{channel_of, classify};
-use tandem_core::metrics::{History, Window};
+use tandem_core::metrics::Window;
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
+use tandem_store::query;
 use tandem_store::repo::{self, Snapshot};
 
 use crate::cmd::lifecycle::now;
@@ -30,33 +30,19 @@ pub struct Period {
 impl Period {
     /// The as-of instant.
     pub fn as_of(&self, pb: &Playbook) -> Result<Timestamp> {
-        match &self.as_of {
-            Some(s) => Ok(Timestamp::parse_in(s, &pb.company.timezone)?),
-            None => Ok(now()),
-        }
+        Ok(query::as_of(pb, self.as_of.as_deref(), now())?)
     }
 
     /// The window `[from, to)`; without `--from`, from the earliest record.
     pub fn window(&self, pb: &Playbook, snap: &Snapshot, as_of: Timestamp) -> Result<Window> {
-        let tz = &pb.company.timezone;
-        let from = match &self.from {
-            Some(s) => Timestamp::parse_in(s, tz)?,
-            None => earliest(snap).unwrap_or(as_of),
-        };
-        let to = match &self.to {
-            Some(s) => Timestamp::parse_in(s, tz)?,
-            // Half-open: include what happened exactly at as-of.
-            None => Timestamp::from_millis(as_of.millis() + 1),
-        };
-        if to <= from {
-            bail!("the period is empty: --to ({to}) must be after --from ({from})");
-        }
-        Ok(Window::new(from, to)?)
+        Ok(query::window(
+            pb,
+            snap,
+            self.from.as_deref(),
+            self.to.as_deref(),
+            as_of,
+        )?)
     }
-}
-
-fn earliest(snap: &Snapshot) -> Option<Timestamp> {
-    snap.transitions.iter().map(|t| t.at).min()
 }
 
 /// Loads the whole history from the store.
@@ -67,60 +53,11 @@ pub async fn load(ctx: &Ctx) -> Result<Snapshot> {
 }
 
 /// The history view metrics take.
-pub fn history(snap: &Snapshot) -> History<'_> {
-    History {
-        transitions: &snap.transitions,
-        touches: &snap.touches,
-        activities: &snap.activities,
-        deals: &snap.deals,
-    }
-}
+pub use query::history;
 
-/// Dimensions people can be grouped by.
-pub const DIMENSIONS: &str =
-    "source, segment, persona, channel, campaign, owner, tier, industry, country, or custom.FIELD";
-
-/// Group key of every person for a dimension. Segment and persona use the
-/// stored value, or else the playbook's rules; channel and campaign are those
-/// of the person's first touch (how the lead came in).
+/// Group key of every person for a dimension (see [`tandem_store::query::group_by`]).
 pub fn group_by(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<BTreeMap<i64, String>> {
-    let accounts: BTreeMap<i64, &tandem_core::domain::Account> =
-        snap.accounts.iter().map(|a| (a.id, a)).collect();
-    let mut first_touch: BTreeMap<i64, &tandem_core::domain::Touch> = BTreeMap::new();
-    if by == "channel" || by == "campaign" {
-        for t in &snap.touches {
-            let e = first_touch.entry(t.person_id).or_insert(t);
-            if (t.at, t.id) < (e.at, e.id) {
-                *e = t;
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    for p in &snap.people {
-        let account = p.account_id.and_then(|id| accounts.get(&id).copied());
-        let key: Option<String> = match by {
-            "source" => p.source.clone(),
-            "owner" => p.owner.clone(),
-            "country" => p.country.clone(),
-            "segment" => p.segment.clone().or_else(|| classify(pb, p, account).1),
-            "persona" => p.persona.clone().or_else(|| classify(pb, p, account).0),
-            "tier" => account.and_then(|a| a.tier).map(|t| format!("tier {t}")),
-            "industry" => account.and_then(|a| a.industry.clone()),
-            "channel" => first_touch.get(&p.id).and_then(|t| channel_of(pb, t, p)),
-            "campaign" => first_touch.get(&p.id).and_then(|t| t.campaign.clone()),
-            other => match other.strip_prefix("custom.") {
-                Some(f) => p.custom.get(f).map(|v| match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                }),
-                None => bail!("cannot group by `{other}`; use {DIMENSIONS}"),
-            },
-        };
-        if let Some(k) = key.filter(|k| !k.is_empty()) {
-            out.insert(p.id, k);
-        }
-    }
-    Ok(out)
+    Ok(query::group_by(pb, snap, by)?)
 }
 
 /// `--as-of` alone, for commands that read a state rather than a period.

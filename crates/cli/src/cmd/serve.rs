@@ -1,0 +1,99 @@
+//! `tandem serve` and `tandem token`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use tandem_server::AppState;
+use tandem_store::tokens::{self, Role};
+
+use crate::cmd::lifecycle::now;
+use crate::ctx::Ctx;
+use crate::output::Table;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TANDEM_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+}
+
+/// `tandem serve`: the HTTP API until Ctrl-C or SIGTERM.
+pub async fn serve(ctx: &Ctx, a: ServeArgs) -> Result<ExitCode> {
+    let playbook = Arc::new(ctx.playbook()?);
+    let store = ctx.store().await?;
+    let listener = tokio::net::TcpListener::bind(a.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(http.addr = %addr, db.url = %ctx.database_url(), "serving");
+    eprintln!("tandem serving on http://{addr}");
+    tandem_server::serve(
+        listener,
+        AppState {
+            store: store.clone(),
+            playbook,
+        },
+        tandem_server::shutdown_signal(),
+    )
+    .await
+    .context("the server failed")?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token; it is printed once and stored only as a hash.
+    Create {
+        /// admin, marketing, sales or viewer.
+        #[arg(long)]
+        role: Role,
+        /// A name to recognise (and revoke) the token by.
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke the live tokens with this name (or `#ID`).
+    Revoke {
+        /// Token name, or #id.
+        name: String,
+    },
+}
+
+/// `tandem token …`.
+pub async fn token(ctx: &Ctx, cmd: TokenCmd) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let mut c = store.conn().await?;
+    match cmd {
+        TokenCmd::Create { role, name } => {
+            let (t, secret) = tokens::create(&mut c, &name, role, now()).await?;
+            eprintln!(
+                "created token #{} `{}` ({}); it is shown only now:",
+                t.id, t.name, t.role
+            );
+            println!("{}", secret.expose());
+        }
+        TokenCmd::List => {
+            let mut table = Table::new(&["id", "name", "role", "created_at", "revoked_at"]);
+            for t in tokens::list(&mut c).await? {
+                table.row(vec![
+                    t.id.to_string(),
+                    t.name,
+                    t.role.to_string(),
+                    t.created_at.to_string(),
+                    t.revoked_at.map(|r| r.to_string()).unwrap_or_default(),
+                ]);
+            }
+            ctx.print(&mut table)?;
+        }
+        TokenCmd::Revoke { name } => {
+            let n = tokens::revoke(&mut c, &name, now()).await?;
+            eprintln!("revoked {n} token(s) named `{name}`");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,165 @@
+//! tandem-server: the HTTP API of `tandem serve`.
+//!
+//! [`app`] builds the whole router; `main` (the `tandem serve` command) and
+//! the tests use the same one. Every handler returns [`ApiError`] on failure,
+//! which answers with `{"error": {"code", "message", "field"}}`.
+
+pub mod auth;
+pub mod error;
+mod extract;
+mod metrics;
+mod people;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tandem_core::playbook::Playbook;
+use tandem_core::Timestamp;
+use tandem_store::Store;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+pub use error::ApiError;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Longest a request may take before it is answered with 503 `timeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub playbook: Arc<Playbook>,
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/people", get(people::list))
+        .route("/people/{external_id}", get(people::show))
+        .route("/people/{external_id}/accept", post(people::accept))
+        .route("/people/{external_id}/reject", post(people::reject))
+        .route("/metrics/funnel", get(metrics::funnel))
+        .route("/metrics/waterfall", get(metrics::waterfall))
+        .route("/metrics/stalled", get(metrics::stalled));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(timeout))
+        .layer(middleware::from_fn(trace))
+        .with_state(state)
+}
+
+/// Serves [`app`] on `listener` until `shutdown` resolves; requests in flight
+/// then finish before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down; finishing requests in flight");
+}
+
+/// The current instant.
+pub(crate) fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp::from_millis(ms)
+}
+
+async fn timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::Timeout.into_response(),
+    }
+}
+
+/// One span per request with method, path, status and latency.
+async fn trace(req: Request, next: Next) -> Response {
+    let span = tracing::info_span!(
+        "http.request",
+        http.method = %req.method(),
+        http.path = %req.uri().path(),
+        auth.token = tracing::field::Empty,
+    );
+    async move {
+        let start = Instant::now();
+        let res = next.run(req).await;
+        tracing::info!(
+            http.status = res.status().as_u16(),
+            http.latency_ms = start.elapsed().as_millis() as u64,
+            "request"
+        );
+        res
+    }
+    .instrument(span)
+    .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
+
+#[tracing::instrument]
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+#[tracing::instrument(skip_all)]
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error.cause = %e, "database not reachable");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"error": {"code": "not_ready", "message": "the database is not reachable", "field": null}})),
+            )
+                .into_response()
+        }
+    }
+}

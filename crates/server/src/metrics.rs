@@ -1,0 +1,171 @@
+//! Metric endpoints: the same numbers and parameters as the CLI commands.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tandem_core::metrics::waterfall::{
+    waterfall as compute_waterfall, Waterfall, WaterfallOptions,
+};
+use tandem_core::metrics::{Grouping, Window};
+use tandem_core::sla::{stalled as stalled_leads, StalledLead};
+use tandem_core::Timestamp;
+use tandem_store::{query, repo};
+
+use crate::auth::{Action, Caller};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::{now, AppState};
+
+/// `by`, `cohort`, `unique`, `as_of`, `from`, `to` (as `tandem funnel`).
+#[derive(Debug, Deserialize)]
+pub struct FunnelQuery {
+    by: Option<String>,
+    cohort: Option<String>,
+    #[serde(default)]
+    unique: bool,
+    as_of: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn compute(s: &AppState, q: &FunnelQuery) -> Result<Waterfall, ApiError> {
+    let pb = &*s.playbook;
+    let snap = {
+        let mut c = s.store.conn().await?;
+        repo::snapshot(&mut c).await?
+    };
+    let period =
+        |e: query::PeriodError| ApiError::bad_request("bad_query", e.to_string(), Some(e.field()));
+    let as_of = query::as_of(pb, q.as_of.as_deref(), now()).map_err(period)?;
+    let window =
+        query::window(pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period)?;
+    let groups = match &q.by {
+        Some(by) => Some(
+            query::group_by(pb, &snap, by)
+                .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("by")))?,
+        ),
+        None => None,
+    };
+    let mut opts = WaterfallOptions::new(window, as_of);
+    opts.cohort_stage = q.cohort.clone();
+    opts.unique = q.unique;
+    if let Some(g) = &groups {
+        opts.grouping = Grouping::Map(g);
+    }
+    compute_waterfall(pb, &snap.transitions, &snap.deals, &opts).map_err(|e| {
+        let field =
+            matches!(e, tandem_core::metrics::MetricsError::UnknownStage(_)).then_some("cohort");
+        ApiError::bad_request("bad_query", e.to_string(), field)
+    })
+}
+
+/// `GET /api/v1/metrics/waterfall`: everything `tandem waterfall --format json` prints.
+#[tracing::instrument(skip_all)]
+pub async fn waterfall(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FunnelQuery>,
+) -> Result<Json<Waterfall>, ApiError> {
+    caller.require(Action::Read)?;
+    compute(&s, &q).await.map(Json)
+}
+
+#[derive(Serialize)]
+pub struct Funnel {
+    cohort_stage: String,
+    window: Window,
+    as_of: Timestamp,
+    unique: bool,
+    groups: Vec<FunnelGroup>,
+}
+
+#[derive(Serialize)]
+pub struct FunnelGroup {
+    group: String,
+    stages: Vec<FunnelStage>,
+}
+
+#[derive(Serialize)]
+pub struct FunnelStage {
+    stage: String,
+    count: u64,
+    conversion: Option<f64>,
+    cumulative: Option<f64>,
+}
+
+/// `GET /api/v1/metrics/funnel`: the cohort view (`tandem funnel`): per
+/// group, each stage from the cohort stage on with count and conversion.
+#[tracing::instrument(skip_all)]
+pub async fn funnel(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<FunnelQuery>,
+) -> Result<Json<Funnel>, ApiError> {
+    caller.require(Action::Read)?;
+    let w = compute(&s, &q).await?;
+    Ok(Json(Funnel {
+        cohort_stage: w.cohort_stage,
+        window: w.window,
+        as_of: w.as_of,
+        unique: w.unique,
+        groups: w
+            .groups
+            .into_iter()
+            .map(|g| FunnelGroup {
+                group: g.group,
+                stages: g
+                    .stages
+                    .into_iter()
+                    .filter_map(|s| {
+                        s.cohort.map(|count| FunnelStage {
+                            stage: s.stage,
+                            count,
+                            conversion: s.conversion,
+                            cumulative: s.cumulative,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
+/// `as_of`, `owner` (as `tandem stalled`).
+#[derive(Debug, Deserialize)]
+pub struct StalledQuery {
+    as_of: Option<String>,
+    owner: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Stalled {
+    as_of: Timestamp,
+    leads: Vec<StalledLead>,
+}
+
+/// `GET /api/v1/metrics/stalled`: leads in a stage longer than its
+/// `max_days`, oldest first (`tandem stalled --format json`).
+#[tracing::instrument(skip_all)]
+pub async fn stalled(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<StalledQuery>,
+) -> Result<Json<Stalled>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = &*s.playbook;
+    let as_of = query::as_of(pb, q.as_of.as_deref(), now())
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(e.field())))?;
+    let snap = {
+        let mut c = s.store.conn().await?;
+        repo::snapshot(&mut c).await?
+    };
+    let leads = stalled_leads(pb, &snap.people, &snap.transitions, as_of)
+        .into_iter()
+        .filter(|l| {
+            q.owner
+                .as_ref()
+                .is_none_or(|o| l.owner.as_deref() == Some(o.as_str()))
+        })
+        .collect();
+    Ok(Json(Stalled { as_of, leads }))
+}

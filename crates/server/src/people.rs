@@ -1,0 +1,222 @@
+//! People: list (cursor pagination), show with stage and history, and the
+//! sales moves accept and reject.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tandem_core::domain::{Person, Subject, Transition};
+use tandem_core::lifecycle::{self, ManualMove, State as Stage};
+use tandem_core::Timestamp;
+use tandem_store::lifecycle::{self as engine, MoveError};
+use tandem_store::repo;
+
+use crate::auth::{Action, Caller};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::{now, AppState};
+
+/// Default and largest page size.
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Page {
+    people: Vec<Person>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/people?limit=&cursor=`: people by id, `limit` per page.
+#[tracing::instrument(skip_all, fields(page.limit = q.limit))]
+pub async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Json<Page>, ApiError> {
+    caller.require(Action::Read)?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+            Some("limit"),
+        ));
+    }
+    let after = match q.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(
+                "bad_query",
+                "cursor is not a cursor from this API",
+                Some("cursor"),
+            )
+        })?,
+    };
+    let mut c = s.store.conn().await?;
+    let mut people = repo::people_after(&mut c, after, limit + 1).await?;
+    let next_cursor = if people.len() as i64 > limit {
+        people.truncate(limit as usize);
+        people.last().map(|p| p.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        people,
+        next_cursor,
+    }))
+}
+
+#[derive(Serialize)]
+pub struct PersonView {
+    person: Person,
+    stage: Stage,
+    history: Vec<Transition>,
+}
+
+async fn find(c: &mut tandem_store::AnyConnection, ext: &str) -> Result<Person, ApiError> {
+    repo::person_by_external(c, ext)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("person `{ext}`")))
+}
+
+/// `GET /api/v1/people/{external_id}`: the person, current stage and history.
+#[tracing::instrument(skip_all)]
+pub async fn show(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(ext): Path<String>,
+) -> Result<Json<PersonView>, ApiError> {
+    caller.require(Action::Read)?;
+    let mut c = s.store.conn().await?;
+    let person = find(&mut c, &ext).await?;
+    let history = repo::transitions_of(&mut c, Subject::Person(person.id)).await?;
+    Ok(Json(PersonView {
+        stage: Stage::replay(&history),
+        person,
+        history,
+    }))
+}
+
+/// Body of accept and reject.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveBody {
+    /// Who moves the lead (default: the token's name).
+    actor: Option<String>,
+    /// Reason code from the playbook (required to reject).
+    reason: Option<String>,
+    note: Option<String>,
+    /// Reject to the recycle stage instead of disqualifying.
+    #[serde(default)]
+    recycle: bool,
+    /// When the move happened (default: now); ISO 8601.
+    at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Moved {
+    /// Transitions appended by this request (automatic catch-up first).
+    appended: Vec<Transition>,
+    stage: Stage,
+}
+
+#[derive(Clone, Copy)]
+enum Pick {
+    Accept,
+    Reject,
+}
+
+fn rule(e: lifecycle::LifecycleError) -> ApiError {
+    let field = matches!(
+        e,
+        lifecycle::LifecycleError::ReasonRequired(_)
+            | lifecycle::LifecycleError::UnknownReason(_)
+            | lifecycle::LifecycleError::ReasonDoesNotApply { .. }
+    )
+    .then_some("reason");
+    ApiError::unprocessable("rule_refused", e.to_string(), field)
+}
+
+async fn apply(
+    s: &AppState,
+    caller: &Caller,
+    ext: &str,
+    b: MoveBody,
+    pick: Pick,
+) -> Result<Moved, ApiError> {
+    caller.require(Action::MoveLeads)?;
+    let pb = &*s.playbook;
+    if matches!(pick, Pick::Reject) && b.reason.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::unprocessable(
+            "reason_required",
+            "rejecting a lead needs a reason code from the playbook",
+            Some("reason"),
+        ));
+    }
+    let at = match &b.at {
+        Some(t) => Timestamp::parse(t)
+            .map_err(|e| ApiError::unprocessable("invalid_body", e.to_string(), Some("at")))?,
+        None => now(),
+    };
+    let actor = b.actor.clone().unwrap_or_else(|| caller.0.name.clone());
+    let mut tx = s.store.begin().await?;
+    let p = find(tx.conn(), ext).await?;
+    // Catch up on automatic entry first, so `accept` sees the lead as an MQL.
+    let mut appended = engine::advance(tx.conn(), pb, p.id, at).await?;
+    let state = engine::load(tx.conn(), p.id).await?.state();
+    let target = match pick {
+        Pick::Accept => lifecycle::accept_target(pb, &state).map_err(rule)?,
+        Pick::Reject => lifecycle::reject_target(pb, b.recycle).map_err(rule)?,
+    }
+    .id
+    .clone();
+    let m = ManualMove {
+        to: &target,
+        at,
+        actor: &actor,
+        reason: b.reason.as_deref(),
+        note: b.note.as_deref(),
+    };
+    let moved = engine::move_person(tx.conn(), pb, p.id, &m)
+        .await
+        .map_err(|e| match e {
+            MoveError::Rule(r) => rule(r),
+            MoveError::Store(s) => s.into(),
+        })?;
+    appended.extend(moved);
+    let history = repo::transitions_of(tx.conn(), Subject::Person(p.id)).await?;
+    tx.commit().await?;
+    tracing::info!(person.id = p.id, stage.to = %target, "lead moved");
+    Ok(Moved {
+        appended,
+        stage: Stage::replay(&history),
+    })
+}
+
+/// `POST /api/v1/people/{external_id}/accept` (sales, admin).
+#[tracing::instrument(skip_all)]
+pub async fn accept(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(ext): Path<String>,
+    ApiJson(b): ApiJson<MoveBody>,
+) -> Result<Json<Moved>, ApiError> {
+    apply(&s, &caller, &ext, b, Pick::Accept).await.map(Json)
+}
+
+/// `POST /api/v1/people/{external_id}/reject` (sales, admin).
+#[tracing::instrument(skip_all)]
+pub async fn reject(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(ext): Path<String>,
+    ApiJson(b): ApiJson<MoveBody>,
+) -> Result<Json<Moved>, ApiError> {
+    apply(&s, &caller, &ext, b, Pick::Reject).await.map(Json)
+}

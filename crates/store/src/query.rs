@@ -1,0 +1,137 @@
+//! What metric readers share (the CLI commands and the HTTP API): the
+//! history view of a [`Snapshot`] and grouping people by a dimension.
+
+use std::collections::BTreeMap;
+
+use tandem_core::domain::{Account, Touch};
+use tandem_core::facts::{channel_of, classify};
+use tandem_core::metrics::{History, Window};
+use tandem_core::playbook::Playbook;
+use tandem_core::Timestamp;
+
+use crate::repo::Snapshot;
+
+/// Dimensions people can be grouped by.
+pub const DIMENSIONS: &str =
+    "source, segment, persona, channel, campaign, owner, tier, industry, country, or custom.FIELD";
+
+/// A grouping dimension that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot group by `{0}`; use {DIMENSIONS}")]
+pub struct UnknownDimension(pub String);
+
+/// The history view metrics take.
+pub fn history(snap: &Snapshot) -> History<'_> {
+    History {
+        transitions: &snap.transitions,
+        touches: &snap.touches,
+        activities: &snap.activities,
+        deals: &snap.deals,
+    }
+}
+
+/// Group key of every person for a dimension. Segment and persona use the
+/// stored value, or else the playbook's rules; channel and campaign are those
+/// of the person's first touch (how the lead came in).
+pub fn group_by(
+    pb: &Playbook,
+    snap: &Snapshot,
+    by: &str,
+) -> Result<BTreeMap<i64, String>, UnknownDimension> {
+    let accounts: BTreeMap<i64, &Account> = snap.accounts.iter().map(|a| (a.id, a)).collect();
+    let mut first_touch: BTreeMap<i64, &Touch> = BTreeMap::new();
+    if by == "channel" || by == "campaign" {
+        for t in &snap.touches {
+            let e = first_touch.entry(t.person_id).or_insert(t);
+            if (t.at, t.id) < (e.at, e.id) {
+                *e = t;
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for p in &snap.people {
+        let account = p.account_id.and_then(|id| accounts.get(&id).copied());
+        let key: Option<String> = match by {
+            "source" => p.source.clone(),
+            "owner" => p.owner.clone(),
+            "country" => p.country.clone(),
+            "segment" => p.segment.clone().or_else(|| classify(pb, p, account).1),
+            "persona" => p.persona.clone().or_else(|| classify(pb, p, account).0),
+            "tier" => account.and_then(|a| a.tier).map(|t| format!("tier {t}")),
+            "industry" => account.and_then(|a| a.industry.clone()),
+            "channel" => first_touch.get(&p.id).and_then(|t| channel_of(pb, t, p)),
+            "campaign" => first_touch.get(&p.id).and_then(|t| t.campaign.clone()),
+            other => match other.strip_prefix("custom.") {
+                Some(f) => p.custom.get(f).map(|v| match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                }),
+                None => return Err(UnknownDimension(other.to_string())),
+            },
+        };
+        if let Some(k) = key.filter(|k| !k.is_empty()) {
+            out.insert(p.id, k);
+        }
+    }
+    Ok(out)
+}
+
+/// A period that cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PeriodError {
+    /// `as_of`, `from` or `to` is not a date or instant.
+    #[error("{field}: {source}")]
+    Time {
+        field: &'static str,
+        #[source]
+        source: tandem_core::time::TimeError,
+    },
+    /// `to` is not after `from`.
+    #[error("the period is empty: --to ({to}) must be after --from ({from})")]
+    Empty { from: Timestamp, to: Timestamp },
+}
+
+impl PeriodError {
+    /// The parameter at fault (`as_of`, `from` or `to`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            PeriodError::Time { field, .. } => field,
+            PeriodError::Empty { .. } => "to",
+        }
+    }
+}
+
+fn parse_at(pb: &Playbook, field: &'static str, s: &str) -> Result<Timestamp, PeriodError> {
+    Timestamp::parse_in(s, &pb.company.timezone)
+        .map_err(|source| PeriodError::Time { field, source })
+}
+
+/// The as-of instant: `as_of` read in the company timezone, or `now`.
+pub fn as_of(pb: &Playbook, as_of: Option<&str>, now: Timestamp) -> Result<Timestamp, PeriodError> {
+    match as_of {
+        Some(s) => parse_at(pb, "as_of", s),
+        None => Ok(now),
+    }
+}
+
+/// The window `[from, to)`: dates are midnight in the company timezone;
+/// without `from`, from the earliest transition; without `to`, up to and
+/// including `as_of`.
+pub fn window(
+    pb: &Playbook,
+    snap: &Snapshot,
+    from: Option<&str>,
+    to: Option<&str>,
+    as_of: Timestamp,
+) -> Result<Window, PeriodError> {
+    let from = match from {
+        Some(s) => parse_at(pb, "from", s)?,
+        None => snap.transitions.iter().map(|t| t.at).min().unwrap_or(as_of),
+    };
+    let to = match to {
+        Some(s) => parse_at(pb, "to", s)?,
+        // Half-open: include what happened exactly at as-of.
+        None => Timestamp::from_millis(as_of.millis() + 1),
+    };
+    Window::new(from, to).map_err(|_| PeriodError::Empty { from, to })
+}
