@@ -145,7 +145,7 @@ pub async fn import_file(
         file: display.clone(),
         source: CsvError::Io(e),
     })?;
-    let mut summary = import_reader(
+    import_reader(
         store,
         pb,
         file,
@@ -154,11 +154,7 @@ pub async fn import_file(
         rejects_path(path),
         progress,
     )
-    .await?;
-    if summary.rejects_file.is_none() {
-        summary.rejects_file = None;
-    }
-    Ok(summary)
+    .await
 }
 
 /// [`import_file`] over any reader; `name` is used in messages.

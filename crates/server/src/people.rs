@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::domain::{Person, Subject, Transition};
-use tandem_core::lifecycle::{self, ManualMove, State as Stage};
+use tandem_core::lifecycle::{self, State as Stage};
 use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
 use tandem_store::repo;
@@ -167,29 +167,25 @@ async fn apply(
     let actor = b.actor.clone().unwrap_or_else(|| caller.0.name.clone());
     let mut tx = s.store.begin().await?;
     let p = find(tx.conn(), ext).await?;
-    // Catch up on automatic entry first, so `accept` sees the lead as an MQL.
-    let mut appended = engine::advance(tx.conn(), pb, p.id, at).await?;
-    let state = engine::load(tx.conn(), p.id).await?.state();
-    let target = match pick {
-        Pick::Accept => lifecycle::accept_target(pb, &state).map_err(rule)?,
-        Pick::Reject => lifecycle::reject_target(pb, b.recycle).map_err(rule)?,
-    }
-    .id
-    .clone();
-    let m = ManualMove {
-        to: &target,
+    let r = engine::MoveRequest {
+        target: match pick {
+            Pick::Accept => engine::Target::Accept,
+            Pick::Reject => engine::Target::Reject { recycle: b.recycle },
+        },
         at,
         actor: &actor,
         reason: b.reason.as_deref(),
         note: b.note.as_deref(),
     };
-    let moved = engine::move_person(tx.conn(), pb, p.id, &m)
+    let engine::Moved {
+        stage: target,
+        appended,
+    } = engine::move_person_to(tx.conn(), pb, p.id, &r)
         .await
         .map_err(|e| match e {
             MoveError::Rule(r) => rule(r),
             MoveError::Store(s) => s.into(),
         })?;
-    appended.extend(moved);
     let history = repo::transitions_of(tx.conn(), Subject::Person(p.id)).await?;
     tx.commit().await?;
     tracing::info!(person.id = p.id, stage.to = %target, "lead moved");

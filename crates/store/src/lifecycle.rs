@@ -85,17 +85,78 @@ pub enum MoveError {
     Store(#[from] StoreError),
 }
 
-/// Applies a manual move (after catching up on automatic entry up to its
-/// time) and appends the result.
+/// Where a manual move goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// A named stage.
+    Stage(&'a str),
+    /// The funnel stage after the one the lead is in at the time of the move.
+    Accept,
+    /// The disqualify off-ramp, or the recycle one.
+    Reject { recycle: bool },
+}
+
+/// A manual move whose target may depend on the lead's state.
+#[derive(Clone, Copy, Debug)]
+pub struct MoveRequest<'a> {
+    pub target: Target<'a>,
+    pub at: Timestamp,
+    pub actor: &'a str,
+    pub reason: Option<&'a str>,
+    pub note: Option<&'a str>,
+}
+
+/// What a manual move appended: automatic catch-up first, then the move.
+#[derive(Clone, Debug)]
+pub struct Moved {
+    /// The stage the move went to.
+    pub stage: String,
+    pub appended: Vec<Transition>,
+}
+
+/// Catches up on automatic entry up to the move's time (so `accept` sees a
+/// lead that just became an MQL), resolves the target against the state that
+/// results, and appends the move. Nothing is appended by the caller's
+/// transaction when the rules refuse, as long as it rolls back.
+pub async fn move_person_to(
+    c: &mut AnyConnection,
+    pb: &Playbook,
+    person_id: i64,
+    r: &MoveRequest<'_>,
+) -> Result<Moved, MoveError> {
+    let mut appended = advance(c, pb, person_id, r.at).await?;
+    let state = load(c, person_id).await?.state();
+    let stage = match r.target {
+        Target::Stage(s) => s.to_string(),
+        Target::Accept => lifecycle::accept_target(pb, &state)?.id.clone(),
+        Target::Reject { recycle } => lifecycle::reject_target(pb, recycle)?.id.clone(),
+    };
+    let m = ManualMove {
+        to: &stage,
+        at: r.at,
+        actor: r.actor,
+        reason: r.reason,
+        note: r.note,
+    };
+    let moves = lifecycle::manual(pb, &state, &m)?;
+    appended.extend(repo::append(c, Subject::Person(person_id), &moves).await?);
+    Ok(Moved { stage, appended })
+}
+
+/// Applies a manual move to a named stage (after catching up on automatic
+/// entry up to its time) and appends the result.
 pub async fn move_person(
     c: &mut AnyConnection,
     pb: &Playbook,
     person_id: i64,
     m: &ManualMove<'_>,
 ) -> Result<Vec<Transition>, MoveError> {
-    let mut appended = advance(c, pb, person_id, m.at).await?;
-    let pf = load(c, person_id).await?;
-    let moves = lifecycle::manual(pb, &pf.state(), m)?;
-    appended.extend(repo::append(c, Subject::Person(person_id), &moves).await?);
-    Ok(appended)
+    let r = MoveRequest {
+        target: Target::Stage(m.to),
+        at: m.at,
+        actor: m.actor,
+        reason: m.reason,
+        note: m.note,
+    };
+    Ok(move_person_to(c, pb, person_id, &r).await?.appended)
 }

@@ -5,9 +5,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use tandem_core::domain::{Subject, Transition};
-use tandem_core::lifecycle::{self, ManualMove};
 use tandem_core::Timestamp;
-use tandem_store::lifecycle as engine;
+use tandem_store::lifecycle::{self as engine, MoveRequest, Target};
 use tandem_store::repo;
 
 use crate::ctx::Ctx;
@@ -99,27 +98,23 @@ async fn apply(
     let at = who.at()?;
     let mut tx = store.begin().await?;
     let p = repo::find_person(tx.conn(), person).await?;
-    // Catch up on automatic entry first, so `accept` sees the lead as an MQL.
-    let mut appended = engine::advance(tx.conn(), &pb, p.id, at).await?;
-    let state = engine::load(tx.conn(), p.id).await?.state();
     let target = match (to, pick) {
-        (Some(t), _) => t.to_string(),
-        (None, Pick::Accept) => lifecycle::accept_target(&pb, &state)?.id.clone(),
-        (None, Pick::Reject { recycle }) => lifecycle::reject_target(&pb, recycle)?.id.clone(),
+        (Some(t), _) => Target::Stage(t),
+        (None, Pick::Accept) => Target::Accept,
+        (None, Pick::Reject { recycle }) => Target::Reject { recycle },
     };
-    let m = ManualMove {
-        to: &target,
+    let r = MoveRequest {
+        target,
         at,
         actor: &who.actor,
         reason,
         note: who.note.as_deref(),
     };
-    let moved = engine::move_person(tx.conn(), &pb, p.id, &m)
+    let moved = engine::move_person_to(tx.conn(), &pb, p.id, &r)
         .await
-        .with_context(|| format!("cannot move {} to {target}", p.external_id))?;
-    appended.extend(moved);
+        .with_context(|| format!("cannot move {}", p.external_id))?;
     tx.commit().await?;
-    let mut t = history_table(&appended);
+    let mut t = history_table(&moved.appended);
     ctx.print(&mut t)?;
     Ok(ExitCode::SUCCESS)
 }
