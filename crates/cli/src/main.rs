@@ -202,10 +202,14 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // `tandem … | head` closing the pipe early is not an error.
-            let broken_pipe = e
-                .chain()
-                .filter_map(|c| c.downcast_ref::<std::io::Error>())
-                .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            let is_broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+            // The csv writer wraps the io error without exposing it as a source.
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>().is_some_and(is_broken)
+                    || c.downcast_ref::<csv::Error>().is_some_and(
+                        |ce| matches!(ce.kind(), csv::ErrorKind::Io(io) if is_broken(io)),
+                    )
+            });
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
