@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod metrics;
 mod people;
+mod resources;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,13 @@ pub struct AppState {
     pub playbook: Arc<Playbook>,
 }
 
+impl AppState {
+    /// The playbook requests are answered with.
+    pub fn playbook(&self) -> Arc<Playbook> {
+        Arc::clone(&self.playbook)
+    }
+}
+
 /// The whole HTTP API.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -49,7 +57,8 @@ pub fn app(state: AppState) -> Router {
         .route("/people/{external_id}/reject", post(people::reject))
         .route("/metrics/funnel", get(metrics::funnel))
         .route("/metrics/waterfall", get(metrics::waterfall))
-        .route("/metrics/stalled", get(metrics::stalled));
+        .route("/metrics/stalled", get(metrics::stalled))
+        .merge(resources::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -108,15 +108,15 @@ pub async fn show(
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
     /// Who moves the lead (default: the token's name).
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Reason code from the playbook (required to reject).
-    reason: Option<String>,
-    note: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) note: Option<String>,
     /// Reject to the recycle stage instead of disqualifying.
     #[serde(default)]
-    recycle: bool,
+    pub(crate) recycle: bool,
     /// When the move happened (default: now); ISO 8601.
-    at: Option<String>,
+    pub(crate) at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -126,10 +126,15 @@ pub struct Moved {
     stage: Stage,
 }
 
+/// Where a move goes.
 #[derive(Clone, Copy)]
-enum Pick {
+pub(crate) enum Pick<'a> {
     Accept,
     Reject,
+    /// The recycle off-ramp (reason required).
+    Recycle,
+    /// A named stage.
+    Stage(&'a str),
 }
 
 fn rule(e: lifecycle::LifecycleError) -> ApiError {
@@ -143,21 +148,33 @@ fn rule(e: lifecycle::LifecycleError) -> ApiError {
     ApiError::unprocessable("rule_refused", e.to_string(), field)
 }
 
-async fn apply(
+/// Applies a manual move to the person `ext` (sales, admin) in one
+/// transaction: nothing is stored when the rules refuse.
+pub(crate) async fn apply(
     s: &AppState,
     caller: &Caller,
     ext: &str,
     b: MoveBody,
-    pick: Pick,
+    pick: Pick<'_>,
 ) -> Result<Moved, ApiError> {
     caller.require(Action::MoveLeads)?;
     let pb = &*s.playbook;
-    if matches!(pick, Pick::Reject) && b.reason.as_deref().is_none_or(str::is_empty) {
+    if matches!(pick, Pick::Reject | Pick::Recycle) && b.reason.as_deref().is_none_or(str::is_empty)
+    {
         return Err(ApiError::unprocessable(
             "reason_required",
-            "rejecting a lead needs a reason code from the playbook",
+            "rejecting or recycling a lead needs a reason code from the playbook",
             Some("reason"),
         ));
+    }
+    if let Pick::Stage(st) = pick {
+        if pb.stage(st).is_none() {
+            return Err(ApiError::unprocessable(
+                "unknown_stage",
+                format!("`{st}` is not a stage of the playbook"),
+                Some("stage"),
+            ));
+        }
     }
     let at = match &b.at {
         Some(t) => Timestamp::parse(t)
@@ -171,6 +188,8 @@ async fn apply(
         target: match pick {
             Pick::Accept => engine::Target::Accept,
             Pick::Reject => engine::Target::Reject { recycle: b.recycle },
+            Pick::Recycle => engine::Target::Reject { recycle: true },
+            Pick::Stage(st) => engine::Target::Stage(st),
         },
         at,
         actor: &actor,
