@@ -796,6 +796,9 @@ async fn role_matrix_for_every_endpoint() {
         (Method::GET, "/api/v1/metrics/scorecard", None, ALL),
         (Method::GET, "/api/v1/metrics/sla", None, ALL),
         (Method::GET, "/api/v1/metrics/gaps", None, ALL),
+        (Method::GET, "/api/v1/metrics/plan?revenue=100000&deal_size=1000&rates=0.5,0.5&stages=mql,sal,customer", None, ALL),
+        (Method::GET, "/api/v1/metrics/quality?target=sal", None, ALL),
+        (Method::GET, "/api/v1/metrics/attribution", None, ALL),
         (Method::GET, "/api/v1/tokens", None, &[Admin]),
         (
             Method::POST,
@@ -856,4 +859,65 @@ async fn role_matrix_for_every_endpoint() {
         assert_eq!(next_lead, 3 + 8, "two allowed roles × four moves");
         app.cleanup().await;
     }
+}
+
+#[tokio::test]
+async fn plan_quality_and_attribution_have_the_cli_parameters_and_numbers() {
+    each(async |app| {
+        // DESIGN §5 oracle: 10% / 85% / 60% / 30%, deal 10,000, target 1,000,000.
+        let v = app
+            .get("/api/v1/metrics/plan?revenue=1000000&deal_size=10000&rates=0.1,0.85,0.6,0.3&stages=inquiry,mql,sal,sql,customer")
+            .await;
+        assert_eq!(v["rates"], "given");
+        let needed: Vec<f64> = v["plans"][0]["plan"]["stages"].as_array().unwrap().iter().map(|s| s["needed"].as_f64().unwrap()).collect();
+        let want = [6535.95, 653.59, 555.56, 333.33, 100.0];
+        for (n, w) in needed.iter().zip(want) {
+            assert!((n - w).abs() < 0.01, "{needed:?}");
+        }
+        let (s, v) = app.call(Method::GET, "/api/v1/metrics/plan?revenue=1000000&deal_size=10000&rates=0.1,0.85", Role::Viewer, None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(v["error"]["field"], "rates");
+        let (s, v) = app.call(Method::GET, "/api/v1/metrics/plan?revenue=lots", Role::Viewer, None).await;
+        assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("revenue")));
+        let (s, v) = app.call(Method::GET, "/api/v1/metrics/plan?revenue=100&stages=mql,inquiry", Role::Viewer, None).await;
+        assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("stages")));
+
+        // Quality: all twelve are MQLs, two reached sal: precision 2/12, recall 1.
+        let v = app.get("/api/v1/metrics/quality?target=sal").await;
+        assert_eq!((v["n"].as_u64(), v["positives"].as_u64()), (Some(12), Some(2)), "{v}");
+        let check = &v["mql_rule"]["check"];
+        assert!((check["precision"].as_f64().unwrap() - 2.0 / 12.0).abs() < 1e-12, "{v}");
+        assert_eq!(check["recall"].as_f64(), Some(1.0));
+        let (s, v) = app.call(Method::GET, "/api/v1/metrics/quality?score=vibes", Role::Viewer, None).await;
+        assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("score")));
+        let (s, v) = app.call(Method::GET, "/api/v1/metrics/quality?target=heaven", Role::Viewer, None).await;
+        assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("target")));
+
+        // Attribution of reaching sal (lead-0, lead-1 at hour 30):
+        // lead-0 paid_search; lead-1 events then paid_search.
+        for (id, person, h, channel) in [("a0", "lead-0", 5, "paid_search"), ("a1", "lead-1", 6, "events"), ("a2", "lead-1", 7, "paid_search")] {
+            let (s, v) = app
+                .post("/api/v1/touches", Role::Marketing, json!({"external_id": id, "person": person, "at": iso(t(h)), "kind": "ad_click", "channel": channel, "cost": 250}))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let credit = |v: &Value, model: &str, ch: &str| -> f64 {
+            let m = v["models"].as_array().unwrap().iter().find(|m| m["model"] == model).unwrap();
+            m["credits"].as_array().unwrap().iter().find(|c| c["channel"] == ch).map(|c| c["conversions"].as_f64().unwrap()).unwrap_or(0.0)
+        };
+        let q = format!("/api/v1/metrics/attribution?conversion=sal&compare=true&as_of={}", iso(t(100)));
+        let v = app.get(&q).await;
+        assert_eq!(v["conversions"].as_f64(), Some(2.0), "{v}");
+        assert_eq!((credit(&v, "first", "paid_search"), credit(&v, "first", "events")), (1.0, 1.0));
+        assert_eq!((credit(&v, "last", "paid_search"), credit(&v, "last", "events")), (2.0, 0.0));
+        assert_eq!((credit(&v, "linear", "paid_search"), credit(&v, "linear", "events")), (1.5, 0.5));
+        assert_eq!(v["spend"], json!({"events": 250, "paid_search": 500}));
+        let v = app.get(&format!("/api/v1/metrics/attribution?model=linear&conversion=sal&as_of={}", iso(t(100)))).await;
+        assert_eq!(v["models"].as_array().unwrap().len(), 1);
+        for (q, field) in [("model=magic", "model"), ("order=0", "order"), ("by=country", "by"), ("conversion=heaven", "conversion"), ("lookback=-1", "lookback")] {
+            let (s, v) = app.call(Method::GET, &format!("/api/v1/metrics/attribution?{q}"), Role::Viewer, None).await;
+            assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some(field)), "{q}: {v}");
+        }
+    })
+    .await;
 }

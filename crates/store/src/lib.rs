@@ -10,6 +10,7 @@ mod error;
 pub mod feedback;
 pub mod lifecycle;
 mod migrate;
+pub mod numbers;
 pub mod pages;
 pub mod query;
 pub mod repo;

@@ -69,6 +69,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/metrics/scorecard", get(numbers::scorecard))
         .route("/metrics/sla", get(numbers::sla))
         .route("/metrics/gaps", get(numbers::gaps))
+        .route("/metrics/plan", get(numbers::plan))
+        .route("/metrics/quality", get(numbers::quality))
+        .route("/metrics/attribution", get(numbers::attribution))
 }
 
 /// `limit` and `cursor` of every list.
