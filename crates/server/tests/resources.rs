@@ -110,7 +110,7 @@ async fn build(db: TestDb) -> TestApp {
     let pb = Arc::new(pb);
     let state = AppState {
         store: db.store.clone(),
-        playbook: Arc::clone(&pb),
+        playbook: Arc::clone(&pb).into(),
     };
     TestApp {
         router: app(state),
@@ -920,4 +920,63 @@ async fn plan_quality_and_attribution_have_the_cli_parameters_and_numbers() {
         }
     })
     .await;
+}
+
+#[tokio::test]
+async fn admins_replace_the_playbook_after_the_check_and_the_file_follows() {
+    for db in TestDb::all().await.unwrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tandem.toml");
+        std::fs::write(&path, STARTER).unwrap();
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let mut app = build(db).await;
+        app.router = app_with(
+            &app,
+            tandem_server::SharedPlaybook::new(pb, Some(STARTER.into()), Some(path.clone())),
+        );
+        let v = app.get("/api/v1/playbook").await;
+        assert_eq!(v["source"], STARTER);
+        assert_eq!(v["summary"]["company"], "Acme Analytics");
+        // A broken playbook: 422 with file:line:column, nothing changes.
+        let broken = STARTER.replace(
+            "max_days = 14                     # older",
+            "max_days = \"two weeks\" # older",
+        );
+        let (s, v) = app
+            .call(Method::PUT, "/api/v1/playbook", Role::Admin, Some(&broken))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_error(&v, "playbook_invalid");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(&format!("{}:", path.display())), "{msg}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), STARTER);
+        // Only admins.
+        let renamed = STARTER.replace("name = \"Acme Analytics\"", "name = \"Globex\"");
+        for role in [Role::Viewer, Role::Sales, Role::Marketing] {
+            let (s, _) = app
+                .call(Method::PUT, "/api/v1/playbook", role, Some(&renamed))
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN);
+        }
+        let (s, v) = app
+            .call(Method::PUT, "/api/v1/playbook", Role::Admin, Some(&renamed))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["summary"]["company"], "Globex");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), renamed);
+        assert_eq!(
+            app.get("/api/v1/playbook").await["source"],
+            renamed.as_str()
+        );
+        // No temporary file is left next to it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        app.cleanup().await;
+    }
+}
+
+fn app_with(a: &TestApp, playbook: tandem_server::SharedPlaybook) -> Router {
+    app(AppState {
+        store: a.db.store.clone(),
+        playbook,
+    })
 }

@@ -11,10 +11,12 @@ use super::{not_negative, required, Page, Paging, Saved};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// Filters: `segment`, `industry`, `owner`, `target`, `tier`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     segment: Option<String>,
     industry: Option<String>,
@@ -26,6 +28,14 @@ pub struct AccountQuery {
 }
 
 /// `GET /api/v1/accounts`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(AccountQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -52,6 +62,14 @@ pub async fn list(
 }
 
 /// `GET /api/v1/accounts/{external_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{external_id}",
+    tag = "accounts",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -67,7 +85,7 @@ pub async fn show(
 }
 
 /// An account to store; absent fields keep their stored values.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountIn {
     external_id: String,
@@ -83,10 +101,19 @@ pub struct AccountIn {
     tier: Option<i64>,
     owner: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     custom: CustomFields,
 }
 
 /// `POST /api/v1/accounts`: upsert by `external_id` (sales, marketing, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/accounts",
+    tag = "accounts",
+    security(("bearer" = [])),
+    request_body = AccountIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn save(
     State(s): State<AppState>,

@@ -12,6 +12,7 @@ use super::{body_time, person_id, person_id_opt, query_time, required, In, Page,
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// An activity with its person's external id.
@@ -32,9 +33,11 @@ impl From<Linked<Activity>> for ActivityView {
 }
 
 /// Filters: `person` (external id), `kind`, `actor`, `since`/`until`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
     person: Option<String>,
+    #[param(value_type = Option<String>)]
     kind: Option<ActivityKind>,
     actor: Option<String>,
     since: Option<String>,
@@ -44,6 +47,14 @@ pub struct ActivityQuery {
 }
 
 /// `GET /api/v1/activities`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/activities",
+    tag = "activities",
+    security(("bearer" = [])),
+    params(ActivityQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -90,6 +101,14 @@ async fn find(
 }
 
 /// `GET /api/v1/activities/{external_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/activities/{external_id}",
+    tag = "activities",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -105,7 +124,7 @@ pub async fn show(
 }
 
 /// An activity to store.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityIn {
     /// Makes the write idempotent.
@@ -115,6 +134,7 @@ pub struct ActivityIn {
     /// ISO 8601 instant or date.
     at: String,
     /// `call`, `email`, `meeting` or `demo`.
+    #[schema(value_type = String)]
     kind: ActivityKind,
     /// Who did it (default: the token's name).
     actor: Option<String>,
@@ -122,6 +142,14 @@ pub struct ActivityIn {
 }
 
 /// `POST /api/v1/activities`: upsert by `external_id` (sales, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/activities",
+    tag = "activities",
+    security(("bearer" = [])),
+    request_body = ActivityIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn save(
     State(s): State<AppState>,

@@ -11,10 +11,12 @@ use super::{body_time_opt, not_negative, query_time, required, Page, Paging, Sav
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::ErrorEnvelope;
 use crate::AppState;
 
 /// Filters: `channel`, `owner`, `segment`, `persona`, `since`/`until` (start time).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CampaignQuery {
     channel: Option<String>,
     owner: Option<String>,
@@ -27,6 +29,14 @@ pub struct CampaignQuery {
 }
 
 /// `GET /api/v1/campaigns`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(CampaignQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -66,6 +76,14 @@ async fn find(
 }
 
 /// `GET /api/v1/campaigns/{external_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{external_id}",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -81,7 +99,7 @@ pub async fn show(
 }
 
 /// A campaign to store (replaces the stored one with that external id).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignIn {
     external_id: String,
@@ -99,6 +117,14 @@ pub struct CampaignIn {
 }
 
 /// `POST /api/v1/campaigns`: upsert by `external_id` (marketing, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns",
+    tag = "campaigns",
+    security(("bearer" = [])),
+    request_body = CampaignIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn save(
     State(s): State<AppState>,

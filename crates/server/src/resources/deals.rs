@@ -16,6 +16,7 @@ use super::{
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// Deal kinds the metrics know.
@@ -42,10 +43,12 @@ impl From<Linked<Deal>> for DealView {
 
 /// Filters: `account`, `person` (external ids), `status`, `owner`, `kind`,
 /// `since`/`until` (creation time).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DealQuery {
     account: Option<String>,
     person: Option<String>,
+    #[param(value_type = Option<String>)]
     status: Option<DealStatus>,
     owner: Option<String>,
     kind: Option<String>,
@@ -56,6 +59,14 @@ pub struct DealQuery {
 }
 
 /// `GET /api/v1/deals`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deals",
+    tag = "deals",
+    security(("bearer" = [])),
+    params(DealQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -104,6 +115,14 @@ async fn find(
 }
 
 /// `GET /api/v1/deals/{external_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/deals/{external_id}",
+    tag = "deals",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -119,7 +138,7 @@ pub async fn show(
 }
 
 /// A deal to store (replaces the stored one with that external id).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DealIn {
     external_id: String,
@@ -134,6 +153,7 @@ pub struct DealIn {
     currency: Option<String>,
     created_at: String,
     closed_at: Option<String>,
+    #[schema(value_type = String)]
     status: DealStatus,
     lost_reason: Option<String>,
     owner: Option<String>,
@@ -142,6 +162,14 @@ pub struct DealIn {
 }
 
 /// `POST /api/v1/deals`: upsert by `external_id` (sales, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/deals",
+    tag = "deals",
+    security(("bearer" = [])),
+    request_body = DealIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn save(
     State(s): State<AppState>,

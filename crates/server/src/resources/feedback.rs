@@ -14,13 +14,18 @@ use super::{account_id, person_id, query_time, required, In, Page, Paging};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// Filters: `kind`, `status`, `team`, `since`/`until` (creation time).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedbackQuery {
+    #[param(value_type = Option<String>)]
     kind: Option<Kind>,
+    #[param(value_type = Option<String>)]
     status: Option<Status>,
+    #[param(value_type = Option<String>)]
     team: Option<Team>,
     since: Option<String>,
     until: Option<String>,
@@ -29,6 +34,14 @@ pub struct FeedbackQuery {
 }
 
 /// `GET /api/v1/feedback`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/feedback",
+    tag = "feedback",
+    security(("bearer" = [])),
+    params(FeedbackQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -77,6 +90,14 @@ async fn view(c: &mut AnyConnection, id: i64) -> Result<ItemView, ApiError> {
 }
 
 /// `GET /api/v1/feedback/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/feedback/{id}",
+    tag = "feedback",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Item id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -90,15 +111,17 @@ pub async fn show(
 }
 
 /// A new item.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemIn {
+    #[schema(value_type = String)]
     kind: Kind,
     title: String,
     #[serde(default)]
     body: String,
     /// Default: the token's name.
     author: Option<String>,
+    #[schema(value_type = String)]
     team: Team,
     /// External ids of what the item is about; each must exist.
     person: Option<String>,
@@ -145,6 +168,14 @@ async fn check_links(c: &mut AnyConnection, l: &Links) -> Result<(), ApiError> {
 }
 
 /// `POST /api/v1/feedback` (sales, marketing, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/feedback",
+    tag = "feedback",
+    security(("bearer" = [])),
+    request_body = ItemIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(s): State<AppState>,
@@ -180,14 +211,24 @@ pub async fn create(
 }
 
 /// A status change.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusIn {
     /// `open`, `in_progress`, `done` or `declined`.
+    #[schema(value_type = String)]
     status: Status,
 }
 
 /// `PATCH /api/v1/feedback/{id}`: set the status (sales, marketing, admin).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/feedback/{id}",
+    tag = "feedback",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Item id")),
+    request_body = StatusIn,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn update(
     State(s): State<AppState>,
@@ -205,7 +246,7 @@ pub async fn update(
 }
 
 /// A comment.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentIn {
     body: String,
@@ -214,6 +255,15 @@ pub struct CommentIn {
 }
 
 /// `POST /api/v1/feedback/{id}/comments` (sales, marketing, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/feedback/{id}/comments",
+    tag = "feedback",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Item id")),
+    request_body = CommentIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn comment(
     State(s): State<AppState>,

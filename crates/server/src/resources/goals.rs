@@ -13,10 +13,12 @@ use tandem_store::{query, repo};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// `as_of` (default now).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GoalsQuery {
     as_of: Option<String>,
 }
@@ -36,6 +38,14 @@ pub struct Goals {
 }
 
 /// `GET /api/v1/goals`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/goals",
+    tag = "goals",
+    security(("bearer" = [])),
+    params(GoalsQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,

@@ -8,16 +8,16 @@
 //! record is new, 200 when it was updated or already equal, with the
 //! transitions the re-evaluation appended.
 
-mod accounts;
-mod activities;
-mod campaigns;
-mod deals;
-mod feedback;
-mod goals;
-mod numbers;
-mod tokens;
-mod touches;
-mod transitions;
+pub(crate) mod accounts;
+pub(crate) mod activities;
+pub(crate) mod campaigns;
+pub(crate) mod deals;
+pub(crate) mod feedback;
+pub(crate) mod goals;
+pub(crate) mod numbers;
+pub(crate) mod tokens;
+pub(crate) mod touches;
+pub(crate) mod transitions;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -28,6 +28,7 @@ use tandem_store::repo::{self, Snapshot};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 fn period_err(e: PeriodError) -> ApiError {
@@ -53,7 +54,8 @@ fn group(
 }
 
 /// `period` (quarter, month, week or year; default quarter), `as_of`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScorecardQuery {
     period: Option<String>,
     as_of: Option<String>,
@@ -69,6 +71,14 @@ pub struct Scorecard {
 }
 
 /// `GET /api/v1/metrics/scorecard`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/scorecard",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(ScorecardQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn scorecard(
     State(s): State<AppState>,
@@ -108,7 +118,8 @@ pub async fn scorecard(
 }
 
 /// `by` (default segment), `threshold` (default 0.10), `as_of`, `from`, `to`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GapsQuery {
     by: Option<String>,
     threshold: Option<f64>,
@@ -118,6 +129,14 @@ pub struct GapsQuery {
 }
 
 /// `GET /api/v1/metrics/gaps` (`tandem gaps --format json`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/gaps",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(GapsQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn gaps(
     State(s): State<AppState>,
@@ -156,7 +175,8 @@ pub async fn gaps(
 }
 
 /// `week` (ISO week, e.g. 2026-W48), `owner`, `as_of`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SlaQuery {
     week: Option<String>,
     owner: Option<String>,
@@ -186,6 +206,14 @@ pub struct Sla {
 }
 
 /// `GET /api/v1/metrics/sla`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/sla",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(SlaQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn sla(
     State(s): State<AppState>,
@@ -259,7 +287,8 @@ fn param_err(e: ParamError) -> ApiError {
 /// `revenue` (major units, required), `deal_size`, `rates` (`historic` or
 /// comma-separated), `stages` (comma-separated), `by`, `as_of`, `from`, `to`
 /// (as `tandem plan`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PlanQuery {
     revenue: String,
     deal_size: Option<String>,
@@ -272,6 +301,14 @@ pub struct PlanQuery {
 }
 
 /// `GET /api/v1/metrics/plan`: the reverse waterfall (money in minor units).
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/plan",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(PlanQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn plan(
     State(s): State<AppState>,
@@ -328,7 +365,8 @@ pub async fn plan(
 
 /// `target` (`won` or a stage id; default won), `score`, `as_of` (as
 /// `tandem quality`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct QualityQuery {
     target: Option<String>,
     score: Option<String>,
@@ -336,6 +374,14 @@ pub struct QualityQuery {
 }
 
 /// `GET /api/v1/metrics/quality`: the definition check.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/quality",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(QualityQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn quality(
     State(s): State<AppState>,
@@ -364,7 +410,8 @@ pub async fn quality(
 /// full-path, markov, shapley or all; default all), `order`, `half_life`,
 /// `by` (channel or campaign), `conversion`, `lookback`, `direct`,
 /// `compare`, `as_of` (as `tandem attribution`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AttributionQuery {
     model: Option<String>,
     order: Option<usize>,
@@ -403,6 +450,14 @@ pub struct Attribution {
 }
 
 /// `GET /api/v1/metrics/attribution`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/attribution",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(AttributionQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn attribution(
     State(s): State<AppState>,

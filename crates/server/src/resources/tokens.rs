@@ -10,9 +10,17 @@ use super::required;
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// `GET /api/v1/tokens`: every token, revoked ones too; never a secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -24,7 +32,7 @@ pub async fn list(
 }
 
 /// A token to create.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenIn {
     name: String,
@@ -40,6 +48,14 @@ pub struct Created {
 }
 
 /// `POST /api/v1/tokens` (admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    request_body = TokenIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     State(s): State<AppState>,
@@ -77,6 +93,14 @@ pub struct Revoked {
 
 /// `DELETE /api/v1/tokens/{id}`: revoke the token with this numeric id, or
 /// every live token with this name (admin).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Token id, or a name (revokes every live token of that name)")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn revoke(
     State(s): State<AppState>,

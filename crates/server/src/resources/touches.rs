@@ -15,6 +15,7 @@ use super::{
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// A touch with its person's external id.
@@ -36,7 +37,8 @@ impl From<Linked<Touch>> for TouchView {
 
 /// Filters: `person` (external id), `kind`, `channel`, `campaign`,
 /// `source`, `since`/`until` (touch time).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TouchQuery {
     person: Option<String>,
     kind: Option<String>,
@@ -50,6 +52,14 @@ pub struct TouchQuery {
 }
 
 /// `GET /api/v1/touches`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/touches",
+    tag = "touches",
+    security(("bearer" = [])),
+    params(TouchQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     State(s): State<AppState>,
@@ -98,6 +108,14 @@ async fn find(
 }
 
 /// `GET /api/v1/touches/{external_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/touches/{external_id}",
+    tag = "touches",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -113,7 +131,7 @@ pub async fn show(
 }
 
 /// A touch to store.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TouchIn {
     /// Makes the write idempotent.
@@ -133,6 +151,14 @@ pub struct TouchIn {
 }
 
 /// `POST /api/v1/touches`: upsert by `external_id` (marketing, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/touches",
+    tag = "touches",
+    security(("bearer" = [])),
+    request_body = TouchIn,
+    responses((status = 201, description = "Created (or, for an upsert, 200 when it updated or left the record)", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn save(
     State(s): State<AppState>,

@@ -11,6 +11,7 @@ use tandem_store::repo;
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::openapi::ErrorEnvelope;
 use crate::people::{apply, MoveBody, Moved, Pick};
 use crate::AppState;
 
@@ -23,6 +24,14 @@ pub struct History {
 }
 
 /// `GET /api/v1/people/{external_id}/transitions`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/people/{external_id}/transitions",
+    tag = "transitions",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn history(
     State(s): State<AppState>,
@@ -44,6 +53,15 @@ pub async fn history(
 
 /// `POST /api/v1/people/{external_id}/recycle`: back to nurture with a
 /// reason code (sales, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/people/{external_id}/recycle",
+    tag = "transitions",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    request_body = MoveBody,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn recycle(
     State(s): State<AppState>,
@@ -55,7 +73,7 @@ pub async fn recycle(
 }
 
 /// Body of a stage move.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StageBody {
     /// Stage id from the playbook.
@@ -70,6 +88,15 @@ pub struct StageBody {
 
 /// `POST /api/v1/people/{external_id}/stage`: a manual move to a named
 /// stage, checked by the lifecycle rules (sales, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/people/{external_id}/stage",
+    tag = "transitions",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    request_body = StageBody,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn stage(
     State(s): State<AppState>,
