@@ -42,6 +42,11 @@ impl Ctx {
         load_playbook(&self.playbook_path)
     }
 
+    /// The database URL as given (with any password: never print it).
+    pub fn database_url_raw(&self) -> &str {
+        &self.database_url
+    }
+
     /// The database URL for messages, with any password redacted.
     pub fn database_url(&self) -> String {
         DatabaseUrl::parse(&self.database_url)

@@ -167,7 +167,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // `serve --config` ranks a global option above its file only when given
+    // by flag or environment, not when clap filled in the default.
+    let given = |id: &str| {
+        matches
+            .value_source(id)
+            .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
+    };
+    let globals = cmd::serve::Globals {
+        playbook: given("playbook").then(|| cli.playbook.clone()),
+        database_url: given("database_url").then(|| cli.database_url.clone()),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
@@ -195,7 +208,7 @@ fn main() -> ExitCode {
         Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
         Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
         Command::Attribution(a) => ctx.block_on(cmd::attribution::attribution_cmd(&ctx, a)),
-        Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a)),
+        Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a, globals)),
         Command::Token(c) => ctx.block_on(cmd::serve::token(&ctx, c)),
     };
     match result {

@@ -192,3 +192,64 @@ fn tokens_are_shown_once_and_serve_answers_until_sigterm() {
     let out = tandem(dir.path(), &["token", "revoke", "ci"]);
     assert!(!out.status.success(), "revoking twice is an error");
 }
+
+#[test]
+fn serve_reads_a_config_file_below_flags_and_environment() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tandem(dir.path(), &["init"]).status.success());
+    std::fs::write(
+        dir.path().join("serve.toml"),
+        "bind = \"127.0.0.1:1\"\ndatabase_url = \"from-file.db\"\n[alerts]\ninterval_secs = 3600\n",
+    )
+    .unwrap();
+    // A bad file is refused with its name and the reason.
+    std::fs::write(dir.path().join("bad.toml"), "bnid = \"x\"\n").unwrap();
+    let out = tandem(dir.path(), &["serve", "--config", "bad.toml"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("unknown field `bnid`"),
+        "{err}"
+    );
+
+    // The file's database is used; --bind beats the file's bind.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .current_dir(dir.path())
+        .env_remove("TANDEM_PLAYBOOK")
+        .env_remove("TANDEM_DATABASE_URL")
+        .env_remove("TANDEM_BIND")
+        .args(["serve", "--config", "serve.toml", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("tandem serving on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    assert!(dir.path().join("from-file.db").exists());
+    assert!(!dir.path().join("tandem.db").exists());
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut res = String::new();
+    s.read_to_string(&mut res).unwrap();
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(
+        res.contains("# TYPE tandem_http_requests_total counter"),
+        "{res}"
+    );
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success());
+}

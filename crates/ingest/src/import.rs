@@ -260,7 +260,9 @@ pub async fn import_reader<R: Read>(
     Ok(summary)
 }
 
-type RowResult = Result<Upsert, String>;
+/// What applying one record did, or why it was refused (a reason for the
+/// reject file or the API's error).
+pub type RowResult = Result<Upsert, String>;
 
 async fn person_id(c: &mut AnyConnection, ext: &str) -> Result<Result<i64, String>, StoreError> {
     Ok(match repo::person_by_external(c, ext).await? {
@@ -282,7 +284,12 @@ async fn account_id(c: &mut AnyConnection, r: &AccountRef) -> Result<i64, StoreE
     Ok(repo::upsert_account(c, &stub).await?.0)
 }
 
-async fn apply_record(
+/// Upserts one record inside the caller's transaction, merging with what is
+/// stored (a missing field never erases a stored one). Adds every person
+/// whose lifecycle may have changed to `touched` and CRM stage entries to
+/// `crm_stages`; the caller re-evaluates them (`tandem_store::lifecycle::advance`)
+/// once the batch is applied. Shared by CSV import and Segment ingest.
+pub async fn apply_record(
     c: &mut AnyConnection,
     pb: &Playbook,
     rec: Record,

@@ -4,7 +4,9 @@
 //! the tests use the same one. Every handler returns [`ApiError`] on failure,
 //! which answers with `{"error": {"code", "message", "field"}}`.
 
+pub mod alerts;
 pub mod auth;
+pub mod config;
 pub mod error;
 mod extract;
 mod metrics;
@@ -12,6 +14,8 @@ pub mod openapi;
 mod people;
 pub mod playbook;
 mod resources;
+pub mod segment;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,16 +67,20 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics/waterfall", get(metrics::waterfall))
         .route("/metrics/stalled", get(metrics::stalled))
         .route("/playbook", get(playbook::show).put(playbook::replace))
+        .route("/alerts", get(alerts::list))
         .merge(resources::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/openapi.json", get(openapi::document))
+        .route("/metrics", get(telemetry::metrics))
+        .merge(segment::routes())
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(timeout))
         .layer(middleware::from_fn(trace))
+        .layer(middleware::from_fn(telemetry::track))
         .with_state(state)
 }
 
@@ -86,6 +94,31 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// [`serve`] plus this instance's alert evaluator ([`alerts::Alerter`]),
+/// when any webhook is configured. Both stop when `shutdown` resolves: the
+/// server after requests in flight finish, the evaluator after its current run.
+pub async fn serve_with_alerts(
+    listener: TcpListener,
+    state: AppState,
+    alerts: alerts::AlertConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let evaluator = (!alerts.webhooks.is_empty()).then(|| {
+        let a = alerts::Alerter::new(state.store.clone(), state.playbook.clone(), alerts);
+        let mut rx = stopped;
+        tokio::spawn(a.run(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }))
+    });
+    let served = serve(listener, state, shutdown).await;
+    let _ = stop.send(true);
+    if let Some(e) = evaluator {
+        let _ = e.await;
+    }
+    served
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM.

@@ -103,7 +103,11 @@ struct ApiDoc;
 
 /// The OpenAPI document of every documented endpoint.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::segment::SegmentApi::openapi());
+    doc.merge(crate::alerts::AlertsApi::openapi());
+    doc.merge(crate::telemetry::OpsApi::openapi());
+    doc
 }
 
 /// `GET /api/openapi.json` (no token needed: it describes, it does not read data).

@@ -23,6 +23,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True for failures a retry of the whole transaction can cure: on
+    /// PostgreSQL a deadlock (40P01), a serialization failure (40001), or a
+    /// unique key another transaction inserted first (23505): the retry then
+    /// sees that row and takes the "already there" path.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("40P01" | "40001" | "23505"))
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn not_found(what: impl Into<String>) -> Self {
         StoreError::NotFound { what: what.into() }
     }

@@ -6,7 +6,9 @@
 //! connection (`&mut AnyConnection`), so the same code runs inside a
 //! transaction ([`Store::begin`]) and on a pooled connection.
 
+pub mod alerts;
 mod error;
+pub mod events;
 pub mod feedback;
 pub mod lifecycle;
 mod migrate;

@@ -65,12 +65,17 @@ pub async fn load(c: &mut AnyConnection, person_id: i64) -> Result<PersonFacts, 
 
 /// Re-evaluates automatic stage entry for a person up to `until` and appends
 /// what the engine decides. Returns the new transitions.
+///
+/// Locks the person first ([`repo::lock_person`]): two transactions deciding
+/// moves for one person from the same history would append the same move
+/// twice, so the second waits and then reads what the first appended.
 pub async fn advance(
     c: &mut AnyConnection,
     pb: &Playbook,
     person_id: i64,
     until: Timestamp,
 ) -> Result<Vec<Transition>, StoreError> {
+    repo::lock_person(c, person_id).await?;
     let pf = load(c, person_id).await?;
     let moves = lifecycle::advance(pb, &pf.state(), &pf.facts(), until);
     repo::append(c, Subject::Person(person_id), &moves).await

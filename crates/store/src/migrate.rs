@@ -14,6 +14,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "feedback",
         include_str!("../migrations/0003_feedback.sql"),
     ),
+    (
+        4,
+        "ingest_alerts",
+        include_str!("../migrations/0004_ingest_alerts.sql"),
+    ),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
@@ -24,9 +29,11 @@ fn render(sql: &str, backend: Backend) -> String {
     sql.replace("{{id}}", id)
 }
 
-/// Applies every migration not yet applied, each in its own transaction.
-/// Concurrent starts are safe: the version row's primary key makes a second
-/// writer fail and roll back, and we re-check before applying.
+/// Applies every migration not yet applied, each in its own transaction, in
+/// list order. A version is skipped only when its own row exists (not when a
+/// later one does), so versions developed in parallel and merged later are
+/// still applied. Concurrent starts are safe: the version row's primary key
+/// makes a second writer fail and roll back, and we re-check before applying.
 pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
     let mut conn = store.conn().await?;
     conn.execute(
@@ -47,7 +54,12 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
                 known,
             });
         }
-        if *version <= applied {
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM tandem_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(tx.conn())
+                .await?;
+        if done.is_some() {
             continue;
         }
         tracing::info!(

@@ -219,6 +219,21 @@ pub async fn people(c: &mut AnyConnection) -> Result<Vec<Person>, StoreError> {
         .collect()
 }
 
+/// Locks a person's row until the transaction ends, so lifecycle decisions
+/// for one person are serialized across connections and processes. On
+/// PostgreSQL this is `FOR NO KEY UPDATE` (it does not block inserts of
+/// touches that merely reference the person); SQLite needs nothing, as
+/// `Store::begin` already holds the database write lock.
+pub async fn lock_person(c: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
+    if c.backend_name().eq_ignore_ascii_case("postgresql") {
+        sqlx::query("SELECT id FROM people WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(id)
+            .fetch_optional(c)
+            .await?;
+    }
+    Ok(())
+}
+
 /// People of one account by id.
 pub async fn people_of_account(
     c: &mut AnyConnection,

@@ -1,10 +1,12 @@
 //! `tandem serve` and `tandem token`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use tandem_server::config::{Overrides, ServeConfig};
 use tandem_server::AppState;
 use tandem_store::tokens::{self, Role};
 
@@ -14,13 +16,40 @@ use crate::output::Table;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TANDEM_BIND", default_value = "127.0.0.1:8080")]
-    bind: SocketAddr,
+    /// Address to listen on [env: TANDEM_BIND] [default: 127.0.0.1:8080].
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// Server configuration (TOML: bind, database_url, playbook, [alerts]).
+    /// Precedence: flag > TANDEM_* environment > this file > default.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
-/// `tandem serve`: the HTTP API until Ctrl-C or SIGTERM.
-pub async fn serve(ctx: &Ctx, a: ServeArgs) -> Result<ExitCode> {
+/// The global options when given by flag or environment (not defaulted).
+#[derive(Debug, Default)]
+pub struct Globals {
+    pub playbook: Option<PathBuf>,
+    pub database_url: Option<String>,
+}
+
+/// `tandem serve`: the HTTP API and the alert evaluator until Ctrl-C or
+/// SIGTERM.
+pub async fn serve(ctx: &Ctx, a: ServeArgs, globals: Globals) -> Result<ExitCode> {
+    let overrides = Overrides {
+        bind: a.bind,
+        database_url: globals.database_url,
+        playbook: globals.playbook,
+    };
+    let cfg = ServeConfig::load(a.config.as_deref(), |k| std::env::var(k).ok(), overrides)?;
+    let ctx = Ctx::new(
+        cfg.playbook
+            .clone()
+            .unwrap_or_else(|| ctx.playbook_path.clone()),
+        cfg.database_url
+            .clone()
+            .unwrap_or_else(|| ctx.database_url_raw().to_string()),
+        ctx.format,
+    );
     // The file is read again for its text: `PUT /api/v1/playbook` serves it
     // and writes replacements back to it.
     let source = std::fs::read_to_string(&ctx.playbook_path).ok();
@@ -30,18 +59,19 @@ pub async fn serve(ctx: &Ctx, a: ServeArgs) -> Result<ExitCode> {
         Some(ctx.playbook_path.clone()),
     );
     let store = ctx.store().await?;
-    let listener = tokio::net::TcpListener::bind(a.bind)
+    let listener = tokio::net::TcpListener::bind(cfg.bind)
         .await
-        .with_context(|| format!("cannot listen on {}", a.bind))?;
+        .with_context(|| format!("cannot listen on {}", cfg.bind))?;
     let addr = listener.local_addr()?;
-    tracing::info!(http.addr = %addr, db.url = %ctx.database_url(), "serving");
+    tracing::info!(http.addr = %addr, db.url = %ctx.database_url(), config = ?cfg, "serving");
     eprintln!("tandem serving on http://{addr}");
-    tandem_server::serve(
+    tandem_server::serve_with_alerts(
         listener,
         AppState {
             store: store.clone(),
             playbook,
         },
+        cfg.alerts,
         tandem_server::shutdown_signal(),
     )
     .await

@@ -1,0 +1,684 @@
+//! Segment's HTTP Tracking API (`identify`, `track`, `page`, `batch`) as
+//! records of the import path.
+//!
+//! [`parse`] checks one message and turns it into typed records before any
+//! write, so a bad message is refused with the field that is wrong
+//! (`batch[3].timestamp`) and nothing of its batch is stored. [`ingest`]
+//! applies a batch in one transaction through
+//! [`crate::import::apply_record`] (the CSV importer's upserts and merge
+//! rules), records every `messageId` so a replay changes nothing, and
+//! re-evaluates the lifecycle of every person the batch touched.
+//!
+//! Mapping: the person is `userId` (else `anonymousId`); `traits` (identify)
+//! and `context.traits` (any call) fill email, name, title, country, source
+//! and `company` (name, or an object with id/name/domain/industry/employees);
+//! other traits go to custom fields. A `track` whose event names a sales
+//! activity (`call`, `email`, `meeting`, `demo`) stores an activity; one that
+//! names an engagement touch kind of the playbook, or carries UTM fields
+//! (`context.campaign`) or `properties.channel`, stores a touch whose channel
+//! is `properties.channel` or else what the playbook's channel rules derive
+//! from the UTM medium/source; other events only update the person. A `page`
+//! is a `web_visit` touch. `screen`, `group` and `alias` are acknowledged and
+//! ignored.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+use tandem_core::domain::{Account, Activity, ActivityKind, Person, Touch};
+use tandem_core::facts::channel_of;
+use tandem_core::playbook::Playbook;
+use tandem_core::Timestamp;
+use tandem_store::repo::{self, Upsert};
+use tandem_store::{events, lifecycle, AnyConnection, Store, StoreError};
+
+use crate::import::apply_record;
+use crate::rows::{normalize_label, AccountRef, Record};
+
+/// Transactions retried after a conflict with a concurrent writer.
+const RETRIES: usize = 8;
+
+/// The kind of a Segment call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Identify,
+    Track,
+    Page,
+    /// `screen`, `group`, `alias`: acknowledged, nothing stored.
+    Ignored,
+}
+
+impl Call {
+    /// Reads a batch item's `type`.
+    pub fn parse(s: &str) -> Option<Call> {
+        Some(match s {
+            "identify" => Call::Identify,
+            "track" => Call::Track,
+            "page" => Call::Page,
+            "screen" | "group" | "alias" => Call::Ignored,
+            _ => return None,
+        })
+    }
+
+    /// The name stored with the message id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Call::Identify => "identify",
+            Call::Track => "track",
+            Call::Page => "page",
+            Call::Ignored => "ignored",
+        }
+    }
+}
+
+/// A message that cannot be accepted: the field (JSON path) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {reason}")]
+pub struct Invalid {
+    pub field: String,
+    pub reason: String,
+}
+
+/// The UTM fields of `context.campaign`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Campaign {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub name: Option<String>,
+    pub term: Option<String>,
+    pub content: Option<String>,
+}
+
+impl Campaign {
+    fn is_empty(&self) -> bool {
+        *self == Campaign::default()
+    }
+}
+
+/// What a message stores besides the person.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fact {
+    /// Nothing (identify, an event that is neither touch nor activity).
+    None,
+    /// A touch; `channel` is `None` when the playbook rules should derive it.
+    Touch(Touch),
+    Activity(Activity),
+}
+
+/// One checked message, ready to apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub call: Call,
+    pub message_id: Option<String>,
+    /// The person's external id: `userId`, else `anonymousId`.
+    pub user: String,
+    /// When it happened (`timestamp` corrected for client clock skew with
+    /// `sentAt`, else the time received).
+    pub at: Timestamp,
+    /// The person as the traits describe it (unset fields keep stored ones).
+    pub person: Person,
+    /// `traits.createdAt`, when given.
+    pub created_at: Option<Timestamp>,
+    /// `traits.company` as an account.
+    pub account: Option<Account>,
+    pub campaign: Campaign,
+    pub fact: Fact,
+}
+
+fn at_path(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn invalid(path: &str, name: &str, reason: impl Into<String>) -> Invalid {
+    Invalid {
+        field: at_path(path, name),
+        reason: reason.into(),
+    }
+}
+
+/// An optional object member.
+fn object<'a>(
+    v: &'a Map<String, Value>,
+    path: &str,
+    name: &str,
+) -> Result<Option<&'a Map<String, Value>>, Invalid> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => Ok(Some(m)),
+        Some(_) => Err(invalid(path, name, "must be an object")),
+    }
+}
+
+/// An optional string member (numbers are read as their decimal text, as
+/// Segment libraries send numeric ids).
+fn string(v: &Map<String, Value>, path: &str, name: &str) -> Result<Option<String>, Invalid> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(invalid(path, name, "must be a string")),
+    }
+}
+
+fn time(v: &Map<String, Value>, path: &str, name: &str) -> Result<Option<Timestamp>, Invalid> {
+    string(v, path, name)?
+        .map(|s| {
+            Timestamp::parse(&s)
+                .map_err(|_| invalid(path, name, format!("{s:?} is not an ISO 8601 time")))
+        })
+        .transpose()
+}
+
+fn integer(v: &Map<String, Value>, path: &str, name: &str) -> Result<Option<i64>, Invalid> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && f.fract() == 0.0)
+                    .map(|f| f as i64)
+            })
+            .map(Some)
+            .ok_or_else(|| invalid(path, name, "must be a whole number")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| invalid(path, name, "must be a whole number")),
+        Some(_) => Err(invalid(path, name, "must be a whole number")),
+    }
+}
+
+/// Trait names tandem maps to fields; anything else becomes a custom field.
+const KNOWN_TRAITS: &[&str] = &[
+    "email",
+    "firstName",
+    "first_name",
+    "lastName",
+    "last_name",
+    "name",
+    "title",
+    "country",
+    "address",
+    "source",
+    "owner",
+    "company",
+    "createdAt",
+    "created_at",
+];
+
+/// Fills `person`, `created_at` and `account` from a traits object.
+fn apply_traits(
+    traits: &Map<String, Value>,
+    path: &str,
+    person: &mut Person,
+    created_at: &mut Option<Timestamp>,
+    account: &mut Option<Account>,
+) -> Result<(), Invalid> {
+    let first = match string(traits, path, "firstName")? {
+        Some(s) => Some(s),
+        None => string(traits, path, "first_name")?,
+    };
+    let last = match string(traits, path, "lastName")? {
+        Some(s) => Some(s),
+        None => string(traits, path, "last_name")?,
+    };
+    let (first, last) = match (first, last, string(traits, path, "name")?) {
+        (None, None, Some(full)) => match full.split_once(char::is_whitespace) {
+            Some((f, l)) => (Some(f.to_string()), Some(l.trim().to_string())),
+            None => (Some(full), None),
+        },
+        (f, l, _) => (f, l),
+    };
+    macro_rules! set {
+        ($field:ident, $value:expr) => {
+            if let Some(v) = $value {
+                person.$field = Some(v);
+            }
+        };
+    }
+    set!(first_name, first);
+    set!(last_name, last);
+    set!(
+        email,
+        string(traits, path, "email")?.map(|e| e.to_lowercase())
+    );
+    set!(title, string(traits, path, "title")?);
+    set!(
+        source,
+        string(traits, path, "source")?.map(|s| normalize_label(&s))
+    );
+    set!(owner, string(traits, path, "owner")?);
+    let address_path = at_path(path, "address");
+    let country = match string(traits, path, "country")? {
+        Some(c) => Some(c),
+        None => match object(traits, path, "address")? {
+            Some(a) => string(a, &address_path, "country")?,
+            None => None,
+        },
+    };
+    set!(country, country);
+    if let Some(t) = time(traits, path, "createdAt")? {
+        *created_at = Some(t);
+    } else if let Some(t) = time(traits, path, "created_at")? {
+        *created_at = Some(t);
+    }
+    let company_path = at_path(path, "company");
+    match traits.get("company") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) if !name.trim().is_empty() => {
+            *account = Some(Account {
+                external_id: name.trim().to_string(),
+                name: Some(name.trim().to_string()),
+                ..Account::default()
+            });
+        }
+        Some(Value::String(_)) => {}
+        Some(Value::Object(c)) => {
+            let name = string(c, &company_path, "name")?;
+            let domain = string(c, &company_path, "domain")?.map(|d| d.to_lowercase());
+            let id = string(c, &company_path, "id")?;
+            let external_id = id
+                .or_else(|| domain.clone())
+                .or_else(|| name.clone())
+                .ok_or_else(|| {
+                    invalid(
+                        &company_path,
+                        "name",
+                        "a company needs an id, a domain or a name",
+                    )
+                })?;
+            let employees = match integer(c, &company_path, "employee_count")? {
+                Some(n) => Some(n),
+                None => integer(c, &company_path, "employees")?,
+            };
+            *account = Some(Account {
+                external_id,
+                name,
+                domain,
+                industry: string(c, &company_path, "industry")?.map(|s| normalize_label(&s)),
+                employees,
+                ..Account::default()
+            });
+        }
+        Some(_) => {
+            return Err(invalid(path, "company", "must be a string or an object"));
+        }
+    }
+    for (k, v) in traits {
+        if !KNOWN_TRAITS.contains(&k.as_str()) && !v.is_null() {
+            person.custom.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(())
+}
+
+/// Checks one message and converts it. `call` is the endpoint's call, or
+/// `None` for a batch item (read from its `type`). `path` prefixes field
+/// names in errors (`batch[3]`; empty for a single call). `batch` holds the
+/// batch's own `context` and `sentAt`, which items without their own use.
+pub fn parse(
+    v: &Value,
+    call: Option<Call>,
+    path: &str,
+    batch: Option<&Map<String, Value>>,
+    received: Timestamp,
+) -> Result<Message, Invalid> {
+    let Value::Object(m) = v else {
+        return Err(Invalid {
+            field: if path.is_empty() {
+                "body".into()
+            } else {
+                path.into()
+            },
+            reason: "must be a JSON object".into(),
+        });
+    };
+    let call = match call {
+        Some(c) => c,
+        None => {
+            let t = string(m, path, "type")?
+                .ok_or_else(|| invalid(path, "type", "is required in a batch item"))?;
+            Call::parse(&t).ok_or_else(|| {
+                invalid(
+                    path,
+                    "type",
+                    format!("{t:?} is not identify, track, page, screen, group or alias"),
+                )
+            })?
+        }
+    };
+    let message_id = string(m, path, "messageId")?;
+    let user = match string(m, path, "userId")? {
+        Some(u) => u,
+        None => string(m, path, "anonymousId")?
+            .ok_or_else(|| invalid(path, "userId", "userId or anonymousId is required"))?,
+    };
+    let timestamp = match time(m, path, "timestamp")? {
+        Some(t) => Some(t),
+        None => time(m, path, "originalTimestamp")?,
+    };
+    let sent_at = match time(m, path, "sentAt")? {
+        Some(t) => Some(t),
+        None => match batch {
+            Some(b) => time(b, "", "sentAt")?,
+            None => None,
+        },
+    };
+    // Segment's skew correction: the client's clock may be off, but the
+    // interval between the event and sending it is right.
+    let at = match (timestamp, sent_at) {
+        (Some(t), Some(s)) => Timestamp::from_millis(t.millis() + (received.millis() - s.millis())),
+        (Some(t), None) => t,
+        (None, _) => received,
+    };
+    let context = match object(m, path, "context")? {
+        Some(c) => Some((c, at_path(path, "context"))),
+        None => match batch {
+            Some(b) => object(b, "", "context")?.map(|c| (c, "context".to_string())),
+            None => None,
+        },
+    };
+    let mut person = Person {
+        external_id: user.clone(),
+        ..Person::default()
+    };
+    let mut created_at = None;
+    let mut account = None;
+    let mut campaign = Campaign::default();
+    if let Some((ctx, ctx_path)) = &context {
+        if let Some(t) = object(ctx, ctx_path, "traits")? {
+            let p = at_path(ctx_path, "traits");
+            apply_traits(t, &p, &mut person, &mut created_at, &mut account)?;
+        }
+        if let Some(c) = object(ctx, ctx_path, "campaign")? {
+            let p = at_path(ctx_path, "campaign");
+            campaign = Campaign {
+                source: string(c, &p, "source")?,
+                medium: string(c, &p, "medium")?.map(|s| s.to_lowercase()),
+                name: string(c, &p, "name")?,
+                term: string(c, &p, "term")?,
+                content: string(c, &p, "content")?,
+            };
+        }
+    }
+    if call == Call::Identify {
+        if let Some(t) = object(m, path, "traits")? {
+            let p = at_path(path, "traits");
+            apply_traits(t, &p, &mut person, &mut created_at, &mut account)?;
+        }
+    }
+    let empty = Map::new();
+    let props = object(m, path, "properties")?.unwrap_or(&empty);
+    let props_path = at_path(path, "properties");
+    let fact = match call {
+        Call::Identify | Call::Ignored => Fact::None,
+        Call::Track | Call::Page => {
+            let kind = if call == Call::Page {
+                "web_visit".to_string()
+            } else {
+                let event = string(m, path, "event")?
+                    .ok_or_else(|| invalid(path, "event", "is required in a track call"))?;
+                normalize_label(&event)
+            };
+            let channel = string(props, &props_path, "channel")?.map(|c| normalize_label(&c));
+            if let Some(kind) = ActivityKind::parse(&kind) {
+                Fact::Activity(Activity {
+                    id: 0,
+                    external_id: message_id.clone(),
+                    person_id: 0,
+                    at,
+                    kind,
+                    actor: string(props, &props_path, "actor")?,
+                    outcome: string(props, &props_path, "outcome")?,
+                })
+            } else {
+                let cost = integer(props, &props_path, "cost")?;
+                Fact::Touch(Touch {
+                    id: 0,
+                    external_id: message_id.clone(),
+                    person_id: 0,
+                    at,
+                    kind,
+                    channel,
+                    campaign: campaign.name.clone(),
+                    source: campaign.source.clone(),
+                    medium: campaign.medium.clone(),
+                    cost,
+                })
+            }
+        }
+    };
+    Ok(Message {
+        call,
+        message_id,
+        user,
+        at,
+        person,
+        created_at,
+        account,
+        campaign,
+        fact,
+    })
+}
+
+/// Checks a `/v1/batch` body: `{"batch": [...], "context"?, "sentAt"?}`.
+/// The first bad item stops it, named `batch[i].field`.
+pub fn parse_batch(v: &Value, received: Timestamp) -> Result<Vec<Message>, Invalid> {
+    let Value::Object(m) = v else {
+        return Err(Invalid {
+            field: "body".into(),
+            reason: "must be a JSON object".into(),
+        });
+    };
+    let items = match m.get("batch") {
+        Some(Value::Array(a)) => a,
+        Some(_) => return Err(invalid("", "batch", "must be an array")),
+        None => return Err(invalid("", "batch", "is required")),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse(item, None, &format!("batch[{i}]"), Some(m), received))
+        .collect()
+}
+
+/// What a stored message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Only the person (identify, or an event that is no touch or activity).
+    Person(Upsert),
+    Touch(Upsert),
+    Activity(Upsert),
+    /// `screen`, `group`, `alias`.
+    Nothing,
+}
+
+/// What happened to one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Stored {
+        person_id: i64,
+        effect: Effect,
+    },
+    /// Its `messageId` was accepted before: nothing changed.
+    Duplicate,
+}
+
+/// Why a batch was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The store refused message `index` for a reason of the data.
+    #[error("message {index}: {reason}")]
+    Rejected { index: usize, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether a touch of this kind counts: the playbook scores it, or it
+/// carries attribution data. Other events (page views of the app, clicks)
+/// would only add noise to attribution paths.
+fn keeps_touch(pb: &Playbook, m: &Message, t: &Touch) -> bool {
+    m.call == Call::Page
+        || t.channel.is_some()
+        || !m.campaign.is_empty()
+        || pb
+            .scoring
+            .engagement_rules
+            .iter()
+            .any(|r| r.touch == t.kind)
+}
+
+async fn apply(
+    c: &mut AnyConnection,
+    pb: &Playbook,
+    m: &Message,
+    touched: &mut BTreeSet<i64>,
+) -> Result<Result<Outcome, String>, StoreError> {
+    if m.call == Call::Ignored {
+        return Ok(Ok(Outcome::Stored {
+            person_id: 0,
+            effect: Effect::Nothing,
+        }));
+    }
+    let mut stages = Vec::new();
+    let account = match &m.account {
+        Some(a) => {
+            if let Err(e) = apply_record(
+                c,
+                pb,
+                Record::Account(a.clone()),
+                m.at,
+                touched,
+                &mut stages,
+            )
+            .await?
+            {
+                return Ok(Err(e));
+            }
+            Some(AccountRef {
+                external_id: a.external_id.clone(),
+                name: a.name.clone(),
+            })
+        }
+        None => None,
+    };
+    let rec = Record::Person {
+        person: m.person.clone(),
+        created_at: m.created_at,
+        account,
+        stages: Vec::new(),
+    };
+    let person_upsert = match apply_record(c, pb, rec, m.at, touched, &mut stages).await? {
+        Ok(u) => u,
+        Err(e) => return Ok(Err(e)),
+    };
+    let person = repo::person_by_external(c, &m.user)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("person `{}` vanished", m.user)))?;
+    let (rec, effect): (Record, fn(Upsert) -> Effect) = match &m.fact {
+        Fact::None => {
+            return Ok(Ok(Outcome::Stored {
+                person_id: person.id,
+                effect: Effect::Person(person_upsert),
+            }))
+        }
+        Fact::Touch(t) if !keeps_touch(pb, m, t) => {
+            return Ok(Ok(Outcome::Stored {
+                person_id: person.id,
+                effect: Effect::Person(person_upsert),
+            }))
+        }
+        Fact::Touch(t) => {
+            let mut touch = t.clone();
+            touch.person_id = person.id;
+            touch.channel = channel_of(pb, &touch, &person);
+            (
+                Record::Touch {
+                    touch,
+                    person: m.user.clone(),
+                },
+                Effect::Touch,
+            )
+        }
+        Fact::Activity(a) => (
+            Record::Activity {
+                activity: a.clone(),
+                person: m.user.clone(),
+            },
+            Effect::Activity,
+        ),
+    };
+    Ok(apply_record(c, pb, rec, m.at, touched, &mut stages)
+        .await?
+        .map(|u| Outcome::Stored {
+            person_id: person.id,
+            effect: effect(u),
+        }))
+}
+
+async fn ingest_once(
+    store: &Store,
+    pb: &Playbook,
+    msgs: &[Message],
+    now: Timestamp,
+) -> Result<Vec<Outcome>, IngestError> {
+    let mut tx = store.begin().await?;
+    let mut touched = BTreeSet::new();
+    let mut out = Vec::with_capacity(msgs.len());
+    for (index, m) in msgs.iter().enumerate() {
+        if let Some(id) = &m.message_id {
+            if events::seen(tx.conn(), id).await? {
+                out.push(Outcome::Duplicate);
+                continue;
+            }
+        }
+        let outcome = apply(tx.conn(), pb, m, &mut touched)
+            .await?
+            .map_err(|reason| IngestError::Rejected { index, reason })?;
+        if let Some(id) = &m.message_id {
+            let pid = match &outcome {
+                Outcome::Stored { person_id, .. } if *person_id > 0 => Some(*person_id),
+                _ => None,
+            };
+            events::record(tx.conn(), id, m.call.as_str(), pid, now).await?;
+        }
+        out.push(outcome);
+    }
+    let until = msgs.iter().map(|m| m.at).fold(now, Timestamp::max);
+    for pid in touched {
+        lifecycle::advance(tx.conn(), pb, pid, until).await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Applies checked messages in one transaction: all of them or none.
+/// Messages whose `messageId` was accepted before are [`Outcome::Duplicate`].
+/// Lifecycle stages of every person touched are re-evaluated up to `now`
+/// (or the latest message time, if later). A conflict with a concurrent
+/// writer (another instance on the same PostgreSQL) retries the whole
+/// transaction (a deadlock between two batches on the same people, or a
+/// `messageId` or person both inserted at once: the retry sees the row).
+pub async fn ingest(
+    store: &Store,
+    pb: &Playbook,
+    msgs: &[Message],
+    now: Timestamp,
+) -> Result<Vec<Outcome>, IngestError> {
+    let mut attempt = 0;
+    loop {
+        match ingest_once(store, pb, msgs, now).await {
+            Err(IngestError::Store(e)) if e.is_retryable() && attempt < RETRIES => {
+                attempt += 1;
+                tracing::debug!(ingest.attempt = attempt, error = %e, "conflict; retrying the batch");
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Segment-compatible ingest: `POST /v1/identify`, `/v1/track`, `/v1/page`
+//! and `/v1/batch` (the HTTP Tracking API), so existing Segment SDKs can send
+//! to tandem unchanged.
+//!
+//! Auth is Segment's: the write key as the HTTP Basic user name with an empty
+//! password, or as `writeKey` in the body; `Authorization: Bearer` works
+//! too. A write key is an API token of role marketing or admin. Checking and
+//! storing are `tandem_ingest::segment`.
+
+use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::Json;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::Value;
+use tandem_ingest::segment::{self, Call, IngestError, Message, Outcome};
+use tandem_store::tokens::{self, ApiToken, Role};
+
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::telemetry::{registry, Registry};
+use crate::{now, AppState};
+
+/// The write key of a request: Basic user name, Bearer token, or the body's
+/// `writeKey`, in that order.
+fn write_key(headers: &HeaderMap, body: &Value) -> Option<String> {
+    let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if let Some(h) = header {
+        if let Some(b) = h.strip_prefix("Basic ") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            let user = text.split_once(':').map_or(text.as_str(), |(u, _)| u);
+            return Some(user.to_string()).filter(|u| !u.is_empty());
+        }
+        if let Some(t) = h.strip_prefix("Bearer ") {
+            return Some(t.trim().to_string()).filter(|t| !t.is_empty());
+        }
+    }
+    body.get("writeKey")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .filter(|k| !k.is_empty())
+}
+
+async fn authorize(s: &AppState, headers: &HeaderMap, body: &Value) -> Result<ApiToken, ApiError> {
+    let key = write_key(headers, body).ok_or(ApiError::Unauthorized)?;
+    let mut c = s.store.conn().await?;
+    let t = tokens::find(&mut c, &key)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    tracing::Span::current().record("auth.token", t.name.as_str());
+    match t.role {
+        Role::Marketing | Role::Admin => Ok(t),
+        other => Err(ApiError::Forbidden {
+            role: other.to_string(),
+            action: "ingest events (write keys are marketing or admin tokens)",
+        }),
+    }
+}
+
+/// What an ingest call did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestReply {
+    /// Always true on 200, as Segment's API answers.
+    pub success: bool,
+    /// Messages stored now.
+    pub accepted: u64,
+    /// Messages whose `messageId` was stored before: acknowledged, nothing changed.
+    pub duplicates: u64,
+}
+
+fn bad(e: segment::Invalid) -> ApiError {
+    ApiError::bad_request("invalid_message", e.to_string(), Some(&e.field))
+}
+
+async fn run(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Value,
+    call: Option<Call>,
+) -> Result<Json<IngestReply>, ApiError> {
+    authorize(s, headers, &body).await?;
+    let received = now();
+    let parsed: Result<Vec<Message>, segment::Invalid> = match call {
+        Some(c) => segment::parse(&body, Some(c), "", None, received).map(|m| vec![m]),
+        None => segment::parse_batch(&body, received),
+    };
+    let count = match &body.get("batch") {
+        Some(Value::Array(a)) if call.is_none() => a.len() as u64,
+        _ => 1,
+    };
+    let msgs = parsed
+        .inspect_err(|_| Registry::add(&registry().ingest_rejected, count))
+        .map_err(bad)?;
+    let outcomes = segment::ingest(&s.store, &s.playbook(), &msgs, received)
+        .await
+        .map_err(|e| {
+            Registry::add(&registry().ingest_rejected, count);
+            match e {
+                IngestError::Rejected { index, reason } => {
+                    let field = if call.is_none() {
+                        format!("batch[{index}]")
+                    } else {
+                        "body".to_string()
+                    };
+                    ApiError::bad_request("rejected_message", reason, Some(&field))
+                }
+                IngestError::Store(e) => ApiError::from(e),
+            }
+        })?;
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == Outcome::Duplicate)
+        .count() as u64;
+    let accepted = outcomes.len() as u64 - duplicates;
+    Registry::add(&registry().ingest_accepted, accepted);
+    Registry::add(&registry().ingest_duplicate, duplicates);
+    tracing::info!(
+        ingest.accepted = accepted,
+        ingest.duplicates = duplicates,
+        "ingested"
+    );
+    Ok(Json(IngestReply {
+        success: true,
+        accepted,
+        duplicates,
+    }))
+}
+
+/// `POST /v1/identify`: create or update a person from `traits`.
+#[utoipa::path(post, path = "/v1/identify", tag = "ingest",
+    request_body(content = Object, description = "Segment identify: userId or anonymousId, traits, timestamp, messageId, context"),
+    responses(
+        (status = 200, description = "Stored, or a replay acknowledged", body = IngestReply),
+        (status = 400, description = "A field is wrong; `field` names it"),
+        (status = 401, description = "No or unknown write key"),
+        (status = 403, description = "The token is not a marketing or admin token"),
+    ),
+    security(("write_key" = []), ("bearer" = [])))]
+#[tracing::instrument(skip_all)]
+pub async fn identify(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<IngestReply>, ApiError> {
+    run(&s, &headers, body, Some(Call::Identify)).await
+}
+
+/// `POST /v1/track`: a touch or a sales activity; the lead's stage is re-evaluated.
+#[utoipa::path(post, path = "/v1/track", tag = "ingest",
+    request_body(content = Object, description = "Segment track: userId or anonymousId, event, properties, timestamp, messageId, context.campaign (UTM), context.traits"),
+    responses(
+        (status = 200, description = "Stored, or a replay acknowledged", body = IngestReply),
+        (status = 400, description = "A field is wrong; `field` names it"),
+        (status = 401, description = "No or unknown write key"),
+        (status = 403, description = "The token is not a marketing or admin token"),
+    ),
+    security(("write_key" = []), ("bearer" = [])))]
+#[tracing::instrument(skip_all)]
+pub async fn track(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<IngestReply>, ApiError> {
+    run(&s, &headers, body, Some(Call::Track)).await
+}
+
+/// `POST /v1/page`: a `web_visit` touch.
+#[utoipa::path(post, path = "/v1/page", tag = "ingest",
+    request_body(content = Object, description = "Segment page: userId or anonymousId, name, properties, timestamp, messageId, context"),
+    responses(
+        (status = 200, description = "Stored, or a replay acknowledged", body = IngestReply),
+        (status = 400, description = "A field is wrong; `field` names it"),
+        (status = 401, description = "No or unknown write key"),
+        (status = 403, description = "The token is not a marketing or admin token"),
+    ),
+    security(("write_key" = []), ("bearer" = [])))]
+#[tracing::instrument(skip_all)]
+pub async fn page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<IngestReply>, ApiError> {
+    run(&s, &headers, body, Some(Call::Page)).await
+}
+
+/// `POST /v1/batch`: many calls in one transaction; one bad item refuses the
+/// whole batch with 400 naming `batch[i].field`.
+#[utoipa::path(post, path = "/v1/batch", tag = "ingest",
+    request_body(content = Object, description = "Segment batch: {\"batch\": [messages with type], \"context\", \"sentAt\"}"),
+    responses(
+        (status = 200, description = "Every message stored or acknowledged", body = IngestReply),
+        (status = 400, description = "An item is wrong (`batch[i].field`); nothing was stored"),
+        (status = 401, description = "No or unknown write key"),
+        (status = 403, description = "The token is not a marketing or admin token"),
+    ),
+    security(("write_key" = []), ("bearer" = [])))]
+#[tracing::instrument(skip_all)]
+pub async fn batch(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<IngestReply>, ApiError> {
+    run(&s, &headers, body, None).await
+}
+
+/// Declares the `write_key` (HTTP Basic, the key as user name) and `bearer`
+/// security schemes the ingest paths name.
+struct Schemes;
+
+impl utoipa::Modify for Schemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "write_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "Segment style: a marketing or admin token as the user name, empty password",
+                    ))
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The ingest endpoints for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(identify, track, page, batch),
+    components(schemas(IngestReply)),
+    modifiers(&Schemes)
+)]
+pub struct SegmentApi;
+
+/// The ingest routes, merged into [`crate::app`].
+pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::post;
+    axum::Router::new()
+        .route("/v1/identify", post(identify))
+        .route("/v1/track", post(track))
+        .route("/v1/page", post(page))
+        .route("/v1/batch", post(batch))
+}
