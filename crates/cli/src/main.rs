@@ -194,7 +194,7 @@ fn main() -> ExitCode {
         Command::Stalled(a) => ctx.block_on(cmd::sla::stalled_cmd(&ctx, a)),
         Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
         Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
-        Command::Attribution(a) => ctx.block_on(cmd::attribution::attribution_cmd(&ctx, a)),
+        Command::Attribution(a) => cmd::attribution::attribution_cmd(&ctx, a),
         Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a)),
         Command::Token(c) => ctx.block_on(cmd::serve::token(&ctx, c)),
     };

@@ -1,5 +1,6 @@
 //! `tandem attribution`: where conversions and revenue come from (DESIGN §6).
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,8 @@ use tandem_core::attribution::journeys::{
     build_paths, By, Conversion, JourneyOptions, DEFAULT_LOOKBACK_DAYS, NO_KEY,
 };
 use tandem_core::attribution::{
-    attribute, parse_paths, totals, AttributionError, Credit, Model, Path, DEFAULT_DIRECT,
+    attribute, markov_table, parse_path_table, totals, AttributionError, Credit, Model, Path,
+    PathTable, DEFAULT_DIRECT,
 };
 use tandem_core::facts::channel_of;
 use tandem_core::playbook::Playbook;
@@ -127,7 +129,10 @@ impl AttributionArgs {
 
 /// Paths and how to print their values.
 struct Input {
-    paths: Vec<Path>,
+    /// Interned paths, when read from a file: the Markov model runs on them
+    /// directly and `paths` is only built if another model needs it.
+    table: Option<PathTable>,
+    paths: OnceCell<Vec<Path>>,
     /// Where the paths come from, for the title.
     source: String,
     /// Divide values by this for printing (100 for minor units).
@@ -140,15 +145,49 @@ struct Input {
     notes: Vec<String>,
 }
 
+impl Input {
+    fn paths(&self) -> &[Path] {
+        self.paths.get_or_init(|| {
+            self.table
+                .as_ref()
+                .map(PathTable::to_paths)
+                .unwrap_or_default()
+        })
+    }
+
+    fn run(&self, model: &Model) -> Result<Vec<Credit>, AttributionError> {
+        match (model, &self.table) {
+            (Model::Markov { order }, Some(t)) => markov_table(t, *order).map(|m| m.credits),
+            _ => attribute(self.paths(), model),
+        }
+    }
+
+    fn totals(&self) -> (f64, f64) {
+        match &self.table {
+            Some(t) => t.totals(),
+            None => totals(self.paths()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.table {
+            Some(t) => t.len(),
+            None => self.paths().len(),
+        }
+    }
+}
+
 /// `tandem attribution`: per channel (or campaign) conversions and value of
 /// one model or all of them; with `--compare`, spend and efficiency too.
-pub async fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
+/// A paths file needs neither the playbook, the database nor the async
+/// runtime, so that run starts as fast as the process can.
+pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
     if a.order == 0 {
         bail!("--order must be at least 1");
     }
     let input = match &a.paths {
         Some(file) => from_file(file)?,
-        None => from_store(ctx, &a).await?,
+        None => ctx.block_on(from_store(ctx, &a))?,
     };
     let all = a.compare || a.model == ModelArg::All;
     let models = if all {
@@ -159,7 +198,7 @@ pub async fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> 
 
     let mut results: Vec<(Model, Vec<Credit>)> = Vec::new();
     for m in models {
-        match attribute(&input.paths, &m) {
+        match input.run(&m) {
             Ok(c) => results.push((m, c)),
             Err(
                 e @ (AttributionError::TooManyChannels { .. }
@@ -175,12 +214,12 @@ pub async fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> 
         }
     }
 
-    let (total_conv, total_value) = totals(&input.paths);
+    let (total_conv, total_value) = input.totals();
     let value = |v: f64| format!("{:.*}", input.value_digits, v / input.value_divisor);
     let mut title = format!(
         "attribution of {}: {} paths, {:.4} conversions, value {}",
         input.source,
-        input.paths.len(),
+        input.len(),
         total_conv,
         value(total_value)
     );
@@ -270,9 +309,10 @@ fn from_file(file: &std::path::Path) -> Result<Input> {
     let name = file.display().to_string();
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read paths file {name}"))?;
-    let paths = parse_paths(&text).map_err(|e| anyhow!("{name}:{}: {}", e.line, e.kind))?;
+    let table = parse_path_table(&text).map_err(|e| anyhow!("{name}:{}: {}", e.line, e.kind))?;
     Ok(Input {
-        paths,
+        table: Some(table),
+        paths: OnceCell::new(),
         source: name,
         value_divisor: 1.0,
         value_digits: 4,
@@ -340,7 +380,8 @@ async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
         );
     }
     Ok(Input {
-        paths: j.paths,
+        table: None,
+        paths: OnceCell::from(j.paths),
         source: format!("the store by {} as of {}", by_name(by), local(&pb, as_of)),
         value_divisor: 100.0,
         value_digits: 2,
