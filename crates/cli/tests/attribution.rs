@@ -191,4 +191,23 @@ fn demo_compare_puts_paid_search_ahead_of_display() {
             rpc("display")
         );
     }
+
+    // Account journeys: one conversion per account at most, so fewer
+    // conversions than won deals, and every model still sums to the total.
+    let rows = json(
+        dir.path(),
+        &[
+            "attribution",
+            "--level",
+            "account",
+            "--as-of",
+            "2026-11-23",
+            "--format",
+            "json",
+        ],
+    );
+    let accounts = column(&rows, "first_conversions").values().sum::<f64>();
+    assert!(accounts > 0.0 && accounts < first, "{accounts} vs {first}");
+    let markov = column(&rows, "markov_conversions").values().sum::<f64>();
+    assert!((markov - accounts).abs() < 0.01, "{markov} vs {accounts}");
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use tandem_core::attribution::journeys::{
-    build_paths, By, Conversion, JourneyOptions, DEFAULT_LOOKBACK_DAYS, NO_KEY,
+    build_paths, By, Conversion, JourneyOptions, Level, DEFAULT_LOOKBACK_DAYS, NO_KEY,
 };
 use tandem_core::attribution::{
     attribute, markov_table, parse_path_table, totals, AttributionError, Credit, Model, Path,
@@ -22,6 +22,16 @@ use tandem_store::repo::Snapshot;
 use crate::cmd::numbers::{self, local, AsOf};
 use crate::ctx::Ctx;
 use crate::output::Table;
+
+/// Whose journeys the paths are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Each person's touches; every won deal of the person converts.
+    Person,
+    /// All touches of an account's people, up to the account's first won
+    /// deal (or its first person entering --conversion).
+    Account,
+}
 
 /// The model(s) to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,6 +88,9 @@ pub struct AttributionArgs {
     /// Credit channels or campaigns (store only).
     #[arg(long, value_enum, default_value = "channel")]
     by: ByArg,
+    /// Person or account journeys (store only).
+    #[arg(long, value_enum, default_value = "person")]
+    level: LevelArg,
     /// What converts: `won` (every won deal, valued at its amount) or a stage
     /// id (first entry into it, value 0).
     #[arg(long, default_value = "won")]
@@ -354,6 +367,10 @@ async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
         &JourneyOptions {
             conversion: conversion.clone(),
             by,
+            level: match a.level {
+                LevelArg::Person => Level::Person,
+                LevelArg::Account => Level::Account,
+            },
             lookback_days: a.lookback,
             as_of,
         },
@@ -382,7 +399,15 @@ async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
     Ok(Input {
         table: None,
         paths: OnceCell::from(j.paths),
-        source: format!("the store by {} as of {}", by_name(by), local(&pb, as_of)),
+        source: format!(
+            "the store by {}{} as of {}",
+            by_name(by),
+            match a.level {
+                LevelArg::Person => "",
+                LevelArg::Account => " and account",
+            },
+            local(&pb, as_of)
+        ),
         value_divisor: 100.0,
         value_digits: 2,
         spend: Some(spend(&pb, &snap, by, as_of)),
