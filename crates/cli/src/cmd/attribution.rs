@@ -105,6 +105,11 @@ pub struct AttributionArgs {
     /// and won revenue per unit of cost.
     #[arg(long)]
     compare: bool,
+    /// Write the paths (identical ones summed, values in major units) to
+    /// FILE in the ChannelAttribution format instead of running a model, e.g.
+    /// to compare with other tools on the same journeys.
+    #[arg(long, value_name = "FILE")]
+    export_paths: Option<PathBuf>,
     #[command(flatten)]
     as_of: AsOf,
 }
@@ -202,6 +207,15 @@ pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
         Some(file) => from_file(file)?,
         None => ctx.block_on(from_store(ctx, &a))?,
     };
+    if let Some(out) = &a.export_paths {
+        let rows = export_paths(&input, out)?;
+        eprintln!(
+            "wrote {rows} distinct paths of {} journeys to {}",
+            input.len(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let all = a.compare || a.model == ModelArg::All;
     let models = if all {
         a.all_models()
@@ -315,6 +329,34 @@ pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
     }
     ctx.print(&mut t)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `input` as a ChannelAttribution path file, identical paths summed
+/// (sorted by path); returns the number of rows.
+fn export_paths(input: &Input, out: &std::path::Path) -> Result<usize> {
+    use std::io::Write;
+    let mut rows: BTreeMap<&[String], [f64; 3]> = BTreeMap::new();
+    for p in input.paths() {
+        if let Some(bad) = p.steps.iter().find(|s| s.contains([';', '>', '\n'])) {
+            bail!("cannot export the paths: channel {bad:?} contains ';', '>' or a line break");
+        }
+        let r = rows.entry(&p.steps).or_default();
+        r[0] += p.conversions;
+        r[1] += p.value / input.value_divisor;
+        r[2] += p.nulls;
+    }
+    let name = out.display();
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {name}"))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut write = || -> std::io::Result<()> {
+        writeln!(w, "{}", tandem_core::attribution::PATH_FILE_HEADER)?;
+        for (steps, [c, v, n]) in &rows {
+            writeln!(w, "{};{c};{v};{n}", steps.join(" > "))?;
+        }
+        w.flush()
+    };
+    write().with_context(|| format!("cannot write {name}"))?;
+    Ok(rows.len())
 }
 
 /// Paths from a ChannelAttribution file.

@@ -27,7 +27,9 @@ mod table;
 use std::collections::BTreeMap;
 
 pub use markov::{markov, markov_table, MarkovAttribution, RemovalEffect, DIRECT_SOLVE_LIMIT};
-pub use paths::{parse_path_table, parse_paths, ParseError, ParseErrorKind};
+pub use paths::{
+    parse_path_table, parse_paths, ParseError, ParseErrorKind, HEADER as PATH_FILE_HEADER,
+};
 pub use rules::{
     first_touch, full_path, last_non_direct, last_touch, linear, time_decay, u_shaped, w_shaped,
 };
