@@ -3,7 +3,6 @@
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use tandem_core::playbook::Playbook;
@@ -28,7 +27,7 @@ impl Ctx {
     }
 
     /// Runs an async command on a fresh runtime.
-    pub fn block_on<F: Future<Output = Result<ExitCode>>>(&self, f: F) -> Result<ExitCode> {
+    pub fn block_on<T, F: Future<Output = Result<T>>>(&self, f: F) -> Result<T> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -152,8 +152,9 @@ enum Command {
     /// Paths are each person's touches before a conversion (every won deal by
     /// default, valued at its amount; or the first entry into the stage named
     /// by --conversion), at most --lookback days old, ordered by time; people
-    /// with touches but no conversion give null paths. Person level only:
-    /// deals without a person are not credited. --paths reads a
+    /// with touches but no conversion give null paths. At --level person,
+    /// deals without a person are not credited; --level account joins the
+    /// touches of an account's people up to the account's first conversion. --paths reads a
     /// ChannelAttribution file instead. Money from the store is in major units
     /// of the company currency. --compare runs every model and adds spend
     /// (cost of the channel's campaigns plus costs of touches outside stored
@@ -207,7 +208,7 @@ fn main() -> ExitCode {
         Command::Stalled(a) => ctx.block_on(cmd::sla::stalled_cmd(&ctx, a)),
         Command::Quality(a) => ctx.block_on(cmd::quality::quality_cmd(&ctx, a)),
         Command::Score(a) => ctx.block_on(cmd::quality::score_cmd(&ctx, a)),
-        Command::Attribution(a) => ctx.block_on(cmd::attribution::attribution_cmd(&ctx, a)),
+        Command::Attribution(a) => cmd::attribution::attribution_cmd(&ctx, a),
         Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a, globals)),
         Command::Token(c) => ctx.block_on(cmd::serve::token(&ctx, c)),
     };

@@ -191,4 +191,56 @@ fn demo_compare_puts_paid_search_ahead_of_display() {
             rpc("display")
         );
     }
+
+    // Account journeys: one conversion per account at most, so fewer
+    // conversions than won deals, and every model still sums to the total.
+    let rows = json(
+        dir.path(),
+        &[
+            "attribution",
+            "--level",
+            "account",
+            "--as-of",
+            "2026-11-23",
+            "--format",
+            "json",
+        ],
+    );
+    let accounts = column(&rows, "first_conversions").values().sum::<f64>();
+    assert!(accounts > 0.0 && accounts < first, "{accounts} vs {first}");
+    let markov = column(&rows, "markov_conversions").values().sum::<f64>();
+    assert!((markov - accounts).abs() < 0.01, "{markov} vs {accounts}");
+}
+
+#[test]
+fn exported_paths_give_the_same_credits() {
+    let Some(file) = shared_paths() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let out = out.to_str().unwrap();
+    ok(
+        dir.path(),
+        &["attribution", "--paths", file, "--export-paths", out],
+    );
+    let text = std::fs::read_to_string(out).unwrap();
+    assert!(text.starts_with("path;total_conversions;total_conversion_value;total_null\n"));
+    for model in ["first", "markov"] {
+        let credits = |f: &str| {
+            let args = [
+                "attribution",
+                "--paths",
+                f,
+                "--model",
+                model,
+                "--format",
+                "json",
+            ];
+            column(&json(dir.path(), &args), "conversions")
+        };
+        let (a, b) = (credits(file), credits(out));
+        assert_eq!(a.len(), b.len());
+        for (ch, x) in &a {
+            assert!((x - b[ch]).abs() < 1e-6, "{model} {ch}: {x} vs {}", b[ch]);
+        }
+    }
 }

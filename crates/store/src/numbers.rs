@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use tandem_core::attribution::journeys::{build_paths, By, Conversion, JourneyOptions, NO_KEY};
+use tandem_core::attribution::journeys::{
+    build_paths, By, Conversion, JourneyOptions, Level, NO_KEY,
+};
 use tandem_core::attribution::Path;
 use tandem_core::domain::{Account, Person, Touch};
 use tandem_core::facts::channel_of;
@@ -442,6 +444,7 @@ pub fn stored_paths(
     snap: &Snapshot,
     conversion_of: &str,
     by: By,
+    level: Level,
     lookback_days: i64,
     as_of: Timestamp,
 ) -> Result<StoredPaths, ParamError> {
@@ -458,6 +461,7 @@ pub fn stored_paths(
         &JourneyOptions {
             conversion: conversion.clone(),
             by,
+            level,
             lookback_days,
             as_of,
         },

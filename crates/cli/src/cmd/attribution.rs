@@ -1,20 +1,32 @@
 //! `tandem attribution`: where conversions and revenue come from (DESIGN §6).
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
-use tandem_core::attribution::journeys::{By, Conversion, DEFAULT_LOOKBACK_DAYS};
+use tandem_core::attribution::journeys::{By, Conversion, Level, DEFAULT_LOOKBACK_DAYS};
 use tandem_core::attribution::{
-    attribute, parse_paths, totals, AttributionError, Credit, Model, Path, DEFAULT_DIRECT,
+    attribute, markov_table, parse_path_table, totals, AttributionError, Credit, Model, Path,
+    PathTable, DEFAULT_DIRECT,
 };
 use tandem_store::numbers as shared;
 
 use crate::cmd::numbers::{self, local, AsOf};
 use crate::ctx::Ctx;
 use crate::output::Table;
+
+/// Whose journeys the paths are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// Each person's touches; every won deal of the person converts.
+    Person,
+    /// All touches of an account's people, up to the account's first won
+    /// deal (or its first person entering --conversion).
+    Account,
+}
 
 /// The model(s) to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,6 +83,9 @@ pub struct AttributionArgs {
     /// Credit channels or campaigns (store only).
     #[arg(long, value_enum, default_value = "channel")]
     by: ByArg,
+    /// Person or account journeys (store only).
+    #[arg(long, value_enum, default_value = "person")]
+    level: LevelArg,
     /// What converts: `won` (every won deal, valued at its amount) or a stage
     /// id (first entry into it, value 0).
     #[arg(long, default_value = "won")]
@@ -85,6 +100,11 @@ pub struct AttributionArgs {
     /// and won revenue per unit of cost.
     #[arg(long)]
     compare: bool,
+    /// Write the paths (identical ones summed, values in major units) to
+    /// FILE in the ChannelAttribution format instead of running a model, e.g.
+    /// to compare with other tools on the same journeys.
+    #[arg(long, value_name = "FILE")]
+    export_paths: Option<PathBuf>,
     #[command(flatten)]
     as_of: AsOf,
 }
@@ -122,7 +142,10 @@ impl AttributionArgs {
 
 /// Paths and how to print their values.
 struct Input {
-    paths: Vec<Path>,
+    /// Interned paths, when read from a file: the Markov model runs on them
+    /// directly and `paths` is only built if another model needs it.
+    table: Option<PathTable>,
+    paths: OnceCell<Vec<Path>>,
     /// Where the paths come from, for the title.
     source: String,
     /// Divide values by this for printing (100 for minor units).
@@ -135,16 +158,59 @@ struct Input {
     notes: Vec<String>,
 }
 
+impl Input {
+    fn paths(&self) -> &[Path] {
+        self.paths.get_or_init(|| {
+            self.table
+                .as_ref()
+                .map(PathTable::to_paths)
+                .unwrap_or_default()
+        })
+    }
+
+    fn run(&self, model: &Model) -> Result<Vec<Credit>, AttributionError> {
+        match (model, &self.table) {
+            (Model::Markov { order }, Some(t)) => markov_table(t, *order).map(|m| m.credits),
+            _ => attribute(self.paths(), model),
+        }
+    }
+
+    fn totals(&self) -> (f64, f64) {
+        match &self.table {
+            Some(t) => t.totals(),
+            None => totals(self.paths()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match &self.table {
+            Some(t) => t.len(),
+            None => self.paths().len(),
+        }
+    }
+}
+
 /// `tandem attribution`: per channel (or campaign) conversions and value of
 /// one model or all of them; with `--compare`, spend and efficiency too.
-pub async fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
+/// A paths file needs neither the playbook, the database nor the async
+/// runtime, so that run starts as fast as the process can.
+pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
     if a.order == 0 {
         bail!("--order must be at least 1");
     }
     let input = match &a.paths {
         Some(file) => from_file(file)?,
-        None => from_store(ctx, &a).await?,
+        None => ctx.block_on(from_store(ctx, &a))?,
     };
+    if let Some(out) = &a.export_paths {
+        let rows = export_paths(&input, out)?;
+        eprintln!(
+            "wrote {rows} distinct paths of {} journeys to {}",
+            input.len(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let all = a.compare || a.model == ModelArg::All;
     let models = if all {
         a.all_models()
@@ -154,7 +220,7 @@ pub async fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> 
 
     let mut results: Vec<(Model, Vec<Credit>)> = Vec::new();
     for m in models {
-        match attribute(&input.paths, &m) {
+        match input.run(&m) {
             Ok(c) => results.push((m, c)),
             Err(
                 e @ (AttributionError::TooManyChannels { .. }
@@ -170,12 +236,12 @@ pub async fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> 
         }
     }
 
-    let (total_conv, total_value) = totals(&input.paths);
+    let (total_conv, total_value) = input.totals();
     let value = |v: f64| format!("{:.*}", input.value_digits, v / input.value_divisor);
     let mut title = format!(
         "attribution of {}: {} paths, {:.4} conversions, value {}",
         input.source,
-        input.paths.len(),
+        input.len(),
         total_conv,
         value(total_value)
     );
@@ -260,14 +326,43 @@ pub async fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `input` as a ChannelAttribution path file, identical paths summed
+/// (sorted by path); returns the number of rows.
+fn export_paths(input: &Input, out: &std::path::Path) -> Result<usize> {
+    use std::io::Write;
+    let mut rows: BTreeMap<&[String], [f64; 3]> = BTreeMap::new();
+    for p in input.paths() {
+        if let Some(bad) = p.steps.iter().find(|s| s.contains([';', '>', '\n'])) {
+            bail!("cannot export the paths: channel {bad:?} contains ';', '>' or a line break");
+        }
+        let r = rows.entry(&p.steps).or_default();
+        r[0] += p.conversions;
+        r[1] += p.value / input.value_divisor;
+        r[2] += p.nulls;
+    }
+    let name = out.display();
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {name}"))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut write = || -> std::io::Result<()> {
+        writeln!(w, "{}", tandem_core::attribution::PATH_FILE_HEADER)?;
+        for (steps, [c, v, n]) in &rows {
+            writeln!(w, "{};{c};{v};{n}", steps.join(" > "))?;
+        }
+        w.flush()
+    };
+    write().with_context(|| format!("cannot write {name}"))?;
+    Ok(rows.len())
+}
+
 /// Paths from a ChannelAttribution file.
 fn from_file(file: &std::path::Path) -> Result<Input> {
     let name = file.display().to_string();
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read paths file {name}"))?;
-    let paths = parse_paths(&text).map_err(|e| anyhow!("{name}:{}: {}", e.line, e.kind))?;
+    let table = parse_path_table(&text).map_err(|e| anyhow!("{name}:{}: {}", e.line, e.kind))?;
     Ok(Input {
-        paths,
+        table: Some(table),
+        paths: OnceCell::new(),
         source: name,
         value_divisor: 1.0,
         value_digits: 4,
@@ -285,7 +380,11 @@ async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
         ByArg::Campaign => By::Campaign,
     };
     let snap = numbers::load(ctx).await?;
-    let j = shared::stored_paths(&pb, &snap, &a.conversion, by, a.lookback, as_of)?;
+    let level = match a.level {
+        LevelArg::Person => Level::Person,
+        LevelArg::Account => Level::Account,
+    };
+    let j = shared::stored_paths(&pb, &snap, &a.conversion, by, level, a.lookback, as_of)?;
     let conversion = j.conversion.clone();
     let currency = pb.company.currency;
     let mut notes = vec![format!(
@@ -309,8 +408,17 @@ async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
         );
     }
     Ok(Input {
-        paths: j.paths,
-        source: format!("the store by {} as of {}", by_name(by), local(&pb, as_of)),
+        table: None,
+        paths: OnceCell::from(j.paths),
+        source: format!(
+            "the store by {}{} as of {}",
+            by_name(by),
+            match a.level {
+                LevelArg::Person => "",
+                LevelArg::Account => " and account",
+            },
+            local(&pb, as_of)
+        ),
         value_divisor: 100.0,
         value_digits: 2,
         spend: Some(shared::spend(&pb, &snap, by, as_of)),

@@ -1,9 +1,10 @@
-//! Conversion paths from stored history: each person's touches up to a
-//! conversion (a won deal, or the first entry into a stage), within a
-//! lookback window, as attribution [`Path`]s.
+//! Conversion paths from stored history: each person's (or account's)
+//! touches up to a conversion (a won deal, or the first entry into a stage),
+//! within a lookback window, as attribution [`Path`]s.
 //!
-//! Person level only: deals without a `person_id` (account-only deals) are
-//! not attributed, and there is no account-level journey yet.
+//! At person level, deals without a `person_id` (account-only deals) are not
+//! attributed; at account level they are, and people without an account are
+//! left out.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,17 @@ pub enum By {
     Campaign,
 }
 
+/// Whose journey a path is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Level {
+    /// One journey per person; every won deal of the person converts.
+    #[default]
+    Person,
+    /// One journey per account: the touches of all its people, up to the
+    /// account's first conversion only.
+    Account,
+}
+
 /// Options of [`build_paths`].
 #[derive(Clone, Debug)]
 pub struct JourneyOptions {
@@ -45,6 +57,8 @@ pub struct JourneyOptions {
     pub conversion: Conversion,
     /// Channel or campaign paths.
     pub by: By,
+    /// Person or account journeys.
+    pub level: Level,
     /// Only touches at most this many days before the conversion (or
     /// `as_of` for people who did not convert) are part of the path.
     pub lookback_days: i64,
@@ -56,8 +70,8 @@ pub struct JourneyOptions {
 /// their lookback window (and so cannot be credited to any channel).
 #[derive(Clone, Debug, Default)]
 pub struct Journeys {
-    /// One path per conversion, then one null path per person who has
-    /// touches but no conversion; ordered by person id, then time.
+    /// One path per conversion and one null path per person (account) with
+    /// touches but no conversion; ordered by person (account) id, then time.
     pub paths: Vec<Path>,
     /// Conversions without any touch in their window.
     pub untouched_conversions: f64,
@@ -66,6 +80,14 @@ pub struct Journeys {
 }
 
 /// Builds conversion paths from stored history (pure).
+///
+/// At [`Level::Account`] a journey is an account: its touches are those of
+/// the people whose `account_id` is the account, and its single conversion
+/// is the first won deal of the account (the deal's `account_id`, or else its
+/// person's account) or the first entry of one of its people (or of the
+/// account itself) into the conversion stage; milestones are the first
+/// entries of any of its people. Everything below then reads "account" for
+/// "person".
 ///
 /// For every person, each conversion by `as_of` gives one converting path:
 /// the touches in `(previous conversion, conversion]` that are at most
@@ -95,24 +117,43 @@ pub fn build_paths(
         .map(|s| s.stage.clone())
         .or_else(|| pb.funnel().nth(1).map(|s| s.id.clone()));
 
-    let mut by_person: BTreeMap<i64, Vec<&Touch>> = BTreeMap::new();
+    let people_by_id: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    // The journey a person belongs to: themselves, or their account.
+    let journey_of = |pid: i64| -> Option<i64> {
+        match opts.level {
+            Level::Person => Some(pid),
+            Level::Account => people_by_id.get(&pid).and_then(|p| p.account_id),
+        }
+    };
+    let journey_of_subject = |s: &Subject| -> Option<i64> {
+        match (*s, opts.level) {
+            (Subject::Person(pid), _) => journey_of(pid),
+            (Subject::Account(aid), Level::Account) => Some(aid),
+            (Subject::Account(_), Level::Person) => None,
+        }
+    };
+
+    let mut by_journey: BTreeMap<i64, Vec<&Touch>> = BTreeMap::new();
     for t in touches.iter().filter(|t| t.at <= as_of) {
-        by_person.entry(t.person_id).or_default().push(t);
+        if let Some(j) = journey_of(t.person_id) {
+            by_journey.entry(j).or_default().push(t);
+        }
     }
-    for ts in by_person.values_mut() {
+    for ts in by_journey.values_mut() {
         ts.sort_by_key(|t| (t.at, t.id));
     }
 
-    // First entries into a stage per person, by (at, seq).
+    // First entries into a stage per journey, by (at, seq).
     let first_entry = |stage: &str| -> BTreeMap<i64, Timestamp> {
         let mut out: BTreeMap<i64, (Timestamp, i64)> = BTreeMap::new();
         for tr in transitions {
-            if let Subject::Person(pid) = tr.subject {
-                if tr.to == stage && tr.at <= as_of {
-                    let e = out.entry(pid).or_insert((tr.at, tr.seq));
-                    if (tr.at, tr.seq) < *e {
-                        *e = (tr.at, tr.seq);
-                    }
+            if tr.to != stage || tr.at > as_of {
+                continue;
+            }
+            if let Some(j) = journey_of_subject(&tr.subject) {
+                let e = out.entry(j).or_insert((tr.at, tr.seq));
+                if (tr.at, tr.seq) < *e {
+                    *e = (tr.at, tr.seq);
                 }
             }
         }
@@ -121,34 +162,38 @@ pub fn build_paths(
     let mql_entry = mql_stage.as_deref().map(first_entry).unwrap_or_default();
     let opp_entry = first_entry("opportunity");
 
-    // Conversions per person: (instant, value in minor units), time order.
+    // Conversions per journey: (instant, value in minor units), time order.
     let mut conversions: BTreeMap<i64, Vec<(Timestamp, i64)>> = BTreeMap::new();
     match &opts.conversion {
         Conversion::Won => {
             let mut won: Vec<&Deal> = deals
                 .iter()
-                .filter(|d| d.status == DealStatus::Won && d.person_id.is_some())
+                .filter(|d| d.status == DealStatus::Won)
                 .filter(|d| d.closed_at.is_some_and(|c| c <= as_of))
                 .collect();
             won.sort_by_key(|d| (d.closed_at, d.id));
             for d in won {
-                if let (Some(pid), Some(at)) = (d.person_id, d.closed_at) {
-                    conversions
-                        .entry(pid)
-                        .or_default()
-                        .push((at, d.amount.minor));
+                let journey = match opts.level {
+                    Level::Person => d.person_id,
+                    Level::Account => d.account_id.or(d.person_id.and_then(journey_of)),
+                };
+                if let (Some(j), Some(at)) = (journey, d.closed_at) {
+                    let convs = conversions.entry(j).or_default();
+                    if opts.level == Level::Person || convs.is_empty() {
+                        convs.push((at, d.amount.minor));
+                    }
                 }
             }
         }
         Conversion::Stage(stage) => {
-            for (pid, at) in first_entry(stage) {
-                conversions.entry(pid).or_default().push((at, 0));
+            for (j, at) in first_entry(stage) {
+                conversions.entry(j).or_default().push((at, 0));
             }
         }
     }
 
-    let people_by_id: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
-    let key = |t: &Touch, p: Option<&Person>| -> String {
+    let key = |t: &Touch| -> String {
+        let p = people_by_id.get(&t.person_id).copied();
         let k = match opts.by {
             By::Channel => p.and_then(|p| channel_of(pb, t, p)).or(t.channel.clone()),
             By::Campaign => t.campaign.clone(),
@@ -159,17 +204,16 @@ pub fn build_paths(
     let window = opts.lookback_days.max(0).saturating_mul(DAY_MS);
 
     let mut out = Journeys::default();
-    let mut pids: Vec<i64> = by_person
+    let mut journeys: Vec<i64> = by_journey
         .keys()
         .chain(conversions.keys())
         .copied()
         .collect();
-    pids.sort_unstable();
-    pids.dedup();
+    journeys.sort_unstable();
+    journeys.dedup();
     let empty: Vec<&Touch> = Vec::new();
-    for pid in pids {
-        let ts = by_person.get(&pid).unwrap_or(&empty);
-        let person = people_by_id.get(&pid).copied();
+    for j in journeys {
+        let ts = by_journey.get(&j).unwrap_or(&empty);
         // Builds the path of the touches in (after, end] within the window.
         let path = |after: Option<Timestamp>, end: Timestamp| -> Option<Path> {
             let start = Timestamp::from_millis(end.millis().saturating_sub(window));
@@ -189,16 +233,16 @@ pub fn build_paths(
                 sel.iter().rposition(|t| t.at <= e)
             };
             Some(Path {
-                steps: sel.iter().map(|t| key(t, person)).collect(),
+                steps: sel.iter().map(|t| key(t)).collect(),
                 ages_days: Some(sel.iter().map(|t| t.at.days_until(end)).collect()),
-                lead_touch: milestone(mql_entry.get(&pid)),
-                opportunity_touch: milestone(opp_entry.get(&pid)),
+                lead_touch: milestone(mql_entry.get(&j)),
+                opportunity_touch: milestone(opp_entry.get(&j)),
                 conversions: 0.0,
                 value: 0.0,
                 nulls: 0.0,
             })
         };
-        match conversions.get(&pid) {
+        match conversions.get(&j) {
             Some(convs) => {
                 let mut prev = None;
                 for &(at, value) in convs {
@@ -329,6 +373,7 @@ mod tests {
         JourneyOptions {
             conversion,
             by: By::Channel,
+            level: Level::Person,
             lookback_days: DEFAULT_LOOKBACK_DAYS,
             as_of: day(100),
         }
@@ -414,5 +459,109 @@ mod tests {
         assert_eq!(totals(&j.paths), (2.0, 0.0));
         // p3 is a null path; p4's touch is outside the 90 days before as_of.
         assert_eq!(j.paths.iter().filter(|p| p.nulls == 1.0).count(), 1);
+    }
+
+    /// Account 10: people 1 and 2; account 20: person 3; person 4 has no
+    /// account. Account 10 wins an account-only deal on d10 (1000.00) and a
+    /// second deal through person 2 on d20 (ignored: first win only);
+    /// person 4 wins on d8 (no account: left out).
+    fn accounts() -> (Vec<Person>, Vec<Touch>, Vec<Deal>, Vec<Transition>) {
+        let people = vec![
+            Person {
+                account_id: Some(10),
+                ..person(1)
+            },
+            Person {
+                account_id: Some(10),
+                ..person(2)
+            },
+            Person {
+                account_id: Some(20),
+                ..person(3)
+            },
+            person(4),
+        ];
+        let touches = vec![
+            touch(1, 1, 1, "search"),
+            touch(2, 2, 2, "display"),
+            touch(3, 1, 4, "email"),
+            touch(4, 2, 6, "search"),
+            touch(5, 2, 12, "social"),
+            touch(6, 3, 3, "social"),
+            touch(7, 3, 5, "display"),
+            touch(8, 4, 2, "search"),
+        ];
+        let account_deal = Deal {
+            account_id: Some(10),
+            person_id: None,
+            ..won(1, 1, 10, 1000_00)
+        };
+        let deals = vec![account_deal, won(2, 2, 20, 300_00), won(3, 4, 8, 50_00)];
+        let mut opportunity = enter(3, 0, 5, "opportunity");
+        opportunity.subject = Subject::Account(10);
+        let transitions = vec![enter(1, 2, 3, "mql"), enter(2, 1, 5, "mql"), opportunity];
+        (people, touches, deals, transitions)
+    }
+
+    #[test]
+    fn account_journeys() {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let (people, touches, deals, transitions) = accounts();
+        let mut o = opts(Conversion::Won);
+        o.level = Level::Account;
+        o.as_of = day(30);
+        let j = build_paths(&pb, &people, &touches, &deals, &transitions, &o);
+        assert_eq!(j.paths.len(), 2, "{:?}", j.paths);
+        let a10 = &j.paths[0];
+        assert_eq!(a10.steps, ["search", "display", "email", "search"]);
+        assert_eq!(a10.ages_days, Some(vec![9.0, 8.0, 6.0, 4.0]));
+        // MQL on d3 (person 2) after display; account opportunity on d5 after email.
+        assert_eq!((a10.lead_touch, a10.opportunity_touch), (Some(1), Some(2)));
+        assert_eq!(
+            (a10.conversions, a10.value, a10.nulls),
+            (1.0, 1000_00.0, 0.0)
+        );
+        let a20 = &j.paths[1];
+        assert_eq!(a20.steps, ["social", "display"]);
+        assert_eq!((a20.conversions, a20.nulls), (0.0, 1.0));
+        assert_eq!(j.untouched_conversions, 0.0);
+
+        // Hand-computed credits.
+        let f = first_touch(&j.paths).unwrap();
+        assert_eq!(get(&f, "search"), (1.0, 1000_00.0));
+        assert_eq!(get(&f, "social"), (0.0, 0.0));
+        let lin = linear(&j.paths).unwrap();
+        assert_eq!(get(&lin, "search"), (0.5, 500_00.0));
+        assert_eq!(get(&lin, "display"), (0.25, 250_00.0));
+        assert_eq!(get(&lin, "email"), (0.25, 250_00.0));
+        // Markov order 1: P(conversion) = 1/2; removal effects search 1,
+        // display 1/2, email 1/2, social 1/3 (sum 7/3).
+        let m = crate::attribution::markov(&j.paths, 1).unwrap();
+        assert!((m.conversion_probability - 0.5).abs() < 1e-12);
+        for (ch, want) in [
+            ("search", 3.0 / 7.0),
+            ("display", 3.0 / 14.0),
+            ("email", 3.0 / 14.0),
+            ("social", 1.0 / 7.0),
+        ] {
+            let (c, v) = get(&m.credits, ch);
+            assert!((c - want).abs() < 1e-12, "{ch}: {c} vs {want}");
+            assert!((v - want * 1000_00.0).abs() < 1e-6, "{ch}: {v}");
+        }
+
+        // Stage conversion: the account converts when its first person
+        // enters the stage (person 2, d3).
+        o.conversion = Conversion::Stage("mql".into());
+        let j = build_paths(&pb, &people, &touches, &deals, &transitions, &o);
+        assert_eq!(j.paths[0].steps, ["search", "display"]);
+        assert_eq!(j.paths[0].conversions, 1.0);
+        assert_eq!(j.paths[1].nulls, 1.0);
+
+        // Person level for comparison: person 4's deal and person 2's deal
+        // convert; the account-only deal does not.
+        o.level = Level::Person;
+        o.conversion = Conversion::Won;
+        let j = build_paths(&pb, &people, &touches, &deals, &transitions, &o);
+        assert_eq!(totals(&j.paths), (2.0, 350_00.0));
     }
 }

@@ -44,9 +44,8 @@
 //! 1e-13 relative; the tests check that this path agrees with the direct
 //! solve to 1e-13.
 
-use std::collections::{BTreeSet, HashMap};
-
-use super::{totals, validate, AttributionError, Credit, Path};
+use super::table::{FxHashMap, PathTable};
+use super::{AttributionError, Credit, Path};
 
 /// Result of [`markov`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -81,28 +80,26 @@ struct Chain {
     /// Probability of going to conversion, and the expected value earned on
     /// the step, from each state.
     reward: Vec<[f64; 2]>,
-    /// Channel ids in each state's tuple.
-    tuple: Vec<Vec<usize>>,
+    /// Channel ids in each state's tuple, sorted and deduplicated.
+    tuple: Vec<Vec<u32>>,
 }
 
 impl Chain {
-    fn build(paths: &[Path], channels: &[&str], order: usize) -> Chain {
-        let id: HashMap<&str, usize> = channels.iter().enumerate().map(|(i, c)| (*c, i)).collect();
-        let mut index: HashMap<Vec<usize>, usize> = HashMap::new();
-        let mut tuple: Vec<Vec<usize>> = vec![Vec::new()];
-        index.insert(Vec::new(), 0);
-        let mut edges: HashMap<(usize, usize), f64> = HashMap::new();
+    fn build(table: &PathTable, order: usize) -> Chain {
+        let mut index: FxHashMap<Box<[u32]>, usize> = FxHashMap::default();
+        let mut tuple: Vec<Vec<u32>> = vec![Vec::new()];
+        index.insert(Box::new([]), 0);
+        let mut edges: FxHashMap<(usize, usize), f64> = FxHashMap::default();
         // Per state: weight to conversion, to null, value at conversion.
         let mut ends: Vec<[f64; 3]> = vec![[0.0; 3]];
-        let mut collapsed = Vec::new();
-        for p in paths {
+        let mut collapsed: Vec<u32> = Vec::new();
+        for p in table.iter() {
             let w = p.conversions + p.nulls;
             if w <= 0.0 {
                 continue;
             }
             collapsed.clear();
-            for s in &p.steps {
-                let c = id.get(s.as_str()).copied().unwrap_or(0);
+            for &c in p.steps {
                 if collapsed.last() != Some(&c) {
                     collapsed.push(c);
                 }
@@ -116,7 +113,7 @@ impl Chain {
                         let s = tuple.len();
                         tuple.push(key.to_vec());
                         ends.push([0.0; 3]);
-                        index.insert(key.to_vec(), s);
+                        index.insert(key.into(), s);
                         s
                     }
                 };
@@ -404,19 +401,24 @@ pub fn markov(paths: &[Path], order: usize) -> Result<MarkovAttribution, Attribu
     if order == 0 {
         return Err(AttributionError::InvalidOrder);
     }
-    validate(paths)?;
-    let channels: Vec<&str> = paths
-        .iter()
-        .flat_map(|p| p.steps.iter().map(String::as_str))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let chain = Chain::build(paths, &channels, order);
+    markov_table(&PathTable::from_paths(paths)?, order)
+}
+
+/// [`markov`] on interned paths (e.g. from [`super::parse_path_table`]).
+pub fn markov_table(
+    table: &PathTable,
+    order: usize,
+) -> Result<MarkovAttribution, AttributionError> {
+    if order == 0 {
+        return Err(AttributionError::InvalidOrder);
+    }
+    let channels = table.channels();
+    let chain = Chain::build(table, order);
     let n = chain.tuple.len();
     let full = chain.solve(&vec![true; n], DIRECT_SOLVE_LIMIT)?;
     let mut effects = Vec::with_capacity(channels.len());
     let mut alive = vec![true; n];
-    for c in 0..channels.len() {
+    for c in 0..channels.len() as u32 {
         for (s, t) in chain.tuple.iter().enumerate() {
             alive[s] = t.binary_search(&c).is_err();
         }
@@ -430,7 +432,7 @@ pub fn markov(paths: &[Path], order: usize) -> Result<MarkovAttribution, Attribu
         };
         effects.push([effect(0), effect(1)]);
     }
-    let (total_conv, total_value) = totals(paths);
+    let (total_conv, total_value) = table.totals();
     let mut shares = [Vec::new(), Vec::new()];
     for (k, total) in [total_conv, total_value].into_iter().enumerate() {
         let sum: f64 = effects.iter().map(|e| e[k]).sum();
@@ -449,7 +451,7 @@ pub fn markov(paths: &[Path], order: usize) -> Result<MarkovAttribution, Attribu
         .iter()
         .enumerate()
         .map(|(i, c)| Credit {
-            channel: (*c).to_string(),
+            channel: c.clone(),
             conversions: shares[0][i],
             value: shares[1][i],
         })
@@ -458,7 +460,7 @@ pub fn markov(paths: &[Path], order: usize) -> Result<MarkovAttribution, Attribu
         .iter()
         .zip(&effects)
         .map(|(c, e)| RemovalEffect {
-            channel: (*c).to_string(),
+            channel: c.clone(),
             conversions: e[0],
             value: e[1],
         })
@@ -537,14 +539,9 @@ mod tests {
     #[test]
     fn solver_agrees_with_fixed_point_iteration() {
         let Some(paths) = example_paths() else { return };
-        let channels: Vec<&str> = paths
-            .iter()
-            .flat_map(|p| p.steps.iter().map(String::as_str))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let table = PathTable::from_paths(&paths).unwrap();
         for order in [1, 2, 3] {
-            let chain = Chain::build(&paths, &channels, order);
+            let chain = Chain::build(&table, order);
             let n = chain.tuple.len();
             for removed in [None, Some(0), Some(4)] {
                 let alive: Vec<bool> = chain
@@ -596,7 +593,7 @@ mod tests {
     #[test]
     fn higher_orders_on_example_file() {
         let Some(paths) = example_paths() else { return };
-        let (conv, value) = totals(&paths);
+        let (conv, value) = super::super::totals(&paths);
         for order in [2, 3] {
             let t = std::time::Instant::now();
             let m = markov(&paths, order).unwrap();

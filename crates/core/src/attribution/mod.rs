@@ -13,7 +13,8 @@
 //! - data driven: the exact Markov chain of order k ([`markov`]) and Shapley
 //!   values over channel sets ([`shapley`]).
 //!
-//! [`parse_paths`] reads the ChannelAttribution path format;
+//! [`parse_paths`] reads the ChannelAttribution path format ([`parse_path_table`]
+//! into interned [`PathTable`]s, which [`markov_table`] takes);
 //! [`journeys::build_paths`] builds paths from stored history.
 
 pub mod journeys;
@@ -21,15 +22,19 @@ mod markov;
 mod paths;
 mod rules;
 mod shapley;
+mod table;
 
 use std::collections::BTreeMap;
 
-pub use markov::{markov, MarkovAttribution, RemovalEffect, DIRECT_SOLVE_LIMIT};
-pub use paths::{parse_paths, ParseError, ParseErrorKind};
+pub use markov::{markov, markov_table, MarkovAttribution, RemovalEffect, DIRECT_SOLVE_LIMIT};
+pub use paths::{
+    parse_path_table, parse_paths, ParseError, ParseErrorKind, HEADER as PATH_FILE_HEADER,
+};
 pub use rules::{
     first_touch, full_path, last_non_direct, last_touch, linear, time_decay, u_shaped, w_shaped,
 };
 pub use shapley::{shapley, MAX_SHAPLEY_CHANNELS};
+pub use table::{PathRef, PathTable};
 
 /// The channel id that [`Model::LastNonDirect`] skips unless told otherwise.
 pub const DEFAULT_DIRECT: &str = "direct";

@@ -7,11 +7,12 @@
 //!
 //! The header must be exactly the one above (a UTF-8 byte-order mark and
 //! `\r\n` line ends are accepted). Fields are separated by `;` only. Steps are
-//! separated by `>`; whitespace around each step is trimmed, so `a > b` and
+//! separated by `>`; ASCII whitespace around each step is trimmed, so `a > b` and
 //! `a>b` are the same path, and an empty step (`a > > b`) is an error. Blank
 //! lines are skipped. Numbers are decimal, finite and ≥ 0, and a row with
 //! value but no conversions is rejected.
 
+use super::table::{PathTable, TableBuilder};
 use super::Path;
 
 /// The header every path file starts with.
@@ -61,11 +62,18 @@ pub enum ParseErrorKind {
 /// Parses a path file from text. Returns one [`Path`] per data row, in file
 /// order, without ages or milestones.
 pub fn parse_paths(input: &str) -> Result<Vec<Path>, ParseError> {
+    parse_path_table(input).map(|t| t.to_paths())
+}
+
+/// Parses a path file from text into a [`PathTable`] (one path per data row,
+/// in file order). Channels are interned as they are read, so no string is
+/// allocated per touch; this is what large files should use.
+pub fn parse_path_table(input: &str) -> Result<PathTable, ParseError> {
     let input = input.strip_prefix('\u{feff}').unwrap_or(input);
     let mut lines = input
-        .lines()
+        .split('\n')
         .enumerate()
-        .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+        .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
     let err = |line, kind| ParseError { line, kind };
     let (hline, header) = lines
         .by_ref()
@@ -79,23 +87,13 @@ pub fn parse_paths(input: &str) -> Result<Vec<Path>, ParseError> {
         };
         return Err(err(hline, kind));
     }
-    let mut out = Vec::new();
+    let mut table = TableBuilder::default();
     for (line, text) in lines {
         if text.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = text.split(';').collect();
-        if fields.len() != 4 {
-            return Err(err(line, ParseErrorKind::FieldCount(fields.len())));
-        }
-        let mut steps = Vec::new();
-        for (i, s) in fields[0].split('>').enumerate() {
-            let s = s.trim();
-            if s.is_empty() {
-                return Err(err(line, ParseErrorKind::EmptyStep(i + 1)));
-            }
-            steps.push(s.to_string());
-        }
+        let [path, conv, value, nulls] =
+            split_fields(text).map_err(|found| err(line, ParseErrorKind::FieldCount(found)))?;
         let num = |field: &'static str, text: &str| {
             text.trim()
                 .parse::<f64>()
@@ -111,15 +109,51 @@ pub fn parse_paths(input: &str) -> Result<Vec<Path>, ParseError> {
                     )
                 })
         };
-        let conversions = num("total_conversions", fields[1])?;
-        let value = num("total_conversion_value", fields[2])?;
-        let nulls = num("total_null", fields[3])?;
+        let conversions = num("total_conversions", conv)?;
+        let value = num("total_conversion_value", value)?;
+        let nulls = num("total_null", nulls)?;
         if value > 0.0 && conversions == 0.0 {
             return Err(err(line, ParseErrorKind::ValueWithoutConversions(value)));
         }
-        out.push(Path::new(steps, conversions, value, nulls));
+        // One pass over the bytes: `>` is ASCII, so every split point is a
+        // char boundary (much faster than `split` on these short steps).
+        let mut from = 0;
+        for (i, b) in path.bytes().chain([b'>']).enumerate() {
+            if b != b'>' {
+                continue;
+            }
+            let step = path[from..i].trim_ascii();
+            if step.is_empty() {
+                let index = table.pending_steps() + 1;
+                return Err(err(line, ParseErrorKind::EmptyStep(index)));
+            }
+            table.step(step);
+            from = i + 1;
+        }
+        table.end_path(conversions, value, nulls);
     }
-    Ok(out)
+    Ok(table.finish())
+}
+
+/// The four `;`-separated fields of a row, or the number of fields found.
+fn split_fields(text: &str) -> Result<[&str; 4], usize> {
+    let mut fields = [""; 4];
+    let mut n = 0;
+    let mut from = 0;
+    for (i, b) in text.bytes().chain([b';']).enumerate() {
+        if b == b';' {
+            if n < 4 {
+                fields[n] = &text[from..i];
+            }
+            n += 1;
+            from = i + 1;
+        }
+    }
+    if n == 4 {
+        Ok(fields)
+    } else {
+        Err(n)
+    }
 }
 
 #[cfg(test)]

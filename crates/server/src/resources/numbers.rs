@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tandem_core::attribution::journeys::{By, DEFAULT_LOOKBACK_DAYS};
+use tandem_core::attribution::journeys::{By, Level, DEFAULT_LOOKBACK_DAYS};
 use tandem_core::attribution::{
     attribute, totals, AttributionError, Credit, Model, DEFAULT_DIRECT,
 };
@@ -408,7 +408,7 @@ pub async fn quality(
 
 /// `model` (first, last, last-non-direct, linear, time-decay, u, w,
 /// full-path, markov, shapley or all; default all), `order`, `half_life`,
-/// `by` (channel or campaign), `conversion`, `lookback`, `direct`,
+/// `by` (channel or campaign), `level` (person or account), `conversion`, `lookback`, `direct`,
 /// `compare`, `as_of` (as `tandem attribution`).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -417,6 +417,7 @@ pub struct AttributionQuery {
     order: Option<usize>,
     half_life: Option<f64>,
     by: Option<String>,
+    level: Option<String>,
     conversion: Option<String>,
     lookback: Option<i64>,
     direct: Option<String>,
@@ -493,6 +494,17 @@ pub async fn attribution(
             ))
         }
     };
+    let level = match q.level.as_deref().unwrap_or("person") {
+        "person" => Level::Person,
+        "account" => Level::Account,
+        other => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("unknown level `{other}`; use person or account"),
+                Some("level"),
+            ))
+        }
+    };
     let direct = q
         .direct
         .clone()
@@ -534,6 +546,7 @@ pub async fn attribution(
         &snap,
         q.conversion.as_deref().unwrap_or("won"),
         by,
+        level,
         q.lookback.unwrap_or(DEFAULT_LOOKBACK_DAYS),
         as_of,
     )
