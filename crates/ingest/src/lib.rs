@@ -11,6 +11,7 @@ pub mod demo;
 pub mod import;
 pub mod mapping;
 pub mod rows;
+pub mod targets;
 
 pub use import::{import_file, rejects_path, ImportError, ImportOptions, Summary};
 pub use mapping::{Kind, Preset};

@@ -22,6 +22,8 @@ pub enum Action {
     MoveLeads,
     /// Edit campaigns, touches and content.
     EditCampaigns,
+    /// Edit the target-account list.
+    EditTargets,
     /// Everything else: playbook, tokens.
     Administer,
 }
@@ -32,6 +34,7 @@ impl Action {
             Action::Read => "read",
             Action::MoveLeads => "move leads",
             Action::EditCampaigns => "edit campaigns or touches",
+            Action::EditTargets => "edit the target-account list",
             Action::Administer => "administer tandem",
         }
     }
@@ -43,7 +46,10 @@ pub fn allows(role: Role, action: Action) -> bool {
     match role {
         Role::Admin => true,
         Role::Sales => matches!(action, Action::Read | Action::MoveLeads),
-        Role::Marketing => matches!(action, Action::Read | Action::EditCampaigns),
+        Role::Marketing => matches!(
+            action,
+            Action::Read | Action::EditCampaigns | Action::EditTargets
+        ),
         Role::Viewer => action == Action::Read,
     }
 }

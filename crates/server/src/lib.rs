@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod metrics;
 mod people;
+mod targets;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,7 +50,8 @@ pub fn app(state: AppState) -> Router {
         .route("/people/{external_id}/reject", post(people::reject))
         .route("/metrics/funnel", get(metrics::funnel))
         .route("/metrics/waterfall", get(metrics::waterfall))
-        .route("/metrics/stalled", get(metrics::stalled));
+        .route("/metrics/stalled", get(metrics::stalled))
+        .merge(targets::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -10,6 +10,20 @@ use crate::domain::{Deal, DealStatus};
 use crate::metrics::{percentile, Window};
 use crate::time::{Timestamp, DAY_MS};
 
+/// A target tier outside 1..=3.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tier must be 1, 2 or 3, got {0}")]
+pub struct TierError(pub i64);
+
+/// `t` when it is a valid tier (1, 2 or 3).
+pub fn check_tier(t: i64) -> Result<i64, TierError> {
+    if (1..=3).contains(&t) {
+        Ok(t)
+    } else {
+        Err(TierError(t))
+    }
+}
+
 /// The group of accounts not on the target list.
 pub const NON_TARGET: &str = "non-target";
 
