@@ -1,6 +1,8 @@
 //! Bulk target-list import (`tandem accounts target add --file`): a CSV with
 //! `account` (the account's external id; also read from `external_id` or
-//! `account_id`), `tier` (1, 2 or 3) and optional `marketer` and `seller`.
+//! `account_id`), `tier` (1, 2 or 3) and optional `marketer` and `seller`
+//! (a missing column keeps the owner already on the list; an empty cell
+//! clears it).
 //! Bad rows go to the reject file next to the input (line, reason, the row),
 //! as for every import; good rows are applied in one transaction.
 
@@ -95,10 +97,18 @@ pub async fn import_targets(
                 rejects.push(row.line, &reason, &row.fields)?;
             }
             Ok((id, tier)) => {
+                // A column the file does not have keeps what the list says.
+                let old = accounts::target(tx.conn(), id).await?;
+                let keep = |col: Option<usize>, was: Option<String>| match col {
+                    Some(_) => get(col).map(str::to_string),
+                    None => was,
+                };
+                let marketer = keep(marketer_col, old.as_ref().and_then(|o| o.marketer.clone()));
+                let seller = keep(seller_col, old.as_ref().and_then(|o| o.seller.clone()));
                 let t = NewTarget {
                     tier,
-                    marketer: get(marketer_col),
-                    seller: get(seller_col),
+                    marketer: marketer.as_deref(),
+                    seller: seller.as_deref(),
                     at,
                     actor,
                 };
