@@ -316,6 +316,7 @@ fn tier_table_compares_targets_with_the_rest() {
         deal(4, "new", DealStatus::Won, 5, Some(15)), // account 2, 10 days
         deal(5, "new", DealStatus::Lost, 20, Some(50)), // account 3
         deal(6, "new", DealStatus::Won, 300, Some(310)), // outside the window
+        deal(7, "renewal", DealStatus::Won, 20, Some(80)), // not new business
     ];
     deals[3].account_id = Some(2);
     deals[4].account_id = Some(3);

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::{Deal, DealStatus};
+use crate::metrics::retention::DealKind;
 use crate::metrics::{percentile, Window};
 use crate::time::{Timestamp, DAY_MS};
 
@@ -70,8 +71,9 @@ fn key(tier: Option<i64>) -> String {
 }
 
 /// The tier table: one row per tier present among `stats`, tiers first in
-/// order, then [`NON_TARGET`]. Deals of accounts not in `stats` and deals
-/// without an account are left out; nothing after `as_of` is read.
+/// order, then [`NON_TARGET`]. Pipeline, win rate and velocity count `new`
+/// deals only; deals of accounts not in `stats` and deals without an account
+/// are left out; nothing after `as_of` is read.
 pub fn tiers(
     stats: &[AccountStat],
     deals: &[Deal],
@@ -104,6 +106,10 @@ pub fn tiers(
         g.engagement += s.engagement;
     }
     for d in deals {
+        // New business only: renewals and expansions are retention's.
+        if DealKind::of(d) != DealKind::New {
+            continue;
+        }
         let Some(tier) = d.account_id.and_then(|a| tier_of.get(&a)) else {
             continue;
         };
