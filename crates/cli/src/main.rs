@@ -162,6 +162,9 @@ enum Command {
     Attribution(cmd::attribution::AttributionArgs),
     /// Serve the HTTP API (until Ctrl-C or SIGTERM; requests in flight finish).
     Serve(cmd::serve::ServeArgs),
+    /// Accounts: target (ABM) lists, stages, buying committees, tiers, onboarding SLA.
+    #[command(subcommand)]
+    Accounts(cmd::accounts::AccountsCmd),
     /// Manage API tokens for `tandem serve`.
     #[command(subcommand)]
     Token(cmd::serve::TokenCmd),
@@ -211,6 +214,7 @@ fn main() -> ExitCode {
         Command::Attribution(a) => cmd::attribution::attribution_cmd(&ctx, a),
         Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a, globals)),
         Command::Token(c) => ctx.block_on(cmd::serve::token(&ctx, c)),
+        Command::Accounts(c) => ctx.block_on(cmd::accounts::accounts_cmd(&ctx, c)),
     };
     match result {
         Ok(code) => code,

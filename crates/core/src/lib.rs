@@ -5,6 +5,7 @@
 //! does no I/O and no async: every function is a pure function of its inputs,
 //! so analytics give identical output for identical history and `as_of`.
 
+pub mod accounts;
 pub mod attribution;
 pub mod domain;
 pub mod facts;

@@ -32,6 +32,8 @@
 //! leads); rejected leads are recycled with `no_response` / `bad_timing`
 //! and some come back through nurture touches as MQLs in a new cycle.
 
+mod after_sale;
+
 use std::collections::BTreeMap;
 
 use tandem_core::domain::{
@@ -1137,6 +1139,11 @@ pub async fn run(
         repo::sync_id_sequences(tx.conn()).await?;
     }
     tx.commit().await?;
+    let after =
+        after_sale::run(store, pb, &world.seed, start, opts.anchor, &world.accounts).await?;
+    *rows.entry("deals").or_default() += after.deals;
+    *rows.entry("activities").or_default() += after.activities;
+    *rows.entry("transitions").or_default() += after.transitions;
 
     let order = [
         "accounts",

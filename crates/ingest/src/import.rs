@@ -80,7 +80,7 @@ pub fn rejects_path(path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-struct Rejects {
+pub(crate) struct Rejects {
     path: PathBuf,
     writer: Option<csv::Writer<File>>,
     headers: Vec<String>,
@@ -88,7 +88,23 @@ struct Rejects {
 }
 
 impl Rejects {
-    fn push(&mut self, line: u64, reason: &str, fields: &[String]) -> Result<(), ImportError> {
+    /// A reject file at `path` for a CSV with `headers`; created on the
+    /// first reject. `display` names the input in messages.
+    pub(crate) fn new(path: PathBuf, headers: Vec<String>, display: String) -> Rejects {
+        Rejects {
+            path,
+            writer: None,
+            headers,
+            display,
+        }
+    }
+
+    pub(crate) fn push(
+        &mut self,
+        line: u64,
+        reason: &str,
+        fields: &[String],
+    ) -> Result<(), ImportError> {
         let err = |e: csv::Error| ImportError::Rejects {
             file: self.display.clone(),
             source: e,
@@ -115,7 +131,7 @@ impl Rejects {
         Ok(())
     }
 
-    fn finish(self) -> Result<Option<PathBuf>, ImportError> {
+    pub(crate) fn finish(self) -> Result<Option<PathBuf>, ImportError> {
         match self.writer {
             Some(mut w) => {
                 w.flush().map_err(|e| ImportError::Rejects {

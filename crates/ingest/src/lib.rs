@@ -13,6 +13,7 @@ pub mod import;
 pub mod mapping;
 pub mod rows;
 pub mod segment;
+pub mod targets;
 
 pub use import::{import_file, rejects_path, ImportError, ImportOptions, Summary};
 pub use mapping::{Kind, Preset};

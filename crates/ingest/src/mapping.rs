@@ -305,6 +305,8 @@ impl Preset {
                 ("created_at", &["created_at"]),
                 ("lead_owner_email_address", &["owner"]),
             ],
+            // Deal kind (`new|renewal|expansion`) under its common names.
+            (Generic, Deals) => &[("deal_kind", &["kind"]), ("type", &["kind"])],
             _ => &[],
         }
     }

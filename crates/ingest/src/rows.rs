@@ -381,7 +381,12 @@ pub fn convert(
                     status,
                     lost_reason: f.string("lost_reason"),
                     owner: f.string("owner"),
-                    kind: f.get("kind").map(deal_kind).unwrap_or("new").to_string(),
+                    kind: f
+                        .get("kind")
+                        .map(deal_kind)
+                        .transpose()?
+                        .unwrap_or("new")
+                        .to_string(),
                 },
                 person: f.string("person"),
                 account: f.string("account"),
@@ -423,20 +428,30 @@ fn deal_status_from_stage(stage: &str) -> DealStatus {
     }
 }
 
-fn deal_kind(s: &str) -> &'static str {
+/// The deal kind of a CRM value: `new|renewal|expansion` or the usual CRM
+/// labels (HubSpot `newbusiness`/`existingbusiness`, Salesforce `New
+/// Customer`, `Existing Customer - Upgrade|Downgrade|Replacement`); empty is
+/// `new`. Anything else is refused so a typo never passes as a new deal.
+fn deal_kind(s: &str) -> Result<&'static str, String> {
     let n: String = s
         .chars()
         .filter(|c| c.is_alphanumeric())
         .collect::<String>()
         .to_lowercase();
     match n.as_str() {
-        "renewal" => "renewal",
+        "" | "new" | "newbusiness" | "newcustomer" => Ok("new"),
+        "renewal"
+        | "existingcustomerrenewal"
+        | "existingcustomerdowngrade"
+        | "existingcustomerreplacement" => Ok("renewal"),
         "expansion"
         | "upsell"
         | "existingbusiness"
         | "existingcustomerupgrade"
-        | "existingcustomerupsell" => "expansion",
-        _ => "new",
+        | "existingcustomerupsell" => Ok("expansion"),
+        _ => Err(format!(
+            "`kind`: {s:?} is not new, renewal or expansion (nor a CRM deal type tandem knows)"
+        )),
     }
 }
 
@@ -512,6 +527,31 @@ mod tests {
             ("mql", "2026-01-07T09:00:00Z".into())
         );
         assert_eq!((stages[1].stage.as_str(), stages[1].at), ("sql", None));
+    }
+
+    #[test]
+    fn deal_kind_columns_map_and_typos_are_refused() {
+        let kind = |col: &str, v: &str| {
+            conv(
+                Kind::Deals,
+                Preset::Generic,
+                &["external_id", "amount", "created_at", col],
+                &["d1", "100", "2026-01-05", v],
+            )
+            .map(|r| match r {
+                Record::Deal { deal, .. } => deal.kind,
+                _ => panic!("not a deal"),
+            })
+        };
+        assert_eq!(kind("deal_kind", "Renewal").unwrap(), "renewal");
+        assert_eq!(
+            kind("type", "Existing Customer - Upgrade").unwrap(),
+            "expansion"
+        );
+        assert_eq!(kind("kind", "").unwrap(), "new");
+        assert_eq!(kind("deal_kind", "newbusiness").unwrap(), "new");
+        let e = kind("deal_kind", "renwal").unwrap_err();
+        assert!(e.contains("`kind`") && e.contains("renwal"), "{e}");
     }
 
     #[test]

@@ -54,6 +54,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub struct Webhooks {
     pub marketing: Option<String>,
     pub sales: Option<String>,
+    /// Account managers (the playbook's third team, when it defines one).
+    pub account_management: Option<String>,
     /// Shared alerts (goals owned by both teams), and any team without its own URL.
     pub all: Option<String>,
 }
@@ -64,6 +66,7 @@ impl fmt::Debug for Webhooks {
         f.debug_struct("Webhooks")
             .field("marketing", &set(&self.marketing))
             .field("sales", &set(&self.sales))
+            .field("account_management", &set(&self.account_management))
             .field("all", &set(&self.all))
             .finish()
     }
@@ -75,6 +78,7 @@ impl Webhooks {
         let own = match team {
             Team::Marketing => self.marketing.as_deref(),
             Team::Sales => self.sales.as_deref(),
+            Team::AccountManagement => self.account_management.as_deref(),
             Team::Shared => None,
         };
         own.or(self.all.as_deref())
@@ -82,7 +86,10 @@ impl Webhooks {
 
     /// True when no URL is set (the evaluator then does not run).
     pub fn is_empty(&self) -> bool {
-        self.marketing.is_none() && self.sales.is_none() && self.all.is_none()
+        self.marketing.is_none()
+            && self.sales.is_none()
+            && self.account_management.is_none()
+            && self.all.is_none()
     }
 }
 

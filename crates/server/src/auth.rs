@@ -26,6 +26,8 @@ pub enum Action {
     EditAccounts,
     /// Write and move feedback items (both teams).
     Feedback,
+    /// Edit the target-account list.
+    EditTargets,
     /// Everything else: playbook, tokens.
     Administer,
 }
@@ -38,6 +40,7 @@ impl Action {
             Action::EditCampaigns => "edit campaigns or touches",
             Action::EditAccounts => "edit accounts",
             Action::Feedback => "write feedback",
+            Action::EditTargets => "edit the target-account list",
             Action::Administer => "administer tandem",
         }
     }
@@ -54,7 +57,7 @@ pub fn allows(role: Role, action: Action) -> bool {
     match role {
         Role::Admin => true,
         Role::Sales => both || action == Action::MoveLeads,
-        Role::Marketing => both || action == Action::EditCampaigns,
+        Role::Marketing => both || matches!(action, Action::EditCampaigns | Action::EditTargets),
         Role::Viewer => action == Action::Read,
     }
 }

@@ -16,6 +16,7 @@
 //! [alerts.webhooks]
 //! sales = "http://chat-relay/hooks/sales"        # TANDEM_WEBHOOK_SALES
 //! marketing = "http://chat-relay/hooks/marketing" # TANDEM_WEBHOOK_MARKETING
+//! account_management = "http://chat-relay/hooks/am" # TANDEM_WEBHOOK_ACCOUNT_MANAGEMENT
 //! all = "http://chat-relay/hooks/revenue"         # TANDEM_WEBHOOK_ALL
 //! ```
 
@@ -238,11 +239,14 @@ impl ServeConfig {
         let webhooks = Webhooks {
             marketing: env("TANDEM_WEBHOOK_MARKETING").or(a.webhooks.marketing),
             sales: env("TANDEM_WEBHOOK_SALES").or(a.webhooks.sales),
+            account_management: env("TANDEM_WEBHOOK_ACCOUNT_MANAGEMENT")
+                .or(a.webhooks.account_management),
             all: env("TANDEM_WEBHOOK_ALL").or(a.webhooks.all),
         };
         for (name, url) in [
             ("marketing", &webhooks.marketing),
             ("sales", &webhooks.sales),
+            ("account_management", &webhooks.account_management),
             ("all", &webhooks.all),
         ] {
             if let Some(u) = url {

@@ -15,6 +15,7 @@ mod people;
 pub mod playbook;
 mod resources;
 pub mod segment;
+mod targets;
 pub mod telemetry;
 
 use std::future::Future;
@@ -68,7 +69,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics/stalled", get(metrics::stalled))
         .route("/playbook", get(playbook::show).put(playbook::replace))
         .route("/alerts", get(alerts::list))
-        .merge(resources::routes());
+        .merge(resources::routes())
+        .merge(targets::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

@@ -6,6 +6,7 @@
 //! connection (`&mut AnyConnection`), so the same code runs inside a
 //! transaction ([`Store::begin`]) and on a pooled connection.
 
+pub mod accounts;
 pub mod alerts;
 mod error;
 pub mod events;

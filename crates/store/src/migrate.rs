@@ -5,7 +5,7 @@ use sqlx::Executor;
 
 use crate::{Backend, Store, StoreError};
 
-/// Embedded migrations: (version, name, SQL).
+/// Embedded migrations: (version, name, SQL), in ascending version order.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "tokens", include_str!("../migrations/0002_tokens.sql")),
@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "ingest_alerts",
         include_str!("../migrations/0004_ingest_alerts.sql"),
+    ),
+    (
+        5,
+        "accounts",
+        include_str!("../migrations/0005_accounts.sql"),
     ),
 ];
 
@@ -41,7 +46,9 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
     )
     .await?;
     drop(conn);
-    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let known = MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0);
+    // Versions need not be contiguous (branches add them in parallel): each
+    // one not yet recorded is applied, in ascending order.
     for (version, name, sql) in MIGRATIONS {
         let mut tx = store.begin().await?;
         let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM tandem_migrations")
@@ -88,4 +95,13 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn versions_ascend_without_duplicates() {
+        let v: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
+    }
 }

@@ -27,6 +27,7 @@ pub fn history(snap: &Snapshot) -> History<'_> {
         touches: &snap.touches,
         activities: &snap.activities,
         deals: &snap.deals,
+        account_transitions: &snap.account_transitions,
     }
 }
 

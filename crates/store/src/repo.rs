@@ -746,6 +746,23 @@ pub async fn transitions(c: &mut AnyConnection) -> Result<Vec<Transition>, Store
         .collect()
 }
 
+/// Every transition of people (`"person"`) or accounts (`"account"`), in order.
+pub async fn transitions_of_kind(
+    c: &mut AnyConnection,
+    kind: &str,
+) -> Result<Vec<Transition>, StoreError> {
+    let q = format!(
+        "SELECT {TRANSITION_COLS} FROM transitions WHERE subject_kind = $1 ORDER BY at, seq"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(q))
+        .bind(kind)
+        .fetch_all(c)
+        .await?
+        .iter()
+        .map(transition_row)
+        .collect()
+}
+
 /// Appends moves for a subject, in order, and returns them as stored.
 pub async fn append(
     c: &mut AnyConnection,
@@ -798,7 +815,10 @@ pub async fn counts(c: &mut AnyConnection) -> Result<Vec<(&'static str, i64)>, S
 pub struct Snapshot {
     pub people: Vec<Person>,
     pub accounts: Vec<Account>,
+    /// Transitions of people (the lead funnel).
     pub transitions: Vec<Transition>,
+    /// Transitions of accounts (the account funnel, churn).
+    pub account_transitions: Vec<Transition>,
     pub touches: Vec<Touch>,
     pub activities: Vec<Activity>,
     pub deals: Vec<Deal>,
@@ -810,7 +830,8 @@ pub async fn snapshot(c: &mut AnyConnection) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         people: people(c).await?,
         accounts: accounts(c).await?,
-        transitions: transitions(c).await?,
+        transitions: transitions_of_kind(c, "person").await?,
+        account_transitions: transitions_of_kind(c, "account").await?,
         touches: touches(c).await?,
         activities: activities(c).await?,
         deals: deals(c).await?,

@@ -7,6 +7,7 @@ use clap::Args;
 use tandem_core::metrics::waterfall::{waterfall, Waterfall, WaterfallOptions};
 use tandem_core::metrics::Grouping;
 
+use crate::cmd::accounts::{account_waterfall, Level};
 use crate::cmd::numbers::{self, Period};
 use crate::ctx::Ctx;
 use crate::output::{pct, Format, Table};
@@ -22,6 +23,10 @@ pub struct FunnelArgs {
     /// Count people instead of cycles (a recycled lead counts once).
     #[arg(long)]
     unique: bool,
+    /// `account`: the account funnel (target → engaged → opportunity →
+    /// customer → expansion, off-ramp churned); --by tier|industry|segment|owner.
+    #[arg(long, value_enum, default_value_t = Level::Person)]
+    level: Level,
     #[command(flatten)]
     period: Period,
 }
@@ -31,6 +36,12 @@ async fn compute(ctx: &Ctx, a: &FunnelArgs) -> Result<Waterfall> {
     let snap = numbers::load(ctx).await?;
     let as_of = a.period.as_of(&pb)?;
     let window = a.period.window(&pb, &snap, as_of)?;
+    if a.level == Level::Account {
+        let mut opts = WaterfallOptions::new(window, as_of);
+        opts.cohort_stage = a.cohort.clone();
+        opts.unique = a.unique;
+        return account_waterfall(&snap, a.by.as_deref(), opts);
+    }
     let groups =
         a.by.as_deref()
             .map(|by| numbers::group_by(&pb, &snap, by))

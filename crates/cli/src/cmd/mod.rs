@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+pub mod accounts;
 pub mod attribution;
 pub mod demo;
 pub mod funnel;

@@ -14,7 +14,7 @@ use crate::ctx::Ctx;
 use crate::output::Table;
 
 /// Money metrics: shown in major units of the company currency.
-const MONEY_METRICS: &[&str] = &["revenue_won", "pipeline_created"];
+const MONEY_METRICS: &[&str] = &["revenue_won", "pipeline_created", "expansion_revenue"];
 
 #[derive(Args, Debug)]
 pub struct ScorecardArgs {
@@ -149,5 +149,11 @@ pub async fn scorecard_cmd(ctx: &Ctx, a: ScorecardArgs) -> Result<ExitCode> {
         }
     }
     ctx.print(&mut t)?;
+    if ctx.format == crate::output::Format::Table {
+        println!();
+        ctx.print(&mut crate::cmd::accounts::retention_table(
+            &pb, &snap, period, as_of,
+        )?)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

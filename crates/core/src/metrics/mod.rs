@@ -16,6 +16,7 @@
 
 pub mod gaps;
 pub mod plan;
+pub mod retention;
 pub mod scorecard;
 pub mod waterfall;
 
@@ -201,6 +202,8 @@ pub struct History<'a> {
     pub activities: &'a [Activity],
     /// Deals (opportunities).
     pub deals: &'a [Deal],
+    /// Stage transitions of accounts (churn for the retention metrics).
+    pub account_transitions: &'a [Transition],
 }
 
 /// How subjects are grouped: not at all, by a function of the person id, or
@@ -215,6 +218,9 @@ pub enum Grouping<'a> {
     By(&'a dyn Fn(i64) -> Option<String>),
     /// Group key per person id.
     Map(&'a BTreeMap<i64, String>),
+    /// Group key per account id, for account subjects (people and deals
+    /// are in [`NONE`]).
+    Accounts(&'a BTreeMap<i64, String>),
 }
 
 impl std::fmt::Debug for Grouping<'_> {
@@ -223,6 +229,7 @@ impl std::fmt::Debug for Grouping<'_> {
             Grouping::All => f.write_str("Grouping::All"),
             Grouping::By(_) => f.write_str("Grouping::By(..)"),
             Grouping::Map(m) => write!(f, "Grouping::Map({} people)", m.len()),
+            Grouping::Accounts(m) => write!(f, "Grouping::Accounts({} accounts)", m.len()),
         }
     }
 }
@@ -232,18 +239,21 @@ impl Grouping<'_> {
     pub fn person(&self, person: Option<i64>) -> String {
         match (self, person) {
             (Grouping::All, _) => ALL.to_string(),
-            (_, None) => NONE.to_string(),
+            (_, None) | (Grouping::Accounts(_), _) => NONE.to_string(),
             (Grouping::By(f), Some(id)) => f(id).unwrap_or_else(|| NONE.to_string()),
             (Grouping::Map(m), Some(id)) => m.get(&id).cloned().unwrap_or_else(|| NONE.to_string()),
         }
     }
 
     /// The group key of a lifecycle subject; accounts are in [`NONE`] unless
-    /// there is no grouping.
+    /// there is no grouping or the grouping is by account.
     pub fn subject(&self, subject: Subject) -> String {
-        match subject {
-            Subject::Person(id) => self.person(Some(id)),
-            Subject::Account(_) => self.person(None),
+        match (self, subject) {
+            (Grouping::Accounts(m), Subject::Account(id)) => {
+                m.get(&id).cloned().unwrap_or_else(|| NONE.to_string())
+            }
+            (_, Subject::Person(id)) => self.person(Some(id)),
+            (_, Subject::Account(_)) => self.person(None),
         }
     }
 }

@@ -31,7 +31,14 @@ pub const AHEAD_AT: f64 = 1.05;
 pub const ON_TRACK_AT: f64 = 0.95;
 
 /// Metrics that are rates (0..1) rather than sums.
-pub const RATE_METRICS: &[&str] = &["win_rate", "sal_rate", "retention"];
+pub const RATE_METRICS: &[&str] = &[
+    "win_rate",
+    "sal_rate",
+    "retention",
+    "nrr",
+    "grr",
+    "logo_retention",
+];
 
 /// Where an actual stands against its goal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -282,6 +289,11 @@ pub fn metric_actuals(
                     out.insert(g, v);
                 }
             }
+            "nrr" | "grr" | "logo_retention" | "expansion_revenue" => {
+                for (g, v) in super::retention::grouped(history, metric, window, as_of, grouping) {
+                    out.insert(g, v);
+                }
+            }
             other => return Err(MetricsError::UnknownMetric(other.to_string())),
         }
     }
@@ -395,6 +407,10 @@ pub const LEADING_INDICATORS: &[&str] = &[
     "revenue_won",
     "win_rate",
     "retention",
+    "nrr",
+    "grr",
+    "logo_retention",
+    "expansion_revenue",
 ];
 
 /// One leading indicator over a period, with pacing when a playbook goal

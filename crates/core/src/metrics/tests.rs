@@ -614,6 +614,7 @@ fn metric_actuals_by_kind() {
         touches: &touches,
         activities: &activities,
         deals: &deals,
+        ..History::default()
     };
     let get =
         |m: &str| metric_actuals(&pb, &hist, m, win(10, 20), day(100), Grouping::All).unwrap()[ALL];

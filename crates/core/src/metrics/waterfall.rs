@@ -425,7 +425,20 @@ pub fn waterfall(
     deals: &[Deal],
     opts: &WaterfallOptions<'_>,
 ) -> Result<Waterfall, MetricsError> {
-    let funnel = funnel_ids(pb);
+    waterfall_of(&funnel_ids(pb), &stage_kinds(pb), transitions, deals, opts)
+}
+
+/// [`waterfall`] over any funnel: `funnel` in order and the kind of every
+/// stage id (off-ramps are the recycle and terminal ones). The account
+/// funnel ([`crate::accounts::lifecycle::stages`]) uses this.
+pub fn waterfall_of(
+    funnel: &[String],
+    kinds: &BTreeMap<String, StageKind>,
+    transitions: &[Transition],
+    deals: &[Deal],
+    opts: &WaterfallOptions<'_>,
+) -> Result<Waterfall, MetricsError> {
+    let funnel = funnel.to_vec();
     if funnel.is_empty() {
         return Err(MetricsError::NoFunnel);
     }
@@ -436,8 +449,7 @@ pub fn waterfall(
             .position(|f| f == s)
             .ok_or_else(|| MetricsError::UnknownStage(s.clone()))?,
     };
-    let kinds = stage_kinds(pb);
-    let cyc = cycles(&funnel, &kinds, transitions, opts.as_of);
+    let cyc = cycles(&funnel, kinds, transitions, opts.as_of);
     let n = funnel.len();
     let current = compute(&funnel, &cyc, deals, c, opts.window, opts);
     let past: Vec<BTreeMap<String, Core>> = opts

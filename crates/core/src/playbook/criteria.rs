@@ -96,6 +96,8 @@ pub enum Scope {
     Profile,
     /// `[[channel]] match`: the touch, plus who it belongs to.
     Channel,
+    /// `[[account_lists]] match`: the account alone.
+    Account,
 }
 
 impl Scope {
@@ -111,6 +113,7 @@ impl Scope {
             ],
             Scope::Profile => &[Var::Person, Var::Account],
             Scope::Channel => &[Var::Touch, Var::Person],
+            Scope::Account => &[Var::Account],
         }
     }
 }

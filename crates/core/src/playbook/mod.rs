@@ -4,6 +4,7 @@
 //! checks every reference, returning either a [`Playbook`] or the list of
 //! problems, each with its place in the file.
 
+mod accounts;
 pub mod criteria;
 mod diagnostic;
 mod raw;
@@ -15,6 +16,7 @@ use std::ops::Range;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
+pub use accounts::{AccountList, AccountSla, CommitteeRole, RoleMatch};
 pub use criteria::{Criterion, Scope, Var, Vars};
 pub use diagnostic::{line_col, Diagnostic, Severity};
 pub use starter::STARTER;
@@ -29,6 +31,8 @@ pub enum Team {
     Marketing,
     Sales,
     Shared,
+    /// Account managers: onboarding, renewals and expansion after the sale.
+    AccountManagement,
 }
 
 impl Team {
@@ -37,16 +41,18 @@ impl Team {
             "marketing" => Some(Team::Marketing),
             "sales" => Some(Team::Sales),
             "shared" => Some(Team::Shared),
+            "account_management" => Some(Team::AccountManagement),
             _ => None,
         }
     }
 
-    /// `marketing`, `sales` or `shared`.
+    /// `marketing`, `sales`, `shared` or `account_management`.
     pub fn as_str(self) -> &'static str {
         match self {
             Team::Marketing => "marketing",
             Team::Sales => "sales",
             Team::Shared => "shared",
+            Team::AccountManagement => "account_management",
         }
     }
 }
@@ -140,6 +146,8 @@ pub struct MarketingSla {
 pub struct Sla {
     pub sales: Option<SalesSla>,
     pub marketing: Option<MarketingSla>,
+    /// What account managers owe new customers, when the playbook says.
+    pub account_management: Option<AccountSla>,
 }
 
 /// A persona, segment or channel: an id with a CEL match rule.
@@ -221,6 +229,22 @@ pub const METRICS: &[(&str, &str)] = &[
         "retention",
         "share of customers at period start still customers at its end",
     ),
+    (
+        "nrr",
+        "net revenue retention: ARR of period-start customers at its end / at its start",
+    ),
+    (
+        "grr",
+        "gross revenue retention: start ARR less contraction and churn / start ARR",
+    ),
+    (
+        "logo_retention",
+        "share of accounts with ARR at period start that still have ARR at its end",
+    ),
+    (
+        "expansion_revenue",
+        "amount of expansion deals won (minor units)",
+    ),
 ];
 
 /// Working days and hours in the company timezone, for SLA clocks.
@@ -270,6 +294,10 @@ pub struct Playbook {
     pub goals: Vec<Goal>,
     /// `[import.<kind>]` column → field maps for the generic importer.
     pub import: BTreeMap<String, BTreeMap<String, String>>,
+    /// `[[account_lists]]`: rules proposing target accounts.
+    pub account_lists: Vec<AccountList>,
+    /// `[[buying_committee.roles]]`, in file order.
+    pub buying_committee: Vec<CommitteeRole>,
 }
 
 /// The result of loading a playbook: the playbook when there is no error, and
@@ -459,7 +487,7 @@ impl Checker<'_> {
                     self.error(
                         o.span(),
                         format!(
-                            "unknown team `{}`; expected marketing, sales or shared",
+                            "unknown team `{}`; expected marketing, sales, shared or account_management",
                             o.get_ref()
                         ),
                     );
@@ -546,6 +574,8 @@ impl Checker<'_> {
         let channels = self.matchers(&raw.channels, Scope::Channel);
 
         let goals = self.goals(&raw.goals, &personas, &segments);
+        let account_lists = self.account_lists(&raw.account_lists);
+        let buying_committee = self.committee(raw.buying_committee, &personas);
 
         Some(Playbook {
             company: company?,
@@ -558,6 +588,8 @@ impl Checker<'_> {
             channels,
             goals,
             import: raw.import,
+            account_lists,
+            buying_committee,
         })
     }
 
@@ -730,6 +762,7 @@ impl Checker<'_> {
     }
 
     fn sla(&mut self, raw: raw::RawSla, stage_ids: &[String]) -> Sla {
+        let account_management = self.account_sla(raw.account_management);
         let sales = raw.sales.map(|s| {
             let s = s.into_inner();
             if !stage_ids.contains(s.stage.get_ref()) {
@@ -767,7 +800,11 @@ impl Checker<'_> {
                 sal_rate_min: rate,
             }
         });
-        Sla { sales, marketing }
+        Sla {
+            sales,
+            marketing,
+            account_management,
+        }
     }
 
     fn matchers(&mut self, raw: &[raw::RawMatcher], scope: Scope) -> Vec<Matcher> {
@@ -825,7 +862,7 @@ impl Checker<'_> {
                         self.error(
                             o.span(),
                             format!(
-                                "unknown team `{}`; expected marketing, sales or shared",
+                                "unknown team `{}`; expected marketing, sales, shared or account_management",
                                 o.get_ref()
                             ),
                         );

@@ -30,6 +30,49 @@ pub(crate) struct RawPlaybook {
     pub goals: Vec<S<RawGoal>>,
     #[serde(default)]
     pub import: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub account_lists: Vec<RawAccountList>,
+    #[serde(default)]
+    pub buying_committee: Option<RawCommittee>,
+}
+
+/// `[[account_lists]]`: a CEL rule proposing target accounts.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccountList {
+    pub id: S<String>,
+    pub name: Option<String>,
+    pub tier: Option<S<i64>>,
+    #[serde(rename = "match")]
+    pub match_: S<String>,
+}
+
+/// `[buying_committee]` with its `[[buying_committee.roles]]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCommittee {
+    #[serde(default)]
+    pub roles: Vec<S<RawRole>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRole {
+    pub id: S<String>,
+    pub name: Option<String>,
+    #[serde(rename = "match")]
+    pub match_: Option<S<String>>,
+    pub persona: Option<S<String>>,
+    pub min: Option<S<i64>>,
+}
+
+/// `[sla.account_management]`: what account managers owe new customers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAccountSla {
+    pub onboarding_days: S<f64>,
+    #[serde(default)]
+    pub activities: Option<Vec<S<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +166,7 @@ pub(crate) struct RawEngagementRule {
 pub(crate) struct RawSla {
     pub sales: Option<S<RawSalesSla>>,
     pub marketing: Option<RawMarketingSla>,
+    pub account_management: Option<RawAccountSla>,
 }
 
 #[derive(Deserialize)]

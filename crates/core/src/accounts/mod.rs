@@ -1,0 +1,152 @@
+//! Accounts (issue 13): account engagement, buying-committee coverage,
+//! target-list suggestions, the account lifecycle ([`lifecycle`]), numbers
+//! per tier ([`tiers`]) and the account-management SLA ([`sla`]).
+//!
+//! Everything here is pure: the store loads an account's people, touches,
+//! activities, deals and transitions and passes them in.
+
+pub mod lifecycle;
+pub mod sla;
+pub mod tiers;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::domain::{Account, Person, Touch};
+use crate::facts::{account_value, classify, person_value};
+use crate::playbook::{Playbook, RoleMatch, Var, Vars};
+use crate::scoring;
+use crate::time::Timestamp;
+
+/// Account engagement as of `as_of`: the sum over the account's people of
+/// each person's engagement score (DESIGN §4: `Σ points × 0.5^(age /
+/// half-life)` over the person's touches, capped to 0..100 per person). The
+/// account total is not capped, so a wider buying group counts for more.
+/// `touches` holds the touches of the account's people (any order).
+pub fn engagement(pb: &Playbook, people: &[&Person], touches: &[&Touch], as_of: Timestamp) -> f64 {
+    let mut by_person: BTreeMap<i64, Vec<Touch>> = BTreeMap::new();
+    for t in touches {
+        by_person.entry(t.person_id).or_default().push((*t).clone());
+    }
+    people
+        .iter()
+        .map(|p| {
+            let ts = by_person.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
+            scoring::engagement(pb, ts, as_of).0
+        })
+        .sum::<f64>()
+        + 0.0
+}
+
+/// One buying-committee role at one account.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoleCoverage {
+    /// Role id.
+    pub role: String,
+    /// Contacts needed.
+    pub min: i64,
+    /// External ids of the contacts holding the role, sorted.
+    pub contacts: Vec<String>,
+    /// At least `min` contacts.
+    pub covered: bool,
+}
+
+/// Buying-committee coverage of one account.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coverage {
+    /// Every playbook role in file order.
+    pub roles: Vec<RoleCoverage>,
+    /// Ids of the roles not covered, in file order.
+    pub missing: Vec<String>,
+    /// Covered roles / roles (`None` when the playbook defines no roles).
+    pub share: Option<f64>,
+}
+
+/// Which playbook roles the account's `people` hold. A contact may hold
+/// several roles; a `persona` role uses the stored persona, else the
+/// playbook's persona rules.
+pub fn coverage(pb: &Playbook, account: &Account, people: &[&Person]) -> Coverage {
+    let acc = account_value(Some(account));
+    let mut roles = Vec::new();
+    for role in &pb.buying_committee {
+        let mut contacts: Vec<String> = people
+            .iter()
+            .filter(|p| match &role.matcher {
+                RoleMatch::Rule(c) => {
+                    let mut vars = Vars::new();
+                    vars.set(Var::Person, &person_value(p))
+                        .set(Var::Account, &acc);
+                    c.matches(&vars)
+                }
+                RoleMatch::Persona(id) => {
+                    let persona = p
+                        .persona
+                        .clone()
+                        .or_else(|| classify(pb, p, Some(account)).0);
+                    persona.as_deref() == Some(id.as_str())
+                }
+            })
+            .map(|p| p.external_id.clone())
+            .collect();
+        contacts.sort();
+        roles.push(RoleCoverage {
+            role: role.id.clone(),
+            min: role.min,
+            covered: contacts.len() as i64 >= role.min,
+            contacts,
+        });
+    }
+    let missing: Vec<String> = roles
+        .iter()
+        .filter(|r| !r.covered)
+        .map(|r| r.role.clone())
+        .collect();
+    let share =
+        (!roles.is_empty()).then(|| (roles.len() - missing.len()) as f64 / roles.len() as f64);
+    Coverage {
+        roles,
+        missing,
+        share,
+    }
+}
+
+/// An account a `[[account_lists]]` rule proposes for the target list.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Suggestion {
+    /// Store id of the account.
+    pub account_id: i64,
+    /// Its external id.
+    pub external_id: String,
+    /// The first list rule (file order) that matches.
+    pub list: String,
+    /// The tier that rule proposes.
+    pub tier: i64,
+}
+
+/// Accounts not on the target list that some list rule matches, by id.
+pub fn suggest(pb: &Playbook, accounts: &[Account]) -> Vec<Suggestion> {
+    let mut out: Vec<Suggestion> = accounts
+        .iter()
+        .filter(|a| !a.target)
+        .filter_map(|a| {
+            let mut vars = Vars::new();
+            vars.set(Var::Account, &account_value(Some(a)));
+            let list = pb
+                .account_lists
+                .iter()
+                .find(|l| l.criterion.matches(&vars))?;
+            Some(Suggestion {
+                account_id: a.id,
+                external_id: a.external_id.clone(),
+                list: list.id.clone(),
+                tier: list.tier,
+            })
+        })
+        .collect();
+    out.sort_by_key(|s| s.account_id);
+    out
+}
+
+#[cfg(test)]
+mod tests;
