@@ -9,6 +9,7 @@ pub mod error;
 mod extract;
 mod metrics;
 mod people;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .nest("/api/v1", api)
+        .merge(web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(timeout))

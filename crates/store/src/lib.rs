@@ -9,6 +9,7 @@
 mod error;
 pub mod lifecycle;
 mod migrate;
+pub mod plan;
 pub mod query;
 pub mod repo;
 pub mod testing;
