@@ -37,7 +37,8 @@
       var card = form.closest("article.lead");
       var buttons = card ? card.querySelectorAll("button") : [];
       buttons.forEach(function (b) { b.disabled = true; });
-      fetch(form.action, {
+      // getAttribute: `form.action` would be the button named "action".
+      fetch(form.getAttribute("action"), {
         method: "POST",
         headers: { "X-Requested-With": "fetch", "Content-Type": "application/x-www-form-urlencoded" },
         body: body.toString(),
@@ -46,13 +47,21 @@
         if (res.status === 401) { window.location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); return null; }
         var type = res.headers.get("Content-Type") || "";
         if (type.indexOf("text/html") !== 0) throw new Error("unexpected answer");
-        return res.text();
-      }).then(function (html) {
-        if (html === null || !card) return;
+        return res.text().then(function (html) { return { status: res.status, html: html }; });
+      }).then(function (r) {
+        if (r === null || !card) return;
         var tpl = document.createElement("template");
-        tpl.innerHTML = html.trim();
+        tpl.innerHTML = r.html.trim();
         var fresh = tpl.content.firstElementChild;
-        if (fresh) card.replaceWith(fresh); else throw new Error("empty answer");
+        if (!fresh) throw new Error("empty answer");
+        if (r.status === 200) { card.replaceWith(fresh); return; }
+        if (r.status !== 422) throw new Error("status " + r.status);
+        // The rules refused the move: say why on the card, keep the forms.
+        var old = card.querySelector(".flash.error");
+        if (old) old.remove();
+        var actions = card.querySelector(".actions");
+        card.insertBefore(fresh, actions);
+        buttons.forEach(function (b) { b.disabled = false; });
       }).catch(function () {
         buttons.forEach(function (b) { b.disabled = false; });
         // Full-page post as the fallback.
