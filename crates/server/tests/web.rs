@@ -445,3 +445,46 @@ async fn assets_are_embedded() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_store_stamp_changes_on_every_insert_and_move() {
+    each(async |w: &Web| {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let mut c = w.db.store.conn().await.unwrap();
+        let s0 = tandem_store::stamp::stamp(&mut c).await.unwrap();
+        // Six people and six transitions from the setup.
+        assert_eq!(s0.0[1], 6);
+        assert!(s0.0[6] >= 6);
+        assert_eq!(tandem_store::stamp::stamp(&mut c).await.unwrap(), s0);
+        let p = repo::person_by_external(&mut c, "lead-4")
+            .await
+            .unwrap()
+            .unwrap();
+        let mv = ManualMove {
+            to: "sal",
+            at: t(50),
+            actor: "test",
+            reason: None,
+            note: None,
+        };
+        lifecycle::move_person(&mut c, &pb, p.id, &mv)
+            .await
+            .unwrap();
+        let s1 = tandem_store::stamp::stamp(&mut c).await.unwrap();
+        assert_eq!(s1.0[6], s0.0[6] + 1);
+        let (_, _) = repo::upsert_person(
+            &mut c,
+            &Person {
+                external_id: "lead-new".into(),
+                created_at: t(60),
+                ..Person::default()
+            },
+        )
+        .await
+        .unwrap();
+        let s2 = tandem_store::stamp::stamp(&mut c).await.unwrap();
+        assert_eq!(s2.0[1], 7);
+        drop(c);
+    })
+    .await;
+}

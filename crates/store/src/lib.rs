@@ -12,6 +12,7 @@ mod migrate;
 pub mod plan;
 pub mod query;
 pub mod repo;
+pub mod stamp;
 pub mod testing;
 pub mod tokens;
 

@@ -10,6 +10,7 @@
 //! ([`session`]); every form carries the session's CSRF token. What a role
 //! cannot do is not offered, and asking anyway is a 403 page.
 
+mod cache;
 mod pages;
 pub mod session;
 pub mod svg;
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(Extension(Sessions::default()))
+        .layer(Extension(cache::SnapshotCache::default()))
         .layer(middleware::from_fn(security_headers))
 }
 

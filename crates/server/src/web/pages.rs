@@ -3,12 +3,13 @@
 //! renders numbers (and a chart with its table).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Form;
+use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tandem_core::attribution::journeys::{build_paths, By, Conversion, JourneyOptions};
@@ -28,6 +29,7 @@ use tandem_store::lifecycle::{self as engine, MoveError};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::{plan, query};
 
+use super::cache::SnapshotCache;
 use super::session::{is_fetch, WebUser};
 use super::svg::{self, Series};
 use super::{base, local, render, require, urlencode, with, WebError};
@@ -41,9 +43,8 @@ const INBOX_LIMIT: usize = 60;
 /// Most rows of the stalled list.
 const STALLED_LIMIT: usize = 200;
 
-async fn load(s: &AppState) -> Result<Snapshot, WebError> {
-    let mut c = s.store.conn().await?;
-    Ok(repo::snapshot(&mut c).await?)
+async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
+    Ok(cache.get(&s.store).await?)
 }
 
 fn bad_period(e: query::PeriodError) -> WebError {
@@ -168,11 +169,12 @@ pub struct AsOfQuery {
 pub async fn overview(
     State(s): State<AppState>,
     u: WebUser,
+    Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<AsOfQuery>,
 ) -> Result<Response, WebError> {
     let pb = &*s.playbook;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let snap = load(&s).await?;
+    let snap = load(&cache, &s).await?;
     let history = query::history(&snap);
     let segments =
         query::group_by(pb, &snap, "segment").map_err(|e| WebError::bad(e.to_string()))?;
@@ -402,11 +404,12 @@ fn choices(all_label: &str, values: &[&str]) -> Vec<Value> {
 pub async fn waterfall(
     State(s): State<AppState>,
     u: WebUser,
+    Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<WaterfallQuery>,
 ) -> Result<Response, WebError> {
     let pb = &*s.playbook;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let snap = load(&s).await?;
+    let snap = load(&cache, &s).await?;
     let period = nonempty(&q.period).unwrap_or("all");
     let window = match (nonempty(&q.from), nonempty(&q.to), period) {
         (None, None, "all") => query::window(pb, &snap, None, None, at).map_err(bad_period)?,
@@ -727,11 +730,12 @@ fn hours(h: f64) -> String {
 pub async fn sla(
     State(s): State<AppState>,
     u: WebUser,
+    Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<SlaQuery>,
 ) -> Result<Response, WebError> {
     let pb = &*s.playbook;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let snap = load(&s).await?;
+    let snap = load(&cache, &s).await?;
     let report = sales_sla(pb, &snap.people, &snap.transitions, &snap.activities, at)
         .map_err(|e| WebError::bad(e.to_string()))?;
     let owner = nonempty(&q.owner);
@@ -1014,11 +1018,12 @@ pub struct OwnerQuery {
 pub async fn stalled(
     State(s): State<AppState>,
     u: WebUser,
+    Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<OwnerQuery>,
 ) -> Result<Response, WebError> {
     let pb = &*s.playbook;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let snap = load(&s).await?;
+    let snap = load(&cache, &s).await?;
     let all = stalled_leads(pb, &snap.people, &snap.transitions, at);
     let owner = nonempty(&q.owner);
     let owners: BTreeSet<&str> = all.iter().filter_map(|l| l.owner.as_deref()).collect();
@@ -1128,6 +1133,7 @@ const CHART_CHANNELS: usize = 10;
 pub async fn attribution(
     State(s): State<AppState>,
     u: WebUser,
+    Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<AttributionQuery>,
 ) -> Result<Response, WebError> {
     let pb = &*s.playbook;
@@ -1151,7 +1157,7 @@ pub async fn attribution(
             )))
         }
     };
-    let snap = load(&s).await?;
+    let snap = load(&cache, &s).await?;
     let j = build_paths(
         pb,
         &snap.people,
@@ -1300,6 +1306,7 @@ pub struct PlanQuery {
 pub async fn plan(
     State(s): State<AppState>,
     u: WebUser,
+    Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<PlanQuery>,
 ) -> Result<Response, WebError> {
     let pb = &*s.playbook;
@@ -1324,7 +1331,7 @@ pub async fn plan(
             }
         },
     };
-    let snap = load(&s).await?;
+    let snap = load(&cache, &s).await?;
     let stages = plan::plan_stages(pb, &[]).map_err(|e| WebError::bad(e.to_string()))?;
     // Historic rates over the year before as-of.
     let window = Window::new(
@@ -1430,6 +1437,7 @@ pub struct GapsQuery {
 pub async fn gaps(
     State(s): State<AppState>,
     u: WebUser,
+    Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<GapsQuery>,
 ) -> Result<Response, WebError> {
     let pb = &*s.playbook;
@@ -1446,7 +1454,7 @@ pub async fn gaps(
         .as_ref()
         .map(|s| s.stage.clone())
         .unwrap_or_else(|| "mql".into());
-    let snap = load(&s).await?;
+    let snap = load(&cache, &s).await?;
     let period = nonempty(&q.period).unwrap_or("all");
     let window = if period == "all" {
         query::window(pb, &snap, None, None, at).map_err(bad_period)?
