@@ -14,6 +14,9 @@ use tandem_store::stamp::{self, Stamp};
 use tandem_store::{Store, StoreError};
 use tokio::sync::Mutex;
 
+use super::WebError;
+use axum::http::StatusCode;
+
 /// Longest a snapshot is reused without reading it again.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
 
@@ -29,23 +32,41 @@ pub struct SnapshotCache(Arc<Mutex<Option<Entry>>>);
 
 impl SnapshotCache {
     /// The current history: the kept one if nothing changed, else read anew.
-    pub async fn get(&self, store: &Store) -> Result<Arc<Snapshot>, StoreError> {
-        let mut kept = self.0.lock().await;
-        let mut c = store.conn().await?;
-        let now = stamp::stamp(&mut c).await?;
-        if let Some(e) = kept.as_ref() {
-            if e.stamp == now && e.read.elapsed() < MAX_AGE {
-                return Ok(e.snap.clone());
+    /// The read runs in its own task, so a request that times out while it
+    /// runs (a large store on a busy machine) still leaves the snapshot for
+    /// the next one.
+    pub async fn get(&self, store: &Store) -> Result<Arc<Snapshot>, WebError> {
+        let kept = self.0.clone();
+        let store = store.clone();
+        let task = tokio::spawn(async move {
+            let r: Result<Arc<Snapshot>, StoreError> = async {
+                let mut kept = kept.lock().await;
+                let mut c = store.conn().await?;
+                let now = stamp::stamp(&mut c).await?;
+                if let Some(e) = kept.as_ref() {
+                    if e.stamp == now && e.read.elapsed() < MAX_AGE {
+                        return Ok(e.snap.clone());
+                    }
+                }
+                // Drop the old one first so two full copies never live at once.
+                *kept = None;
+                let snap = Arc::new(repo::snapshot(&mut c).await?);
+                *kept = Some(Entry {
+                    stamp: now,
+                    read: Instant::now(),
+                    snap: snap.clone(),
+                });
+                Ok(snap)
             }
-        }
-        // Drop the old one first so two full copies never live at once.
-        *kept = None;
-        let snap = Arc::new(repo::snapshot(&mut c).await?);
-        *kept = Some(Entry {
-            stamp: now,
-            read: Instant::now(),
-            snap: snap.clone(),
+            .await;
+            r
         });
-        Ok(snap)
+        match task.await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(WebError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the history failed: {e}"),
+            )),
+        }
     }
 }

@@ -44,7 +44,7 @@ const INBOX_LIMIT: usize = 60;
 const STALLED_LIMIT: usize = 200;
 
 async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
-    Ok(cache.get(&s.store).await?)
+    cache.get(&s.store).await
 }
 
 fn bad_period(e: query::PeriodError) -> WebError {
