@@ -17,6 +17,7 @@ mod resources;
 pub mod segment;
 mod targets;
 pub mod telemetry;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -78,6 +79,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(telemetry::metrics))
         .merge(segment::routes())
         .nest("/api/v1", api)
+        .merge(web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(timeout))

@@ -1,0 +1,490 @@
+//! The dashboard from the outside, in-process: sign-in and sessions, CSRF,
+//! role rules, security headers, every page rendering, and lead moves from
+//! the SLA inbox landing in the lead's history. SQLite always, PostgreSQL
+//! when `TANDEM_TEST_POSTGRES_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use tandem_core::domain::{Person, Subject};
+use tandem_core::lifecycle::ManualMove;
+use tandem_core::playbook::{Playbook, STARTER};
+use tandem_core::Timestamp;
+use tandem_server::{app, AppState};
+use tandem_store::testing::TestDb;
+use tandem_store::tokens::{self, Role};
+use tandem_store::{lifecycle, repo};
+use tower::ServiceExt;
+
+/// 2026-01-01T00:00:00Z plus `h` hours.
+fn t(h: i64) -> Timestamp {
+    Timestamp::from_millis(1_767_225_600_000 + h * 3_600_000)
+}
+
+struct Web {
+    db: TestDb,
+    router: Router,
+    tokens: HashMap<Role, String>,
+}
+
+struct Res {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+/// Six people, all MQLs owned by `ann` (lead-0..lead-5).
+async fn setup(db: TestDb) -> Web {
+    let pb = Playbook::load(STARTER).playbook.unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    let mut tok = HashMap::new();
+    for role in Role::ALL {
+        let (_, s) = tokens::create(tx.conn(), role.as_str(), role, t(0))
+            .await
+            .unwrap();
+        tok.insert(role, s.expose().to_string());
+    }
+    for i in 0..6 {
+        let p = Person {
+            external_id: format!("lead-{i}"),
+            email: Some(format!("lead{i}@example.com")),
+            owner: Some("ann".into()),
+            source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
+            created_at: t(i),
+            ..Person::default()
+        };
+        let (id, _) = repo::upsert_person(tx.conn(), &p).await.unwrap();
+        let mv = ManualMove {
+            to: "mql",
+            at: t(10 + i),
+            actor: "seed",
+            reason: None,
+            note: None,
+        };
+        lifecycle::move_person(tx.conn(), &pb, id, &mv)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let state = AppState {
+        store: db.store.clone(),
+        playbook: Arc::new(pb).into(),
+    };
+    Web {
+        router: app(state),
+        db,
+        tokens: tok,
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find(r#"name="csrf" value=""#).expect("a csrf field") + 19;
+    html[at..at + 64].to_string()
+}
+
+fn cookie_of(res: &Res, name: &str) -> Option<String> {
+    res.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(str::to_string)
+}
+
+impl Web {
+    async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        cookie: &str,
+        form: Option<&str>,
+        fetch: bool,
+    ) -> Res {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !cookie.is_empty() {
+            req = req.header("cookie", cookie);
+        }
+        if fetch {
+            req = req.header("x-requested-with", "fetch");
+        }
+        let body = match form {
+            Some(f) => {
+                req = req.header("content-type", "application/x-www-form-urlencoded");
+                Body::from(f.to_string())
+            }
+            None => Body::empty(),
+        };
+        let res = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Res {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&self, uri: &str, cookie: &str) -> Res {
+        self.send(Method::GET, uri, cookie, None, false).await
+    }
+
+    /// Signs in with a role's token; returns the session cookie pair.
+    async fn sign_in(&self, role: Role) -> String {
+        let form = self.get("/login", "").await;
+        let nonce = cookie_of(&form, "tandem_login").unwrap();
+        let pair = nonce.split(';').next().unwrap().to_string();
+        let body = format!(
+            "token={}&csrf={}&next=%2F",
+            self.tokens[&role],
+            csrf_of(&form.body)
+        );
+        let res = self
+            .send(Method::POST, "/login", &pair, Some(&body), false)
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let c = cookie_of(&res, "tandem_session").unwrap();
+        c.split(';').next().unwrap().to_string()
+    }
+
+    async fn history(&self, ext: &str) -> Vec<tandem_core::domain::Transition> {
+        let mut c = self.db.store.conn().await.unwrap();
+        let p = repo::person_by_external(&mut c, ext)
+            .await
+            .unwrap()
+            .unwrap();
+        repo::transitions_of(&mut c, Subject::Person(p.id))
+            .await
+            .unwrap()
+    }
+
+    async fn cleanup(self) {
+        drop(self.router);
+        self.db.cleanup().await.unwrap();
+    }
+}
+
+async fn each(f: impl AsyncFn(&Web)) {
+    for db in TestDb::all().await.unwrap() {
+        let w = setup(db).await;
+        f(&w).await;
+        w.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_strict_httponly_session_and_pages_need_it() {
+    each(async |w: &Web| {
+        let res = w.get("/", "").await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(res.headers["location"], "/login?next=/");
+
+        let form = w.get("/login", "").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csp = form.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(form.headers["x-content-type-options"], "nosniff");
+
+        // Wrong CSRF nonce: refused before the token is even looked at.
+        let nonce = cookie_of(&form, "tandem_login").unwrap();
+        let pair = nonce.split(';').next().unwrap();
+        let token = &w.tokens[&Role::Viewer];
+        let bad = w
+            .send(
+                Method::POST,
+                "/login",
+                pair,
+                Some(&format!("token={token}&csrf=nope")),
+                false,
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::FORBIDDEN);
+        // Unknown token.
+        let body = format!("token=tdm_wrong&csrf={}", csrf_of(&form.body));
+        let unknown = w
+            .send(Method::POST, "/login", pair, Some(&body), false)
+            .await;
+        assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+        assert!(unknown.body.contains("unknown or revoked"));
+        // The right one.
+        let body = format!(
+            "token={token}&csrf={}&next=%2Fwaterfall",
+            csrf_of(&form.body)
+        );
+        let ok = w
+            .send(Method::POST, "/login", pair, Some(&body), false)
+            .await;
+        assert_eq!(ok.status, StatusCode::SEE_OTHER);
+        assert_eq!(ok.headers["location"], "/waterfall");
+        let c = cookie_of(&ok, "tandem_session").unwrap();
+        assert!(
+            c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+            "{c}"
+        );
+        let session = c.split(';').next().unwrap();
+        let page = w.get("/", session).await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("viewer"));
+
+        // Logging out needs the CSRF token and ends the session.
+        let out = w
+            .send(Method::POST, "/logout", session, Some("csrf=wrong"), false)
+            .await;
+        assert_eq!(out.status, StatusCode::FORBIDDEN);
+        let body = format!("csrf={}", csrf_of(&page.body));
+        let out = w
+            .send(Method::POST, "/logout", session, Some(&body), false)
+            .await;
+        assert_eq!(out.status, StatusCode::SEE_OTHER);
+        assert_eq!(w.get("/", session).await.status, StatusCode::SEE_OTHER);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_page_renders_and_roles_see_only_what_they_may_do() {
+    each(async |w: &Web| {
+        let viewer = w.sign_in(Role::Viewer).await;
+        let sales = w.sign_in(Role::Sales).await;
+        let admin = w.sign_in(Role::Admin).await;
+        for (path, expect) in [
+            ("/", "Overview"),
+            ("/waterfall", "Funnel"),
+            ("/waterfall?source=events&period=all", "source events"),
+            ("/sla", "lead-0"),
+            ("/stalled", "Stalled by stage"),
+            ("/attribution", "Conversions by model"),
+            ("/plan?revenue=100000", "Plan"),
+            ("/gaps?by=source", "MQL mix vs won mix"),
+        ] {
+            let res = w.get(path, &viewer).await;
+            assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.body);
+            assert!(res.body.contains(expect), "{path} lacks {expect}");
+            assert!(res.headers.contains_key("content-security-policy"));
+            assert!(!res.body.contains("style="), "{path} has inline style");
+        }
+        // Six MQLs waiting; the viewer is offered no moves, sales is.
+        let inbox = w.get("/sla", &viewer).await;
+        assert!(inbox.body.contains("6 waiting"), "{}", inbox.body);
+        assert!(!inbox.body.contains(r#"value="accept""#));
+        assert!(!inbox.body.contains(">Playbook</a>"));
+        let inbox = w.get("/sla", &sales).await;
+        assert_eq!(inbox.body.matches(r#"value="accept""#).count(), 6);
+        // Only admin has a playbook page; others get a friendly 403.
+        let res = w.get("/playbook", &sales).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert!(res.body.contains("The sales role cannot see the playbook"));
+        let res = w.get("/playbook", &admin).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(
+            res.body.contains("not_icp") && res.body.contains(">Playbook</a>"),
+            "{}",
+            res.body
+        );
+        // Bad filters are a 400 page naming the parameter.
+        let res = w.get("/waterfall?from=yesterday", &viewer).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert!(res.body.contains("from:"), "{}", res.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn inbox_moves_check_csrf_and_role_and_land_in_history() {
+    each(async |w: &Web| {
+        let sales = w.sign_in(Role::Sales).await;
+        let viewer = w.sign_in(Role::Viewer).await;
+        let csrf = csrf_of(&w.get("/sla", &sales).await.body);
+        let before = w.history("lead-1").await.len();
+
+        // Wrong CSRF token or a role that cannot move: nothing is appended.
+        let res = w
+            .send(
+                Method::POST,
+                "/sla/lead-1",
+                &sales,
+                Some("csrf=x&action=accept"),
+                true,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        let vcsrf = csrf_of(&w.get("/sla", &viewer).await.body);
+        let res = w
+            .send(
+                Method::POST,
+                "/sla/lead-1",
+                &viewer,
+                Some(&format!("csrf={vcsrf}&action=accept")),
+                true,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert_eq!(w.history("lead-1").await.len(), before);
+
+        // Accept in place: the answer is the lead's new card.
+        let res = w
+            .send(
+                Method::POST,
+                "/sla/lead-1",
+                &sales,
+                Some(&format!("csrf={csrf}&action=accept")),
+                true,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert!(
+            res.body.starts_with("<article") && res.body.contains("now in sal"),
+            "{}",
+            res.body
+        );
+        let h = w.history("lead-1").await;
+        let last = h.last().unwrap();
+        assert_eq!((last.to.as_str(), last.actor.as_str()), ("sal", "sales"));
+
+        // Reject needs a reason; with one (and a note) it disqualifies.
+        let res = w
+            .send(
+                Method::POST,
+                "/sla/lead-2",
+                &sales,
+                Some(&format!("csrf={csrf}&action=reject&reason=")),
+                true,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.body.contains("Choose a reason"));
+        // A reason that does not apply to disqualifying is refused by the rules.
+        let res = w
+            .send(
+                Method::POST,
+                "/sla/lead-2",
+                &sales,
+                Some(&format!("csrf={csrf}&action=reject&reason=no_response")),
+                true,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(res.body.contains("does not apply"), "{}", res.body);
+        // Without script: a full-page post and a redirect back.
+        let res = w
+            .send(
+                Method::POST,
+                "/sla/lead-2",
+                &sales,
+                Some(&format!(
+                    "csrf={csrf}&action=reject&reason=not_icp&note=student+project&owner=ann"
+                )),
+                false,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            res.headers["location"],
+            "/sla?moved=lead-2&to=disqualified&owner=ann"
+        );
+        let last = w.history("lead-2").await.pop().unwrap();
+        assert_eq!(last.to, "disqualified");
+        assert_eq!(last.reason.as_deref(), Some("not_icp"));
+        assert_eq!(last.note.as_deref(), Some("student project"));
+
+        // Recycle goes to the recycle off-ramp; the inbox now has 3 waiting.
+        let res = w
+            .send(
+                Method::POST,
+                "/sla/lead-3",
+                &sales,
+                Some(&format!("csrf={csrf}&action=recycle&reason=no_response")),
+                true,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+        assert_eq!(w.history("lead-3").await.pop().unwrap().to, "recycled");
+        let inbox = w.get("/sla", &sales).await;
+        assert!(inbox.body.contains("3 waiting"), "{}", inbox.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_revoked_token_ends_its_sessions() {
+    each(async |w: &Web| {
+        let session = w.sign_in(Role::Marketing).await;
+        assert_eq!(w.get("/", &session).await.status, StatusCode::OK);
+        let mut c = w.db.store.conn().await.unwrap();
+        tokens::revoke(&mut c, "marketing", t(100)).await.unwrap();
+        drop(c);
+        let res = w.get("/", &session).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn assets_are_embedded() {
+    each(async |w: &Web| {
+        let css = w.get("/assets/app.css", "").await;
+        assert_eq!(css.status, StatusCode::OK);
+        assert!(css.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css"));
+        assert!(css.body.contains("prefers-color-scheme: dark"));
+        let js = w.get("/assets/app.js", "").await;
+        assert!(js.body.contains("X-Requested-With"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_store_stamp_changes_on_every_insert_and_move() {
+    each(async |w: &Web| {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let mut c = w.db.store.conn().await.unwrap();
+        let s0 = tandem_store::stamp::stamp(&mut c).await.unwrap();
+        // Six people and six transitions from the setup.
+        assert_eq!(s0.0[1], 6);
+        assert!(s0.0[6] >= 6);
+        assert_eq!(tandem_store::stamp::stamp(&mut c).await.unwrap(), s0);
+        let p = repo::person_by_external(&mut c, "lead-4")
+            .await
+            .unwrap()
+            .unwrap();
+        let mv = ManualMove {
+            to: "sal",
+            at: t(50),
+            actor: "test",
+            reason: None,
+            note: None,
+        };
+        lifecycle::move_person(&mut c, &pb, p.id, &mv)
+            .await
+            .unwrap();
+        let s1 = tandem_store::stamp::stamp(&mut c).await.unwrap();
+        assert_eq!(s1.0[6], s0.0[6] + 1);
+        let (_, _) = repo::upsert_person(
+            &mut c,
+            &Person {
+                external_id: "lead-new".into(),
+                created_at: t(60),
+                ..Person::default()
+            },
+        )
+        .await
+        .unwrap();
+        let s2 = tandem_store::stamp::stamp(&mut c).await.unwrap();
+        assert_eq!(s2.0[1], 7);
+        drop(c);
+    })
+    .await;
+}
