@@ -13,6 +13,7 @@ pub mod query;
 pub mod repo;
 pub mod testing;
 pub mod tokens;
+pub mod weekly;
 
 use std::fmt;
 use std::str::FromStr;

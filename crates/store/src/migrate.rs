@@ -9,6 +9,7 @@ use crate::{Backend, Store, StoreError};
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "tokens", include_str!("../migrations/0002_tokens.sql")),
+    (6, "weekly", include_str!("../migrations/0006_weekly.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {
@@ -42,7 +43,14 @@ pub(crate) async fn run(store: &Store) -> Result<(), StoreError> {
                 known,
             });
         }
-        if *version <= applied {
+        // Versions need not be contiguous (branches number their migrations
+        // ahead), so check each version, not just the highest applied.
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM tandem_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(tx.conn())
+                .await?;
+        if done.is_some() {
             continue;
         }
         tracing::info!(

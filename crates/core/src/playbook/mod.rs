@@ -7,6 +7,7 @@
 pub mod criteria;
 mod diagnostic;
 mod raw;
+mod report;
 mod starter;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -21,6 +22,7 @@ pub use starter::STARTER;
 
 use crate::money::Currency;
 use raw::{RawPlaybook, S};
+pub use report::{email_problem, ReportConfig, SmtpConfig, RECIPIENT_LISTS};
 
 /// The team a stage, goal or SLA belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -270,6 +272,8 @@ pub struct Playbook {
     pub goals: Vec<Goal>,
     /// `[import.<kind>]` column → field maps for the generic importer.
     pub import: BTreeMap<String, BTreeMap<String, String>>,
+    /// `[report]`: recipients, delivery and schedule of the weekly report.
+    pub report: Option<ReportConfig>,
 }
 
 /// The result of loading a playbook: the playbook when there is no error, and
@@ -546,6 +550,7 @@ impl Checker<'_> {
         let channels = self.matchers(&raw.channels, Scope::Channel);
 
         let goals = self.goals(&raw.goals, &personas, &segments);
+        let report = self.report(raw.report);
 
         Some(Playbook {
             company: company?,
@@ -558,6 +563,7 @@ impl Checker<'_> {
             channels,
             goals,
             import: raw.import,
+            report,
         })
     }
 

@@ -30,6 +30,8 @@ pub(crate) struct RawPlaybook {
     pub goals: Vec<S<RawGoal>>,
     #[serde(default)]
     pub import: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    pub report: Option<S<super::report::RawReport>>,
 }
 
 #[derive(Deserialize)]
