@@ -13,3 +13,4 @@ pub mod quality;
 pub mod scorecard;
 pub mod serve;
 pub mod sla;
+pub mod weekly;
