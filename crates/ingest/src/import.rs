@@ -13,6 +13,7 @@ use tandem_core::playbook::{Playbook, StageKind};
 use tandem_core::Timestamp;
 use tandem_store::lifecycle as engine;
 use tandem_store::repo::{self, Upsert};
+use tandem_store::write::{self, merge_account, merge_person};
 use tandem_store::{AnyConnection, Store, StoreError};
 
 use crate::csvread::{CsvError, CsvSource};
@@ -244,10 +245,9 @@ pub async fn import_reader<R: Read>(
         for (pid, stages) in crm_stages {
             summary.transitions += apply_crm_stages(tx.conn(), pb, pid, stages).await?;
         }
-        for pid in touched {
-            summary.transitions +=
-                engine::advance(tx.conn(), pb, pid, opts.now).await?.len() as u64;
-        }
+        summary.transitions += write::reevaluate(tx.conn(), pb, touched, opts.now)
+            .await?
+            .len() as u64;
         tx.commit().await?;
         progress(src.position(), &summary);
     }
@@ -434,43 +434,6 @@ async fn apply_record(
                 Err(e) => Ok(Err(e.to_string())),
             }
         }
-    }
-}
-
-/// Fills what a row leaves empty from what is stored: a file without a
-/// column (or with a blank cell) never erases a value another import or the
-/// API set. Custom fields merge key by key.
-fn merge_person(new: &mut Person, old: &Person) {
-    macro_rules! keep {
-        ($($f:ident),*) => { $( if new.$f.is_none() { new.$f = old.$f.clone(); } )* };
-    }
-    keep!(
-        email, first_name, last_name, title, account_id, persona, segment, country, source, owner
-    );
-    for (k, v) in &old.custom {
-        new.custom.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-}
-
-/// [`merge_person`] for accounts. `target` is kept when the file says false
-/// only because it has no such column.
-fn merge_account(new: &mut Account, old: &Account) {
-    macro_rules! keep {
-        ($($f:ident),*) => { $( if new.$f.is_none() { new.$f = old.$f.clone(); } )* };
-    }
-    keep!(
-        name,
-        domain,
-        industry,
-        employees,
-        annual_revenue,
-        segment,
-        tier,
-        owner
-    );
-    new.target = new.target || old.target;
-    for (k, v) in &old.custom {
-        new.custom.entry(k.clone()).or_insert_with(|| v.clone());
     }
 }
 

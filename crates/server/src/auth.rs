@@ -18,10 +18,14 @@ use crate::AppState;
 pub enum Action {
     /// Read anything (people, metrics).
     Read,
-    /// Move leads: accept, reject (and later activities, feedback).
+    /// Move leads: accept, reject, recycle, stage moves; log activities and deals.
     MoveLeads,
     /// Edit campaigns, touches and content.
     EditCampaigns,
+    /// Edit accounts (both teams work target accounts).
+    EditAccounts,
+    /// Write and move feedback items (both teams).
+    Feedback,
     /// Everything else: playbook, tokens.
     Administer,
 }
@@ -32,18 +36,25 @@ impl Action {
             Action::Read => "read",
             Action::MoveLeads => "move leads",
             Action::EditCampaigns => "edit campaigns or touches",
+            Action::EditAccounts => "edit accounts",
+            Action::Feedback => "write feedback",
             Action::Administer => "administer tandem",
         }
     }
 }
 
 /// The role rules: viewer reads; sales also moves leads; marketing also
-/// edits campaigns and touches; admin does everything.
+/// edits campaigns and touches; both edit accounts and write feedback;
+/// admin does everything.
 pub fn allows(role: Role, action: Action) -> bool {
+    let both = matches!(
+        action,
+        Action::Read | Action::EditAccounts | Action::Feedback
+    );
     match role {
         Role::Admin => true,
-        Role::Sales => matches!(action, Action::Read | Action::MoveLeads),
-        Role::Marketing => matches!(action, Action::Read | Action::EditCampaigns),
+        Role::Sales => both || action == Action::MoveLeads,
+        Role::Marketing => both || action == Action::EditCampaigns,
         Role::Viewer => action == Action::Read,
     }
 }

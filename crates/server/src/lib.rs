@@ -8,7 +8,10 @@ pub mod auth;
 pub mod error;
 mod extract;
 mod metrics;
+pub mod openapi;
 mod people;
+pub mod playbook;
+mod resources;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 pub use error::ApiError;
+pub use playbook::SharedPlaybook;
 
 /// Largest accepted request body.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -37,7 +41,15 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
-    pub playbook: Arc<Playbook>,
+    /// Swappable at runtime by `PUT /api/v1/playbook`.
+    pub playbook: SharedPlaybook,
+}
+
+impl AppState {
+    /// The playbook requests are answered with.
+    pub fn playbook(&self) -> Arc<Playbook> {
+        self.playbook.get()
+    }
 }
 
 /// The whole HTTP API.
@@ -49,10 +61,13 @@ pub fn app(state: AppState) -> Router {
         .route("/people/{external_id}/reject", post(people::reject))
         .route("/metrics/funnel", get(metrics::funnel))
         .route("/metrics/waterfall", get(metrics::waterfall))
-        .route("/metrics/stalled", get(metrics::stalled));
+        .route("/metrics/stalled", get(metrics::stalled))
+        .route("/playbook", get(playbook::show).put(playbook::replace))
+        .merge(resources::routes());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/openapi.json", get(openapi::document))
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -14,10 +14,12 @@ use tandem_store::{query, repo};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// `by`, `cohort`, `unique`, `as_of`, `from`, `to` (as `tandem funnel`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FunnelQuery {
     by: Option<String>,
     cohort: Option<String>,
@@ -29,7 +31,8 @@ pub struct FunnelQuery {
 }
 
 async fn compute(s: &AppState, q: &FunnelQuery) -> Result<Waterfall, ApiError> {
-    let pb = &*s.playbook;
+    let pb = s.playbook();
+    let pb = &*pb;
     let snap = {
         let mut c = s.store.conn().await?;
         repo::snapshot(&mut c).await?
@@ -60,6 +63,14 @@ async fn compute(s: &AppState, q: &FunnelQuery) -> Result<Waterfall, ApiError> {
 }
 
 /// `GET /api/v1/metrics/waterfall`: everything `tandem waterfall --format json` prints.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/waterfall",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(FunnelQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn waterfall(
     State(s): State<AppState>,
@@ -95,6 +106,14 @@ pub struct FunnelStage {
 
 /// `GET /api/v1/metrics/funnel`: the cohort view (`tandem funnel`): per
 /// group, each stage from the cohort stage on with count and conversion.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/funnel",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(FunnelQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn funnel(
     State(s): State<AppState>,
@@ -131,7 +150,8 @@ pub async fn funnel(
 }
 
 /// `as_of`, `owner` (as `tandem stalled`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StalledQuery {
     as_of: Option<String>,
     owner: Option<String>,
@@ -145,6 +165,14 @@ pub struct Stalled {
 
 /// `GET /api/v1/metrics/stalled`: leads in a stage longer than its
 /// `max_days`, oldest first (`tandem stalled --format json`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/stalled",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(StalledQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn stalled(
     State(s): State<AppState>,
@@ -152,7 +180,8 @@ pub async fn stalled(
     ApiQuery(q): ApiQuery<StalledQuery>,
 ) -> Result<Json<Stalled>, ApiError> {
     caller.require(Action::Read)?;
-    let pb = &*s.playbook;
+    let pb = s.playbook();
+    let pb = &*pb;
     let as_of = query::as_of(pb, q.as_of.as_deref(), now())
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(e.field())))?;
     let snap = {

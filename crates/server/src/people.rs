@@ -13,13 +13,15 @@ use tandem_store::repo;
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// Default and largest page size.
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     limit: Option<i64>,
     cursor: Option<String>,
@@ -33,6 +35,14 @@ pub struct Page {
 }
 
 /// `GET /api/v1/people?limit=&cursor=`: people by id, `limit` per page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/people",
+    tag = "people",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all, fields(page.limit = q.limit))]
 pub async fn list(
     State(s): State<AppState>,
@@ -86,6 +96,14 @@ async fn find(c: &mut tandem_store::AnyConnection, ext: &str) -> Result<Person, 
 }
 
 /// `GET /api/v1/people/{external_id}`: the person, current stage and history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/people/{external_id}",
+    tag = "people",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -104,19 +122,19 @@ pub async fn show(
 }
 
 /// Body of accept and reject.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
     /// Who moves the lead (default: the token's name).
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Reason code from the playbook (required to reject).
-    reason: Option<String>,
-    note: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) note: Option<String>,
     /// Reject to the recycle stage instead of disqualifying.
     #[serde(default)]
-    recycle: bool,
+    pub(crate) recycle: bool,
     /// When the move happened (default: now); ISO 8601.
-    at: Option<String>,
+    pub(crate) at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -126,10 +144,15 @@ pub struct Moved {
     stage: Stage,
 }
 
+/// Where a move goes.
 #[derive(Clone, Copy)]
-enum Pick {
+pub(crate) enum Pick<'a> {
     Accept,
     Reject,
+    /// The recycle off-ramp (reason required).
+    Recycle,
+    /// A named stage.
+    Stage(&'a str),
 }
 
 fn rule(e: lifecycle::LifecycleError) -> ApiError {
@@ -143,21 +166,34 @@ fn rule(e: lifecycle::LifecycleError) -> ApiError {
     ApiError::unprocessable("rule_refused", e.to_string(), field)
 }
 
-async fn apply(
+/// Applies a manual move to the person `ext` (sales, admin) in one
+/// transaction: nothing is stored when the rules refuse.
+pub(crate) async fn apply(
     s: &AppState,
     caller: &Caller,
     ext: &str,
     b: MoveBody,
-    pick: Pick,
+    pick: Pick<'_>,
 ) -> Result<Moved, ApiError> {
     caller.require(Action::MoveLeads)?;
-    let pb = &*s.playbook;
-    if matches!(pick, Pick::Reject) && b.reason.as_deref().is_none_or(str::is_empty) {
+    let pb = s.playbook();
+    let pb = &*pb;
+    if matches!(pick, Pick::Reject | Pick::Recycle) && b.reason.as_deref().is_none_or(str::is_empty)
+    {
         return Err(ApiError::unprocessable(
             "reason_required",
-            "rejecting a lead needs a reason code from the playbook",
+            "rejecting or recycling a lead needs a reason code from the playbook",
             Some("reason"),
         ));
+    }
+    if let Pick::Stage(st) = pick {
+        if pb.stage(st).is_none() {
+            return Err(ApiError::unprocessable(
+                "unknown_stage",
+                format!("`{st}` is not a stage of the playbook"),
+                Some("stage"),
+            ));
+        }
     }
     let at = match &b.at {
         Some(t) => Timestamp::parse(t)
@@ -171,6 +207,8 @@ async fn apply(
         target: match pick {
             Pick::Accept => engine::Target::Accept,
             Pick::Reject => engine::Target::Reject { recycle: b.recycle },
+            Pick::Recycle => engine::Target::Reject { recycle: true },
+            Pick::Stage(st) => engine::Target::Stage(st),
         },
         at,
         actor: &actor,
@@ -196,6 +234,15 @@ async fn apply(
 }
 
 /// `POST /api/v1/people/{external_id}/accept` (sales, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/people/{external_id}/accept",
+    tag = "transitions",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    request_body = MoveBody,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn accept(
     State(s): State<AppState>,
@@ -207,6 +254,15 @@ pub async fn accept(
 }
 
 /// `POST /api/v1/people/{external_id}/reject` (sales, admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/people/{external_id}/reject",
+    tag = "transitions",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "External id")),
+    request_body = MoveBody,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body or refused by the rules", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn reject(
     State(s): State<AppState>,

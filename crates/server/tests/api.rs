@@ -106,7 +106,7 @@ impl TestAppBuilder {
         tx.commit().await.unwrap();
         let state = AppState {
             store: db.store.clone(),
-            playbook: Arc::new(pb),
+            playbook: Arc::new(pb).into(),
         };
         TestApp {
             router: app(state.clone()),
@@ -523,7 +523,8 @@ async fn pagination_returns_every_person_exactly_once() {
 #[tokio::test]
 async fn funnel_and_waterfall_equal_the_core_computation() {
     each(async |app| {
-        let pb = &*app.state.playbook;
+        let pb = app.state.playbook();
+        let pb = &*pb;
         let snap = {
             let mut c = app.db.store.conn().await.unwrap();
             repo::snapshot(&mut c).await.unwrap()
@@ -580,7 +581,8 @@ async fn funnel_and_waterfall_equal_the_core_computation() {
 #[tokio::test]
 async fn stalled_equals_the_core_computation() {
     each(async |app| {
-        let pb = &*app.state.playbook;
+        let pb = app.state.playbook();
+        let pb = &*pb;
         let snap = {
             let mut c = app.db.store.conn().await.unwrap();
             repo::snapshot(&mut c).await.unwrap()

@@ -7,13 +7,17 @@
 //! transaction ([`Store::begin`]) and on a pooled connection.
 
 mod error;
+pub mod feedback;
 pub mod lifecycle;
 mod migrate;
+pub mod numbers;
+pub mod pages;
 pub mod query;
 pub mod repo;
 pub mod testing;
 pub mod tokens;
 pub mod weekly;
+pub mod write;
 
 use std::fmt;
 use std::str::FromStr;

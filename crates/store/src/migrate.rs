@@ -9,6 +9,11 @@ use crate::{Backend, Store, StoreError};
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "schema", include_str!("../migrations/0001_schema.sql")),
     (2, "tokens", include_str!("../migrations/0002_tokens.sql")),
+    (
+        3,
+        "feedback",
+        include_str!("../migrations/0003_feedback.sql"),
+    ),
     (6, "weekly", include_str!("../migrations/0006_weekly.sql")),
 ];
 

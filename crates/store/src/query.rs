@@ -135,3 +135,43 @@ pub fn window(
     };
     Window::new(from, to).map_err(|_| PeriodError::Empty { from, to })
 }
+
+/// The window of ISO week `YYYY-Www` (e.g. `2026-W48`): Monday 00:00 to the
+/// next Monday 00:00 in the company timezone, with its canonical label.
+/// Shared by `tandem sla --week` and the API's `week` parameter.
+pub fn iso_week(pb: &Playbook, s: &str) -> Result<(String, Window), WeekError> {
+    use jiff::civil::{Date, ISOWeekDate, Time, Weekday};
+    let bad = || WeekError(s.to_string());
+    let (y, w) = s.split_once("-W").ok_or_else(bad)?;
+    let year: i16 = y.parse().map_err(|_| bad())?;
+    let week: i8 = w.parse().map_err(|_| bad())?;
+    let monday = ISOWeekDate::new(year, week, Weekday::Monday)
+        .map_err(|_| bad())?
+        .date();
+    let next = monday
+        .checked_add(jiff::Span::new().days(7))
+        .map_err(|_| bad())?;
+    let tz = &pb.company.timezone;
+    let at = |d: Date| -> Result<Timestamp, WeekError> {
+        let ts = tz
+            .to_timestamp(d.to_datetime(Time::midnight()))
+            .map_err(|_| bad())?;
+        Ok(Timestamp::from_millis(ts.as_millisecond()))
+    };
+    let window = Window::new(at(monday)?, at(next)?).map_err(|_| bad())?;
+    Ok((format!("{year}-W{week:02}"), window))
+}
+
+/// A week that is not an ISO week.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid week `{0}`: expected an ISO week such as 2026-W48")]
+pub struct WeekError(pub String);
+
+/// The stage MQLs are counted in: the sales SLA's stage, or `mql`.
+pub fn mql_stage(pb: &Playbook) -> String {
+    pb.sla
+        .sales
+        .as_ref()
+        .map(|s| s.stage.clone())
+        .unwrap_or_else(|| "mql".into())
+}

@@ -43,10 +43,10 @@ fn ts(v: i64) -> Timestamp {
 
 // ---------------------------------------------------------------- accounts
 
-const ACCOUNT_COLS: &str =
+pub(crate) const ACCOUNT_COLS: &str =
     "id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom";
 
-fn account_row(r: &AnyRow) -> Result<Account, StoreError> {
+pub(crate) fn account_row(r: &AnyRow) -> Result<Account, StoreError> {
     Ok(Account {
         id: r.try_get("id")?,
         external_id: r.try_get("external_id")?,
@@ -289,10 +289,10 @@ pub async fn upsert_person(c: &mut AnyConnection, p: &Person) -> Result<(i64, Up
 
 // ----------------------------------------------------------------- touches
 
-const TOUCH_COLS: &str =
+pub(crate) const TOUCH_COLS: &str =
     "id, external_id, person_id, at, kind, channel, campaign, source, medium, cost";
 
-fn touch_row(r: &AnyRow) -> Result<Touch, StoreError> {
+pub(crate) fn touch_row(r: &AnyRow) -> Result<Touch, StoreError> {
     Ok(Touch {
         id: r.try_get("id")?,
         external_id: r.try_get("external_id")?,
@@ -386,9 +386,9 @@ pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upse
 
 // -------------------------------------------------------------- activities
 
-const ACTIVITY_COLS: &str = "id, external_id, person_id, at, kind, actor, outcome";
+pub(crate) const ACTIVITY_COLS: &str = "id, external_id, person_id, at, kind, actor, outcome";
 
-fn activity_row(r: &AnyRow) -> Result<Activity, StoreError> {
+pub(crate) fn activity_row(r: &AnyRow) -> Result<Activity, StoreError> {
     let kind: String = r.try_get("kind")?;
     Ok(Activity {
         id: r.try_get("id")?,
@@ -477,10 +477,10 @@ pub async fn upsert_activity(
 
 // ------------------------------------------------------------------- deals
 
-const DEAL_COLS: &str =
+pub(crate) const DEAL_COLS: &str =
     "id, external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind";
 
-fn deal_row(r: &AnyRow) -> Result<Deal, StoreError> {
+pub(crate) fn deal_row(r: &AnyRow) -> Result<Deal, StoreError> {
     let currency: String = r.try_get("currency")?;
     let status: String = r.try_get("status")?;
     Ok(Deal {
@@ -589,10 +589,10 @@ pub async fn upsert_deal(c: &mut AnyConnection, d: &Deal) -> Result<(i64, Upsert
 
 // --------------------------------------------------------------- campaigns
 
-const CAMPAIGN_COLS: &str =
+pub(crate) const CAMPAIGN_COLS: &str =
     "id, external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner";
 
-fn campaign_row(r: &AnyRow) -> Result<Campaign, StoreError> {
+pub(crate) fn campaign_row(r: &AnyRow) -> Result<Campaign, StoreError> {
     Ok(Campaign {
         id: r.try_get("id")?,
         external_id: r.try_get("external_id")?,

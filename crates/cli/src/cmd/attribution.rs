@@ -6,16 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
-use tandem_core::attribution::journeys::{
-    build_paths, By, Conversion, JourneyOptions, DEFAULT_LOOKBACK_DAYS, NO_KEY,
-};
+use tandem_core::attribution::journeys::{By, Conversion, DEFAULT_LOOKBACK_DAYS};
 use tandem_core::attribution::{
     attribute, parse_paths, totals, AttributionError, Credit, Model, Path, DEFAULT_DIRECT,
 };
-use tandem_core::facts::channel_of;
-use tandem_core::playbook::Playbook;
-use tandem_core::Timestamp;
-use tandem_store::repo::Snapshot;
+use tandem_store::numbers as shared;
 
 use crate::cmd::numbers::{self, local, AsOf};
 use crate::ctx::Ctx;
@@ -285,39 +280,13 @@ fn from_file(file: &std::path::Path) -> Result<Input> {
 async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
     let pb = ctx.playbook()?;
     let as_of = a.as_of.get(&pb)?;
-    let conversion = if a.conversion == "won" {
-        Conversion::Won
-    } else if pb.stages.iter().any(|s| s.id == a.conversion) {
-        Conversion::Stage(a.conversion.clone())
-    } else {
-        let ids: Vec<&str> = pb.stages.iter().map(|s| s.id.as_str()).collect();
-        bail!(
-            "unknown --conversion `{}`; use `won` or a stage id: {}",
-            a.conversion,
-            ids.join(", ")
-        );
-    };
-    if a.lookback < 0 {
-        bail!("--lookback must be a number of days >= 0");
-    }
     let by = match a.by {
         ByArg::Channel => By::Channel,
         ByArg::Campaign => By::Campaign,
     };
     let snap = numbers::load(ctx).await?;
-    let j = build_paths(
-        &pb,
-        &snap.people,
-        &snap.touches,
-        &snap.deals,
-        &snap.transitions,
-        &JourneyOptions {
-            conversion: conversion.clone(),
-            by,
-            lookback_days: a.lookback,
-            as_of,
-        },
-    );
+    let j = shared::stored_paths(&pb, &snap, &a.conversion, by, a.lookback, as_of)?;
+    let conversion = j.conversion.clone();
     let currency = pb.company.currency;
     let mut notes = vec![format!(
         "conversion {}, lookback {} days, value and spend in {currency}",
@@ -344,7 +313,7 @@ async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
         source: format!("the store by {} as of {}", by_name(by), local(&pb, as_of)),
         value_divisor: 100.0,
         value_digits: 2,
-        spend: Some(spend(&pb, &snap, by, as_of)),
+        spend: Some(shared::spend(&pb, &snap, by, as_of)),
         notes,
     })
 }
@@ -354,50 +323,4 @@ fn by_name(by: By) -> &'static str {
         By::Channel => "channel",
         By::Campaign => "campaign",
     }
-}
-
-/// Spend per channel (or campaign) in minor units: the `cost` of every stored
-/// campaign that started by `as_of` (or has no start), plus the `cost` of
-/// touches by `as_of` whose campaign is not a stored campaign (a stored
-/// campaign's cost already includes its touches).
-fn spend(pb: &Playbook, snap: &Snapshot, by: By, as_of: Timestamp) -> BTreeMap<String, i64> {
-    let mut out: BTreeMap<String, i64> = BTreeMap::new();
-    let known: BTreeSet<&str> = snap
-        .campaigns
-        .iter()
-        .map(|c| c.external_id.as_str())
-        .collect();
-    for c in &snap.campaigns {
-        if c.starts_at.is_some_and(|s| s > as_of) {
-            continue;
-        }
-        let key = match by {
-            By::Channel => c.channel.clone(),
-            By::Campaign => Some(c.external_id.clone()),
-        };
-        let key = key
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| NO_KEY.into());
-        *out.entry(key).or_default() += c.cost.unwrap_or(0);
-    }
-    let people: BTreeMap<i64, &tandem_core::domain::Person> =
-        snap.people.iter().map(|p| (p.id, p)).collect();
-    for t in &snap.touches {
-        let Some(cost) = t.cost else { continue };
-        if t.at > as_of || t.campaign.as_deref().is_some_and(|c| known.contains(c)) {
-            continue;
-        }
-        let key = match by {
-            By::Channel => people
-                .get(&t.person_id)
-                .and_then(|p| channel_of(pb, t, p))
-                .or(t.channel.clone()),
-            By::Campaign => t.campaign.clone(),
-        };
-        let key = key
-            .filter(|k| !k.is_empty())
-            .unwrap_or_else(|| NO_KEY.into());
-        *out.entry(key).or_default() += cost;
-    }
-    out
 }

@@ -1,19 +1,13 @@
 //! `tandem plan`: the reverse waterfall from a revenue target.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use tandem_core::metrics::plan::{
-    average_won_deal_size, historic_median_days_for, historic_rates_for, reverse_waterfall,
-    won_stage, Plan,
-};
-use tandem_core::metrics::waterfall::{current_stage_counts, waterfall, WaterfallOptions};
-use tandem_core::metrics::{funnel_ids, period_window, Grouping, ALL};
-use tandem_core::playbook::Period as Calendar;
+use tandem_core::metrics::plan::Plan;
 use tandem_core::Money;
+use tandem_store::numbers as numbers_shared;
 
 use crate::cmd::numbers::{self, local, major, num, Period};
 use crate::ctx::Ctx;
@@ -42,17 +36,7 @@ pub struct PlanArgs {
     period: Period,
 }
 
-fn parse_rates(s: &str) -> Result<Vec<f64>> {
-    s.split(',')
-        .map(|r| {
-            r.trim()
-                .parse::<f64>()
-                .with_context(|| format!("invalid rate `{r}`: expected a number such as 0.25"))
-        })
-        .collect()
-}
-
-/// `tandem plan`.
+/// `tandem plan` (computed by `tandem_store::numbers::plan`, as the API's).
 pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
     let pb = ctx.playbook()?;
     let currency = pb.company.currency;
@@ -67,126 +51,35 @@ pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let funnel = funnel_ids(&pb);
-    let stages: Vec<String> = if a.stages.is_empty() {
-        let won = won_stage(&pb).context("the playbook has no funnel stages")?;
-        let end = funnel.iter().position(|s| *s == won).unwrap_or(0);
-        funnel[..=end].to_vec()
-    } else {
-        let mut last = None;
-        for s in &a.stages {
-            let Some(i) = funnel.iter().position(|f| f == s) else {
-                bail!(
-                    "`{s}` is not a funnel stage; the funnel is {}",
-                    funnel.join(", ")
-                );
-            };
-            if last.is_some_and(|l| i <= l) {
-                bail!("--stages must be in funnel order ({})", funnel.join(", "));
-            }
-            last = Some(i);
-        }
-        a.stages.clone()
-    };
-    let given = if a.rates == "historic" {
-        None
-    } else {
-        let r = parse_rates(&a.rates)?;
-        if r.len() + 1 != stages.len() {
-            bail!(
-                "{} rates given but the plan has {} stages ({}), which need {}; name the stages with --stages, e.g. --stages {}",
-                r.len(),
-                stages.len(),
-                stages.join(", "),
-                stages.len().saturating_sub(1),
-                stages.iter().take(r.len()).chain(stages.last()).cloned().collect::<Vec<_>>().join(",")
-            );
-        }
-        Some(r)
-    };
-
+    let given = numbers_shared::parse_rates(&a.rates)?;
     let snap = numbers::load(ctx).await?;
     let as_of = a.period.as_of(&pb)?;
     let window = a.period.window(&pb, &snap, as_of)?;
-    let groups =
-        a.by.as_deref()
-            .map(|by| numbers::group_by(&pb, &snap, by))
-            .transpose()?;
-    let grouping = match &groups {
-        Some(g) => Grouping::Map(g),
-        None => Grouping::All,
-    };
-    let mut opts = WaterfallOptions::new(window, as_of);
-    opts.cohort_stage = stages.first().cloned();
-    opts.grouping = grouping;
-    let w = waterfall(&pb, &snap.transitions, &snap.deals, &opts)?;
-    let sizes = average_won_deal_size(&snap.deals, as_of, grouping);
-    let current = current_stage_counts(&pb, &snap.transitions, as_of, grouping);
-    let quarter = period_window(Calendar::Quarter, as_of, &pb.company.timezone)?;
-
-    let mut names: Vec<String> = w.groups.iter().map(|g| g.group.clone()).collect();
-    if names.is_empty() {
-        names.push(ALL.to_string());
-    }
-    let mut plans: Vec<(String, Result<Plan>)> = Vec::new();
-    for name in names {
-        let g = w.groups.iter().find(|g| g.group == name);
-        let result = (|| -> Result<Plan> {
-            let size = match deal_size {
-                Some(s) => s,
-                None => match sizes.get(&name) {
-                    Some(&(_, mean)) if mean > 0 => mean,
-                    _ => bail!("no won deals with an amount to average; pass --deal-size"),
-                },
+    let report = numbers_shared::plan(
+        &pb,
+        &snap,
+        &numbers_shared::PlanParams {
+            revenue,
+            deal_size,
+            rates: given.clone(),
+            stages: a.stages.clone(),
+            by: a.by.clone(),
+            window,
+            as_of,
+        },
+    )?;
+    let quarter_to = report.quarter_end;
+    let plans: Vec<(String, Result<Plan, String>)> = report
+        .plans
+        .into_iter()
+        .map(|g| {
+            let r = match (g.plan, g.error) {
+                (Some(p), _) => Ok(p),
+                (None, e) => Err(e.unwrap_or_default()),
             };
-            let rates = match &given {
-                Some(r) => r.clone(),
-                None => {
-                    let hist = g
-                        .map(|g| historic_rates_for(g, &stages))
-                        .unwrap_or_default();
-                    let mut out = Vec::new();
-                    for (i, pair) in stages.windows(2).enumerate() {
-                        match hist.get(i).copied().flatten() {
-                            Some(r) if r > 0.0 => out.push(r),
-                            _ => bail!(
-                                "no historic conversion from {} to {} in the period; pass --rates",
-                                pair[0],
-                                pair[1]
-                            ),
-                        }
-                    }
-                    out
-                }
-            };
-            let days = g
-                .map(|g| historic_median_days_for(g, &stages))
-                .unwrap_or_default();
-            let counts: BTreeMap<&str, u64> = current
-                .get(&name)
-                .map(|c| {
-                    funnel
-                        .iter()
-                        .map(String::as_str)
-                        .zip(c.iter().copied())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let pipeline: Vec<f64> = stages
-                .iter()
-                .map(|s| counts.get(s.as_str()).copied().unwrap_or(0) as f64)
-                .collect();
-            Ok(reverse_waterfall(revenue, size, &stages, &rates)?
-                .with_deadlines(quarter.to, &days)
-                .with_pipeline(&pipeline))
-        })();
-        plans.push((name, result));
-    }
-    if a.by.is_none() {
-        if let Some((_, Err(e))) = plans.first() {
-            bail!("{e:#}");
-        }
-    }
+            (g.group, r)
+        })
+        .collect();
 
     if ctx.format == Format::Json {
         let out: Vec<serde_json::Value> = plans
@@ -198,7 +91,7 @@ pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
                     "revenue_target": p.revenue_target as f64 / 100.0,
                     "deal_size": p.deal_size as f64 / 100.0,
                     "rates": if given.is_some() { "given" } else { "historic" },
-                    "quarter_end": local(&pb, quarter.to),
+                    "quarter_end": local(&pb, quarter_to),
                     "stages": p.stages.iter().map(|s| json!({
                         "stage": s.stage,
                         "needed": s.needed,
@@ -208,7 +101,7 @@ pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
                         "gap": s.gap,
                     })).collect::<Vec<_>>(),
                 }),
-                Err(e) => json!({ "group": group, "error": format!("{e:#}") }),
+                Err(e) => json!({ "group": group, "error": e }),
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -230,7 +123,7 @@ pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
         currency,
         if given.is_some() { "given" } else { "historic" },
         local(&pb, as_of),
-        local(&pb, quarter.to)
+        local(&pb, quarter_to)
     ));
     for (group, p) in &plans {
         match p {
@@ -250,7 +143,7 @@ pub async fn plan_cmd(ctx: &Ctx, a: PlanArgs) -> Result<ExitCode> {
                     ]);
                 }
             }
-            Err(e) => t.row_padded(vec![group.clone(), format!("(no plan: {e:#})")]),
+            Err(e) => t.row_padded(vec![group.clone(), format!("(no plan: {e})")]),
         }
     }
     ctx.print(&mut t)?;

@@ -7,9 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use tandem_core::domain::{Account, Person, Touch};
-use tandem_core::playbook::Playbook;
-use tandem_core::quality::target::{first_entries, reached_stage, reached_target, Target};
-use tandem_core::quality::{roc_auc, rule_check, score_quality, ScoreQuality};
+use tandem_core::quality::ScoreQuality;
 use tandem_core::scoring;
 use tandem_core::Timestamp;
 use tandem_store::repo;
@@ -32,95 +30,34 @@ pub struct QualityArgs {
     as_of: AsOf,
 }
 
-fn mql_stage(pb: &Playbook) -> String {
-    pb.sla
-        .sales
-        .as_ref()
-        .map(|s| s.stage.clone())
-        .unwrap_or_else(|| "mql".into())
-}
-
-fn custom_number(p: &Person, field: &str) -> Option<f64> {
-    match p.custom.get(field)? {
-        serde_json::Value::Number(n) => n.as_f64(),
-        serde_json::Value::String(s) => s.trim().parse::<f64>().ok(),
-        serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    }
-    .filter(|v| v.is_finite())
-}
-
 /// `tandem quality`.
 pub async fn quality_cmd(ctx: &Ctx, a: QualityArgs) -> Result<ExitCode> {
     let pb = ctx.playbook()?;
-    let target = Target::parse(&pb, &a.target)?;
-    let names: Vec<String> = match &a.score {
-        Some(s) if s == "fit" || s == "engagement" || s.starts_with("custom.") => vec![s.clone()],
-        Some(s) => bail!("unknown score `{s}`; use fit, engagement or custom.FIELD"),
-        None => vec!["fit".into(), "engagement".into()],
-    };
     let snap = numbers::load(ctx).await?;
     let as_of = a.as_of.get(&pb)?;
-    let people: Vec<&Person> = snap
-        .people
-        .iter()
-        .filter(|p| p.created_at <= as_of)
-        .collect();
-    if people.is_empty() {
-        bail!("no people to check; import some first");
-    }
-    let won = reached_target(&pb, &snap.transitions, &snap.deals, &target, as_of);
-    let mql = mql_stage(&pb);
-    let mqls = reached_stage(&pb, &snap.transitions, &mql, as_of);
-    let mql_at = first_entries(&snap.transitions, &mql, as_of);
-    let accounts: BTreeMap<i64, &Account> = snap.accounts.iter().map(|x| (x.id, x)).collect();
-    let mut touches: BTreeMap<i64, Vec<Touch>> = BTreeMap::new();
-    for t in &snap.touches {
-        touches.entry(t.person_id).or_default().push(t.clone());
-    }
-    let outcomes: Vec<bool> = people.iter().map(|p| won.contains(&p.id)).collect();
-    let predicted: Vec<bool> = people.iter().map(|p| mqls.contains(&p.id)).collect();
-    let rule = rule_check(&predicted, &outcomes)?;
-    let rule_scores: Vec<f64> = predicted.iter().map(|&m| f64::from(u8::from(m))).collect();
-    let rule_auc = roc_auc(&rule_scores, &outcomes).ok();
-
-    let mut results: Vec<(String, usize, Result<ScoreQuality, String>)> = Vec::new();
-    for name in &names {
-        let mut scores = Vec::new();
-        let mut outs = Vec::new();
-        for (p, &o) in people.iter().zip(&outcomes) {
-            let v = match name.as_str() {
-                "fit" => Some(
-                    scoring::fit(
-                        &pb,
-                        p,
-                        p.account_id.and_then(|id| accounts.get(&id).copied()),
-                    )
-                    .0,
-                ),
-                "engagement" => {
-                    let at = mql_at.get(&p.id).copied().unwrap_or(as_of).min(as_of);
-                    let ts = touches.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
-                    Some(scoring::engagement(&pb, ts, at).0)
-                }
-                other => custom_number(p, other.trim_start_matches("custom.")),
+    let report = tandem_store::numbers::quality(&pb, &snap, &a.target, a.score.as_deref(), as_of)?;
+    let mql = report.mql_rule.stage.clone();
+    let rule = report.mql_rule.check.clone();
+    let rule_auc = report.mql_rule.auc;
+    let people_n = report.n;
+    let results: Vec<(String, usize, Result<ScoreQuality, String>)> = report
+        .scores
+        .into_iter()
+        .map(|r| {
+            let q = match (r.quality, r.error) {
+                (Some(q), _) => Ok(q),
+                (None, e) => Err(e.unwrap_or_default()),
             };
-            if let Some(v) = v {
-                scores.push(v);
-                outs.push(o);
-            }
-        }
-        let q = score_quality(&scores, &outs).map_err(|e| e.to_string());
-        results.push((name.clone(), scores.len(), q));
-    }
-
-    let positives = outcomes.iter().filter(|o| **o).count();
+            (r.score, r.n, q)
+        })
+        .collect();
+    let positives = report.positives;
     let target_name = a.target.clone();
     if ctx.format == Format::Json {
         let out = json!({
             "target": target_name,
             "as_of": local(&pb, as_of),
-            "n": people.len(),
+            "n": people_n,
             "positives": positives,
             "mql_rule": { "stage": mql, "auc": rule_auc, "check": rule },
             "scores": results.iter().map(|(name, n, q)| match q {
@@ -147,14 +84,14 @@ pub async fn quality_cmd(ctx: &Ctx, a: QualityArgs) -> Result<ExitCode> {
     .titled(format!(
         "definition check: predicting `{target_name}` as of {} ({} people, {} positive); scores at MQL entry",
         local(&pb, as_of),
-        people.len(),
+        people_n,
         positives
     ));
     t.row(vec![
         format!("{mql} status"),
         rule.n.to_string(),
         positives.to_string(),
-        format!("{:.4}", positives as f64 / people.len() as f64),
+        format!("{:.4}", positives as f64 / people_n as f64),
         num(rule_auc, 4),
         "-".into(),
         (rule.true_positives + rule.false_positives).to_string(),

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -22,7 +21,14 @@ pub struct ServeArgs {
 
 /// `tandem serve`: the HTTP API until Ctrl-C or SIGTERM.
 pub async fn serve(ctx: &Ctx, a: ServeArgs) -> Result<ExitCode> {
-    let playbook = Arc::new(ctx.playbook()?);
+    // The file is read again for its text: `PUT /api/v1/playbook` serves it
+    // and writes replacements back to it.
+    let source = std::fs::read_to_string(&ctx.playbook_path).ok();
+    let playbook = tandem_server::SharedPlaybook::new(
+        ctx.playbook()?,
+        source,
+        Some(ctx.playbook_path.clone()),
+    );
     let store = ctx.store().await?;
     let listener = tokio::net::TcpListener::bind(a.bind)
         .await

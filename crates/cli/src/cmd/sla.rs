@@ -3,16 +3,14 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use jiff::civil::{ISOWeekDate, Weekday};
 use serde_json::json;
 use tandem_core::metrics::Window;
 use tandem_core::playbook::Playbook;
 use tandem_core::sla::{
     compliance, compliance_by_owner, marketing_sla, sales_sla, stalled, Handoff,
 };
-use tandem_core::Timestamp;
 
 use crate::cmd::numbers::{self, local, num, AsOf};
 use crate::ctx::Ctx;
@@ -30,30 +28,9 @@ pub struct SlaArgs {
     as_of: AsOf,
 }
 
-/// The window of ISO week `YYYY-Www`, Monday 00:00 to the next Monday 00:00
-/// in the company timezone.
+/// The window of ISO week `YYYY-Www` (shared with the API).
 fn iso_week(pb: &Playbook, s: &str) -> Result<(String, Window)> {
-    let bad = || format!("invalid week `{s}`: expected an ISO week such as 2026-W48");
-    let (y, w) = s.split_once("-W").with_context(bad)?;
-    let year: i16 = y.parse().with_context(bad)?;
-    let week: i8 = w.parse().with_context(bad)?;
-    let monday = ISOWeekDate::new(year, week, Weekday::Monday)
-        .with_context(bad)?
-        .date();
-    let next = monday
-        .checked_add(jiff::Span::new().days(7))
-        .with_context(bad)?;
-    let tz = &pb.company.timezone;
-    let at = |d: jiff::civil::Date| -> Result<Timestamp> {
-        let ts = tz
-            .to_timestamp(d.to_datetime(jiff::civil::Time::midnight()))
-            .with_context(bad)?;
-        Ok(Timestamp::from_millis(ts.as_millisecond()))
-    };
-    Ok((
-        format!("{year}-W{week:02}"),
-        Window::new(at(monday)?, at(next)?)?,
-    ))
+    Ok(tandem_store::query::iso_week(pb, s)?)
 }
 
 /// A percentage already in 0..100, or `none yet` when no week is over.

@@ -1,0 +1,575 @@
+//! Metric endpoints beyond funnel/waterfall/stalled: scorecard, SLA,
+//! alignment gaps, plan, quality and attribution, with the parameters of the
+//! CLI commands of the same name, read and computed by the same
+//! `tandem_store::query` and `tandem_store::numbers` functions.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tandem_core::attribution::journeys::{By, DEFAULT_LOOKBACK_DAYS};
+use tandem_core::attribution::{
+    attribute, totals, AttributionError, Credit, Model, DEFAULT_DIRECT,
+};
+use tandem_core::metrics::gaps::{alignment_gaps, Gaps, DEFAULT_THRESHOLD};
+use tandem_core::metrics::scorecard::{
+    leading_indicators, scorecard as goal_lines, Indicator, Pacing,
+};
+use tandem_core::metrics::{funnel_ids, Grouping};
+use tandem_core::playbook::{Period, Playbook};
+use tandem_core::sla::{
+    compliance, compliance_by_owner, marketing_sla, sales_sla, Compliance, Handoff,
+    MarketingSlaReport, OwnerCompliance, SlaError,
+};
+use tandem_core::{Money, Timestamp};
+use tandem_store::numbers::{self as shared, ParamError, PlanReport, QualityReport};
+use tandem_store::query::{self, PeriodError};
+use tandem_store::repo::{self, Snapshot};
+
+use crate::auth::{Action, Caller};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::openapi::ErrorEnvelope;
+use crate::{now, AppState};
+
+fn period_err(e: PeriodError) -> ApiError {
+    ApiError::bad_request("bad_query", e.to_string(), Some(e.field()))
+}
+
+fn metric_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unprocessable("metric_failed", e.to_string(), None)
+}
+
+async fn snapshot(s: &AppState) -> Result<Snapshot, ApiError> {
+    let mut c = s.store.conn().await?;
+    Ok(repo::snapshot(&mut c).await?)
+}
+
+fn group(
+    pb: &Playbook,
+    snap: &Snapshot,
+    by: &str,
+) -> Result<std::collections::BTreeMap<i64, String>, ApiError> {
+    query::group_by(pb, snap, by)
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("by")))
+}
+
+/// `period` (quarter, month, week or year; default quarter), `as_of`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScorecardQuery {
+    period: Option<String>,
+    as_of: Option<String>,
+}
+
+/// Goal lines and leading indicators (`tandem scorecard --format json`).
+#[derive(Debug, Serialize)]
+pub struct Scorecard {
+    as_of: Timestamp,
+    period: Period,
+    goals: Vec<Pacing>,
+    indicators: Vec<Indicator>,
+}
+
+/// `GET /api/v1/metrics/scorecard`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/scorecard",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(ScorecardQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn scorecard(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ScorecardQuery>,
+) -> Result<Json<Scorecard>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = s.playbook();
+    let p = q.period.as_deref().unwrap_or("quarter");
+    let period = Period::parse(p).ok_or_else(|| {
+        ApiError::bad_request(
+            "bad_query",
+            format!("unknown period `{p}`; use quarter, month, week or year"),
+            Some("period"),
+        )
+    })?;
+    let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
+    let snap = snapshot(&s).await?;
+    let history = query::history(&snap);
+    let segments = group(&pb, &snap, "segment")?;
+    let personas = group(&pb, &snap, "persona")?;
+    let goals = goal_lines(
+        &pb,
+        &history,
+        as_of,
+        Grouping::Map(&segments),
+        Grouping::Map(&personas),
+    )
+    .map_err(metric_err)?;
+    let indicators = leading_indicators(&pb, &history, period, as_of).map_err(metric_err)?;
+    Ok(Json(Scorecard {
+        as_of,
+        period,
+        goals,
+        indicators,
+    }))
+}
+
+/// `by` (default segment), `threshold` (default 0.10), `as_of`, `from`, `to`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GapsQuery {
+    by: Option<String>,
+    threshold: Option<f64>,
+    as_of: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/v1/metrics/gaps` (`tandem gaps --format json`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/gaps",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(GapsQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn gaps(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<GapsQuery>,
+) -> Result<Json<Gaps>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = s.playbook();
+    let threshold = q.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "threshold must be between 0 and 1",
+            Some("threshold"),
+        ));
+    }
+    let mql = query::mql_stage(&pb);
+    if !funnel_ids(&pb).contains(&mql) {
+        return Err(metric_err(format!(
+            "the playbook has no funnel stage `{mql}` to count MQLs in"
+        )));
+    }
+    let snap = snapshot(&s).await?;
+    let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
+    let window =
+        query::window(&pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period_err)?;
+    let groups = group(&pb, &snap, q.by.as_deref().unwrap_or("segment"))?;
+    Ok(Json(alignment_gaps(
+        &query::history(&snap),
+        &mql,
+        window,
+        as_of,
+        Grouping::Map(&groups),
+        threshold,
+    )))
+}
+
+/// `week` (ISO week, e.g. 2026-W48), `owner`, `as_of`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SlaQuery {
+    week: Option<String>,
+    owner: Option<String>,
+    as_of: Option<String>,
+}
+
+/// The sales side of the SLA, filtered as asked.
+#[derive(Debug, Serialize)]
+pub struct SalesSide {
+    stage: String,
+    first_response_hours: f64,
+    attempts: i64,
+    attempts_within_days: f64,
+    overall: Compliance,
+    by_owner: Vec<OwnerCompliance>,
+    handoffs: Vec<Handoff>,
+}
+
+/// Both sides of the SLA (`tandem sla --format json`).
+#[derive(Debug, Serialize)]
+pub struct Sla {
+    as_of: Timestamp,
+    week: Option<String>,
+    sales: SalesSide,
+    /// `null` when the playbook has no `[sla.marketing]`.
+    marketing: Option<MarketingSlaReport>,
+}
+
+/// `GET /api/v1/metrics/sla`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/sla",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(SlaQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn sla(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SlaQuery>,
+) -> Result<Json<Sla>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = s.playbook();
+    let week = q
+        .week
+        .as_deref()
+        .map(|w| query::iso_week(&pb, w))
+        .transpose()
+        .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("week")))?;
+    let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
+    let snap = snapshot(&s).await?;
+    let sales = sales_sla(
+        &pb,
+        &snap.people,
+        &snap.transitions,
+        &snap.activities,
+        as_of,
+    )
+    .map_err(metric_err)?;
+    let handoffs: Vec<Handoff> = sales
+        .handoffs
+        .iter()
+        .filter(|h| week.as_ref().is_none_or(|(_, w)| w.contains(h.entered_at)))
+        .filter(|h| {
+            q.owner
+                .as_ref()
+                .is_none_or(|o| h.owner.as_deref() == Some(o.as_str()))
+        })
+        .cloned()
+        .collect();
+    let marketing = match marketing_sla(
+        &pb,
+        &snap.transitions,
+        week.as_ref().map(|(_, w)| w.from),
+        as_of,
+    ) {
+        Ok(mut m) => {
+            if let Some((label, _)) = &week {
+                m.weeks.retain(|w| &w.iso_week == label);
+            }
+            Some(m)
+        }
+        Err(SlaError::NoMarketingSla) => None,
+        Err(e) => return Err(metric_err(e)),
+    };
+    Ok(Json(Sla {
+        as_of,
+        week: week.map(|(l, _)| l),
+        sales: SalesSide {
+            stage: sales.stage,
+            first_response_hours: sales.first_response_hours,
+            attempts: sales.attempts,
+            attempts_within_days: sales.attempts_within_days,
+            overall: compliance(&handoffs),
+            by_owner: compliance_by_owner(&handoffs),
+            handoffs,
+        },
+        marketing,
+    }))
+}
+
+fn param_err(e: ParamError) -> ApiError {
+    ApiError::bad_request("bad_query", e.message, Some(e.field))
+}
+
+/// `revenue` (major units, required), `deal_size`, `rates` (`historic` or
+/// comma-separated), `stages` (comma-separated), `by`, `as_of`, `from`, `to`
+/// (as `tandem plan`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlanQuery {
+    revenue: String,
+    deal_size: Option<String>,
+    rates: Option<String>,
+    stages: Option<String>,
+    by: Option<String>,
+    as_of: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/v1/metrics/plan`: the reverse waterfall (money in minor units).
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/plan",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(PlanQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn plan(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PlanQuery>,
+) -> Result<Json<PlanReport>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = s.playbook();
+    let currency = pb.company.currency;
+    let money = |field: &'static str, v: &str| {
+        Money::parse_major(v, currency)
+            .map(|m| m.minor)
+            .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(field)))
+    };
+    let revenue = money("revenue", &q.revenue)?;
+    let deal_size = q
+        .deal_size
+        .as_deref()
+        .map(|d| money("deal_size", d))
+        .transpose()?;
+    let rates = shared::parse_rates(q.rates.as_deref().unwrap_or("historic")).map_err(param_err)?;
+    let stages: Vec<String> = q
+        .stages
+        .as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let snap = snapshot(&s).await?;
+    let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
+    let window =
+        query::window(&pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period_err)?;
+    let params = shared::PlanParams {
+        revenue,
+        deal_size,
+        rates,
+        stages,
+        by: q.by,
+        window,
+        as_of,
+    };
+    shared::plan(&pb, &snap, &params).map(Json).map_err(|e| {
+        // A plan the history cannot support is not a malformed query.
+        if e.field == "rates" && params.rates.is_none() || e.message.contains("deal") {
+            ApiError::unprocessable("metric_failed", e.message, Some(e.field))
+        } else {
+            param_err(e)
+        }
+    })
+}
+
+/// `target` (`won` or a stage id; default won), `score`, `as_of` (as
+/// `tandem quality`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QualityQuery {
+    target: Option<String>,
+    score: Option<String>,
+    as_of: Option<String>,
+}
+
+/// `GET /api/v1/metrics/quality`: the definition check.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/quality",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(QualityQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn quality(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<QualityQuery>,
+) -> Result<Json<QualityReport>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = s.playbook();
+    let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
+    let snap = snapshot(&s).await?;
+    shared::quality(
+        &pb,
+        &snap,
+        q.target.as_deref().unwrap_or("won"),
+        q.score.as_deref(),
+        as_of,
+    )
+    .map(Json)
+    .map_err(|e| match e.field {
+        "as_of" => ApiError::unprocessable("metric_failed", e.message, None),
+        _ => param_err(e),
+    })
+}
+
+/// `model` (first, last, last-non-direct, linear, time-decay, u, w,
+/// full-path, markov, shapley or all; default all), `order`, `half_life`,
+/// `by` (channel or campaign), `conversion`, `lookback`, `direct`,
+/// `compare`, `as_of` (as `tandem attribution`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AttributionQuery {
+    model: Option<String>,
+    order: Option<usize>,
+    half_life: Option<f64>,
+    by: Option<String>,
+    conversion: Option<String>,
+    lookback: Option<i64>,
+    direct: Option<String>,
+    #[serde(default)]
+    compare: bool,
+    as_of: Option<String>,
+}
+
+/// One model's credits.
+#[derive(Debug, Serialize)]
+pub struct ModelCredits {
+    model: &'static str,
+    credits: Vec<Credit>,
+}
+
+/// Credits per model, with the totals they add up to.
+#[derive(Debug, Serialize)]
+pub struct Attribution {
+    as_of: Timestamp,
+    by: &'static str,
+    paths: usize,
+    conversions: f64,
+    /// Minor units.
+    value: f64,
+    untouched_conversions: f64,
+    models: Vec<ModelCredits>,
+    /// Models left out of `all` (too many channels, no touch ages) and why.
+    left_out: Vec<String>,
+    /// Minor units per channel or campaign, with `compare=true`.
+    spend: Option<std::collections::BTreeMap<String, i64>>,
+}
+
+/// `GET /api/v1/metrics/attribution`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/attribution",
+    tag = "metrics",
+    security(("bearer" = [])),
+    params(AttributionQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad query or malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown id", body = ErrorEnvelope))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn attribution(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AttributionQuery>,
+) -> Result<Json<Attribution>, ApiError> {
+    caller.require(Action::Read)?;
+    let pb = s.playbook();
+    let order = q.order.unwrap_or(1);
+    if order == 0 {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "order must be at least 1",
+            Some("order"),
+        ));
+    }
+    let half_life = q.half_life.unwrap_or(7.0);
+    if !(half_life.is_finite() && half_life > 0.0) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            "half_life must be a positive number of days",
+            Some("half_life"),
+        ));
+    }
+    let (by, by_name) = match q.by.as_deref().unwrap_or("channel") {
+        "channel" => (By::Channel, "channel"),
+        "campaign" => (By::Campaign, "campaign"),
+        other => {
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("cannot attribute by `{other}`; use channel or campaign"),
+                Some("by"),
+            ))
+        }
+    };
+    let direct = q
+        .direct
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DIRECT.to_string());
+    let all_models = vec![
+        Model::FirstTouch,
+        Model::LastTouch,
+        Model::LastNonDirect {
+            direct: direct.clone(),
+        },
+        Model::Linear,
+        Model::TimeDecay {
+            half_life_days: half_life,
+        },
+        Model::UShaped,
+        Model::WShaped,
+        Model::FullPath,
+        Model::Markov { order },
+        Model::Shapley,
+    ];
+    let name = q.model.as_deref().unwrap_or("all");
+    let all = name == "all" || q.compare;
+    let models: Vec<Model> = if all {
+        all_models
+    } else {
+        let m = all_models.into_iter().find(|m| m.name() == name).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_query",
+                format!("unknown model `{name}`; use first, last, last-non-direct, linear, time-decay, u, w, full-path, markov, shapley or all"),
+                Some("model"),
+            )
+        })?;
+        vec![m]
+    };
+    let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
+    let snap = snapshot(&s).await?;
+    let paths = shared::stored_paths(
+        &pb,
+        &snap,
+        q.conversion.as_deref().unwrap_or("won"),
+        by,
+        q.lookback.unwrap_or(DEFAULT_LOOKBACK_DAYS),
+        as_of,
+    )
+    .map_err(param_err)?;
+    let mut out = Vec::new();
+    let mut left_out = Vec::new();
+    for m in models {
+        match attribute(&paths.paths, &m) {
+            Ok(credits) => out.push(ModelCredits {
+                model: m.name(),
+                credits,
+            }),
+            Err(
+                e @ (AttributionError::TooManyChannels { .. }
+                | AttributionError::MissingAges { .. }),
+            ) if all => {
+                left_out.push(format!("{}: {e}", m.name()));
+            }
+            Err(e) => {
+                return Err(metric_err(format!(
+                    "the {} model cannot run: {e}",
+                    m.name()
+                )))
+            }
+        }
+    }
+    let (conversions, value) = totals(&paths.paths);
+    Ok(Json(Attribution {
+        as_of,
+        by: by_name,
+        paths: paths.paths.len(),
+        conversions,
+        value,
+        untouched_conversions: paths.untouched_conversions,
+        models: out,
+        left_out,
+        spend: q.compare.then(|| shared::spend(&pb, &snap, by, as_of)),
+    }))
+}
