@@ -180,6 +180,9 @@ enum Command {
     /// The meeting's decisions log: add, list, done.
     #[command(subcommand)]
     Decision(cmd::weekly::DecisionCmd),
+    /// Feedback both ways: successes, obstacles, lead quality, content requests, ideas.
+    #[command(subcommand)]
+    Feedback(cmd::feedback::FeedbackCmd),
     /// Content assets sales sends: add, list, use.
     #[command(subcommand)]
     Content(cmd::weekly::ContentCmd),
@@ -220,6 +223,7 @@ fn main() -> ExitCode {
         Command::Agenda(a) => ctx.block_on(cmd::weekly::agenda(&ctx, a)),
         Command::Decision(c) => ctx.block_on(cmd::weekly::decision(&ctx, c)),
         Command::Content(c) => ctx.block_on(cmd::weekly::content(&ctx, c)),
+        Command::Feedback(c) => ctx.block_on(cmd::feedback::feedback_cmd(&ctx, c)),
     };
     match result {
         Ok(code) => code,

@@ -225,7 +225,95 @@ fn decisions_and_content_reach_the_agenda_and_report() {
     let list = json(dir, &["content", "list", "--format", "json"]);
     assert_eq!(f(&list[0]["uses"]), 2.0);
 
+    ok(
+        dir,
+        &[
+            "feedback",
+            "add",
+            "obstacle",
+            "Enterprise leads ask for SOC 2",
+            "--author",
+            "ben.okafor",
+            "--team",
+            "sales",
+            "--at",
+            "2026-11-17 11:00",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "feedback",
+            "add",
+            "content_request",
+            "Security one-pager",
+            "--author",
+            "ben.okafor",
+            "--team",
+            "sales",
+            "--at",
+            "2026-11-18 11:00",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "feedback",
+            "add",
+            "success",
+            "Closed the fintech pilot",
+            "--author",
+            "ana.silva",
+            "--team",
+            "sales",
+            "--person",
+            "demo-p0000243",
+            "--at",
+            "2026-11-19 11:00",
+        ],
+    );
+    ok(
+        dir,
+        &[
+            "feedback",
+            "comment",
+            "#1",
+            "Drafting an FAQ",
+            "--author",
+            "maya.lindqvist",
+            "--at",
+            "2026-11-19 12:00",
+        ],
+    );
+    ok(
+        dir,
+        &["feedback", "resolve", "2", "--status", "in_progress"],
+    );
+    let fb = json(dir, &["feedback", "list", "--format", "json"]);
+    assert_eq!(fb.as_array().unwrap().len(), 3);
+    assert_eq!(fb[0]["comments"], 1);
+    assert_eq!(fb[1]["status"], "in_progress");
+    let bad = tandem(
+        dir,
+        &[
+            "feedback", "add", "rant", "x", "--author", "a", "--team", "sales",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains(
+        "kind: unknown `rant`; use success, obstacle, lead_quality, content_request, idea"
+    ));
+
     let agenda = ok(dir, &["agenda", "--as-of", "2026-11-23"]);
+    assert!(
+        agenda.contains(
+            "- ⚠️ #1 Enterprise leads ask for SOC 2 (ben.okafor, open, since 2026-11-17)"
+        ),
+        "{agenda}"
+    );
+    assert!(
+        agenda.contains("- 📝 #2 Security one-pager (ben.okafor, in_progress, since 2026-11-18)"),
+        "{agenda}"
+    );
     assert!(agenda.contains("- [ ] #1 action: Call enterprise MQLs within 4 hours (owner ana.silva, due 2026-11-20, **overdue**"), "{agenda}");
     assert!(
         agenda.contains("- [x] #2 decision: Keep the MQL threshold"),
@@ -245,6 +333,7 @@ fn decisions_and_content_reach_the_agenda_and_report() {
         ],
     );
     let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("<li>✅ Closed the fintech pilot (ana.silva, demo-p0000243)</li>"));
     assert!(html.contains("<td>cs-fintech</td><td>Fintech case study</td><td>-</td><td>sql</td><td class=\"n\">2</td><td class=\"n\">2</td>"));
 
     // Bad input: a clear error naming the field.

@@ -52,6 +52,16 @@ async fn report_and_agenda_on_the_demo() {
         ag.done_decisions.iter().map(|d| d.id).collect::<Vec<_>>(),
         [2]
     );
+    // Feedback: the W47 success, the open obstacle (not the done one), the
+    // open content request; the agenda lists open items oldest first.
+    let titles = |v: &[tandem_report::FeedbackNote]| v.iter().map(|f| f.id).collect::<Vec<_>>();
+    assert_eq!(titles(&r.successes), [1]);
+    assert_eq!(titles(&r.obstacles), [2]);
+    assert_eq!(r.obstacles[0].comments, 1);
+    assert_eq!(titles(&r.content_requests), [3]);
+    assert_eq!(titles(&ag.obstacles), [2]);
+    assert_eq!(titles(&ag.requests), [3]);
+    assert_eq!(titles(&ag.lead_quality_notes), [4]);
     // Content: the case study was sent twice in W47, three times in all.
     assert_eq!(r.top_assets[0].asset, "cs-fintech");
     assert_eq!(

@@ -2,6 +2,7 @@
 
 pub mod attribution;
 pub mod demo;
+pub mod feedback;
 pub mod funnel;
 pub mod gaps;
 pub mod import;

@@ -116,6 +116,84 @@ pub async fn demo_db(pb: &Playbook) -> (TestDb, Inputs) {
                 .unwrap();
         }
     }
+    add_feedback(&db).await;
     let inputs = tandem_report::load(&db.store).await.expect("load");
     (db, inputs)
+}
+
+/// Feedback both ways, written through the store's feedback API.
+pub async fn add_feedback(db: &TestDb) {
+    use tandem_store::feedback::{self, Kind, Links, NewItem, Status, Team};
+    let mut c = db.store.conn().await.unwrap();
+    let item = |kind, title: &str, author: &str, team, person: Option<&str>| NewItem {
+        kind,
+        title: title.into(),
+        body: String::new(),
+        author: author.into(),
+        team,
+        links: Links {
+            person: person.map(str::to_string),
+            ..Links::default()
+        },
+    };
+    let rows = [
+        (
+            Kind::Success,
+            "Closed the fintech pilot after the webinar",
+            "ana.silva",
+            Team::Sales,
+            Some("demo-p0000243"),
+            "2026-11-18T16:00:00Z",
+        ),
+        (
+            Kind::Obstacle,
+            "Enterprise leads ask for SOC 2 before a demo",
+            "ben.okafor",
+            Team::Sales,
+            None,
+            "2026-11-12T16:00:00Z",
+        ),
+        (
+            Kind::ContentRequest,
+            "A security one-pager for enterprise buyers",
+            "ben.okafor",
+            Team::Sales,
+            None,
+            "2026-11-13T16:00:00Z",
+        ),
+        (
+            Kind::LeadQuality,
+            "Student sign-ups from the display campaign",
+            "erin.walsh",
+            Team::Sales,
+            None,
+            "2026-11-19T16:00:00Z",
+        ),
+        (
+            Kind::Obstacle,
+            "Pricing page is out of date",
+            "carla.mendes",
+            Team::Sales,
+            None,
+            "2026-11-03T16:00:00Z",
+        ),
+    ];
+    for (kind, title, author, team, person, at) in rows {
+        feedback::create(&mut c, &item(kind, title, author, team, person), t(at))
+            .await
+            .unwrap();
+    }
+    // The pricing page was fixed: done, no longer open.
+    feedback::set_status(&mut c, 5, Status::Done, t("2026-11-10T12:00:00Z"))
+        .await
+        .unwrap();
+    feedback::add_comment(
+        &mut c,
+        2,
+        "maya.lindqvist",
+        "Drafting an FAQ",
+        t("2026-11-14T12:00:00Z"),
+    )
+    .await
+    .unwrap();
 }
