@@ -577,7 +577,8 @@ fn assets(inputs: &Inputs, week: Window, as_of: Timestamp) -> Vec<AssetRow> {
     let mut rows: Vec<AssetRow> = inputs
         .assets
         .iter()
-        .filter(|a| a.created_at <= as_of)
+        // Uses decide what is shown: an asset logged as used by as-of was
+        // in use then, whenever its record was added.
         .map(|a| {
             let uses = inputs
                 .uses
