@@ -168,6 +168,28 @@ enum Command {
     /// Manage API tokens for `tandem serve`.
     #[command(subcommand)]
     Token(cmd::serve::TokenCmd),
+    /// The weekly report (Markdown by default; --format html|json), optionally e-mailed.
+    ///
+    /// Waterfall this week vs last week vs the 4-week average, leading
+    /// indicators, scorecard with pacing, SLA both sides with breaches by
+    /// owner, stalled leads, top sources and campaigns by won revenue
+    /// (quarter to date), successes and obstacles, upcoming campaigns with
+    /// expected MQLs, content requests and most-used assets, alignment gaps
+    /// and celebrations. Weeks are ISO weeks in the company timezone.
+    /// --send e-mails it to the playbook's [report] recipients and posts a
+    /// summary to the webhook (TANDEM_REPORT_WEBHOOK or [report] webhook).
+    Report(cmd::weekly::ReportArgs),
+    /// The joint meeting's agenda (Markdown by default; --format html|json).
+    Agenda(cmd::weekly::AgendaArgs),
+    /// The meeting's decisions log: add, list, done.
+    #[command(subcommand)]
+    Decision(cmd::weekly::DecisionCmd),
+    /// Feedback both ways: successes, obstacles, lead quality, content requests, ideas.
+    #[command(subcommand)]
+    Feedback(cmd::feedback::FeedbackCmd),
+    /// Content assets sales sends: add, list, use.
+    #[command(subcommand)]
+    Content(cmd::weekly::ContentCmd),
 }
 
 fn main() -> ExitCode {
@@ -215,6 +237,11 @@ fn main() -> ExitCode {
         Command::Serve(a) => ctx.block_on(cmd::serve::serve(&ctx, a, globals)),
         Command::Token(c) => ctx.block_on(cmd::serve::token(&ctx, c)),
         Command::Accounts(c) => ctx.block_on(cmd::accounts::accounts_cmd(&ctx, c)),
+        Command::Report(a) => ctx.block_on(cmd::weekly::report(&ctx, a)),
+        Command::Agenda(a) => ctx.block_on(cmd::weekly::agenda(&ctx, a)),
+        Command::Decision(c) => ctx.block_on(cmd::weekly::decision(&ctx, c)),
+        Command::Content(c) => ctx.block_on(cmd::weekly::content(&ctx, c)),
+        Command::Feedback(c) => ctx.block_on(cmd::feedback::feedback_cmd(&ctx, c)),
     };
     match result {
         Ok(code) => code,

@@ -15,6 +15,10 @@ pub enum Format {
     Json,
     /// RFC 4180 CSV with a header row.
     Csv,
+    /// Markdown (`report`, `agenda`; tables elsewhere).
+    Md,
+    /// Self-contained HTML (`report`, `agenda`; tables elsewhere).
+    Html,
 }
 
 /// A titled table of strings; numbers are formatted by the caller.
@@ -76,7 +80,7 @@ impl Table {
     /// Writes the table in `format`.
     pub fn write(&mut self, format: Format, out: &mut dyn Write) -> Result<()> {
         match format {
-            Format::Table => {
+            Format::Table | Format::Md | Format::Html => {
                 self.detect_numeric();
                 if let Some(t) = &self.title {
                     writeln!(out, "{t}")?;

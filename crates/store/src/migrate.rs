@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "accounts",
         include_str!("../migrations/0005_accounts.sql"),
     ),
+    (6, "weekly", include_str!("../migrations/0006_weekly.sql")),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

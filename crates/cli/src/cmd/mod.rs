@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod attribution;
 pub mod demo;
+pub mod feedback;
 pub mod funnel;
 pub mod gaps;
 pub mod import;
@@ -14,3 +15,4 @@ pub mod quality;
 pub mod scorecard;
 pub mod serve;
 pub mod sla;
+pub mod weekly;

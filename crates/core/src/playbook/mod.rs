@@ -8,6 +8,7 @@ mod accounts;
 pub mod criteria;
 mod diagnostic;
 mod raw;
+mod report;
 mod starter;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
@@ -23,6 +24,7 @@ pub use starter::STARTER;
 
 use crate::money::Currency;
 use raw::{RawPlaybook, S};
+pub use report::{email_problem, ReportConfig, SmtpConfig, RECIPIENT_LISTS};
 
 /// The team a stage, goal or SLA belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -298,6 +300,8 @@ pub struct Playbook {
     pub account_lists: Vec<AccountList>,
     /// `[[buying_committee.roles]]`, in file order.
     pub buying_committee: Vec<CommitteeRole>,
+    /// `[report]`: recipients, delivery and schedule of the weekly report.
+    pub report: Option<ReportConfig>,
 }
 
 /// The result of loading a playbook: the playbook when there is no error, and
@@ -576,6 +580,7 @@ impl Checker<'_> {
         let goals = self.goals(&raw.goals, &personas, &segments);
         let account_lists = self.account_lists(&raw.account_lists);
         let buying_committee = self.committee(raw.buying_committee, &personas);
+        let report = self.report(raw.report);
 
         Some(Playbook {
             company: company?,
@@ -590,6 +595,7 @@ impl Checker<'_> {
             import: raw.import,
             account_lists,
             buying_committee,
+            report,
         })
     }
 

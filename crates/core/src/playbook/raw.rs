@@ -34,6 +34,8 @@ pub(crate) struct RawPlaybook {
     pub account_lists: Vec<RawAccountList>,
     #[serde(default)]
     pub buying_committee: Option<RawCommittee>,
+    #[serde(default)]
+    pub report: Option<S<super::report::RawReport>>,
 }
 
 /// `[[account_lists]]`: a CEL rule proposing target accounts.

@@ -1,0 +1,248 @@
+//! The joint meeting's agenda (DESIGN §7): lead quality, handoff problems,
+//! goal progress, open obstacles and requests, and the decisions log.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use tandem_core::domain::Subject;
+use tandem_core::metrics::Window;
+use tandem_core::playbook::{Playbook, StageKind};
+use tandem_core::Timestamp;
+use tandem_store::weekly::Decision;
+
+use crate::report::{goal_rows, goals, local, local_date, mql_stage, sla_section};
+use crate::report::{GoalRow, Inputs, SlaSection};
+use crate::{FeedbackNote, ReportError, Week};
+
+/// Examples listed per rejection reason.
+pub const EXAMPLES: usize = 3;
+
+/// Which meeting: the weekly one, or the joint marketing–sales meeting
+/// every two weeks (`marsale`), whose agenda covers two weeks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Meeting {
+    Weekly,
+    Marsale,
+}
+
+impl Meeting {
+    /// Parses `weekly` or `marsale`.
+    pub fn parse(s: &str) -> Result<Meeting, ReportError> {
+        match s {
+            "weekly" => Ok(Meeting::Weekly),
+            "marsale" => Ok(Meeting::Marsale),
+            other => Err(ReportError::invalid(
+                "meeting",
+                format!("unknown meeting `{other}`; use weekly or marsale"),
+            )),
+        }
+    }
+
+    /// `weekly` or `marsale`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Meeting::Weekly => "weekly",
+            Meeting::Marsale => "marsale",
+        }
+    }
+
+    /// Weeks the agenda looks back over.
+    pub fn weeks(self) -> i64 {
+        match self {
+            Meeting::Weekly => 1,
+            Meeting::Marsale => 2,
+        }
+    }
+}
+
+/// A rejected lead shown as an example.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RejectedLead {
+    pub person: String,
+    pub owner: String,
+    pub actor: String,
+    pub at: String,
+    pub to: String,
+    pub note: String,
+}
+
+/// Rejections with one reason.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReasonRow {
+    pub reason: String,
+    pub name: String,
+    pub count: u64,
+    pub examples: Vec<RejectedLead>,
+}
+
+/// A decision or action item as the agenda shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DecisionRow {
+    pub id: i64,
+    pub text: String,
+    pub kind: &'static str,
+    pub owner: String,
+    pub due: String,
+    pub overdue: bool,
+    pub created: String,
+    pub done: String,
+}
+
+/// The agenda.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Agenda {
+    pub company: String,
+    pub meeting: Meeting,
+    /// The last week the agenda covers (`2026-W47`).
+    pub week: String,
+    pub period_from: String,
+    pub period_to: String,
+    pub as_of: String,
+    /// MQLs rejected (moved from the handoff stage to an off-ramp) in the period.
+    pub rejected_total: u64,
+    pub rejected: Vec<ReasonRow>,
+    pub handoffs: Option<SlaSection>,
+    pub goals: Vec<GoalRow>,
+    pub obstacles: Vec<FeedbackNote>,
+    pub requests: Vec<FeedbackNote>,
+    pub lead_quality_notes: Vec<FeedbackNote>,
+    /// Decisions and action items still open, oldest first.
+    pub open_decisions: Vec<DecisionRow>,
+    /// Done since the last meeting.
+    pub done_decisions: Vec<DecisionRow>,
+}
+
+fn decision_row(pb: &Playbook, d: &Decision, as_of: Timestamp) -> DecisionRow {
+    DecisionRow {
+        id: d.id,
+        text: d.text.clone(),
+        kind: if d.action { "action" } else { "decision" },
+        owner: d.owner.clone().unwrap_or_else(|| "-".into()),
+        due: d
+            .due_at
+            .map(|t| local_date(pb, t))
+            .unwrap_or_else(|| "-".into()),
+        overdue: d.due_at.is_some_and(|t| t < as_of) && d.open_at(as_of),
+        created: local_date(pb, d.created_at),
+        done: d
+            .done_at
+            .filter(|t| *t <= as_of)
+            .map(|t| local_date(pb, t))
+            .unwrap_or_else(|| "-".into()),
+    }
+}
+
+/// Builds the agenda of `meeting` covering the week `week` (default: the
+/// last complete week before `as_of`) and, for `marsale`, the week before.
+pub fn agenda(
+    pb: &Playbook,
+    inputs: &Inputs,
+    meeting: Meeting,
+    week: Option<Week>,
+    as_of: Timestamp,
+) -> Result<Agenda, ReportError> {
+    let tz = &pb.company.timezone;
+    let week = match week {
+        Some(w) => w,
+        None => Week::last_complete(as_of, tz)?,
+    };
+    let mut first = week;
+    for _ in 1..meeting.weeks() {
+        first = first.previous(tz)?;
+    }
+    let period = Window::new(first.window.from, week.window.to)?;
+    let snap = &inputs.snap;
+
+    // Lead quality: MQLs moved from the handoff stage to an off-ramp.
+    let handoff = mql_stage(pb);
+    let people: BTreeMap<i64, &tandem_core::domain::Person> =
+        snap.people.iter().map(|p| (p.id, p)).collect();
+    let mut by_reason: BTreeMap<String, Vec<RejectedLead>> = BTreeMap::new();
+    let mut rejected: Vec<&tandem_core::domain::Transition> = snap
+        .transitions
+        .iter()
+        .filter(|t| {
+            t.from.as_deref() == Some(handoff.as_str())
+                && period.contains(t.at)
+                && t.at <= as_of
+                && pb
+                    .stage(&t.to)
+                    .is_some_and(|s| matches!(s.kind, StageKind::Recycle | StageKind::Terminal))
+        })
+        .collect();
+    rejected.sort_by_key(|t| (t.at, t.seq));
+    for t in &rejected {
+        let person = match t.subject {
+            Subject::Person(id) => people.get(&id).copied(),
+            Subject::Account(_) => None,
+        };
+        by_reason
+            .entry(t.reason.clone().unwrap_or_else(|| "(none)".into()))
+            .or_default()
+            .push(RejectedLead {
+                person: person
+                    .map(|p| p.external_id.clone())
+                    .unwrap_or_else(|| format!("{:?}", t.subject)),
+                owner: person
+                    .and_then(|p| p.owner.clone())
+                    .unwrap_or_else(|| "-".into()),
+                actor: t.actor.clone(),
+                at: local(pb, t.at),
+                to: t.to.clone(),
+                note: t.note.clone().unwrap_or_default(),
+            });
+    }
+    let mut reasons: Vec<ReasonRow> = by_reason
+        .into_iter()
+        .map(|(code, leads)| ReasonRow {
+            name: pb
+                .reason(&code)
+                .map(|r| r.name.clone())
+                .unwrap_or_else(|| code.clone()),
+            reason: code,
+            count: leads.len() as u64,
+            examples: leads.into_iter().take(EXAMPLES).collect(),
+        })
+        .collect();
+    reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+
+    let handoffs = sla_section(pb, snap, period, None, as_of)?;
+    let goals = goal_rows(pb, &goals(pb, snap, as_of)?);
+    let open = |kind: &str| -> Vec<FeedbackNote> {
+        crate::report::dated(
+            pb,
+            crate::report::feedback_of(inputs, kind, as_of).filter(|f| f.is_open()),
+        )
+        .collect()
+    };
+    let open_decisions = inputs
+        .decisions
+        .iter()
+        .filter(|d| d.open_at(as_of))
+        .map(|d| decision_row(pb, d, as_of))
+        .collect();
+    let done_decisions = inputs
+        .decisions
+        .iter()
+        .filter(|d| d.done_at.is_some_and(|t| period.contains(t) && t <= as_of))
+        .map(|d| decision_row(pb, d, as_of))
+        .collect();
+    Ok(Agenda {
+        company: pb.company.name.clone(),
+        meeting,
+        week: week.label(),
+        period_from: local_date(pb, period.from),
+        period_to: local_date(pb, period.to),
+        as_of: local(pb, as_of),
+        rejected_total: rejected.len() as u64,
+        rejected: reasons,
+        handoffs,
+        goals,
+        obstacles: open("obstacle"),
+        requests: open("content_request"),
+        lead_quality_notes: open("lead_quality"),
+        open_decisions,
+        done_decisions,
+    })
+}
