@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, Touch};
+use crate::metrics::retention::DealKind;
 use crate::playbook::{Playbook, Var, Vars};
 use crate::time::Timestamp;
 
@@ -82,12 +83,14 @@ pub fn touch_value(t: &Touch) -> Value {
     })
 }
 
-/// The `deal` variable: deals created in `[since, at]` as they stood at `at`.
+/// The `deal` variable: new-business deals created in `[since, at]` as they
+/// stood at `at`. Renewals and expansions move the account's lifecycle, not
+/// a lead's: a new contact at a customer account is not a won lead.
 pub fn deal_value(deals: &[Deal], since: Timestamp, at: Timestamp) -> Value {
     let (mut count, mut open, mut won, mut lost, mut amount_won) = (0, false, false, false, 0i64);
     for d in deals
         .iter()
-        .filter(|d| d.created_at >= since && d.created_at <= at)
+        .filter(|d| d.created_at >= since && d.created_at <= at && DealKind::of(d) == DealKind::New)
     {
         count += 1;
         let closed_by_now = d.closed_at.is_some_and(|c| c <= at);
@@ -150,4 +153,53 @@ pub fn classify(
         .find(|m| m.criterion.matches(&vars))
         .map(|m| m.id.clone());
     (persona, segment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::{Currency, Money};
+
+    fn won(kind: &str, minor: i64) -> Deal {
+        Deal {
+            id: 1,
+            external_id: format!("d-{kind}"),
+            account_id: Some(1),
+            person_id: None,
+            name: None,
+            amount: Money {
+                minor,
+                currency: Currency::parse("USD").unwrap(),
+            },
+            created_at: Timestamp::from_millis(1_000),
+            closed_at: Some(Timestamp::from_millis(2_000)),
+            status: DealStatus::Won,
+            lost_reason: None,
+            owner: None,
+            kind: kind.into(),
+        }
+    }
+
+    #[test]
+    fn only_new_business_deals_feed_a_lead() {
+        let deals = [
+            won("renewal", 500_00),
+            won("expansion", 200_00),
+            won("new", 100_00),
+        ];
+        let v = deal_value(
+            &deals,
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(3_000),
+        );
+        assert_eq!(v["count"], 1);
+        assert_eq!(v["amount_won"], 100_00);
+        let v = deal_value(
+            &deals[..2],
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(3_000),
+        );
+        assert_eq!(v["count"], 0);
+        assert_eq!(v["won"], false);
+    }
 }

@@ -518,14 +518,17 @@ pub(crate) fn deal_row(r: &AnyRow) -> Result<Deal, StoreError> {
     })
 }
 
-/// Deals of a person: linked directly, or through the person's account.
+/// Deals of a person: linked directly, or through the person's account when
+/// the account deal was still open when we first knew the person (a deal the
+/// account closed before this contact existed is not the contact's win).
 pub async fn deals_of(c: &mut AnyConnection, person: &Person) -> Result<Vec<Deal>, StoreError> {
     let q = format!(
-        "SELECT {DEAL_COLS} FROM deals WHERE person_id = $1 OR (person_id IS NULL AND account_id = $2) ORDER BY created_at, id"
+        "SELECT {DEAL_COLS} FROM deals WHERE person_id = $1 OR (person_id IS NULL AND account_id = $2 AND (closed_at IS NULL OR closed_at >= $3)) ORDER BY created_at, id"
     );
     sqlx::query(sqlx::AssertSqlSafe(q))
         .bind(person.id)
         .bind(person.account_id.unwrap_or(-1))
+        .bind(person.created_at.millis())
         .fetch_all(c)
         .await?
         .iter()
