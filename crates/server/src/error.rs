@@ -3,7 +3,8 @@
 //! failures are logged with their cause and answered with a generic 500:
 //! no SQL or driver text reaches a client.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -38,6 +39,10 @@ pub enum ApiError {
         message: String,
         field: Option<String>,
     },
+    /// Too many failed authentication attempts from this client (429, with
+    /// `Retry-After` in seconds); see `crate::limit`.
+    #[error("too many failed authentication attempts; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     /// The request took longer than the server allows (503).
     #[error("the request timed out")]
     Timeout,
@@ -79,6 +84,9 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+            }
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -126,6 +134,11 @@ impl IntoResponse for ApiError {
                 field,
             },
         };
-        (status, Json(body)).into_response()
+        let mut res = (status, Json(body)).into_response();
+        if let ApiError::TooManyRequests { retry_after } = &self {
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        res
     }
 }

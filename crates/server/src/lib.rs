@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod extract;
+pub mod limit;
 mod metrics;
 pub mod openapi;
 mod people;
@@ -85,19 +86,28 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(timeout))
         .layer(middleware::from_fn(trace))
         .layer(middleware::from_fn(telemetry::track))
+        .layer(middleware::from_fn_with_state(
+            limit::AuthLimiter::default(),
+            limit::guard,
+        ))
+        .layer(middleware::from_fn(web::security_headers))
         .with_state(state)
 }
 
 /// Serves [`app`] on `listener` until `shutdown` resolves; requests in flight
-/// then finish before this returns.
+/// then finish before this returns. Each request knows its peer address
+/// (`ConnectInfo`), which [`limit`] keys failed sign-ins by.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// [`serve`] plus this instance's alert evaluator ([`alerts::Alerter`]),

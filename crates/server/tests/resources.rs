@@ -807,7 +807,71 @@ async fn role_matrix_for_every_endpoint() {
             &[Admin],
         ),
         (Method::DELETE, "/api/v1/tokens/spare", None, &[Admin]),
+        (Method::GET, "/api/v1/playbook", None, ALL),
+        (Method::PUT, "/api/v1/playbook", Some(STARTER), &[Admin]),
+        (Method::GET, "/api/v1/alerts", None, ALL),
+        // Segment ingest: write keys are marketing or admin tokens.
+        (
+            Method::POST,
+            "/v1/identify",
+            Some(r#"{"userId": "seg-1", "traits": {"title": "VP"}}"#),
+            &[Admin, Marketing],
+        ),
+        (
+            Method::POST,
+            "/v1/track",
+            Some(r#"{"userId": "seg-1", "event": "Webinar"}"#),
+            &[Admin, Marketing],
+        ),
+        (
+            Method::POST,
+            "/v1/page",
+            Some(r#"{"userId": "seg-1", "name": "Pricing"}"#),
+            &[Admin, Marketing],
+        ),
+        (
+            Method::POST,
+            "/v1/batch",
+            Some(r#"{"batch": [{"type": "track", "userId": "seg-1", "event": "Webinar"}]}"#),
+            &[Admin, Marketing],
+        ),
     ];
+    // The table names every documented route that needs a token (the
+    // target-list routes have their own matrix in tests/targets.rs).
+    let doc = serde_json::to_value(tandem_server::openapi::openapi()).unwrap();
+    let public = ["/healthz", "/readyz", "/metrics", "/api/openapi.json"];
+    let fits = |template: &str, uri: &str| {
+        let uri = uri.split('?').next().unwrap();
+        let (t, u): (Vec<_>, Vec<_>) = (template.split('/').collect(), uri.split('/').collect());
+        t.len() == u.len() && t.iter().zip(&u).all(|(t, u)| t.starts_with('{') || t == u)
+    };
+    let mut documented = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path.contains("target") || public.contains(&path.as_str()) {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let m = match method.as_str() {
+                "get" => Method::GET,
+                "post" => Method::POST,
+                "put" => Method::PUT,
+                "patch" => Method::PATCH,
+                "delete" => Method::DELETE,
+                _ => continue,
+            };
+            assert!(
+                table
+                    .iter()
+                    .any(|(tm, uri, _, _)| *tm == m && fits(path, uri)),
+                "{m} {path} is missing from the role matrix"
+            );
+            documented += 1;
+        }
+    }
+    assert!(
+        documented >= table.len() - 4,
+        "only {documented} documented routes"
+    );
     for db in TestDb::all().await.unwrap() {
         let app = build(db).await;
         // Targets of the GETs by id.

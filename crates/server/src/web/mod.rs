@@ -19,11 +19,11 @@ use std::sync::LazyLock;
 
 use axum::extract::{Request, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, SET_COOKIE,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY, RETRY_AFTER,
+    SET_COOKIE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
@@ -57,7 +57,6 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/app.js", get(js))
         .layer(Extension(Sessions::default()))
         .layer(Extension(cache::SnapshotCache::default()))
-        .layer(middleware::from_fn(security_headers))
 }
 
 static CSS: &str = include_str!("../../web/assets/app.css");
@@ -116,6 +115,18 @@ impl WebError {
     pub fn bad(message: impl Into<String>) -> Self {
         WebError::new(StatusCode::BAD_REQUEST, message)
     }
+
+    /// 429 with `Retry-After`: too many failed sign-ins from this client.
+    pub fn too_many(retry_after: u64) -> Response {
+        let mut r = WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many failed sign-ins from your address; try again in {retry_after} s."),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+        r
+    }
 }
 
 impl From<ApiError> for WebError {
@@ -137,6 +148,7 @@ impl IntoResponse for WebError {
         let title = match self.status {
             StatusCode::FORBIDDEN => "Not for your role",
             StatusCode::NOT_FOUND => "Not found",
+            StatusCode::TOO_MANY_REQUESTS => "Too many attempts",
             StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Check the request",
             s if s.is_server_error() => "Something went wrong",
             _ => "Cannot show this page",
@@ -237,18 +249,22 @@ pub fn local(pb: &Playbook, t: Timestamp) -> String {
         .to_string()
 }
 
-/// Content security policy of every page: only this origin, no inline
-/// script or style, never framed.
+/// Content security policy of every response (pages, API, errors): only
+/// this origin, no inline script or style, never framed.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'";
 
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Middleware on the whole app ([`crate::app`]): CSP with
+/// `frame-ancestors 'none'`, `X-Content-Type-Options: nosniff`,
+/// `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` on every
+/// response, and `Cache-Control: no-store` unless the handler chose one.
+pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
