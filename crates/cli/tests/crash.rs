@@ -44,18 +44,15 @@ async fn counts(url: &DatabaseUrl) -> (i64, i64) {
     try_counts(url).await.expect("the database reads")
 }
 
-fn import(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    c.current_dir(dir)
-        .env_remove("TANDEM_PLAYBOOK")
-        .env_remove("TANDEM_DATABASE_URL")
-        .args([
-            "import",
-            "people",
-            "people.csv",
-            "--batch-size",
-            &BATCH.to_string(),
-        ]);
+fn import(dir: &std::path::Path, db: &DatabaseUrl) -> Command {
+    let mut c = tandem_on(dir, db);
+    c.args([
+        "import",
+        "people",
+        "people.csv",
+        "--batch-size",
+        &BATCH.to_string(),
+    ]);
     c
 }
 
@@ -68,12 +65,24 @@ fn email(i: usize) -> String {
 #[tokio::test]
 async fn sigkill_mid_import_leaves_whole_batches_and_a_rerun_completes() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_tandem");
-    let st = Command::new(bin)
-        .current_dir(dir.path())
-        .arg("init")
-        .output()
-        .unwrap();
+    let url = DatabaseUrl::parse(&dir.path().join("tandem.db").to_string_lossy()).unwrap();
+    import_crash(dir.path(), &url).await;
+}
+
+/// The same on PostgreSQL, when `TANDEM_TEST_POSTGRES_URL` is set.
+#[tokio::test]
+async fn sigkill_mid_import_on_postgres() {
+    let Some(db) = tandem_store::testing::TestDb::postgres().await.unwrap() else {
+        return;
+    };
+    db.store.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    import_crash(dir.path(), &db.url).await;
+    db.cleanup().await.unwrap();
+}
+
+async fn import_crash(dir: &std::path::Path, url: &DatabaseUrl) {
+    let st = tandem_on(dir, url).arg("init").output().unwrap();
     assert!(st.status.success());
     let mut csv = String::from("external_id,email,created_at,plan\n");
     for i in 0..ROWS {
@@ -85,9 +94,7 @@ async fn sigkill_mid_import_leaves_whole_batches_and_a_rerun_completes() {
         )
         .unwrap();
     }
-    std::fs::write(dir.path().join("people.csv"), csv).unwrap();
-    let db = dir.path().join("tandem.db");
-    let url = DatabaseUrl::parse(&db.to_string_lossy()).unwrap();
+    std::fs::write(dir.join("people.csv"), csv).unwrap();
 
     // Kill each run once it has committed a quarter more of the rows than
     // the run before; each re-run reads the file from the top again.
@@ -95,10 +102,10 @@ async fn sigkill_mid_import_leaves_whole_batches_and_a_rerun_completes() {
     let mut partial = 0;
     for kill in 1..=IMPORT_KILLS {
         let goal = (ROWS * kill / (IMPORT_KILLS + 1)) as i64;
-        let mut child = import(dir.path()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = import(dir, url).stderr(Stdio::null()).spawn().unwrap();
         let started = Instant::now();
         loop {
-            if let Some((people, _)) = try_counts(&url).await {
+            if let Some((people, _)) = try_counts(url).await {
                 if people >= goal {
                     break;
                 }
@@ -115,7 +122,7 @@ async fn sigkill_mid_import_leaves_whole_batches_and_a_rerun_completes() {
         child.kill().unwrap(); // SIGKILL on Unix (a no-op when it had finished)
         child.wait().unwrap();
 
-        let (people, transitions) = counts(&url).await;
+        let (people, transitions) = counts(url).await;
         assert_eq!(
             people % BATCH as i64,
             0,
@@ -138,7 +145,7 @@ async fn sigkill_mid_import_leaves_whole_batches_and_a_rerun_completes() {
         );
     }
 
-    let out = import(dir.path()).output().unwrap();
+    let out = import(dir, url).output().unwrap();
     assert!(out.status.success());
     let summary = String::from_utf8_lossy(&out.stderr).to_string();
     let expect = format!(
@@ -146,10 +153,10 @@ async fn sigkill_mid_import_leaves_whole_batches_and_a_rerun_completes() {
         ROWS as i64 - before
     );
     assert!(summary.contains(&expect), "{summary}");
-    assert_eq!(counts(&url).await, (ROWS as i64, ROWS as i64));
+    assert_eq!(counts(url).await, (ROWS as i64, ROWS as i64));
 
     // Exactly the rows of the file: each id once, with its own email.
-    let store = Store::connect(&url).await.unwrap();
+    let store = Store::connect(url).await.unwrap();
     let snap = {
         let mut c = store.conn().await.unwrap();
         repo::snapshot(&mut c).await.unwrap()
@@ -353,13 +360,20 @@ fn serde_json_like(fields: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(", "))
 }
 
-/// `tandem serve` on an ephemeral loopback port; its address.
-fn start_server(dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .current_dir(dir)
+/// The `tandem` binary in `dir` (its playbook) on database `db`.
+fn tandem_on(dir: &std::path::Path, db: &DatabaseUrl) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    c.current_dir(dir)
         .env_remove("TANDEM_PLAYBOOK")
         .env_remove("TANDEM_DATABASE_URL")
         .env_remove("TANDEM_LOG")
+        .args(["--database-url", db.expose()]);
+    c
+}
+
+/// `tandem serve` on an ephemeral loopback port; its address.
+fn start_server(dir: &std::path::Path, db: &DatabaseUrl) -> (Child, String) {
+    let mut child = tandem_on(dir, db)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()
@@ -478,16 +492,30 @@ async fn check_acknowledged(url: &DatabaseUrl, acks: &[Ack], round: usize) -> us
 #[tokio::test]
 async fn sigkill_of_serve_keeps_every_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_tandem");
-    let out = Command::new(bin)
-        .current_dir(dir.path())
-        .arg("init")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let out = Command::new(bin)
-        .current_dir(dir.path())
-        .env_remove("TANDEM_DATABASE_URL")
+    let url = DatabaseUrl::parse(&dir.path().join("tandem.db").to_string_lossy()).unwrap();
+    serve_crash(dir.path(), &url).await;
+}
+
+/// The same on PostgreSQL, when `TANDEM_TEST_POSTGRES_URL` is set.
+#[tokio::test]
+async fn sigkill_of_serve_keeps_every_acknowledged_write_on_postgres() {
+    let Some(db) = tandem_store::testing::TestDb::postgres().await.unwrap() else {
+        return;
+    };
+    db.store.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    serve_crash(dir.path(), &db.url).await;
+    db.cleanup().await.unwrap();
+}
+
+async fn serve_crash(dir: &std::path::Path, url: &DatabaseUrl) {
+    let out = tandem_on(dir, url).arg("init").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tandem_on(dir, url)
         .args(["token", "create", "--role", "admin", "--name", "crash"])
         .output()
         .unwrap();
@@ -497,7 +525,6 @@ async fn sigkill_of_serve_keeps_every_acknowledged_write() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let url = DatabaseUrl::parse(&dir.path().join("tandem.db").to_string_lossy()).unwrap();
 
     let seed = std::env::var("TANDEM_CRASH_SEED")
         .ok()
@@ -513,7 +540,7 @@ async fn sigkill_of_serve_keeps_every_acknowledged_write() {
     let log = Arc::new(Mutex::new(Log::default()));
     let mut cut_rounds = 0;
     for round in 0..SERVE_ROUNDS {
-        let (mut child, addr) = start_server(dir.path());
+        let (mut child, addr) = start_server(dir, url);
         let cut_before = log.lock().unwrap().cut.len();
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
@@ -538,7 +565,7 @@ async fn sigkill_of_serve_keeps_every_acknowledged_write() {
         if cut > cut_before {
             cut_rounds += 1;
         }
-        let transitions = check_acknowledged(&url, &acks, round).await;
+        let transitions = check_acknowledged(url, &acks, round).await;
         eprintln!(
             "round {round}: killed after {wait} ms; {} acknowledged writes so far, {} cut off in flight, {transitions} transitions",
             acks.len(),
@@ -560,7 +587,7 @@ async fn sigkill_of_serve_keeps_every_acknowledged_write() {
     // cut off gets its 2xx (an accept that had landed is refused as a move
     // from SAL, and its SAL is checked below), and replayed acknowledged
     // Segment messages are duplicates that change nothing.
-    let (mut child, addr) = start_server(dir.path());
+    let (mut child, addr) = start_server(dir, url);
     for step in &cut {
         let (s, b) = http(&addr, step.method, &step.path, &token, &step.body).unwrap();
         let landed_before = matches!(step.ack, Ack::Accept(_)) && s == 422;
@@ -571,7 +598,7 @@ async fn sigkill_of_serve_keeps_every_acknowledged_write() {
         acks.push(step.ack.clone());
     }
     let before = {
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(url).await.unwrap();
         let mut c = store.conn().await.unwrap();
         let n = repo::counts(&mut c).await.unwrap();
         drop(c);
@@ -597,7 +624,7 @@ async fn sigkill_of_serve_keeps_every_acknowledged_write() {
     child.kill().unwrap();
     child.wait().unwrap();
     let after = {
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(url).await.unwrap();
         let mut c = store.conn().await.unwrap();
         let n = repo::counts(&mut c).await.unwrap();
         drop(c);
@@ -605,7 +632,7 @@ async fn sigkill_of_serve_keeps_every_acknowledged_write() {
         n
     };
     assert_eq!(before, after, "replays stored nothing new");
-    check_acknowledged(&url, &acks, SERVE_ROUNDS).await;
+    check_acknowledged(url, &acks, SERVE_ROUNDS).await;
     eprintln!(
         "{} cut-off requests retried; {} acknowledged writes all present",
         cut.len(),
