@@ -45,7 +45,8 @@ fi
 t() { "$bin" --playbook "$dir/tandem.toml" --database-url "$dir/tandem.db" "$@"; }
 token=$(t token create --role admin --name "soak-$$" 2>/dev/null)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-t serve --bind "127.0.0.1:$port" 2>"$out/serve.log" &
+# Started directly (not through `t`) so $! is the server's own pid.
+"$bin" --playbook "$dir/tandem.toml" --database-url "$dir/tandem.db" serve --bind "127.0.0.1:$port" 2>"$out/serve.log" &
 pid=$!
 sampler=""
 cleanup() {
