@@ -18,6 +18,7 @@ pub mod pages;
 pub mod plan;
 pub mod query;
 pub mod repo;
+pub mod report_sends;
 pub mod stamp;
 pub mod testing;
 pub mod tokens;
