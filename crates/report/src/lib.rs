@@ -21,7 +21,7 @@ mod week;
 
 pub use agenda::{agenda, Agenda, Meeting};
 pub use feedback::FeedbackNote;
-pub use report::{build, gather, load, Inputs, WeeklyReport};
+pub use report::{build, gather, load, load_with, Inputs, WeeklyReport};
 pub use week::Week;
 
 use tandem_core::metrics::MetricsError;

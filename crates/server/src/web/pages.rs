@@ -43,15 +43,15 @@ const INBOX_LIMIT: usize = 60;
 /// Most rows of the stalled list.
 const STALLED_LIMIT: usize = 200;
 
-async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
+pub(super) async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
     cache.get(&s.store).await
 }
 
-fn bad_period(e: query::PeriodError) -> WebError {
+pub(super) fn bad_period(e: query::PeriodError) -> WebError {
     WebError::bad(format!("{}: {e}", e.field()))
 }
 
-fn as_of(pb: &Playbook, q: Option<&str>) -> Result<Timestamp, WebError> {
+pub(super) fn as_of(pb: &Playbook, q: Option<&str>) -> Result<Timestamp, WebError> {
     query::as_of(pb, q.filter(|s| !s.is_empty()), now()).map_err(bad_period)
 }
 
@@ -60,7 +60,7 @@ fn metrics_err(e: tandem_core::metrics::MetricsError) -> WebError {
 }
 
 /// `1234567` → `1,234,567`.
-fn grouped(v: i64) -> String {
+pub(super) fn grouped(v: i64) -> String {
     let s = v.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
@@ -77,7 +77,7 @@ fn grouped(v: i64) -> String {
 }
 
 /// Minor units as whole major units with the currency: `1,234 EUR`.
-fn money(pb: &Playbook, minor: f64) -> String {
+pub(super) fn money(pb: &Playbook, minor: f64) -> String {
     format!(
         "{} {}",
         grouped((minor / 100.0).round() as i64),
@@ -85,7 +85,7 @@ fn money(pb: &Playbook, minor: f64) -> String {
     )
 }
 
-fn pct(x: Option<f64>) -> String {
+pub(super) fn pct(x: Option<f64>) -> String {
     x.filter(|v| v.is_finite())
         .map(|v| format!("{:.1}%", v * 100.0))
         .unwrap_or_else(|| "–".into())
@@ -130,11 +130,11 @@ fn status_of(s: PaceStatus) -> (&'static str, &'static str) {
 }
 
 /// A table for the `table` macro.
-fn table(id: &str, headers: &[&str], num: &[bool], rows: Vec<Vec<String>>) -> Value {
+pub(super) fn table(id: &str, headers: &[&str], num: &[bool], rows: Vec<Vec<String>>) -> Value {
     json!({"id": id, "headers": headers, "num": num, "rows": rows})
 }
 
-fn section(
+pub(super) fn section(
     id: &str,
     title: &str,
     note: Option<String>,
@@ -144,11 +144,11 @@ fn section(
     json!({"id": id, "title": title, "note": note, "chart": chart, "table": table})
 }
 
-fn option(value: &str, label: &str) -> Value {
+pub(super) fn option(value: &str, label: &str) -> Value {
     json!({"value": value, "label": label})
 }
 
-fn filter(name: &str, label: &str, value: &str, options: Vec<Value>) -> Value {
+pub(super) fn filter(name: &str, label: &str, value: &str, options: Vec<Value>) -> Value {
     json!({"name": name, "label": label, "value": value, "options": options})
 }
 
@@ -383,7 +383,7 @@ pub struct WaterfallQuery {
     as_of: Option<String>,
 }
 
-fn nonempty(s: &Option<String>) -> Option<&str> {
+pub(super) fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
