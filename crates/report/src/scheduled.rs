@@ -93,7 +93,7 @@ pub async fn send_due_report(
             return Ok(SendOutcome::NotDue { week: week.label() });
         }
     }
-    match deliver_week(store, pb, cfg, week.clone(), due).await {
+    match deliver_week(store, pb, cfg, week, due).await {
         Ok((email, webhook)) => {
             let note = webhook
                 .as_ref()

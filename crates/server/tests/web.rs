@@ -633,9 +633,8 @@ async fn weekly_page_shows_the_week_and_frames_the_e_mail_report() {
             .collect();
         assert_eq!(cells, ["6", "0"], "this week, last week");
         assert!(
-            page.body.contains(
-                r#"report?week=2026-W01&amp;meeting=weekly&amp;as_of=2026-01-10""#
-            ),
+            page.body
+                .contains(r#"report?week=2026-W01&amp;meeting=weekly&amp;as_of=2026-01-10""#),
             "{}",
             page.body
         );

@@ -94,9 +94,8 @@ pub async fn page(
     let pb = &*pb;
     let a = ask(pb, &q)?;
     let inp = inputs(&s, &cache).await?;
-    let r = tandem_report::build(pb, &inp, Some(a.week.clone()), a.at).map_err(report_err)?;
-    let ag = tandem_report::agenda(pb, &inp, a.meeting, Some(a.week.clone()), a.at)
-        .map_err(report_err)?;
+    let r = tandem_report::build(pb, &inp, Some(a.week), a.at).map_err(report_err)?;
+    let ag = tandem_report::agenda(pb, &inp, a.meeting, Some(a.week), a.at).map_err(report_err)?;
     let tz = &pb.company.timezone;
 
     // The picker: the last complete weeks, plus the asked one if older.
