@@ -731,3 +731,38 @@ async fn target_accounts_page_lists_tiers_and_only_marketing_edits() {
     })
     .await;
 }
+
+/// The Plan page runs the plan of `tandem plan` and the API
+/// (`tandem_store::numbers::plan`): with no won deal yet both say why.
+#[tokio::test]
+async fn plan_page_says_what_the_api_says() {
+    each(async |w: &Web| {
+        let viewer = w.sign_in(Role::Viewer).await;
+        let page = w.get("/plan?revenue=100000", &viewer).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let req = Request::builder()
+            .uri("/api/v1/metrics/plan?revenue=100000")
+            .header(
+                "authorization",
+                format!("Bearer {}", w.tokens[&Role::Viewer]),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let res = w.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let why = v["error"]["message"].as_str().unwrap();
+        assert!(why.contains("pass --"), "{why}");
+        let html_why = why.replace('`', "&#96;").replace('\'', "&#x27;");
+        assert!(
+            page.body.contains(&format!("No plan: {why}"))
+                || page.body.contains(&format!("No plan: {html_why}")),
+            "{why}: {}",
+            page.body
+        );
+    })
+    .await;
+}

@@ -15,7 +15,6 @@ pub mod lifecycle;
 mod migrate;
 pub mod numbers;
 pub mod pages;
-pub mod plan;
 pub mod query;
 pub mod repo;
 pub mod report_sends;

@@ -26,8 +26,9 @@ use tandem_core::sla::{marketing_sla, sales_sla, stalled as stalled_leads, Clock
 use tandem_core::time::DAY_MS;
 use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
+use tandem_store::numbers::{self, PlanParams};
+use tandem_store::query;
 use tandem_store::repo::{self, Snapshot};
-use tandem_store::{plan, query};
 
 use super::cache::SnapshotCache;
 use super::session::{is_fetch, WebUser};
@@ -1347,31 +1348,48 @@ pub async fn plan(
         },
     };
     let snap = load(&cache, &s).await?;
-    let stages = plan::plan_stages(pb, &[]).map_err(|e| WebError::bad(e.to_string()))?;
     // Historic rates over the year before as-of.
     let window = Window::new(
         Timestamp::from_millis(at.millis() - 365 * DAY_MS),
         Timestamp::from_millis(at.millis() + 1),
     )
     .map_err(metrics_err)?;
-    let plans = plan::plans(
+    // The same plan as `tandem plan` and `GET /api/v1/metrics/plan`: the
+    // funnel up to the won stage, historic rates, the mean won deal.
+    let report = numbers::plan(
         pb,
         &snap,
-        &plan::PlanInput {
+        &PlanParams {
             revenue,
             deal_size: None,
-            stages: &stages,
             rates: None,
-            groups: None,
+            stages: Vec::new(),
+            by: None,
             window,
             as_of: at,
         },
-    )
-    .map_err(|e| WebError::bad(e.to_string()))?;
+    );
+    let report = match report {
+        Ok(r) => r,
+        // No historic rate or no won deal yet: a note, not an error page.
+        Err(e) if e.field == "rates" => numbers::PlanReport {
+            stages: Vec::new(),
+            rates: "historic",
+            quarter_end: at,
+            as_of: at,
+            plans: vec![numbers::GroupPlan {
+                group: ALL.to_string(),
+                plan: None,
+                error: Some(e.message),
+            }],
+        },
+        Err(e) => return Err(WebError::bad(format!("{}: {}", e.field, e.message))),
+    };
     let mut sections = Vec::new();
-    for (group, p) in &plans.plans {
-        match p {
-            Ok(p) => {
+    for gp in &report.plans {
+        let group = &gp.group;
+        match (&gp.plan, &gp.error) {
+            (Some(p), _) => {
                 let labels: Vec<String> = p.stages.iter().map(|s| s.stage.clone()).collect();
                 let chart = svg::bars(
                     "Needed against current pipeline per stage",
@@ -1411,7 +1429,7 @@ pub async fn plan(
                         money(pb, p.revenue_target as f64),
                         money(pb, p.deal_size as f64),
                         local(pb, at),
-                        local(pb, plans.quarter.to)
+                        local(pb, report.quarter_end)
                     )),
                     Some(chart),
                     table(
@@ -1422,7 +1440,7 @@ pub async fn plan(
                     ),
                 ));
             }
-            Err(e) => sections.push(json!({"title": group, "note": format!("No plan: {e}")})),
+            (None, e) => sections.push(json!({"title": group, "note": format!("No plan: {}", e.as_deref().unwrap_or("no conversions to plan from"))})),
         }
     }
     render(
