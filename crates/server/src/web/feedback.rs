@@ -129,11 +129,15 @@ pub async fn board(
                 .map(|t| option(t.as_str(), &label(t.as_str()))),
         )
         .collect();
-    let back = format!(
-        "/feedback?kind={}&team={}",
-        urlencode(nonempty(&q.kind).unwrap_or("")),
-        urlencode(nonempty(&q.team).unwrap_or(""))
-    );
+    let params: Vec<String> = [("kind", nonempty(&q.kind)), ("team", nonempty(&q.team))]
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(v))))
+        .collect();
+    let back = if params.is_empty() {
+        "/feedback".to_string()
+    } else {
+        format!("/feedback?{}", params.join("&"))
+    };
     let default_team = match u.token.role.as_str() {
         "sales" => "sales",
         _ => "marketing",
