@@ -208,6 +208,112 @@ test('every page renders for admin, with charts and their tables', async () => {
   await close();
 });
 
+/** Fails when the page is wider than a phone. */
+async function fitsPhone(page, what) {
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `${what} is ${overflow}px wider than a phone`);
+  await page.screenshot({ path: path.join(ARTIFACTS, `${what}-phone.png`) });
+  await page.setViewportSize(size);
+}
+
+test('sales adds a feedback item, sees it on the board and in the API, and moves it', async () => {
+  const { page, close } = await signIn('sales');
+  await page.goto(`${BASE}/feedback`);
+  const title = `Webinar leads lack phone numbers ${Date.now()}`;
+  await page.locator('#add-feedback summary').click();
+  const form = page.locator('#feedback-new');
+  await form.locator('select[name=kind]').selectOption('obstacle');
+  await form.locator('select[name=team]').selectOption('sales');
+  await form.locator('input[name=title]').fill(title);
+  await form.locator('textarea[name=body]').fill('Half of last week\'s webinar MQLs have no phone.');
+  await Promise.all([page.waitForURL(/\/feedback(\?[^#]*)?#fb-\d+$/), form.locator('button[type=submit]').click()]);
+  const id = Number(page.url().split('#fb-')[1]);
+  const card = page.locator(`#fb-${id}`);
+  assert.match(await page.locator('#col-open').textContent(), new RegExp(title));
+  assert.match(await card.locator('.meta').first().textContent(), /sales · sales/);
+  // The API has the same item, by the signed-in token's name.
+  const item = await api(`/api/v1/feedback/${id}`, TOKENS.viewer);
+  assert.equal(item.title, title);
+  assert.equal(item.kind, 'obstacle');
+  assert.equal(item.team, 'sales');
+  assert.equal(item.status, 'open');
+  // Comment, then move it to in progress.
+  await card.locator('details.thread summary').click();
+  await card.locator('textarea[name=body]').fill('Marketing adds a phone field to the form.');
+  // Each form posts and is redirected back to the board (a new GET).
+  const reloaded = () => page.waitForResponse((r) => r.request().method() === 'GET' && new URL(r.url()).pathname === '/feedback');
+  await Promise.all([reloaded(), card.locator('details.thread button[type=submit]').click()]);
+  await page.waitForLoadState('load');
+  await page.locator(`#fb-${id} details.thread summary`).click();
+  assert.match(await page.locator(`#fb-${id} .comments`).textContent(), /Marketing adds a phone field/);
+  await page.locator(`#fb-${id} form.move select[name=status]`).selectOption('in_progress');
+  await Promise.all([reloaded(), page.locator(`#fb-${id} form.move button`).click()]);
+  await page.waitForLoadState('load');
+  await page.locator(`#col-in_progress #fb-${id}`).waitFor();
+  assert.equal((await api(`/api/v1/feedback/${id}`, TOKENS.viewer)).status, 'in_progress');
+  assert.match(cli('feedback', 'list', '--format', 'json'), new RegExp(title));
+  await shot(page, 'feedback');
+  await fitsPhone(page, 'feedback');
+  await close();
+  // A viewer sees the board without forms.
+  const v = await signIn('viewer');
+  await v.page.goto(`${BASE}/feedback`);
+  assert.match(await v.page.locator('#col-in_progress').textContent(), new RegExp(title));
+  assert.equal(await v.page.locator('#feedback-new').count(), 0);
+  assert.equal(await v.page.locator('form.move').count(), 0);
+  await v.close();
+});
+
+test('the weekly report page shows the numbers of `tandem report --format json`', async () => {
+  const { page, close } = await signIn('viewer');
+  // The page and its two framed documents each build the report: slow on a
+  // debug build on a busy machine.
+  await page.goto(`${BASE}/weekly?as_of=${encodeURIComponent(AS_OF)}`, { timeout: 180000 });
+  const report = JSON.parse(cli('report', '--format', 'json', '--as-of', AS_OF));
+  assert.equal(await page.$eval('select[name=week]', (s) => s.value), report.week);
+  const mql = report.waterfall.find((r) => r.stage === 'mql');
+  const row = page.locator('#weekly-flow tbody tr', { hasText: mql.name });
+  const cells = await row.locator('td').allTextContents();
+  const n = (s) => Number(s.replace(/,/g, ''));
+  assert.equal(n(cells[1]), mql.this_week, 'MQLs this week');
+  assert.equal(n(cells[2]), mql.last_week, 'MQLs last week');
+  assert.ok(await page.locator('main svg.chart').count() > 0, 'the week has a chart');
+  // The framed e-mail report carries the same week and number.
+  const frame = page.frameLocator('#report-frame');
+  await frame.locator('body').waitFor();
+  const text = await frame.locator('body').textContent();
+  assert.match(text, new RegExp(report.week));
+  assert.match(text, new RegExp(`${mql.name}\\s*${mql.this_week}\\b`));
+  const agenda = page.frameLocator('#agenda-frame');
+  await agenda.locator('body').waitFor();
+  assert.match(await agenda.locator('body').textContent(), /[Aa]genda/);
+  await shot(page, 'weekly');
+  await fitsPhone(page, 'weekly');
+  await close();
+});
+
+test('the target accounts page lists what /api/v1/targets lists', async () => {
+  const { page, close } = await signIn('admin');
+  await page.goto(`${BASE}/targets`, { timeout: 120000 });
+  const { targets } = await api('/api/v1/targets', TOKENS.viewer);
+  assert.ok(targets.length > 0, 'the demo has a target list');
+  assert.equal(await page.locator('#targets-table tbody tr').count(), targets.length);
+  const tier1 = targets.filter((t) => t.tier === 1).length;
+  const cells = await page.locator('#targets-tiers tbody tr', { hasText: /^\s*1/ }).first().locator('td').allTextContents();
+  assert.equal(Number(cells[1].replace(/,/g, '')), tier1, 'tier-1 accounts');
+  assert.ok(await page.locator('main svg.chart').count() > 0);
+  assert.equal(await page.locator('#target-form').count(), 1, 'admin may edit the list');
+  await shot(page, 'targets');
+  await fitsPhone(page, 'targets');
+  await close();
+  const s = await signIn('sales');
+  await s.page.goto(`${BASE}/targets`, { timeout: 120000 });
+  assert.equal(await s.page.locator('#target-form').count(), 0, 'sales is offered no edit');
+  await s.close();
+});
+
 test('no page logged a script or CSP error', () => {
   assert.deepEqual(problems, []);
 });

@@ -7,7 +7,8 @@
 //! and self-contained HTML (inline CSS, inline SVG charts) from embedded
 //! minijinja templates; [`deliver`] e-mails the report over SMTP and posts a
 //! short summary to a chat webhook; [`schedule::next_send_after`] says when
-//! the next scheduled report is due.
+//! the next scheduled report is due and [`scheduled::send_due_report`]
+//! sends it once per week (the server's weekly task).
 
 pub mod agenda;
 pub mod deliver;
@@ -15,11 +16,12 @@ mod feedback;
 pub mod render;
 pub mod report;
 pub mod schedule;
+pub mod scheduled;
 mod week;
 
 pub use agenda::{agenda, Agenda, Meeting};
 pub use feedback::FeedbackNote;
-pub use report::{build, gather, load, Inputs, WeeklyReport};
+pub use report::{build, gather, load, load_with, Inputs, WeeklyReport};
 pub use week::Week;
 
 use tandem_core::metrics::MetricsError;

@@ -59,9 +59,19 @@ pub struct Inputs {
 
 /// Loads the stored history and the weekly loop's records.
 pub async fn load(store: &Store) -> Result<Inputs, ReportError> {
+    let snap = {
+        let mut c = store.conn().await?;
+        repo::snapshot(&mut c).await?
+    };
+    load_with(store, snap).await
+}
+
+/// Loads the weekly loop's records around a history already read (the
+/// dashboard keeps one between requests).
+pub async fn load_with(store: &Store, snap: Snapshot) -> Result<Inputs, ReportError> {
     let mut c = store.conn().await?;
     Ok(Inputs {
-        snap: repo::snapshot(&mut c).await?,
+        snap,
         decisions: weekly::decisions(&mut c).await?,
         assets: weekly::assets(&mut c).await?,
         uses: weekly::content_uses(&mut c).await?,

@@ -249,3 +249,213 @@ async fn summary_is_posted_to_the_webhook() {
     assert!(e.to_string().contains("only http:// URLs"), "{e}");
     db.cleanup().await.unwrap();
 }
+
+/// The demo company on `db` (the fixture's seed and anchor).
+async fn demo_on(db: &tandem_store::testing::TestDb, pb: &Playbook) {
+    use tandem_ingest::demo::{self, DemoOptions, Scale};
+    demo::run(
+        &db.store,
+        pb,
+        &DemoOptions {
+            seed: 42,
+            scale: Scale::Small,
+            anchor: tandem_core::Timestamp::parse("2026-11-23").unwrap(),
+            people: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// The server's weekly task: the report due Monday 2026-11-23 08:00 New York
+/// (13:00 UTC) is the one of 2026-W47; it is sent once, and a second call
+/// in the same week (by this or another instance) sends nothing.
+#[tokio::test]
+async fn scheduled_send_goes_out_once_per_week_on_every_backend() {
+    use tandem_core::Timestamp;
+    use tandem_report::scheduled::{send_due_report, SendOutcome};
+    use tandem_store::report_sends::{self, SendStatus};
+
+    for db in tandem_store::testing::TestDb::all().await.unwrap() {
+        let backend = db.store.backend();
+        let (port, sink) = smtp_sink().await;
+        let pb = playbook_with(port);
+        demo_on(&db, &pb).await;
+        // Sunday evening: last week's send (2026-W46's report, due Monday
+        // 2026-11-16) is long done by an earlier instance.
+        {
+            let mut c = db.store.conn().await.unwrap();
+            let t = Timestamp::parse("2026-11-16T13:00:00Z").unwrap();
+            assert!(
+                report_sends::claim(&mut c, "weekly_report:2026-W46", "2026-W46", t, t)
+                    .await
+                    .unwrap()
+            );
+            report_sends::sent(&mut c, "weekly_report:2026-W46", t, 3, "W46", None)
+                .await
+                .unwrap();
+        }
+        let sunday = Timestamp::parse("2026-11-23T02:00:00Z").unwrap();
+        assert_eq!(
+            send_due_report(&db.store, &pb, sunday).await.unwrap(),
+            SendOutcome::NotDue {
+                week: "2026-W46".into()
+            },
+            "{backend:?}"
+        );
+
+        // Monday 08:05 local: W47's report goes out.
+        let now = Timestamp::parse("2026-11-23T13:05:00Z").unwrap();
+        let out = send_due_report(&db.store, &pb, now).await.unwrap();
+        let got = sink.await.unwrap();
+        // The numbers the e-mail must carry: the report of W47 as of the
+        // scheduled instant, built independently here.
+        let due = Timestamp::parse("2026-11-23T13:00:00Z").unwrap();
+        let week = tandem_report::Week::parse("2026-W47", &pb.company.timezone).unwrap();
+        let r = tandem_report::gather(&db.store, &pb, Some(week), due)
+            .await
+            .unwrap();
+        let mql = r.waterfall.iter().find(|s| s.stage == "mql").unwrap();
+        assert!(mql.this_week > 0, "{backend:?}: the demo week has MQLs");
+        let won = r
+            .indicators
+            .iter()
+            .find(|i| i.metric == "revenue_won")
+            .unwrap()
+            .this_week
+            .unwrap();
+        let subject = format!(
+            "[Acme weekly] Acme Analytics weekly report 2026-W47: {} MQLs, {} USD won",
+            mql.this_week,
+            tandem_report::render::money(won as i64)
+        );
+        assert_eq!(
+            out,
+            SendOutcome::Sent {
+                week: "2026-W47".into(),
+                subject: subject.clone(),
+                recipients: vec![
+                    "cro@acme.example".into(),
+                    "maya@acme.example".into(),
+                    "ana@acme.example".into()
+                ],
+                webhook: None,
+            },
+            "{backend:?}"
+        );
+        assert_eq!(
+            got.rcpt_to,
+            ["cro@acme.example", "maya@acme.example", "ana@acme.example"]
+        );
+        let headers = got.data[..got.data.find("\r\n\r\n").unwrap()].replace("\r\n ", " ");
+        assert!(
+            headers.contains(&format!("Subject: {subject}")),
+            "{headers}"
+        );
+        let text = part(&got.data, "text/plain");
+        assert!(text.contains(&format!("| Marketing qualified lead | {} |", mql.this_week)));
+        let s = r.sla.as_ref().unwrap();
+        assert!(text.contains(&format!(
+            "Handoffs this week: {} (met {}, breached {}",
+            s.handoffs, s.met, s.breached
+        )));
+
+        // The log row, and nothing more this week: the sink is gone, so a
+        // second send would fail rather than pass silently.
+        {
+            let mut c = db.store.conn().await.unwrap();
+            let row = report_sends::get(&mut c, "weekly_report:2026-W47")
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.status, SendStatus::Sent);
+            assert_eq!(row.attempts, 1);
+            assert_eq!(row.recipients, Some(3));
+            assert_eq!(row.subject.as_deref(), Some(subject.as_str()));
+            assert_eq!(row.sent_at, Some(now));
+        }
+        for later in ["2026-11-23T13:05:00Z", "2026-11-26T18:00:00Z"] {
+            let later = Timestamp::parse(later).unwrap();
+            assert_eq!(
+                send_due_report(&db.store, &pb, later).await.unwrap(),
+                SendOutcome::NotDue {
+                    week: "2026-W47".into()
+                },
+                "{backend:?}"
+            );
+        }
+        db.cleanup().await.unwrap();
+    }
+}
+
+/// An SMTP server that is down: the attempt is logged as failed with a
+/// retry time; before it nobody tries again, after it the next call does.
+#[tokio::test]
+async fn failed_scheduled_send_is_retried_later() {
+    use tandem_core::Timestamp;
+    use tandem_report::scheduled::{send_due_report, SendOutcome, RETRY_AFTER};
+    use tandem_store::report_sends::{self, SendStatus};
+
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let pb = playbook_with(port);
+    let (db, _) = common::demo_db(&pb).await;
+    let now = Timestamp::parse("2026-11-24T09:00:00Z").unwrap();
+    let e = send_due_report(&db.store, &pb, now).await.unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("SMTP 127.0.0.1:{port}")),
+        "{e}"
+    );
+    let mut c = db.store.conn().await.unwrap();
+    let row = report_sends::get(&mut c, "weekly_report:2026-W47")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.status, SendStatus::Failed);
+    assert_eq!(row.attempts, 1);
+    let retry = Timestamp::from_millis(now.millis() + RETRY_AFTER.as_millis() as i64);
+    assert_eq!(row.next_attempt_at, Some(retry));
+    drop(c);
+    let before = Timestamp::from_millis(retry.millis() - 1);
+    assert_eq!(
+        send_due_report(&db.store, &pb, before).await.unwrap(),
+        SendOutcome::NotDue {
+            week: "2026-W47".into()
+        }
+    );
+    // At the retry time the claim is taken again (and fails again: still down).
+    assert!(send_due_report(&db.store, &pb, retry).await.is_err());
+    let mut c = db.store.conn().await.unwrap();
+    let row = report_sends::get(&mut c, "weekly_report:2026-W47")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.attempts, 2);
+    drop(c);
+    db.cleanup().await.unwrap();
+}
+
+/// Without `[report.smtp]` the task does nothing and records nothing.
+#[tokio::test]
+async fn scheduled_send_needs_smtp() {
+    use tandem_report::scheduled::{send_due_report, SendOutcome};
+    let pb = Playbook::load(STARTER).playbook.unwrap();
+    let db = tandem_store::testing::TestDb::sqlite().await.unwrap();
+    let now = tandem_core::Timestamp::parse("2026-11-24T09:00:00Z").unwrap();
+    assert_eq!(
+        send_due_report(&db.store, &pb, now).await.unwrap(),
+        SendOutcome::NotConfigured
+    );
+    let mut c = db.store.conn().await.unwrap();
+    assert!(
+        tandem_store::report_sends::get(&mut c, "weekly_report:2026-W47")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(c);
+    db.cleanup().await.unwrap();
+}

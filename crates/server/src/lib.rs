@@ -14,6 +14,7 @@ mod metrics;
 pub mod openapi;
 mod people;
 pub mod playbook;
+pub mod report_task;
 mod resources;
 pub mod segment;
 mod targets;
@@ -111,8 +112,10 @@ pub async fn serve(
 }
 
 /// [`serve`] plus this instance's alert evaluator ([`alerts::Alerter`]),
-/// when any webhook is configured. Both stop when `shutdown` resolves: the
-/// server after requests in flight finish, the evaluator after its current run.
+/// when any webhook is configured, and the weekly report task
+/// ([`report_task`], which does nothing unless the playbook has
+/// `[report.smtp]`). All stop when `shutdown` resolves: the server after
+/// requests in flight finish, the evaluator after its current run.
 pub async fn serve_with_alerts(
     listener: TcpListener,
     state: AppState,
@@ -122,16 +125,27 @@ pub async fn serve_with_alerts(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let evaluator = (!alerts.webhooks.is_empty()).then(|| {
         let a = alerts::Alerter::new(state.store.clone(), state.playbook.clone(), alerts);
-        let mut rx = stopped;
+        let mut rx = stopped.clone();
         tokio::spawn(a.run(async move {
             let _ = rx.wait_for(|s| *s).await;
         }))
     });
+    let reporter = {
+        let mut rx = stopped;
+        tokio::spawn(report_task::run(
+            state.store.clone(),
+            state.playbook.clone(),
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            },
+        ))
+    };
     let served = serve(listener, state, shutdown).await;
     let _ = stop.send(true);
     if let Some(e) = evaluator {
         let _ = e.await;
     }
+    let _ = reporter.await;
     served
 }
 

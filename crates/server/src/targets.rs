@@ -22,6 +22,7 @@ use tandem_store::repo::Upsert;
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::openapi::ErrorEnvelope;
 use crate::{now, AppState};
 
 /// The routes of this module, to merge under `/api/v1`.
@@ -38,6 +39,13 @@ pub struct TargetList {
 }
 
 /// `GET /api/v1/targets`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/targets",
+    tag = "targets",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Every target account with its tier, marketer and seller, by tier", body = serde_json::Value), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(State(s): State<AppState>, caller: Caller) -> Result<Json<TargetList>, ApiError> {
     caller.require(Action::Read)?;
@@ -48,6 +56,14 @@ pub async fn list(State(s): State<AppState>, caller: Caller) -> Result<Json<Targ
 }
 
 /// `GET /api/v1/accounts/{external_id}/target`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts/{external_id}/target",
+    tag = "targets",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "The account's external id")),
+    responses((status = 200, description = "The account's target-list entry", body = serde_json::Value), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown account, or not on the target list", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn show(
     State(s): State<AppState>,
@@ -64,17 +80,29 @@ pub async fn show(
 }
 
 /// Body of `PUT …/target`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetBody {
+    /// 1 (most important) to 3.
     tier: i64,
+    /// The marketer who owns the account's programme.
     marketer: Option<String>,
+    /// The seller who owns the account.
     seller: Option<String>,
     /// Who puts it on the list (default: the token's name).
     actor: Option<String>,
 }
 
 /// `PUT /api/v1/accounts/{external_id}/target`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/accounts/{external_id}/target",
+    tag = "targets",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "The account's external id")),
+    request_body = TargetBody,
+    responses((status = 201, description = "Added to the target list", body = serde_json::Value), (status = 200, description = "Entry changed (or unchanged)", body = serde_json::Value), (status = 400, description = "Malformed JSON", body = ErrorEnvelope), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown account", body = ErrorEnvelope), (status = 413, description = "Body too large", body = ErrorEnvelope), (status = 422, description = "Invalid body (e.g. tier outside 1..=3)", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn put(
     State(s): State<AppState>,
@@ -113,6 +141,14 @@ pub async fn put(
 }
 
 /// `DELETE /api/v1/accounts/{external_id}/target`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/accounts/{external_id}/target",
+    tag = "targets",
+    security(("bearer" = [])),
+    params(("external_id" = String, Path, description = "The account's external id")),
+    responses((status = 204, description = "Removed from the target list"), (status = 401, description = "No valid token", body = ErrorEnvelope), (status = 403, description = "Role may not do this", body = ErrorEnvelope), (status = 404, description = "Unknown account, or not on the target list", body = ErrorEnvelope))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn delete(
     State(s): State<AppState>,

@@ -51,8 +51,14 @@ async fn the_document_is_served_without_a_token() {
         "/api/v1/feedback/{id}/comments",
         "/api/v1/metrics/attribution",
         "/api/v1/playbook",
+        "/api/v1/targets",
+        "/api/v1/accounts/{external_id}/target",
     ] {
         assert!(paths.contains_key(p), "{p} is not documented");
+    }
+    let target = &paths["/api/v1/accounts/{external_id}/target"];
+    for m in ["get", "put", "delete"] {
+        assert!(target.get(m).is_some(), "{m} of the target route");
     }
     drop(router);
     db.cleanup().await.unwrap();

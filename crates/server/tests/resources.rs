@@ -790,6 +790,21 @@ async fn role_matrix_for_every_endpoint() {
             &[Admin, Marketing, Sales],
         ),
         (Method::GET, "/api/v1/goals", None, ALL),
+        (
+            Method::PUT,
+            "/api/v1/accounts/acme/target",
+            Some(r#"{"tier": 1, "seller": "ann"}"#),
+            &[Admin, Marketing],
+        ),
+        (Method::GET, "/api/v1/targets", None, ALL),
+        (Method::GET, "/api/v1/accounts/acme/target", None, ALL),
+        // Each allowed delete finds `acme` on the list again (re-added below).
+        (
+            Method::DELETE,
+            "/api/v1/accounts/acme/target",
+            None,
+            &[Admin, Marketing],
+        ),
         (Method::GET, "/api/v1/metrics/funnel", None, ALL),
         (Method::GET, "/api/v1/metrics/waterfall", None, ALL),
         (Method::GET, "/api/v1/metrics/stalled", None, ALL),
@@ -917,6 +932,13 @@ async fn role_matrix_for_every_endpoint() {
                 } else {
                     assert_eq!(s, StatusCode::FORBIDDEN, "{role} {method} {uri}: {v}");
                     assert_error(&v, "forbidden");
+                }
+                if allowed.contains(&role) && *method == Method::DELETE && uri.ends_with("/target")
+                {
+                    let (s, v) = app
+                        .call(Method::PUT, &uri, Admin, Some(r#"{"tier": 2}"#))
+                        .await;
+                    assert_eq!(s, StatusCode::CREATED, "re-adding {uri}: {v}");
                 }
             }
         }

@@ -267,6 +267,9 @@ async fn every_page_renders_and_roles_see_only_what_they_may_do() {
             ("/attribution", "Conversions by model"),
             ("/plan?revenue=100000", "Plan"),
             ("/gaps?by=source", "MQL mix vs won mix"),
+            ("/targets", "Coverage by tier"),
+            ("/feedback", "Feedback board"),
+            ("/weekly", "at a glance"),
         ] {
             let res = w.get(path, &viewer).await;
             assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.body);
@@ -485,6 +488,281 @@ async fn the_store_stamp_changes_on_every_insert_and_move() {
         let s2 = tandem_store::stamp::stamp(&mut c).await.unwrap();
         assert_eq!(s2.0[1], 7);
         drop(c);
+    })
+    .await;
+}
+
+/// A GET of the API with a role's bearer token, as JSON.
+async fn api_get(w: &Web, uri: &str, role: Role) -> serde_json::Value {
+    let req = Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {}", w.tokens[&role]))
+        .body(Body::empty())
+        .unwrap();
+    let res = w.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The HTML of the board column with this status.
+fn column<'a>(html: &'a str, status: &str) -> &'a str {
+    let start = html
+        .find(&format!(r#"id="col-{status}""#))
+        .unwrap_or_else(|| panic!("no column {status}"));
+    let rest = &html[start..];
+    let end = rest[1..]
+        .find("<section class=\"column\"")
+        .map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
+#[tokio::test]
+async fn feedback_board_adds_comments_and_moves_items_for_the_roles_that_may() {
+    each(async |w: &Web| {
+        let viewer = w.sign_in(Role::Viewer).await;
+        let sales = w.sign_in(Role::Sales).await;
+        // The viewer sees the board but is offered no form.
+        let board = w.get("/feedback", &viewer).await;
+        assert_eq!(board.status, StatusCode::OK, "{}", board.body);
+        for col in ["open", "in_progress", "done", "declined"] {
+            assert!(board.body.contains(&format!(r#"id="col-{col}""#)));
+        }
+        assert!(!board.body.contains(r#"action="/feedback""#));
+        let csrf_viewer = csrf_of(&board.body);
+        let add = "kind=obstacle&team=sales&title=Leads+from+the+webinar+have+no+phone&body=Half+of+them&back=%2Ffeedback";
+        let res = w
+            .send(
+                Method::POST,
+                "/feedback",
+                &viewer,
+                Some(&format!("csrf={csrf_viewer}&{add}")),
+                false,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+        // Sales adds one: a wrong CSRF token is refused, the right one lands it.
+        let board = w.get("/feedback", &sales).await;
+        assert!(board.body.contains(r#"action="/feedback""#));
+        let csrf = csrf_of(&board.body);
+        let res = w
+            .send(Method::POST, "/feedback", &sales, Some(&format!("csrf=nope&{add}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        let res = w
+            .send(Method::POST, "/feedback", &sales, Some(&format!("csrf={csrf}&{add}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let to = res.headers["location"].to_str().unwrap().to_string();
+        assert!(to.starts_with("/feedback#fb-"), "{to}");
+        let id: i64 = to["/feedback#fb-".len()..].parse().unwrap();
+        let board = w.get("/feedback", &viewer).await;
+        assert!(column(&board.body, "open").contains("Leads from the webinar have no phone"));
+        // The API sees the same item, authored by the signed-in token.
+        let api = api_get(w, &format!("/api/v1/feedback/{id}"), Role::Viewer).await;
+        assert_eq!(api["title"], "Leads from the webinar have no phone", "{api}");
+        assert_eq!(api["kind"], "obstacle");
+        assert_eq!(api["author"], "sales");
+        assert_eq!(api["status"], "open");
+
+        // Comment and move to in progress.
+        let res = w
+            .send(
+                Method::POST,
+                &format!("/feedback/{id}/comments"),
+                &sales,
+                Some(&format!("csrf={csrf}&body=Marketing+is+adding+a+phone+field")),
+                false,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let res = w
+            .send(
+                Method::POST,
+                &format!("/feedback/{id}/status"),
+                &sales,
+                Some(&format!("csrf={csrf}&status=in_progress&back=%2Ffeedback%3Fteam%3Dsales")),
+                false,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(res.headers["location"], format!("/feedback?team=sales#fb-{id}"));
+        let board = w.get("/feedback?team=sales", &viewer).await;
+        let col = column(&board.body, "in_progress");
+        assert!(col.contains("Leads from the webinar") && col.contains("Marketing is adding a phone field"));
+        assert!(!column(&board.body, "open").contains("Leads from the webinar"));
+        let api = api_get(w, &format!("/api/v1/feedback/{id}"), Role::Viewer).await;
+        assert_eq!(api["status"], "in_progress", "{api}");
+        // Filters: the item is a sales obstacle, not a marketing idea.
+        let board = w.get("/feedback?team=marketing", &viewer).await;
+        assert!(!board.body.contains("Leads from the webinar"));
+        let board = w.get("/feedback?kind=idea", &viewer).await;
+        assert!(!board.body.contains("Leads from the webinar"));
+        let res = w.get("/feedback?kind=rumour", &viewer).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert!(res.body.contains("type: unknown"), "{}", res.body);
+        // Unknown item: 404 page.
+        let res = w
+            .send(Method::POST, "/feedback/999999/status", &sales, Some(&format!("csrf={csrf}&status=done")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn weekly_page_shows_the_week_and_frames_the_e_mail_report() {
+    each(async |w: &Web| {
+        let viewer = w.sign_in(Role::Viewer).await;
+        // The six MQLs entered on 2026-01-01 (Thursday of ISO week 2026-W01).
+        let page = w
+            .get("/weekly?week=2026-W01&as_of=2026-01-10", &viewer)
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(!page.body.contains("style="));
+        let flow = &page.body[page.body.find(r#"id="weekly-flow""#).unwrap()..];
+        let row = &flow[flow.find("Marketing qualified lead").unwrap()..];
+        let cells: Vec<&str> = row
+            .split("<td class=\"num\">")
+            .skip(1)
+            .take(2)
+            .map(|c| &c[..c.find('<').unwrap()])
+            .collect();
+        assert_eq!(cells, ["6", "0"], "this week, last week");
+        assert!(
+            page.body
+                .contains(r#"report?week=2026-W01&amp;meeting=weekly&amp;as_of=2026-01-10""#),
+            "{}",
+            page.body
+        );
+        // The framed report: the e-mail's HTML with its own narrow CSP.
+        let rep = w
+            .get("/weekly/report?week=2026-W01&as_of=2026-01-10", &viewer)
+            .await;
+        assert_eq!(rep.status, StatusCode::OK);
+        let csp = rep.headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("style-src 'unsafe-inline'") && csp.contains("default-src 'none'"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'self'"));
+        assert_eq!(rep.headers["x-frame-options"], "SAMEORIGIN");
+        assert!(!rep.body.contains("<script"));
+        assert!(rep.body.contains("2026-W01"));
+        let ag = w
+            .get("/weekly/agenda?week=2026-W01&as_of=2026-01-10", &viewer)
+            .await;
+        assert_eq!(ag.status, StatusCode::OK);
+        // A week that is not one: 400 naming it.
+        let res = w.get("/weekly?week=2026-W99", &viewer).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert!(res.body.contains("week"), "{}", res.body);
+        // Signed out: no report.
+        assert_eq!(
+            w.get("/weekly/report", "").await.status,
+            StatusCode::SEE_OTHER
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn target_accounts_page_lists_tiers_and_only_marketing_edits() {
+    each(async |w: &Web| {
+        {
+            let mut c = w.db.store.conn().await.unwrap();
+            let acme = tandem_core::domain::Account {
+                external_id: "acme".into(),
+                name: Some("Acme Corp".into()),
+                ..tandem_core::domain::Account::default()
+            };
+            repo::upsert_account(&mut c, &acme).await.unwrap();
+        }
+        let sales = w.sign_in(Role::Sales).await;
+        let marketing = w.sign_in(Role::Marketing).await;
+        let page = w.get("/targets", &sales).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(!page.body.contains(r#"action="/targets""#));
+        let csrf = csrf_of(&page.body);
+        let form = format!("csrf={csrf}&account=acme&tier=1&marketer=maya&seller=ann");
+        let res = w
+            .send(Method::POST, "/targets", &sales, Some(&form), false)
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+        let page = w.get("/targets", &marketing).await;
+        assert!(page.body.contains(r#"action="/targets""#));
+        let csrf = csrf_of(&page.body);
+        let bad = format!("csrf={csrf}&account=acme&tier=7");
+        let res = w
+            .send(Method::POST, "/targets", &marketing, Some(&bad), false)
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert!(res.body.contains("tier"));
+        let form = format!("csrf={csrf}&account=acme&tier=1&marketer=maya&seller=ann");
+        let res = w
+            .send(Method::POST, "/targets", &marketing, Some(&form), false)
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let page = w.get("/targets", &sales).await;
+        let table = &page.body[page.body.find(r#"id="targets-table""#).unwrap()..];
+        for cell in ["acme", "Acme Corp", "maya", "ann"] {
+            assert!(table.contains(&format!(">{cell}<")), "{cell}: {table}");
+        }
+        let tiers = &page.body[page.body.find(r#"id="targets-tiers""#).unwrap()..];
+        assert!(
+            tiers.contains("<td>1</td><td class=\"num\">1</td>"),
+            "{tiers}"
+        );
+        // The API agrees.
+        let api = api_get(w, "/api/v1/targets", Role::Viewer).await;
+        assert_eq!(api["targets"][0]["external_id"], "acme");
+        assert_eq!(api["targets"][0]["tier"], 1);
+        // Filtered to tier 2: nobody.
+        let page = w.get("/targets?tier=2", &sales).await;
+        assert!(!page.body.contains(">Acme Corp<"));
+        assert_eq!(
+            w.get("/targets?tier=9", &sales).await.status,
+            StatusCode::BAD_REQUEST
+        );
+    })
+    .await;
+}
+
+/// The Plan page runs the plan of `tandem plan` and the API
+/// (`tandem_store::numbers::plan`): with no won deal yet both say why.
+#[tokio::test]
+async fn plan_page_says_what_the_api_says() {
+    each(async |w: &Web| {
+        let viewer = w.sign_in(Role::Viewer).await;
+        let page = w.get("/plan?revenue=100000", &viewer).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let req = Request::builder()
+            .uri("/api/v1/metrics/plan?revenue=100000")
+            .header(
+                "authorization",
+                format!("Bearer {}", w.tokens[&Role::Viewer]),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let res = w.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let why = v["error"]["message"].as_str().unwrap();
+        assert!(why.contains("pass --"), "{why}");
+        let html_why = why.replace('`', "&#96;").replace('\'', "&#x27;");
+        assert!(
+            page.body.contains(&format!("No plan: {why}"))
+                || page.body.contains(&format!("No plan: {html_why}")),
+            "{why}: {}",
+            page.body
+        );
     })
     .await;
 }

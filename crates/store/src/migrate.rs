@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0005_accounts.sql"),
     ),
     (6, "weekly", include_str!("../migrations/0006_weekly.sql")),
+    (
+        11,
+        "report_sends",
+        include_str!("../migrations/0011_report_sends.sql"),
+    ),
 ];
 
 fn render(sql: &str, backend: Backend) -> String {

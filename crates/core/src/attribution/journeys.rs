@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::Path;
 use crate::domain::{Deal, DealStatus, Person, Subject, Touch, Transition};
 use crate::facts::channel_of;
+use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
 
@@ -170,6 +171,9 @@ pub fn build_paths(
                 .iter()
                 .filter(|d| d.status == DealStatus::Won)
                 .filter(|d| d.closed_at.is_some_and(|c| c <= as_of))
+                // Renewals and expansions are retention, not marketing's
+                // conversions.
+                .filter(|d| DealKind::is_new_business(d))
                 .collect();
             won.sort_by_key(|d| (d.closed_at, d.id));
             for d in won {

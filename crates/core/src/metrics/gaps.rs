@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::domain::DealStatus;
 use crate::time::Timestamp;
 
+use super::retention::DealKind;
 use super::waterfall::stage_entries;
 use super::{ratio, Grouping, History, Window};
 
@@ -67,7 +68,8 @@ pub struct Gaps {
 
 /// Computes the alignment gaps. MQLs are entries into `mql_stage` within
 /// `window` (distinct cycles, skipped entries included); revenue and win rate
-/// come from deals closed within the window, grouped by the deal's person.
+/// come from new-business deals closed within the window, grouped by the
+/// deal's person (renewals and expansions are retention, not funnel).
 pub fn alignment_gaps(
     history: &History<'_>,
     mql_stage: &str,
@@ -85,7 +87,11 @@ pub fn alignment_gaps(
         grouping,
     );
     let mut deals: BTreeMap<String, (u64, u64, i64)> = BTreeMap::new();
-    for d in history.deals {
+    for d in history
+        .deals
+        .iter()
+        .filter(|d| DealKind::is_new_business(d))
+    {
         let Some(c) = d.closed_at else { continue };
         if !window.contains_as_of(c, as_of) {
             continue;

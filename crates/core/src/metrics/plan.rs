@@ -15,6 +15,7 @@ use crate::domain::{Deal, DealStatus};
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
 
+use super::retention::DealKind;
 use super::waterfall::GroupWaterfall;
 use super::{funnel_ids, Grouping, MetricsError};
 
@@ -227,7 +228,7 @@ pub fn historic_median_days_for(w: &GroupWaterfall, stages: &[String]) -> Vec<Op
 }
 
 /// Average deal size per group: the mean amount (minor units, rounded half
-/// away from zero) of deals won with `closed_at` not after `as_of`, and how
+/// away from zero) of new-business deals won with `closed_at` not after `as_of`, and how
 /// many there were. Deals with a zero amount count (they lower the mean);
 /// groups without won deals are absent.
 pub fn average_won_deal_size(
@@ -237,7 +238,10 @@ pub fn average_won_deal_size(
 ) -> BTreeMap<String, (u64, i64)> {
     let mut sums: BTreeMap<String, (u64, i128)> = BTreeMap::new();
     for d in deals {
-        if d.status == DealStatus::Won && d.closed_at.is_some_and(|c| c <= as_of) {
+        if d.status == DealStatus::Won
+            && d.closed_at.is_some_and(|c| c <= as_of)
+            && DealKind::is_new_business(d)
+        {
             let e = sums.entry(grouping.person(d.person_id)).or_default();
             e.0 += 1;
             e.1 += i128::from(d.amount.minor);

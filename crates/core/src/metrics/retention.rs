@@ -68,6 +68,14 @@ impl DealKind {
         DealKind::parse(&deal.kind).unwrap_or(DealKind::New)
     }
 
+    /// True for new business (`new`, or an unknown kind): what funnel-side
+    /// metrics count (pipeline, won revenue and deals, win rate, lost deals,
+    /// gaps, attribution revenue, plan deal size). Renewals and expansions
+    /// belong to retention (NRR, GRR, expansion revenue).
+    pub fn is_new_business(deal: &Deal) -> bool {
+        DealKind::of(deal) == DealKind::New
+    }
+
     /// The lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {

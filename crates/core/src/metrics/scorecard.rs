@@ -22,6 +22,7 @@ use crate::domain::{ActivityKind, DealStatus, Subject, Transition};
 use crate::playbook::{Goal, Period, Playbook, StageKind, METRICS};
 use crate::time::Timestamp;
 
+use super::retention::DealKind;
 use super::waterfall::stage_entries;
 use super::{funnel_ids, ratio, Grouping, History, MetricsError, Window};
 
@@ -172,9 +173,11 @@ fn metric_stage(pb: &Playbook, metric: &str) -> Option<Result<String, MetricsErr
 ///   stage in the window, skipped entries included;
 /// - touches by kind (`paid_clicks` counts `ad_click`), activities by kind
 ///   (`meetings` counts meetings and demos);
-/// - `pipeline_created`: amounts of deals created in the window;
-///   `revenue_won` / `deals_won`: deals won with `closed_at` in the window;
-/// - `win_rate`: won / (won + lost) of deals closed in the window;
+/// - `pipeline_created`: amounts of new-business deals created in the
+///   window; `revenue_won` / `deals_won`: new-business deals won with
+///   `closed_at` in the window (renewals and expansions count in `nrr`,
+///   `grr` and `expansion_revenue`, see [`DealKind::is_new_business`]);
+/// - `win_rate`: won / (won + lost) of new-business deals closed in the window;
 /// - `sal_rate`: SAL entries / MQL entries in the window;
 /// - `retention`: of the subjects in the customer stage (or a later funnel
 ///   stage) at the window start, the share still in one at its end (or at
@@ -233,7 +236,11 @@ pub fn metric_actuals(
     } else {
         match metric {
             "pipeline_created" => {
-                for d in history.deals {
+                for d in history
+                    .deals
+                    .iter()
+                    .filter(|d| DealKind::is_new_business(d))
+                {
                     if window.contains_as_of(d.created_at, as_of) {
                         add(grouping.person(d.person_id), d.amount.minor as f64);
                     }
@@ -242,7 +249,11 @@ pub fn metric_actuals(
             "revenue_won" | "deals_won" | "win_rate" => {
                 let mut won: BTreeMap<String, (f64, f64)> = BTreeMap::new();
                 let mut lost: BTreeMap<String, f64> = BTreeMap::new();
-                for d in history.deals {
+                for d in history
+                    .deals
+                    .iter()
+                    .filter(|d| DealKind::is_new_business(d))
+                {
                     let Some(c) = d.closed_at else { continue };
                     if !window.contains_as_of(c, as_of) {
                         continue;

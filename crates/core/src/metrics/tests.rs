@@ -950,3 +950,82 @@ fn average_won_deal_size_counts_won_deals_to_as_of() {
     assert_eq!(by.len(), 1);
     assert_eq!(by.get("p1"), Some(&(2, 151)));
 }
+
+/// Funnel-side money counts new business only. In window [10, 20):
+/// - person 1: a new deal of 1000 created at 12, won at 15;
+/// - person 2 (a customer's contact): a renewal of 5000 created at 11, won
+///   at 15, an expansion of 700 created at 13, won at 16, and a renewal of
+///   300 created at 12, lost at 17 (churn, not a lost sale);
+/// - person 3: a new deal of 400 created at 11, lost at 18.
+///
+/// So revenue_won 1000 (not 6700), deals_won 1, win_rate 1 / (1 + 1) = 0.5,
+/// pipeline_created 1000 + 400 = 1400, gaps' won revenue 1000 all person 1's,
+/// attribution-side plan deal size 1000; the renewals and the expansion
+/// are left to retention: expansion_revenue sees the 700.
+#[test]
+fn funnel_money_counts_new_business_only() {
+    use super::retention::DealKind;
+    let pb = pb();
+    let with_kind = |mut d: Deal, kind: &str| {
+        d.kind = kind.into();
+        d.account_id = Some(90 + d.person_id.unwrap_or(0));
+        d
+    };
+    let deals = [
+        deal(1, 1, 1000, 12, Some(15), DealStatus::Won, None),
+        with_kind(
+            deal(2, 2, 5000, 11, Some(15), DealStatus::Won, None),
+            "renewal",
+        ),
+        with_kind(
+            deal(3, 2, 700, 13, Some(16), DealStatus::Won, None),
+            "expansion",
+        ),
+        with_kind(
+            deal(4, 2, 300, 12, Some(17), DealStatus::Lost, Some("churn")),
+            "renewal",
+        ),
+        deal(5, 3, 400, 11, Some(18), DealStatus::Lost, Some("no_budget")),
+    ];
+    assert!(DealKind::is_new_business(&deals[0]));
+    assert!(!DealKind::is_new_business(&deals[1]));
+    let mut h = H::default();
+    for p in 1..=3 {
+        h.mv(p, "mql", 10);
+    }
+    let hist = History {
+        transitions: &h.v,
+        deals: &deals,
+        ..History::default()
+    };
+    let get =
+        |m: &str| metric_actuals(&pb, &hist, m, win(10, 20), day(100), Grouping::All).unwrap()[ALL];
+    assert_eq!(get("revenue_won"), Some(1000.0));
+    assert_eq!(get("deals_won"), Some(1.0));
+    assert_eq!(get("win_rate"), Some(0.5));
+    assert_eq!(get("pipeline_created"), Some(1400.0));
+    let by_person = |p: i64| Some(format!("p{p}"));
+    let g = alignment_gaps(
+        &hist,
+        "mql",
+        win(10, 20),
+        day(100),
+        Grouping::By(&by_person),
+        DEFAULT_THRESHOLD,
+    );
+    assert_eq!(g.total_revenue_won, 1000);
+    let p2 = g.rows.iter().find(|r| r.group == "p2").unwrap();
+    assert_eq!((p2.revenue_won, p2.deals_won, p2.deals_lost), (0, 0, 0));
+    let sizes = average_won_deal_size(&deals, day(100), Grouping::All);
+    assert_eq!(sizes[ALL], (1, 1000));
+    // Lost renewals are not funnel leakage.
+    let wf = waterfall::waterfall(
+        &pb,
+        &h.v,
+        &deals,
+        &waterfall::WaterfallOptions::new(win(10, 20), day(100)),
+    )
+    .unwrap();
+    assert_eq!(wf.groups[0].lost.count, 1);
+    assert_eq!(wf.groups[0].lost.amount_minor, 400);
+}

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::retention::DealKind;
 use crate::domain::{Deal, DealStatus, Subject, Transition};
 use crate::playbook::{Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
@@ -391,9 +392,9 @@ fn compute(
         *core.exits.entry((i, to, reason)).or_default() += 1;
     }
 
-    // Lost deals.
+    // Lost new-business deals (a lost renewal is churn, not funnel leakage).
     let mut lost_by: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for d in deals {
+    for d in deals.iter().filter(|d| DealKind::is_new_business(d)) {
         let Some(closed) = d.closed_at else { continue };
         if d.status != DealStatus::Lost || !window.contains_as_of(closed, as_of) {
             continue;

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::{Deal, DealStatus, Subject, Transition};
 use crate::metrics::plan::won_stage;
+use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::Timestamp;
 
@@ -88,7 +89,9 @@ pub fn reached_target(
                 deals
                     .iter()
                     .filter(|d| {
-                        d.status == DealStatus::Won && d.closed_at.is_some_and(|c| c <= as_of)
+                        d.status == DealStatus::Won
+                            && d.closed_at.is_some_and(|c| c <= as_of)
+                            && DealKind::is_new_business(d)
                     })
                     .filter_map(|d| d.person_id),
             );

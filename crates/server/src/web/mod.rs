@@ -6,14 +6,22 @@
 //! functions the CLI commands and the API use. Charts are inline SVG
 //! ([`svg`]), each followed by a table of its numbers.
 //!
+//! Pages: overview, waterfall, SLA inbox, stalled, attribution, plan, gaps
+//! and playbook in [`pages`]; the target accounts ([`targets`]), the
+//! feedback board ([`feedback`]) and the weekly report with the meeting
+//! agenda ([`weekly`]) each in their own module.
+//!
 //! Sign-in takes an API token and starts a server-side session
 //! ([`session`]); every form carries the session's CSRF token. What a role
 //! cannot do is not offered, and asking anyway is a 403 page.
 
 mod cache;
+mod feedback;
 mod pages;
 pub mod session;
 pub mod svg;
+mod targets;
+mod weekly;
 
 use std::sync::LazyLock;
 
@@ -51,6 +59,13 @@ pub fn routes() -> Router<AppState> {
         .route("/plan", get(pages::plan))
         .route("/gaps", get(pages::gaps))
         .route("/playbook", get(pages::playbook))
+        .route("/feedback", get(feedback::board).post(feedback::create))
+        .route("/feedback/{id}/status", post(feedback::set_status))
+        .route("/feedback/{id}/comments", post(feedback::comment))
+        .route("/weekly", get(weekly::page))
+        .route("/weekly/report", get(weekly::report_html))
+        .route("/weekly/agenda", get(weekly::agenda_html))
+        .route("/targets", get(targets::page).post(targets::put))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/assets/app.css", get(css))
@@ -85,6 +100,18 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         (
             "sections.html",
             include_str!("../../web/templates/sections.html"),
+        ),
+        (
+            "feedback.html",
+            include_str!("../../web/templates/feedback.html"),
+        ),
+        (
+            "weekly.html",
+            include_str!("../../web/templates/weekly.html"),
+        ),
+        (
+            "targets.html",
+            include_str!("../../web/templates/targets.html"),
         ),
     ];
     for (name, src) in templates {
@@ -204,6 +231,9 @@ pub fn base(u: &WebUser, pb: &Playbook, active: &str, title: &str) -> Value {
         ("/attribution", "Attribution"),
         ("/plan", "Plan"),
         ("/gaps", "Gaps"),
+        ("/targets", "Targets"),
+        ("/feedback", "Feedback"),
+        ("/weekly", "Weekly"),
     ];
     if allows(role, Action::Administer) {
         nav.push(("/playbook", "Playbook"));
@@ -261,9 +291,15 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A handler may set a stricter-or-different policy of its own (the
+    // framed weekly report: inline style, no script, same-origin frames).
+    if !h.contains_key(CONTENT_SECURITY_POLICY) {
+        h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(X_FRAME_OPTIONS) {
+        h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -438,6 +474,9 @@ mod tests {
             "sla.html",
             "sla_row.html",
             "sections.html",
+            "feedback.html",
+            "weekly.html",
+            "targets.html",
         ] {
             assert!(ENV.get_template(name).is_ok(), "{name} does not parse");
         }

@@ -26,8 +26,9 @@ use tandem_core::sla::{marketing_sla, sales_sla, stalled as stalled_leads, Clock
 use tandem_core::time::DAY_MS;
 use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
+use tandem_store::numbers::{self, PlanParams};
+use tandem_store::query;
 use tandem_store::repo::{self, Snapshot};
-use tandem_store::{plan, query};
 
 use super::cache::SnapshotCache;
 use super::session::{is_fetch, WebUser};
@@ -43,15 +44,15 @@ const INBOX_LIMIT: usize = 60;
 /// Most rows of the stalled list.
 const STALLED_LIMIT: usize = 200;
 
-async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
+pub(super) async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
     cache.get(&s.store).await
 }
 
-fn bad_period(e: query::PeriodError) -> WebError {
+pub(super) fn bad_period(e: query::PeriodError) -> WebError {
     WebError::bad(format!("{}: {e}", e.field()))
 }
 
-fn as_of(pb: &Playbook, q: Option<&str>) -> Result<Timestamp, WebError> {
+pub(super) fn as_of(pb: &Playbook, q: Option<&str>) -> Result<Timestamp, WebError> {
     query::as_of(pb, q.filter(|s| !s.is_empty()), now()).map_err(bad_period)
 }
 
@@ -60,7 +61,7 @@ fn metrics_err(e: tandem_core::metrics::MetricsError) -> WebError {
 }
 
 /// `1234567` → `1,234,567`.
-fn grouped(v: i64) -> String {
+pub(super) fn grouped(v: i64) -> String {
     let s = v.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
@@ -77,7 +78,7 @@ fn grouped(v: i64) -> String {
 }
 
 /// Minor units as whole major units with the currency: `1,234 EUR`.
-fn money(pb: &Playbook, minor: f64) -> String {
+pub(super) fn money(pb: &Playbook, minor: f64) -> String {
     format!(
         "{} {}",
         grouped((minor / 100.0).round() as i64),
@@ -85,7 +86,7 @@ fn money(pb: &Playbook, minor: f64) -> String {
     )
 }
 
-fn pct(x: Option<f64>) -> String {
+pub(super) fn pct(x: Option<f64>) -> String {
     x.filter(|v| v.is_finite())
         .map(|v| format!("{:.1}%", v * 100.0))
         .unwrap_or_else(|| "–".into())
@@ -130,11 +131,11 @@ fn status_of(s: PaceStatus) -> (&'static str, &'static str) {
 }
 
 /// A table for the `table` macro.
-fn table(id: &str, headers: &[&str], num: &[bool], rows: Vec<Vec<String>>) -> Value {
+pub(super) fn table(id: &str, headers: &[&str], num: &[bool], rows: Vec<Vec<String>>) -> Value {
     json!({"id": id, "headers": headers, "num": num, "rows": rows})
 }
 
-fn section(
+pub(super) fn section(
     id: &str,
     title: &str,
     note: Option<String>,
@@ -144,11 +145,11 @@ fn section(
     json!({"id": id, "title": title, "note": note, "chart": chart, "table": table})
 }
 
-fn option(value: &str, label: &str) -> Value {
+pub(super) fn option(value: &str, label: &str) -> Value {
     json!({"value": value, "label": label})
 }
 
-fn filter(name: &str, label: &str, value: &str, options: Vec<Value>) -> Value {
+pub(super) fn filter(name: &str, label: &str, value: &str, options: Vec<Value>) -> Value {
     json!({"name": name, "label": label, "value": value, "options": options})
 }
 
@@ -383,7 +384,7 @@ pub struct WaterfallQuery {
     as_of: Option<String>,
 }
 
-fn nonempty(s: &Option<String>) -> Option<&str> {
+pub(super) fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
@@ -1347,31 +1348,48 @@ pub async fn plan(
         },
     };
     let snap = load(&cache, &s).await?;
-    let stages = plan::plan_stages(pb, &[]).map_err(|e| WebError::bad(e.to_string()))?;
     // Historic rates over the year before as-of.
     let window = Window::new(
         Timestamp::from_millis(at.millis() - 365 * DAY_MS),
         Timestamp::from_millis(at.millis() + 1),
     )
     .map_err(metrics_err)?;
-    let plans = plan::plans(
+    // The same plan as `tandem plan` and `GET /api/v1/metrics/plan`: the
+    // funnel up to the won stage, historic rates, the mean won deal.
+    let report = numbers::plan(
         pb,
         &snap,
-        &plan::PlanInput {
+        &PlanParams {
             revenue,
             deal_size: None,
-            stages: &stages,
             rates: None,
-            groups: None,
+            stages: Vec::new(),
+            by: None,
             window,
             as_of: at,
         },
-    )
-    .map_err(|e| WebError::bad(e.to_string()))?;
+    );
+    let report = match report {
+        Ok(r) => r,
+        // No historic rate or no won deal yet: a note, not an error page.
+        Err(e) if e.field == "rates" => numbers::PlanReport {
+            stages: Vec::new(),
+            rates: "historic",
+            quarter_end: at,
+            as_of: at,
+            plans: vec![numbers::GroupPlan {
+                group: ALL.to_string(),
+                plan: None,
+                error: Some(e.message),
+            }],
+        },
+        Err(e) => return Err(WebError::bad(format!("{}: {}", e.field, e.message))),
+    };
     let mut sections = Vec::new();
-    for (group, p) in &plans.plans {
-        match p {
-            Ok(p) => {
+    for gp in &report.plans {
+        let group = &gp.group;
+        match (&gp.plan, &gp.error) {
+            (Some(p), _) => {
                 let labels: Vec<String> = p.stages.iter().map(|s| s.stage.clone()).collect();
                 let chart = svg::bars(
                     "Needed against current pipeline per stage",
@@ -1411,7 +1429,7 @@ pub async fn plan(
                         money(pb, p.revenue_target as f64),
                         money(pb, p.deal_size as f64),
                         local(pb, at),
-                        local(pb, plans.quarter.to)
+                        local(pb, report.quarter_end)
                     )),
                     Some(chart),
                     table(
@@ -1422,7 +1440,7 @@ pub async fn plan(
                     ),
                 ));
             }
-            Err(e) => sections.push(json!({"title": group, "note": format!("No plan: {e}")})),
+            (None, e) => sections.push(json!({"title": group, "note": format!("No plan: {}", e.as_deref().unwrap_or("no conversions to plan from"))})),
         }
     }
     render(
