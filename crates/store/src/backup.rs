@@ -200,7 +200,7 @@ async fn write_archive(
                 hash.update(&buf);
                 w.line(&buf)?;
                 count += 1;
-                if count % 100_000 == 0 {
+                if count.is_multiple_of(100_000) {
                     progress(&name, count);
                 }
                 Ok(())

@@ -644,7 +644,7 @@ pub async fn export_dir(
                         .rows(table, &companions, |row| {
                             w.row(&layout, row)?;
                             count += 1;
-                            if count % 100_000 == 0 {
+                            if count.is_multiple_of(100_000) {
                                 progress(&name, count);
                             }
                             Ok(())
@@ -664,7 +664,7 @@ pub async fn export_dir(
                             .rows(table, &companions, |row| {
                                 w.row(row)?;
                                 count += 1;
-                                if count % 100_000 == 0 {
+                                if count.is_multiple_of(100_000) {
                                     progress(&name, count);
                                 }
                                 Ok(())
