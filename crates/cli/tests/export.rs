@@ -82,6 +82,37 @@ fn archive_rows(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Equal, except that numbers may differ by 1e-3 relative: the exact
+/// Markov solver sums floats in hash order, so its fourth decimal can move
+/// between two runs on the same rows (seen: 4.4208 vs 4.4207).
+fn same(a: &BTreeMap<&'static str, Value>, b: &BTreeMap<&'static str, Value>) -> bool {
+    fn close(x: &Value, y: &Value) -> bool {
+        match (x, y) {
+            (Value::Number(p), Value::Number(q)) => {
+                let (p, q) = (p.as_f64().unwrap(), q.as_f64().unwrap());
+                (p - q).abs() <= 1e-3 * p.abs().max(q.abs()).max(1.0)
+            }
+            (Value::Array(p), Value::Array(q)) => {
+                p.len() == q.len() && p.iter().zip(q).all(|(x, y)| close(x, y))
+            }
+            (Value::Object(p), Value::Object(q)) => {
+                p.len() == q.len() && p.iter().all(|(k, v)| q.get(k).is_some_and(|w| close(v, w)))
+            }
+            _ => x == y,
+        }
+    }
+    a.len() == b.len()
+        && a.iter().all(|(k, v)| {
+            b.get(k).is_some_and(|w| {
+                if *k == "attribution" {
+                    close(v, w)
+                } else {
+                    v == w
+                }
+            })
+        })
+}
+
 fn table_rows(archive: &Path, table: &str) -> u64 {
     let text = std::fs::read_to_string(archive).unwrap();
     text.lines()
@@ -137,7 +168,7 @@ fn backup_restore_round_trips_on_both_backends() {
     // SQLite → SQLite.
     let restored = "restored.db";
     ok(d, restored, &["restore", "a.tandem"]);
-    assert_eq!(metrics(d, restored), before, "SQLite restore");
+    assert!(same(&metrics(d, restored), &before), "SQLite restore");
     ok(d, restored, &["backup", "b.tandem"]);
     assert_eq!(
         archive_rows(&d.join("b.tandem")),
@@ -151,7 +182,7 @@ fn backup_restore_round_trips_on_both_backends() {
     if let Some(pg) = runtime.block_on(TestDb::postgres()).unwrap() {
         let url = pg.url.expose().to_string();
         ok(d, &url, &["restore", "a.tandem"]);
-        assert_eq!(metrics(d, &url), before, "PostgreSQL restore");
+        assert!(same(&metrics(d, &url), &before), "PostgreSQL restore");
         ok(d, &url, &["backup", "c.tandem"]);
         assert_eq!(archive_rows(&d.join("c.tandem")), rows, "PostgreSQL rows");
         std::fs::write(
@@ -164,7 +195,10 @@ fn backup_restore_round_trips_on_both_backends() {
         // PostgreSQL → SQLite closes the loop.
         let back = "back.db";
         ok(d, back, &["restore", "c.tandem"]);
-        assert_eq!(metrics(d, back), before, "PostgreSQL archive into SQLite");
+        assert!(
+            same(&metrics(d, back), &before),
+            "PostgreSQL archive into SQLite"
+        );
         runtime.block_on(pg.cleanup()).unwrap();
     }
 }
@@ -231,10 +265,10 @@ fn damaged_archives_are_refused_and_leave_the_target_untouched() {
     // With --force a damaged archive still changes nothing.
     let err = fails(d, target, &["restore", "--force", "tampered.tandem"]);
     assert!(err.contains("checksum mismatch"), "{err}");
-    assert_eq!(metrics(d, target), before);
+    assert!(same(&metrics(d, target), &before));
     // And --force with a good archive replaces the contents.
     ok(d, target, &["restore", "--force", "good.tandem"]);
-    assert_eq!(metrics(d, target), before);
+    assert!(same(&metrics(d, target), &before));
 }
 
 /// Parses a CSV file into header → column values.
