@@ -190,6 +190,31 @@ enum Command {
     /// Content assets sales sends: add, list, use.
     #[command(subcommand)]
     Content(cmd::weekly::ContentCmd),
+    /// Every table to files peers read (DuckDB, pandas, spreadsheets).
+    ///
+    /// One file per table in --out, all read inside one consistent snapshot
+    /// (the server may keep writing) and streamed in constant memory.
+    /// --format csv (default), jsonl or parquet. Times are UTC epoch ms
+    /// under the column's own name plus `<name>_utc` (ISO-8601) in CSV and
+    /// JSONL, and UTC millisecond timestamps in Parquet; money is integer
+    /// minor units (deals carry their currency). A foreign key to a table
+    /// with external ids gets `<x>_external_id` beside `<x>_id`, so the files
+    /// can be imported again.
+    Export(cmd::export::ExportArgs),
+    /// A consistent online copy of every table as a portable archive.
+    ///
+    /// JSON lines with a header (schema migrations), per-table row counts
+    /// and SHA-256 checksums, and a closing line; written from one snapshot
+    /// while `tandem serve` may be writing. The archive restores into SQLite
+    /// or PostgreSQL alike.
+    Backup(cmd::export::BackupArgs),
+    /// Restore a `tandem backup` archive into an empty database (ids kept).
+    ///
+    /// All or nothing: the archive's counts and checksums are verified
+    /// before the single transaction commits; a truncated or damaged archive
+    /// leaves the database untouched. A database with rows is refused
+    /// unless --force (which replaces its contents).
+    Restore(cmd::export::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -242,6 +267,9 @@ fn main() -> ExitCode {
         Command::Decision(c) => ctx.block_on(cmd::weekly::decision(&ctx, c)),
         Command::Content(c) => ctx.block_on(cmd::weekly::content(&ctx, c)),
         Command::Feedback(c) => ctx.block_on(cmd::feedback::feedback_cmd(&ctx, c)),
+        Command::Export(a) => ctx.block_on(cmd::export::export_cmd(&ctx, a)),
+        Command::Backup(a) => ctx.block_on(cmd::export::backup_cmd(&ctx, a)),
+        Command::Restore(a) => ctx.block_on(cmd::export::restore_cmd(&ctx, a)),
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,10 @@ pub enum Format {
     Md,
     /// Self-contained HTML (`report`, `agenda`; tables elsewhere).
     Html,
+    /// One JSON object per line (`export`; tables elsewhere).
+    Jsonl,
+    /// Apache Parquet files (`export` only).
+    Parquet,
 }
 
 /// A titled table of strings; numbers are formatted by the caller.
@@ -144,6 +148,21 @@ impl Table {
                     .collect();
                 serde_json::to_writer_pretty(&mut *out, &rows)?;
                 writeln!(out)?;
+            }
+            Format::Jsonl => {
+                for r in &self.rows {
+                    let obj: serde_json::Map<String, serde_json::Value> = self
+                        .headers
+                        .iter()
+                        .zip(r)
+                        .map(|(h, c)| (h.clone(), json_cell(c)))
+                        .collect();
+                    serde_json::to_writer(&mut *out, &obj)?;
+                    writeln!(out)?;
+                }
+            }
+            Format::Parquet => {
+                anyhow::bail!("--format parquet applies to `tandem export` only")
             }
         }
         Ok(())

@@ -8,8 +8,10 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod backup;
 mod error;
 pub mod events;
+pub mod export;
 pub mod feedback;
 pub mod lifecycle;
 mod migrate;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod attribution;
 pub mod demo;
+pub mod export;
 pub mod feedback;
 pub mod funnel;
 pub mod gaps;

@@ -37,7 +37,9 @@ fn style(format: Format) -> Result<Option<Style>> {
         Format::Table | Format::Md => Ok(Some(Style::Markdown)),
         Format::Html => Ok(Some(Style::Html)),
         Format::Json => Ok(None),
-        Format::Csv => bail!("--format csv does not apply here; use md, html or json"),
+        Format::Csv | Format::Jsonl | Format::Parquet => {
+            bail!("--format csv, jsonl or parquet does not apply here; use md, html or json")
+        }
     }
 }
 
