@@ -497,4 +497,66 @@ pub(crate) mod tests {
             }
         }
     }
+
+    /// Paths as written to a ChannelAttribution file: up to 14 channels,
+    /// fractional conversions, value only where there are conversions.
+    fn arb_file_path() -> impl Strategy<Value = Path> {
+        let channels = prop::sample::select(vec![
+            "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+            "lambda", "mi", "direct", "x y",
+        ]);
+        (
+            prop::collection::vec(channels, 1..9),
+            prop_oneof![Just(0.0f64), 0.0f64..20.0, (0u32..5).prop_map(f64::from)],
+            0.0f64..1000.0,
+            prop_oneof![Just(0.0f64), 0.0f64..40.0],
+        )
+            .prop_map(|(steps, conv, value, nulls)| {
+                Path::new(steps, conv, if conv > 0.0 { value } else { 0.0 }, nulls)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Written to the path-file format and read back, paths give the
+        /// same credits from the interned table as from the slice, and those
+        /// credits add up to the file's totals for every model.
+        #[test]
+        fn path_file_models_sum_to_the_file_totals(
+            paths in prop::collection::vec(arb_file_path(), 1..24)
+        ) {
+            let mut text = format!("{}\r\n", paths::HEADER);
+            for p in &paths {
+                // `{:?}` prints f64 exactly (shortest round-trip form).
+                text.push_str(&format!(
+                    "{};{:?};{:?};{:?}\n",
+                    p.steps.join(" > "),
+                    p.conversions,
+                    p.value,
+                    p.nulls
+                ));
+            }
+            let table = parse_path_table(&text).unwrap();
+            prop_assert_eq!(table.to_paths(), paths.clone());
+            let (conv, value) = totals(&paths);
+            prop_assert_eq!(table.totals(), (conv, value));
+            for order in 1..=3 {
+                let from_table = markov_table(&table, order).unwrap();
+                let from_slice = markov(&paths, order).unwrap();
+                prop_assert_eq!(&from_table.credits, &from_slice.credits);
+            }
+            // A path file has no touch ages, so time decay cannot run on it.
+            for model in all_models().into_iter().filter(|m| m.name() != "time-decay") {
+                let credits = attribute(&paths, &model).unwrap();
+                let sc: f64 = credits.iter().map(|c| c.conversions).sum();
+                let sv: f64 = credits.iter().map(|c| c.value).sum();
+                prop_assert!((sc - conv).abs() <= 1e-6 * conv.max(1.0),
+                    "{}: conversions {} vs {}", model.name(), sc, conv);
+                prop_assert!((sv - value).abs() <= 1e-6 * value.max(1.0),
+                    "{}: value {} vs {}", model.name(), sv, value);
+                prop_assert!(credits.iter().all(|c| c.conversions >= 0.0 && c.value >= 0.0));
+            }
+        }
+    }
 }

@@ -485,3 +485,161 @@ fn a_deal_dated_before_the_first_stage_counts_from_that_stage_on() {
     let last = moves.last().unwrap();
     assert_eq!((last.to.as_str(), last.at), ("customer", t(0)));
 }
+
+mod properties {
+    //! Replay is a pure function of the set of transitions: the store may
+    //! hand them back in any order, and moves that share an instant (a
+    //! skipped stage and its target, an import and an automatic entry) are
+    //! ordered by their sequence number alone.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One step of a random history: automatic entry up to `hours` later
+    /// (after a touch of `touch` at that instant), or a manual move to stage
+    /// `stage` with the first reason that applies.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Touch { kind: usize, hours: i64 },
+        Manual { stage: usize, hours: i64 },
+    }
+
+    const TOUCHES: [&str; 5] = [
+        "form_fill",
+        "webinar",
+        "email_click",
+        "demo_request",
+        "page_view",
+    ];
+
+    fn step() -> impl Strategy<Value = Step> {
+        // `hours` is often 0: ties are the point.
+        let hours = prop_oneof![Just(0i64), 0i64..48];
+        prop_oneof![
+            (0..TOUCHES.len(), hours.clone()).prop_map(|(kind, hours)| Step::Touch { kind, hours }),
+            (0usize..8, hours).prop_map(|(stage, hours)| Step::Manual { stage, hours }),
+        ]
+    }
+
+    /// Plays `steps` through the engine the way the store does: every move
+    /// becomes a transition with the next sequence number.
+    fn history(steps: &[Step]) -> (Vec<Transition>, State, Vec<Touch>) {
+        let pb = pb();
+        let (p, a) = good_fit();
+        let mut touches = Vec::new();
+        let mut state = State::default();
+        let mut transitions = Vec::new();
+        let mut now = 0i64;
+        for s in steps {
+            let moves = match s {
+                Step::Touch { kind, hours } => {
+                    now += hours * HOUR;
+                    touches.push(touch(TOUCHES[*kind], t(now)));
+                    let facts = Facts {
+                        person: &p,
+                        account: Some(&a),
+                        touches: &touches,
+                        activities: &[],
+                        deals: &[],
+                    };
+                    advance(&pb, &state, &facts, t(now))
+                }
+                Step::Manual { stage, hours } => {
+                    now += hours * HOUR;
+                    let to = &pb.stages[stage % pb.stages.len()];
+                    let reason = pb
+                        .reasons
+                        .iter()
+                        .find(|r| r.applies_to.contains(&to.id))
+                        .map(|r| r.code.as_str());
+                    manual(
+                        &pb,
+                        &state,
+                        &ManualMove {
+                            to: &to.id,
+                            at: t(now),
+                            actor: "prop",
+                            reason,
+                            note: None,
+                        },
+                    )
+                    .unwrap_or_default()
+                }
+            };
+            let next = transitions.len() as i64 + 1;
+            transitions.extend(to_transitions(Subject::Person(1), &moves, next));
+            for m in &moves {
+                state.apply(m);
+            }
+        }
+        (transitions, state, touches)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Replaying the engine's own transitions gives the state the engine
+        /// tracked, whatever order they are read back in.
+        #[test]
+        fn replay_equals_the_tracked_state_in_any_order(
+            steps in prop::collection::vec(step(), 0..24),
+            keys in prop::collection::vec(any::<u32>(), 64),
+        ) {
+            let (transitions, tracked, _) = history(&steps);
+            let replayed = State::replay(&transitions);
+            prop_assert_eq!(&replayed, &tracked);
+            // Same again (deterministic), reversed, and shuffled by keys.
+            prop_assert_eq!(&State::replay(&transitions), &replayed);
+            let reversed: Vec<Transition> = transitions.iter().rev().cloned().collect();
+            prop_assert_eq!(&State::replay(&reversed), &replayed);
+            let mut shuffled: Vec<(u32, Transition)> = transitions
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, t)| (keys[i % keys.len()], t))
+                .collect();
+            shuffled.sort_by_key(|(k, t)| (*k, t.seq));
+            let shuffled: Vec<Transition> = shuffled.into_iter().map(|(_, t)| t).collect();
+            prop_assert_eq!(&State::replay(&shuffled), &replayed);
+            // Every prefix of the history replays to a state whose stage is
+            // the last transition's target, and cycles never go down.
+            let mut cycle = 0;
+            for tr in &transitions {
+                prop_assert!(tr.cycle >= cycle, "cycle went down at seq {}", tr.seq);
+                cycle = tr.cycle;
+            }
+            if let Some(last) = transitions.last() {
+                prop_assert_eq!(replayed.stage.as_deref(), Some(last.to.as_str()));
+                prop_assert_eq!(replayed.entered_at, Some(last.at));
+            }
+        }
+
+        /// Automatic entry depends on the set of facts, not their order: the
+        /// same touches shuffled give the same moves from the same state.
+        #[test]
+        fn advance_ignores_the_order_of_facts(
+            steps in prop::collection::vec(step(), 1..16),
+            extra in prop::collection::vec((0..TOUCHES.len(), 0i64..200), 0..8),
+            keys in prop::collection::vec(any::<u32>(), 32),
+        ) {
+            let pb = pb();
+            let (p, a) = good_fit();
+            let (transitions, _, mut touches) = history(&steps);
+            touches.extend(extra.iter().map(|&(k, h)| touch(TOUCHES[k], t(h * HOUR))));
+            let state = State::replay(&transitions);
+            let until = t(400 * HOUR);
+            let facts = Facts { person: &p, account: Some(&a), touches: &touches, activities: &[], deals: &[] };
+            let moves = advance(&pb, &state, &facts, until);
+            prop_assert_eq!(&advance(&pb, &state, &facts, until), &moves);
+            let mut shuffled: Vec<(u32, Touch)> = touches
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, t)| (keys[i % keys.len()], t))
+                .collect();
+            shuffled.sort_by_key(|(k, _)| *k);
+            let shuffled: Vec<Touch> = shuffled.into_iter().map(|(_, t)| t).collect();
+            let facts = Facts { touches: &shuffled, ..facts };
+            prop_assert_eq!(&advance(&pb, &state, &facts, until), &moves);
+        }
+    }
+}
