@@ -385,7 +385,7 @@ async fn indexes_are_back_after_the_load() {
     demo::run(&db.store, &pb, &opts(3, Some(100)))
         .await
         .expect("run");
-    let q = "SELECT type || ' ' || name || ': ' || sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid";
+    let q = "SELECT type || ' ' || name || ': ' || sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, rowid";
     let schema = |d: &TestDb| {
         let store = d.store.clone();
         async move {
