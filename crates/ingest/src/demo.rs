@@ -16,6 +16,11 @@
 //! which is itself deterministic. On PostgreSQL the id sequences are moved
 //! past the inserted ids afterwards.
 //!
+//! # Writing
+//! Everything goes into one transaction: a producer thread generates people
+//! in batches while the writer stores the previous batch, and nothing is
+//! read back (see [`run`]). A failed load leaves the database as it was.
+//!
 //! # Lifecycle
 //! No transition is written by hand: each person's history is built in
 //! memory with [`lifecycle::advance`] (automatic entry from touches and
@@ -35,6 +40,7 @@
 mod after_sale;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tandem_core::domain::{
     Account, Activity, ActivityKind, Campaign, Deal, DealStatus, Person, Subject, Touch, Transition,
@@ -52,7 +58,8 @@ const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
 /// Length of the generated history before the anchor: two quarters.
 pub const HISTORY_DAYS: i64 = 26 * 7;
-/// People per write transaction.
+/// People per generated batch (the unit handed from the generator to the
+/// writer).
 const BATCH_PEOPLE: usize = 2_000;
 
 // ------------------------------------------------------------------- PRNG
@@ -384,8 +391,8 @@ const DISPLAY_PUSH: (i64, i64) = (9, 12);
 // ---------------------------------------------------------------- generator
 
 /// Shared, read-only inputs of the generator.
-struct World<'a> {
-    pb: &'a Playbook,
+struct World {
+    pb: Playbook,
     seed: Rng,
     start: Timestamp,
     anchor: Timestamp,
@@ -394,7 +401,7 @@ struct World<'a> {
     campaigns_per_channel: i64,
 }
 
-impl World<'_> {
+impl World {
     fn week_of(&self, at: Timestamp) -> i64 {
         (at.millis() - self.start.millis()).div_euclid(7 * DAY_MS)
     }
@@ -470,8 +477,8 @@ struct PersonOut {
 
 /// Builds one person's history, moving them through the lifecycle with the
 /// real engine.
-struct Sim<'w, 'a> {
-    w: &'w World<'a>,
+struct Sim<'w> {
+    w: &'w World,
     r: Rng,
     out: PersonOut,
     account: Option<Account>,
@@ -481,7 +488,7 @@ struct Sim<'w, 'a> {
     owner: String,
 }
 
-impl Sim<'_, '_> {
+impl Sim<'_> {
     fn state(&self) -> State {
         State::replay(&self.out.transitions)
     }
@@ -503,7 +510,7 @@ impl Sim<'_, '_> {
             activities: &self.out.activities,
             deals: &self.out.deals,
         };
-        let moves = lifecycle::advance(self.w.pb, &self.state(), &facts, until);
+        let moves = lifecycle::advance(&self.w.pb, &self.state(), &facts, until);
         self.push_moves(&moves);
     }
 
@@ -522,7 +529,7 @@ impl Sim<'_, '_> {
             reason,
             note: None,
         };
-        match lifecycle::manual(self.w.pb, &self.state(), &m) {
+        match lifecycle::manual(&self.w.pb, &self.state(), &m) {
             Ok(moves) => {
                 self.push_moves(&moves);
                 true
@@ -884,7 +891,7 @@ impl Sim<'_, '_> {
 }
 
 /// One person, from arrival to wherever the anchor finds them.
-fn make_person(w: &World<'_>, idx: usize) -> PersonOut {
+fn make_person(w: &World, idx: usize) -> PersonOut {
     let mut r = w.seed.fork(0x0B00_0000_0000 + idx as u64);
     let span = w.anchor.millis() - w.start.millis();
     // Arrival: uniform over the history, with extra display leads during
@@ -950,7 +957,7 @@ fn make_person(w: &World<'_>, idx: usize) -> PersonOut {
         created_at: created,
         custom: Default::default(),
     };
-    let (persona, segment) = classify(w.pb, &person, account.as_ref());
+    let (persona, segment) = classify(&w.pb, &person, account.as_ref());
     person.persona = persona;
     person.segment = segment;
     let mut sim = Sim {
@@ -998,7 +1005,7 @@ fn make_person(w: &World<'_>, idx: usize) -> PersonOut {
 /// Campaigns: four weeks each per channel over the history, plus one
 /// upcoming campaign per channel starting at the anchor. Costs are the sum
 /// of their touches' costs plus a fixed cost for events and email.
-fn make_campaigns(w: &World<'_>, touch_cost: &BTreeMap<String, i64>) -> Vec<Campaign> {
+fn make_campaigns(w: &World, touch_cost: &BTreeMap<String, i64>) -> Vec<Campaign> {
     let mut out = Vec::new();
     let mut r = w.seed.fork(0x0C00_0000_0000);
     for (ch, c) in CHANNELS.iter().enumerate() {
@@ -1042,8 +1049,15 @@ fn make_campaigns(w: &World<'_>, touch_cost: &BTreeMap<String, i64>) -> Vec<Camp
     out
 }
 
-/// Writes the demo company into an empty database, in transactional
-/// batches, and returns what it wrote.
+/// Writes the demo company into an empty database, in one transaction, and
+/// returns what it wrote.
+///
+/// People are generated on a separate thread (split over the cores) while
+/// this task writes the previous batch, so generation and writing overlap;
+/// nothing is read back. On SQLite the secondary indexes are dropped for
+/// the load and built once at the end ([`repo::BulkLoad`]). The load is
+/// all-or-nothing: on any error the transaction rolls back and the
+/// database is as empty as before.
 pub async fn run(
     store: &Store,
     pb: &Playbook,
@@ -1066,84 +1080,130 @@ pub async fn run(
     let n_accounts = (n_people / 4).max(1);
     let start = opts.anchor.plus_days(-HISTORY_DAYS);
     let accounts: Vec<Account> = (0..n_accounts).map(|i| make_account(&seed, i)).collect();
-    let world = World {
-        pb,
+    let plan = after_sale::plan_targets(pb, &seed, start, &accounts);
+    let world = Arc::new(World {
+        pb: pb.clone(),
         seed,
         start,
         anchor: opts.anchor,
         accounts,
         campaigns_per_channel: HISTORY_DAYS / 7 / CAMPAIGN_WEEKS + 1 + 1,
-    };
+    });
+
     let mut tx = store.begin().await?;
-    repo::insert_accounts(tx.conn(), &world.accounts).await?;
-    tx.commit().await?;
+    let load = repo::BulkLoad::begin(tx.conn(), store.backend()).await?;
+    repo::insert_accounts(tx.conn(), &plan.accounts).await?;
+    repo::insert_targets(tx.conn(), &plan.targets).await?;
 
     let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
-    rows.insert("accounts", world.accounts.len() as u64);
+    rows.insert("accounts", plan.accounts.len() as u64);
     let mut touch_cost: BTreeMap<String, i64> = BTreeMap::new();
     let mut entries: BTreeMap<String, u64> = BTreeMap::new();
     let mut current: BTreeMap<String, u64> = BTreeMap::new();
-    let mut from = 0;
-    while from < n_people {
-        let to = (from + BATCH_PEOPLE).min(n_people);
-        let gen_started = std::time::Instant::now();
-        let outs = generate(&world, from, to);
-        let gen_ms = gen_started.elapsed().as_millis() as u64;
+    let mut book = after_sale::PeopleFacts::new(plan.accounts.len());
+
+    // The producer generates batches in person order; a bounded channel
+    // keeps at most a few batches in memory.
+    let (send, mut batches) = tokio::sync::mpsc::channel::<Vec<PersonOut>>(2);
+    let producer = {
+        let world = Arc::clone(&world);
+        std::thread::spawn(move || {
+            let mut from = 0;
+            while from < n_people {
+                let to = (from + BATCH_PEOPLE).min(n_people);
+                // A closed channel means the writer failed: stop quietly.
+                if send.blocking_send(generate(&world, from, to)).is_err() {
+                    break;
+                }
+                from = to;
+            }
+        })
+    };
+    let mut written = 0usize;
+    while let Some(outs) = batches.recv().await {
         let write_started = std::time::Instant::now();
-        let mut people = Vec::with_capacity(outs.len());
-        let (mut touches, mut acts, mut deals, mut trans) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for o in outs {
+        let mut n = [0u64; 4];
+        for o in &outs {
             for t in &o.touches {
                 if let (Some(k), Some(c)) = (&t.campaign, t.cost) {
-                    *touch_cost.entry(k.clone()).or_default() += c;
+                    match touch_cost.get_mut(k) {
+                        Some(sum) => *sum += c,
+                        None => {
+                            touch_cost.insert(k.clone(), c);
+                        }
+                    }
                 }
             }
             for t in &o.transitions {
-                *entries.entry(t.to.clone()).or_default() += 1;
+                match entries.get_mut(&t.to) {
+                    Some(e) => *e += 1,
+                    None => {
+                        entries.insert(t.to.clone(), 1);
+                    }
+                }
             }
             if let Some(last) = o.transitions.last() {
                 *current.entry(last.to.clone()).or_default() += 1;
             }
-            people.push(o.person);
-            touches.extend(o.touches);
-            acts.extend(o.activities);
-            deals.extend(o.deals);
-            trans.extend(o.transitions);
+            n[0] += o.touches.len() as u64;
+            n[1] += o.activities.len() as u64;
+            n[2] += o.deals.len() as u64;
+            n[3] += o.transitions.len() as u64;
         }
-        *rows.entry("people").or_default() += people.len() as u64;
-        *rows.entry("touches").or_default() += touches.len() as u64;
-        *rows.entry("activities").or_default() += acts.len() as u64;
-        *rows.entry("deals").or_default() += deals.len() as u64;
-        *rows.entry("transitions").or_default() += trans.len() as u64;
-        let mut tx = store.begin().await?;
-        repo::insert_people(tx.conn(), &people).await?;
-        repo::insert_touches(tx.conn(), &touches).await?;
-        repo::insert_activities(tx.conn(), &acts).await?;
-        repo::insert_deals(tx.conn(), &deals).await?;
-        repo::insert_transitions(tx.conn(), &trans).await?;
-        tx.commit().await?;
+        written += outs.len();
+        *rows.entry("people").or_default() += outs.len() as u64;
+        *rows.entry("touches").or_default() += n[0];
+        *rows.entry("activities").or_default() += n[1];
+        *rows.entry("deals").or_default() += n[2];
+        *rows.entry("transitions").or_default() += n[3];
+        let c = tx.conn();
+        repo::insert_people(c, outs.iter().map(|o| &o.person)).await?;
+        repo::insert_touches(c, outs.iter().flat_map(|o| &o.touches)).await?;
+        repo::insert_activities(c, outs.iter().flat_map(|o| &o.activities)).await?;
+        repo::insert_deals(c, outs.iter().flat_map(|o| &o.deals)).await?;
+        repo::insert_transitions(c, outs.iter().flat_map(|o| &o.transitions)).await?;
+        for o in outs {
+            book.add_person(
+                o.person.account_id,
+                o.person.id,
+                o.transitions,
+                o.activities,
+                o.deals,
+            );
+        }
         tracing::info!(
-            people = to,
-            gen_ms,
+            people = written,
             write_ms = write_started.elapsed().as_millis() as u64,
             "demo batch written"
         );
-        from = to;
     }
+    if let Err(panic) = producer.join() {
+        // A panic in the generator is a bug; re-raise it.
+        std::panic::resume_unwind(panic);
+    }
+    debug_assert_eq!(written, n_people);
+
     let campaigns = make_campaigns(&world, &touch_cost);
     rows.insert("campaigns", campaigns.len() as u64);
-    let mut tx = store.begin().await?;
     repo::insert_campaigns(tx.conn(), &campaigns).await?;
+    let after = book.finish(plan, pb, start, opts.anchor);
+    *rows.entry("deals").or_default() += after.deals.len() as u64;
+    *rows.entry("activities").or_default() += after.activities.len() as u64;
+    *rows.entry("transitions").or_default() += after.transitions.len() as u64;
+    repo::insert_deals(tx.conn(), &after.deals).await?;
+    repo::insert_activities(tx.conn(), &after.activities).await?;
+    repo::insert_transitions(tx.conn(), &after.transitions).await?;
+    drop(after);
+    let finish_started = std::time::Instant::now();
+    load.finish(tx.conn()).await?;
     if store.backend() == Backend::Postgres {
         repo::sync_id_sequences(tx.conn()).await?;
     }
     tx.commit().await?;
-    let after =
-        after_sale::run(store, pb, &world.seed, start, opts.anchor, &world.accounts).await?;
-    *rows.entry("deals").or_default() += after.deals;
-    *rows.entry("activities").or_default() += after.activities;
-    *rows.entry("transitions").or_default() += after.transitions;
+    tracing::info!(
+        ms = finish_started.elapsed().as_millis() as u64,
+        "demo indexes built and committed"
+    );
 
     let order = [
         "accounts",
@@ -1176,7 +1236,7 @@ pub async fn run(
 /// People `from..to`, in index order. Split over the available cores:
 /// every person has their own random stream, so the split changes nothing
 /// in the output.
-fn generate(w: &World<'_>, from: usize, to: usize) -> Vec<PersonOut> {
+fn generate(w: &World, from: usize, to: usize) -> Vec<PersonOut> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)

@@ -314,3 +314,91 @@ async fn postgres_stores_the_same_demo_as_sqlite() {
     lite.cleanup().await.expect("cleanup");
     pg.cleanup().await.expect("cleanup");
 }
+
+/// The generator derives the account lifecycle in memory, from the rows it
+/// writes; `tandem_store::accounts::sync` derives it from the stored rows.
+/// Both must give the same transitions: drop the demo's account
+/// transitions, sync from the database, and compare.
+#[tokio::test]
+async fn account_lifecycle_in_memory_equals_sync_from_the_store() {
+    let pb = playbook();
+    let db = TestDb::sqlite().await.expect("db");
+    demo::run(&db.store, &pb, &opts(11, Some(600)))
+        .await
+        .expect("run");
+    let strip = |ts: Vec<tandem_core::domain::Transition>| -> Vec<String> {
+        let mut v: Vec<String> = ts
+            .into_iter()
+            .map(|mut t| {
+                t.seq = 0;
+                format!("{t:?}")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut tx = db.store.begin().await.expect("tx");
+    let generated = strip(
+        repo::transitions_of_kind(tx.conn(), "account")
+            .await
+            .expect("transitions"),
+    );
+    assert!(
+        generated.len() > 100,
+        "{} account transitions",
+        generated.len()
+    );
+    let n = tandem_store::accounts::sync(tx.conn(), &pb, anchor())
+        .await
+        .expect("sync");
+    assert_eq!(n, 0, "the demo's account stages are up to date");
+    sqlx_delete_account_transitions(&mut tx).await;
+    let n = tandem_store::accounts::sync(tx.conn(), &pb, anchor())
+        .await
+        .expect("sync");
+    assert_eq!(n, generated.len());
+    let synced = strip(
+        repo::transitions_of_kind(tx.conn(), "account")
+            .await
+            .expect("transitions"),
+    );
+    assert_eq!(generated, synced);
+    drop(tx);
+    db.cleanup().await.expect("cleanup");
+}
+
+async fn sqlx_delete_account_transitions(tx: &mut tandem_store::Tx) {
+    sqlx::query("DELETE FROM transitions WHERE subject_kind = 'account'")
+        .execute(tx.conn())
+        .await
+        .expect("delete");
+}
+
+/// The bulk load drops SQLite's secondary indexes and builds them again at
+/// the end: afterwards the schema is exactly what the migrations made, in
+/// the same order.
+#[tokio::test]
+async fn indexes_are_back_after_the_load() {
+    let pb = playbook();
+    let fresh = TestDb::sqlite().await.expect("db");
+    let db = TestDb::sqlite().await.expect("db");
+    demo::run(&db.store, &pb, &opts(3, Some(100)))
+        .await
+        .expect("run");
+    let q = "SELECT type || ' ' || name || ': ' || sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, rowid";
+    let schema = |d: &TestDb| {
+        let store = d.store.clone();
+        async move {
+            let mut c = store.conn().await.expect("conn");
+            sqlx::query_scalar::<_, String>(q)
+                .fetch_all(&mut *c)
+                .await
+                .expect("schema")
+        }
+    };
+    let (a, b) = (schema(&fresh).await, schema(&db).await);
+    assert!(a.iter().any(|s| s.contains("touches_person_at")));
+    assert_eq!(a, b);
+    fresh.cleanup().await.expect("cleanup");
+    db.cleanup().await.expect("cleanup");
+}

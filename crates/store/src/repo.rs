@@ -846,14 +846,18 @@ pub async fn snapshot(c: &mut AnyConnection) -> Result<Snapshot, StoreError> {
 //
 // Multi-row inserts for filling a fresh database (the demo generator). They
 // do no external-id lookups, so they fail on a duplicate external id instead
-// of updating; use the upserts above for imports.
+// of updating; use the upserts above for imports. Each takes the rows as an
+// iterator of references, so a caller can write rows it keeps grouped
+// otherwise (per person) without copying them into one slice first.
 
 /// Bound parameters per statement: below SQLite's 32,766 (and so below
 /// PostgreSQL's 65,535), whichever backend runs it.
 const MAX_PARAMS: usize = 32_000;
-/// Rows per statement, whatever the column count: keeps statements small
-/// enough for the SQLite statement cache and PostgreSQL's parser.
-const MAX_ROWS: usize = 64;
+/// Rows per statement, whatever the column count: big enough that a load
+/// of millions of rows is not dominated by per-statement overhead, small
+/// enough that a statement stays a few kilobytes for the statement cache
+/// and PostgreSQL's parser.
+const MAX_ROWS: usize = 256;
 
 /// Rows per statement for a table with `cols` columns.
 fn rows_per_statement(cols: usize) -> usize {
@@ -885,198 +889,299 @@ fn values_sql(head: &str, cols: usize, rows: usize) -> String {
     sql
 }
 
+/// Runs `head VALUES …` over `rows` in statements of at most
+/// [`rows_per_statement`] rows, binding each row's `cols` values with
+/// `bind`. The statement text for a full chunk is built once per call.
+async fn insert_rows<'r, T: 'r>(
+    c: &mut AnyConnection,
+    head: &str,
+    cols: usize,
+    rows: impl IntoIterator<Item = &'r T>,
+    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
+) -> Result<(), StoreError> {
+    let rows: Vec<&T> = rows.into_iter().collect();
+    let per = rows_per_statement(cols);
+    let full = values_sql(head, cols, per);
+    for chunk in rows.chunks(per) {
+        let sql = if chunk.len() == per {
+            full.clone()
+        } else {
+            values_sql(head, cols, chunk.len())
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            q = bind(q, row);
+        }
+        q.execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// A query being bound, as [`insert_rows`] hands it to a row binder.
+type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+
 const BULK_ACCOUNTS: &str = "INSERT INTO accounts (id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom)";
 
 /// Inserts accounts with their ids as given (a fresh database; see the
 /// module note on bulk inserts). On PostgreSQL call [`sync_id_sequences`]
 /// afterwards so later inserts do not reuse those ids.
-pub async fn insert_accounts(c: &mut AnyConnection, rows: &[Account]) -> Result<(), StoreError> {
-    const COLS: usize = 12;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = values_sql(BULK_ACCOUNTS, COLS, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for a in chunk {
-            q = q
-                .bind(a.id)
-                .bind(&a.external_id)
-                .bind(&a.name)
-                .bind(&a.domain)
-                .bind(&a.industry)
-                .bind(a.employees)
-                .bind(a.annual_revenue)
-                .bind(&a.segment)
-                .bind(i64::from(a.target))
-                .bind(a.tier)
-                .bind(&a.owner)
-                .bind(custom_to_text(&a.custom));
-        }
-        q.execute(&mut *c).await?;
-    }
-    Ok(())
+pub async fn insert_accounts<'r>(
+    c: &mut AnyConnection,
+    rows: impl IntoIterator<Item = &'r Account>,
+) -> Result<(), StoreError> {
+    insert_rows(c, BULK_ACCOUNTS, 12, rows, |q, a| {
+        q.bind(a.id)
+            .bind(a.external_id.as_str())
+            .bind(a.name.as_deref())
+            .bind(a.domain.as_deref())
+            .bind(a.industry.as_deref())
+            .bind(a.employees)
+            .bind(a.annual_revenue)
+            .bind(a.segment.as_deref())
+            .bind(i64::from(a.target))
+            .bind(a.tier)
+            .bind(a.owner.as_deref())
+            .bind(custom_to_text(&a.custom))
+    })
+    .await
+}
+
+const BULK_TARGETS: &str =
+    "INSERT INTO account_targets (account_id, tier, marketer, seller, added_at, added_by)";
+
+/// Inserts target-list entries (`external_id` is not stored: it is the
+/// account's). The accounts' own `target`/`tier` columns must already say
+/// the same (see [`crate::accounts`]).
+pub async fn insert_targets<'r>(
+    c: &mut AnyConnection,
+    rows: impl IntoIterator<Item = &'r crate::accounts::Target>,
+) -> Result<(), StoreError> {
+    insert_rows(c, BULK_TARGETS, 6, rows, |q, t| {
+        q.bind(t.account_id)
+            .bind(t.tier)
+            .bind(t.marketer.as_deref())
+            .bind(t.seller.as_deref())
+            .bind(t.added_at.millis())
+            .bind(t.added_by.as_str())
+    })
+    .await
 }
 
 const BULK_PEOPLE: &str = "INSERT INTO people (id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom)";
 
 /// Inserts people with their ids as given (a fresh database). On PostgreSQL
 /// call [`sync_id_sequences`] afterwards.
-pub async fn insert_people(c: &mut AnyConnection, rows: &[Person]) -> Result<(), StoreError> {
-    const COLS: usize = 14;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = values_sql(BULK_PEOPLE, COLS, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for p in chunk {
-            q = q
-                .bind(p.id)
-                .bind(&p.external_id)
-                .bind(&p.email)
-                .bind(&p.first_name)
-                .bind(&p.last_name)
-                .bind(&p.title)
-                .bind(p.account_id)
-                .bind(&p.persona)
-                .bind(&p.segment)
-                .bind(&p.country)
-                .bind(&p.source)
-                .bind(&p.owner)
-                .bind(p.created_at.millis())
-                .bind(custom_to_text(&p.custom));
-        }
-        q.execute(&mut *c).await?;
-    }
-    Ok(())
+pub async fn insert_people<'r>(
+    c: &mut AnyConnection,
+    rows: impl IntoIterator<Item = &'r Person>,
+) -> Result<(), StoreError> {
+    insert_rows(c, BULK_PEOPLE, 14, rows, |q, p| {
+        q.bind(p.id)
+            .bind(p.external_id.as_str())
+            .bind(p.email.as_deref())
+            .bind(p.first_name.as_deref())
+            .bind(p.last_name.as_deref())
+            .bind(p.title.as_deref())
+            .bind(p.account_id)
+            .bind(p.persona.as_deref())
+            .bind(p.segment.as_deref())
+            .bind(p.country.as_deref())
+            .bind(p.source.as_deref())
+            .bind(p.owner.as_deref())
+            .bind(p.created_at.millis())
+            .bind(custom_to_text(&p.custom))
+    })
+    .await
 }
 
 const BULK_TOUCHES: &str =
     "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost)";
 
-/// Inserts touches; the store assigns ids in slice order (`t.id` is ignored).
-pub async fn insert_touches(c: &mut AnyConnection, rows: &[Touch]) -> Result<(), StoreError> {
-    const COLS: usize = 9;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = values_sql(BULK_TOUCHES, COLS, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in chunk {
-            q = q
-                .bind(&t.external_id)
-                .bind(t.person_id)
-                .bind(t.at.millis())
-                .bind(&t.kind)
-                .bind(&t.channel)
-                .bind(&t.campaign)
-                .bind(&t.source)
-                .bind(&t.medium)
-                .bind(t.cost);
-        }
-        q.execute(&mut *c).await?;
-    }
-    Ok(())
+/// Inserts touches; the store assigns ids in iteration order (`t.id` is
+/// ignored).
+pub async fn insert_touches<'r>(
+    c: &mut AnyConnection,
+    rows: impl IntoIterator<Item = &'r Touch>,
+) -> Result<(), StoreError> {
+    insert_rows(c, BULK_TOUCHES, 9, rows, |q, t| {
+        q.bind(t.external_id.as_deref())
+            .bind(t.person_id)
+            .bind(t.at.millis())
+            .bind(t.kind.as_str())
+            .bind(t.channel.as_deref())
+            .bind(t.campaign.as_deref())
+            .bind(t.source.as_deref())
+            .bind(t.medium.as_deref())
+            .bind(t.cost)
+    })
+    .await
 }
 
 const BULK_ACTIVITIES: &str =
     "INSERT INTO activities (external_id, person_id, at, kind, actor, outcome)";
 
-/// Inserts activities; the store assigns ids in slice order.
-pub async fn insert_activities(c: &mut AnyConnection, rows: &[Activity]) -> Result<(), StoreError> {
-    const COLS: usize = 6;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = values_sql(BULK_ACTIVITIES, COLS, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for a in chunk {
-            q = q
-                .bind(&a.external_id)
-                .bind(a.person_id)
-                .bind(a.at.millis())
-                .bind(a.kind.as_str())
-                .bind(&a.actor)
-                .bind(&a.outcome);
-        }
-        q.execute(&mut *c).await?;
-    }
-    Ok(())
+/// Inserts activities; the store assigns ids in iteration order.
+pub async fn insert_activities<'r>(
+    c: &mut AnyConnection,
+    rows: impl IntoIterator<Item = &'r Activity>,
+) -> Result<(), StoreError> {
+    insert_rows(c, BULK_ACTIVITIES, 6, rows, |q, a| {
+        q.bind(a.external_id.as_deref())
+            .bind(a.person_id)
+            .bind(a.at.millis())
+            .bind(a.kind.as_str())
+            .bind(a.actor.as_deref())
+            .bind(a.outcome.as_deref())
+    })
+    .await
 }
 
 const BULK_DEALS: &str = "INSERT INTO deals (external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind)";
 
-/// Inserts deals; the store assigns ids in slice order.
-pub async fn insert_deals(c: &mut AnyConnection, rows: &[Deal]) -> Result<(), StoreError> {
-    const COLS: usize = 12;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = values_sql(BULK_DEALS, COLS, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for d in chunk {
-            q = q
-                .bind(&d.external_id)
-                .bind(d.account_id)
-                .bind(d.person_id)
-                .bind(&d.name)
-                .bind(d.amount.minor)
-                .bind(d.amount.currency.as_str().to_string())
-                .bind(d.created_at.millis())
-                .bind(d.closed_at.map(Timestamp::millis))
-                .bind(d.status.as_str())
-                .bind(&d.lost_reason)
-                .bind(&d.owner)
-                .bind(&d.kind);
-        }
-        q.execute(&mut *c).await?;
-    }
-    Ok(())
+/// Inserts deals; the store assigns ids in iteration order.
+pub async fn insert_deals<'r>(
+    c: &mut AnyConnection,
+    rows: impl IntoIterator<Item = &'r Deal>,
+) -> Result<(), StoreError> {
+    insert_rows(c, BULK_DEALS, 12, rows, |q, d| {
+        q.bind(d.external_id.as_str())
+            .bind(d.account_id)
+            .bind(d.person_id)
+            .bind(d.name.as_deref())
+            .bind(d.amount.minor)
+            .bind(d.amount.currency.as_str())
+            .bind(d.created_at.millis())
+            .bind(d.closed_at.map(Timestamp::millis))
+            .bind(d.status.as_str())
+            .bind(d.lost_reason.as_deref())
+            .bind(d.owner.as_deref())
+            .bind(d.kind.as_str())
+    })
+    .await
 }
 
 const BULK_CAMPAIGNS: &str = "INSERT INTO campaigns (external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner)";
 
-/// Inserts campaigns; the store assigns ids in slice order.
-pub async fn insert_campaigns(c: &mut AnyConnection, rows: &[Campaign]) -> Result<(), StoreError> {
-    const COLS: usize = 10;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = values_sql(BULK_CAMPAIGNS, COLS, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for k in chunk {
-            q = q
-                .bind(&k.external_id)
-                .bind(&k.name)
-                .bind(&k.channel)
-                .bind(k.starts_at.map(Timestamp::millis))
-                .bind(k.ends_at.map(Timestamp::millis))
-                .bind(k.budget)
-                .bind(k.cost)
-                .bind(&k.persona)
-                .bind(&k.segment)
-                .bind(&k.owner);
-        }
-        q.execute(&mut *c).await?;
-    }
-    Ok(())
+/// Inserts campaigns; the store assigns ids in iteration order.
+pub async fn insert_campaigns<'r>(
+    c: &mut AnyConnection,
+    rows: impl IntoIterator<Item = &'r Campaign>,
+) -> Result<(), StoreError> {
+    insert_rows(c, BULK_CAMPAIGNS, 10, rows, |q, k| {
+        q.bind(k.external_id.as_str())
+            .bind(k.name.as_str())
+            .bind(k.channel.as_deref())
+            .bind(k.starts_at.map(Timestamp::millis))
+            .bind(k.ends_at.map(Timestamp::millis))
+            .bind(k.budget)
+            .bind(k.cost)
+            .bind(k.persona.as_deref())
+            .bind(k.segment.as_deref())
+            .bind(k.owner.as_deref())
+    })
+    .await
 }
 
 const BULK_TRANSITIONS: &str = "INSERT INTO transitions (subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped)";
 
-/// Appends transitions in slice order; the store assigns `seq` (`t.seq` is
-/// ignored), so give each subject's transitions in the order they happened.
-pub async fn insert_transitions(
+/// Appends transitions in iteration order; the store assigns `seq`
+/// (`t.seq` is ignored), so give each subject's transitions in the order
+/// they happened.
+pub async fn insert_transitions<'r>(
     c: &mut AnyConnection,
-    rows: &[Transition],
+    rows: impl IntoIterator<Item = &'r Transition>,
 ) -> Result<(), StoreError> {
-    const COLS: usize = 10;
-    for chunk in rows.chunks(rows_per_statement(COLS)) {
-        let sql = values_sql(BULK_TRANSITIONS, COLS, chunk.len());
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in chunk {
-            q = q
-                .bind(t.subject.kind())
-                .bind(t.subject.id())
-                .bind(&t.from)
-                .bind(&t.to)
-                .bind(t.at.millis())
-                .bind(&t.actor)
-                .bind(&t.reason)
-                .bind(&t.note)
-                .bind(t.cycle)
-                .bind(i64::from(t.skipped));
+    insert_rows(c, BULK_TRANSITIONS, 10, rows, |q, t| {
+        q.bind(t.subject.kind())
+            .bind(t.subject.id())
+            .bind(t.from.as_deref())
+            .bind(t.to.as_str())
+            .bind(t.at.millis())
+            .bind(t.actor.as_str())
+            .bind(t.reason.as_deref())
+            .bind(t.note.as_deref())
+            .bind(t.cycle)
+            .bind(i64::from(t.skipped))
+    })
+    .await
+}
+
+/// A bulk load into a fresh database in one transaction: started with
+/// [`BulkLoad::begin`] on the transaction's connection, ended with
+/// [`BulkLoad::finish`] before the commit.
+///
+/// On SQLite it drops every secondary index first and builds each once at
+/// the end (one sorted pass instead of millions of random b-tree inserts)
+/// and raises the connection's page cache for the load. The indexes are
+/// re-created from their stored SQL in their original order, so the schema
+/// reads exactly as the migrations left it. Both steps are part of the
+/// transaction: if the load fails, the rollback restores the indexes too.
+/// On PostgreSQL it does nothing.
+#[derive(Debug)]
+pub struct BulkLoad {
+    /// `CREATE INDEX` statements to run at the end, in schema order.
+    indexes: Vec<String>,
+    /// The page cache setting to restore (SQLite).
+    cache_size: Option<i64>,
+}
+
+/// Page cache for a bulk load: 256 MiB (negative means KiB in SQLite).
+const BULK_CACHE_KIB: i64 = 256 * 1024;
+
+impl BulkLoad {
+    /// Prepares the connection (inside the load's transaction).
+    pub async fn begin(
+        c: &mut AnyConnection,
+        backend: crate::Backend,
+    ) -> Result<BulkLoad, StoreError> {
+        let mut load = BulkLoad {
+            indexes: Vec::new(),
+            cache_size: None,
+        };
+        if backend != crate::Backend::Sqlite {
+            return Ok(load);
         }
-        q.execute(&mut *c).await?;
+        let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut *c)
+            .await?;
+        load.cache_size = Some(cache);
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA cache_size = -{BULK_CACHE_KIB}"
+        )))
+        .execute(&mut *c)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY rowid",
+        )
+        .fetch_all(&mut *c)
+        .await?;
+        for r in &rows {
+            let name: String = r.try_get("name")?;
+            let sql: String = r.try_get("sql")?;
+            // Index names come from our migrations; quote them anyway.
+            let drop = format!("DROP INDEX \"{}\"", name.replace('"', "\"\""));
+            sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut *c)
+                .await?;
+            load.indexes.push(sql);
+        }
+        Ok(load)
     }
-    Ok(())
+
+    /// Builds the indexes again and restores the connection's settings.
+    pub async fn finish(self, c: &mut AnyConnection) -> Result<(), StoreError> {
+        for sql in self.indexes {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *c)
+                .await?;
+        }
+        if let Some(cache) = self.cache_size {
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA cache_size = {cache}")))
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 /// After inserting explicit ids on PostgreSQL, moves each id sequence past

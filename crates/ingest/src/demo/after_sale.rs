@@ -9,17 +9,25 @@
 //! Post-sale deals belong to the account (no person), so the lead funnel
 //! and person-level attribution are as before; nothing happens after the
 //! anchor except open deals' expected closes.
+//!
+//! The phase runs in two steps around the people, all in memory (nothing
+//! is read back from the database):
+//! 1. [`plan_targets`], before the people: which accounts are on the target
+//!    list (so accounts are written once, with their final `target`/`tier`);
+//! 2. [`PeopleFacts::finish`], after them: post-sale deals and onboarding
+//!    meetings from the facts the people phase collected per account, then
+//!    each account's lifecycle from [`lifecycle::advance`], exactly as
+//!    `tandem_store::accounts::sync` would derive it from the stored rows.
 
 use std::collections::BTreeMap;
 
-use tandem_core::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person};
+use tandem_core::accounts::lifecycle::{self, AccountFacts};
+use tandem_core::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Subject, Transition};
 use tandem_core::playbook::Playbook;
 use tandem_core::sla::business_deadline;
 use tandem_core::time::DAY_MS;
 use tandem_core::{Money, Timestamp};
-use tandem_store::accounts::{self, NewTarget};
-use tandem_store::repo;
-use tandem_store::{Store, StoreError};
+use tandem_store::accounts::Target;
 
 use super::{segment_of, Rng, MARKETERS, SMB};
 
@@ -30,18 +38,188 @@ const ACCOUNT_MANAGERS: [&str; 2] = ["ida.berg", "marco.conti"];
 /// Lost reasons a churned renewal gives (reasons the starter playbook has for `lost`).
 const CHURN_REASONS: [&str; 2] = ["no_budget", "competitor_won"];
 
-/// Rows this phase wrote.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The target list, decided before any person is generated.
+pub(crate) struct TargetPlan {
+    /// The accounts as they are written: `target`/`tier` set for listed ones.
+    pub accounts: Vec<Account>,
+    /// The list entries, by account id.
+    pub targets: Vec<Target>,
+    /// Each account's stream, positioned after the target decision; step 2
+    /// continues drawing from it.
+    rngs: Vec<Rng>,
+}
+
+/// Step 1: which accounts the teams put on the target list: every account
+/// the generator marked as a target, and most of what the playbook's list
+/// rules propose.
+pub(crate) fn plan_targets(
+    pb: &Playbook,
+    seed: &Rng,
+    start: Timestamp,
+    world_accounts: &[Account],
+) -> TargetPlan {
+    let proposed: BTreeMap<i64, i64> = tandem_core::accounts::suggest(pb, world_accounts)
+        .into_iter()
+        .map(|s| (s.account_id, s.tier))
+        .collect();
+    let mut plan = TargetPlan {
+        accounts: world_accounts.to_vec(),
+        targets: Vec::new(),
+        rngs: Vec::with_capacity(world_accounts.len()),
+    };
+    for (idx, a) in plan.accounts.iter_mut().enumerate() {
+        let mut r = seed.fork(AFTER_SALE + idx as u64);
+        let adopted = proposed.get(&a.id).copied().filter(|_| r.chance(0.6));
+        let tier = if a.target { a.tier } else { adopted };
+        if let Some(tier) = tier {
+            let marketer = MARKETERS[idx % MARKETERS.len()];
+            plan.targets.push(Target {
+                account_id: a.id,
+                external_id: a.external_id.clone(),
+                tier,
+                marketer: Some(marketer.to_string()),
+                seller: a.owner.clone(),
+                added_at: start.plus_days(r.range(0, 21)),
+                added_by: marketer.to_string(),
+            });
+            a.target = true;
+            a.tier = Some(tier);
+        }
+        plan.rngs.push(r);
+    }
+    plan
+}
+
+/// What the people phase knows about one account's people: what the
+/// account lifecycle reads, collected as the people are written.
+#[derive(Default)]
+struct Bucket {
+    /// Ids of its people, ascending.
+    people: Vec<i64>,
+    transitions: Vec<Transition>,
+    activities: Vec<Activity>,
+    deals: Vec<Deal>,
+    /// The first won new deal (earliest created, then first written), with
+    /// its position in the deals table.
+    first_won: Option<(Timestamp, u64, Deal)>,
+}
+
+/// Per-account facts of the people phase (indexed by account id - 1).
+pub(crate) struct PeopleFacts {
+    buckets: Vec<Bucket>,
+    /// Person deals seen so far: the next deal's position in the table.
+    deals_seen: u64,
+}
+
+/// Rows the after-sale step adds.
+#[derive(Default)]
 pub(crate) struct AfterSale {
-    pub deals: u64,
-    pub activities: u64,
-    pub transitions: u64,
+    pub deals: Vec<Deal>,
+    pub activities: Vec<Activity>,
+    pub transitions: Vec<Transition>,
+}
+
+impl PeopleFacts {
+    pub fn new(accounts: usize) -> PeopleFacts {
+        PeopleFacts {
+            buckets: (0..accounts).map(|_| Bucket::default()).collect(),
+            deals_seen: 0,
+        }
+    }
+
+    fn bucket(&mut self, account_id: Option<i64>) -> Option<&mut Bucket> {
+        let i = usize::try_from(account_id? - 1).ok()?;
+        self.buckets.get_mut(i)
+    }
+
+    /// Takes one person's written rows (people in id order, each person's
+    /// deals in the order they were written).
+    pub fn add_person(
+        &mut self,
+        account_id: Option<i64>,
+        person_id: i64,
+        transitions: Vec<Transition>,
+        activities: Vec<Activity>,
+        deals: Vec<Deal>,
+    ) {
+        let first = self.deals_seen;
+        self.deals_seen += deals.len() as u64;
+        let Some(b) = self.bucket(account_id) else {
+            return;
+        };
+        b.people.push(person_id);
+        b.transitions.extend(transitions);
+        b.activities.extend(activities);
+        for (k, d) in deals.into_iter().enumerate() {
+            if d.account_id.is_some() && d.status == DealStatus::Won && d.closed_at.is_some() {
+                let key = (d.created_at, first + k as u64);
+                if b.first_won.as_ref().is_none_or(|(c, n, _)| key < (*c, *n)) {
+                    b.first_won = Some((key.0, key.1, d.clone()));
+                }
+            }
+            b.deals.push(d);
+        }
+    }
+
+    /// Step 2: post-sale deals and onboarding meetings, then every
+    /// account's lifecycle up to `anchor`.
+    pub fn finish(
+        mut self,
+        plan: TargetPlan,
+        pb: &Playbook,
+        start: Timestamp,
+        anchor: Timestamp,
+    ) -> AfterSale {
+        let targeted: BTreeMap<i64, Timestamp> = plan
+            .targets
+            .iter()
+            .map(|t| (t.account_id, t.added_at))
+            .collect();
+        let mut out = AfterSale::default();
+        for ((a, r), b) in plan
+            .accounts
+            .iter()
+            .zip(plan.rngs)
+            .zip(self.buckets.iter_mut())
+        {
+            let mut g = Gen {
+                r,
+                account: a,
+                people: &b.people,
+                currency: pb.company.currency,
+                anchor,
+                deals: Vec::new(),
+                activities: Vec::new(),
+            };
+            g.run(pb, start, a.target, b.first_won.as_ref().map(|w| &w.2));
+            out.deals.extend(g.deals.iter().cloned());
+            out.activities.extend(g.activities.iter().cloned());
+            b.deals.extend(g.deals);
+            b.activities.extend(g.activities);
+            let facts = AccountFacts {
+                targeted_at: targeted.get(&a.id).copied(),
+                people_transitions: &b.transitions,
+                activities: &b.activities,
+                deals: &b.deals,
+            };
+            let moves = lifecycle::advance(pb, &facts, &[], anchor);
+            out.transitions.extend(
+                moves
+                    .iter()
+                    .map(|m| m.to_transition(Subject::Account(a.id), 0)),
+            );
+            // Done with this account: free its facts now.
+            *b = Bucket::default();
+        }
+        out
+    }
 }
 
 struct Gen<'a> {
     r: Rng,
     account: &'a Account,
-    people: &'a [&'a Person],
+    /// Ids of the account's people, ascending.
+    people: &'a [i64],
     currency: tandem_core::Currency,
     anchor: Timestamp,
     deals: Vec<Deal>,
@@ -111,127 +289,69 @@ impl Gen<'_> {
         self.activities.push(Activity {
             id: 0,
             external_id: None,
-            person_id: who.id,
+            person_id: who,
             at,
             kind: ActivityKind::Meeting,
             actor: Some(am.to_string()),
             outcome: Some("onboarding".to_string()),
         });
     }
-}
 
-/// Writes the after-sale phase for `world_accounts` into `store` and syncs
-/// the account lifecycle up to `anchor`.
-pub(crate) async fn run(
-    store: &Store,
-    pb: &Playbook,
-    seed: &Rng,
-    start: Timestamp,
-    anchor: Timestamp,
-    world_accounts: &[Account],
-) -> Result<AfterSale, StoreError> {
-    let mut tx = store.begin().await?;
-    let people = repo::people(tx.conn()).await?;
-    let mut by_account: BTreeMap<i64, Vec<&Person>> = BTreeMap::new();
-    for p in &people {
-        if let Some(a) = p.account_id {
-            by_account.entry(a).or_default().push(p);
-        }
-    }
-    // First won new deal per account (the generated lead funnel's).
-    let mut first_won: BTreeMap<i64, Deal> = BTreeMap::new();
-    for d in repo::deals(tx.conn()).await? {
-        if let (Some(a), DealStatus::Won, Some(_)) = (d.account_id, d.status, d.closed_at) {
-            first_won.entry(a).or_insert(d);
-        }
-    }
-    // The teams also took most of what the playbook's list rules propose.
-    let proposed: BTreeMap<i64, i64> = tandem_core::accounts::suggest(pb, world_accounts)
-        .into_iter()
-        .map(|s| (s.account_id, s.tier))
-        .collect();
-    let mut out = AfterSale::default();
-    let mut deals = Vec::new();
-    let mut activities = Vec::new();
-    for (idx, a) in world_accounts.iter().enumerate() {
-        let mut r = seed.fork(AFTER_SALE + idx as u64);
-        let adopted = proposed.get(&a.id).copied().filter(|_| r.chance(0.6));
-        let tier = if a.target { a.tier } else { adopted };
-        if let Some(tier) = tier {
-            let marketer = MARKETERS[idx % MARKETERS.len()];
-            let t = NewTarget {
-                tier,
-                marketer: Some(marketer),
-                seller: a.owner.as_deref(),
-                at: start.plus_days(r.range(0, 21)),
-                actor: marketer,
-            };
-            accounts::set_target(tx.conn(), a.id, &t).await?;
-        }
-        let no_people: Vec<&Person> = Vec::new();
-        let mut g = Gen {
-            r,
-            account: a,
-            people: by_account.get(&a.id).unwrap_or(&no_people),
-            currency: pb.company.currency,
-            anchor,
-            deals: Vec::new(),
-            activities: Vec::new(),
-        };
+    /// Legacy customers with their renewal, or onboarding and expansion of
+    /// a customer won inside the history (`first_won`).
+    fn run(&mut self, pb: &Playbook, start: Timestamp, listed: bool, first_won: Option<&Deal>) {
+        let anchor = self.anchor;
+        let a = self.account;
         let seg = segment_of(a.employees.unwrap_or(0));
-        let legacy = seg != SMB && g.r.chance(if tier.is_some() { 0.5 } else { 0.22 });
-        if legacy && !first_won.contains_key(&a.id) {
+        let legacy = seg != SMB && self.r.chance(if listed { 0.5 } else { 0.22 });
+        if legacy && first_won.is_none() {
             // A customer since the year before the history: its renewal is
             // due inside it.
-            let (lo, hi) = if segment_of(a.employees.unwrap_or(0)) == 1 {
+            let (lo, hi) = if seg == 1 {
                 (15_000_00, 60_000_00)
             } else {
                 (60_000_00, 250_000_00)
             };
-            let mut arr = g.r.range(lo, hi);
-            let won = g.days(start.plus_days(-365), 0, 200);
-            g.deal("legacy", "new", arr, won.plus_days(-40), won, true);
-            g.onboarding(pb, won);
-            if g.r.chance(0.35) {
-                let created = g.days(won, 90, 200);
-                let close = g.days(created, 20, 40);
-                let add = arr * g.r.range(10, 40) / 100;
-                let win = g.r.chance(0.75);
-                g.deal("x1", "expansion", add, created, close, win);
-                if close <= anchor && g.deals.last().is_some_and(|d| d.status == DealStatus::Won) {
+            let mut arr = self.r.range(lo, hi);
+            let won = self.days(start.plus_days(-365), 0, 200);
+            self.deal("legacy", "new", arr, won.plus_days(-40), won, true);
+            self.onboarding(pb, won);
+            if self.r.chance(0.35) {
+                let created = self.days(won, 90, 200);
+                let close = self.days(created, 20, 40);
+                let add = arr * self.r.range(10, 40) / 100;
+                let win = self.r.chance(0.75);
+                self.deal("x1", "expansion", add, created, close, win);
+                if close <= anchor
+                    && self
+                        .deals
+                        .last()
+                        .is_some_and(|d| d.status == DealStatus::Won)
+                {
                     arr += add;
                 }
             }
             let due = won.plus_days(365);
-            let (kind, amount, win) = match g.r.weighted(&[18.0, 22.0, 60.0]) {
+            let (kind, amount, win) = match self.r.weighted(&[18.0, 22.0, 60.0]) {
                 0 => ("renewal", arr, false),
-                1 => ("renewal", arr * g.r.range(70, 95) / 100, true),
-                _ => ("renewal", arr * g.r.range(100, 112) / 100, true),
+                1 => ("renewal", arr * self.r.range(70, 95) / 100, true),
+                _ => ("renewal", arr * self.r.range(100, 112) / 100, true),
             };
-            g.deal("r1", kind, amount, due.plus_days(-60), due, win);
-        } else if let Some(d) = first_won.get(&a.id) {
+            self.deal("r1", kind, amount, due.plus_days(-60), due, win);
+        } else if let Some(d) = first_won {
             // A customer won inside the history: onboarding, and sometimes
             // an expansion a couple of months later.
             let won = d.closed_at.unwrap_or(d.created_at);
-            g.onboarding(pb, won);
-            if g.r.chance(0.3) {
-                let created = g.days(won, 30, 70);
-                let close = g.days(created, 14, 35);
-                let add = d.amount.minor * g.r.range(15, 50) / 100;
-                let win = g.r.chance(0.7);
+            self.onboarding(pb, won);
+            if self.r.chance(0.3) {
+                let created = self.days(won, 30, 70);
+                let close = self.days(created, 14, 35);
+                let add = d.amount.minor * self.r.range(15, 50) / 100;
+                let win = self.r.chance(0.7);
                 if created <= anchor {
-                    g.deal("x1", "expansion", add, created, close, win);
+                    self.deal("x1", "expansion", add, created, close, win);
                 }
             }
         }
-        deals.extend(g.deals);
-        activities.extend(g.activities);
     }
-    out.deals = deals.len() as u64;
-    out.activities = activities.len() as u64;
-    repo::insert_deals(tx.conn(), &deals).await?;
-    repo::insert_activities(tx.conn(), &activities).await?;
-    out.transitions = accounts::sync(tx.conn(), pb, anchor).await? as u64;
-    tx.commit().await?;
-    Ok(out)
 }
