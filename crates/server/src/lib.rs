@@ -17,6 +17,7 @@ mod resources;
 pub mod segment;
 mod targets;
 pub mod telemetry;
+pub mod warm;
 pub mod web;
 
 use std::future::Future;
@@ -58,8 +59,14 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API.
+/// The whole HTTP API, with a warm history of its own that the first
+/// metric request reads.
 pub fn app(state: AppState) -> Router {
+    app_with(state, warm::Warm::default())
+}
+
+/// [`app`] over a given warm history (shared by the API and the dashboard).
+pub fn app_with(state: AppState, warm: warm::Warm) -> Router {
     let api = Router::new()
         .route("/people", get(people::list))
         .route("/people/{external_id}", get(people::show))
@@ -85,6 +92,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(timeout))
         .layer(middleware::from_fn(trace))
         .layer(middleware::from_fn(telemetry::track))
+        .layer(axum::Extension(warm))
         .with_state(state)
 }
 
@@ -95,7 +103,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
+    // Read the history while the server starts listening, not on the
+    // first page view.
+    let warm = warm::Warm::default();
+    warm.preload(&state.store);
+    axum::serve(listener, app_with(state, warm))
         .with_graceful_shutdown(shutdown)
         .await
 }

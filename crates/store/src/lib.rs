@@ -21,6 +21,7 @@ pub mod repo;
 pub mod stamp;
 pub mod testing;
 pub mod tokens;
+pub mod warm;
 pub mod weekly;
 pub mod write;
 

@@ -56,7 +56,6 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(Extension(Sessions::default()))
-        .layer(Extension(cache::SnapshotCache::default()))
         .layer(middleware::from_fn(security_headers))
 }
 

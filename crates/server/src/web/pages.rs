@@ -3,7 +3,6 @@
 //! renders numbers (and a chart with its table).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
@@ -26,7 +25,7 @@ use tandem_core::sla::{marketing_sla, sales_sla, stalled as stalled_leads, Clock
 use tandem_core::time::DAY_MS;
 use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
-use tandem_store::repo::{self, Snapshot};
+use tandem_store::repo;
 use tandem_store::{plan, query};
 
 use super::cache::SnapshotCache;
@@ -43,8 +42,8 @@ const INBOX_LIMIT: usize = 60;
 /// Most rows of the stalled list.
 const STALLED_LIMIT: usize = 200;
 
-async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
-    cache.get(&s.store).await
+async fn load(cache: &SnapshotCache, s: &AppState) -> Result<super::cache::View, WebError> {
+    Ok(cache.get(&s.store).await?)
 }
 
 fn bad_period(e: query::PeriodError) -> WebError {
