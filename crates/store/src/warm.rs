@@ -352,6 +352,54 @@ impl Warm {
     }
 }
 
+/// Which of the large tables a cold reader needs besides people, accounts,
+/// transitions and deals (every metric needs those).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Need {
+    pub touches: bool,
+    pub activities: bool,
+    pub campaigns: bool,
+}
+
+impl Need {
+    /// Every table (what [`crate::repo::snapshot`] reads).
+    pub const ALL: Need = Need {
+        touches: true,
+        activities: true,
+        campaigns: true,
+    };
+}
+
+/// A [`Snapshot`] of what `need` asks for (the others left empty), streamed:
+/// a cold command that needs no touches (the waterfall by source) does not
+/// read the largest table.
+pub async fn snapshot_of(c: &mut AnyConnection, need: Need) -> Result<Snapshot, StoreError> {
+    let all = i64::MAX;
+    let (transitions, account_transitions) = split(all_transitions(c, all).await?);
+    Ok(Snapshot {
+        people: PEOPLE.all(c, all).await?,
+        accounts: ACCOUNTS.all(c, all).await?,
+        transitions,
+        account_transitions,
+        touches: if need.touches {
+            TOUCHES.all(c, all).await?
+        } else {
+            Vec::new()
+        },
+        activities: if need.activities {
+            ACTIVITIES.all(c, all).await?
+        } else {
+            Vec::new()
+        },
+        deals: DEALS.all(c, all).await?,
+        campaigns: if need.campaigns {
+            CAMPAIGNS.all(c, all).await?
+        } else {
+            Vec::new()
+        },
+    })
+}
+
 async fn all_transitions(c: &mut AnyConnection, upto: i64) -> Result<Vec<Transition>, StoreError> {
     let sql = format!("SELECT {TRANSITION_COLS} FROM transitions WHERE seq <= $1 ORDER BY at, seq");
     stream(c, sql, &[upto], transition_row).await
