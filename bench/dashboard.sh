@@ -2,8 +2,9 @@
 # Server render time of every dashboard page: signs in with an admin token
 # and times each page with curl (time_total on loopback), 5 runs each after
 # one first request, and prints the median. The first request of the first
-# page also reads the stored history into the server's snapshot cache; it
-# is printed separately.
+# page waits until the server has read the stored history into its warm
+# model (started at `serve`); it is printed separately. Then the API's
+# metric endpoints and the server's peak RSS.
 #
 # Usage: bench/dashboard.sh DIR [TANDEM_BIN]
 #   DIR holds tandem.toml and tandem.db, e.g. made by
@@ -37,3 +38,20 @@ for p in / /waterfall "/waterfall?source=paid_search&period=quarter" /sla /stall
   median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 3p)
   printf '%-14s %6s %10s  %s\n' "$p" "$code" "$median" "${runs[*]}"
 done
+
+# The API's metric endpoints on the same warm history (median of 5 after one
+# warm-up), and the server's peak RSS.
+printf '%-32s %6s %10s  %s\n' endpoint status median_ms runs_ms
+for p in scorecard sla stalled "waterfall?by=source" gaps goals; do
+  url="$base/api/v1/metrics/$p"
+  [ "$p" = goals ] && url="$base/api/v1/goals"
+  curl -s -H "Authorization: Bearer $token" -o /dev/null "$url"
+  runs=()
+  for _ in 1 2 3 4 5; do
+    read -r code s < <(curl -s -H "Authorization: Bearer $token" -o /dev/null -w '%{http_code} %{time_total}\n' "$url")
+    runs+=("$(python3 -c "print(round($s*1000))")")
+  done
+  median=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n 3p)
+  printf '%-32s %6s %10s  %s\n' "/api/v1/${p}" "$code" "$median" "${runs[*]}"
+done
+echo "tandem serve peak RSS: $(awk '/VmHWM/ {print int($2/1024)}' "/proc/$pid/status") MiB; load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -30,6 +30,12 @@ impl State {
     pub fn replay(transitions: &[Transition]) -> State {
         let mut ts: Vec<&Transition> = transitions.iter().collect();
         ts.sort_by_key(|t| (t.at, t.seq));
+        State::replay_sorted(&ts)
+    }
+
+    /// [`State::replay`] of transitions already sorted by time then
+    /// sequence, without copying them.
+    pub fn replay_sorted(ts: &[&Transition]) -> State {
         let mut state = State::default();
         for t in ts {
             if t.cycle != state.cycle || state.cycle_started_at.is_none() {

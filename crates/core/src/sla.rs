@@ -726,8 +726,8 @@ pub fn stalled(
     let people: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
     let mut out = Vec::new();
     for (person_id, ts) in person_transitions(transitions, as_of) {
-        let owned: Vec<Transition> = ts.into_iter().cloned().collect();
-        let state = State::replay(&owned);
+        // Already sorted by (at, seq): replay the references, copy nothing.
+        let state = State::replay_sorted(&ts);
         let (Some(stage_id), Some(entered_at)) = (state.stage, state.entered_at) else {
             continue;
         };

@@ -19,6 +19,7 @@ mod resources;
 pub mod segment;
 mod targets;
 pub mod telemetry;
+pub mod warm;
 pub mod web;
 
 use std::future::Future;
@@ -60,8 +61,14 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API.
+/// The whole HTTP API, with a warm history of its own that the first
+/// metric request reads.
 pub fn app(state: AppState) -> Router {
+    app_with(state, warm::Warm::default())
+}
+
+/// [`app`] over a given warm history (shared by the API and the dashboard).
+pub fn app_with(state: AppState, warm: warm::Warm) -> Router {
     let api = Router::new()
         .route("/people", get(people::list))
         .route("/people/{external_id}", get(people::show))
@@ -92,6 +99,7 @@ pub fn app(state: AppState) -> Router {
             limit::guard,
         ))
         .layer(middleware::from_fn(web::security_headers))
+        .layer(axum::Extension(warm))
         .with_state(state)
 }
 
@@ -103,9 +111,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Read the history while the server starts listening, not on the
+    // first page view.
+    let warm = warm::Warm::default();
+    warm.preload(&state.store);
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app_with(state, warm).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

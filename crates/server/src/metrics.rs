@@ -1,6 +1,7 @@
 //! Metric endpoints: the same numbers and parameters as the CLI commands.
 
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::metrics::waterfall::{
@@ -9,12 +10,13 @@ use tandem_core::metrics::waterfall::{
 use tandem_core::metrics::{Grouping, Window};
 use tandem_core::sla::{stalled as stalled_leads, StalledLead};
 use tandem_core::Timestamp;
-use tandem_store::{query, repo};
+use tandem_store::query;
 
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::openapi::ErrorEnvelope;
+use crate::warm::Warm;
 use crate::{now, AppState};
 
 /// `by`, `cohort`, `unique`, `as_of`, `from`, `to` (as `tandem funnel`).
@@ -30,13 +32,10 @@ pub struct FunnelQuery {
     to: Option<String>,
 }
 
-async fn compute(s: &AppState, q: &FunnelQuery) -> Result<Waterfall, ApiError> {
+async fn compute(s: &AppState, warm: &Warm, q: &FunnelQuery) -> Result<Waterfall, ApiError> {
     let pb = s.playbook();
     let pb = &*pb;
-    let snap = {
-        let mut c = s.store.conn().await?;
-        repo::snapshot(&mut c).await?
-    };
+    let snap = warm.get(&s.store).await?;
     let period =
         |e: query::PeriodError| ApiError::bad_request("bad_query", e.to_string(), Some(e.field()));
     let as_of = query::as_of(pb, q.as_of.as_deref(), now()).map_err(period)?;
@@ -75,10 +74,11 @@ async fn compute(s: &AppState, q: &FunnelQuery) -> Result<Waterfall, ApiError> {
 pub async fn waterfall(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<FunnelQuery>,
 ) -> Result<Json<Waterfall>, ApiError> {
     caller.require(Action::Read)?;
-    compute(&s, &q).await.map(Json)
+    compute(&s, &warm, &q).await.map(Json)
 }
 
 #[derive(Serialize)]
@@ -118,10 +118,11 @@ pub struct FunnelStage {
 pub async fn funnel(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<FunnelQuery>,
 ) -> Result<Json<Funnel>, ApiError> {
     caller.require(Action::Read)?;
-    let w = compute(&s, &q).await?;
+    let w = compute(&s, &warm, &q).await?;
     Ok(Json(Funnel {
         cohort_stage: w.cohort_stage,
         window: w.window,
@@ -177,6 +178,7 @@ pub struct Stalled {
 pub async fn stalled(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<StalledQuery>,
 ) -> Result<Json<Stalled>, ApiError> {
     caller.require(Action::Read)?;
@@ -184,10 +186,7 @@ pub async fn stalled(
     let pb = &*pb;
     let as_of = query::as_of(pb, q.as_of.as_deref(), now())
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(e.field())))?;
-    let snap = {
-        let mut c = s.store.conn().await?;
-        repo::snapshot(&mut c).await?
-    };
+    let snap = warm.get(&s.store).await?;
     let leads = stalled_leads(pb, &snap.people, &snap.transitions, as_of)
         .into_iter()
         .filter(|l| {

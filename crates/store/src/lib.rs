@@ -23,6 +23,7 @@ pub mod report_sends;
 pub mod stamp;
 pub mod testing;
 pub mod tokens;
+pub mod warm;
 pub mod weekly;
 pub mod write;
 

@@ -26,6 +26,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (6, "weekly", include_str!("../migrations/0006_weekly.sql")),
     (
+        10,
+        "row_changes",
+        include_str!("../migrations/0010_row_changes.sql"),
+    ),
+    (
         11,
         "report_sends",
         include_str!("../migrations/0011_report_sends.sql"),
@@ -37,7 +42,37 @@ fn render(sql: &str, backend: Backend) -> String {
         Backend::Sqlite => "INTEGER PRIMARY KEY",
         Backend::Postgres => "BIGSERIAL PRIMARY KEY",
     };
-    sql.replace("{{id}}", id)
+    only_for(sql, backend).replace("{{id}}", id)
+}
+
+/// Drops the lines between `-- NAME:begin` and `-- NAME:end` of the other
+/// backend (`sqlite` or `postgres`), for what has no common syntax (triggers).
+fn only_for(sql: &str, backend: Backend) -> String {
+    let other = match backend {
+        Backend::Sqlite => "postgres",
+        Backend::Postgres => "sqlite",
+    };
+    let (begin, end) = (format!("-- {other}:begin"), format!("-- {other}:end"));
+    let mut out = String::with_capacity(sql.len());
+    let mut skip = false;
+    for line in sql.lines() {
+        if line.trim() == begin {
+            skip = true;
+        } else if line.trim() == end {
+            skip = false;
+        } else if !skip && !is_marker(line) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn is_marker(line: &str) -> bool {
+    matches!(
+        line.trim(),
+        "-- sqlite:begin" | "-- sqlite:end" | "-- postgres:begin" | "-- postgres:end"
+    )
 }
 
 /// Applies every migration not yet applied, each in its own transaction, in
@@ -109,5 +144,16 @@ mod tests {
     fn versions_ascend_without_duplicates() {
         let v: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.0).collect();
         assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
+    }
+
+    #[test]
+    fn backend_sections_keep_only_their_own_lines() {
+        let sql =
+            "A;\n-- sqlite:begin\nS;\n-- sqlite:end\n-- postgres:begin\nP;\n-- postgres:end\nB;\n";
+        assert_eq!(super::only_for(sql, crate::Backend::Sqlite), "A;\nS;\nB;\n");
+        assert_eq!(
+            super::only_for(sql, crate::Backend::Postgres),
+            "A;\nP;\nB;\n"
+        );
     }
 }

@@ -153,9 +153,9 @@ pub async fn upsert_account(
 
 // ------------------------------------------------------------------ people
 
-const PERSON_COLS: &str = "id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom";
+pub(crate) const PERSON_COLS: &str = "id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom";
 
-fn person_row(r: &AnyRow) -> Result<Person, StoreError> {
+pub(crate) fn person_row(r: &AnyRow) -> Result<Person, StoreError> {
     Ok(Person {
         id: r.try_get("id")?,
         external_id: r.try_get("external_id")?,
@@ -695,10 +695,10 @@ pub async fn upsert_campaign(
 
 // ------------------------------------------------------------- transitions
 
-const TRANSITION_COLS: &str =
+pub(crate) const TRANSITION_COLS: &str =
     "seq, subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped";
 
-fn transition_row(r: &AnyRow) -> Result<Transition, StoreError> {
+pub(crate) fn transition_row(r: &AnyRow) -> Result<Transition, StoreError> {
     let kind: String = r.try_get("subject_kind")?;
     let id: i64 = r.try_get("subject_id")?;
     let subject = match kind.as_str() {

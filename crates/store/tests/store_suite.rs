@@ -275,3 +275,200 @@ async fn sequential_write_transactions_do_not_block() {
     }
     db.cleanup().await.unwrap();
 }
+
+/// The warm history (`tandem_store::warm`) after inserts that sort before
+/// kept rows, in-place updates (one moving a touch in time) and appended
+/// transitions of people and accounts equals a fresh read of the store.
+#[tokio::test]
+async fn warm_history_after_deltas_equals_a_fresh_read_on_every_backend() {
+    use tandem_core::domain::Campaign;
+    use tandem_core::lifecycle::Move;
+    use tandem_store::warm::Warm;
+
+    fn mv(to: &str, h: i64) -> Move {
+        Move {
+            from: None,
+            to: to.into(),
+            at: t(h),
+            actor: "system".into(),
+            reason: None,
+            note: None,
+            cycle: 1,
+            skipped: false,
+        }
+    }
+    fn touch(ext: &str, pid: i64, h: i64) -> Touch {
+        Touch {
+            external_id: Some(ext.into()),
+            person_id: pid,
+            at: t(h),
+            kind: "web_visit".into(),
+            ..Touch::default()
+        }
+    }
+    fn deal(ext: &str, pid: i64, h: i64, status: DealStatus) -> Deal {
+        Deal {
+            id: 0,
+            external_id: ext.into(),
+            account_id: None,
+            person_id: Some(pid),
+            name: None,
+            amount: Money {
+                minor: 1_000_00,
+                currency: Currency::parse("USD").unwrap(),
+            },
+            created_at: t(h),
+            closed_at: None,
+            status,
+            lost_reason: None,
+            owner: None,
+            kind: "new".into(),
+        }
+    }
+    async fn same(db: &TestDb, w: &Warm) {
+        let mut c = db.store.conn().await.unwrap();
+        let fresh = repo::snapshot(&mut c).await.unwrap();
+        let s = &w.snap;
+        assert_eq!(s.people, fresh.people);
+        assert_eq!(s.accounts, fresh.accounts);
+        assert_eq!(s.transitions, fresh.transitions);
+        assert_eq!(s.account_transitions, fresh.account_transitions);
+        assert_eq!(s.touches, fresh.touches);
+        assert_eq!(s.activities, fresh.activities);
+        assert_eq!(s.deals, fresh.deals);
+        assert_eq!(s.campaigns, fresh.campaigns);
+    }
+
+    for db in TestDb::all().await.unwrap() {
+        let mut c = db.store.conn().await.unwrap();
+        let (acct, _) = repo::upsert_account(
+            &mut c,
+            &Account {
+                external_id: "acme".into(),
+                ..Account::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut ids = Vec::new();
+        for (i, name) in ["ana", "bo", "cy"].iter().enumerate() {
+            let p = Person {
+                external_id: (*name).into(),
+                source: Some("event".into()),
+                account_id: Some(acct),
+                created_at: t(i as i64),
+                ..Person::default()
+            };
+            ids.push(repo::upsert_person(&mut c, &p).await.unwrap().0);
+        }
+        for (i, &pid) in ids.iter().enumerate() {
+            let h = 10 * i as i64;
+            repo::upsert_touch(&mut c, &touch(&format!("t{i}"), pid, h + 5))
+                .await
+                .unwrap();
+            repo::append(
+                &mut c,
+                Subject::Person(pid),
+                &[mv("lead", h), mv("mql", h + 6)],
+            )
+            .await
+            .unwrap();
+        }
+        repo::upsert_deal(&mut c, &deal("d1", ids[0], 20, DealStatus::Open))
+            .await
+            .unwrap();
+        let mut w = Warm::load(&mut c).await.unwrap();
+        same(&db, &w).await;
+        assert_eq!(w.snap.touches.len(), 3);
+        assert_eq!(w.refresh(&mut c).await.unwrap(), 0, "nothing new");
+
+        // New rows, some sorting before kept ones.
+        let (dan, _) = repo::upsert_person(
+            &mut c,
+            &Person {
+                external_id: "dan".into(),
+                created_at: t(1),
+                ..Person::default()
+            },
+        )
+        .await
+        .unwrap();
+        repo::upsert_touch(&mut c, &touch("early", dan, 1))
+            .await
+            .unwrap();
+        repo::upsert_touch(&mut c, &touch("late", dan, 90))
+            .await
+            .unwrap();
+        repo::append(&mut c, Subject::Person(dan), &[mv("lead", 2)])
+            .await
+            .unwrap();
+        repo::append(&mut c, Subject::Account(acct), &[mv("target", 3)])
+            .await
+            .unwrap();
+        repo::upsert_activity(
+            &mut c,
+            &Activity {
+                id: 0,
+                external_id: Some("a1".into()),
+                person_id: ids[1],
+                at: t(15),
+                kind: ActivityKind::Call,
+                actor: Some("sam".into()),
+                outcome: None,
+            },
+        )
+        .await
+        .unwrap();
+        repo::upsert_campaign(
+            &mut c,
+            &Campaign {
+                external_id: "spring".into(),
+                name: "Spring".into(),
+                ..Campaign::default()
+            },
+        )
+        .await
+        .unwrap();
+        // In-place updates: a field, a touch moved before every other one,
+        // a deal won.
+        repo::upsert_person(
+            &mut c,
+            &Person {
+                external_id: "bo".into(),
+                source: Some("paid_search".into()),
+                account_id: Some(acct),
+                created_at: t(1),
+                ..Person::default()
+            },
+        )
+        .await
+        .unwrap();
+        repo::upsert_touch(&mut c, &touch("t2", ids[2], -5))
+            .await
+            .unwrap();
+        repo::upsert_deal(&mut c, &deal("d1", ids[0], 20, DealStatus::Won))
+            .await
+            .unwrap();
+
+        let n = w.refresh(&mut c).await.unwrap();
+        // person dan + bo, touches early/late/t2, 2 transitions, activity,
+        // campaign, deal.
+        assert_eq!(n, 10, "rows read by the delta");
+        same(&db, &w).await;
+        assert_eq!(w.snap.touches[0].external_id.as_deref(), Some("t2"));
+        assert_eq!(
+            w.snap
+                .people
+                .iter()
+                .find(|p| p.id == ids[1])
+                .unwrap()
+                .source
+                .as_deref(),
+            Some("paid_search")
+        );
+        assert_eq!(w.snap.deals[0].status, DealStatus::Won);
+        assert_eq!(w.refresh(&mut c).await.unwrap(), 0);
+        drop(c);
+        db.cleanup().await.unwrap();
+    }
+}

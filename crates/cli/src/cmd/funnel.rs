@@ -33,7 +33,13 @@ pub struct FunnelArgs {
 
 async fn compute(ctx: &Ctx, a: &FunnelArgs) -> Result<Waterfall> {
     let pb = ctx.playbook()?;
-    let snap = numbers::load(ctx).await?;
+    // The waterfall reads transitions and deals; touches only to group by
+    // first-touch channel or campaign.
+    let need = tandem_store::warm::Need {
+        touches: matches!(a.by.as_deref(), Some("channel" | "campaign")),
+        ..Default::default()
+    };
+    let snap = numbers::load_only(ctx, need).await?;
     let as_of = a.period.as_of(&pb)?;
     let window = a.period.window(&pb, &snap, as_of)?;
     if a.level == Level::Account {

@@ -52,6 +52,14 @@ pub async fn load(ctx: &Ctx) -> Result<Snapshot> {
     Ok(repo::snapshot(&mut c).await?)
 }
 
+/// Loads people, accounts, transitions and deals, plus the tables `need`
+/// names (streamed; the others stay empty).
+pub async fn load_only(ctx: &Ctx, need: tandem_store::warm::Need) -> Result<Snapshot> {
+    let store = ctx.store().await?;
+    let mut c = store.conn().await?;
+    Ok(tandem_store::warm::snapshot_of(&mut c, need).await?)
+}
+
 /// The history view metrics take.
 pub use query::history;
 

@@ -329,6 +329,12 @@ fn compute(
     // cycle that got furthest, earliest on ties).
     let mut reps: BTreeMap<Unit, (usize, Vec<Option<Timestamp>>)> = BTreeMap::new();
     for r in cyc {
+        // The cohort entry is an entry at `c` or later (inferred pass-through),
+        // so a cycle with none of those in the window is not in the cohort:
+        // skip it before building its effective entries.
+        if !r.entered[c..].iter().flatten().any(|t| window.contains(*t)) {
+            continue;
+        }
         let eff = r.effective();
         if !eff[c].is_some_and(|t| window.contains(t)) {
             continue;
@@ -366,15 +372,19 @@ fn compute(
     let mut leak: BTreeSet<(String, usize, Unit)> = BTreeSet::new();
     let mut leak_detail: BTreeSet<(String, usize, String, String, Unit)> = BTreeSet::new();
     for r in cyc {
-        let g = opts.grouping.subject(r.subject);
+        // Most cycles have nothing in a given window: look their group up
+        // (a string per cycle) only when they do.
+        let mut group: Option<String> = None;
         let u = unit(r);
         for &(i, at) in &r.entries {
             if window.contains(at) {
+                let g = group.get_or_insert_with(|| opts.grouping.subject(r.subject));
                 flow.insert((g.clone(), i, u));
             }
         }
         for (i, to, at, reason) in &r.exits {
             if window.contains(*at) {
+                let g = group.get_or_insert_with(|| opts.grouping.subject(r.subject));
                 leak.insert((g.clone(), *i, u));
                 let reason = reason.clone().unwrap_or_else(|| NONE.to_string());
                 leak_detail.insert((g.clone(), *i, to.clone(), reason, u));

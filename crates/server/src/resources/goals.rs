@@ -2,18 +2,20 @@
 //! scorecard's goal lines).
 
 use axum::extract::State;
+use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::metrics::scorecard::{scorecard, Pacing};
 use tandem_core::metrics::Grouping;
 use tandem_core::playbook::Goal;
 use tandem_core::Timestamp;
-use tandem_store::{query, repo};
+use tandem_store::query;
 
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::openapi::ErrorEnvelope;
+use crate::warm::Warm;
 use crate::{now, AppState};
 
 /// `as_of` (default now).
@@ -50,16 +52,14 @@ pub struct Goals {
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<GoalsQuery>,
 ) -> Result<Json<Goals>, ApiError> {
     caller.require(Action::Read)?;
     let pb = s.playbook();
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now())
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(e.field())))?;
-    let snap = {
-        let mut c = s.store.conn().await?;
-        repo::snapshot(&mut c).await?
-    };
+    let snap = warm.get(&s.store).await?;
     let segments =
         query::group_by(&pb, &snap, "segment").map_err(|e| ApiError::Internal(Box::new(e)))?;
     let personas =

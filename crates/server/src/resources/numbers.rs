@@ -23,7 +23,10 @@ use tandem_core::sla::{
 use tandem_core::{Money, Timestamp};
 use tandem_store::numbers::{self as shared, ParamError, PlanReport, QualityReport};
 use tandem_store::query::{self, PeriodError};
-use tandem_store::repo::{self, Snapshot};
+use tandem_store::repo::Snapshot;
+
+use crate::warm::{View, Warm};
+use axum::Extension;
 
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
@@ -39,9 +42,9 @@ fn metric_err(e: impl std::fmt::Display) -> ApiError {
     ApiError::unprocessable("metric_failed", e.to_string(), None)
 }
 
-async fn snapshot(s: &AppState) -> Result<Snapshot, ApiError> {
-    let mut c = s.store.conn().await?;
-    Ok(repo::snapshot(&mut c).await?)
+/// The warm history (see [`crate::warm`]).
+async fn snapshot(s: &AppState, warm: &Warm) -> Result<View, ApiError> {
+    Ok(warm.get(&s.store).await?)
 }
 
 fn group(
@@ -83,6 +86,7 @@ pub struct Scorecard {
 pub async fn scorecard(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<ScorecardQuery>,
 ) -> Result<Json<Scorecard>, ApiError> {
     caller.require(Action::Read)?;
@@ -96,7 +100,7 @@ pub async fn scorecard(
         )
     })?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
-    let snap = snapshot(&s).await?;
+    let snap = snapshot(&s, &warm).await?;
     let history = query::history(&snap);
     let segments = group(&pb, &snap, "segment")?;
     let personas = group(&pb, &snap, "persona")?;
@@ -141,6 +145,7 @@ pub struct GapsQuery {
 pub async fn gaps(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<GapsQuery>,
 ) -> Result<Json<Gaps>, ApiError> {
     caller.require(Action::Read)?;
@@ -159,7 +164,7 @@ pub async fn gaps(
             "the playbook has no funnel stage `{mql}` to count MQLs in"
         )));
     }
-    let snap = snapshot(&s).await?;
+    let snap = snapshot(&s, &warm).await?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
     let window =
         query::window(&pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period_err)?;
@@ -218,6 +223,7 @@ pub struct Sla {
 pub async fn sla(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<SlaQuery>,
 ) -> Result<Json<Sla>, ApiError> {
     caller.require(Action::Read)?;
@@ -229,7 +235,7 @@ pub async fn sla(
         .transpose()
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("week")))?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
-    let snap = snapshot(&s).await?;
+    let snap = snapshot(&s, &warm).await?;
     let sales = sales_sla(
         &pb,
         &snap.people,
@@ -313,6 +319,7 @@ pub struct PlanQuery {
 pub async fn plan(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<PlanQuery>,
 ) -> Result<Json<PlanReport>, ApiError> {
     caller.require(Action::Read)?;
@@ -340,7 +347,7 @@ pub async fn plan(
                 .collect()
         })
         .unwrap_or_default();
-    let snap = snapshot(&s).await?;
+    let snap = snapshot(&s, &warm).await?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
     let window =
         query::window(&pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period_err)?;
@@ -386,12 +393,13 @@ pub struct QualityQuery {
 pub async fn quality(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<QualityQuery>,
 ) -> Result<Json<QualityReport>, ApiError> {
     caller.require(Action::Read)?;
     let pb = s.playbook();
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
-    let snap = snapshot(&s).await?;
+    let snap = snapshot(&s, &warm).await?;
     shared::quality(
         &pb,
         &snap,
@@ -463,6 +471,7 @@ pub struct Attribution {
 pub async fn attribution(
     State(s): State<AppState>,
     caller: Caller,
+    Extension(warm): Extension<Warm>,
     ApiQuery(q): ApiQuery<AttributionQuery>,
 ) -> Result<Json<Attribution>, ApiError> {
     caller.require(Action::Read)?;
@@ -540,7 +549,7 @@ pub async fn attribution(
         vec![m]
     };
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
-    let snap = snapshot(&s).await?;
+    let snap = snapshot(&s, &warm).await?;
     let paths = shared::stored_paths(
         &pb,
         &snap,

@@ -71,7 +71,6 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/app.css", get(css))
         .route("/assets/app.js", get(js))
         .layer(Extension(Sessions::default()))
-        .layer(Extension(cache::SnapshotCache::default()))
 }
 
 static CSS: &str = include_str!("../../web/assets/app.css");

@@ -3,7 +3,6 @@
 //! renders numbers (and a chart with its table).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
@@ -28,7 +27,7 @@ use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
 use tandem_store::numbers::{self, PlanParams};
 use tandem_store::query;
-use tandem_store::repo::{self, Snapshot};
+use tandem_store::repo;
 
 use super::cache::SnapshotCache;
 use super::session::{is_fetch, WebUser};
@@ -44,8 +43,11 @@ const INBOX_LIMIT: usize = 60;
 /// Most rows of the stalled list.
 const STALLED_LIMIT: usize = 200;
 
-pub(super) async fn load(cache: &SnapshotCache, s: &AppState) -> Result<Arc<Snapshot>, WebError> {
-    cache.get(&s.store).await
+pub(super) async fn load(
+    cache: &SnapshotCache,
+    s: &AppState,
+) -> Result<super::cache::View, WebError> {
+    Ok(cache.get(&s.store).await?)
 }
 
 pub(super) fn bad_period(e: query::PeriodError) -> WebError {

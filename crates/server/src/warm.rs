@@ -1,0 +1,128 @@
+//! The warm history: one [`tandem_store::warm::Warm`] per app, shared by
+//! the API's metric endpoints and the dashboard. Read once (at `tandem
+//! serve` start, or by the first request), then brought up to date by
+//! deltas: each request reads the store's marks (eight index lookups) and,
+//! when they moved, only the new and updated rows, applied in place.
+//!
+//! Requests compute under a read guard ([`View`]); a refresh reads its
+//! delta without blocking them and takes the write lock only to apply it.
+//! One refresh runs at a time; the others wait for it and then read.
+//! A handler must take at most one [`View`] at a time (a second [`Warm::get`]
+//! while holding one could wait on a refresh that waits on the first view).
+
+use std::sync::Arc;
+
+use tandem_store::repo::Snapshot;
+use tandem_store::warm::{self as kept, Marks};
+use tandem_store::{Store, StoreError};
+use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock};
+
+/// The kept history, read-locked for the duration of a request.
+pub type View = OwnedRwLockReadGuard<Option<kept::Warm>, Snapshot>;
+
+/// The warm history of one app (cheap to clone: shared).
+#[derive(Clone, Default)]
+pub struct Warm {
+    kept: Arc<RwLock<Option<kept::Warm>>>,
+    refresh: Arc<Mutex<()>>,
+}
+
+/// Why the history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reading the history stopped: {0}")]
+    Task(String),
+}
+
+impl Warm {
+    /// The current history: the kept one brought up to date.
+    ///
+    /// The refresh runs in its own task, so a request that times out while
+    /// a large history is first read still leaves it for the next one.
+    pub async fn get(&self, store: &Store) -> Result<View, WarmError> {
+        let me = self.clone();
+        let store = store.clone();
+        tokio::spawn(async move { me.refresh(&store).await })
+            .await
+            .map_err(|e| WarmError::Task(e.to_string()))??;
+        let guard = self.kept.clone().read_owned().await;
+        OwnedRwLockReadGuard::try_map(guard, |w| w.as_ref().map(|w| &w.snap))
+            .map_err(|_| WarmError::Task("the history was not read".into()))
+    }
+
+    /// Reads the history if it was never read, else applies what changed.
+    /// Returns how many rows were read.
+    pub async fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
+        let _one = self.refresh.lock().await;
+        let mut c = store.conn().await?;
+        let to = kept::marks(&mut c).await?;
+        let have: Option<Marks> = self.kept.read().await.as_ref().map(|w| w.marks);
+        match have {
+            Some(m) if m == to => Ok(0),
+            Some(_) => {
+                // Read outside the write lock: requests keep computing.
+                let delta = {
+                    let r = self.kept.read().await;
+                    match r.as_ref() {
+                        Some(w) => w.delta(&mut c, to).await?,
+                        None => return Ok(0),
+                    }
+                };
+                let n = delta.len();
+                let started = std::time::Instant::now();
+                if let Some(w) = self.kept.write().await.as_mut() {
+                    w.apply(delta);
+                }
+                tracing::debug!(
+                    rows = n,
+                    apply_ms = started.elapsed().as_millis() as u64,
+                    "warm history refreshed"
+                );
+                Ok(n)
+            }
+            None => {
+                let started = std::time::Instant::now();
+                let w = kept::Warm::load(&mut c).await?;
+                let s = &w.snap;
+                let n = s.people.len()
+                    + s.accounts.len()
+                    + s.transitions.len()
+                    + s.account_transitions.len()
+                    + s.touches.len()
+                    + s.activities.len()
+                    + s.deals.len()
+                    + s.campaigns.len();
+                tracing::info!(
+                    rows = n,
+                    load_ms = started.elapsed().as_millis() as u64,
+                    "warm history loaded"
+                );
+                *self.kept.write().await = Some(w);
+                Ok(n)
+            }
+        }
+    }
+
+    /// Starts reading the history in the background (at server start), so
+    /// the first request finds it loaded.
+    pub fn preload(&self, store: &Store) {
+        let me = self.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.refresh(&store).await {
+                tracing::warn!(error = %e, "cannot read the history ahead of requests");
+            }
+        });
+    }
+}
+
+impl From<WarmError> for crate::error::ApiError {
+    fn from(e: WarmError) -> Self {
+        match e {
+            WarmError::Store(e) => e.into(),
+            other => crate::error::ApiError::Internal(Box::new(other)),
+        }
+    }
+}
