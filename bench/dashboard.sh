@@ -27,7 +27,7 @@ curl -s -c "$jar" -b "$jar" -o /dev/null --data-urlencode "token=$token" -d "csr
 first=$(curl -s -b "$jar" -o /dev/null -w '%{http_code} %{time_total}' "$base/")
 echo "first request (reads the history): / $first s"
 printf '%-14s %6s %10s  %s\n' page status median_ms runs_ms
-for p in / /waterfall "/waterfall?source=paid_search&period=quarter" /sla /stalled /attribution /plan /gaps /playbook; do
+for p in / /waterfall "/waterfall?source=paid_search&period=quarter" /sla /stalled /attribution /plan /gaps /feedback /weekly /targets /playbook; do
   curl -s -b "$jar" -o /dev/null "$base$p"   # warm-up
   runs=()
   code=""
