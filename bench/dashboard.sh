@@ -16,7 +16,8 @@ bin=${2:-${CARGO_TARGET_DIR:-/var/cache/tandem-target}/release/tandem}
 t() { "$bin" --playbook "$dir/tandem.toml" --database-url "$dir/tandem.db" "$@"; }
 token=$(t token create --role admin --name "bench-$$" 2>/dev/null)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-t serve --bind "127.0.0.1:$port" 2>/dev/null &
+# The binary itself, not through `t`: $! must be the server for its RSS.
+"$bin" --playbook "$dir/tandem.toml" --database-url "$dir/tandem.db" serve --bind "127.0.0.1:$port" 2>/dev/null &
 pid=$!
 jar=$(mktemp)
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$jar"; t token revoke "bench-$$" 2>/dev/null' EXIT
