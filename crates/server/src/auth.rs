@@ -28,6 +28,9 @@ pub enum Action {
     Feedback,
     /// Edit the target-account list.
     EditTargets,
+    /// Record the joint meeting's decisions and action items and mark them
+    /// done (both teams).
+    Decide,
     /// Everything else: playbook, tokens.
     Administer,
 }
@@ -41,18 +44,19 @@ impl Action {
             Action::EditAccounts => "edit accounts",
             Action::Feedback => "write feedback",
             Action::EditTargets => "edit the target-account list",
+            Action::Decide => "record decisions and action items",
             Action::Administer => "administer tandem",
         }
     }
 }
 
 /// The role rules: viewer reads; sales also moves leads; marketing also
-/// edits campaigns and touches; both edit accounts and write feedback;
-/// admin does everything.
+/// edits campaigns and touches; both edit accounts, write feedback and
+/// record the meeting's decisions; admin does everything.
 pub fn allows(role: Role, action: Action) -> bool {
     let both = matches!(
         action,
-        Action::Read | Action::EditAccounts | Action::Feedback
+        Action::Read | Action::EditAccounts | Action::Feedback | Action::Decide
     );
     match role {
         Role::Admin => true,

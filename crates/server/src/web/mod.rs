@@ -9,13 +9,15 @@
 //! Pages: overview, waterfall, SLA inbox, stalled, attribution, plan, gaps
 //! and playbook in [`pages`]; the target accounts ([`targets`]), the
 //! feedback board ([`feedback`]) and the weekly report with the meeting
-//! agenda ([`weekly`]) each in their own module.
+//! agenda ([`weekly`]) each in their own module; the weekly page's forms
+//! that record decisions and action items in [`decisions`].
 //!
 //! Sign-in takes an API token and starts a server-side session
 //! ([`session`]); every form carries the session's CSRF token. What a role
 //! cannot do is not offered, and asking anyway is a 403 page.
 
 mod cache;
+mod decisions;
 mod feedback;
 mod pages;
 pub mod session;
@@ -65,6 +67,8 @@ pub fn routes() -> Router<AppState> {
         .route("/weekly", get(weekly::page))
         .route("/weekly/report", get(weekly::report_html))
         .route("/weekly/agenda", get(weekly::agenda_html))
+        .route("/weekly/decisions", post(decisions::record))
+        .route("/weekly/decisions/{id}/done", post(decisions::done))
         .route("/targets", get(targets::page).post(targets::put))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))

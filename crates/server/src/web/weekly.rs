@@ -1,7 +1,10 @@
 //! The weekly report page (`/weekly`): the report of a chosen ISO week as
 //! `tandem report --format html` renders it (and as it is e-mailed), the
 //! meeting agenda with its decisions and action items, and the week's
-//! funnel at a glance (chart and table).
+//! funnel at a glance (chart and table). Roles that may decide (admin,
+//! marketing, sales) also get a form to record a decision or action item
+//! and a "Mark done" button on each open one ([`super::decisions`]); a
+//! viewer reads only.
 //!
 //! The report's HTML is self-contained (inline CSS and SVG, made for
 //! e-mail clients), which the dashboard's CSP forbids; so it is served on
@@ -24,10 +27,12 @@ use tandem_report::render::{self, Style};
 use tandem_report::{Inputs, Meeting, ReportError, Week};
 
 use super::cache::SnapshotCache;
+use super::decisions::NoteQuery;
 use super::pages::{as_of, filter, grouped, load, nonempty, option, section, table};
 use super::session::WebUser;
 use super::svg::{self, Series};
 use super::{base, render, urlencode, with, WebError};
+use crate::auth::{allows, Action};
 use crate::AppState;
 
 /// Weeks offered in the picker (the last complete ones, newest first).
@@ -82,13 +87,16 @@ async fn inputs(s: &AppState, cache: &SnapshotCache) -> Result<Inputs, WebError>
 }
 
 /// `GET /weekly`: week picker, the week at a glance, the framed report and
-/// agenda.
+/// agenda, the open and done decisions; for roles that may decide, the
+/// forms to record one and mark one done, and (after they post,
+/// `?recorded=ID` / `?done=ID`) a note saying what was done.
 #[tracing::instrument(skip_all)]
 pub async fn page(
     State(s): State<AppState>,
     u: WebUser,
     Extension(cache): Extension<SnapshotCache>,
     Query(q): Query<WeeklyQuery>,
+    Query(nq): Query<NoteQuery>,
 ) -> Result<Response, WebError> {
     let pb = s.playbook();
     let pb = &*pb;
@@ -189,6 +197,7 @@ pub async fn page(
         r.as_of,
         r.celebrations.len()
     );
+    let decision_note = super::decisions::note(&s, tz, &nq, &ag).await?;
     render(
         "weekly.html",
         with(
@@ -206,6 +215,11 @@ pub async fn page(
                         &[false, true, true, true, true], rows)),
                 "open_decisions": section("decisions", "Open decisions and action items", None, None,
                     table("weekly-decisions", &["kind", "text", "owner", "due", "recorded"], &[false, false, false, false, false], decisions(&ag.open_decisions))),
+                "open_ids": ag.open_decisions.iter().map(|d| d.id).collect::<Vec<_>>(),
+                "can_decide": allows(u.token.role, Action::Decide),
+                "decision_note": decision_note,
+                "back": format!("/weekly?{qs}"),
+                "meeting": a.meeting.as_str(),
                 "done_decisions": section("done", "Done since the last meeting", None, None,
                     table("weekly-done", &["kind", "text", "owner", "done"], &[false, false, false, false], done)),
                 "report_src": format!("/weekly/report?{qs}"),
