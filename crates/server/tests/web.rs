@@ -766,3 +766,195 @@ async fn plan_page_says_what_the_api_says() {
     })
     .await;
 }
+
+/// The HTML of the table with this id (to its `</table>`).
+fn table_html<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!(r#"<table id="{id}""#))
+        .unwrap_or_else(|| panic!("no table {id}: {html}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</table>").unwrap()]
+}
+
+async fn decisions_of(w: &Web) -> Vec<tandem_store::weekly::Decision> {
+    let mut c = w.db.store.conn().await.unwrap();
+    tandem_store::weekly::decisions(&mut c).await.unwrap()
+}
+
+/// The weekly page records decisions and action items with the store's
+/// `add_decision` and marks them done with `complete_decision`, for the
+/// roles that may decide (admin, marketing, sales) and behind the CSRF
+/// token; a viewer is offered neither and refused both.
+#[tokio::test]
+async fn weekly_page_records_decisions_and_marks_them_done_for_the_roles_that_may() {
+    each(async |w: &Web| {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let tz = &pb.company.timezone;
+        let viewer = w.sign_in(Role::Viewer).await;
+        let sales = w.sign_in(Role::Sales).await;
+        let marketing = w.sign_in(Role::Marketing).await;
+        let add = "kind=action&text=Call+every+webinar+lead+within+a+day&owner=sam&due=2026-12-04&meeting=weekly&back=%2Fweekly";
+
+        // A viewer reads the page but is offered no form, and a POST is refused.
+        let page = w.get("/weekly", &viewer).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("Open decisions and action items"));
+        assert!(!page.body.contains(r#"action="/weekly/decisions""#));
+        assert!(!page.body.contains("Record a decision"));
+        let vcsrf = csrf_of(&page.body);
+        let res = w
+            .send(Method::POST, "/weekly/decisions", &viewer, Some(&format!("csrf={vcsrf}&{add}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert!(
+            res.body.contains("The viewer role cannot record decisions or action items"),
+            "{}",
+            res.body
+        );
+        assert_eq!(decisions_of(w).await, []);
+
+        // Sales gets the form; a wrong or missing CSRF token is refused.
+        let page = w.get("/weekly", &sales).await;
+        assert!(page.body.contains(r#"<form method="post" action="/weekly/decisions" class="stack" id="decision-new">"#));
+        assert!(page.body.contains("Record a decision / action item"));
+        let csrf = csrf_of(&page.body);
+        for body in [format!("csrf=nope&{add}"), add.to_string()] {
+            let res = w
+                .send(Method::POST, "/weekly/decisions", &sales, Some(&body), false)
+                .await;
+            assert_eq!(res.status, StatusCode::FORBIDDEN, "{body}");
+            assert!(res.body.contains("The form expired"), "{}", res.body);
+        }
+        // Empty text and a bad due date are 400 pages naming the field.
+        let res = w
+            .send(Method::POST, "/weekly/decisions", &sales, Some(&format!("csrf={csrf}&kind=decision&text=++&owner=&due=")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert!(
+            res.body.contains("text: write what was decided or what is to be done"),
+            "{}",
+            res.body
+        );
+        let res = w
+            .send(Method::POST, "/weekly/decisions", &sales, Some(&format!("csrf={csrf}&kind=action&text=Call&due=31.12.2026")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert!(res.body.contains("due: `31.12.2026` is not a date such as 2026-12-04"), "{}", res.body);
+        assert_eq!(decisions_of(w).await, [], "nothing half-written");
+
+        // Recorded: one row in the store, back to the page at its row.
+        let res = w
+            .send(Method::POST, "/weekly/decisions", &sales, Some(&format!("csrf={csrf}&{add}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let all = decisions_of(w).await;
+        assert_eq!(all.len(), 1);
+        let d = &all[0];
+        assert_eq!(d.text, "Call every webinar lead within a day");
+        assert_eq!(d.owner.as_deref(), Some("sam"));
+        assert!(d.action);
+        assert_eq!(d.meeting, "weekly");
+        assert_eq!(d.due_at, Some(Timestamp::parse_in("2026-12-04", tz).unwrap()));
+        assert_eq!(d.done_at, None);
+        let id = d.id;
+        assert_eq!(
+            res.headers["location"],
+            format!("/weekly?recorded={id}#decision-{id}").as_str()
+        );
+        let page = w.get(&format!("/weekly?recorded={id}"), &sales).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(
+            page.body.contains(&format!("Recorded action item #{id}: Call every webinar lead within a day.")),
+            "{}",
+            page.body
+        );
+        let open = table_html(&page.body, "weekly-decisions");
+        let row = &open[open.find(&format!(r#"<tr id="decision-{id}""#)).unwrap()..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        for cell in ["action", "Call every webinar lead within a day", "sam", "2026-12-04"] {
+            assert!(row.contains(&format!("<td>{cell}")), "{cell}: {row}");
+        }
+        assert!(row.contains(&format!(r#"action="/weekly/decisions/{id}/done""#)), "{row}");
+        assert!(row.contains("Mark done"));
+        // The viewer sees the row, without the button.
+        let page = w.get("/weekly", &viewer).await;
+        let open = table_html(&page.body, "weekly-decisions");
+        assert!(open.contains("Call every webinar lead within a day"));
+        assert!(!open.contains("Mark done"));
+
+        // Marking done: refused for the viewer and without the token.
+        let done = format!("/weekly/decisions/{id}/done");
+        let back = "back=%2Fweekly%3Fmeeting%3Dweekly";
+        let res = w
+            .send(Method::POST, &done, &viewer, Some(&format!("csrf={vcsrf}&{back}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        let res = w
+            .send(Method::POST, &done, &sales, Some(&format!("csrf=nope&{back}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN);
+        assert_eq!(decisions_of(w).await[0].done_at, None);
+        // Sales marks it done; back to the page it came from.
+        let res = w
+            .send(Method::POST, &done, &sales, Some(&format!("csrf={csrf}&{back}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert_eq!(
+            res.headers["location"],
+            format!("/weekly?meeting=weekly&done={id}#decisions-section").as_str()
+        );
+        let done_at = decisions_of(w).await[0].done_at.expect("done");
+        // It left the open list; the agenda covering the week it was done
+        // in lists it as done, and the page says so with a link there.
+        let week = tandem_report::Week::containing(done_at, tz).unwrap().label();
+        let page = w.get(&format!("/weekly?meeting=weekly&done={id}"), &sales).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(!table_html(&page.body, "weekly-decisions").contains("Call every webinar lead"));
+        assert!(
+            page.body.contains(&format!("Marked action item #{id} done: Call every webinar lead within a day.")),
+            "{}",
+            page.body
+        );
+        // (minijinja escapes `/` in attributes as `&#x2f;`)
+        assert!(
+            page.body.contains(&format!(
+                r#"href="&#x2f;weekly?week={week}&amp;meeting=weekly">See {week}</a>"#
+            )),
+            "{}",
+            page.body
+        );
+        let page = w.get(&format!("/weekly?week={week}"), &viewer).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(!table_html(&page.body, "weekly-decisions").contains("Call every webinar lead"));
+        let done_rows = table_html(&page.body, "weekly-done");
+        for cell in ["action", "Call every webinar lead within a day", "sam"] {
+            assert!(done_rows.contains(&format!("<td>{cell}</td>")), "{cell}: {done_rows}");
+        }
+        // Marking it done again keeps the first time; an unknown one is a 404.
+        let res = w
+            .send(Method::POST, &done, &sales, Some(&format!("csrf={csrf}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER);
+        assert_eq!(decisions_of(w).await[0].done_at, Some(done_at));
+        let res = w
+            .send(Method::POST, "/weekly/decisions/999999/done", &sales, Some(&format!("csrf={csrf}")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND);
+
+        // Marketing records a decision too (no owner, no due date).
+        let mcsrf = csrf_of(&w.get("/weekly", &marketing).await.body);
+        let res = w
+            .send(Method::POST, "/weekly/decisions", &marketing, Some(&format!("csrf={mcsrf}&kind=decision&text=MQL+needs+a+business+e-mail&meeting=marsale")), false)
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        let all = decisions_of(w).await;
+        assert_eq!(all.len(), 2);
+        assert_eq!(
+            (all[1].text.as_str(), all[1].action, all[1].owner.as_deref(), all[1].due_at, all[1].meeting.as_str()),
+            ("MQL needs a business e-mail", false, None, None, "marsale")
+        );
+        let page = w.get("/weekly?meeting=marsale", &viewer).await;
+        assert!(table_html(&page.body, "weekly-decisions").contains("<td>MQL needs a business e-mail</td>"));
+    })
+    .await;
+}
