@@ -280,6 +280,7 @@ test('the weekly report page shows the numbers of `tandem report --format json`'
   assert.equal(n(cells[1]), mql.this_week, 'MQLs this week');
   assert.equal(n(cells[2]), mql.last_week, 'MQLs last week');
   assert.ok(await page.locator('main svg.chart').count() > 0, 'the week has a chart');
+  assert.equal(await page.locator('#decision-new').count(), 0, 'a viewer is offered no decision form');
   // The framed e-mail report carries the same week and number.
   const frame = page.frameLocator('#report-frame');
   await frame.locator('body').waitFor();
@@ -291,6 +292,43 @@ test('the weekly report page shows the numbers of `tandem report --format json`'
   assert.match(await agenda.locator('body').textContent(), /[Aa]genda/);
   await shot(page, 'weekly');
   await fitsPhone(page, 'weekly');
+  await close();
+});
+
+test('sales records an action item on the weekly page, sees it listed and marks it done', async () => {
+  const { page, close } = await signIn('sales');
+  // Recorded now, so the page as of now (not AS_OF) lists it as open.
+  await page.goto(`${BASE}/weekly`, { timeout: 180000 });
+  const text = `Call every webinar lead within a day ${Date.now()}`;
+  await page.locator('#add-decision summary').click();
+  const form = page.locator('#decision-new');
+  await form.locator('select[name=kind]').selectOption('action');
+  await form.locator('textarea[name=text]').fill(text);
+  await form.locator('input[name=owner]').fill('sam');
+  await form.locator('input[name=due]').fill('2026-12-04');
+  await Promise.all([
+    page.waitForURL(/\/weekly\?[^#]*recorded=\d+#decision-\d+$/, { timeout: 180000 }),
+    form.locator('button[type=submit]').click(),
+  ]);
+  const id = Number(page.url().split('#decision-')[1]);
+  const row = page.locator(`#weekly-decisions tr#decision-${id}`);
+  const cells = await row.locator('td').allTextContents();
+  assert.deepEqual(cells.slice(0, 3), ['action', text, 'sam']);
+  assert.match(cells[3], /^2026-12-04/);
+  assert.match(await page.textContent('#decision-note'), new RegExp(`Recorded action item #${id}: ${text}`));
+  // The CLI reads the same decisions log.
+  const listed = JSON.parse(cli('decision', 'list', '--format', 'json')).find((d) => Number(d.id) === id);
+  assert.equal(listed?.text, text);
+  assert.equal(listed?.kind, 'action');
+  await shot(page, 'weekly-decision');
+  // Mark it done: it leaves the open list and the page says where it is listed.
+  await Promise.all([
+    page.waitForURL(new RegExp(`/weekly\\?[^#]*done=${id}#decisions-section$`), { timeout: 180000 }),
+    row.locator('button', { hasText: 'Mark done' }).click(),
+  ]);
+  assert.equal(await page.locator(`#weekly-decisions tr#decision-${id}`).count(), 0);
+  assert.match(await page.textContent('#decision-note'), new RegExp(`Marked action item #${id} done`));
+  assert.equal(JSON.parse(cli('decision', 'list', '--format', 'json')).filter((d) => Number(d.id) === id).length, 0);
   await close();
 });
 
