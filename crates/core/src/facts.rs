@@ -1,10 +1,13 @@
 //! What tandem knows about one person at one instant, as CEL variables.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use serde_json::{json, Value};
 
 use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, Touch};
 use crate::metrics::retention::DealKind;
-use crate::playbook::{Playbook, Var, Vars};
+use crate::playbook::{Playbook, Read, Var, Vars};
 use crate::time::Timestamp;
 
 /// Everything stored about one person that the lifecycle and scoring read.
@@ -133,6 +136,225 @@ pub fn channel_of(pb: &Playbook, touch: &Touch, person: &Person) -> Option<Strin
         .map(|c| c.id.clone())
 }
 
+/// [`channel_of`] for many touches: each answer is remembered, keyed by
+/// only the touch fields (and person, if any) the channel rules read. The
+/// starter playbook's rules read `touch.medium` and `touch.kind`, so a
+/// history of a million touches needs a few dozen evaluations instead of a
+/// million (each builds CEL values, which dominated attribution).
+///
+/// The answers are exactly [`channel_of`]'s: rules are pure functions of
+/// the fields they read.
+pub struct Channels<'a> {
+    pb: &'a Playbook,
+    /// Which touch fields the rules read (`kind`, `campaign`, `source`,
+    /// `medium`, `cost`); `channel` is always unset when rules run.
+    fields: [bool; 5],
+    /// Whether the rules read the person: then the person's id is part of
+    /// the key (its row is the person's whole value).
+    person: bool,
+    memo: RefCell<HashMap<ChannelKey<'a>, Option<String>>>,
+}
+
+type ChannelKey<'a> = ([Option<&'a str>; 4], Option<Option<i64>>, Option<i64>);
+
+impl<'a> Channels<'a> {
+    /// A resolver for `pb`'s channel rules.
+    pub fn new(pb: &'a Playbook) -> Self {
+        const NAMES: [&str; 5] = ["kind", "campaign", "source", "medium", "cost"];
+        let mut fields = [false; 5];
+        let mut person = false;
+        for c in &pb.channels {
+            let reads = c.criterion.reads();
+            match reads.of(Var::Touch) {
+                Read::Nothing => {}
+                Read::Whole => fields = [true; 5],
+                Read::Fields(fs) => {
+                    for (i, n) in NAMES.iter().enumerate() {
+                        fields[i] |= fs.contains(n);
+                    }
+                }
+            }
+            person |= reads.of(Var::Person) != Read::Nothing;
+        }
+        Channels {
+            pb,
+            fields,
+            person,
+            memo: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The touch's channel, as [`channel_of`] gives it.
+    pub fn of(&self, touch: &'a Touch, person: &'a Person) -> Option<String> {
+        if let Some(c) = &touch.channel {
+            return Some(c.clone());
+        }
+        let f = &self.fields;
+        let pick = |on: bool, v: &'a Option<String>| if on { v.as_deref() } else { None };
+        let key: ChannelKey<'a> = (
+            [
+                f[0].then_some(touch.kind.as_str()),
+                pick(f[1], &touch.campaign),
+                pick(f[2], &touch.source),
+                pick(f[3], &touch.medium),
+            ],
+            f[4].then_some(touch.cost),
+            self.person.then_some(person.id),
+        );
+        if let Some(hit) = self.memo.borrow().get(&key) {
+            return hit.clone();
+        }
+        let found = channel_of(self.pb, touch, person);
+        self.memo.borrow_mut().insert(key, found.clone());
+        found
+    }
+}
+
+/// [`classify`] for many people: each answer is remembered, keyed by only
+/// the person and account fields the persona (or segment) rules read. The
+/// starter playbook's persona rules read the title alone, so 100,000 people
+/// share a few hundred keys. The answers are exactly [`classify`]'s.
+pub struct Classes<'a> {
+    personas: Rules<'a>,
+    segments: Rules<'a>,
+}
+
+/// One list of first-match rules and its remembered answers.
+struct Rules<'a> {
+    rules: &'a [crate::playbook::Matcher],
+    person: Read,
+    account: Read,
+    memo: RefCell<HashMap<String, Option<String>>>,
+}
+
+impl<'a> Rules<'a> {
+    fn new(rules: &'a [crate::playbook::Matcher]) -> Self {
+        let (mut person, mut account) = (Read::Nothing, Read::Nothing);
+        for m in rules {
+            let r = m.criterion.reads();
+            person = person.union(r.of(Var::Person));
+            account = account.union(r.of(Var::Account));
+        }
+        Rules {
+            rules,
+            person,
+            account,
+            memo: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn of(&self, person: &Person, account: Option<&Account>) -> Option<String> {
+        let mut key = String::new();
+        key_of_person(&mut key, person, &self.person);
+        key.push('\u{1e}');
+        key_of_account(&mut key, account, &self.account);
+        if let Some(hit) = self.memo.borrow().get(&key) {
+            return hit.clone();
+        }
+        let mut vars = Vars::new();
+        vars.set(Var::Person, &person_value(person))
+            .set(Var::Account, &account_value(account));
+        let found = self
+            .rules
+            .iter()
+            .find(|m| m.criterion.matches(&vars))
+            .map(|m| m.id.clone());
+        self.memo.borrow_mut().insert(key, found.clone());
+        found
+    }
+}
+
+impl<'a> Classes<'a> {
+    /// A resolver for `pb`'s persona and segment rules.
+    pub fn new(pb: &'a Playbook) -> Self {
+        Classes {
+            personas: Rules::new(&pb.personas),
+            segments: Rules::new(&pb.segments),
+        }
+    }
+
+    /// The person's persona by the rules, as [`classify`] gives it (a
+    /// stored persona is the caller's to prefer).
+    pub fn persona(&self, person: &Person, account: Option<&Account>) -> Option<String> {
+        self.personas.of(person, account)
+    }
+
+    /// The person's segment by the rules, as [`classify`] gives it.
+    pub fn segment(&self, person: &Person, account: Option<&Account>) -> Option<String> {
+        self.segments.of(person, account)
+    }
+}
+
+/// Appends the `Debug` text of the fields of `p` that `read` names
+/// (unambiguous: strings are quoted and escaped).
+fn key_of_person(key: &mut String, p: &Person, read: &Read) {
+    use std::fmt::Write;
+    let fields = match read {
+        Read::Nothing => return,
+        Read::Whole => {
+            let _ = write!(key, "{p:?}");
+            return;
+        }
+        Read::Fields(fs) => fs,
+    };
+    for f in fields {
+        let _ = match *f {
+            "id" => write!(key, "{:?}", p.id),
+            "external_id" => write!(key, "{:?}", p.external_id),
+            "email" => write!(key, "{:?}", p.email),
+            "first_name" | "last_name" | "name" => {
+                write!(key, "{:?}{:?}", p.first_name, p.last_name)
+            }
+            "title" => write!(key, "{:?}", p.title),
+            "persona" => write!(key, "{:?}", p.persona),
+            "segment" => write!(key, "{:?}", p.segment),
+            "country" => write!(key, "{:?}", p.country),
+            "source" => write!(key, "{:?}", p.source),
+            "owner" => write!(key, "{:?}", p.owner),
+            "created_at" => write!(key, "{:?}", p.created_at),
+            "custom" => write!(key, "{:?}", p.custom),
+            _ => write!(key, "{p:?}"),
+        };
+        key.push('\u{1f}');
+    }
+}
+
+/// As [`key_of_person`], for the account (or its absence).
+fn key_of_account(key: &mut String, a: Option<&Account>, read: &Read) {
+    use std::fmt::Write;
+    let fields = match (read, a) {
+        (Read::Nothing, _) => return,
+        (_, None) => {
+            key.push_str("None");
+            return;
+        }
+        (Read::Whole, Some(a)) => {
+            let _ = write!(key, "{a:?}");
+            return;
+        }
+        (Read::Fields(fs), Some(_)) => fs,
+    };
+    let Some(a) = a else { return };
+    for f in fields {
+        let _ = match *f {
+            "id" => write!(key, "{:?}", a.id),
+            "external_id" => write!(key, "{:?}", a.external_id),
+            "name" => write!(key, "{:?}", a.name),
+            "domain" => write!(key, "{:?}", a.domain),
+            "industry" => write!(key, "{:?}", a.industry),
+            "employees" => write!(key, "{:?}", a.employees),
+            "annual_revenue" => write!(key, "{:?}", a.annual_revenue),
+            "segment" => write!(key, "{:?}", a.segment),
+            "target" => write!(key, "{:?}", a.target),
+            "tier" => write!(key, "{:?}", a.tier),
+            "owner" => write!(key, "{:?}", a.owner),
+            "custom" => write!(key, "{:?}", a.custom),
+            _ => write!(key, "{a:?}"),
+        };
+        key.push('\u{1f}');
+    }
+}
+
 /// The first persona and segment whose rules match.
 pub fn classify(
     pb: &Playbook,
@@ -201,5 +423,130 @@ mod tests {
         );
         assert_eq!(v["count"], 0);
         assert_eq!(v["won"], false);
+    }
+
+    fn pb(extra: &str) -> Playbook {
+        let src = format!("{}\n{extra}", crate::playbook::STARTER);
+        Playbook::load(&src).playbook.expect("playbook loads")
+    }
+
+    /// Touches and people that vary every field the rules could read.
+    fn varied() -> (Vec<Person>, Vec<Touch>) {
+        let titles = [
+            None,
+            Some("VP Sales"),
+            Some("RevOps lead"),
+            Some("Data Analyst"),
+        ];
+        let people: Vec<Person> = (0..8)
+            .map(|i| Person {
+                id: i,
+                external_id: format!("p{i}"),
+                title: titles[i as usize % 4].map(str::to_string),
+                source: (i % 3 == 0).then(|| "partner".to_string()),
+                ..Person::default()
+            })
+            .collect();
+        let mediums = [
+            None,
+            Some("cpc"),
+            Some("email"),
+            Some("organic"),
+            Some("referral"),
+            Some("banner"),
+        ];
+        let kinds = ["web_visit", "webinar", "ad_click", "event"];
+        let mut touches = Vec::new();
+        for i in 0..96_i64 {
+            touches.push(Touch {
+                id: i,
+                person_id: i % 8,
+                kind: kinds[i as usize % 4].to_string(),
+                medium: mediums[i as usize % 6].map(str::to_string),
+                source: (i % 5 == 0).then(|| "google".to_string()),
+                cost: (i % 7 == 0).then_some(i * 10),
+                channel: (i % 11 == 0).then(|| "stored".to_string()),
+                ..Touch::default()
+            });
+        }
+        (people, touches)
+    }
+
+    #[test]
+    fn channels_resolver_answers_as_channel_of_and_evaluates_once_per_key() {
+        // The starter rules read touch.medium and touch.kind only; a rule
+        // reading the person must key by person too.
+        for extra in [
+            "",
+            "[[channel]]\nid = \"partner\"\nmatch = \"person.source == 'partner' && touch.cost > 50\"\n",
+        ] {
+            let mut pb = pb("");
+            if !extra.is_empty() {
+                // Put the person rule first so it can win.
+                let with = self::pb(extra);
+                let mut channels = with.channels.clone();
+                let last = channels.pop().expect("the added channel");
+                channels.insert(0, last);
+                pb.channels = channels;
+            }
+            let (people, touches) = varied();
+            let resolver = Channels::new(&pb);
+            for t in &touches {
+                let p = &people[t.person_id as usize];
+                assert_eq!(resolver.of(t, p), channel_of(&pb, t, p), "touch {}", t.id);
+            }
+            let evaluated = resolver.memo.borrow().len();
+            if extra.is_empty() {
+                // Touch i has kind i mod 4 and medium i mod 6: 12 pairs
+                // (lcm 12), whatever the source, cost or person.
+                assert_eq!(evaluated, 12);
+                assert!(!resolver.person);
+            } else {
+                assert!(resolver.person);
+                assert!(resolver.fields[4], "touch.cost is read");
+                assert!(evaluated > 12);
+            }
+        }
+    }
+
+    #[test]
+    fn classes_resolver_answers_as_classify() {
+        let pb = pb("");
+        let (people, _) = varied();
+        let accounts: Vec<Account> = [None, Some(50), Some(500), Some(5000)]
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Account {
+                id: i as i64,
+                employees: *e,
+                ..Account::default()
+            })
+            .collect();
+        let resolver = Classes::new(&pb);
+        assert_eq!(resolver.personas.person, Read::Fields(vec!["title"]));
+        assert_eq!(resolver.personas.account, Read::Nothing);
+        assert_eq!(resolver.segments.person, Read::Nothing);
+        assert_eq!(resolver.segments.account, Read::Fields(vec!["employees"]));
+        for p in &people {
+            for a in [
+                None,
+                Some(&accounts[0]),
+                Some(&accounts[1]),
+                Some(&accounts[2]),
+                Some(&accounts[3]),
+            ] {
+                let got = (resolver.persona(p, a), resolver.segment(p, a));
+                assert_eq!(
+                    got,
+                    classify(&pb, p, a),
+                    "person {} account {:?}",
+                    p.id,
+                    a.map(|a| a.id)
+                );
+            }
+        }
+        // Personas: 4 titles; segments: no account or one of 4 sizes.
+        assert_eq!(resolver.personas.memo.borrow().len(), 4);
+        assert_eq!(resolver.segments.memo.borrow().len(), 5);
     }
 }

@@ -12,7 +12,7 @@ use tandem_core::attribution::journeys::{
 };
 use tandem_core::attribution::Path;
 use tandem_core::domain::{Account, Person, Touch};
-use tandem_core::facts::channel_of;
+use tandem_core::facts::Channels;
 use tandem_core::metrics::plan::{
     average_won_deal_size, historic_median_days_for, historic_rates_for, reverse_waterfall,
     won_stage, Plan,
@@ -499,6 +499,7 @@ pub fn spend(pb: &Playbook, snap: &Snapshot, by: By, as_of: Timestamp) -> BTreeM
         *out.entry(key).or_default() += c.cost.unwrap_or(0);
     }
     let people: BTreeMap<i64, &Person> = snap.people.iter().map(|p| (p.id, p)).collect();
+    let channels = Channels::new(pb);
     for t in &snap.touches {
         let Some(cost) = t.cost else { continue };
         if t.at > as_of || t.campaign.as_deref().is_some_and(|c| known.contains(c)) {
@@ -507,7 +508,7 @@ pub fn spend(pb: &Playbook, snap: &Snapshot, by: By, as_of: Timestamp) -> BTreeM
         let key = match by {
             By::Channel => people
                 .get(&t.person_id)
-                .and_then(|p| channel_of(pb, t, p))
+                .and_then(|p| channels.of(t, p))
                 .or(t.channel.clone()),
             By::Campaign => t.campaign.clone(),
         };

@@ -1,10 +1,10 @@
 //! What metric readers share (the CLI commands and the HTTP API): the
 //! history view of a [`Snapshot`] and grouping people by a dimension.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use tandem_core::domain::{Account, Touch};
-use tandem_core::facts::{channel_of, classify};
+use tandem_core::facts::{Channels, Classes};
 use tandem_core::metrics::{History, Window};
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
@@ -39,8 +39,13 @@ pub fn group_by(
     snap: &Snapshot,
     by: &str,
 ) -> Result<BTreeMap<i64, String>, UnknownDimension> {
-    let accounts: BTreeMap<i64, &Account> = snap.accounts.iter().map(|a| (a.id, a)).collect();
-    let mut first_touch: BTreeMap<i64, &Touch> = BTreeMap::new();
+    let accounts: HashMap<i64, &Account> = match by {
+        "segment" | "persona" | "tier" | "industry" => {
+            snap.accounts.iter().map(|a| (a.id, a)).collect()
+        }
+        _ => HashMap::new(),
+    };
+    let mut first_touch: HashMap<i64, &Touch> = HashMap::new();
     if by == "channel" || by == "campaign" {
         for t in &snap.touches {
             let e = first_touch.entry(t.person_id).or_insert(t);
@@ -49,6 +54,8 @@ pub fn group_by(
             }
         }
     }
+    let channels = Channels::new(pb);
+    let classes = Classes::new(pb);
     let mut out = BTreeMap::new();
     for p in &snap.people {
         let account = p.account_id.and_then(|id| accounts.get(&id).copied());
@@ -56,11 +63,11 @@ pub fn group_by(
             "source" => p.source.clone(),
             "owner" => p.owner.clone(),
             "country" => p.country.clone(),
-            "segment" => p.segment.clone().or_else(|| classify(pb, p, account).1),
-            "persona" => p.persona.clone().or_else(|| classify(pb, p, account).0),
+            "segment" => p.segment.clone().or_else(|| classes.segment(p, account)),
+            "persona" => p.persona.clone().or_else(|| classes.persona(p, account)),
             "tier" => account.and_then(|a| a.tier).map(|t| format!("tier {t}")),
             "industry" => account.and_then(|a| a.industry.clone()),
-            "channel" => first_touch.get(&p.id).and_then(|t| channel_of(pb, t, p)),
+            "channel" => first_touch.get(&p.id).and_then(|t| channels.of(t, p)),
             "campaign" => first_touch.get(&p.id).and_then(|t| t.campaign.clone()),
             other => match other.strip_prefix("custom.") {
                 Some(f) => p.custom.get(f).map(|v| match v {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::Path;
 use crate::domain::{Deal, DealStatus, Person, Subject, Touch, Transition};
-use crate::facts::channel_of;
+use crate::facts::Channels;
 use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
@@ -102,10 +102,10 @@ pub struct Journeys {
 /// entry into the MQL stage (`sla.sales.stage`, or else the second funnel
 /// stage) and `opportunity_touch` the last one at or before the first entry
 /// into `opportunity`, when those entries happen by the end of the path.
-pub fn build_paths(
-    pb: &Playbook,
-    people: &[Person],
-    touches: &[Touch],
+pub fn build_paths<'a>(
+    pb: &'a Playbook,
+    people: &'a [Person],
+    touches: &'a [Touch],
     deals: &[Deal],
     transitions: &[Transition],
     opts: &JourneyOptions,
@@ -196,10 +196,11 @@ pub fn build_paths(
         }
     }
 
-    let key = |t: &Touch| -> String {
+    let channels = Channels::new(pb);
+    let key = |t: &'a Touch| -> String {
         let p = people_by_id.get(&t.person_id).copied();
         let k = match opts.by {
-            By::Channel => p.and_then(|p| channel_of(pb, t, p)).or(t.channel.clone()),
+            By::Channel => p.and_then(|p| channels.of(t, p)).or(t.channel.clone()),
             By::Campaign => t.campaign.clone(),
         };
         k.filter(|k| !k.is_empty())

@@ -134,6 +134,84 @@ pub struct CriterionProblem {
 pub struct Criterion {
     source: String,
     program: Program,
+    /// The variables and fields the expression reads, so callers may
+    /// remember results keyed by just those inputs.
+    reads: Reads,
+}
+
+/// What an expression reads of each variable: nothing, some fields, or the
+/// whole value (a bare `person`, or a field tandem does not know).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reads(Vec<(Var, Read)>);
+
+/// What an expression reads of one variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// Not read.
+    Nothing,
+    /// Only these fields (the first field below the variable).
+    Fields(Vec<&'static str>),
+    /// All of it.
+    Whole,
+}
+
+impl Read {
+    /// What either `self` or `other` reads.
+    pub fn union(self, other: Read) -> Read {
+        match (self, other) {
+            (Read::Whole, _) | (_, Read::Whole) => Read::Whole,
+            (Read::Nothing, r) | (r, Read::Nothing) => r,
+            (Read::Fields(mut a), Read::Fields(b)) => {
+                for f in b {
+                    if !a.contains(&f) {
+                        a.push(f);
+                    }
+                }
+                Read::Fields(a)
+            }
+        }
+    }
+}
+
+impl Reads {
+    fn slot(&mut self, var: Var) -> &mut Read {
+        let i = match self.0.iter().position(|(v, _)| *v == var) {
+            Some(i) => i,
+            None => {
+                self.0.push((var, Read::Nothing));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn whole(&mut self, var: Var) {
+        *self.slot(var) = Read::Whole;
+    }
+
+    fn field(&mut self, var: Var, field: &str) {
+        let known = var.fields().iter().find(|f| **f == field).copied();
+        let slot = self.slot(var);
+        match (known, &mut *slot) {
+            (_, Read::Whole) => {}
+            (None, _) => *slot = Read::Whole,
+            (Some(f), Read::Fields(fs)) => {
+                if !fs.contains(&f) {
+                    fs.push(f);
+                }
+            }
+            (Some(f), Read::Nothing) => *slot = Read::Fields(vec![f]),
+        }
+    }
+
+    /// What is read of `var`.
+    pub fn of(&self, var: Var) -> Read {
+        self.0
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map(|(_, r)| r.clone())
+            .unwrap_or(Read::Nothing)
+    }
 }
 
 impl fmt::Debug for Criterion {
@@ -149,6 +227,7 @@ impl Clone for Criterion {
             Ok(program) => Criterion {
                 source: self.source.clone(),
                 program,
+                reads: self.reads.clone(),
             },
             Err(_) => unreachable_program(&self.source),
         }
@@ -163,6 +242,7 @@ fn unreachable_program(source: &str) -> Criterion {
     Criterion {
         source: source.to_string(),
         program,
+        reads: Reads::default(),
     }
 }
 
@@ -187,17 +267,20 @@ impl Criterion {
         };
         let mut problems = Vec::new();
         let mut bound = Vec::new();
+        let mut reads = Reads::default();
         check_refs(
             &program,
             program.expression(),
             scope,
             &mut bound,
             &mut problems,
+            &mut reads,
         );
         let has_error = problems.iter().any(|p| !p.warning);
         let criterion = (!has_error).then(|| Criterion {
             source: source.to_string(),
             program,
+            reads,
         });
         (criterion, problems)
     }
@@ -205,6 +288,12 @@ impl Criterion {
     /// The expression text.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// What the expression reads of each variable. Evaluating it on inputs
+    /// that agree on these gives the same result.
+    pub fn reads(&self) -> &Reads {
+        &self.reads
     }
 
     /// True when the expression evaluates to `true`. Anything else (false, a
@@ -342,6 +431,7 @@ fn check_refs(
     scope: Scope,
     bound: &mut Vec<String>,
     problems: &mut Vec<CriterionProblem>,
+    reads: &mut Reads,
 ) {
     let offset = |id: u64| {
         program
@@ -356,7 +446,7 @@ fn check_refs(
                 return;
             }
             match Var::from_name(name) {
-                Some(v) if scope.vars().contains(&v) => {}
+                Some(v) if scope.vars().contains(&v) => reads.whole(v),
                 _ => problems.push(CriterionProblem {
                     offset: offset(e.id),
                     message: format!(
@@ -394,18 +484,28 @@ fn check_refs(
                     }
                 }
             }
-            check_refs(program, &sel.operand, scope, bound, problems);
+            match &sel.operand.expr {
+                Expr::Ident(root)
+                    if !bound.iter().any(|b| b == root)
+                        && Var::from_name(root).is_some_and(|v| scope.vars().contains(&v)) =>
+                {
+                    if let Some(v) = Var::from_name(root) {
+                        reads.field(v, &sel.field);
+                    }
+                }
+                _ => check_refs(program, &sel.operand, scope, bound, problems, reads),
+            }
         }
         Expr::Call(call) => {
             if let Some(t) = &call.target {
-                check_refs(program, t, scope, bound, problems);
+                check_refs(program, t, scope, bound, problems, reads);
             }
             for a in &call.args {
-                check_refs(program, a, scope, bound, problems);
+                check_refs(program, a, scope, bound, problems, reads);
             }
         }
         Expr::Comprehension(c) => {
-            check_refs(program, &c.iter_range, scope, bound, problems);
+            check_refs(program, &c.iter_range, scope, bound, problems, reads);
             let n = bound.len();
             bound.push(c.iter_var.clone());
             if let Some(v2) = &c.iter_var2 {
@@ -413,20 +513,20 @@ fn check_refs(
             }
             bound.push(c.accu_var.clone());
             for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                check_refs(program, part, scope, bound, problems);
+                check_refs(program, part, scope, bound, problems, reads);
             }
             bound.truncate(n);
         }
         Expr::List(l) => {
             for el in &l.elements {
-                check_refs(program, el, scope, bound, problems);
+                check_refs(program, el, scope, bound, problems, reads);
             }
         }
         Expr::Map(m) => {
             for entry in &m.entries {
                 if let EntryExpr::MapEntry(me) = &entry.expr {
-                    check_refs(program, &me.key, scope, bound, problems);
-                    check_refs(program, &me.value, scope, bound, problems);
+                    check_refs(program, &me.key, scope, bound, problems, reads);
+                    check_refs(program, &me.value, scope, bound, problems, reads);
                 }
             }
         }
@@ -434,10 +534,10 @@ fn check_refs(
             for entry in &s.entries {
                 match &entry.expr {
                     EntryExpr::MapEntry(me) => {
-                        check_refs(program, &me.value, scope, bound, problems);
+                        check_refs(program, &me.value, scope, bound, problems, reads);
                     }
                     EntryExpr::StructField(f) => {
-                        check_refs(program, &f.value, scope, bound, problems);
+                        check_refs(program, &f.value, scope, bound, problems, reads);
                     }
                 }
             }
@@ -556,5 +656,54 @@ mod tests {
         assert!(c.is_none());
         assert!(!problems.is_empty());
         assert_eq!(problems[0].offset, 13, "{problems:?}");
+    }
+
+    #[test]
+    fn reads_names_the_fields_an_expression_uses() {
+        let reads = |src: &str, scope: Scope| {
+            let (c, problems) = Criterion::compile(src, scope);
+            assert!(problems.iter().all(|p| p.warning), "{problems:?}");
+            let c = c.expect("compiles");
+            (
+                c.reads().of(Var::Person),
+                c.reads().of(Var::Touch),
+                c.reads().of(Var::Account),
+            )
+        };
+        assert_eq!(
+            reads(
+                "touch.medium in ['cpc'] || touch.kind == 'event'",
+                Scope::Channel
+            ),
+            (
+                Read::Nothing,
+                Read::Fields(vec!["medium", "kind"]),
+                Read::Nothing
+            )
+        );
+        // A bare variable, or a field tandem does not know, is the whole value.
+        assert_eq!(reads("size(touch) > 0", Scope::Channel).1, Read::Whole);
+        assert_eq!(reads("touch.nope == 1", Scope::Channel).1, Read::Whole);
+        assert_eq!(
+            reads(
+                "has(person.custom.plan) && account.employees > 5",
+                Scope::Profile
+            ),
+            (
+                Read::Fields(vec!["custom"]),
+                Read::Nothing,
+                Read::Fields(vec!["employees"])
+            )
+        );
+        // A comprehension's own variable named like one of ours is not ours.
+        assert_eq!(
+            reads("[1, 2].exists(person, person > 1)", Scope::Profile).0,
+            Read::Nothing
+        );
+        assert_eq!(
+            Read::Fields(vec!["a"]).union(Read::Fields(vec!["b", "a"])),
+            Read::Fields(vec!["a", "b"])
+        );
+        assert_eq!(Read::Nothing.union(Read::Whole), Read::Whole);
     }
 }

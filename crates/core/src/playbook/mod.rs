@@ -18,7 +18,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 pub use accounts::{AccountList, AccountSla, CommitteeRole, RoleMatch};
-pub use criteria::{Criterion, Scope, Var, Vars};
+pub use criteria::{Criterion, Read, Reads, Scope, Var, Vars};
 pub use diagnostic::{line_col, Diagnostic, Severity};
 pub use starter::STARTER;
 
