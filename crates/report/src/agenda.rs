@@ -137,7 +137,7 @@ fn decision_row(pb: &Playbook, d: &Decision, as_of: Timestamp) -> DecisionRow {
 /// last complete week before `as_of`) and, for `marsale`, the week before.
 pub fn agenda(
     pb: &Playbook,
-    inputs: &Inputs,
+    inputs: &Inputs<'_>,
     meeting: Meeting,
     week: Option<Week>,
     as_of: Timestamp,

@@ -2,6 +2,7 @@
 //! (DESIGN §7). Every number comes from the same core function the CLI's
 //! metric command calls, with the CLI's parameters (named on each field).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -49,8 +50,10 @@ pub const MONEY_METRICS: &[&str] = &["revenue_won", "pipeline_created"];
 
 /// Everything the report and agenda read, loaded once.
 #[derive(Clone, Debug, Default)]
-pub struct Inputs {
-    pub snap: Snapshot,
+pub struct Inputs<'s> {
+    /// The history: owned when read for this report, borrowed when a
+    /// server keeps one (cloning a large history costs more than the report).
+    pub snap: Cow<'s, Snapshot>,
     pub decisions: Vec<Decision>,
     pub assets: Vec<ContentAsset>,
     pub uses: Vec<ContentUse>,
@@ -58,17 +61,20 @@ pub struct Inputs {
 }
 
 /// Loads the stored history and the weekly loop's records.
-pub async fn load(store: &Store) -> Result<Inputs, ReportError> {
+pub async fn load(store: &Store) -> Result<Inputs<'static>, ReportError> {
     let snap = {
         let mut c = store.conn().await?;
         repo::snapshot(&mut c).await?
     };
-    load_with(store, snap).await
+    load_with(store, Cow::Owned(snap)).await
 }
 
 /// Loads the weekly loop's records around a history already read (the
 /// dashboard keeps one between requests).
-pub async fn load_with(store: &Store, snap: Snapshot) -> Result<Inputs, ReportError> {
+pub async fn load_with<'s>(
+    store: &Store,
+    snap: Cow<'s, Snapshot>,
+) -> Result<Inputs<'s>, ReportError> {
     let mut c = store.conn().await?;
     Ok(Inputs {
         snap,
@@ -583,7 +589,7 @@ fn upcoming(
         .collect())
 }
 
-fn assets(inputs: &Inputs, week: Window, as_of: Timestamp) -> Vec<AssetRow> {
+fn assets(inputs: &Inputs<'_>, week: Window, as_of: Timestamp) -> Vec<AssetRow> {
     let mut rows: Vec<AssetRow> = inputs
         .assets
         .iter()
@@ -623,7 +629,7 @@ fn assets(inputs: &Inputs, week: Window, as_of: Timestamp) -> Vec<AssetRow> {
 
 /// Feedback of `kind` known at `as_of`, oldest first.
 pub(crate) fn feedback_of<'a>(
-    inputs: &'a Inputs,
+    inputs: &'a Inputs<'_>,
     kind: &'a str,
     as_of: Timestamp,
 ) -> impl Iterator<Item = &'a FeedbackNote> + 'a {
@@ -695,7 +701,7 @@ fn flow_rows(
 /// `as_of`) from loaded inputs, reading nothing after `as_of`.
 pub fn build(
     pb: &Playbook,
-    inputs: &Inputs,
+    inputs: &Inputs<'_>,
     week: Option<Week>,
     as_of: Timestamp,
 ) -> Result<WeeklyReport, ReportError> {

@@ -10,8 +10,11 @@
 //! A handler must take at most one [`View`] at a time (a second [`Warm::get`]
 //! while holding one could wait on a refresh that waits on the first view).
 
+use std::any::Any;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use tandem_core::playbook::Playbook;
 use tandem_store::repo::Snapshot;
 use tandem_store::warm::{self as kept, Marks};
 use tandem_store::{Store, StoreError};
@@ -25,6 +28,20 @@ pub type View = OwnedRwLockReadGuard<Option<kept::Warm>, Snapshot>;
 pub struct Warm {
     kept: Arc<RwLock<Option<kept::Warm>>>,
     refresh: Arc<Mutex<()>>,
+    memo: Arc<std::sync::Mutex<VecDeque<Kept>>>,
+}
+
+/// Results kept by [`Warm::keep`]: the most recent first.
+const MEMO_ENTRIES: usize = 16;
+
+/// One kept result and what it was computed from.
+struct Kept {
+    key: String,
+    marks: Marks,
+    /// Held so the playbook cannot be freed and another one allocated at
+    /// its address while the result is kept: identity is the pointer.
+    playbook: Arc<Playbook>,
+    value: Arc<dyn Any + Send + Sync>,
 }
 
 /// Why the history could not be read.
@@ -42,14 +59,58 @@ impl Warm {
     /// The refresh runs in its own task, so a request that times out while
     /// a large history is first read still leaves it for the next one.
     pub async fn get(&self, store: &Store) -> Result<View, WarmError> {
+        Ok(self.get_marked(store).await?.0)
+    }
+
+    /// [`Warm::get`], with the marks of the history the view holds: what a
+    /// result computed from it is valid for ([`Warm::recall`]).
+    pub async fn get_marked(&self, store: &Store) -> Result<(View, Marks), WarmError> {
         let me = self.clone();
         let store = store.clone();
         tokio::spawn(async move { me.refresh(&store).await })
             .await
             .map_err(|e| WarmError::Task(e.to_string()))??;
         let guard = self.kept.clone().read_owned().await;
-        OwnedRwLockReadGuard::try_map(guard, |w| w.as_ref().map(|w| &w.snap))
-            .map_err(|_| WarmError::Task("the history was not read".into()))
+        let marks = guard.as_ref().map(|w| w.marks).unwrap_or_default();
+        let view = OwnedRwLockReadGuard::try_map(guard, |w| w.as_ref().map(|w| &w.snap))
+            .map_err(|_| WarmError::Task("the history was not read".into()))?;
+        Ok((view, marks))
+    }
+
+    /// A result kept under `key` for exactly this history (`marks`) and
+    /// playbook, if any. Analytics are pure functions of the history, the
+    /// playbook and what the key names (the as-of instant included), so a
+    /// kept result is the one a new computation would give.
+    pub fn recall<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        marks: Marks,
+        playbook: &Arc<Playbook>,
+    ) -> Option<Arc<T>> {
+        let memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        memo.iter()
+            .find(|k| k.key == key && k.marks == marks && Arc::ptr_eq(&k.playbook, playbook))
+            .and_then(|k| k.value.clone().downcast::<T>().ok())
+    }
+
+    /// Keeps `value`, computed from the history at `marks` with `playbook`,
+    /// for [`Warm::recall`]; the oldest of [`MEMO_ENTRIES`] is dropped.
+    pub fn keep<T: Any + Send + Sync>(
+        &self,
+        key: String,
+        marks: Marks,
+        playbook: Arc<Playbook>,
+        value: Arc<T>,
+    ) {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        memo.retain(|k| k.key != key);
+        memo.push_front(Kept {
+            key,
+            marks,
+            playbook,
+            value,
+        });
+        memo.truncate(MEMO_ENTRIES);
     }
 
     /// Reads the history if it was never read, else applies what changed.
@@ -124,5 +185,47 @@ impl From<WarmError> for crate::error::ApiError {
             WarmError::Store(e) => e.into(),
             other => crate::error::ApiError::Internal(Box::new(other)),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tandem_core::playbook::STARTER;
+
+    fn playbook() -> Arc<Playbook> {
+        Arc::new(Playbook::load(STARTER).playbook.expect("starter loads"))
+    }
+
+    #[test]
+    fn a_kept_result_is_recalled_only_for_the_same_key_history_and_playbook() {
+        let warm = Warm::default();
+        let (pb, other_pb) = (playbook(), playbook());
+        let m1 = Marks {
+            touches: 10,
+            ..Marks::default()
+        };
+        let m2 = Marks { touches: 11, ..m1 };
+        warm.keep("k".into(), m1, pb.clone(), Arc::new(42_u64));
+        assert_eq!(warm.recall::<u64>("k", m1, &pb).as_deref(), Some(&42));
+        // New rows, another playbook (even with the same text), another key
+        // or another type: computed again.
+        assert!(warm.recall::<u64>("k", m2, &pb).is_none());
+        assert!(warm.recall::<u64>("k", m1, &other_pb).is_none());
+        assert!(warm.recall::<u64>("j", m1, &pb).is_none());
+        assert!(warm.recall::<String>("k", m1, &pb).is_none());
+        // Keeping under the same key replaces; only the newest 16 stay.
+        warm.keep("k".into(), m2, pb.clone(), Arc::new(43_u64));
+        assert!(warm.recall::<u64>("k", m1, &pb).is_none());
+        assert_eq!(warm.recall::<u64>("k", m2, &pb).as_deref(), Some(&43));
+        for i in 0..MEMO_ENTRIES {
+            warm.keep(format!("n{i}"), m1, pb.clone(), Arc::new(i as u64));
+        }
+        assert!(
+            warm.recall::<u64>("k", m2, &pb).is_none(),
+            "the oldest went"
+        );
+        assert_eq!(warm.recall::<u64>("n0", m1, &pb).as_deref(), Some(&0));
     }
 }

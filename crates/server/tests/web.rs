@@ -632,15 +632,16 @@ async fn weekly_page_shows_the_week_and_frames_the_e_mail_report() {
             .map(|c| &c[..c.find('<').unwrap()])
             .collect();
         assert_eq!(cells, ["6", "0"], "this week, last week");
-        assert!(
-            page.body
-                .contains(r#"report?week=2026-W01&amp;meeting=weekly&amp;as_of=2026-01-10""#),
-            "{}",
-            page.body
-        );
+        // The frames ask for the instant the page used (2026-01-10 00:00
+        // in the company's timezone, as UTC), so they show the report it
+        // built.
+        let src = r#"report?week=2026-W01&amp;meeting=weekly&amp;as_of="#;
+        let at = &page.body[page.body.find(src).expect("the report frame") + src.len()..];
+        let at = &at[..at.find('"').unwrap()];
+        assert!(at.starts_with("2026-01-") && at.ends_with('Z'), "{at}");
         // The framed report: the e-mail's HTML with its own narrow CSP.
         let rep = w
-            .get("/weekly/report?week=2026-W01&as_of=2026-01-10", &viewer)
+            .get(&format!("/weekly/report?week=2026-W01&as_of={at}"), &viewer)
             .await;
         assert_eq!(rep.status, StatusCode::OK);
         let csp = rep.headers["content-security-policy"].to_str().unwrap();

@@ -24,7 +24,7 @@ fn t(s: &str) -> Timestamp {
 }
 
 /// The demo company with decisions and content use; returns the db and its inputs.
-pub async fn demo_db(pb: &Playbook) -> (TestDb, Inputs) {
+pub async fn demo_db(pb: &Playbook) -> (TestDb, Inputs<'static>) {
     let db = TestDb::sqlite().await.expect("db");
     demo::run(
         &db.store,

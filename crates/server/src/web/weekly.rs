@@ -14,6 +14,10 @@
 //! `tandem_report::agenda` on the dashboard's kept snapshot, the same
 //! functions the CLI's `tandem report` and `tandem agenda` call.
 
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::header::{CONTENT_SECURITY_POLICY, X_FRAME_OPTIONS};
 use axum::http::HeaderValue;
@@ -24,11 +28,11 @@ use serde_json::json;
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
 use tandem_report::render::{self, Style};
-use tandem_report::{Inputs, Meeting, ReportError, Week};
+use tandem_report::{Agenda, Meeting, ReportError, Week, WeeklyReport};
 
 use super::cache::SnapshotCache;
 use super::decisions::NoteQuery;
-use super::pages::{as_of, filter, grouped, load, nonempty, option, section, table};
+use super::pages::{as_of, filter, grouped, nonempty, option, section, table};
 use super::session::WebUser;
 use super::svg::{self, Series};
 use super::{base, render, urlencode, with, WebError};
@@ -79,11 +83,50 @@ fn ask(pb: &Playbook, q: &WeeklyQuery) -> Result<Ask, WebError> {
     Ok(Ask { week, meeting, at })
 }
 
-async fn inputs(s: &AppState, cache: &SnapshotCache) -> Result<Inputs, WebError> {
-    let snap = load(cache, s).await?;
-    tandem_report::load_with(&s.store, (*snap).clone())
+/// The week's report and agenda, built together: the page shows parts of
+/// both and its two frames render one each, all for the same instant.
+struct Built {
+    report: WeeklyReport,
+    agenda: Agenda,
+}
+
+/// Builds the report and agenda of `a` on the kept history (borrowed, not
+/// cloned), or recalls them when the page or a frame built them from the
+/// same history, playbook, weekly-loop records and instant.
+async fn built(
+    s: &AppState,
+    cache: &SnapshotCache,
+    pb: &Arc<Playbook>,
+    a: &Ask,
+) -> Result<Arc<Built>, WebError> {
+    let (snap, marks) = cache.get_marked(&s.store).await?;
+    let inp = tandem_report::load_with(&s.store, Cow::Borrowed(&*snap))
         .await
-        .map_err(report_err)
+        .map_err(report_err)?;
+    // Decisions, content and feedback are read fresh each time (small
+    // tables outside the kept history): they are part of the key.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    format!(
+        "{:?}{:?}{:?}{:?}",
+        inp.decisions, inp.assets, inp.uses, inp.feedback
+    )
+    .hash(&mut h);
+    let key = format!(
+        "weekly|{}|{}|{}|{:016x}",
+        a.week.label(),
+        a.meeting.as_str(),
+        a.at.millis(),
+        h.finish()
+    );
+    if let Some(b) = cache.recall::<Built>(&key, marks, pb) {
+        return Ok(b);
+    }
+    let report = tandem_report::build(pb, &inp, Some(a.week), a.at).map_err(report_err)?;
+    let agenda =
+        tandem_report::agenda(pb, &inp, a.meeting, Some(a.week), a.at).map_err(report_err)?;
+    let b = Arc::new(Built { report, agenda });
+    cache.keep(key, marks, pb.clone(), b.clone());
+    Ok(b)
 }
 
 /// `GET /weekly`: week picker, the week at a glance, the framed report and
@@ -98,12 +141,11 @@ pub async fn page(
     Query(q): Query<WeeklyQuery>,
     Query(nq): Query<NoteQuery>,
 ) -> Result<Response, WebError> {
-    let pb = s.playbook();
-    let pb = &*pb;
+    let pba = s.playbook();
+    let pb = &*pba;
     let a = ask(pb, &q)?;
-    let inp = inputs(&s, &cache).await?;
-    let r = tandem_report::build(pb, &inp, Some(a.week), a.at).map_err(report_err)?;
-    let ag = tandem_report::agenda(pb, &inp, a.meeting, Some(a.week), a.at).map_err(report_err)?;
+    let b = built(&s, &cache, &pba, &a).await?;
+    let (r, ag) = (&b.report, &b.agenda);
     let tz = &pb.company.timezone;
 
     // The picker: the last complete weeks, plus the asked one if older.
@@ -190,6 +232,14 @@ pub async fn page(
             .map(|x| format!("&as_of={}", urlencode(x)))
             .unwrap_or_default()
     );
+    // The frames ask for the instant this page used, so they show the
+    // report it built (recalled, not built again) even a second later.
+    let frame_qs = format!(
+        "week={}&meeting={}&as_of={}",
+        urlencode(&label),
+        a.meeting.as_str(),
+        urlencode(&a.at.to_string())
+    );
     let note = format!(
         "{} to {}, numbers as of {}. {} celebrations.",
         r.week_from,
@@ -197,7 +247,7 @@ pub async fn page(
         r.as_of,
         r.celebrations.len()
     );
-    let decision_note = super::decisions::note(&s, tz, &nq, &ag).await?;
+    let decision_note = super::decisions::note(&s, tz, &nq, ag).await?;
     render(
         "weekly.html",
         with(
@@ -222,8 +272,8 @@ pub async fn page(
                 "meeting": a.meeting.as_str(),
                 "done_decisions": section("done", "Done since the last meeting", None, None,
                     table("weekly-done", &["kind", "text", "owner", "done"], &[false, false, false, false], done)),
-                "report_src": format!("/weekly/report?{qs}"),
-                "agenda_src": format!("/weekly/agenda?{qs}"),
+                "report_src": format!("/weekly/report?{frame_qs}"),
+                "agenda_src": format!("/weekly/agenda?{frame_qs}"),
             }),
         ),
     )
@@ -250,9 +300,10 @@ pub async fn report_html(
 ) -> Result<Response, WebError> {
     let pb = s.playbook();
     let a = ask(&pb, &q)?;
-    let inp = inputs(&s, &cache).await?;
-    let r = tandem_report::build(&pb, &inp, Some(a.week), a.at).map_err(report_err)?;
-    Ok(framed(render::report(&r, Style::Html).map_err(report_err)?))
+    let b = built(&s, &cache, &pb, &a).await?;
+    Ok(framed(
+        render::report(&b.report, Style::Html).map_err(report_err)?,
+    ))
 }
 
 /// `GET /weekly/agenda`: the meeting agenda's self-contained HTML.
@@ -265,9 +316,8 @@ pub async fn agenda_html(
 ) -> Result<Response, WebError> {
     let pb = s.playbook();
     let a = ask(&pb, &q)?;
-    let inp = inputs(&s, &cache).await?;
-    let ag = tandem_report::agenda(&pb, &inp, a.meeting, Some(a.week), a.at).map_err(report_err)?;
+    let b = built(&s, &cache, &pb, &a).await?;
     Ok(framed(
-        render::agenda(&ag, Style::Html).map_err(report_err)?,
+        render::agenda(&b.agenda, Style::Html).map_err(report_err)?,
     ))
 }
