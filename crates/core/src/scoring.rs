@@ -82,10 +82,14 @@ pub fn decay(age_days: f64, half_life_days: f64) -> f64 {
 
 /// Engagement as of `as_of`, with each scoring touch's decayed value. Touches
 /// after `as_of` do not count; kinds without a rule add nothing.
-pub fn engagement(pb: &Playbook, touches: &[Touch], as_of: Timestamp) -> (f64, Vec<Contribution>) {
+pub fn engagement<'t>(
+    pb: &Playbook,
+    touches: impl IntoIterator<Item = &'t Touch>,
+    as_of: Timestamp,
+) -> (f64, Vec<Contribution>) {
     let s = &pb.scoring;
     let mut parts: Vec<Contribution> = touches
-        .iter()
+        .into_iter()
         .filter(|t| t.at <= as_of)
         .filter_map(|t| {
             let rule = s.engagement_rules.iter().find(|r| r.touch == t.kind)?;

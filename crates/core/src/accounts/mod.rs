@@ -25,15 +25,15 @@ use crate::time::Timestamp;
 /// account total is not capped, so a wider buying group counts for more.
 /// `touches` holds the touches of the account's people (any order).
 pub fn engagement(pb: &Playbook, people: &[&Person], touches: &[&Touch], as_of: Timestamp) -> f64 {
-    let mut by_person: BTreeMap<i64, Vec<Touch>> = BTreeMap::new();
+    let mut by_person: BTreeMap<i64, Vec<&Touch>> = BTreeMap::new();
     for t in touches {
-        by_person.entry(t.person_id).or_default().push((*t).clone());
+        by_person.entry(t.person_id).or_default().push(t);
     }
     people
         .iter()
         .map(|p| {
             let ts = by_person.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
-            scoring::engagement(pb, ts, as_of).0
+            scoring::engagement(pb, ts.iter().copied(), as_of).0
         })
         .sum::<f64>()
         + 0.0

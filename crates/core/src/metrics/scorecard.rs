@@ -14,7 +14,7 @@
 //! **Celebration.** A goal is hit when actual ≥ target; for rate metrics only
 //! once the period is over (a rate can be high by chance early on).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -332,38 +332,47 @@ fn retention(
         .position(|f| f == "customer")
         .or_else(|| funnel.len().checked_sub(1))
         .ok_or(MetricsError::NoFunnel)?;
-    let is_customer = |stage: &str| {
-        funnel
-            .iter()
-            .position(|f| f == stage)
-            .is_some_and(|i| i >= customer)
-            && pb.stage(stage).is_some_and(|s| s.kind == StageKind::Funnel)
-    };
+    // Funnel stages at or after the customer stage.
+    let customer_stages: HashSet<&str> = funnel[customer..]
+        .iter()
+        .map(String::as_str)
+        .filter(|id| pb.stage(id).is_some_and(|s| s.kind == StageKind::Funnel))
+        .collect();
     let end = window
         .to
         .min(Timestamp::from_millis(as_of.millis().saturating_add(1)));
-    // Latest stage strictly before `at`.
-    let stage_before = |subject: &[&Transition], at: Timestamp| -> Option<String> {
-        subject
-            .iter()
-            .filter(|t| t.at < at)
-            .max_by_key(|t| (t.at, t.seq))
-            .map(|t| t.to.clone())
-    };
-    let mut by_subject: BTreeMap<Subject, Vec<&Transition>> = BTreeMap::new();
+    // Per subject, its latest transition (by at, seq) strictly before the
+    // window start and strictly before its end: one pass, no per-subject
+    // lists (this runs on every scorecard over the whole history).
+    type Latest<'t> = Option<&'t Transition>;
+    let later =
+        |slot: Latest<'_>, t: &Transition| slot.is_none_or(|s| (t.at, t.seq) > (s.at, s.seq));
+    // Sized up front: growing a map of every subject rehashes it often.
+    let mut latest: HashMap<Subject, (Latest<'_>, Latest<'_>)> =
+        HashMap::with_capacity(transitions.len() / 2);
     for t in transitions.iter().filter(|t| t.at <= as_of) {
-        by_subject.entry(t.subject).or_default().push(t);
-    }
-    let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for (s, ts) in &by_subject {
-        let at_start = stage_before(ts, window.from).is_some_and(|st| is_customer(&st));
-        if !at_start {
+        let (before_start, before_end) = (t.at < window.from, t.at < end);
+        if !before_start && !before_end {
             continue;
         }
-        let still = stage_before(ts, end).is_some_and(|st| is_customer(&st));
-        let e = counts.entry(grouping.subject(*s)).or_default();
+        let e = latest.entry(t.subject).or_default();
+        if before_start && later(e.0, t) {
+            e.0 = Some(t);
+        }
+        if before_end && later(e.1, t) {
+            e.1 = Some(t);
+        }
+    }
+    let is_customer = |t: Latest<'_>| t.is_some_and(|t| customer_stages.contains(t.to.as_str()));
+    // Counts are whole numbers, so the sums do not depend on map order.
+    let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (s, (at_start, at_end)) in latest {
+        if !is_customer(at_start) {
+            continue;
+        }
+        let e = counts.entry(grouping.subject(s)).or_default();
         e.0 += 1.0;
-        if still {
+        if is_customer(at_end) {
             e.1 += 1.0;
         }
     }

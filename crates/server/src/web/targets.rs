@@ -8,7 +8,7 @@
 //! dashboard's kept snapshot; the list from `tandem_store::accounts`, as
 //! `/api/v1/targets` serves it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::extract::{Query, State};
 use axum::http::header::LOCATION;
@@ -72,14 +72,23 @@ pub async fn page(
     let snap = load(&cache, &s).await?;
     let by_id: BTreeMap<i64, &tandem_core::domain::Account> =
         snap.accounts.iter().map(|a| (a.id, a)).collect();
-    let mut people: BTreeMap<i64, Vec<&Person>> = BTreeMap::new();
+    // Only the target accounts' people and their touches are grouped: the
+    // list is a few hundred accounts, the history a million touches.
+    let listed: HashSet<i64> = list.iter().map(|t| t.account_id).collect();
+    let mut people: HashMap<i64, Vec<&Person>> = HashMap::new();
+    let mut theirs: HashSet<i64> = HashSet::new();
     for p in &snap.people {
-        if let Some(a) = p.account_id {
+        if let Some(a) = p.account_id.filter(|a| listed.contains(a)) {
             people.entry(a).or_default().push(p);
+            theirs.insert(p.id);
         }
     }
-    let mut touches: BTreeMap<i64, Vec<&Touch>> = BTreeMap::new();
-    for t in &snap.touches {
+    let mut touches: HashMap<i64, Vec<&Touch>> = HashMap::new();
+    for t in snap
+        .touches
+        .iter()
+        .filter(|t| theirs.contains(&t.person_id))
+    {
         touches.entry(t.person_id).or_default().push(t);
     }
     let mut moves: BTreeMap<i64, Vec<&Transition>> = BTreeMap::new();
