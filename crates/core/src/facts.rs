@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, Touch};
 use crate::metrics::retention::DealKind;
-use crate::playbook::{Playbook, Read, Var, Vars};
+use crate::playbook::{Criterion, Playbook, Read, Var, Vars};
 use crate::time::Timestamp;
 
 /// Everything stored about one person that the lifecycle and scoring read.
@@ -215,27 +215,30 @@ impl<'a> Channels<'a> {
 /// starter playbook's persona rules read the title alone, so 100,000 people
 /// share a few hundred keys. The answers are exactly [`classify`]'s.
 pub struct Classes<'a> {
-    personas: Rules<'a>,
-    segments: Rules<'a>,
+    personas: FirstMatch<'a>,
+    segments: FirstMatch<'a>,
 }
 
-/// One list of first-match rules and its remembered answers.
-struct Rules<'a> {
-    rules: &'a [crate::playbook::Matcher],
+/// The first of a list of profile rules (over `person` and `account`) that
+/// matches a person, remembered per distinct value of the fields the rules
+/// read.
+pub struct FirstMatch<'a> {
+    rules: Vec<(&'a str, &'a Criterion)>,
     person: Read,
     account: Read,
     memo: RefCell<HashMap<String, Option<String>>>,
 }
 
-impl<'a> Rules<'a> {
-    fn new(rules: &'a [crate::playbook::Matcher]) -> Self {
+impl<'a> FirstMatch<'a> {
+    /// The rules `(id, criterion)`, first match wins.
+    pub fn new(rules: Vec<(&'a str, &'a Criterion)>) -> Self {
         let (mut person, mut account) = (Read::Nothing, Read::Nothing);
-        for m in rules {
-            let r = m.criterion.reads();
+        for (_, c) in &rules {
+            let r = c.reads();
             person = person.union(r.of(Var::Person));
             account = account.union(r.of(Var::Account));
         }
-        Rules {
+        FirstMatch {
             rules,
             person,
             account,
@@ -243,7 +246,17 @@ impl<'a> Rules<'a> {
         }
     }
 
-    fn of(&self, person: &Person, account: Option<&Account>) -> Option<String> {
+    fn of_matchers(matchers: &'a [crate::playbook::Matcher]) -> Self {
+        FirstMatch::new(
+            matchers
+                .iter()
+                .map(|m| (m.id.as_str(), &m.criterion))
+                .collect(),
+        )
+    }
+
+    /// The id of the first rule that holds for the person and account.
+    pub fn of(&self, person: &Person, account: Option<&Account>) -> Option<String> {
         let mut key = String::new();
         key_of_person(&mut key, person, &self.person);
         key.push('\u{1e}');
@@ -257,8 +270,8 @@ impl<'a> Rules<'a> {
         let found = self
             .rules
             .iter()
-            .find(|m| m.criterion.matches(&vars))
-            .map(|m| m.id.clone());
+            .find(|(_, c)| c.matches(&vars))
+            .map(|(id, _)| id.to_string());
         self.memo.borrow_mut().insert(key, found.clone());
         found
     }
@@ -268,8 +281,8 @@ impl<'a> Classes<'a> {
     /// A resolver for `pb`'s persona and segment rules.
     pub fn new(pb: &'a Playbook) -> Self {
         Classes {
-            personas: Rules::new(&pb.personas),
-            segments: Rules::new(&pb.segments),
+            personas: FirstMatch::of_matchers(&pb.personas),
+            segments: FirstMatch::of_matchers(&pb.segments),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use tandem_core::accounts::coverage;
+use tandem_core::accounts::{coverage, coverage_with, Committee};
 use tandem_core::domain::{DealStatus, Person};
 use tandem_core::metrics::retention::{retention, ArrBook};
 use tandem_core::metrics::{period_window, previous_periods};
@@ -87,13 +87,22 @@ async fn demo_has_targets_committees_renewals_expansions_and_churn() {
     assert!(all.iter().all(|t| t.at <= anchor));
 
     // Buying committees: some complete, most with gaps.
+    // One committee shared by every account (answers remembered across
+    // accounts) gives each account's coverage exactly as alone.
     let (mut full, mut gaps) = (0, 0);
+    let committee = Committee::new(&pb);
     for a in &book.accounts {
         let people: Vec<&Person> = book.people_of(a.id).iter().collect();
         if people.is_empty() {
             continue;
         }
         let cov = coverage(&pb, a, &people);
+        assert_eq!(
+            coverage_with(&pb, &committee, a, &people),
+            cov,
+            "account {}",
+            a.id
+        );
         if cov.missing.is_empty() {
             full += 1;
         } else {

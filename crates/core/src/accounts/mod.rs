@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::{Account, Person, Touch};
-use crate::facts::{account_value, classify, person_value};
+use crate::facts::{account_value, person_value, Classes, FirstMatch};
 use crate::playbook::{Playbook, RoleMatch, Var, Vars};
 use crate::scoring;
 use crate::time::Timestamp;
@@ -67,23 +67,59 @@ pub struct Coverage {
 /// several roles; a `persona` role uses the stored persona, else the
 /// playbook's persona rules.
 pub fn coverage(pb: &Playbook, account: &Account, people: &[&Person]) -> Coverage {
-    let acc = account_value(Some(account));
+    coverage_with(pb, &Committee::new(pb), account, people)
+}
+
+/// The buying-committee rules of a playbook, with their answers remembered
+/// across accounts (see [`FirstMatch`]): for [`coverage_with`] over many
+/// accounts.
+pub struct Committee<'a> {
+    classes: Classes<'a>,
+    /// Per role in file order: its rule, if it is a rule role.
+    rules: Vec<Option<FirstMatch<'a>>>,
+}
+
+impl<'a> Committee<'a> {
+    /// The committee of `pb`.
+    pub fn new(pb: &'a Playbook) -> Self {
+        Committee {
+            classes: Classes::new(pb),
+            rules: pb
+                .buying_committee
+                .iter()
+                .map(|r| match &r.matcher {
+                    RoleMatch::Rule(c) => Some(FirstMatch::new(vec![(r.id.as_str(), c)])),
+                    RoleMatch::Persona(_) => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// [`coverage`] with a [`Committee`] shared across accounts.
+pub fn coverage_with(
+    pb: &Playbook,
+    committee: &Committee<'_>,
+    account: &Account,
+    people: &[&Person],
+) -> Coverage {
     let mut roles = Vec::new();
-    for role in &pb.buying_committee {
+    for (i, role) in pb.buying_committee.iter().enumerate() {
         let mut contacts: Vec<String> = people
             .iter()
-            .filter(|p| match &role.matcher {
-                RoleMatch::Rule(c) => {
+            .filter(|p| match (&role.matcher, committee.rules.get(i)) {
+                (RoleMatch::Rule(_), Some(Some(rule))) => rule.of(p, Some(account)).is_some(),
+                (RoleMatch::Rule(c), _) => {
                     let mut vars = Vars::new();
                     vars.set(Var::Person, &person_value(p))
-                        .set(Var::Account, &acc);
+                        .set(Var::Account, &account_value(Some(account)));
                     c.matches(&vars)
                 }
-                RoleMatch::Persona(id) => {
+                (RoleMatch::Persona(id), _) => {
                     let persona = p
                         .persona
                         .clone()
-                        .or_else(|| classify(pb, p, Some(account)).0);
+                        .or_else(|| committee.classes.persona(p, Some(account)));
                     persona.as_deref() == Some(id.as_str())
                 }
             })

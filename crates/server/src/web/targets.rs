@@ -4,7 +4,7 @@
 //! covered (chart and table). Marketing and admin, who keep the list, get
 //! a form to put an account on it or change its tier; the others see the
 //! list only. Numbers come from the functions `tandem accounts list`
-//! calls (`tandem_core::accounts::{coverage, engagement}`), on the
+//! calls (`tandem_core::accounts::{coverage_with, engagement}`), on the
 //! dashboard's kept snapshot; the list from `tandem_store::accounts`, as
 //! `/api/v1/targets` serves it.
 
@@ -18,7 +18,7 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::json;
 use tandem_core::accounts::tiers::check_tier;
-use tandem_core::accounts::{coverage, engagement};
+use tandem_core::accounts::{coverage_with, engagement, Committee};
 use tandem_core::domain::{Person, Subject, Touch, Transition};
 use tandem_core::Timestamp;
 use tandem_store::accounts::{self, NewTarget};
@@ -98,6 +98,7 @@ pub async fn page(
         }
     }
     let roles = pb.buying_committee.len();
+    let committee = Committee::new(pb);
     // Per tier: accounts, fully covered, mean coverage share.
     let mut tiers: BTreeMap<i64, (u64, u64, f64)> = BTreeMap::new();
     let mut rows = Vec::new();
@@ -113,7 +114,7 @@ pub async fn page(
             .iter()
             .flat_map(|p| touches.get(&p.id).into_iter().flatten().copied())
             .collect();
-        let cov = coverage(pb, acc, &ppl);
+        let cov = coverage_with(pb, &committee, acc, &ppl);
         let eng = engagement(pb, &ppl, &ts, at);
         let stage = stage_at(moves.get(&acc.id).map(Vec::as_slice).unwrap_or(&[]), at);
         let e = tiers.entry(t.tier).or_default();
