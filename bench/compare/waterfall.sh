@@ -55,7 +55,8 @@ cold=(--format json waterfall --by source --from "$FROM" --to "$TO" --as-of "$AS
 t "${cold[@]}" > "$work/cold.json"
 token=$(t token create --role viewer --name "bench-$$" 2>/dev/null)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-t serve --bind "127.0.0.1:$port" 2>/dev/null &
+# The binary itself, not through `t`: $! must be the server for its RSS.
+"$bin" --playbook "$pb" --database-url "$db" serve --bind "127.0.0.1:$port" 2>/dev/null &
 pid=$!
 base="http://127.0.0.1:$port"
 for _ in $(seq 1 600); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
