@@ -98,7 +98,7 @@ async fn demo_has_targets_committees_renewals_expansions_and_churn() {
         }
         let cov = coverage(&pb, a, &people);
         assert_eq!(
-            coverage_with(&pb, &committee, a, &people),
+            coverage_with(&committee, a, &people),
             cov,
             "account {}",
             a.id

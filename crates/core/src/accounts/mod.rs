@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::{Account, Person, Touch};
-use crate::facts::{account_value, person_value, Classes, FirstMatch};
-use crate::playbook::{Playbook, RoleMatch, Var, Vars};
+use crate::facts::{account_value, Classes, FirstMatch};
+use crate::playbook::{CommitteeRole, Playbook, RoleMatch, Var, Vars};
 use crate::scoring;
 use crate::time::Timestamp;
 
@@ -67,16 +67,24 @@ pub struct Coverage {
 /// several roles; a `persona` role uses the stored persona, else the
 /// playbook's persona rules.
 pub fn coverage(pb: &Playbook, account: &Account, people: &[&Person]) -> Coverage {
-    coverage_with(pb, &Committee::new(pb), account, people)
+    coverage_with(&Committee::new(pb), account, people)
 }
 
-/// The buying-committee rules of a playbook, with their answers remembered
-/// across accounts (see [`FirstMatch`]): for [`coverage_with`] over many
-/// accounts.
+/// The buying-committee roles of a playbook, with their rules' answers
+/// remembered across accounts (see [`FirstMatch`]): for [`coverage_with`]
+/// over many accounts.
 pub struct Committee<'a> {
     classes: Classes<'a>,
-    /// Per role in file order: its rule, if it is a rule role.
-    rules: Vec<Option<FirstMatch<'a>>>,
+    /// Every role in file order, with how a contact holds it.
+    roles: Vec<(&'a CommitteeRole, Holds<'a>)>,
+}
+
+/// How a contact holds a role.
+enum Holds<'a> {
+    /// The role's rule matches.
+    Rule(FirstMatch<'a>),
+    /// The contact has this persona (stored, or by the persona rules).
+    Persona(&'a str),
 }
 
 impl<'a> Committee<'a> {
@@ -84,12 +92,17 @@ impl<'a> Committee<'a> {
     pub fn new(pb: &'a Playbook) -> Self {
         Committee {
             classes: Classes::new(pb),
-            rules: pb
+            roles: pb
                 .buying_committee
                 .iter()
-                .map(|r| match &r.matcher {
-                    RoleMatch::Rule(c) => Some(FirstMatch::new(vec![(r.id.as_str(), c)])),
-                    RoleMatch::Persona(_) => None,
+                .map(|r| {
+                    let holds = match &r.matcher {
+                        RoleMatch::Rule(c) => {
+                            Holds::Rule(FirstMatch::new(vec![(r.id.as_str(), c)]))
+                        }
+                        RoleMatch::Persona(id) => Holds::Persona(id),
+                    };
+                    (r, holds)
                 })
                 .collect(),
         }
@@ -97,30 +110,19 @@ impl<'a> Committee<'a> {
 }
 
 /// [`coverage`] with a [`Committee`] shared across accounts.
-pub fn coverage_with(
-    pb: &Playbook,
-    committee: &Committee<'_>,
-    account: &Account,
-    people: &[&Person],
-) -> Coverage {
+pub fn coverage_with(committee: &Committee<'_>, account: &Account, people: &[&Person]) -> Coverage {
     let mut roles = Vec::new();
-    for (i, role) in pb.buying_committee.iter().enumerate() {
+    for (role, holds) in &committee.roles {
         let mut contacts: Vec<String> = people
             .iter()
-            .filter(|p| match (&role.matcher, committee.rules.get(i)) {
-                (RoleMatch::Rule(_), Some(Some(rule))) => rule.of(p, Some(account)).is_some(),
-                (RoleMatch::Rule(c), _) => {
-                    let mut vars = Vars::new();
-                    vars.set(Var::Person, &person_value(p))
-                        .set(Var::Account, &account_value(Some(account)));
-                    c.matches(&vars)
-                }
-                (RoleMatch::Persona(id), _) => {
+            .filter(|p| match holds {
+                Holds::Rule(rule) => rule.of(p, Some(account)).is_some(),
+                Holds::Persona(id) => {
                     let persona = p
                         .persona
                         .clone()
                         .or_else(|| committee.classes.persona(p, Some(account)));
-                    persona.as_deref() == Some(id.as_str())
+                    persona.as_deref() == Some(*id)
                 }
             })
             .map(|p| p.external_id.clone())

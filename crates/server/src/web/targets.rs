@@ -114,7 +114,7 @@ pub async fn page(
             .iter()
             .flat_map(|p| touches.get(&p.id).into_iter().flatten().copied())
             .collect();
-        let cov = coverage_with(pb, &committee, acc, &ppl);
+        let cov = coverage_with(&committee, acc, &ppl);
         let eng = engagement(pb, &ppl, &ts, at);
         let stage = stage_at(moves.get(&acc.id).map(Vec::as_slice).unwrap_or(&[]), at);
         let e = tiers.entry(t.tier).or_default();
