@@ -20,6 +20,7 @@ pub mod retention;
 pub mod scorecard;
 pub mod waterfall;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::civil::Date;
@@ -234,26 +235,37 @@ impl std::fmt::Debug for Grouping<'_> {
     }
 }
 
-impl Grouping<'_> {
+impl<'a> Grouping<'a> {
     /// The group key of a person (`None`: no person, e.g. a deal without one).
     pub fn person(&self, person: Option<i64>) -> String {
-        match (self, person) {
-            (Grouping::All, _) => ALL.to_string(),
-            (_, None) | (Grouping::Accounts(_), _) => NONE.to_string(),
-            (Grouping::By(f), Some(id)) => f(id).unwrap_or_else(|| NONE.to_string()),
-            (Grouping::Map(m), Some(id)) => m.get(&id).cloned().unwrap_or_else(|| NONE.to_string()),
-        }
+        self.person_key(person).into_owned()
     }
 
     /// The group key of a lifecycle subject; accounts are in [`NONE`] unless
     /// there is no grouping or the grouping is by account.
     pub fn subject(&self, subject: Subject) -> String {
-        match (self, subject) {
+        self.subject_key(subject).into_owned()
+    }
+
+    /// [`Grouping::person`], borrowing the key when it is stored (no copy
+    /// per person in loops over the whole history).
+    pub fn person_key(&self, person: Option<i64>) -> Cow<'a, str> {
+        match (*self, person) {
+            (Grouping::All, _) => Cow::Borrowed(ALL),
+            (_, None) | (Grouping::Accounts(_), _) => Cow::Borrowed(NONE),
+            (Grouping::By(f), Some(id)) => f(id).map_or(Cow::Borrowed(NONE), Cow::Owned),
+            (Grouping::Map(m), Some(id)) => Cow::Borrowed(m.get(&id).map_or(NONE, String::as_str)),
+        }
+    }
+
+    /// [`Grouping::subject`], borrowing the key when it is stored.
+    pub fn subject_key(&self, subject: Subject) -> Cow<'a, str> {
+        match (*self, subject) {
             (Grouping::Accounts(m), Subject::Account(id)) => {
-                m.get(&id).cloned().unwrap_or_else(|| NONE.to_string())
+                Cow::Borrowed(m.get(&id).map_or(NONE, String::as_str))
             }
-            (_, Subject::Person(id)) => self.person(Some(id)),
-            (_, Subject::Account(_)) => self.person(None),
+            (_, Subject::Person(id)) => self.person_key(Some(id)),
+            (_, Subject::Account(_)) => self.person_key(None),
         }
     }
 }

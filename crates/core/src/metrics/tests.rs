@@ -830,10 +830,22 @@ proptest! {
             if let Some(e) = g.end_to_end {
                 prop_assert!((0.0..=1.0).contains(&e));
             }
-            // The flow view agrees with the stand-alone entry count.
+            // The flow view agrees with the stand-alone entry count, in the
+            // measured window and in every comparison window.
             for s in &g.stages {
                 let e = stage_entries(&transitions, &s.stage, opts.window, opts.as_of, unique, Grouping::All);
                 prop_assert_eq!(s.flow, e.get(ALL).copied().unwrap_or(0), "{}", s.stage);
+                let past: Vec<u64> = opts
+                    .comparison
+                    .iter()
+                    .map(|w| {
+                        let e = stage_entries(&transitions, &s.stage, *w, opts.as_of, unique, Grouping::All);
+                        e.get(ALL).copied().unwrap_or(0)
+                    })
+                    .collect();
+                prop_assert_eq!(s.prev_flow, past.first().copied(), "{}", s.stage);
+                let mean = past.iter().sum::<u64>() as f64 / past.len() as f64;
+                prop_assert!(s.avg_flow.is_some_and(|a| close(a, mean)), "{} {:?}", s.stage, s.avg_flow);
             }
         }
     }

@@ -15,7 +15,7 @@
 //! inferred (a recycled lead re-entering at MQL did not pass through inquiry
 //! again).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -186,85 +186,185 @@ pub struct LostDeals {
     pub by_reason: Vec<ExitCount>,
 }
 
-/// One cycle's passage through the funnel.
-#[derive(Clone, Debug)]
-pub(crate) struct CycleRec {
-    pub subject: Subject,
-    pub cycle: i64,
-    /// First entry per funnel index as recorded (skips included).
-    pub entered: Vec<Option<Timestamp>>,
+/// Every cycle's passage through the funnel, sorted by (subject, cycle).
+/// The per-cycle lists live in three flat arrays (not three allocations
+/// per cycle), and stage ids and reasons are borrowed from the transitions.
+struct Cycles<'t> {
+    /// Funnel length.
+    n: usize,
+    recs: Vec<CycleRec>,
+    /// First entry per funnel index as recorded (skips included), `n` per
+    /// cycle.
+    entered: Vec<Option<Timestamp>>,
     /// Every entry into a funnel stage: (funnel index, at).
-    pub entries: Vec<(usize, Timestamp)>,
-    /// Exits to off-ramps: (funnel index left, off-ramp id, at, reason).
-    pub exits: Vec<(usize, String, Timestamp, Option<String>)>,
+    entries: Vec<(usize, Timestamp)>,
+    /// Exits to off-ramps.
+    exits: Vec<Exit<'t>>,
 }
 
-impl CycleRec {
-    /// Entry per funnel index with pass-through inferred between the first
-    /// entered stage and any later entered stage (see the module docs).
-    pub fn effective(&self) -> Vec<Option<Timestamp>> {
-        let n = self.entered.len();
-        let first = self.entered.iter().position(Option::is_some);
-        let mut eff = self.entered.clone();
+/// One cycle: its unit and where its lists are in [`Cycles`].
+struct CycleRec {
+    subject: Subject,
+    cycle: i64,
+    entries: std::ops::Range<usize>,
+    exits: std::ops::Range<usize>,
+}
+
+/// An exit from a funnel stage to an off-ramp.
+#[derive(Clone, Copy, Debug)]
+struct Exit<'t> {
+    /// Funnel index left.
+    left: usize,
+    /// Off-ramp stage id.
+    to: &'t str,
+    at: Timestamp,
+    /// Reason code, [`NONE`] when none was given.
+    reason: &'t str,
+}
+
+impl<'t> Cycles<'t> {
+    fn entered(&self, k: usize) -> &[Option<Timestamp>] {
+        &self.entered[k * self.n..(k + 1) * self.n]
+    }
+
+    fn entries(&self, k: usize) -> &[(usize, Timestamp)] {
+        &self.entries[self.recs[k].entries.clone()]
+    }
+
+    fn exits(&self, k: usize) -> &[Exit<'t>] {
+        &self.exits[self.recs[k].exits.clone()]
+    }
+
+    /// Entry per funnel index of cycle `k` with pass-through inferred
+    /// between the first entered stage and any later entered stage (see the
+    /// module docs), written into `eff` (a buffer reused across cycles).
+    fn effective_into(&self, k: usize, eff: &mut Vec<Option<Timestamp>>) {
+        let entered = self.entered(k);
+        let first = entered.iter().position(Option::is_some);
+        eff.clear();
+        eff.extend_from_slice(entered);
         let mut later: Option<Timestamp> = None;
-        for i in (0..n).rev() {
+        for i in (0..self.n).rev() {
             if eff[i].is_none() && first.is_some_and(|f| f < i) {
                 eff[i] = later;
             }
-            if let Some(t) = self.entered[i] {
+            if let Some(t) = entered[i] {
                 later = Some(later.map_or(t, |l| l.min(t)));
             }
         }
-        eff
     }
 }
 
-/// Replays transitions up to `as_of` into cycles, sorted by (subject, cycle).
-pub(crate) fn cycles(
+/// What a stage id is to the waterfall.
+#[derive(Clone, Copy)]
+enum Role {
+    Funnel(usize),
+    OffRamp,
+}
+
+/// A transition to replay: its sort key (subject, cycle, at, seq), what
+/// its `to` stage is, and its index in the input.
+struct Step {
+    key: (Subject, i64, Timestamp, i64),
+    role: Option<Role>,
+    index: usize,
+}
+
+/// Replays transitions up to `as_of` into cycles.
+fn cycles<'t>(
     funnel: &[String],
     kinds: &BTreeMap<String, StageKind>,
-    transitions: &[Transition],
+    transitions: &'t [Transition],
     as_of: Timestamp,
-) -> Vec<CycleRec> {
-    let mut ts: Vec<&Transition> = transitions.iter().filter(|t| t.at <= as_of).collect();
-    ts.sort_by_key(|t| (t.subject, t.cycle, t.at, t.seq));
-    let index = |s: &str| funnel.iter().position(|f| f == s);
-    let mut out: Vec<CycleRec> = Vec::new();
+) -> Cycles<'t> {
+    // The funnel first, so its first position wins when an id is listed
+    // twice; a linear scan of a handful of ids beats hashing each one.
+    let roles: Vec<(&str, Role)> = funnel
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.as_str(), Role::Funnel(i)))
+        .chain(
+            kinds
+                .iter()
+                .filter(|(_, k)| matches!(k, StageKind::Recycle | StageKind::Terminal))
+                .map(|(id, _)| (id.as_str(), Role::OffRamp)),
+        )
+        .collect();
+    let role = |s: &str| roles.iter().find(|(id, _)| *id == s).map(|&(_, r)| r);
+    let index = |s: &str| match role(s) {
+        Some(Role::Funnel(i)) => Some(i),
+        _ => None,
+    };
+    // The sort key and the stage's role are read in one pass in memory
+    // order; sorting and replaying then stay in this compact array instead
+    // of following a pointer to each transition and its `to` string, which
+    // dominated (cache misses) on a 300k-transition history.
+    let mut ts: Vec<Step> = transitions
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.at <= as_of)
+        .map(|(i, t)| Step {
+            key: (t.subject, t.cycle, t.at, t.seq),
+            role: role(&t.to),
+            index: i,
+        })
+        .collect();
+    ts.sort_unstable_by_key(|s| s.key);
+    let n = funnel.len();
+    let mut out = Cycles {
+        n,
+        recs: Vec::new(),
+        entered: Vec::new(),
+        entries: Vec::with_capacity(ts.len()),
+        exits: Vec::new(),
+    };
     let mut cur: Option<usize> = None;
-    for t in ts {
+    for step in ts {
+        let (subject, cycle, at, _) = step.key;
         let new = out
+            .recs
             .last()
-            .is_none_or(|c| c.subject != t.subject || c.cycle != t.cycle);
+            .is_none_or(|c| c.subject != subject || c.cycle != cycle);
         if new {
-            out.push(CycleRec {
-                subject: t.subject,
-                cycle: t.cycle,
-                entered: vec![None; funnel.len()],
-                entries: Vec::new(),
-                exits: Vec::new(),
+            out.recs.push(CycleRec {
+                subject,
+                cycle,
+                entries: out.entries.len()..out.entries.len(),
+                exits: out.exits.len()..out.exits.len(),
             });
+            out.entered.resize(out.entered.len() + n, None);
             cur = None;
         }
-        let Some(rec) = out.last_mut() else { continue };
-        if let Some(i) = index(&t.to) {
-            if rec.entered[i].is_none() {
-                rec.entered[i] = Some(t.at);
+        let k = out.recs.len() - 1;
+        match step.role {
+            Some(Role::Funnel(i)) => {
+                let first = &mut out.entered[k * n + i];
+                if first.is_none() {
+                    *first = Some(at);
+                }
+                out.entries.push((i, at));
+                out.recs[k].entries.end += 1;
+                cur = Some(i);
             }
-            rec.entries.push((i, t.at));
-            cur = Some(i);
-        } else if matches!(
-            kinds.get(&t.to),
-            Some(StageKind::Recycle | StageKind::Terminal)
-        ) {
-            // Only exits from a funnel stage leak; `from` wins over the
-            // replayed position when recorded.
-            let left = match t.from.as_deref() {
-                Some(f) => index(f),
-                None => cur,
-            };
-            if let Some(l) = left {
-                rec.exits.push((l, t.to.clone(), t.at, t.reason.clone()));
+            Some(Role::OffRamp) => {
+                let t = &transitions[step.index];
+                // Only exits from a funnel stage leak; `from` wins over the
+                // replayed position when recorded.
+                let left = match t.from.as_deref() {
+                    Some(f) => index(f),
+                    None => cur,
+                };
+                if let Some(left) = left {
+                    out.exits.push(Exit {
+                        left,
+                        to: &t.to,
+                        at: t.at,
+                        reason: t.reason.as_deref().unwrap_or(NONE),
+                    });
+                    out.recs[k].exits.end += 1;
+                }
             }
+            None => {}
         }
     }
     out
@@ -272,29 +372,28 @@ pub(crate) fn cycles(
 
 /// Per-group raw numbers for one window.
 #[derive(Default)]
-struct Core {
+struct Core<'t> {
     cohort: Vec<u64>,
     flow: Vec<u64>,
     leaked: Vec<u64>,
     /// (stage, to, reason) → count.
-    exits: BTreeMap<(usize, String, String), u64>,
-    /// (from index, to index) → days.
-    velocity: BTreeMap<(usize, usize), Vec<f64>>,
+    exits: BTreeMap<(usize, &'t str, &'t str), u64>,
+    /// Days per velocity pair, in the order of [`velocity_pairs`].
+    velocity: Vec<Vec<f64>>,
     lost: LostDeals,
 }
 
-impl Core {
-    fn new(n: usize) -> Self {
+impl Core<'_> {
+    fn new(n: usize, pairs: usize) -> Self {
         Core {
             cohort: vec![0; n],
             flow: vec![0; n],
             leaked: vec![0; n],
+            velocity: vec![Vec::new(); pairs],
             ..Core::default()
         }
     }
 }
-
-type Unit = (Subject, i64);
 
 /// Adjacent funnel pairs from `c` to `last`, then `(c, last)` when that is
 /// not already one of them.
@@ -306,126 +405,181 @@ fn velocity_pairs(c: usize, last: usize) -> Vec<(usize, usize)> {
     pairs
 }
 
-fn compute(
-    funnel: &[String],
-    cyc: &[CycleRec],
-    deals: &[Deal],
+/// Group keys numbered in order of first use, so a unit's group is looked
+/// up once for all windows and cores are found by index.
+#[derive(Default)]
+struct Groups {
+    keys: Vec<String>,
+    ids: HashMap<String, usize>,
+}
+
+impl Groups {
+    fn id(&mut self, key: &str) -> usize {
+        if let Some(&i) = self.ids.get(key) {
+            return i;
+        }
+        self.keys.push(key.to_string());
+        self.ids.insert(key.to_string(), self.keys.len() - 1);
+        self.keys.len() - 1
+    }
+}
+
+/// The raw numbers of every window (`windows[0]` the measured one, then the
+/// comparison windows), per group key.
+///
+/// Counting units: a unit is a cycle, or a subject with `unique`. Cycles are
+/// sorted by (subject, cycle), so a unit's cycles are adjacent and each
+/// unit is settled in one step: its distinct stages entered and left within
+/// the window, its distinct exits, and its cohort representative (in unique
+/// mode the cohort cycle that got furthest, earliest on ties).
+fn compute<'t>(
+    cyc: &Cycles<'t>,
+    deals: &'t [Deal],
     c: usize,
-    window: Window,
+    windows: &[Window],
     opts: &WaterfallOptions<'_>,
-) -> BTreeMap<String, Core> {
-    let n = funnel.len();
+) -> Vec<BTreeMap<String, Core<'t>>> {
+    let n = cyc.n;
     let as_of = opts.as_of;
-    let unit = |r: &CycleRec| -> Unit {
-        if opts.unique {
-            (r.subject, 0)
+    let pairs = velocity_pairs(c, n - 1);
+    let mut groups = Groups::default();
+    // Per window, per group id.
+    let mut cores: Vec<Vec<Option<Core<'t>>>> = windows.iter().map(|_| Vec::new()).collect();
+    fn core<'a, 't>(
+        cores: &'a mut Vec<Option<Core<'t>>>,
+        g: usize,
+        n: usize,
+        pairs: usize,
+    ) -> &'a mut Core<'t> {
+        if cores.len() <= g {
+            cores.resize_with(g + 1, || None);
+        }
+        cores[g].get_or_insert_with(|| Core::new(n, pairs))
+    }
+
+    // Scratch buffers reused across units.
+    let mut eff: Vec<Option<Timestamp>> = Vec::with_capacity(n);
+    let mut best: Vec<Option<Timestamp>> = Vec::with_capacity(n);
+    let mut flow: Vec<usize> = Vec::new();
+    let mut leak: Vec<usize> = Vec::new();
+    let mut detail: Vec<(usize, &'t str, &'t str)> = Vec::new();
+
+    let recs = &cyc.recs;
+    let mut start = 0;
+    while start < recs.len() {
+        let subject = recs[start].subject;
+        let end = if opts.unique {
+            start + recs[start..].partition_point(|r| r.subject == subject)
         } else {
-            (r.subject, r.cycle)
-        }
-    };
-    let mut groups: BTreeMap<String, Core> = BTreeMap::new();
-
-    // Cohort: one representative cycle per unit (in unique mode the cohort
-    // cycle that got furthest, earliest on ties).
-    let mut reps: BTreeMap<Unit, (usize, Vec<Option<Timestamp>>)> = BTreeMap::new();
-    for r in cyc {
-        // The cohort entry is an entry at `c` or later (inferred pass-through),
-        // so a cycle with none of those in the window is not in the cohort:
-        // skip it before building its effective entries.
-        if !r.entered[c..].iter().flatten().any(|t| window.contains(*t)) {
-            continue;
-        }
-        let eff = r.effective();
-        if !eff[c].is_some_and(|t| window.contains(t)) {
-            continue;
-        }
-        let reach = (c..n).rev().find(|&j| eff[j].is_some()).unwrap_or(c);
-        let u = unit(r);
-        match reps.get(&u) {
-            Some((best, _)) if *best >= reach => {}
-            _ => {
-                reps.insert(u, (reach, eff));
+            start + 1
+        };
+        let unit = start..end;
+        start = end;
+        let mut group: Option<usize> = None;
+        for (w, window) in windows.iter().enumerate() {
+            let mut reach: Option<usize> = None;
+            flow.clear();
+            leak.clear();
+            detail.clear();
+            for k in unit.clone() {
+                // The cohort entry is an entry at `c` or later (inferred
+                // pass-through), so a cycle with none of those in the
+                // window is not in the cohort.
+                if cyc.entered(k)[c..]
+                    .iter()
+                    .flatten()
+                    .any(|t| window.contains(*t))
+                {
+                    cyc.effective_into(k, &mut eff);
+                    if eff[c].is_some_and(|t| window.contains(t)) {
+                        let rr = (c..n).rev().find(|&j| eff[j].is_some()).unwrap_or(c);
+                        if reach.is_none_or(|b| rr > b) {
+                            reach = Some(rr);
+                            std::mem::swap(&mut best, &mut eff);
+                        }
+                    }
+                }
+                flow.extend(
+                    cyc.entries(k)
+                        .iter()
+                        .filter(|(_, at)| window.contains(*at))
+                        .map(|&(i, _)| i),
+                );
+                for x in cyc.exits(k).iter().filter(|x| window.contains(x.at)) {
+                    leak.push(x.left);
+                    detail.push((x.left, x.to, x.reason));
+                }
+            }
+            if reach.is_none() && flow.is_empty() && leak.is_empty() {
+                continue;
+            }
+            let g = *group.get_or_insert_with(|| groups.id(&opts.grouping.subject_key(subject)));
+            let core = core(&mut cores[w], g, n, pairs.len());
+            if reach.is_some() {
+                for (j, e) in best.iter().enumerate().skip(c) {
+                    if e.is_some() {
+                        core.cohort[j] += 1;
+                    }
+                }
+                for (k, &(a, b)) in pairs.iter().enumerate() {
+                    if let (Some(ta), Some(tb)) = (best[a], best[b]) {
+                        let days = (tb.millis() - ta.millis()) as f64 / DAY_MS as f64;
+                        core.velocity[k].push(days);
+                    }
+                }
+            }
+            flow.sort_unstable();
+            flow.dedup();
+            for &i in &flow {
+                core.flow[i] += 1;
+            }
+            leak.sort_unstable();
+            leak.dedup();
+            for &i in &leak {
+                core.leaked[i] += 1;
+            }
+            detail.sort_unstable();
+            detail.dedup();
+            for &d in &detail {
+                *core.exits.entry(d).or_default() += 1;
             }
         }
-    }
-    let last = n - 1;
-    for ((subject, _), (_, eff)) in &reps {
-        let core = groups
-            .entry(opts.grouping.subject(*subject))
-            .or_insert_with(|| Core::new(n));
-        for (j, e) in eff.iter().enumerate().skip(c) {
-            if e.is_some() {
-                core.cohort[j] += 1;
-            }
-        }
-        for (a, b) in velocity_pairs(c, last) {
-            if let (Some(ta), Some(tb)) = (eff[a], eff[b]) {
-                let days = (tb.millis() - ta.millis()) as f64 / DAY_MS as f64;
-                core.velocity.entry((a, b)).or_default().push(days);
-            }
-        }
-    }
-
-    // Flow: distinct units entering each stage within the window.
-    let mut flow: BTreeSet<(String, usize, Unit)> = BTreeSet::new();
-    // Leakage: distinct units leaving each stage within the window.
-    let mut leak: BTreeSet<(String, usize, Unit)> = BTreeSet::new();
-    let mut leak_detail: BTreeSet<(String, usize, String, String, Unit)> = BTreeSet::new();
-    for r in cyc {
-        // Most cycles have nothing in a given window: look their group up
-        // (a string per cycle) only when they do.
-        let mut group: Option<String> = None;
-        let u = unit(r);
-        for &(i, at) in &r.entries {
-            if window.contains(at) {
-                let g = group.get_or_insert_with(|| opts.grouping.subject(r.subject));
-                flow.insert((g.clone(), i, u));
-            }
-        }
-        for (i, to, at, reason) in &r.exits {
-            if window.contains(*at) {
-                let g = group.get_or_insert_with(|| opts.grouping.subject(r.subject));
-                leak.insert((g.clone(), *i, u));
-                let reason = reason.clone().unwrap_or_else(|| NONE.to_string());
-                leak_detail.insert((g.clone(), *i, to.clone(), reason, u));
-            }
-        }
-    }
-    for (g, i, _) in flow {
-        groups.entry(g).or_insert_with(|| Core::new(n)).flow[i] += 1;
-    }
-    for (g, i, _) in leak {
-        groups.entry(g).or_insert_with(|| Core::new(n)).leaked[i] += 1;
-    }
-    for (g, i, to, reason, _) in leak_detail {
-        let core = groups.entry(g).or_insert_with(|| Core::new(n));
-        *core.exits.entry((i, to, reason)).or_default() += 1;
     }
 
     // Lost new-business deals (a lost renewal is churn, not funnel leakage).
-    let mut lost_by: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for d in deals.iter().filter(|d| DealKind::is_new_business(d)) {
-        let Some(closed) = d.closed_at else { continue };
-        if d.status != DealStatus::Lost || !window.contains_as_of(closed, as_of) {
-            continue;
+    for (w, window) in windows.iter().enumerate() {
+        let mut lost_by: BTreeMap<(usize, &str), u64> = BTreeMap::new();
+        for d in deals.iter().filter(|d| DealKind::is_new_business(d)) {
+            let Some(closed) = d.closed_at else { continue };
+            if d.status != DealStatus::Lost || !window.contains_as_of(closed, as_of) {
+                continue;
+            }
+            let g = groups.id(&opts.grouping.person_key(d.person_id));
+            let core = core(&mut cores[w], g, n, pairs.len());
+            core.lost.count += 1;
+            core.lost.amount_minor += d.amount.minor;
+            let reason = d.lost_reason.as_deref().unwrap_or(NONE);
+            *lost_by.entry((g, reason)).or_default() += 1;
         }
-        let g = opts.grouping.person(d.person_id);
-        let core = groups.entry(g.clone()).or_insert_with(|| Core::new(n));
-        core.lost.count += 1;
-        core.lost.amount_minor += d.amount.minor;
-        let reason = d.lost_reason.clone().unwrap_or_else(|| NONE.to_string());
-        *lost_by.entry((g, reason)).or_default() += 1;
-    }
-    for ((g, reason), count) in lost_by {
-        if let Some(core) = groups.get_mut(&g) {
-            core.lost.by_reason.push(ExitCount {
-                to: "lost".to_string(),
-                reason,
-                count,
-            });
+        for ((g, reason), count) in lost_by {
+            if let Some(Some(core)) = cores[w].get_mut(g) {
+                core.lost.by_reason.push(ExitCount {
+                    to: "lost".to_string(),
+                    reason: reason.to_string(),
+                    count,
+                });
+            }
         }
     }
-    groups
+    cores
+        .into_iter()
+        .map(|per| {
+            per.into_iter()
+                .enumerate()
+                .filter_map(|(g, core)| core.map(|core| (groups.keys[g].clone(), core)))
+                .collect()
+        })
+        .collect()
 }
 
 /// Computes the waterfall of `transitions` and `deals` for the playbook's
@@ -462,18 +616,19 @@ pub fn waterfall_of(
     };
     let cyc = cycles(&funnel, kinds, transitions, opts.as_of);
     let n = funnel.len();
-    let current = compute(&funnel, &cyc, deals, c, opts.window, opts);
-    let past: Vec<BTreeMap<String, Core>> = opts
-        .comparison
-        .iter()
-        .map(|w| compute(&funnel, &cyc, deals, c, *w, opts))
+    let windows: Vec<Window> = std::iter::once(opts.window)
+        .chain(opts.comparison.iter().copied())
         .collect();
+    let mut all = compute(&cyc, deals, c, &windows, opts).into_iter();
+    let current = all.next().unwrap_or_default();
+    let past: Vec<BTreeMap<String, Core>> = all.collect();
 
     let mut keys: BTreeSet<String> = current.keys().cloned().collect();
     for p in &past {
         keys.extend(p.keys().cloned());
     }
-    let empty = Core::new(n);
+    let pairs = velocity_pairs(c, n - 1);
+    let empty = Core::new(n, pairs.len());
     let mut groups = Vec::new();
     for g in keys {
         let cur = current.get(&g).unwrap_or(&empty);
@@ -512,21 +667,19 @@ pub fn waterfall_of(
                 }
             })
             .collect();
-        let velocity = velocity_pairs(c, n - 1)
-            .into_iter()
-            .map(|(a, b)| {
-                let days = cur.velocity.get(&(a, b)).map(Vec::as_slice).unwrap_or(&[]);
-                Velocity {
-                    from: funnel[a].clone(),
-                    to: funnel[b].clone(),
-                    n: days.len() as u64,
-                    median_days: percentile(days, 50.0),
-                    p90_days: percentile(days, 90.0),
-                }
+        let velocity = pairs
+            .iter()
+            .zip(&cur.velocity)
+            .map(|(&(a, b), days)| Velocity {
+                from: funnel[a].clone(),
+                to: funnel[b].clone(),
+                n: days.len() as u64,
+                median_days: percentile(days, 50.0),
+                p90_days: percentile(days, 90.0),
             })
             .collect();
         let mut leakage: Vec<StageLeakage> = Vec::new();
-        for (&(i, ref to, ref reason), &count) in &cur.exits {
+        for (&(i, to, reason), &count) in &cur.exits {
             if leakage.last().is_none_or(|l| l.stage != funnel[i]) {
                 leakage.push(StageLeakage {
                     stage: funnel[i].clone(),
@@ -536,8 +689,8 @@ pub fn waterfall_of(
             }
             if let Some(l) = leakage.last_mut() {
                 l.exits.push(ExitCount {
-                    to: to.clone(),
-                    reason: reason.clone(),
+                    to: to.to_string(),
+                    reason: reason.to_string(),
                     count,
                 });
             }
