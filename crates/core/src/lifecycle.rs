@@ -4,9 +4,11 @@
 //! The engine never changes history. It reads a subject's [`State`] (derived
 //! from its transitions) and returns [`Move`]s for the store to append.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
-use crate::domain::Transition;
+use crate::domain::{Subject, Transition};
 use crate::facts::{account_value, activity_value, deal_value, person_value, Facts};
 use crate::playbook::{Playbook, Stage, StageKind, Var, Vars};
 use crate::scoring;
@@ -56,6 +58,32 @@ impl State {
         self.cycle = m.cycle;
         self.entered_at = Some(m.at);
     }
+}
+
+/// The latest transition (by time, then sequence) of each person up to
+/// `as_of`. Replaying a person's history ends in this transition's stage,
+/// entered at its time ([`State::replay`]), so what needs only where people
+/// are now (stalled leads, the SLA inbox, the current pipeline) reads this
+/// one pass instead of grouping and replaying every history.
+pub fn latest_per_person(
+    transitions: &[Transition],
+    as_of: Timestamp,
+) -> HashMap<i64, &Transition> {
+    let mut latest: HashMap<i64, &Transition> = HashMap::new();
+    for t in transitions.iter().filter(|t| t.at <= as_of) {
+        let Subject::Person(id) = t.subject else {
+            continue;
+        };
+        latest
+            .entry(id)
+            .and_modify(|l| {
+                if (t.at, t.seq) > (l.at, l.seq) {
+                    *l = t;
+                }
+            })
+            .or_insert(t);
+    }
+    latest
 }
 
 /// A transition to append.

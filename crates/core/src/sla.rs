@@ -14,14 +14,14 @@
 //! Everything is a pure function of its inputs and `as_of`: facts after
 //! `as_of` are ignored, and output order is fully determined.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use jiff::civil::{Date, DateTime, Time};
 use jiff::SignedDuration;
 use serde::Serialize;
 
 use crate::domain::{Activity, Person, Subject, Transition};
-use crate::lifecycle::State;
+use crate::lifecycle::latest_per_person;
 use crate::playbook::{Company, Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
 
@@ -329,30 +329,17 @@ pub fn compliance_by_owner(handoffs: &[Handoff]) -> Vec<OwnerCompliance> {
         .collect()
 }
 
-/// Transitions of people up to `as_of`, grouped by person, each group in
-/// (time, sequence) order.
+/// Transitions of the people in `wanted` up to `as_of`, grouped by person,
+/// each group in (time, sequence) order.
 fn person_transitions<'t>(
     transitions: &'t [Transition],
     as_of: Timestamp,
-    entering: Option<&str>,
+    wanted: &HashSet<i64>,
 ) -> BTreeMap<i64, Vec<&'t Transition>> {
-    // Only people who entered `entering` matter to the SLA clocks: most of
-    // a large history never reaches the handoff stage, and grouping it all
-    // was most of the SLA's time.
-    let wanted: Option<HashSet<i64>> = entering.map(|stage| {
-        transitions
-            .iter()
-            .filter(|t| t.at <= as_of && t.to == stage)
-            .filter_map(|t| match t.subject {
-                Subject::Person(id) => Some(id),
-                Subject::Account(_) => None,
-            })
-            .collect()
-    });
     let mut by_person: BTreeMap<i64, Vec<&Transition>> = BTreeMap::new();
     for t in transitions {
         if let Subject::Person(id) = t.subject {
-            if t.at <= as_of && wanted.as_ref().is_none_or(|w| w.contains(&id)) {
+            if t.at <= as_of && wanted.contains(&id) {
                 by_person.entry(id).or_default().push(t);
             }
         }
@@ -361,6 +348,20 @@ fn person_transitions<'t>(
         ts.sort_by_key(|t| (t.at, t.seq));
     }
     by_person
+}
+
+/// People who entered `stage` up to `as_of`. Only they matter to the SLA
+/// clocks: most of a large history never reaches the handoff stage, and
+/// grouping it all was most of the SLA's time.
+fn entered(transitions: &[Transition], as_of: Timestamp, stage: &str) -> HashSet<i64> {
+    transitions
+        .iter()
+        .filter(|t| t.at <= as_of && t.to == stage)
+        .filter_map(|t| match t.subject {
+            Subject::Person(id) => Some(id),
+            Subject::Account(_) => None,
+        })
+        .collect()
 }
 
 /// The sales SLA as of `as_of` (DESIGN §4).
@@ -388,15 +389,75 @@ pub fn sales_sla(
     activities: &[Activity],
     as_of: Timestamp,
 ) -> Result<SalesSlaReport, SlaError> {
+    let sla = sales_terms(pb)?;
+    let wanted = entered(transitions, as_of, &sla.stage);
+    let handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
+    let by_owner = compliance_by_owner(&handoffs);
+    let overall = compliance(&handoffs);
+    Ok(SalesSlaReport {
+        as_of,
+        stage: sla.stage.clone(),
+        first_response_hours: sla.first_response_hours,
+        attempts: sla.attempts,
+        attempts_within_days: sla.attempts_within_days,
+        handoffs,
+        by_owner,
+        overall,
+    })
+}
+
+/// The handoffs still waiting in the SLA stage as of `as_of`: those of
+/// [`sales_sla`] with no `left_at`, by entry time then person id. This is
+/// the SLA inbox; it computes only the people whose latest transition is
+/// into the stage (a lead that moved anywhere since has left every earlier
+/// entry too), not the whole history's settled handoffs.
+pub fn waiting_handoffs(
+    pb: &Playbook,
+    people: &[Person],
+    transitions: &[Transition],
+    activities: &[Activity],
+    as_of: Timestamp,
+) -> Result<Vec<Handoff>, SlaError> {
+    let sla = sales_terms(pb)?;
+    let wanted: HashSet<i64> = latest_per_person(transitions, as_of)
+        .into_iter()
+        .filter(|(_, t)| t.to == sla.stage)
+        .map(|(id, _)| id)
+        .collect();
+    let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
+    handoffs.retain(|h| h.left_at.is_none());
+    Ok(handoffs)
+}
+
+/// The playbook's sales SLA, checked to name a known stage.
+pub fn sales_terms(pb: &Playbook) -> Result<&crate::playbook::SalesSla, SlaError> {
     let sla = pb.sla.sales.as_ref().ok_or(SlaError::NoSalesSla)?;
     if pb.stage(&sla.stage).is_none() {
         return Err(SlaError::UnknownStage(sla.stage.clone()));
     }
+    Ok(sla)
+}
+
+/// Every handoff of the people in `wanted` (see [`sales_sla`]), by entry
+/// time then person id.
+fn handoffs_of(
+    pb: &Playbook,
+    sla: &crate::playbook::SalesSla,
+    people: &[Person],
+    transitions: &[Transition],
+    activities: &[Activity],
+    as_of: Timestamp,
+    wanted: &HashSet<i64>,
+) -> Vec<Handoff> {
     let company = &pb.company;
-    let people: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
-    let mut acts: BTreeMap<i64, Vec<Timestamp>> = BTreeMap::new();
+    let people: HashMap<i64, &Person> = people
+        .iter()
+        .filter(|p| wanted.contains(&p.id))
+        .map(|p| (p.id, p))
+        .collect();
+    let mut acts: HashMap<i64, Vec<Timestamp>> = HashMap::new();
     for a in activities {
-        if a.at <= as_of {
+        if a.at <= as_of && wanted.contains(&a.person_id) {
             acts.entry(a.person_id).or_default().push(a.at);
         }
     }
@@ -406,7 +467,7 @@ pub fn sales_sla(
     let no_acts = Vec::new();
 
     let mut handoffs = Vec::new();
-    for (person_id, ts) in person_transitions(transitions, as_of, Some(&sla.stage)) {
+    for (person_id, ts) in person_transitions(transitions, as_of, wanted) {
         let person = people.get(&person_id);
         let person_acts = acts.get(&person_id).unwrap_or(&no_acts);
         for (i, entry) in ts.iter().enumerate() {
@@ -497,19 +558,18 @@ pub fn sales_sla(
             });
         }
     }
-    handoffs.sort_by_key(|h| (h.entered_at, h.person_id));
-    let by_owner = compliance_by_owner(&handoffs);
-    let overall = compliance(&handoffs);
-    Ok(SalesSlaReport {
-        as_of,
-        stage: sla.stage.clone(),
-        first_response_hours: sla.first_response_hours,
-        attempts: sla.attempts,
-        attempts_within_days: sla.attempts_within_days,
-        handoffs,
-        by_owner,
-        overall,
-    })
+    // Handoffs are large: sort their keys, then move each once.
+    let mut order: Vec<(Timestamp, i64, usize)> = handoffs
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.entered_at, h.person_id, i))
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<Handoff>> = handoffs.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|(_, _, i)| slots[i].take())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -608,7 +668,8 @@ pub fn marketing_sla(
 
     // (entry time, accepted, still pending) per MQL entry.
     let mut entries: Vec<(Timestamp, bool, bool)> = Vec::new();
-    for ts in person_transitions(transitions, as_of, Some(&mql.id)).values() {
+    let wanted = entered(transitions, as_of, &mql.id);
+    for ts in person_transitions(transitions, as_of, &wanted).values() {
         for (i, t) in ts.iter().enumerate() {
             if t.to != mql.id {
                 continue;
@@ -737,15 +798,13 @@ pub fn stalled(
     transitions: &[Transition],
     as_of: Timestamp,
 ) -> Vec<StalledLead> {
-    let people: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    let people: HashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
     let mut out = Vec::new();
-    for (person_id, ts) in person_transitions(transitions, as_of, None) {
-        // Already sorted by (at, seq): replay the references, copy nothing.
-        let state = State::replay_sorted(&ts);
-        let (Some(stage_id), Some(entered_at)) = (state.stage, state.entered_at) else {
-            continue;
-        };
-        let Some(stage) = pb.stage(&stage_id) else {
+    // Where each person is now is their latest transition's stage, entered
+    // at its time (what replaying their history gives).
+    for (person_id, last) in latest_per_person(transitions, as_of) {
+        let entered_at = last.at;
+        let Some(stage) = pb.stage(&last.to) else {
             continue;
         };
         let Some(max_days) = stage.max_days else {
@@ -762,7 +821,7 @@ pub fn stalled(
                 external_id: person.map(|p| p.external_id.clone()),
                 email: person.and_then(|p| p.email.clone()),
                 owner: person.and_then(|p| p.owner.clone()),
-                stage: stage_id,
+                stage: last.to.clone(),
                 entered_at,
                 days_in_stage,
                 max_days,

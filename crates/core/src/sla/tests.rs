@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::domain::{ActivityKind, Person, Subject, Transition};
-use crate::playbook::{MarketingSla, Playbook, SalesSla, STARTER};
+use crate::lifecycle::State;
+use crate::playbook::{MarketingSla, Playbook, SalesSla, StageKind, STARTER};
 
 /// The starter playbook: America/New_York, Mon–Fri 09:00–17:00, holidays
 /// including Memorial Day 2026-05-25, sales SLA on `mql`.
@@ -509,6 +510,56 @@ mod props {
             // One more millisecond of business time lands later.
             let later = business_deadline(start, hours + 1.0 / 3_600_000.0, &c);
             prop_assert!(later > end);
+        }
+
+        /// On arbitrary histories (stages in any order, repeated entries,
+        /// skips, ties in time), the inbox's waiting handoffs are exactly
+        /// the full report's handoffs that have not left, and the stalled
+        /// list is the one given by replaying each person's whole history.
+        #[test]
+        fn waiting_and_stalled_agree_with_full_replay(
+            moves in prop::collection::vec((1i64..7, 0usize..5, 0i64..40, any::<bool>()), 0..50),
+            calls in prop::collection::vec((1i64..7, 0i64..40), 0..20),
+            as_of in 0i64..45,
+        ) {
+            let ids = ["inquiry", "mql", "sal", "recycled", "disqualified"];
+            let day = |d: i64| Timestamp::from_millis(Y2026 + d * DAY_MS);
+            let people: Vec<Person> = (1..7).map(|i| person(i, Some(["ana", "bo"][i as usize % 2]))).collect();
+            let transitions: Vec<Transition> = moves
+                .iter()
+                .enumerate()
+                .map(|(i, &(p, s, d, skipped))| Transition {
+                    skipped,
+                    ..tr(i as i64, p, None, ids[s], day(d))
+                })
+                .collect();
+            let activities: Vec<Activity> = calls.iter().map(|&(p, d)| act(p, day(d))).collect();
+            let pb = pb();
+            let as_of = day(as_of);
+            let full = sales_sla(&pb, &people, &transitions, &activities, as_of).unwrap();
+            let open: Vec<Handoff> = full.handoffs.into_iter().filter(|h| h.left_at.is_none()).collect();
+            prop_assert_eq!(waiting_handoffs(&pb, &people, &transitions, &activities, as_of).unwrap(), open);
+
+            let mut expect: Vec<(i64, String, Timestamp)> = Vec::new();
+            for p in 1..7 {
+                let mine: Vec<Transition> = transitions
+                    .iter()
+                    .filter(|t| t.subject == Subject::Person(p) && t.at <= as_of)
+                    .cloned()
+                    .collect();
+                let state = State::replay(&mine);
+                let (Some(stage), Some(at)) = (state.stage, state.entered_at) else { continue };
+                let Some(max) = pb.stage(&stage).and_then(|s| s.max_days.filter(|_| s.kind != StageKind::Terminal)) else { continue };
+                if at.days_until(as_of) > max {
+                    expect.push((p, stage, at));
+                }
+            }
+            expect.sort_by_key(|e| (e.2, e.0));
+            let got: Vec<(i64, String, Timestamp)> = stalled(&pb, &people, &transitions, as_of)
+                .into_iter()
+                .map(|s| (s.person_id, s.stage, s.entered_at))
+                .collect();
+            prop_assert_eq!(got, expect);
         }
     }
 }

@@ -21,7 +21,9 @@ use tandem_core::metrics::waterfall::{waterfall as compute_waterfall, WaterfallO
 use tandem_core::metrics::{funnel_ids, period_window, Grouping, Window, ALL};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::scoring;
-use tandem_core::sla::{marketing_sla, sales_sla, stalled as stalled_leads, ClockStatus};
+use tandem_core::sla::{
+    marketing_sla, sales_terms, stalled as stalled_leads, waiting_handoffs, ClockStatus,
+};
 use tandem_core::time::DAY_MS;
 use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
@@ -752,13 +754,12 @@ pub async fn sla(
     let pb = &*pb;
     let at = as_of(pb, q.as_of.as_deref())?;
     let snap = load(&cache, &s).await?;
-    let report = sales_sla(pb, &snap.people, &snap.transitions, &snap.activities, at)
+    let terms = sales_terms(pb).map_err(|e| WebError::bad(e.to_string()))?;
+    let handoffs = waiting_handoffs(pb, &snap.people, &snap.transitions, &snap.activities, at)
         .map_err(|e| WebError::bad(e.to_string()))?;
     let owner = nonempty(&q.owner);
-    let mut waiting: Vec<_> = report
-        .handoffs
+    let mut waiting: Vec<_> = handoffs
         .iter()
-        .filter(|h| h.left_at.is_none())
         .filter(|h| owner.is_none_or(|o| h.owner.as_deref() == Some(o)))
         .collect();
     waiting.sort_by_key(|h| (h.deadline, h.person_id));
@@ -806,12 +807,7 @@ pub async fn sla(
         })
         .collect();
     let mut owners = vec![option("", "all owners")];
-    let owner_set: BTreeSet<&str> = report
-        .handoffs
-        .iter()
-        .filter(|h| h.left_at.is_none())
-        .filter_map(|h| h.owner.as_deref())
-        .collect();
+    let owner_set: BTreeSet<&str> = handoffs.iter().filter_map(|h| h.owner.as_deref()).collect();
     owners.extend(owner_set.iter().map(|o| option(o, o)));
     let flash = nonempty(&q.moved).map(|m| {
         json!({"kind": "ok", "text": format!("{m} moved to {}.", nonempty(&q.to).unwrap_or("the next stage"))})
@@ -823,12 +819,12 @@ pub async fn sla(
             json!({
                 "intro": format!(
                     "Leads in {} wait for sales: first response within {} business hours ({}, {}), {} attempts within {} days. As of {}.",
-                    report.stage,
-                    report.first_response_hours,
+                    terms.stage,
+                    terms.first_response_hours,
                     pb.company.timezone_name,
                     "working hours and holidays of the playbook",
-                    report.attempts,
-                    report.attempts_within_days,
+                    terms.attempts,
+                    terms.attempts_within_days,
                     local(pb, at)
                 ),
                 "owners": owners,
