@@ -4,12 +4,11 @@
 //! The engine never changes history. It reads a subject's [`State`] (derived
 //! from its transitions) and returns [`Move`]s for the store to append.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use crate::domain::{Subject, Transition};
 use crate::facts::{account_value, activity_value, deal_value, person_value, Facts};
+use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::time::Timestamp;
@@ -65,11 +64,11 @@ impl State {
 /// entered at its time ([`State::replay`]), so what needs only where people
 /// are now (stalled leads, the SLA inbox, the current pipeline) reads this
 /// one pass instead of grouping and replaying every history.
-pub fn latest_per_person(
+pub(crate) fn latest_per_person(
     transitions: &[Transition],
     as_of: Timestamp,
-) -> HashMap<i64, &Transition> {
-    let mut latest: HashMap<i64, &Transition> = HashMap::new();
+) -> FxHashMap<i64, &Transition> {
+    let mut latest: FxHashMap<i64, &Transition> = FxHashMap::default();
     for t in transitions.iter().filter(|t| t.at <= as_of) {
         let Subject::Person(id) = t.subject else {
             continue;

@@ -14,13 +14,14 @@
 //! Everything is a pure function of its inputs and `as_of`: facts after
 //! `as_of` are ignored, and output order is fully determined.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use jiff::civil::{Date, DateTime, Time};
 use jiff::SignedDuration;
 use serde::Serialize;
 
 use crate::domain::{Activity, Person, Subject, Transition};
+use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::lifecycle::latest_per_person;
 use crate::playbook::{Company, Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
@@ -334,7 +335,7 @@ pub fn compliance_by_owner(handoffs: &[Handoff]) -> Vec<OwnerCompliance> {
 fn person_transitions<'t>(
     transitions: &'t [Transition],
     as_of: Timestamp,
-    wanted: &HashSet<i64>,
+    wanted: &FxHashSet<i64>,
 ) -> BTreeMap<i64, Vec<&'t Transition>> {
     let mut by_person: BTreeMap<i64, Vec<&Transition>> = BTreeMap::new();
     for t in transitions {
@@ -350,13 +351,20 @@ fn person_transitions<'t>(
     by_person
 }
 
-/// People who entered `stage` up to `as_of`. Only they matter to the SLA
-/// clocks: most of a large history never reaches the handoff stage, and
-/// grouping it all was most of the SLA's time.
-fn entered(transitions: &[Transition], as_of: Timestamp, stage: &str) -> HashSet<i64> {
+/// People who entered `stage` from `from` (when given) up to `as_of`. Only
+/// they matter to the SLA clocks: most of a large history never reaches the
+/// handoff stage, and grouping it all was most of the SLA's time.
+fn entered(
+    transitions: &[Transition],
+    from: Option<Timestamp>,
+    as_of: Timestamp,
+    stage: &str,
+) -> FxHashSet<i64> {
     transitions
         .iter()
-        .filter(|t| t.at <= as_of && t.to == stage)
+        // Times first: they are in the transition, the stage id behind a
+        // pointer.
+        .filter(|t| t.at <= as_of && from.is_none_or(|f| t.at >= f) && t.to == stage)
         .filter_map(|t| match t.subject {
             Subject::Person(id) => Some(id),
             Subject::Account(_) => None,
@@ -390,7 +398,7 @@ pub fn sales_sla(
     as_of: Timestamp,
 ) -> Result<SalesSlaReport, SlaError> {
     let sla = sales_terms(pb)?;
-    let wanted = entered(transitions, as_of, &sla.stage);
+    let wanted = entered(transitions, None, as_of, &sla.stage);
     let handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
     let by_owner = compliance_by_owner(&handoffs);
     let overall = compliance(&handoffs);
@@ -419,7 +427,7 @@ pub fn waiting_handoffs(
     as_of: Timestamp,
 ) -> Result<Vec<Handoff>, SlaError> {
     let sla = sales_terms(pb)?;
-    let wanted: HashSet<i64> = latest_per_person(transitions, as_of)
+    let wanted: FxHashSet<i64> = latest_per_person(transitions, as_of)
         .into_iter()
         .filter(|(_, t)| t.to == sla.stage)
         .map(|(id, _)| id)
@@ -447,15 +455,15 @@ fn handoffs_of(
     transitions: &[Transition],
     activities: &[Activity],
     as_of: Timestamp,
-    wanted: &HashSet<i64>,
+    wanted: &FxHashSet<i64>,
 ) -> Vec<Handoff> {
     let company = &pb.company;
-    let people: HashMap<i64, &Person> = people
+    let people: FxHashMap<i64, &Person> = people
         .iter()
         .filter(|p| wanted.contains(&p.id))
         .map(|p| (p.id, p))
         .collect();
-    let mut acts: HashMap<i64, Vec<Timestamp>> = HashMap::new();
+    let mut acts: FxHashMap<i64, Vec<Timestamp>> = FxHashMap::default();
     for a in activities {
         if a.at <= as_of && wanted.contains(&a.person_id) {
             acts.entry(a.person_id).or_default().push(a.at);
@@ -666,9 +674,13 @@ pub fn marketing_sla(
         .ok_or_else(|| SlaError::NoAcceptStage(mql_stage.clone()))?;
     let company = &pb.company;
 
-    // (entry time, accepted, still pending) per MQL entry.
+    // (entry time, accepted, still pending) per MQL entry. With `since`,
+    // only people with an entry from the start of its week on can count.
     let mut entries: Vec<(Timestamp, bool, bool)> = Vec::new();
-    let wanted = entered(transitions, as_of, &mql.id);
+    let from = since
+        .and_then(|s| local_instant(company, week_monday(company, s), 0))
+        .map(Timestamp::from_millis);
+    let wanted = entered(transitions, from, as_of, &mql.id);
     for ts in person_transitions(transitions, as_of, &wanted).values() {
         for (i, t) in ts.iter().enumerate() {
             if t.to != mql.id {
@@ -704,10 +716,10 @@ pub fn marketing_sla(
                 break;
             };
             let (starts_at, ends_at) = (Timestamp::from_millis(start), Timestamp::from_millis(end));
-            let cohort: Vec<_> = entries
-                .iter()
-                .filter(|e| e.0 >= starts_at && e.0 < ends_at)
-                .collect();
+            // `entries` is sorted by time.
+            let lo = entries.partition_point(|e| e.0 < starts_at);
+            let hi = entries.partition_point(|e| e.0 < ends_at);
+            let cohort = &entries[lo..hi.max(lo)];
             let mqls = cohort.len() as i64;
             let sals = cohort.iter().filter(|e| e.1).count() as i64;
             let pending = cohort.iter().filter(|e| e.2).count() as i64;
@@ -798,7 +810,7 @@ pub fn stalled(
     transitions: &[Transition],
     as_of: Timestamp,
 ) -> Vec<StalledLead> {
-    let people: HashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    let people: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
     let mut out = Vec::new();
     // Where each person is now is their latest transition's stage, entered
     // at its time (what replaying their history gives).

@@ -44,8 +44,9 @@
 //! 1e-13 relative; the tests check that this path agrees with the direct
 //! solve to 1e-13.
 
-use super::table::{FxHashMap, PathTable};
+use super::table::PathTable;
 use super::{AttributionError, Credit, Path};
+use crate::fxhash::FxHashMap;
 
 /// Result of [`markov`].
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]

@@ -14,11 +14,12 @@
 //! **Celebration.** A goal is hit when actual ≥ target; for rate metrics only
 //! once the period is over (a rate can be high by chance early on).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 
 use crate::domain::{ActivityKind, DealStatus, Subject, Transition};
+use crate::fxhash::FxHashMap;
 use crate::playbook::{Goal, Period, Playbook, StageKind, METRICS};
 use crate::time::Timestamp;
 
@@ -223,13 +224,14 @@ pub fn metric_actuals(
         }
     } else if let Some(kind) = touch_kind {
         for t in history.touches {
-            if t.kind == kind && window.contains_as_of(t.at, as_of) {
+            // The time first: it is in the touch, the kind behind a pointer.
+            if window.contains_as_of(t.at, as_of) && t.kind == kind {
                 add(grouping.person(Some(t.person_id)), 1.0);
             }
         }
     } else if !activity_kinds.is_empty() {
         for a in history.activities {
-            if activity_kinds.contains(&a.kind) && window.contains_as_of(a.at, as_of) {
+            if window.contains_as_of(a.at, as_of) && activity_kinds.contains(&a.kind) {
                 add(grouping.person(Some(a.person_id)), 1.0);
             }
         }
@@ -348,8 +350,8 @@ fn retention(
     let later =
         |slot: Latest<'_>, t: &Transition| slot.is_none_or(|s| (t.at, t.seq) > (s.at, s.seq));
     // Sized up front: growing a map of every subject rehashes it often.
-    let mut latest: HashMap<Subject, (Latest<'_>, Latest<'_>)> =
-        HashMap::with_capacity(transitions.len() / 2);
+    let mut latest: FxHashMap<Subject, (Latest<'_>, Latest<'_>)> =
+        FxHashMap::with_capacity_and_hasher(transitions.len() / 2, Default::default());
     for t in transitions.iter().filter(|t| t.at <= as_of) {
         let (before_start, before_end) = (t.at < window.from, t.at < end);
         if !before_start && !before_end {

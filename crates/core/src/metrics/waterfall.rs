@@ -15,12 +15,13 @@
 //! inferred (a recycled lead re-entering at MQL did not pass through inquiry
 //! again).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::retention::DealKind;
 use crate::domain::{Deal, DealStatus, Subject, Transition};
+use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
 
@@ -410,7 +411,7 @@ fn velocity_pairs(c: usize, last: usize) -> Vec<(usize, usize)> {
 #[derive(Default)]
 struct Groups {
     keys: Vec<String>,
-    ids: HashMap<String, usize>,
+    ids: FxHashMap<String, usize>,
 }
 
 impl Groups {
@@ -728,7 +729,7 @@ pub fn stage_entries(
 ) -> BTreeMap<String, u64> {
     let mut seen: BTreeSet<(String, Subject, i64)> = BTreeSet::new();
     for t in transitions {
-        if t.to == stage && window.contains_as_of(t.at, as_of) {
+        if window.contains_as_of(t.at, as_of) && t.to == stage {
             let cycle = if unique { 0 } else { t.cycle };
             seen.insert((grouping.subject(t.subject), t.subject, cycle));
         }
