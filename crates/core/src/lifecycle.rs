@@ -67,22 +67,33 @@ impl State {
 pub(crate) fn latest_per_person(
     transitions: &[Transition],
     as_of: Timestamp,
-) -> FxHashMap<i64, &Transition> {
-    let mut latest: FxHashMap<i64, &Transition> = FxHashMap::default();
+) -> FxHashMap<i64, Latest<'_>> {
+    let mut latest: FxHashMap<i64, Latest<'_>> = FxHashMap::default();
     for t in transitions.iter().filter(|t| t.at <= as_of) {
         let Subject::Person(id) = t.subject else {
             continue;
         };
+        let key = (t.at, t.seq);
         latest
             .entry(id)
             .and_modify(|l| {
-                if (t.at, t.seq) > (l.at, l.seq) {
-                    *l = t;
+                if key > l.key {
+                    *l = Latest { key, t };
                 }
             })
-            .or_insert(t);
+            .or_insert(Latest { key, t });
     }
     latest
+}
+
+/// A person's latest transition, with its (at, seq) kept beside the
+/// reference: comparing through the reference would read a random
+/// transition (a cache miss) per row of a large history.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Latest<'t> {
+    key: (Timestamp, i64),
+    /// The transition.
+    pub t: &'t Transition,
 }
 
 /// A transition to append.

@@ -429,7 +429,7 @@ pub fn waiting_handoffs(
     let sla = sales_terms(pb)?;
     let wanted: FxHashSet<i64> = latest_per_person(transitions, as_of)
         .into_iter()
-        .filter(|(_, t)| t.to == sla.stage)
+        .filter(|(_, l)| l.t.to == sla.stage)
         .map(|(id, _)| id)
         .collect();
     let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
@@ -814,7 +814,8 @@ pub fn stalled(
     let mut out = Vec::new();
     // Where each person is now is their latest transition's stage, entered
     // at its time (what replaying their history gives).
-    for (person_id, last) in latest_per_person(transitions, as_of) {
+    for (person_id, latest) in latest_per_person(transitions, as_of) {
+        let last = latest.t;
         let entered_at = last.at;
         let Some(stage) = pb.stage(&last.to) else {
             continue;

@@ -287,6 +287,20 @@ pub fn grouped(
     as_of: Timestamp,
     grouping: super::Grouping<'_>,
 ) -> BTreeMap<String, Option<f64>> {
+    grouped_all(history, window, as_of, grouping)
+        .into_iter()
+        .filter_map(|(g, r)| metric_value(&r, metric).map(|v| (g, v)))
+        .collect()
+}
+
+/// Every retention number per group ([`grouped`] reads one of them): the
+/// leading indicators ask for four, and each used to build the same book.
+pub fn grouped_all(
+    history: &super::History<'_>,
+    window: Window,
+    as_of: Timestamp,
+    grouping: super::Grouping<'_>,
+) -> BTreeMap<String, Retention> {
     let book = ArrBook::new(history.deals, history.account_transitions, as_of);
     let mut first: BTreeMap<i64, &Deal> = BTreeMap::new();
     for d in history.deals {
@@ -301,9 +315,9 @@ pub fn grouped(
     let groups: std::collections::BTreeSet<String> = book.accounts().map(group_of).collect();
     groups
         .into_iter()
-        .filter_map(|g| {
+        .map(|g| {
             let r = retention(&book, window, as_of, &|a| group_of(a) == g);
-            metric_value(&r, metric).map(|v| (g, v))
+            (g, r)
         })
         .collect()
 }

@@ -14,7 +14,7 @@
 //! **Celebration.** A goal is hit when actual ≥ target; for rate metrics only
 //! once the period is over (a rate can be high by chance early on).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -302,7 +302,7 @@ pub fn metric_actuals(
                     out.insert(g, v);
                 }
             }
-            "nrr" | "grr" | "logo_retention" | "expansion_revenue" => {
+            m if RETENTION_METRICS.contains(&m) => {
                 for (g, v) in super::retention::grouped(history, metric, window, as_of, grouping) {
                     out.insert(g, v);
                 }
@@ -311,14 +311,22 @@ pub fn metric_actuals(
         }
     }
     if matches!(grouping, Grouping::All) && !out.contains_key(super::ALL) {
-        let empty = if RATE_METRICS.contains(&metric) {
-            None
-        } else {
-            Some(0.0)
-        };
-        out.insert(super::ALL.to_string(), empty);
+        out.insert(super::ALL.to_string(), empty_value(metric));
     }
     Ok(out)
+}
+
+/// The metrics read from the ARR book ([`super::retention`]).
+const RETENTION_METRICS: &[&str] = &["nrr", "grr", "logo_retention", "expansion_revenue"];
+
+/// A metric's value with nothing to count: `None` for a rate (no
+/// denominator), else 0.
+fn empty_value(metric: &str) -> Option<f64> {
+    if RATE_METRICS.contains(&metric) {
+        None
+    } else {
+        Some(0.0)
+    }
 }
 
 fn retention(
@@ -334,8 +342,9 @@ fn retention(
         .position(|f| f == "customer")
         .or_else(|| funnel.len().checked_sub(1))
         .ok_or(MetricsError::NoFunnel)?;
-    // Funnel stages at or after the customer stage.
-    let customer_stages: HashSet<&str> = funnel[customer..]
+    // Funnel stages at or after the customer stage (a handful: a scan is
+    // cheaper than hashing).
+    let customer_stages: Vec<&str> = funnel[customer..]
         .iter()
         .map(String::as_str)
         .filter(|id| pb.stage(id).is_some_and(|s| s.kind == StageKind::Funnel))
@@ -346,9 +355,10 @@ fn retention(
     // Per subject, its latest transition (by at, seq) strictly before the
     // window start and strictly before its end: one pass, no per-subject
     // lists (this runs on every scorecard over the whole history).
-    type Latest<'t> = Option<&'t Transition>;
-    let later =
-        |slot: Latest<'_>, t: &Transition| slot.is_none_or(|s| (t.at, t.seq) > (s.at, s.seq));
+    // The slots keep (at, seq) beside the reference: comparing through the
+    // reference read a random transition per row (a cache miss each).
+    type Latest<'t> = Option<((Timestamp, i64), &'t Transition)>;
+    let later = |slot: Latest<'_>, t: &Transition| slot.is_none_or(|(k, _)| (t.at, t.seq) > k);
     // Sized up front: growing a map of every subject rehashes it often.
     let mut latest: FxHashMap<Subject, (Latest<'_>, Latest<'_>)> =
         FxHashMap::with_capacity_and_hasher(transitions.len() / 2, Default::default());
@@ -359,13 +369,14 @@ fn retention(
         }
         let e = latest.entry(t.subject).or_default();
         if before_start && later(e.0, t) {
-            e.0 = Some(t);
+            e.0 = Some(((t.at, t.seq), t));
         }
         if before_end && later(e.1, t) {
-            e.1 = Some(t);
+            e.1 = Some(((t.at, t.seq), t));
         }
     }
-    let is_customer = |t: Latest<'_>| t.is_some_and(|t| customer_stages.contains(t.to.as_str()));
+    let is_customer =
+        |t: Latest<'_>| t.is_some_and(|(_, t)| customer_stages.contains(&t.to.as_str()));
     // Counts are whole numbers, so the sums do not depend on map order.
     let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (s, (at_start, at_end)) in latest {
@@ -461,15 +472,26 @@ pub fn leading_indicators(
 ) -> Result<Vec<Indicator>, MetricsError> {
     let window = super::period_window(period, as_of, &pb.company.timezone)?;
     let mut out = Vec::new();
+    // The retention metrics share one book (see `retention::grouped_all`).
+    let mut book: Option<BTreeMap<String, super::retention::Retention>> = None;
     for &metric in LEADING_INDICATORS {
         // Stage metrics need their stage in the playbook; skip the others.
         if let Some(Err(_)) = metric_stage(pb, metric) {
             continue;
         }
-        let actual = metric_actuals(pb, history, metric, window, as_of, Grouping::All)?
-            .get(super::ALL)
-            .copied()
-            .flatten();
+        let actual = if RETENTION_METRICS.contains(&metric) {
+            let all = book.get_or_insert_with(|| {
+                super::retention::grouped_all(history, window, as_of, Grouping::All)
+            });
+            all.get(super::ALL)
+                .and_then(|r| super::retention::metric_value(r, metric))
+                .unwrap_or_else(|| empty_value(metric))
+        } else {
+            metric_actuals(pb, history, metric, window, as_of, Grouping::All)?
+                .get(super::ALL)
+                .copied()
+                .flatten()
+        };
         let goal = pb.goals.iter().find(|g| {
             g.metric == metric && g.period == period && g.persona.is_none() && g.segment.is_none()
         });
