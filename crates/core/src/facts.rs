@@ -1,11 +1,11 @@
 //! What tandem knows about one person at one instant, as CEL variables.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
 use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, Touch};
+use crate::fxhash::FxHashMap;
 use crate::metrics::retention::DealKind;
 use crate::playbook::{Criterion, Playbook, Read, Var, Vars};
 use crate::time::Timestamp;
@@ -152,7 +152,7 @@ pub struct Channels<'a> {
     /// Whether the rules read the person: then the person's id is part of
     /// the key (its row is the person's whole value).
     person: bool,
-    memo: RefCell<HashMap<ChannelKey<'a>, Option<String>>>,
+    memo: RefCell<FxHashMap<ChannelKey<'a>, Option<String>>>,
 }
 
 type ChannelKey<'a> = ([Option<&'a str>; 4], Option<Option<i64>>, Option<i64>);
@@ -180,7 +180,7 @@ impl<'a> Channels<'a> {
             pb,
             fields,
             person,
-            memo: RefCell::new(HashMap::new()),
+            memo: RefCell::new(FxHashMap::default()),
         }
     }
 
@@ -226,7 +226,7 @@ pub struct FirstMatch<'a> {
     rules: Vec<(&'a str, &'a Criterion)>,
     person: Read,
     account: Read,
-    memo: RefCell<HashMap<String, Option<String>>>,
+    memo: RefCell<FxHashMap<String, Option<String>>>,
 }
 
 impl<'a> FirstMatch<'a> {
@@ -242,7 +242,7 @@ impl<'a> FirstMatch<'a> {
             rules,
             person,
             account,
-            memo: RefCell::new(HashMap::new()),
+            memo: RefCell::new(FxHashMap::default()),
         }
     }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use super::Path;
 use crate::domain::{Deal, DealStatus, Person, Subject, Touch, Transition};
 use crate::facts::Channels;
+use crate::fxhash::FxHashMap;
 use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
@@ -118,7 +119,7 @@ pub fn build_paths<'a>(
         .map(|s| s.stage.clone())
         .or_else(|| pb.funnel().nth(1).map(|s| s.id.clone()));
 
-    let people_by_id: BTreeMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    let people_by_id: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
     // The journey a person belongs to: themselves, or their account.
     let journey_of = |pid: i64| -> Option<i64> {
         match opts.level {
@@ -134,7 +135,7 @@ pub fn build_paths<'a>(
         }
     };
 
-    let mut by_journey: BTreeMap<i64, Vec<&Touch>> = BTreeMap::new();
+    let mut by_journey: FxHashMap<i64, Vec<&Touch>> = FxHashMap::default();
     for t in touches.iter().filter(|t| t.at <= as_of) {
         if let Some(j) = journey_of(t.person_id) {
             by_journey.entry(j).or_default().push(t);
