@@ -68,14 +68,27 @@ pub(crate) fn latest_per_person(
     transitions: &[Transition],
     as_of: Timestamp,
 ) -> FxHashMap<i64, Latest<'_>> {
-    let mut latest: FxHashMap<i64, Latest<'_>> = FxHashMap::default();
+    latest_by(transitions, as_of, |s| match s {
+        Subject::Person(id) => Some(id),
+        Subject::Account(_) => None,
+    })
+}
+
+/// The latest transition up to `as_of` per key of its subject (`None`:
+/// skip the subject); see [`latest_per_person`].
+pub(crate) fn latest_by<K: std::hash::Hash + Eq>(
+    transitions: &[Transition],
+    as_of: Timestamp,
+    key_of: impl Fn(Subject) -> Option<K>,
+) -> FxHashMap<K, Latest<'_>> {
+    let mut latest: FxHashMap<K, Latest<'_>> = FxHashMap::default();
     for t in transitions.iter().filter(|t| t.at <= as_of) {
-        let Subject::Person(id) = t.subject else {
+        let Some(k) = key_of(t.subject) else {
             continue;
         };
         let key = (t.at, t.seq);
         latest
-            .entry(id)
+            .entry(k)
             .and_modify(|l| {
                 if key > l.key {
                     *l = Latest { key, t };

@@ -751,20 +751,20 @@ pub fn current_stage_counts(
     grouping: Grouping<'_>,
 ) -> BTreeMap<String, Vec<u64>> {
     let funnel = funnel_ids(pb);
-    let mut latest: BTreeMap<Subject, &Transition> = BTreeMap::new();
-    for t in transitions.iter().filter(|t| t.at <= as_of) {
-        let newer = latest
-            .get(&t.subject)
-            .is_none_or(|l| (t.at, t.seq) > (l.at, l.seq));
-        if newer {
-            latest.insert(t.subject, t);
-        }
-    }
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for (s, t) in latest {
-        if let Some(i) = funnel.iter().position(|f| *f == t.to) {
-            out.entry(grouping.subject(s))
-                .or_insert_with(|| vec![0; funnel.len()])[i] += 1;
+    for (s, latest) in crate::lifecycle::latest_by(transitions, as_of, Some) {
+        if let Some(i) = funnel.iter().position(|f| *f == latest.t.to) {
+            let g = grouping.subject_key(s);
+            // Counts are sums, so map order does not matter; a group key is
+            // copied once, not per subject.
+            match out.get_mut(g.as_ref()) {
+                Some(counts) => counts[i] += 1,
+                None => {
+                    let mut counts = vec![0; funnel.len()];
+                    counts[i] += 1;
+                    out.insert(g.into_owned(), counts);
+                }
+            }
         }
     }
     out
