@@ -368,13 +368,8 @@ fn evaluate_with_fit(
             .unwrap_or(Timestamp::from_millis(i64::MIN))
     };
     let mut vars = base.clone();
-    let recent: Vec<_> = facts
-        .touches
-        .iter()
-        .filter(|t| t.at >= since)
-        .cloned()
-        .collect();
-    let (engagement, _) = scoring::engagement(pb, &recent, at);
+    let recent = facts.touches.iter().filter(|t| t.at >= since);
+    let engagement = scoring::engagement_score(pb, recent, at);
     vars.set(
         Var::Score,
         &serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),

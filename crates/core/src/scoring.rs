@@ -106,6 +106,28 @@ pub fn engagement<'t>(
     (cap(parts.iter().map(|c| c.value).sum()), parts)
 }
 
+/// The engagement score alone: [`engagement`]'s number without building
+/// its explanation (no string per touch), for totals over many people.
+pub fn engagement_score<'t>(
+    pb: &Playbook,
+    touches: impl IntoIterator<Item = &'t Touch>,
+    as_of: Timestamp,
+) -> f64 {
+    let s = &pb.scoring;
+    let mut parts: Vec<(Timestamp, &str, f64)> = touches
+        .into_iter()
+        .filter(|t| t.at <= as_of)
+        .filter_map(|t| {
+            let rule = s.engagement_rules.iter().find(|r| r.touch == t.kind)?;
+            let value = rule.points * decay(t.at.days_until(as_of), s.half_life_days);
+            Some((t.at, t.kind.as_str(), value))
+        })
+        .collect();
+    // The order `engagement` sums in; equal (at, kind) have equal values.
+    parts.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
+    cap(parts.iter().map(|p| p.2).sum())
+}
+
 /// The letter grade for a fit score.
 pub fn grade(pb: &Playbook, fit: f64) -> Option<String> {
     let grades = &pb.scoring.grades;
@@ -181,9 +203,16 @@ mod tests {
             touch("form_fill", 101),
             touch("podcast", 99),
         ];
-        let (e, parts) = engagement(&pb, &touches, Timestamp::from_millis(100 * DAY_MS));
+        let at = Timestamp::from_millis(100 * DAY_MS);
+        let (e, parts) = engagement(&pb, &touches, at);
         assert!((e - 35.75).abs() < 1e-9, "{e}");
         assert_eq!(parts.len(), 3);
+        // The score alone is the same number to the bit, in any input order.
+        assert_eq!(engagement_score(&pb, &touches, at).to_bits(), e.to_bits());
+        assert_eq!(
+            engagement_score(&pb, touches.iter().rev(), at).to_bits(),
+            e.to_bits()
+        );
     }
 
     #[test]
@@ -198,6 +227,8 @@ mod tests {
     fn no_touches_is_plain_zero() {
         let (e, parts) = engagement(&pb(), &[], Timestamp::from_millis(0));
         assert!(parts.is_empty());
+        let alone = engagement_score(&pb(), &[], Timestamp::from_millis(0));
+        assert_eq!(alone.to_bits(), e.to_bits());
         assert_eq!(e.to_string(), "0");
         assert!(e.is_sign_positive());
     }

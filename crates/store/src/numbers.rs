@@ -374,7 +374,7 @@ pub fn quality(
                 "engagement" => {
                     let at = mql_at.get(&p.id).copied().unwrap_or(as_of).min(as_of);
                     let ts = touches.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
-                    Some(scoring::engagement(pb, ts, at).0)
+                    Some(scoring::engagement_score(pb, ts, at))
                 }
                 other => custom_number(p, other.trim_start_matches("custom.")),
             };

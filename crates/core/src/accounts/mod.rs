@@ -33,7 +33,7 @@ pub fn engagement(pb: &Playbook, people: &[&Person], touches: &[&Touch], as_of: 
         .iter()
         .map(|p| {
             let ts = by_person.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
-            scoring::engagement(pb, ts.iter().copied(), as_of).0
+            scoring::engagement_score(pb, ts.iter().copied(), as_of)
         })
         .sum::<f64>()
         + 0.0
