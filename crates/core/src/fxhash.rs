@@ -1,4 +1,5 @@
-//! The Fx hash (from rustc) for the engine's in-memory maps.
+//! The Fx hash (from rustc) for the engine's in-memory maps, also used by
+//! the store's per-request grouping.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -8,7 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// tuples, subject and person ids); the keys come from the user's own
 /// data, so hash flooding is no concern.
 #[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 
@@ -58,7 +59,7 @@ impl Hasher for FxHasher {
 }
 
 /// A `HashMap` with [`FxHasher`].
-pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A `HashSet` with [`FxHasher`].
-pub(crate) type FxHashSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+pub type FxHashSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;

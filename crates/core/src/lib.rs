@@ -9,7 +9,7 @@ pub mod accounts;
 pub mod attribution;
 pub mod domain;
 pub mod facts;
-mod fxhash;
+pub mod fxhash;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;

@@ -437,6 +437,26 @@ pub fn waiting_handoffs(
     Ok(handoffs)
 }
 
+/// The handoffs that entered the SLA stage within `window` (up to
+/// `as_of`): those of [`sales_sla`] with `entered_at` in the window, by
+/// entry time then person id, computed only for the people who entered the
+/// stage in it (a weekly report reads one week of a long history).
+pub fn handoffs_entered(
+    pb: &Playbook,
+    people: &[Person],
+    transitions: &[Transition],
+    activities: &[Activity],
+    window: crate::metrics::Window,
+    as_of: Timestamp,
+) -> Result<Vec<Handoff>, SlaError> {
+    let sla = sales_terms(pb)?;
+    let until = Timestamp::from_millis(window.to.millis().saturating_sub(1)).min(as_of);
+    let wanted = entered(transitions, Some(window.from), until, &sla.stage);
+    let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
+    handoffs.retain(|h| window.contains(h.entered_at));
+    Ok(handoffs)
+}
+
 /// The playbook's sales SLA, checked to name a known stage.
 pub fn sales_terms(pb: &Playbook) -> Result<&crate::playbook::SalesSla, SlaError> {
     let sla = pb.sla.sales.as_ref().ok_or(SlaError::NoSalesSla)?;

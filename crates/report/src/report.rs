@@ -13,8 +13,8 @@ use tandem_core::metrics::waterfall::{stage_entries, waterfall, WaterfallOptions
 use tandem_core::metrics::{period_window, previous_periods, Grouping, Window, ALL};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
-    compliance, compliance_by_owner, marketing_sla, sales_sla, stalled, ClockStatus, Handoff,
-    SlaError,
+    compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled,
+    ClockStatus, Handoff, SlaError,
 };
 use tandem_core::Timestamp;
 use tandem_store::query::{group_by, history};
@@ -373,10 +373,17 @@ pub(crate) fn goals(
     snap: &Snapshot,
     as_of: Timestamp,
 ) -> Result<Vec<Pacing>, ReportError> {
-    let segments =
-        group_by(pb, snap, "segment").map_err(|e| ReportError::invalid("group", e.to_string()))?;
-    let personas =
-        group_by(pb, snap, "persona").map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    // Classifying every person runs the playbook's rules; only goals with a
+    // segment or persona filter read the result.
+    let groups = |dim: &str, needed: bool| -> Result<BTreeMap<i64, String>, ReportError> {
+        if needed {
+            group_by(pb, snap, dim).map_err(|e| ReportError::invalid("group", e.to_string()))
+        } else {
+            Ok(BTreeMap::new())
+        }
+    };
+    let segments = groups("segment", pb.goals.iter().any(|g| g.segment.is_some()))?;
+    let personas = groups("persona", pb.goals.iter().any(|g| g.persona.is_some()))?;
     Ok(scorecard(
         pb,
         &history(snap),
@@ -394,17 +401,21 @@ pub(crate) fn sla_section(
     week_label: Option<&str>,
     as_of: Timestamp,
 ) -> Result<Option<SlaSection>, ReportError> {
-    let sales = match sales_sla(pb, &snap.people, &snap.transitions, &snap.activities, as_of) {
-        Ok(s) => s,
+    let entered = handoffs_entered(
+        pb,
+        &snap.people,
+        &snap.transitions,
+        &snap.activities,
+        window,
+        as_of,
+    );
+    let handoffs: Vec<Handoff> = match entered {
+        Ok(h) => h,
         Err(SlaError::NoSalesSla) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let handoffs: Vec<Handoff> = sales
-        .handoffs
-        .iter()
-        .filter(|h| window.contains(h.entered_at))
-        .cloned()
-        .collect();
+    // Checked by `handoffs_entered` above.
+    let sales = sales_terms(pb)?;
     let overall = compliance(&handoffs);
     let by_owner = compliance_by_owner(&handoffs)
         .into_iter()
@@ -452,7 +463,7 @@ pub(crate) fn sla_section(
         },
     };
     Ok(Some(SlaSection {
-        stage: sales.stage,
+        stage: sales.stage.clone(),
         first_response_hours: sales.first_response_hours,
         attempts: sales.attempts,
         attempts_within_days: sales.attempts_within_days,

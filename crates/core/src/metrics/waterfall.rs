@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::retention::DealKind;
 use crate::domain::{Deal, DealStatus, Subject, Transition};
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::playbook::{Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
 
@@ -727,16 +727,24 @@ pub fn stage_entries(
     unique: bool,
     grouping: Grouping<'_>,
 ) -> BTreeMap<String, u64> {
-    let mut seen: BTreeSet<(String, Subject, i64)> = BTreeSet::new();
+    // A unit's group is a function of its subject, so distinct units are
+    // distinct (group, unit) pairs: count each unit once, into its group,
+    // copying a group key once per group rather than per entry.
+    let mut seen: FxHashSet<(Subject, i64)> = FxHashSet::default();
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
     for t in transitions {
         if window.contains_as_of(t.at, as_of) && t.to == stage {
             let cycle = if unique { 0 } else { t.cycle };
-            seen.insert((grouping.subject(t.subject), t.subject, cycle));
+            if seen.insert((t.subject, cycle)) {
+                let g = grouping.subject_key(t.subject);
+                match out.get_mut(g.as_ref()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        out.insert(g.into_owned(), 1);
+                    }
+                }
+            }
         }
-    }
-    let mut out = BTreeMap::new();
-    for (g, _, _) in seen {
-        *out.entry(g).or_insert(0) += 1;
     }
     out
 }

@@ -514,13 +514,16 @@ mod props {
 
         /// On arbitrary histories (stages in any order, repeated entries,
         /// skips, ties in time), the inbox's waiting handoffs are exactly
-        /// the full report's handoffs that have not left, and the stalled
+        /// the full report's handoffs that have not left, a window's
+        /// handoffs those entered in it, and the stalled
         /// list is the one given by replaying each person's whole history.
         #[test]
-        fn waiting_and_stalled_agree_with_full_replay(
+        fn waiting_week_and_stalled_agree_with_full_replay(
             moves in prop::collection::vec((1i64..7, 0usize..5, 0i64..40, any::<bool>()), 0..50),
             calls in prop::collection::vec((1i64..7, 0i64..40), 0..20),
             as_of in 0i64..45,
+            from in 0i64..40,
+            len in 1i64..15,
         ) {
             let ids = ["inquiry", "mql", "sal", "recycled", "disqualified"];
             let day = |d: i64| Timestamp::from_millis(Y2026 + d * DAY_MS);
@@ -537,6 +540,10 @@ mod props {
             let pb = pb();
             let as_of = day(as_of);
             let full = sales_sla(&pb, &people, &transitions, &activities, as_of).unwrap();
+            // A week's handoffs are the full report's entered in the window.
+            let window = crate::metrics::Window::new(day(from), day(from + len)).unwrap();
+            let in_window: Vec<Handoff> = full.handoffs.iter().filter(|h| window.contains(h.entered_at)).cloned().collect();
+            prop_assert_eq!(handoffs_entered(&pb, &people, &transitions, &activities, window, as_of).unwrap(), in_window);
             let open: Vec<Handoff> = full.handoffs.into_iter().filter(|h| h.left_at.is_none()).collect();
             prop_assert_eq!(waiting_handoffs(&pb, &people, &transitions, &activities, as_of).unwrap(), open);
 
