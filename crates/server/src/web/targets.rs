@@ -8,7 +8,7 @@
 //! dashboard's kept snapshot; the list from `tandem_store::accounts`, as
 //! `/api/v1/targets` serves it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::http::header::LOCATION;
@@ -20,6 +20,7 @@ use serde_json::json;
 use tandem_core::accounts::tiers::check_tier;
 use tandem_core::accounts::{coverage_with, engagement, Committee};
 use tandem_core::domain::{Person, Subject, Touch, Transition};
+use tandem_core::fxhash::{FxHashMap, FxHashSet};
 use tandem_core::Timestamp;
 use tandem_store::accounts::{self, NewTarget};
 
@@ -74,16 +75,17 @@ pub async fn page(
         snap.accounts.iter().map(|a| (a.id, a)).collect();
     // Only the target accounts' people and their touches are grouped: the
     // list is a few hundred accounts, the history a million touches.
-    let listed: HashSet<i64> = list.iter().map(|t| t.account_id).collect();
-    let mut people: HashMap<i64, Vec<&Person>> = HashMap::new();
-    let mut theirs: HashSet<i64> = HashSet::new();
+    // Fx-hashed: `theirs` is probed once per touch of the whole history.
+    let listed: FxHashSet<i64> = list.iter().map(|t| t.account_id).collect();
+    let mut people: FxHashMap<i64, Vec<&Person>> = FxHashMap::default();
+    let mut theirs: FxHashSet<i64> = FxHashSet::default();
     for p in &snap.people {
         if let Some(a) = p.account_id.filter(|a| listed.contains(a)) {
             people.entry(a).or_default().push(p);
             theirs.insert(p.id);
         }
     }
-    let mut touches: HashMap<i64, Vec<&Touch>> = HashMap::new();
+    let mut touches: FxHashMap<i64, Vec<&Touch>> = FxHashMap::default();
     for t in snap
         .touches
         .iter()
