@@ -87,23 +87,17 @@ pub fn engagement<'t>(
     touches: impl IntoIterator<Item = &'t Touch>,
     as_of: Timestamp,
 ) -> (f64, Vec<Contribution>) {
-    let s = &pb.scoring;
-    let mut parts: Vec<Contribution> = touches
-        .into_iter()
-        .filter(|t| t.at <= as_of)
-        .filter_map(|t| {
-            let rule = s.engagement_rules.iter().find(|r| r.touch == t.kind)?;
-            Some(Contribution {
-                rule: t.kind.clone(),
-                points: rule.points,
-                value: rule.points * decay(t.at.days_until(as_of), s.half_life_days),
-                at: Some(t.at),
-            })
+    let scored = scored(pb, touches, as_of);
+    let parts: Vec<Contribution> = scored
+        .iter()
+        .map(|&(t, points, value)| Contribution {
+            rule: t.kind.clone(),
+            points,
+            value,
+            at: Some(t.at),
         })
         .collect();
-    // Sum in a fixed order so the result does not depend on input order.
-    parts.sort_by(|a, b| a.at.cmp(&b.at).then(a.rule.cmp(&b.rule)));
-    (cap(parts.iter().map(|c| c.value).sum()), parts)
+    (cap(scored.iter().map(|s| s.2).sum()), parts)
 }
 
 /// The engagement score alone: [`engagement`]'s number without building
@@ -113,19 +107,29 @@ pub fn engagement_score<'t>(
     touches: impl IntoIterator<Item = &'t Touch>,
     as_of: Timestamp,
 ) -> f64 {
+    cap(scored(pb, touches, as_of).iter().map(|s| s.2).sum())
+}
+
+/// Each scoring touch up to `as_of` with its rule's points and decayed
+/// value, sorted by (time, kind): summed in this fixed order, the score
+/// does not depend on input order.
+fn scored<'t>(
+    pb: &Playbook,
+    touches: impl IntoIterator<Item = &'t Touch>,
+    as_of: Timestamp,
+) -> Vec<(&'t Touch, f64, f64)> {
     let s = &pb.scoring;
-    let mut parts: Vec<(Timestamp, &str, f64)> = touches
+    let mut parts: Vec<(&'t Touch, f64, f64)> = touches
         .into_iter()
         .filter(|t| t.at <= as_of)
         .filter_map(|t| {
             let rule = s.engagement_rules.iter().find(|r| r.touch == t.kind)?;
             let value = rule.points * decay(t.at.days_until(as_of), s.half_life_days);
-            Some((t.at, t.kind.as_str(), value))
+            Some((t, rule.points, value))
         })
         .collect();
-    // The order `engagement` sums in; equal (at, kind) have equal values.
-    parts.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(b.1)));
-    cap(parts.iter().map(|p| p.2).sum())
+    parts.sort_by(|a, b| a.0.at.cmp(&b.0.at).then(a.0.kind.cmp(&b.0.kind)));
+    parts
 }
 
 /// The letter grade for a fit score.

@@ -17,7 +17,7 @@ use tandem_core::sla::{
     ClockStatus, Handoff, SlaError,
 };
 use tandem_core::Timestamp;
-use tandem_store::query::{group_by, history};
+use tandem_store::query::{goal_groups, group_by, history};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::weekly::{self, ContentAsset, ContentUse, Decision};
 use tandem_store::Store;
@@ -373,17 +373,8 @@ pub(crate) fn goals(
     snap: &Snapshot,
     as_of: Timestamp,
 ) -> Result<Vec<Pacing>, ReportError> {
-    // Classifying every person runs the playbook's rules; only goals with a
-    // segment or persona filter read the result.
-    let groups = |dim: &str, needed: bool| -> Result<BTreeMap<i64, String>, ReportError> {
-        if needed {
-            group_by(pb, snap, dim).map_err(|e| ReportError::invalid("group", e.to_string()))
-        } else {
-            Ok(BTreeMap::new())
-        }
-    };
-    let segments = groups("segment", pb.goals.iter().any(|g| g.segment.is_some()))?;
-    let personas = groups("persona", pb.goals.iter().any(|g| g.persona.is_some()))?;
+    let (segments, personas) =
+        goal_groups(pb, snap).map_err(|e| ReportError::invalid("group", e.to_string()))?;
     Ok(scorecard(
         pb,
         &history(snap),

@@ -236,8 +236,7 @@ pub fn events(pb: &Playbook, snap: &Snapshot, as_of: Timestamp, since: Timestamp
         });
     }
     let history = query::history(snap);
-    let segments = query::group_by(pb, snap, "segment").unwrap_or_default();
-    let personas = query::group_by(pb, snap, "persona").unwrap_or_default();
+    let (segments, personas) = query::goal_groups(pb, snap).unwrap_or_default();
     if let Ok(lines) = scorecard(
         pb,
         &history,

@@ -88,6 +88,30 @@ pub fn group_by(
     Ok(out)
 }
 
+/// A group key per person id, as [`group_by`] gives it.
+pub type GroupKeys = BTreeMap<i64, String>;
+
+/// Person → segment and person → persona maps for the scorecard's goals
+/// ([`group_by`]). Classifying every person runs the playbook's rules, and
+/// only goals filtered by a segment or persona read the result, so a map
+/// is built only when some goal filters by its dimension (else empty).
+pub fn goal_groups(
+    pb: &Playbook,
+    snap: &Snapshot,
+) -> Result<(GroupKeys, GroupKeys), UnknownDimension> {
+    let by = |dim: &str, needed: bool| {
+        if needed {
+            group_by(pb, snap, dim)
+        } else {
+            Ok(BTreeMap::new())
+        }
+    };
+    Ok((
+        by("segment", pb.goals.iter().any(|g| g.segment.is_some()))?,
+        by("persona", pb.goals.iter().any(|g| g.persona.is_some()))?,
+    ))
+}
+
 /// A period that cannot be read.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PeriodError {

@@ -83,8 +83,7 @@ pub async fn scorecard_cmd(ctx: &Ctx, a: ScorecardArgs) -> Result<ExitCode> {
     let snap = numbers::load(ctx).await?;
     let as_of = a.as_of.get(&pb)?;
     let history = numbers::history(&snap);
-    let segments = numbers::group_by(&pb, &snap, "segment")?;
-    let personas = numbers::group_by(&pb, &snap, "persona")?;
+    let (segments, personas) = tandem_store::query::goal_groups(&pb, &snap)?;
     let goals = scorecard(
         &pb,
         &history,

@@ -60,10 +60,8 @@ pub async fn list(
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now())
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(e.field())))?;
     let snap = warm.get(&s.store).await?;
-    let segments =
-        query::group_by(&pb, &snap, "segment").map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let personas =
-        query::group_by(&pb, &snap, "persona").map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let (segments, personas) =
+        query::goal_groups(&pb, &snap).map_err(|e| ApiError::Internal(Box::new(e)))?;
     let lines = scorecard(
         &pb,
         &query::history(&snap),

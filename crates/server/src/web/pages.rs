@@ -182,17 +182,8 @@ pub async fn overview(
     let at = as_of(pb, q.as_of.as_deref())?;
     let snap = load(&cache, &s).await?;
     let history = query::history(&snap);
-    // Classifying every person runs the playbook's rules; only goals with a
-    // segment or persona filter read the result.
-    let groups = |dim: &str, needed: bool| -> Result<BTreeMap<i64, String>, WebError> {
-        if needed {
-            query::group_by(pb, &snap, dim).map_err(|e| WebError::bad(e.to_string()))
-        } else {
-            Ok(BTreeMap::new())
-        }
-    };
-    let segments = groups("segment", pb.goals.iter().any(|g| g.segment.is_some()))?;
-    let personas = groups("persona", pb.goals.iter().any(|g| g.persona.is_some()))?;
+    let (segments, personas) =
+        query::goal_groups(pb, &snap).map_err(|e| WebError::bad(e.to_string()))?;
     let paced = scorecard(
         pb,
         &history,
