@@ -186,8 +186,19 @@ impl<'a> Channels<'a> {
 
     /// The touch's channel, as [`channel_of`] gives it.
     pub fn of(&self, touch: &'a Touch, person: &'a Person) -> Option<String> {
+        self.with(touch, person, |c| c.map(str::to_string))
+    }
+
+    /// Calls `f` with the touch's channel ([`Channels::of`]) borrowed, so a
+    /// caller that only reads it makes no copy.
+    pub fn with<R>(
+        &self,
+        touch: &'a Touch,
+        person: &'a Person,
+        read: impl FnOnce(Option<&str>) -> R,
+    ) -> R {
         if let Some(c) = &touch.channel {
-            return Some(c.clone());
+            return read(Some(c));
         }
         let f = &self.fields;
         let pick = |on: bool, v: &'a Option<String>| if on { v.as_deref() } else { None };
@@ -202,11 +213,12 @@ impl<'a> Channels<'a> {
             self.person.then_some(person.id),
         );
         if let Some(hit) = self.memo.borrow().get(&key) {
-            return hit.clone();
+            return read(hit.as_deref());
         }
         let found = channel_of(self.pb, touch, person);
-        self.memo.borrow_mut().insert(key, found.clone());
-        found
+        let out = read(found.as_deref());
+        self.memo.borrow_mut().insert(key, found);
+        out
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tandem_core::attribution::journeys::{
     build_paths, By, Conversion, JourneyOptions, Level, NO_KEY,
 };
-use tandem_core::attribution::Path;
+use tandem_core::attribution::PathTable;
 use tandem_core::domain::{Account, Person, Touch};
 use tandem_core::facts::Channels;
 use tandem_core::metrics::plan::{
@@ -414,7 +414,7 @@ pub fn quality(
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredPaths {
     pub conversion: Conversion,
-    pub paths: Vec<Path>,
+    pub paths: PathTable,
     /// Conversions without any touch in their window (not credited).
     pub untouched_conversions: f64,
     pub untouched_value: f64,

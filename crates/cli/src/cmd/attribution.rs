@@ -1,6 +1,5 @@
 //! `tandem attribution`: where conversions and revenue come from (DESIGN §6).
 
-use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use tandem_core::attribution::journeys::{By, Conversion, Level, DEFAULT_LOOKBACK_DAYS};
 use tandem_core::attribution::{
-    attribute, markov_table, parse_path_table, totals, AttributionError, Credit, Model, Path,
-    PathTable, DEFAULT_DIRECT,
+    attribute_table, parse_path_table, AttributionError, Credit, Model, PathTable, DEFAULT_DIRECT,
 };
 use tandem_store::numbers as shared;
 
@@ -142,10 +140,8 @@ impl AttributionArgs {
 
 /// Paths and how to print their values.
 struct Input {
-    /// Interned paths, when read from a file: the Markov model runs on them
-    /// directly and `paths` is only built if another model needs it.
-    table: Option<PathTable>,
-    paths: OnceCell<Vec<Path>>,
+    /// Interned paths: every model runs on them directly.
+    table: PathTable,
     /// Where the paths come from, for the title.
     source: String,
     /// Divide values by this for printing (100 for minor units).
@@ -156,38 +152,6 @@ struct Input {
     spend: Option<BTreeMap<String, i64>>,
     /// Extra notes for the title.
     notes: Vec<String>,
-}
-
-impl Input {
-    fn paths(&self) -> &[Path] {
-        self.paths.get_or_init(|| {
-            self.table
-                .as_ref()
-                .map(PathTable::to_paths)
-                .unwrap_or_default()
-        })
-    }
-
-    fn run(&self, model: &Model) -> Result<Vec<Credit>, AttributionError> {
-        match (model, &self.table) {
-            (Model::Markov { order }, Some(t)) => markov_table(t, *order).map(|m| m.credits),
-            _ => attribute(self.paths(), model),
-        }
-    }
-
-    fn totals(&self) -> (f64, f64) {
-        match &self.table {
-            Some(t) => t.totals(),
-            None => totals(self.paths()),
-        }
-    }
-
-    fn len(&self) -> usize {
-        match &self.table {
-            Some(t) => t.len(),
-            None => self.paths().len(),
-        }
-    }
 }
 
 /// `tandem attribution`: per channel (or campaign) conversions and value of
@@ -206,7 +170,7 @@ pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
         let rows = export_paths(&input, out)?;
         eprintln!(
             "wrote {rows} distinct paths of {} journeys to {}",
-            input.len(),
+            input.table.len(),
             out.display()
         );
         return Ok(ExitCode::SUCCESS);
@@ -220,7 +184,7 @@ pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
 
     let mut results: Vec<(Model, Vec<Credit>)> = Vec::new();
     for m in models {
-        match input.run(&m) {
+        match attribute_table(&input.table, &m) {
             Ok(c) => results.push((m, c)),
             Err(
                 e @ (AttributionError::TooManyChannels { .. }
@@ -236,12 +200,12 @@ pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
         }
     }
 
-    let (total_conv, total_value) = input.totals();
+    let (total_conv, total_value) = input.table.totals();
     let value = |v: f64| format!("{:.*}", input.value_digits, v / input.value_divisor);
     let mut title = format!(
         "attribution of {}: {} paths, {:.4} conversions, value {}",
         input.source,
-        input.len(),
+        input.table.len(),
         total_conv,
         value(total_value)
     );
@@ -330,12 +294,14 @@ pub fn attribution_cmd(ctx: &Ctx, a: AttributionArgs) -> Result<ExitCode> {
 /// (sorted by path); returns the number of rows.
 fn export_paths(input: &Input, out: &std::path::Path) -> Result<usize> {
     use std::io::Write;
-    let mut rows: BTreeMap<&[String], [f64; 3]> = BTreeMap::new();
-    for p in input.paths() {
-        if let Some(bad) = p.steps.iter().find(|s| s.contains([';', '>', '\n'])) {
-            bail!("cannot export the paths: channel {bad:?} contains ';', '>' or a line break");
-        }
-        let r = rows.entry(&p.steps).or_default();
+    let channels = input.table.channels();
+    if let Some(bad) = channels.iter().find(|s| s.contains([';', '>', '\n'])) {
+        bail!("cannot export the paths: channel {bad:?} contains ';', '>' or a line break");
+    }
+    // Channel ids are in name order, so rows sort as their names would.
+    let mut rows: BTreeMap<&[u32], [f64; 3]> = BTreeMap::new();
+    for p in input.table.iter() {
+        let r = rows.entry(p.steps).or_default();
         r[0] += p.conversions;
         r[1] += p.value / input.value_divisor;
         r[2] += p.nulls;
@@ -346,7 +312,11 @@ fn export_paths(input: &Input, out: &std::path::Path) -> Result<usize> {
     let mut write = || -> std::io::Result<()> {
         writeln!(w, "{}", tandem_core::attribution::PATH_FILE_HEADER)?;
         for (steps, [c, v, n]) in &rows {
-            writeln!(w, "{};{c};{v};{n}", steps.join(" > "))?;
+            let names: Vec<&str> = steps
+                .iter()
+                .map(|&s| channels[s as usize].as_str())
+                .collect();
+            writeln!(w, "{};{c};{v};{n}", names.join(" > "))?;
         }
         w.flush()
     };
@@ -361,8 +331,7 @@ fn from_file(file: &std::path::Path) -> Result<Input> {
         std::fs::read_to_string(file).with_context(|| format!("cannot read paths file {name}"))?;
     let table = parse_path_table(&text).map_err(|e| anyhow!("{name}:{}: {}", e.line, e.kind))?;
     Ok(Input {
-        table: Some(table),
-        paths: OnceCell::new(),
+        table,
         source: name,
         value_divisor: 1.0,
         value_digits: 4,
@@ -408,8 +377,7 @@ async fn from_store(ctx: &Ctx, a: &AttributionArgs) -> Result<Input> {
         );
     }
     Ok(Input {
-        table: None,
-        paths: OnceCell::from(j.paths),
+        table: j.paths,
         source: format!(
             "the store by {}{} as of {}",
             by_name(by),

@@ -1,6 +1,6 @@
 //! Conversion paths from stored history: each person's (or account's)
 //! touches up to a conversion (a won deal, or the first entry into a stage),
-//! within a lookback window, as attribution [`Path`]s.
+//! within a lookback window, as interned attribution paths ([`PathTable`]).
 //!
 //! At person level, deals without a `person_id` (account-only deals) are not
 //! attributed; at account level they are, and people without an account are
@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::Path;
+use super::table::TableBuilder;
+use super::PathTable;
 use crate::domain::{Deal, DealStatus, Person, Subject, Touch, Transition};
 use crate::facts::Channels;
 use crate::fxhash::FxHashMap;
@@ -74,7 +75,8 @@ pub struct JourneyOptions {
 pub struct Journeys {
     /// One path per conversion and one null path per person (account) with
     /// touches but no conversion; ordered by person (account) id, then time.
-    pub paths: Vec<Path>,
+    /// Every path has touch ages; milestones where known.
+    pub paths: PathTable,
     /// Conversions without any touch in their window.
     pub untouched_conversions: f64,
     /// Their value.
@@ -135,34 +137,58 @@ pub fn build_paths<'a>(
         }
     };
 
-    let mut by_journey: FxHashMap<i64, Vec<&Touch>> = FxHashMap::default();
+    // Each journey's touches as (at, id, step), in time order. The step
+    // (channel or campaign) is interned in storage order, so the touches'
+    // fields are read front to back rather than journey by journey.
+    let channels = Channels::new(pb);
+    let mut table = TableBuilder::default();
+    let mut by_journey: FxHashMap<i64, Vec<(Timestamp, i64, u32)>> = FxHashMap::default();
     for t in touches.iter().filter(|t| t.at <= as_of) {
-        if let Some(j) = journey_of(t.person_id) {
-            by_journey.entry(j).or_default().push(t);
-        }
+        let person = people_by_id.get(&t.person_id).copied();
+        let journey = match opts.level {
+            Level::Person => Some(t.person_id),
+            Level::Account => person.and_then(|p| p.account_id),
+        };
+        let Some(j) = journey else { continue };
+        let mut intern =
+            |k: Option<&str>| table.intern(k.filter(|k| !k.is_empty()).unwrap_or(NO_KEY));
+        let step = match (opts.by, person) {
+            // The resolver gives the touch's own channel when set.
+            (By::Channel, Some(p)) => channels.with(t, p, intern),
+            (By::Channel, None) => intern(t.channel.as_deref()),
+            (By::Campaign, _) => intern(t.campaign.as_deref()),
+        };
+        by_journey.entry(j).or_default().push((t.at, t.id, step));
     }
     for ts in by_journey.values_mut() {
-        ts.sort_by_key(|t| (t.at, t.id));
+        ts.sort_unstable_by_key(|&(at, id, _)| (at, id));
     }
 
-    // First entries into a stage per journey, by (at, seq).
-    let first_entry = |stage: &str| -> BTreeMap<i64, Timestamp> {
-        let mut out: BTreeMap<i64, (Timestamp, i64)> = BTreeMap::new();
-        for tr in transitions {
-            if tr.to != stage || tr.at > as_of {
+    // First entries per journey, by (at, seq), into the MQL stage,
+    // `opportunity` and the conversion stage: one pass over the history.
+    let conversion_stage = match &opts.conversion {
+        Conversion::Stage(s) => Some(s.as_str()),
+        Conversion::Won => None,
+    };
+    let stages = [mql_stage.as_deref(), Some("opportunity"), conversion_stage];
+    let mut firsts: [FxHashMap<i64, (Timestamp, i64)>; 3] = Default::default();
+    for tr in transitions {
+        if tr.at > as_of {
+            continue;
+        }
+        for (stage, first) in stages.iter().zip(&mut firsts) {
+            if *stage != Some(tr.to.as_str()) {
                 continue;
             }
             if let Some(j) = journey_of_subject(&tr.subject) {
-                let e = out.entry(j).or_insert((tr.at, tr.seq));
+                let e = first.entry(j).or_insert((tr.at, tr.seq));
                 if (tr.at, tr.seq) < *e {
                     *e = (tr.at, tr.seq);
                 }
             }
         }
-        out.into_iter().map(|(k, (at, _))| (k, at)).collect()
-    };
-    let mql_entry = mql_stage.as_deref().map(first_entry).unwrap_or_default();
-    let opp_entry = first_entry("opportunity");
+    }
+    let [mql_entry, opp_entry, conversion_entry] = firsts;
 
     // Conversions per journey: (instant, value in minor units), time order.
     let mut conversions: BTreeMap<i64, Vec<(Timestamp, i64)>> = BTreeMap::new();
@@ -190,25 +216,14 @@ pub fn build_paths<'a>(
                 }
             }
         }
-        Conversion::Stage(stage) => {
-            for (j, at) in first_entry(stage) {
+        Conversion::Stage(_) => {
+            for (j, (at, _)) in conversion_entry {
                 conversions.entry(j).or_default().push((at, 0));
             }
         }
     }
 
-    let channels = Channels::new(pb);
-    let key = |t: &'a Touch| -> String {
-        let p = people_by_id.get(&t.person_id).copied();
-        let k = match opts.by {
-            By::Channel => p.and_then(|p| channels.of(t, p)).or(t.channel.clone()),
-            By::Campaign => t.campaign.clone(),
-        };
-        k.filter(|k| !k.is_empty())
-            .unwrap_or_else(|| NO_KEY.to_string())
-    };
     let window = opts.lookback_days.max(0).saturating_mul(DAY_MS);
-
     let mut out = Journeys::default();
     let mut journeys: Vec<i64> = by_journey
         .keys()
@@ -217,63 +232,62 @@ pub fn build_paths<'a>(
         .collect();
     journeys.sort_unstable();
     journeys.dedup();
-    let empty: Vec<&Touch> = Vec::new();
+    let empty = Vec::new();
+    // The (at, step) of the path being built; reused from path to path.
+    let mut sel: Vec<(Timestamp, u32)> = Vec::new();
     for j in journeys {
         let ts = by_journey.get(&j).unwrap_or(&empty);
-        // Builds the path of the touches in (after, end] within the window.
-        let path = |after: Option<Timestamp>, end: Timestamp| -> Option<Path> {
+        // Appends the path of the touches in (after, end] within the window
+        // with its weights; false (and nothing appended) if it has none.
+        let mut path = |after: Option<Timestamp>, end: Timestamp, weights: [f64; 3]| -> bool {
             let start = Timestamp::from_millis(end.millis().saturating_sub(window));
-            let sel: Vec<&Touch> = ts
-                .iter()
-                .copied()
-                .filter(|t| t.at <= end && t.at >= start && after.is_none_or(|a| t.at > a))
-                .collect();
+            sel.clear();
+            sel.extend(
+                ts.iter()
+                    .filter(|&&(at, ..)| at <= end && at >= start && after.is_none_or(|a| at > a))
+                    .map(|&(at, _, step)| (at, step)),
+            );
             if sel.is_empty() {
-                return None;
+                return false;
             }
-            let milestone = |entry: Option<&Timestamp>| -> Option<usize> {
-                let e = *entry?;
+            for &(at, step) in &sel {
+                table.aged_step_id(step, at.days_until(end));
+            }
+            let milestone = |entry: Option<&(Timestamp, i64)>| -> Option<usize> {
+                let e = entry?.0;
                 if e > end {
                     return None;
                 }
-                sel.iter().rposition(|t| t.at <= e)
+                sel.iter().rposition(|&(at, _)| at <= e)
             };
-            Some(Path {
-                steps: sel.iter().map(|t| key(t)).collect(),
-                ages_days: Some(sel.iter().map(|t| t.at.days_until(end)).collect()),
-                lead_touch: milestone(mql_entry.get(&j)),
-                opportunity_touch: milestone(opp_entry.get(&j)),
-                conversions: 0.0,
-                value: 0.0,
-                nulls: 0.0,
-            })
+            let [conversions, value, nulls] = weights;
+            table.end_path(
+                conversions,
+                value,
+                nulls,
+                milestone(mql_entry.get(&j)),
+                milestone(opp_entry.get(&j)),
+            );
+            true
         };
         match conversions.get(&j) {
             Some(convs) => {
                 let mut prev = None;
                 for &(at, value) in convs {
-                    match path(prev, at) {
-                        Some(mut p) => {
-                            p.conversions = 1.0;
-                            p.value = value.max(0) as f64;
-                            out.paths.push(p);
-                        }
-                        None => {
-                            out.untouched_conversions += 1.0;
-                            out.untouched_value += value.max(0) as f64;
-                        }
+                    let value = value.max(0) as f64;
+                    if !path(prev, at, [1.0, value, 0.0]) {
+                        out.untouched_conversions += 1.0;
+                        out.untouched_value += value;
                     }
                     prev = Some(at);
                 }
             }
             None => {
-                if let Some(mut p) = path(None, as_of) {
-                    p.nulls = 1.0;
-                    out.paths.push(p);
-                }
+                path(None, as_of, [0.0, 0.0, 1.0]);
             }
         }
     }
+    out.paths = table.finish();
     out
 }
 
@@ -401,32 +415,38 @@ mod tests {
         let j = build(&opts(Conversion::Won));
         // p4's deal closes after as_of (day 200 > 100): not a conversion, and
         // its only touch (day 1) is outside the 90 days before as_of.
-        assert_eq!(j.paths.len(), 3, "{:?}", j.paths);
-        let p1 = &j.paths[0];
+        assert_eq!(j.paths.to_paths().len(), 3, "{:?}", j.paths.to_paths());
+        let p1 = &j.paths.to_paths()[0];
         assert_eq!(p1.steps, ["search", "email", "search"]);
         assert_eq!(p1.ages_days, Some(vec![19.0, 15.0, 10.0]));
         assert_eq!((p1.lead_touch, p1.opportunity_touch), (Some(1), Some(2)));
         assert_eq!((p1.conversions, p1.value, p1.nulls), (1.0, 1000_00.0, 0.0));
-        let p2 = &j.paths[1];
+        let p2 = &j.paths.to_paths()[1];
         assert_eq!(p2.steps, ["display", "social", "email"]);
         assert_eq!((p2.lead_touch, p2.opportunity_touch), (Some(2), None));
         assert_eq!(p2.value, 500_00.0);
         // p3: null path up to as_of.
-        assert_eq!(j.paths[2].steps, ["social"]);
-        assert_eq!((j.paths[2].conversions, j.paths[2].nulls), (0.0, 1.0));
-        assert_eq!(j.paths[2].ages_days, Some(vec![50.0]));
+        assert_eq!(j.paths.to_paths()[2].steps, ["social"]);
+        assert_eq!(
+            (
+                j.paths.to_paths()[2].conversions,
+                j.paths.to_paths()[2].nulls
+            ),
+            (0.0, 1.0)
+        );
+        assert_eq!(j.paths.to_paths()[2].ages_days, Some(vec![50.0]));
         assert_eq!(j.untouched_conversions, 0.0);
-        assert_eq!(totals(&j.paths), (2.0, 1500_00.0));
+        assert_eq!(totals(&j.paths.to_paths()), (2.0, 1500_00.0));
 
         // Hand-computed credits.
-        let f = first_touch(&j.paths).unwrap();
+        let f = first_touch(&j.paths.to_paths()).unwrap();
         assert_eq!(get(&f, "search"), (1.0, 1000_00.0));
         assert_eq!(get(&f, "display"), (1.0, 500_00.0));
         assert_eq!(get(&f, "email"), (0.0, 0.0));
-        let l = last_touch(&j.paths).unwrap();
+        let l = last_touch(&j.paths.to_paths()).unwrap();
         assert_eq!(get(&l, "search"), (1.0, 1000_00.0));
         assert_eq!(get(&l, "email"), (1.0, 500_00.0));
-        let lin = linear(&j.paths).unwrap();
+        let lin = linear(&j.paths.to_paths()).unwrap();
         let third = 1.0 / 3.0;
         let close = |a: (f64, f64), b: (f64, f64)| {
             assert!(
@@ -447,12 +467,12 @@ mod tests {
         o.lookback_days = 15;
         let j = build(&o);
         // p1: only touches at or after day 5 (20 − 15); the d30 touch follows the win.
-        assert_eq!(j.paths[0].steps, ["email", "search"]);
+        assert_eq!(j.paths.to_paths()[0].steps, ["email", "search"]);
         // p4 wins on day 200 with no touch in 15 days.
         assert_eq!(j.untouched_conversions, 1.0);
         assert_eq!(j.untouched_value, 1.0);
         // p3 is a null path, its touch is 250 days before as_of: dropped.
-        assert!(j.paths.iter().all(|p| p.nulls == 0.0));
+        assert!(j.paths.to_paths().iter().all(|p| p.nulls == 0.0));
     }
 
     #[test]
@@ -460,11 +480,17 @@ mod tests {
         let mut o = opts(Conversion::Stage("mql".into()));
         o.by = By::Campaign;
         let j = build(&o);
-        assert_eq!(j.paths[0].steps, ["search-1", "email-1"]);
-        assert_eq!(j.paths[1].steps, ["display-1", "social-1", "email-1"]);
-        assert_eq!(totals(&j.paths), (2.0, 0.0));
+        assert_eq!(j.paths.to_paths()[0].steps, ["search-1", "email-1"]);
+        assert_eq!(
+            j.paths.to_paths()[1].steps,
+            ["display-1", "social-1", "email-1"]
+        );
+        assert_eq!(totals(&j.paths.to_paths()), (2.0, 0.0));
         // p3 is a null path; p4's touch is outside the 90 days before as_of.
-        assert_eq!(j.paths.iter().filter(|p| p.nulls == 1.0).count(), 1);
+        assert_eq!(
+            j.paths.to_paths().iter().filter(|p| p.nulls == 1.0).count(),
+            1
+        );
     }
 
     /// Account 10: people 1 and 2; account 20: person 3; person 4 has no
@@ -517,8 +543,8 @@ mod tests {
         o.level = Level::Account;
         o.as_of = day(30);
         let j = build_paths(&pb, &people, &touches, &deals, &transitions, &o);
-        assert_eq!(j.paths.len(), 2, "{:?}", j.paths);
-        let a10 = &j.paths[0];
+        assert_eq!(j.paths.to_paths().len(), 2, "{:?}", j.paths.to_paths());
+        let a10 = &j.paths.to_paths()[0];
         assert_eq!(a10.steps, ["search", "display", "email", "search"]);
         assert_eq!(a10.ages_days, Some(vec![9.0, 8.0, 6.0, 4.0]));
         // MQL on d3 (person 2) after display; account opportunity on d5 after email.
@@ -527,22 +553,22 @@ mod tests {
             (a10.conversions, a10.value, a10.nulls),
             (1.0, 1000_00.0, 0.0)
         );
-        let a20 = &j.paths[1];
+        let a20 = &j.paths.to_paths()[1];
         assert_eq!(a20.steps, ["social", "display"]);
         assert_eq!((a20.conversions, a20.nulls), (0.0, 1.0));
         assert_eq!(j.untouched_conversions, 0.0);
 
         // Hand-computed credits.
-        let f = first_touch(&j.paths).unwrap();
+        let f = first_touch(&j.paths.to_paths()).unwrap();
         assert_eq!(get(&f, "search"), (1.0, 1000_00.0));
         assert_eq!(get(&f, "social"), (0.0, 0.0));
-        let lin = linear(&j.paths).unwrap();
+        let lin = linear(&j.paths.to_paths()).unwrap();
         assert_eq!(get(&lin, "search"), (0.5, 500_00.0));
         assert_eq!(get(&lin, "display"), (0.25, 250_00.0));
         assert_eq!(get(&lin, "email"), (0.25, 250_00.0));
         // Markov order 1: P(conversion) = 1/2; removal effects search 1,
         // display 1/2, email 1/2, social 1/3 (sum 7/3).
-        let m = crate::attribution::markov(&j.paths, 1).unwrap();
+        let m = crate::attribution::markov(&j.paths.to_paths(), 1).unwrap();
         assert!((m.conversion_probability - 0.5).abs() < 1e-12);
         for (ch, want) in [
             ("search", 3.0 / 7.0),
@@ -559,15 +585,15 @@ mod tests {
         // enters the stage (person 2, d3).
         o.conversion = Conversion::Stage("mql".into());
         let j = build_paths(&pb, &people, &touches, &deals, &transitions, &o);
-        assert_eq!(j.paths[0].steps, ["search", "display"]);
-        assert_eq!(j.paths[0].conversions, 1.0);
-        assert_eq!(j.paths[1].nulls, 1.0);
+        assert_eq!(j.paths.to_paths()[0].steps, ["search", "display"]);
+        assert_eq!(j.paths.to_paths()[0].conversions, 1.0);
+        assert_eq!(j.paths.to_paths()[1].nulls, 1.0);
 
         // Person level for comparison: person 4's deal and person 2's deal
         // convert; the account-only deal does not.
         o.level = Level::Person;
         o.conversion = Conversion::Won;
         let j = build_paths(&pb, &people, &touches, &deals, &transitions, &o);
-        assert_eq!(totals(&j.paths), (2.0, 350_00.0));
+        assert_eq!(totals(&j.paths.to_paths()), (2.0, 350_00.0));
     }
 }

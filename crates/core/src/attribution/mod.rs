@@ -14,8 +14,9 @@
 //!   values over channel sets ([`shapley`]).
 //!
 //! [`parse_paths`] reads the ChannelAttribution path format ([`parse_path_table`]
-//! into interned [`PathTable`]s, which [`markov_table`] takes);
-//! [`journeys::build_paths`] builds paths from stored history.
+//! into interned [`PathTable`]s); [`journeys::build_paths`] builds a table
+//! from stored history. [`attribute_table`] runs any model on a table
+//! without a string per touch; [`attribute`] interns its paths first.
 
 pub mod journeys;
 mod markov;
@@ -24,8 +25,6 @@ mod rules;
 mod shapley;
 mod table;
 
-use std::collections::BTreeMap;
-
 pub use markov::{markov, markov_table, MarkovAttribution, RemovalEffect, DIRECT_SOLVE_LIMIT};
 pub use paths::{
     parse_path_table, parse_paths, ParseError, ParseErrorKind, HEADER as PATH_FILE_HEADER,
@@ -33,7 +32,7 @@ pub use paths::{
 pub use rules::{
     first_touch, full_path, last_non_direct, last_touch, linear, time_decay, u_shaped, w_shaped,
 };
-pub use shapley::{shapley, MAX_SHAPLEY_CHANNELS};
+pub use shapley::{shapley, shapley_table, MAX_SHAPLEY_CHANNELS};
 pub use table::{PathRef, PathTable};
 
 /// The channel id that [`Model::LastNonDirect`] skips unless told otherwise.
@@ -262,6 +261,24 @@ pub fn attribute(paths: &[Path], model: &Model) -> Result<Vec<Credit>, Attributi
     }
 }
 
+/// Runs `model` on interned paths: what [`attribute`] gives for
+/// `table.to_paths()`, without a string per touch.
+pub fn attribute_table(table: &PathTable, model: &Model) -> Result<Vec<Credit>, AttributionError> {
+    use rules::{credits, Rule};
+    match model {
+        Model::FirstTouch => credits(table, Rule::First),
+        Model::LastTouch => credits(table, Rule::Last),
+        Model::LastNonDirect { direct } => credits(table, Rule::LastNonDirect(direct)),
+        Model::Linear => credits(table, Rule::Linear),
+        Model::TimeDecay { half_life_days } => credits(table, Rule::TimeDecay(*half_life_days)),
+        Model::UShaped => credits(table, Rule::UShaped),
+        Model::WShaped => credits(table, Rule::WShaped),
+        Model::FullPath => credits(table, Rule::FullPath),
+        Model::Markov { order } => markov_table(table, *order).map(|m| m.credits),
+        Model::Shapley => shapley_table(table),
+    }
+}
+
 /// Total conversions and total value of `paths`: what every model's credits
 /// sum to.
 pub fn totals(paths: &[Path]) -> (f64, f64) {
@@ -325,47 +342,6 @@ pub(crate) fn validate(paths: &[Path]) -> Result<(), AttributionError> {
         }
     }
     Ok(())
-}
-
-/// Accumulates credit per channel; knows every channel of the input so that
-/// channels without credit still appear (with zero).
-pub(crate) struct Ledger {
-    credit: BTreeMap<String, (f64, f64)>,
-}
-
-impl Ledger {
-    /// A ledger with every channel of `paths` at zero.
-    pub(crate) fn new(paths: &[Path]) -> Ledger {
-        let mut credit = BTreeMap::new();
-        for p in paths {
-            for s in &p.steps {
-                if !credit.contains_key(s.as_str()) {
-                    credit.insert(s.clone(), (0.0, 0.0));
-                }
-            }
-        }
-        Ledger { credit }
-    }
-
-    /// Adds credit to `channel` (which must be a channel of the input).
-    pub(crate) fn add(&mut self, channel: &str, conversions: f64, value: f64) {
-        if let Some(c) = self.credit.get_mut(channel) {
-            c.0 += conversions;
-            c.1 += value;
-        }
-    }
-
-    /// The credits, sorted by channel id.
-    pub(crate) fn into_credits(self) -> Vec<Credit> {
-        self.credit
-            .into_iter()
-            .map(|(channel, (conversions, value))| Credit {
-                channel,
-                conversions,
-                value,
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ pub fn parse_path_table(input: &str) -> Result<PathTable, ParseError> {
             table.step(step);
             from = i + 1;
         }
-        table.end_path(conversions, value, nulls);
+        table.end_path(conversions, value, nulls, None, None);
     }
     Ok(table.finish())
 }

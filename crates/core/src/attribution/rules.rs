@@ -1,24 +1,126 @@
 //! Rule-based models: each path's conversions and value are split over its
 //! touches by fixed weights that sum to one. A channel touched several times
 //! on a path receives the weights of all its touches.
+//!
+//! The models run on interned paths ([`PathTable`]) with one credit slot per
+//! channel id; the functions over `&[Path]` intern their input first.
 
-use super::{validate, AttributionError, Credit, Ledger, Path};
+use super::{AttributionError, Credit, Path, PathRef, PathTable};
+
+/// A rule-based model and its parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Rule<'a> {
+    First,
+    Last,
+    /// The direct channel's id.
+    LastNonDirect(&'a str),
+    Linear,
+    /// Half-life in days.
+    TimeDecay(f64),
+    UShaped,
+    WShaped,
+    FullPath,
+}
+
+/// Credits of `rule` on `table`, one per channel of the table in channel
+/// order (channels without credit at zero).
+pub(crate) fn credits(table: &PathTable, rule: Rule<'_>) -> Result<Vec<Credit>, AttributionError> {
+    match rule {
+        Rule::First => allocate(table, |_, p| Ok(single(p.steps.len(), 0))),
+        Rule::Last => allocate(table, |_, p| Ok(single(p.steps.len(), p.steps.len() - 1))),
+        Rule::LastNonDirect(direct) => {
+            // A direct channel absent from the input matches no step.
+            let direct = table
+                .channels()
+                .binary_search_by(|c| c.as_str().cmp(direct))
+                .ok();
+            allocate(table, |_, p| {
+                let n = p.steps.len();
+                let i = p
+                    .steps
+                    .iter()
+                    .rposition(|&s| Some(s as usize) != direct)
+                    .unwrap_or(n - 1);
+                Ok(single(n, i))
+            })
+        }
+        Rule::Linear => allocate(table, |_, p| {
+            let n = p.steps.len();
+            Ok(vec![1.0 / n as f64; n])
+        }),
+        Rule::TimeDecay(half_life_days) => {
+            if !(half_life_days.is_finite() && half_life_days > 0.0) {
+                return Err(AttributionError::InvalidHalfLife(half_life_days));
+            }
+            allocate(table, |i, p| {
+                let ages = p
+                    .ages_days
+                    .ok_or(AttributionError::MissingAges { path: i })?;
+                let min = ages.iter().copied().fold(f64::INFINITY, f64::min);
+                Ok(normalise(
+                    ages.iter()
+                        .map(|a| (-(a - min) / half_life_days).exp2())
+                        .collect(),
+                ))
+            })
+        }
+        Rule::UShaped => allocate(table, |_, p| {
+            let n = p.steps.len();
+            Ok(position_based(n, &[(0, 0.4), (n - 1, 0.4)], 0.2))
+        }),
+        Rule::WShaped => allocate(table, |_, p| {
+            let mut roles = vec![(0, 0.3)];
+            roles.extend(p.lead_touch.map(|i| (i, 0.3)));
+            roles.extend(p.opportunity_touch.map(|i| (i, 0.3)));
+            Ok(position_based(p.steps.len(), &roles, 0.1))
+        }),
+        Rule::FullPath => allocate(table, |_, p| {
+            let n = p.steps.len();
+            let mut roles = vec![(0, 0.225)];
+            roles.extend(p.lead_touch.map(|i| (i, 0.225)));
+            roles.extend(p.opportunity_touch.map(|i| (i, 0.225)));
+            roles.push((n - 1, 0.225));
+            Ok(position_based(n, &roles, 0.1))
+        }),
+    }
+}
 
 /// Splits every path by `weights(index, path)`, which returns one weight per
 /// touch summing to one.
 fn allocate(
-    paths: &[Path],
-    mut weights: impl FnMut(usize, &Path) -> Result<Vec<f64>, AttributionError>,
+    table: &PathTable,
+    mut weights: impl FnMut(usize, PathRef<'_>) -> Result<Vec<f64>, AttributionError>,
 ) -> Result<Vec<Credit>, AttributionError> {
-    validate(paths)?;
-    let mut ledger = Ledger::new(paths);
-    for (i, p) in paths.iter().enumerate() {
+    let mut credit = vec![(0.0f64, 0.0f64); table.channels().len()];
+    for (i, p) in table.iter().enumerate() {
         let w = weights(i, p)?;
-        for (step, share) in p.steps.iter().zip(w) {
-            ledger.add(step, share * p.conversions, share * p.value);
+        for (&step, share) in p.steps.iter().zip(w) {
+            let c = &mut credit[step as usize];
+            c.0 += share * p.conversions;
+            c.1 += share * p.value;
         }
     }
-    Ok(ledger.into_credits())
+    Ok(table
+        .channels()
+        .iter()
+        .zip(credit)
+        .map(|(channel, (conversions, value))| Credit {
+            channel: channel.clone(),
+            conversions,
+            value,
+        })
+        .collect())
+}
+
+/// [`credits`] of `paths`, interned (and validated) first.
+fn on_paths(paths: &[Path], rule: Rule<'_>) -> Result<Vec<Credit>, AttributionError> {
+    if let Rule::TimeDecay(h) = rule {
+        // The parameter is checked before the paths, as it always was.
+        if !(h.is_finite() && h > 0.0) {
+            return Err(AttributionError::InvalidHalfLife(h));
+        }
+    }
+    credits(&PathTable::from_paths(paths)?, rule)
 }
 
 /// All weight on touch `index` of a path of `len` touches.
@@ -63,31 +165,24 @@ fn position_based(len: usize, roles: &[(usize, f64)], rest: f64) -> Vec<f64> {
 
 /// First touch: all credit to the first touch of each path.
 pub fn first_touch(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
-    allocate(paths, |_, p| Ok(single(p.steps.len(), 0)))
+    on_paths(paths, Rule::First)
 }
 
 /// Last touch: all credit to the last touch of each path.
 pub fn last_touch(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
-    allocate(paths, |_, p| Ok(single(p.steps.len(), p.steps.len() - 1)))
+    on_paths(paths, Rule::Last)
 }
 
 /// Last non-direct: all credit to the last touch whose channel is not
 /// `direct` (see [`super::DEFAULT_DIRECT`]); a path made only of direct
 /// touches credits its last touch.
 pub fn last_non_direct(paths: &[Path], direct: &str) -> Result<Vec<Credit>, AttributionError> {
-    allocate(paths, |_, p| {
-        let n = p.steps.len();
-        let i = p.steps.iter().rposition(|s| s != direct).unwrap_or(n - 1);
-        Ok(single(n, i))
-    })
+    on_paths(paths, Rule::LastNonDirect(direct))
 }
 
 /// Linear: equal credit to every touch.
 pub fn linear(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
-    allocate(paths, |_, p| {
-        let n = p.steps.len();
-        Ok(vec![1.0 / n as f64; n])
-    })
+    on_paths(paths, Rule::Linear)
 }
 
 /// Time decay: touch weight 2^(−age/H) with half-life `half_life_days` = H,
@@ -95,31 +190,14 @@ pub fn linear(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
 /// path's smallest age before weighting, which leaves the shares unchanged
 /// and avoids underflow on very old paths.
 pub fn time_decay(paths: &[Path], half_life_days: f64) -> Result<Vec<Credit>, AttributionError> {
-    if !(half_life_days.is_finite() && half_life_days > 0.0) {
-        return Err(AttributionError::InvalidHalfLife(half_life_days));
-    }
-    allocate(paths, |i, p| {
-        let ages = p
-            .ages_days
-            .as_ref()
-            .ok_or(AttributionError::MissingAges { path: i })?;
-        let min = ages.iter().copied().fold(f64::INFINITY, f64::min);
-        Ok(normalise(
-            ages.iter()
-                .map(|a| (-(a - min) / half_life_days).exp2())
-                .collect(),
-        ))
-    })
+    on_paths(paths, Rule::TimeDecay(half_life_days))
 }
 
 /// U-shaped (position based): 40% to the first touch, 40% to the last, 20%
 /// shared equally by the touches between. One touch gets 100%, two touches
 /// get 50% each.
 pub fn u_shaped(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
-    allocate(paths, |_, p| {
-        let n = p.steps.len();
-        Ok(position_based(n, &[(0, 0.4), (n - 1, 0.4)], 0.2))
-    })
+    on_paths(paths, Rule::UShaped)
 }
 
 /// W-shaped: 30% each to the first touch, the lead-creation touch
@@ -135,12 +213,7 @@ pub fn u_shaped(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
 /// - if every touch fills a role, the 10% goes to the role touches in
 ///   proportion to their shares (three distinct milestone touches: ⅓ each).
 pub fn w_shaped(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
-    allocate(paths, |_, p| {
-        let mut roles = vec![(0, 0.3)];
-        roles.extend(p.lead_touch.map(|i| (i, 0.3)));
-        roles.extend(p.opportunity_touch.map(|i| (i, 0.3)));
-        Ok(position_based(p.steps.len(), &roles, 0.1))
-    })
+    on_paths(paths, Rule::WShaped)
 }
 
 /// Full path: 22.5% each to the first touch, the lead-creation touch, the
@@ -148,14 +221,7 @@ pub fn w_shaped(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
 /// close); 10% shared equally by the other touches. Fewer touches and missing
 /// milestones are handled as in [`w_shaped`].
 pub fn full_path(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
-    allocate(paths, |_, p| {
-        let n = p.steps.len();
-        let mut roles = vec![(0, 0.225)];
-        roles.extend(p.lead_touch.map(|i| (i, 0.225)));
-        roles.extend(p.opportunity_touch.map(|i| (i, 0.225)));
-        roles.push((n - 1, 0.225));
-        Ok(position_based(n, &roles, 0.1))
-    })
+    on_paths(paths, Rule::FullPath)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@
 //! equals splitting each path's conversions equally among its distinct
 //! channels; the tests use that as a second oracle.
 
-use super::{validate, AttributionError, Credit, Ledger, Path};
+use super::{AttributionError, Credit, Path, PathTable};
 
 /// Largest number of distinct channels [`shapley`] accepts (2^20 coalitions).
 pub const MAX_SHAPLEY_CHANNELS: usize = 20;
@@ -26,13 +26,12 @@ pub const MAX_SHAPLEY_CHANNELS: usize = 20;
 /// [`AttributionError::TooManyChannels`] beyond [`MAX_SHAPLEY_CHANNELS`]
 /// distinct channels. Credits sum to the totals (efficiency).
 pub fn shapley(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
-    validate(paths)?;
-    let ledger = Ledger::new(paths);
-    let channels: Vec<String> = ledger
-        .into_credits()
-        .into_iter()
-        .map(|c| c.channel)
-        .collect();
+    shapley_table(&PathTable::from_paths(paths)?)
+}
+
+/// [`shapley`] on interned paths.
+pub fn shapley_table(table: &PathTable) -> Result<Vec<Credit>, AttributionError> {
+    let channels = table.channels();
     let n = channels.len();
     if n > MAX_SHAPLEY_CHANNELS {
         return Err(AttributionError::TooManyChannels {
@@ -43,12 +42,10 @@ pub fn shapley(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
     let size = 1usize << n;
     // v[S] starts as the weight of paths whose set is exactly S.
     let mut v = vec![[0.0f64; 2]; size];
-    for p in paths {
+    for p in table.iter() {
         let mut mask = 0usize;
-        for s in &p.steps {
-            if let Ok(i) = channels.binary_search(s) {
-                mask |= 1 << i;
-            }
+        for &s in p.steps {
+            mask |= 1 << s;
         }
         v[mask][0] += p.conversions;
         v[mask][1] += p.value;
@@ -72,7 +69,7 @@ pub fn shapley(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
         binom = binom * (n - 1 - s) as f64 / (s + 1) as f64;
     }
     let mut credits = Vec::with_capacity(n);
-    for (i, channel) in channels.into_iter().enumerate() {
+    for (i, channel) in channels.iter().enumerate() {
         let b = 1usize << i;
         let mut phi = [0.0f64; 2];
         for mask in 0..size {
@@ -84,7 +81,7 @@ pub fn shapley(paths: &[Path]) -> Result<Vec<Credit>, AttributionError> {
             }
         }
         credits.push(Credit {
-            channel,
+            channel: channel.clone(),
             // Marginal contributions are ≥ 0; clamp rounding noise.
             conversions: phi[0].max(0.0),
             value: phi[1].max(0.0),
@@ -135,17 +132,25 @@ mod tests {
     fn matches_equal_split_over_distinct_channels() {
         let Some(paths) = example_paths() else { return };
         let c = shapley(&paths).unwrap();
-        let mut ledger = Ledger::new(&paths);
+        let mut split: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
         for p in &paths {
             let mut set: Vec<&str> = p.steps.iter().map(String::as_str).collect();
             set.sort_unstable();
             set.dedup();
             let k = set.len() as f64;
             for s in set {
-                ledger.add(s, p.conversions / k, p.value / k);
+                let e = split.entry(s).or_default();
+                e.0 += p.conversions / k;
+                e.1 += p.value / k;
             }
         }
-        for (a, b) in c.iter().zip(ledger.into_credits()) {
+        assert_eq!(c.len(), split.len());
+        for (a, (channel, (conversions, value))) in c.iter().zip(split) {
+            let b = Credit {
+                channel: channel.to_string(),
+                conversions,
+                value,
+            };
             assert_eq!(a.channel, b.channel);
             assert!((a.conversions - b.conversions).abs() < 1e-6, "{a:?} {b:?}");
             assert!((a.value - b.value).abs() < 1e-6, "{a:?} {b:?}");

@@ -1,7 +1,7 @@
 //! [`PathTable`]: paths with their channels interned as small integers, in
-//! flat arrays. The Markov model works on it, and the path-file parser
-//! builds it directly, so a large file costs one allocation per distinct
-//! channel instead of one per touch.
+//! flat arrays. Every model works on it; the path-file parser and
+//! [`super::journeys::build_paths`] build it directly, so a large input costs
+//! one allocation per distinct channel instead of one per touch.
 
 use crate::fxhash::FxHashMap;
 
@@ -10,14 +10,21 @@ use super::{validate, AttributionError, Path};
 /// Conversion paths with interned channels.
 ///
 /// Channel ids index [`PathTable::channels`], which is sorted, so sorting by
-/// id is sorting by name. Weights satisfy the invariants documented on
-/// [`Path`] (every path has at least one touch).
+/// id is sorting by name. Paths satisfy the invariants documented on
+/// [`Path`] (every path has at least one touch, weights and ages are finite
+/// and ≥ 0, milestones index a touch of their path).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PathTable {
     channels: Vec<String>,
     /// Path `i` is `steps[starts[i]..starts[i + 1]]`.
     starts: Vec<usize>,
     steps: Vec<u32>,
+    /// Age in days of each step (beside `steps`); read only where the
+    /// path's `aged` is set, 0 elsewhere.
+    ages: Vec<f64>,
+    aged: Vec<bool>,
+    lead: Vec<Option<u32>>,
+    opportunity: Vec<Option<u32>>,
     conversions: Vec<f64>,
     value: Vec<f64>,
     nulls: Vec<f64>,
@@ -34,18 +41,37 @@ pub struct PathRef<'a> {
     pub value: f64,
     /// Journeys on this path that ended without conversion.
     pub nulls: f64,
+    /// Age in days of each touch at the conversion, when known
+    /// ([`Path::ages_days`]).
+    pub ages_days: Option<&'a [f64]>,
+    /// Index in `steps` of the lead-creation touch ([`Path::lead_touch`]).
+    pub lead_touch: Option<usize>,
+    /// Index in `steps` of the opportunity-creation touch
+    /// ([`Path::opportunity_touch`]).
+    pub opportunity_touch: Option<usize>,
 }
 
 impl PathTable {
-    /// Interns validated `paths` (ages and milestones are dropped).
+    /// Interns validated `paths`, with their ages and milestones.
     pub fn from_paths(paths: &[Path]) -> Result<PathTable, AttributionError> {
         validate(paths)?;
         let mut b = TableBuilder::default();
         for p in paths {
-            for s in &p.steps {
-                b.step(s);
+            match &p.ages_days {
+                Some(ages) => p
+                    .steps
+                    .iter()
+                    .zip(ages)
+                    .for_each(|(s, &a)| b.aged_step(s, a)),
+                None => p.steps.iter().for_each(|s| b.step(s)),
             }
-            b.end_path(p.conversions, p.value, p.nulls);
+            b.end_path(
+                p.conversions,
+                p.value,
+                p.nulls,
+                p.lead_touch,
+                p.opportunity_touch,
+            );
         }
         Ok(b.finish())
     }
@@ -67,11 +93,15 @@ impl PathTable {
 
     /// Path `i` (panics if `i >= len()`, like slice indexing).
     pub fn get(&self, i: usize) -> PathRef<'_> {
+        let span = self.starts[i]..self.starts[i + 1];
         PathRef {
-            steps: &self.steps[self.starts[i]..self.starts[i + 1]],
+            steps: &self.steps[span.clone()],
             conversions: self.conversions[i],
             value: self.value[i],
             nulls: self.nulls[i],
+            ages_days: self.aged[i].then(|| &self.ages[span]),
+            lead_touch: self.lead[i].map(|x| x as usize),
+            opportunity_touch: self.opportunity[i].map(|x| x as usize),
         }
     }
 
@@ -85,16 +115,21 @@ impl PathTable {
         (self.conversions.iter().sum(), self.value.iter().sum())
     }
 
-    /// The paths as [`Path`]s (without ages or milestones).
+    /// The paths as [`Path`]s.
     pub fn to_paths(&self) -> Vec<Path> {
         self.iter()
-            .map(|p| {
-                Path::new(
-                    p.steps.iter().map(|&c| self.channels[c as usize].as_str()),
-                    p.conversions,
-                    p.value,
-                    p.nulls,
-                )
+            .map(|p| Path {
+                steps: p
+                    .steps
+                    .iter()
+                    .map(|&c| self.channels[c as usize].clone())
+                    .collect(),
+                ages_days: p.ages_days.map(<[f64]>::to_vec),
+                lead_touch: p.lead_touch,
+                opportunity_touch: p.opportunity_touch,
+                conversions: p.conversions,
+                value: p.value,
+                nulls: p.nulls,
             })
             .collect()
     }
@@ -102,34 +137,81 @@ impl PathTable {
 
 /// Builds a [`PathTable`] one touch at a time; the caller validates.
 #[derive(Default)]
-pub(crate) struct TableBuilder<'a> {
+pub(crate) struct TableBuilder {
     /// Channel → id in order of first appearance (renumbered by `finish`).
-    ids: FxHashMap<&'a str, u32>,
-    names: Vec<&'a str>,
+    /// Owned keys: a channel is copied once, when first seen.
+    ids: FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+    /// Whether the current path's steps carry ages.
+    pending_aged: Option<bool>,
     table: PathTable,
 }
 
-impl<'a> TableBuilder<'a> {
+impl TableBuilder {
     /// Appends a touch of `channel` to the current path.
-    pub(crate) fn step(&mut self, channel: &'a str) {
-        if self.table.starts.is_empty() {
-            self.table.starts.push(0);
-        }
-        let next = self.names.len() as u32;
-        let id = *self.ids.entry(channel).or_insert_with(|| {
-            self.names.push(channel);
-            next
-        });
-        self.table.steps.push(id);
+    pub(crate) fn step(&mut self, channel: &str) {
+        self.push(channel, None);
     }
 
-    /// Ends the current path with its weights.
-    pub(crate) fn end_path(&mut self, conversions: f64, value: f64, nulls: f64) {
+    /// Appends a touch of `channel` that is `age_days` old at the end of
+    /// the path. A path's touches all have ages or none has.
+    pub(crate) fn aged_step(&mut self, channel: &str, age_days: f64) {
+        self.push(channel, Some(age_days));
+    }
+
+    /// The id of `channel`, interned if new (a channel interned but never
+    /// stepped on is not part of the finished table).
+    pub(crate) fn intern(&mut self, channel: &str) -> u32 {
+        match self.ids.get(channel) {
+            Some(&id) => id,
+            None => {
+                let id = self.names.len() as u32;
+                self.names.push(channel.into());
+                self.ids.insert(channel.into(), id);
+                id
+            }
+        }
+    }
+
+    /// [`TableBuilder::aged_step`] of a channel already [interned](Self::intern).
+    pub(crate) fn aged_step_id(&mut self, id: u32, age_days: f64) {
+        self.push_id(id, Some(age_days));
+    }
+
+    fn push(&mut self, channel: &str, age: Option<f64>) {
+        let id = self.intern(channel);
+        self.push_id(id, age);
+    }
+
+    fn push_id(&mut self, id: u32, age: Option<f64>) {
         if self.table.starts.is_empty() {
             self.table.starts.push(0);
         }
+        let aged = *self.pending_aged.get_or_insert(age.is_some());
+        debug_assert_eq!(aged, age.is_some(), "a path mixes aged and unaged touches");
+        self.table.steps.push(id);
+        self.table.ages.push(age.unwrap_or(0.0));
+    }
+
+    /// Ends the current path with its weights and its milestone touches
+    /// (indices into the path's steps).
+    pub(crate) fn end_path(
+        &mut self,
+        conversions: f64,
+        value: f64,
+        nulls: f64,
+        lead: Option<usize>,
+        opportunity: Option<usize>,
+    ) {
+        if self.table.starts.is_empty() {
+            self.table.starts.push(0);
+        }
+        let aged = self.pending_aged.take().unwrap_or(false);
         let t = &mut self.table;
         t.starts.push(t.steps.len());
+        t.aged.push(aged);
+        t.lead.push(lead.map(|x| x as u32));
+        t.opportunity.push(opportunity.map(|x| x as u32));
         t.conversions.push(conversions);
         t.value.push(value);
         t.nulls.push(nulls);
@@ -140,11 +222,18 @@ impl<'a> TableBuilder<'a> {
         self.table.steps.len() - self.table.starts.last().copied().unwrap_or(0)
     }
 
-    /// Renumbers channels in sorted order and returns the table.
+    /// Renumbers the channels that paths step on in sorted order and
+    /// returns the table.
     pub(crate) fn finish(self) -> PathTable {
-        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| self.names[i as usize]);
-        let mut new_id = vec![0u32; order.len()];
+        let mut used = vec![false; self.names.len()];
+        for &s in &self.table.steps {
+            used[s as usize] = true;
+        }
+        let mut order: Vec<u32> = (0..self.names.len() as u32)
+            .filter(|&i| used[i as usize])
+            .collect();
+        order.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut new_id = vec![0u32; self.names.len()];
         for (new, &old) in order.iter().enumerate() {
             new_id[old as usize] = new as u32;
         }
@@ -182,6 +271,31 @@ mod tests {
         assert_eq!(t.get(1).nulls, 1.0);
         assert_eq!(t.totals(), (1.0, 5.0));
         assert_eq!(t.to_paths(), paths);
+        // Ages and milestones travel with their path.
+        let mut aged = Path::new(["b", "c"], 1.0, 2.0, 0.0);
+        aged.ages_days = Some(vec![3.5, 0.0]);
+        aged.lead_touch = Some(1);
+        aged.opportunity_touch = Some(0);
+        let mixed = vec![paths[0].clone(), aged.clone()];
+        let t = PathTable::from_paths(&mixed).unwrap();
+        assert_eq!(t.get(0).ages_days, None);
+        assert_eq!(t.get(1).ages_days, Some(&[3.5, 0.0][..]));
+        assert_eq!(
+            (t.get(1).lead_touch, t.get(1).opportunity_touch),
+            (Some(1), Some(0))
+        );
+        assert_eq!(t.to_paths(), mixed);
+        // A channel interned but never stepped on is left out.
+        let mut b = TableBuilder::default();
+        let unused = b.intern("zz");
+        let a = b.intern("a");
+        assert_ne!(unused, a);
+        b.aged_step_id(a, 2.0);
+        b.end_path(1.0, 0.0, 0.0, Some(0), None);
+        let t = b.finish();
+        assert_eq!(t.channels(), ["a"]);
+        assert_eq!(t.get(0).steps, [0]);
+        assert_eq!(t.get(0).ages_days, Some(&[2.0][..]));
         let empty = PathTable::from_paths(&[]).unwrap();
         assert!(empty.is_empty() && empty.channels().is_empty());
         assert!(PathTable::from_paths(&[Path::new(["a", ""], 1.0, 0.0, 0.0)]).is_err());

@@ -7,9 +7,7 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::attribution::journeys::{By, Level, DEFAULT_LOOKBACK_DAYS};
-use tandem_core::attribution::{
-    attribute, totals, AttributionError, Credit, Model, DEFAULT_DIRECT,
-};
+use tandem_core::attribution::{attribute_table, AttributionError, Credit, Model, DEFAULT_DIRECT};
 use tandem_core::metrics::gaps::{alignment_gaps, Gaps, DEFAULT_THRESHOLD};
 use tandem_core::metrics::scorecard::{
     leading_indicators, scorecard as goal_lines, Indicator, Pacing,
@@ -563,7 +561,7 @@ pub async fn attribution(
     let mut out = Vec::new();
     let mut left_out = Vec::new();
     for m in models {
-        match attribute(&paths.paths, &m) {
+        match attribute_table(&paths.paths, &m) {
             Ok(credits) => out.push(ModelCredits {
                 model: m.name(),
                 credits,
@@ -582,7 +580,7 @@ pub async fn attribution(
             }
         }
     }
-    let (conversions, value) = totals(&paths.paths);
+    let (conversions, value) = paths.paths.totals();
     Ok(Json(Attribution {
         as_of,
         by: by_name,

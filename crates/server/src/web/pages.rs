@@ -12,7 +12,7 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tandem_core::attribution::journeys::{build_paths, By, Conversion, JourneyOptions};
-use tandem_core::attribution::{attribute, totals, Model};
+use tandem_core::attribution::{attribute_table, Model};
 use tandem_core::domain::{Person, Touch};
 use tandem_core::lifecycle::LifecycleError;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
@@ -1192,12 +1192,12 @@ pub async fn attribution(
     let mut results = Vec::new();
     let mut notes = Vec::new();
     for m in models {
-        match attribute(&j.paths, &m) {
+        match attribute_table(&j.paths, &m) {
             Ok(c) => results.push((m.name(), c)),
             Err(e) => notes.push(format!("{} left out: {e}", m.name())),
         }
     }
-    let (total_conv, total_value) = totals(&j.paths);
+    let (total_conv, total_value) = j.paths.totals();
     let mut channels: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for (i, (_, credits)) in results.iter().enumerate() {
         for c in credits {
