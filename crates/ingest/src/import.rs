@@ -331,7 +331,7 @@ pub async fn apply_record(
             if let Some(old) = &existing {
                 merge_person(&mut person, old);
             }
-            let (id, u) = repo::upsert_person(c, &person).await?;
+            let (id, u) = repo::upsert_person_over(c, &person, existing.as_ref()).await?;
             // An unchanged row was fully applied, stages included, by the
             // batch that stored it: skipping it makes a re-run after a kill cheap.
             if u != Upsert::Unchanged {

@@ -251,11 +251,23 @@ pub async fn people_of_account(
 
 /// Inserts or updates a person by external id. `p.id` is ignored.
 pub async fn upsert_person(c: &mut AnyConnection, p: &Person) -> Result<(i64, Upsert), StoreError> {
-    if let Some(old) = person_by_external(c, &p.external_id).await? {
+    let old = person_by_external(c, &p.external_id).await?;
+    upsert_person_over(c, p, old.as_ref()).await
+}
+
+/// [`upsert_person`] when the caller has just read the stored person with
+/// `p`'s external id (`old`, or `None` if there is none) in the same
+/// transaction: saves reading it again.
+pub async fn upsert_person_over(
+    c: &mut AnyConnection,
+    p: &Person,
+    old: Option<&Person>,
+) -> Result<(i64, Upsert), StoreError> {
+    if let Some(old) = old {
         if (Person {
             id: old.id,
             ..p.clone()
-        }) == old
+        }) == *old
         {
             return Ok((old.id, Upsert::Unchanged));
         }

@@ -70,12 +70,12 @@ pub async fn reevaluate(
     people: impl IntoIterator<Item = i64>,
     until: Timestamp,
 ) -> Result<Vec<Transition>, StoreError> {
-    let ids: BTreeSet<i64> = people.into_iter().collect();
-    let mut out = Vec::new();
-    for id in ids {
-        out.extend(engine::advance(c, pb, id, until).await?);
-    }
-    Ok(out)
+    let ids: Vec<i64> = people
+        .into_iter()
+        .collect::<BTreeSet<i64>>()
+        .into_iter()
+        .collect();
+    engine::advance_many(c, pb, &ids, until).await
 }
 
 /// The people whose facts a deal (or an account) feeds: its person and every

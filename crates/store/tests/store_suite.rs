@@ -250,6 +250,81 @@ async fn story(db: &TestDb) -> Result<(), String> {
     let counts = repo::counts(&mut c).await.unwrap();
     assert_eq!(counts.iter().find(|c| c.0 == "transitions").unwrap().1, 6);
     assert_eq!(counts.iter().find(|c| c.0 == "people").unwrap().1, 1);
+    drop(c);
+
+    // Many people's facts read together equal each one read alone: own
+    // deals, the account's person-less deals open when the person was
+    // created (not the one closed before), touches, activities, history.
+    let mut tx = store.begin().await.unwrap();
+    let c = tx.conn();
+    let bob = Person {
+        external_id: "bob@acme.io".into(),
+        account_id: Some(acct_id),
+        created_at: t(50),
+        ..Person::default()
+    };
+    let (bob_id, _) = repo::upsert_person(c, &bob).await.unwrap();
+    let carol = Person {
+        external_id: "carol@solo.io".into(),
+        created_at: t(60),
+        ..Person::default()
+    };
+    let (carol_id, _) = repo::upsert_person(c, &carol).await.unwrap();
+    for (ext, closed) in [
+        ("acct-open", None),
+        ("acct-old", Some(t(20))),
+        ("acct-late", Some(t(70))),
+    ] {
+        let d = Deal {
+            external_id: ext.into(),
+            person_id: None,
+            closed_at: closed,
+            status: if closed.is_some() {
+                DealStatus::Lost
+            } else {
+                DealStatus::Open
+            },
+            name: None,
+            owner: None,
+            ..deal.clone()
+        };
+        repo::upsert_deal(c, &d).await.unwrap();
+    }
+    repo::upsert_touch(
+        c,
+        &Touch {
+            external_id: Some("t-bob".into()),
+            person_id: bob_id,
+            at: t(55),
+            kind: "web_visit".into(),
+            ..Touch::default()
+        },
+    )
+    .await
+    .unwrap();
+    lifecycle::advance(c, &pb, bob_id, t(80)).await.unwrap();
+    let ids = [bob_id, pid, carol_id];
+    let many = lifecycle::load_many(c, &ids).await.unwrap();
+    assert_eq!(many.len(), 3);
+    for (id, got) in ids.iter().zip(&many) {
+        let want = lifecycle::load(c, *id).await.unwrap();
+        assert_eq!(got.person, want.person);
+        assert_eq!(got.account, want.account);
+        assert_eq!(got.touches, want.touches);
+        assert_eq!(got.activities, want.activities);
+        assert_eq!(got.deals, want.deals);
+        assert_eq!(got.transitions, want.transitions);
+    }
+    let bob_deals: Vec<&str> = many[0]
+        .deals
+        .iter()
+        .map(|d| d.external_id.as_str())
+        .collect();
+    assert_eq!(bob_deals, ["acct-open", "acct-late"]);
+    assert!(many[2].account.is_none() && many[2].deals.is_empty());
+    assert!(lifecycle::load_many(c, &[carol_id, 999_999]).await.is_err());
+    drop(tx);
+
     if db.store.backend() == Backend::Postgres {
         assert!(db.url.to_string().starts_with("postgres"));
     }
