@@ -17,7 +17,7 @@ use tandem_core::sla::{
     ClockStatus, Handoff, SlaError,
 };
 use tandem_core::Timestamp;
-use tandem_store::query::{goal_groups, group_by, history};
+use tandem_store::query::{goal_groups, history, PeopleGroups, UnknownDimension};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::weekly::{self, ContentAsset, ContentUse, Decision};
 use tandem_store::Store;
@@ -373,8 +373,7 @@ pub(crate) fn goals(
     snap: &Snapshot,
     as_of: Timestamp,
 ) -> Result<Vec<Pacing>, ReportError> {
-    let (segments, personas) =
-        goal_groups(pb, snap).map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let (segments, personas) = goal_groups(pb, snap).map_err(group_err)?;
     Ok(scorecard(
         pb,
         &history(snap),
@@ -382,6 +381,10 @@ pub(crate) fn goals(
         Grouping::Map(&segments),
         Grouping::Map(&personas),
     )?)
+}
+
+fn group_err(e: UnknownDimension) -> ReportError {
+    ReportError::invalid("group", e.to_string())
 }
 
 /// Sales SLA per owner for handoffs entered in `window`, with breaches.
@@ -470,15 +473,14 @@ pub(crate) fn sla_section(
 }
 
 fn revenue_rows(
-    pb: &Playbook,
     snap: &Snapshot,
+    groups: &PeopleGroups<'_>,
     by: &str,
     mql: &str,
     window: Window,
     as_of: Timestamp,
 ) -> Result<Vec<RevenueRow>, ReportError> {
-    let groups =
-        group_by(pb, snap, by).map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let groups = groups.by(by).map_err(group_err)?;
     let g = alignment_gaps(
         &history(snap),
         mql,
@@ -524,6 +526,7 @@ pub(crate) fn mql_stage(pb: &Playbook) -> String {
 fn upcoming(
     pb: &Playbook,
     snap: &Snapshot,
+    groups: &PeopleGroups<'_>,
     as_of: Timestamp,
 ) -> Result<Vec<UpcomingCampaign>, ReportError> {
     let horizon = as_of.plus_days(UPCOMING_DAYS);
@@ -535,8 +538,7 @@ fn upcoming(
     if soon.is_empty() {
         return Ok(Vec::new());
     }
-    let channels =
-        group_by(pb, snap, "channel").map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let channels = groups.by("channel").map_err(group_err)?;
     let since = Timestamp::from_millis(i64::MIN / 4);
     let all = Window::new(since, Timestamp::from_millis(as_of.millis() + 1))?;
     let mqls = stage_entries(
@@ -783,11 +785,12 @@ pub fn build(
     let quarter = period_window(Period::Quarter, as_of, tz)?;
     let qtd = Window::new(quarter.from, Timestamp::from_millis(as_of.millis() + 1))?;
     let mql = mql_stage(pb);
-    let top_sources = revenue_rows(pb, snap, "source", &mql, qtd, as_of)?;
-    let top_campaigns = revenue_rows(pb, snap, "campaign", &mql, qtd, as_of)?;
+    // Campaign and channel share one pass over the touches.
+    let groups = PeopleGroups::new(pb, snap);
+    let top_sources = revenue_rows(snap, &groups, "source", &mql, qtd, as_of)?;
+    let top_campaigns = revenue_rows(snap, &groups, "campaign", &mql, qtd, as_of)?;
 
-    let segments =
-        group_by(pb, snap, "segment").map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let segments = groups.by("segment").map_err(group_err)?;
     let g = alignment_gaps(
         &h,
         &mql,
@@ -844,7 +847,7 @@ pub fn build(
         top_campaigns,
         successes,
         obstacles,
-        upcoming: upcoming(pb, snap, as_of)?,
+        upcoming: upcoming(pb, snap, &groups, as_of)?,
         content_requests,
         top_assets: assets(inputs, win, as_of),
         gaps_by: "segment".into(),

@@ -464,9 +464,9 @@ fn grouping_by_map_sorts_groups() {
     for p in 1..=4 {
         h.mv(p, "inquiry", 1);
     }
-    let map: BTreeMap<i64, String> = [(1, "smb"), (2, "smb"), (3, "enterprise")]
-        .map(|(k, v)| (k, v.to_string()))
-        .into();
+    let map: GroupKeys = [(1, "smb"), (2, "smb"), (3, "enterprise")]
+        .into_iter()
+        .collect();
     let mut opts = WaterfallOptions::new(win(0, 7), day(100));
     opts.grouping = Grouping::Map(&map);
     let w = waterfall(&pb(), &h.v, &[], &opts).unwrap();
@@ -1040,4 +1040,26 @@ fn funnel_money_counts_new_business_only() {
     .unwrap();
     assert_eq!(wf.groups[0].lost.count, 1);
     assert_eq!(wf.groups[0].lost.amount_minor, 400);
+}
+
+proptest! {
+    /// `GroupKeys` answers as the plain map of person → key it replaces,
+    /// later inserts for a person winning.
+    #[test]
+    fn group_keys_answer_as_a_map(
+        inserts in proptest::collection::vec((0i64..40, 0usize..5), 0..80),
+        probes in proptest::collection::vec(-2i64..45, 0..20),
+    ) {
+        const NAMES: [&str; 5] = ["smb", "enterprise", "", "mid", "smb "];
+        let keys: GroupKeys = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
+        let map: BTreeMap<i64, &str> = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
+        prop_assert_eq!(keys.len(), map.len());
+        for p in probes.iter().chain(map.keys()) {
+            prop_assert_eq!(keys.get(*p), map.get(p).copied());
+            prop_assert_eq!(
+                Grouping::Map(&keys).person(Some(*p)),
+                map.get(p).copied().unwrap_or(NONE)
+            );
+        }
+    }
 }
