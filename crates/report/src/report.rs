@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tandem_core::domain::Campaign;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
-use tandem_core::metrics::scorecard::{metric_actuals, scorecard, Pacing, RATE_METRICS};
+use tandem_core::metrics::scorecard::{actuals_over, scorecard, Pacing, RATE_METRICS};
 use tandem_core::metrics::waterfall::{stage_entries, waterfall, WaterfallOptions};
-use tandem_core::metrics::{period_window, previous_periods, Grouping, Window, ALL};
+use tandem_core::metrics::{period_window, previous_periods, Grouping, Window};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
     compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled,
@@ -733,14 +733,13 @@ pub fn build(
     let waterfall = flow_rows(pb, snap, win, comparison.clone(), as_of)?;
 
     let mut indicators = Vec::new();
-    for &m in WEEK_INDICATORS {
-        let get = |w: Window| -> Result<Option<f64>, ReportError> {
-            match metric_actuals(pb, &h, m, w, as_of, Grouping::All) {
-                Ok(v) => Ok(v.get(ALL).copied().flatten()),
-                // A stage metric whose stage this playbook lacks.
-                Err(tandem_core::metrics::MetricsError::UnknownStage(_)) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
+    let values = actuals_over(pb, &h, WEEK_INDICATORS, &[win, last], as_of);
+    for (&m, v) in WEEK_INDICATORS.iter().zip(values) {
+        let v = match v {
+            Ok(v) => v,
+            // A stage metric whose stage this playbook lacks.
+            Err(tandem_core::metrics::MetricsError::UnknownStage(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
         };
         indicators.push(IndicatorRow {
             metric: m.to_string(),
@@ -750,8 +749,8 @@ pub fn build(
                 .map(|(_, d)| d.replace(" (minor units)", ""))
                 .unwrap_or_default(),
             unit: unit_of(m),
-            this_week: get(win)?,
-            last_week: get(last)?,
+            this_week: v.first().copied().flatten(),
+            last_week: v.get(1).copied().flatten(),
         });
     }
 
