@@ -13,7 +13,7 @@ use tandem_core::metrics::waterfall::{stage_entries, waterfall, WaterfallOptions
 use tandem_core::metrics::{period_window, previous_periods, Grouping, Window};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
-    compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled,
+    compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled_summary,
     ClockStatus, Handoff, SlaError,
 };
 use tandem_core::Timestamp;
@@ -765,10 +765,10 @@ pub fn build(
     let label = week.label();
     let sla = sla_section(pb, snap, win, Some(&label), as_of)?;
 
-    let stalled_all = stalled(pb, &snap.people, &snap.transitions, as_of);
-    let stalled_rows = stalled_all
+    let stalled = stalled_summary(pb, &snap.people, &snap.transitions, as_of, STALLED_SHOWN);
+    let stalled_rows = stalled
+        .leads
         .iter()
-        .take(STALLED_SHOWN)
         .map(|l| StalledRow {
             person: l
                 .external_id
@@ -831,16 +831,8 @@ pub fn build(
         indicators,
         goals,
         sla,
-        stalled_total: stalled_all.len(),
-        stalled_by_stage: pb
-            .stages
-            .iter()
-            .map(|s| {
-                let n = stalled_all.iter().filter(|l| l.stage == s.id).count();
-                (s.id.clone(), n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        stalled_total: stalled.total,
+        stalled_by_stage: stalled.by_stage,
         stalled: stalled_rows,
         top_sources,
         top_campaigns,
