@@ -830,26 +830,68 @@ pub fn stalled(
     transitions: &[Transition],
     as_of: Timestamp,
 ) -> Vec<StalledLead> {
-    let people: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
-    let mut out = Vec::new();
+    stalled_summary(pb, people, transitions, as_of, usize::MAX).leads
+}
+
+/// How many leads are stalled ([`stalled`]), per stage, and the first few.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StalledSummary {
+    /// All stalled leads.
+    pub total: usize,
+    /// Stalled leads per stage id, in playbook stage order, stages with
+    /// none left out.
+    pub by_stage: Vec<(String, usize)>,
+    /// The first `shown` of [`stalled`]'s list.
+    pub leads: Vec<StalledLead>,
+}
+
+/// [`stalled`] counted per stage, with only its first `shown` leads written
+/// out (the tens of thousands of others are counted, not copied).
+pub fn stalled_summary(
+    pb: &Playbook,
+    people: &[Person],
+    transitions: &[Transition],
+    as_of: Timestamp,
+    shown: usize,
+) -> StalledSummary {
     // Where each person is now is their latest transition's stage, entered
-    // at its time (what replaying their history gives).
+    // at its time (what replaying their history gives). Sort keys first,
+    // with the stage's position in the playbook.
+    let mut found: Vec<((Timestamp, i64), usize, f64, &Transition)> = Vec::new();
     for (person_id, latest) in latest_per_person(transitions, as_of) {
         let last = latest.t;
-        let entered_at = last.at;
-        let Some(stage) = pb.stage(&last.to) else {
+        let Some(i) = pb.stages.iter().position(|s| s.id == last.to) else {
             continue;
         };
+        let stage = &pb.stages[i];
         let Some(max_days) = stage.max_days else {
             continue;
         };
-        if stage.kind == StageKind::Terminal {
-            continue;
+        if stage.kind != StageKind::Terminal && last.at.days_until(as_of) > max_days {
+            found.push(((last.at, person_id), i, max_days, last));
         }
-        let days_in_stage = entered_at.days_until(as_of);
-        if days_in_stage > max_days {
+    }
+    let mut per_stage = vec![0; pb.stages.len()];
+    for &(_, i, _, _) in &found {
+        per_stage[i] += 1;
+    }
+    let shown = shown.min(found.len());
+    if shown < found.len() {
+        found.select_nth_unstable_by_key(shown, |f| f.0);
+    }
+    found.truncate(shown);
+    found.sort_unstable_by_key(|f| f.0);
+    let people: FxHashMap<i64, &Person> = if shown == 0 {
+        FxHashMap::default()
+    } else {
+        people.iter().map(|p| (p.id, p)).collect()
+    };
+    let leads = found
+        .into_iter()
+        .map(|((entered_at, person_id), _, max_days, last)| {
             let person = people.get(&person_id);
-            out.push(StalledLead {
+            let days_in_stage = entered_at.days_until(as_of);
+            StalledLead {
                 person_id,
                 external_id: person.map(|p| p.external_id.clone()),
                 email: person.and_then(|p| p.email.clone()),
@@ -859,11 +901,20 @@ pub fn stalled(
                 days_in_stage,
                 max_days,
                 days_over: days_in_stage - max_days,
-            });
-        }
+            }
+        })
+        .collect();
+    StalledSummary {
+        total: per_stage.iter().sum(),
+        by_stage: pb
+            .stages
+            .iter()
+            .zip(per_stage)
+            .filter(|&(_, n)| n > 0)
+            .map(|(s, n)| (s.id.clone(), n))
+            .collect(),
+        leads,
     }
-    out.sort_by_key(|s| (s.entered_at, s.person_id));
-    out
 }
 
 #[cfg(test)]

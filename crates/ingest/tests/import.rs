@@ -374,10 +374,10 @@ async fn olist_funnel_by_source() {
     assert_eq!((count("mql"), count("customer")), (Some(8000), Some(842)));
     assert!((g.stages.last().unwrap().cumulative.unwrap() - 0.10525).abs() < 1e-12);
 
-    let by_source: std::collections::BTreeMap<i64, String> = snap
+    let by_source: tandem_core::metrics::GroupKeys = snap
         .people
         .iter()
-        .filter_map(|p| p.source.clone().map(|s| (p.id, s)))
+        .filter_map(|p| p.source.as_deref().map(|s| (p.id, s)))
         .collect();
     opts.grouping = Grouping::Map(&by_source);
     let w = waterfall(&pb, &snap.transitions, &snap.deals, &opts).unwrap();

@@ -8,16 +8,16 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tandem_core::domain::Campaign;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
-use tandem_core::metrics::scorecard::{metric_actuals, scorecard, Pacing, RATE_METRICS};
+use tandem_core::metrics::scorecard::{actuals_over, scorecard, Pacing, RATE_METRICS};
 use tandem_core::metrics::waterfall::{stage_entries, waterfall, WaterfallOptions};
-use tandem_core::metrics::{period_window, previous_periods, Grouping, Window, ALL};
+use tandem_core::metrics::{period_window, previous_periods, Grouping, Window};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
-    compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled,
+    compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled_summary,
     ClockStatus, Handoff, SlaError,
 };
 use tandem_core::Timestamp;
-use tandem_store::query::{goal_groups, group_by, history};
+use tandem_store::query::{goal_groups, history, PeopleGroups, UnknownDimension};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::weekly::{self, ContentAsset, ContentUse, Decision};
 use tandem_store::Store;
@@ -373,8 +373,7 @@ pub(crate) fn goals(
     snap: &Snapshot,
     as_of: Timestamp,
 ) -> Result<Vec<Pacing>, ReportError> {
-    let (segments, personas) =
-        goal_groups(pb, snap).map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let (segments, personas) = goal_groups(pb, snap).map_err(group_err)?;
     Ok(scorecard(
         pb,
         &history(snap),
@@ -382,6 +381,10 @@ pub(crate) fn goals(
         Grouping::Map(&segments),
         Grouping::Map(&personas),
     )?)
+}
+
+fn group_err(e: UnknownDimension) -> ReportError {
+    ReportError::invalid("group", e.to_string())
 }
 
 /// Sales SLA per owner for handoffs entered in `window`, with breaches.
@@ -470,15 +473,14 @@ pub(crate) fn sla_section(
 }
 
 fn revenue_rows(
-    pb: &Playbook,
     snap: &Snapshot,
+    groups: &PeopleGroups<'_>,
     by: &str,
     mql: &str,
     window: Window,
     as_of: Timestamp,
 ) -> Result<Vec<RevenueRow>, ReportError> {
-    let groups =
-        group_by(pb, snap, by).map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let groups = groups.by(by).map_err(group_err)?;
     let g = alignment_gaps(
         &history(snap),
         mql,
@@ -524,6 +526,7 @@ pub(crate) fn mql_stage(pb: &Playbook) -> String {
 fn upcoming(
     pb: &Playbook,
     snap: &Snapshot,
+    groups: &PeopleGroups<'_>,
     as_of: Timestamp,
 ) -> Result<Vec<UpcomingCampaign>, ReportError> {
     let horizon = as_of.plus_days(UPCOMING_DAYS);
@@ -535,8 +538,7 @@ fn upcoming(
     if soon.is_empty() {
         return Ok(Vec::new());
     }
-    let channels =
-        group_by(pb, snap, "channel").map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let channels = groups.by("channel").map_err(group_err)?;
     let since = Timestamp::from_millis(i64::MIN / 4);
     let all = Window::new(since, Timestamp::from_millis(as_of.millis() + 1))?;
     let mqls = stage_entries(
@@ -731,14 +733,13 @@ pub fn build(
     let waterfall = flow_rows(pb, snap, win, comparison.clone(), as_of)?;
 
     let mut indicators = Vec::new();
-    for &m in WEEK_INDICATORS {
-        let get = |w: Window| -> Result<Option<f64>, ReportError> {
-            match metric_actuals(pb, &h, m, w, as_of, Grouping::All) {
-                Ok(v) => Ok(v.get(ALL).copied().flatten()),
-                // A stage metric whose stage this playbook lacks.
-                Err(tandem_core::metrics::MetricsError::UnknownStage(_)) => Ok(None),
-                Err(e) => Err(e.into()),
-            }
+    let values = actuals_over(pb, &h, WEEK_INDICATORS, &[win, last], as_of);
+    for (&m, v) in WEEK_INDICATORS.iter().zip(values) {
+        let v = match v {
+            Ok(v) => v,
+            // A stage metric whose stage this playbook lacks.
+            Err(tandem_core::metrics::MetricsError::UnknownStage(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
         };
         indicators.push(IndicatorRow {
             metric: m.to_string(),
@@ -748,8 +749,8 @@ pub fn build(
                 .map(|(_, d)| d.replace(" (minor units)", ""))
                 .unwrap_or_default(),
             unit: unit_of(m),
-            this_week: get(win)?,
-            last_week: get(last)?,
+            this_week: v.first().copied().flatten(),
+            last_week: v.get(1).copied().flatten(),
         });
     }
 
@@ -764,10 +765,10 @@ pub fn build(
     let label = week.label();
     let sla = sla_section(pb, snap, win, Some(&label), as_of)?;
 
-    let stalled_all = stalled(pb, &snap.people, &snap.transitions, as_of);
-    let stalled_rows = stalled_all
+    let stalled = stalled_summary(pb, &snap.people, &snap.transitions, as_of, STALLED_SHOWN);
+    let stalled_rows = stalled
+        .leads
         .iter()
-        .take(STALLED_SHOWN)
         .map(|l| StalledRow {
             person: l
                 .external_id
@@ -783,11 +784,12 @@ pub fn build(
     let quarter = period_window(Period::Quarter, as_of, tz)?;
     let qtd = Window::new(quarter.from, Timestamp::from_millis(as_of.millis() + 1))?;
     let mql = mql_stage(pb);
-    let top_sources = revenue_rows(pb, snap, "source", &mql, qtd, as_of)?;
-    let top_campaigns = revenue_rows(pb, snap, "campaign", &mql, qtd, as_of)?;
+    // Campaign and channel share one pass over the touches.
+    let groups = PeopleGroups::new(pb, snap);
+    let top_sources = revenue_rows(snap, &groups, "source", &mql, qtd, as_of)?;
+    let top_campaigns = revenue_rows(snap, &groups, "campaign", &mql, qtd, as_of)?;
 
-    let segments =
-        group_by(pb, snap, "segment").map_err(|e| ReportError::invalid("group", e.to_string()))?;
+    let segments = groups.by("segment").map_err(group_err)?;
     let g = alignment_gaps(
         &h,
         &mql,
@@ -829,22 +831,14 @@ pub fn build(
         indicators,
         goals,
         sla,
-        stalled_total: stalled_all.len(),
-        stalled_by_stage: pb
-            .stages
-            .iter()
-            .map(|s| {
-                let n = stalled_all.iter().filter(|l| l.stage == s.id).count();
-                (s.id.clone(), n)
-            })
-            .filter(|(_, n)| *n > 0)
-            .collect(),
+        stalled_total: stalled.total,
+        stalled_by_stage: stalled.by_stage,
         stalled: stalled_rows,
         top_sources,
         top_campaigns,
         successes,
         obstacles,
-        upcoming: upcoming(pb, snap, as_of)?,
+        upcoming: upcoming(pb, snap, &groups, as_of)?,
         content_requests,
         top_assets: assets(inputs, win, as_of),
         gaps_by: "segment".into(),

@@ -223,3 +223,63 @@ async fn html_is_self_contained_and_carries_the_same_numbers() {
     }
     db.cleanup().await.unwrap();
 }
+
+/// `PeopleGroups` (shared first touches, borrowed and interned keys) gives
+/// every person the key a plain reading of their row gives: the stored value,
+/// else the rules; the channel and campaign of their first touch by (at, id).
+#[tokio::test]
+async fn group_keys_equal_a_row_by_row_reading() {
+    use std::collections::BTreeMap;
+    use tandem_core::facts::{channel_of, classify};
+    use tandem_store::query::PeopleGroups;
+
+    let pb = common::playbook();
+    let (_db, inputs) = common::demo_db(&pb).await;
+    let snap = &*inputs.snap;
+    let account = |p: &tandem_core::domain::Person| {
+        p.account_id
+            .and_then(|id| snap.accounts.iter().find(|a| a.id == id))
+    };
+    let mut first: BTreeMap<i64, &tandem_core::domain::Touch> = BTreeMap::new();
+    for t in &snap.touches {
+        let e = first.entry(t.person_id).or_insert(t);
+        if (t.at, t.id) < (e.at, e.id) {
+            *e = t;
+        }
+    }
+    let first_touch = |id: i64| first.get(&id).copied();
+    let classes: Vec<_> = snap
+        .people
+        .iter()
+        .map(|p| classify(&pb, p, account(p)))
+        .collect();
+    let groups = PeopleGroups::new(&pb, snap);
+    for dim in [
+        "source", "segment", "persona", "channel", "campaign", "tier", "industry", "owner",
+    ] {
+        let mut want: BTreeMap<i64, String> = BTreeMap::new();
+        for (p, (persona, segment)) in snap.people.iter().zip(classes.iter().cloned()) {
+            let key = match dim {
+                "source" => p.source.clone(),
+                "owner" => p.owner.clone(),
+                "segment" => p.segment.clone().or(segment),
+                "persona" => p.persona.clone().or(persona),
+                "tier" => account(p).and_then(|a| a.tier).map(|t| format!("tier {t}")),
+                "industry" => account(p).and_then(|a| a.industry.clone()),
+                "channel" => first_touch(p.id).and_then(|t| channel_of(&pb, t, p)),
+                _ => first_touch(p.id).and_then(|t| t.campaign.clone()),
+            };
+            if let Some(k) = key.filter(|k| !k.is_empty()) {
+                want.insert(p.id, k);
+            }
+        }
+        let got = groups.by(dim).unwrap();
+        assert!(!want.is_empty(), "{dim}: the demo has keys");
+        assert_eq!(got.len(), want.len(), "{dim}");
+        for p in &snap.people {
+            assert_eq!(got.get(p.id), want.get(&p.id).map(String::as_str), "{dim}");
+        }
+        assert_eq!(got, group_by(&pb, snap, dim).unwrap(), "{dim}");
+    }
+    assert!(group_by(&pb, snap, "nonsense").is_err());
+}

@@ -1,9 +1,10 @@
 //! What metric readers share (the CLI commands and the HTTP API): the
 //! history view of a [`Snapshot`] and grouping people by a dimension.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::cell::OnceCell;
 
-use tandem_core::domain::{Account, Touch};
+use tandem_core::domain::{Account, Person, Touch};
 use tandem_core::facts::{Channels, Classes};
 use tandem_core::fxhash::FxHashMap;
 use tandem_core::metrics::{History, Window};
@@ -35,61 +36,113 @@ pub fn history(snap: &Snapshot) -> History<'_> {
 /// Group key of every person for a dimension. Segment and persona use the
 /// stored value, or else the playbook's rules; channel and campaign are those
 /// of the person's first touch (how the lead came in).
-pub fn group_by(
-    pb: &Playbook,
-    snap: &Snapshot,
-    by: &str,
-) -> Result<BTreeMap<i64, String>, UnknownDimension> {
-    let accounts: FxHashMap<i64, &Account> = match by {
-        "segment" | "persona" | "tier" | "industry" => {
-            snap.accounts.iter().map(|a| (a.id, a)).collect()
-        }
-        _ => FxHashMap::default(),
-    };
-    // (at, id) kept beside the reference: comparing through it would read a
-    // random touch per row of 850k.
-    let mut first_touch: FxHashMap<i64, ((Timestamp, i64), &Touch)> = FxHashMap::default();
-    if by == "channel" || by == "campaign" {
-        for t in &snap.touches {
-            let key = (t.at, t.id);
-            let e = first_touch.entry(t.person_id).or_insert((key, t));
-            if key < e.0 {
-                *e = (key, t);
-            }
+pub fn group_by(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<GroupKeys, UnknownDimension> {
+    PeopleGroups::new(pb, snap).by(by)
+}
+
+type FirstTouch<'s> = ((Timestamp, i64), &'s Touch);
+
+/// Groups the people of a snapshot by one dimension after another (what
+/// [`group_by`] does once), reading what dimensions share only once: the
+/// accounts by id, and each person's first touch for channel and campaign
+/// (a pass over every touch).
+pub struct PeopleGroups<'s> {
+    snap: &'s Snapshot,
+    channels: Channels<'s>,
+    classes: Classes<'s>,
+    accounts: OnceCell<FxHashMap<i64, &'s Account>>,
+    /// Person → (at, id) of the first touch and the touch.
+    first_touch: OnceCell<FxHashMap<i64, FirstTouch<'s>>>,
+}
+
+impl<'s> PeopleGroups<'s> {
+    /// Nothing is read until a dimension is asked for.
+    pub fn new(pb: &'s Playbook, snap: &'s Snapshot) -> Self {
+        PeopleGroups {
+            snap,
+            channels: Channels::new(pb),
+            classes: Classes::new(pb),
+            accounts: OnceCell::new(),
+            first_touch: OnceCell::new(),
         }
     }
-    let channels = Channels::new(pb);
-    let classes = Classes::new(pb);
-    let mut out = BTreeMap::new();
-    for p in &snap.people {
-        let account = p.account_id.and_then(|id| accounts.get(&id).copied());
-        let key: Option<String> = match by {
-            "source" => p.source.clone(),
-            "owner" => p.owner.clone(),
-            "country" => p.country.clone(),
-            "segment" => p.segment.clone().or_else(|| classes.segment(p, account)),
-            "persona" => p.persona.clone().or_else(|| classes.persona(p, account)),
-            "tier" => account.and_then(|a| a.tier).map(|t| format!("tier {t}")),
-            "industry" => account.and_then(|a| a.industry.clone()),
-            "channel" => first_touch.get(&p.id).and_then(|(_, t)| channels.of(t, p)),
-            "campaign" => first_touch.get(&p.id).and_then(|(_, t)| t.campaign.clone()),
+
+    fn accounts(&self) -> &FxHashMap<i64, &'s Account> {
+        self.accounts
+            .get_or_init(|| self.snap.accounts.iter().map(|a| (a.id, a)).collect())
+    }
+
+    /// Each person's first touch by (at, id).
+    fn first_touch(&self) -> &FxHashMap<i64, FirstTouch<'s>> {
+        self.first_touch.get_or_init(|| {
+            // (at, id) kept beside the reference: comparing through it
+            // would read a random touch per row of 850k.
+            let mut first: FxHashMap<i64, FirstTouch<'s>> =
+                FxHashMap::with_capacity_and_hasher(self.snap.people.len(), Default::default());
+            for t in &self.snap.touches {
+                let key = (t.at, t.id);
+                let e = first.entry(t.person_id).or_insert((key, t));
+                if key < e.0 {
+                    *e = (key, t);
+                }
+            }
+            first
+        })
+    }
+
+    /// Group key of every person for `by` (see [`group_by`]). Keys stored
+    /// on a row are borrowed, not copied per person.
+    pub fn by(&self, by: &str) -> Result<GroupKeys, UnknownDimension> {
+        let custom = match by {
+            "source" | "owner" | "country" | "segment" | "persona" | "tier" | "industry"
+            | "channel" | "campaign" => None,
             other => match other.strip_prefix("custom.") {
-                Some(f) => p.custom.get(f).map(|v| match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                }),
+                Some(f) => Some(f),
                 None => return Err(UnknownDimension(other.to_string())),
             },
         };
-        if let Some(k) = key.filter(|k| !k.is_empty()) {
-            out.insert(p.id, k);
+        let account_of = |p: &Person| match by {
+            "segment" | "persona" | "tier" | "industry" => p
+                .account_id
+                .and_then(|id| self.accounts().get(&id).copied()),
+            _ => None,
+        };
+        let first_touch = |p: &Person| self.first_touch().get(&p.id).map(|&(_, t)| t);
+        let borrowed = |v: &'s Option<String>| v.as_deref().map(Cow::Borrowed);
+        let mut out = GroupKeys::with_capacity(self.snap.people.len());
+        for p in &self.snap.people {
+            let key: Option<Cow<'s, str>> = match (by, custom) {
+                (_, Some(field)) => p.custom.get(field).map(|v| match v {
+                    serde_json::Value::String(s) => Cow::Borrowed(s.as_str()),
+                    v => Cow::Owned(v.to_string()),
+                }),
+                ("source", _) => borrowed(&p.source),
+                ("owner", _) => borrowed(&p.owner),
+                ("country", _) => borrowed(&p.country),
+                ("segment", _) => borrowed(&p.segment)
+                    .or_else(|| self.classes.segment(p, account_of(p)).map(Cow::Owned)),
+                ("persona", _) => borrowed(&p.persona)
+                    .or_else(|| self.classes.persona(p, account_of(p)).map(Cow::Owned)),
+                ("tier", _) => account_of(p)
+                    .and_then(|a| a.tier)
+                    .map(|t| Cow::Owned(format!("tier {t}"))),
+                ("industry", _) => account_of(p).and_then(|a| borrowed(&a.industry)),
+                ("channel", _) => {
+                    first_touch(p).and_then(|t| self.channels.of(t, p).map(Cow::Owned))
+                }
+                ("campaign", _) => first_touch(p).and_then(|t| borrowed(&t.campaign)),
+                _ => None,
+            };
+            if let Some(k) = key.filter(|k| !k.is_empty()) {
+                out.insert(p.id, &k);
+            }
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// A group key per person id, as [`group_by`] gives it.
-pub type GroupKeys = BTreeMap<i64, String>;
+pub use tandem_core::metrics::GroupKeys;
 
 /// Person → segment and person → persona maps for the scorecard's goals
 /// ([`group_by`]). Classifying every person runs the playbook's rules, and
@@ -99,11 +152,12 @@ pub fn goal_groups(
     pb: &Playbook,
     snap: &Snapshot,
 ) -> Result<(GroupKeys, GroupKeys), UnknownDimension> {
+    let groups = PeopleGroups::new(pb, snap);
     let by = |dim: &str, needed: bool| {
         if needed {
-            group_by(pb, snap, dim)
+            groups.by(dim)
         } else {
-            Ok(BTreeMap::new())
+            Ok(GroupKeys::default())
         }
     };
     Ok((

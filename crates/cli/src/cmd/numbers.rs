@@ -1,7 +1,5 @@
 //! What the metric commands share: loading history, windows, grouping.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use clap::Args;
 use tandem_core::metrics::Window;
@@ -64,7 +62,7 @@ pub async fn load_only(ctx: &Ctx, need: tandem_store::warm::Need) -> Result<Snap
 pub use query::history;
 
 /// Group key of every person for a dimension (see [`tandem_store::query::group_by`]).
-pub fn group_by(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<BTreeMap<i64, String>> {
+pub fn group_by(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<query::GroupKeys> {
     Ok(query::group_by(pb, snap, by)?)
 }
 

@@ -29,6 +29,7 @@ use jiff::Span;
 use serde::Serialize;
 
 use crate::domain::{Activity, Deal, Subject, Touch, Transition};
+use crate::fxhash::FxHashMap;
 use crate::playbook::{Period, Playbook, StageKind};
 use crate::time::Timestamp;
 
@@ -207,6 +208,78 @@ pub struct History<'a> {
     pub account_transitions: &'a [Transition],
 }
 
+/// A group key per person id, each distinct key stored once: grouping
+/// 100,000 people by a dimension with a handful of values needs no string
+/// per person, and a key is found with one hash probe.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupKeys {
+    /// Distinct keys, in order of first insertion.
+    names: Vec<String>,
+    /// Position of each key in `names`.
+    index: FxHashMap<String, usize>,
+    /// Person id → position of its key in `names`.
+    of: FxHashMap<i64, usize>,
+}
+
+impl GroupKeys {
+    /// No keys, with room for `people` people.
+    pub fn with_capacity(people: usize) -> Self {
+        GroupKeys {
+            of: FxHashMap::with_capacity_and_hasher(people, Default::default()),
+            ..GroupKeys::default()
+        }
+    }
+
+    /// Puts `person` in group `key` (replacing any earlier key).
+    pub fn insert(&mut self, person: i64, key: &str) {
+        let ix = match self.index.get(key) {
+            Some(&ix) => ix,
+            None => {
+                let ix = self.names.len();
+                self.names.push(key.to_string());
+                self.index.insert(key.to_string(), ix);
+                ix
+            }
+        };
+        self.of.insert(person, ix);
+    }
+
+    /// The group key of `person`, if it has one.
+    pub fn get(&self, person: i64) -> Option<&str> {
+        let ix = *self.of.get(&person)?;
+        self.names.get(ix).map(String::as_str)
+    }
+
+    /// The people in group `key`, in no particular order.
+    pub fn people_in<'k>(&'k self, key: &str) -> impl Iterator<Item = i64> + 'k {
+        let ix = self.index.get(key).copied();
+        self.of
+            .iter()
+            .filter(move |&(_, &i)| Some(i) == ix)
+            .map(|(&person, _)| person)
+    }
+
+    /// Number of people with a key.
+    pub fn len(&self) -> usize {
+        self.of.len()
+    }
+
+    /// True when no person has a key.
+    pub fn is_empty(&self) -> bool {
+        self.of.is_empty()
+    }
+}
+
+impl<K: AsRef<str>> FromIterator<(i64, K)> for GroupKeys {
+    fn from_iter<I: IntoIterator<Item = (i64, K)>>(iter: I) -> Self {
+        let mut keys = GroupKeys::default();
+        for (person, key) in iter {
+            keys.insert(person, key.as_ref());
+        }
+        keys
+    }
+}
+
 /// How subjects are grouped: not at all, by a function of the person id, or
 /// by a prebuilt map. People the function or map has no key for are in
 /// [`NONE`].
@@ -218,7 +291,7 @@ pub enum Grouping<'a> {
     /// Group key of a person id.
     By(&'a dyn Fn(i64) -> Option<String>),
     /// Group key per person id.
-    Map(&'a BTreeMap<i64, String>),
+    Map(&'a GroupKeys),
     /// Group key per account id, for account subjects (people and deals
     /// are in [`NONE`]).
     Accounts(&'a BTreeMap<i64, String>),
@@ -254,7 +327,7 @@ impl<'a> Grouping<'a> {
             (Grouping::All, _) => Cow::Borrowed(ALL),
             (_, None) | (Grouping::Accounts(_), _) => Cow::Borrowed(NONE),
             (Grouping::By(f), Some(id)) => f(id).map_or(Cow::Borrowed(NONE), Cow::Owned),
-            (Grouping::Map(m), Some(id)) => Cow::Borrowed(m.get(&id).map_or(NONE, String::as_str)),
+            (Grouping::Map(m), Some(id)) => Cow::Borrowed(m.get(id).unwrap_or(NONE)),
         }
     }
 

@@ -165,6 +165,28 @@ fn metric_stage(pb: &Playbook, metric: &str) -> Option<Result<String, MetricsErr
     )
 }
 
+/// The touch kind a touch-count metric counts, if `metric` is one.
+fn touch_kind(metric: &str) -> Option<&'static str> {
+    match metric {
+        "web_visits" => Some("web_visit"),
+        "email_opens" => Some("email_open"),
+        "email_clicks" => Some("email_click"),
+        "paid_clicks" => Some("ad_click"),
+        "form_fills" => Some("form_fill"),
+        _ => None,
+    }
+}
+
+/// The activity kinds an activity-count metric counts (empty for others).
+fn activity_kinds(metric: &str) -> &'static [ActivityKind] {
+    match metric {
+        "calls" => &[ActivityKind::Call],
+        "emails_sent" => &[ActivityKind::Email],
+        "meetings" => &[ActivityKind::Meeting, ActivityKind::Demo],
+        _ => &[],
+    }
+}
+
 /// The actual value of `metric` (a name from [`METRICS`]) over `window`, not
 /// reading past `as_of`, per group. Counts are sums, money is in minor units
 /// (deal amounts are summed as they are: they are assumed to be in the
@@ -203,26 +225,13 @@ pub fn metric_actuals(
         let e = out.entry(g).or_insert(Some(0.0));
         *e = Some(e.unwrap_or(0.0) + v);
     };
-    let touch_kind = match metric {
-        "web_visits" => Some("web_visit"),
-        "email_opens" => Some("email_open"),
-        "email_clicks" => Some("email_click"),
-        "paid_clicks" => Some("ad_click"),
-        "form_fills" => Some("form_fill"),
-        _ => None,
-    };
-    let activity_kinds: &[ActivityKind] = match metric {
-        "calls" => &[ActivityKind::Call],
-        "emails_sent" => &[ActivityKind::Email],
-        "meetings" => &[ActivityKind::Meeting, ActivityKind::Demo],
-        _ => &[],
-    };
+    let activity_kinds = activity_kinds(metric);
     if let Some(stage) = metric_stage(pb, metric) {
         let stage = stage?;
         for (g, n) in stage_entries(history.transitions, &stage, window, as_of, false, grouping) {
             add(g, n as f64);
         }
-    } else if let Some(kind) = touch_kind {
+    } else if let Some(kind) = touch_kind(metric) {
         for t in history.touches {
             // The time first: it is in the touch, the kind behind a pointer.
             if window.contains_as_of(t.at, as_of) && t.kind == kind {
@@ -314,6 +323,70 @@ pub fn metric_actuals(
         out.insert(super::ALL.to_string(), empty_value(metric));
     }
     Ok(out)
+}
+
+/// [`metric_actuals`] without grouping for several metrics over several
+/// windows: item `i` holds the value of `metrics[i]` over each window in
+/// order (the group [`super::ALL`]), or why it has none. Touch and
+/// activity counts are taken in one pass over each table for all of them:
+/// on a large history reading the rows costs far more than counting.
+pub fn actuals_over(
+    pb: &Playbook,
+    history: &History<'_>,
+    metrics: &[&str],
+    windows: &[Window],
+    as_of: Timestamp,
+) -> Vec<Result<Vec<Option<f64>>, MetricsError>> {
+    // The metric names of touch and activity counts are distinct from the
+    // others', so these are read as metric_actuals reads them.
+    let touch_kinds: Vec<Option<&str>> = metrics.iter().map(|m| touch_kind(m)).collect();
+    let activity_kinds: Vec<&[ActivityKind]> = metrics.iter().map(|m| activity_kinds(m)).collect();
+    // counts[i][j]: rows metric i counts in window j.
+    let mut counts = vec![vec![0u64; windows.len()]; metrics.len()];
+    if touch_kinds.iter().any(Option::is_some) {
+        for t in history.touches.iter().filter(|t| t.at <= as_of) {
+            // The time first: it is in the touch, the kind behind a pointer.
+            for (j, w) in windows.iter().enumerate() {
+                if w.contains(t.at) {
+                    for (i, kind) in touch_kinds.iter().enumerate() {
+                        if *kind == Some(t.kind.as_str()) {
+                            counts[i][j] += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if activity_kinds.iter().any(|k| !k.is_empty()) {
+        for a in history.activities.iter().filter(|a| a.at <= as_of) {
+            for (j, w) in windows.iter().enumerate() {
+                if w.contains(a.at) {
+                    for (i, kinds) in activity_kinds.iter().enumerate() {
+                        if kinds.contains(&a.kind) {
+                            counts[i][j] += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    metrics
+        .iter()
+        .enumerate()
+        .map(|(i, &metric)| {
+            if touch_kinds[i].is_some() || !activity_kinds[i].is_empty() {
+                // Counts are exact in an f64, as metric_actuals' sums of 1.0.
+                return Ok(counts[i].iter().map(|&n| Some(n as f64)).collect());
+            }
+            windows
+                .iter()
+                .map(|&w| {
+                    let v = metric_actuals(pb, history, metric, w, as_of, Grouping::All)?;
+                    Ok(v.get(super::ALL).copied().flatten())
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The metrics read from the ARR book ([`super::retention`]).

@@ -13,7 +13,7 @@ use super::plan::{
     average_won_deal_size, historic_median_days, historic_median_days_for, historic_rates,
     historic_rates_for, reverse_waterfall, won_stage,
 };
-use super::scorecard::{metric_actuals, pace, PaceStatus};
+use super::scorecard::{actuals_over, metric_actuals, pace, PaceStatus};
 use super::waterfall::{
     current_stage_counts, stage_entries, waterfall, ExitCount, WaterfallOptions,
 };
@@ -464,9 +464,9 @@ fn grouping_by_map_sorts_groups() {
     for p in 1..=4 {
         h.mv(p, "inquiry", 1);
     }
-    let map: BTreeMap<i64, String> = [(1, "smb"), (2, "smb"), (3, "enterprise")]
-        .map(|(k, v)| (k, v.to_string()))
-        .into();
+    let map: GroupKeys = [(1, "smb"), (2, "smb"), (3, "enterprise")]
+        .into_iter()
+        .collect();
     let mut opts = WaterfallOptions::new(win(0, 7), day(100));
     opts.grouping = Grouping::Map(&map);
     let w = waterfall(&pb(), &h.v, &[], &opts).unwrap();
@@ -1040,4 +1040,98 @@ fn funnel_money_counts_new_business_only() {
     .unwrap();
     assert_eq!(wf.groups[0].lost.count, 1);
     assert_eq!(wf.groups[0].lost.amount_minor, 400);
+}
+
+proptest! {
+    /// `GroupKeys` answers as the plain map of person → key it replaces,
+    /// later inserts for a person winning.
+    #[test]
+    fn group_keys_answer_as_a_map(
+        inserts in proptest::collection::vec((0i64..40, 0usize..5), 0..80),
+        probes in proptest::collection::vec(-2i64..45, 0..20),
+    ) {
+        const NAMES: [&str; 5] = ["smb", "enterprise", "", "mid", "smb "];
+        let keys: GroupKeys = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
+        let map: BTreeMap<i64, &str> = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
+        prop_assert_eq!(keys.len(), map.len());
+        for p in probes.iter().chain(map.keys()) {
+            prop_assert_eq!(keys.get(*p), map.get(p).copied());
+            prop_assert_eq!(
+                Grouping::Map(&keys).person(Some(*p)),
+                map.get(p).copied().unwrap_or(NONE)
+            );
+        }
+    }
+}
+
+proptest! {
+    /// `actuals_over` (touches and activities counted in one pass for all
+    /// metrics and windows) gives `metric_actuals`' value of every metric
+    /// over every window, overlapping windows and rows after as-of included.
+    #[test]
+    fn actuals_over_equals_metric_actuals(
+        touches in prop::collection::vec((1i64..6, 0usize..4, 0i64..40), 0..40),
+        activities in prop::collection::vec((1i64..6, 0usize..4, 0i64..40), 0..30),
+        moves in prop::collection::vec((1i64..6, 0usize..4, 0i64..40), 0..30),
+        deals in prop::collection::vec((1i64..6, 1i64..500, 0i64..40, 0i64..40, 0usize..3), 0..12),
+        windows in prop::collection::vec((0i64..35, 1i64..15), 1..4),
+        as_of in 0i64..45,
+    ) {
+        let pb = pb();
+        let kinds = ["web_visit", "email_open", "ad_click", "form_fill"];
+        let touches: Vec<Touch> = touches
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, k, d))| touch(i as i64, p, kinds[k], d))
+            .collect();
+        let akinds = [
+            ActivityKind::Call,
+            ActivityKind::Email,
+            ActivityKind::Meeting,
+            ActivityKind::Demo,
+        ];
+        let activities: Vec<Activity> = activities
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, k, d))| activity(i as i64, p, akinds[k], d))
+            .collect();
+        let stages = ["inquiry", "mql", "sal", "opportunity"];
+        let mut h = H::default();
+        for &(p, s, d) in &moves {
+            h.mv(p, stages[s], d);
+        }
+        let statuses = [DealStatus::Open, DealStatus::Won, DealStatus::Lost];
+        let deals: Vec<Deal> = deals
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, minor, created, closed, s))| {
+                deal(i as i64, p, minor, created, Some(closed), statuses[s], None)
+            })
+            .collect();
+        let history = History {
+            transitions: &h.v,
+            touches: &touches,
+            activities: &activities,
+            deals: &deals,
+            account_transitions: &[],
+        };
+        let windows: Vec<Window> = windows.iter().map(|&(f, l)| win(f, f + l)).collect();
+        let metrics = [
+            "web_visits", "email_opens", "paid_clicks", "form_fills", "mqls", "sals", "calls",
+            "emails_sent", "meetings", "opportunities", "pipeline_created", "revenue_won",
+            "deals_won", "win_rate", "sal_rate", "customers",
+        ];
+        let got = actuals_over(&pb, &history, &metrics, &windows, day(as_of));
+        prop_assert_eq!(got.len(), metrics.len());
+        for (m, values) in metrics.iter().zip(got) {
+            let want: Result<Vec<Option<f64>>, MetricsError> = windows
+                .iter()
+                .map(|&w| {
+                    metric_actuals(&pb, &history, m, w, day(as_of), Grouping::All)
+                        .map(|v| v[ALL])
+                })
+                .collect();
+            prop_assert_eq!(values, want, "{}", m);
+        }
+    }
 }

@@ -524,6 +524,7 @@ mod props {
             as_of in 0i64..45,
             from in 0i64..40,
             len in 1i64..15,
+            shown in 0usize..8,
         ) {
             let ids = ["inquiry", "mql", "sal", "recycled", "disqualified"];
             let day = |d: i64| Timestamp::from_millis(Y2026 + d * DAY_MS);
@@ -562,11 +563,24 @@ mod props {
                 }
             }
             expect.sort_by_key(|e| (e.2, e.0));
-            let got: Vec<(i64, String, Timestamp)> = stalled(&pb, &people, &transitions, as_of)
-                .into_iter()
-                .map(|s| (s.person_id, s.stage, s.entered_at))
+            let all = stalled(&pb, &people, &transitions, as_of);
+            let got: Vec<(i64, String, Timestamp)> = all
+                .iter()
+                .map(|s| (s.person_id, s.stage.clone(), s.entered_at))
                 .collect();
             prop_assert_eq!(got, expect);
+            // The summary: the list's length, its counts per stage in
+            // playbook order, and its first `shown` leads.
+            let summary = stalled_summary(&pb, &people, &transitions, as_of, shown);
+            prop_assert_eq!(summary.total, all.len());
+            let by_stage: Vec<(String, usize)> = pb
+                .stages
+                .iter()
+                .map(|s| (s.id.clone(), all.iter().filter(|l| l.stage == s.id).count()))
+                .filter(|&(_, n)| n > 0)
+                .collect();
+            prop_assert_eq!(summary.by_stage, by_stage);
+            prop_assert_eq!(&summary.leads[..], &all[..shown.min(all.len())]);
         }
     }
 }

@@ -45,11 +45,7 @@ async fn snapshot(s: &AppState, warm: &Warm) -> Result<View, ApiError> {
     Ok(warm.get(&s.store).await?)
 }
 
-fn group(
-    pb: &Playbook,
-    snap: &Snapshot,
-    by: &str,
-) -> Result<std::collections::BTreeMap<i64, String>, ApiError> {
+fn group(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<query::GroupKeys, ApiError> {
     query::group_by(pb, snap, by)
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("by")))
 }

@@ -442,17 +442,13 @@ pub async fn waterfall(
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k, v)))
     .collect();
-    let selected: Option<BTreeMap<i64, String>> = if filters.is_empty() {
+    let selected: Option<query::GroupKeys> = if filters.is_empty() {
         None
     } else {
         let mut keep: Option<HashSet<i64>> = None;
         for (dim, want) in &filters {
             let g = query::group_by(pb, &snap, dim).map_err(|e| WebError::bad(e.to_string()))?;
-            let ids: HashSet<i64> = g
-                .into_iter()
-                .filter(|(_, v)| v == want)
-                .map(|(id, _)| id)
-                .collect();
+            let ids: HashSet<i64> = g.people_in(want).collect();
             keep = Some(match keep {
                 None => ids,
                 Some(k) => k.intersection(&ids).copied().collect(),
@@ -461,7 +457,7 @@ pub async fn waterfall(
         Some(
             keep.unwrap_or_default()
                 .into_iter()
-                .map(|id| (id, "selected".to_string()))
+                .map(|id| (id, "selected"))
                 .collect(),
         )
     };
