@@ -72,109 +72,88 @@ const IDS_PER_QUERY: usize = 500;
 /// list ordered as [`load`] orders it; an id that is no stored person is an
 /// error, as in [`load`].
 pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonFacts>, StoreError> {
+    use repo::{
+        account_row, activity_row, deal_row, person_row, touch_row, transition_row, ACCOUNT_COLS,
+        ACTIVITY_COLS, DEAL_COLS, PERSON_COLS, TOUCH_COLS, TRANSITION_COLS,
+    };
     use std::collections::HashMap;
-    // Only numbered placeholders are formatted in; ids are bound.
+    /// `SELECT cols FROM table WHERE filter IN (ids)`, 500 ids at a time.
+    /// Only numbered placeholders are formatted in; ids are bound.
     async fn rows<T>(
         c: &mut AnyConnection,
-        select: &str,
+        (cols, table): (&str, &str),
         filter: &str,
-        order: &str,
         ids: &[i64],
         map: fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("{select} WHERE {filter} IN ({}) {order}", marks.join(", "));
+            let sql = format!(
+                "SELECT {cols} FROM {table} WHERE {filter} IN ({})",
+                marks.join(", ")
+            );
             out.extend(crate::warm::stream(c, sql, chunk, map).await?);
         }
         Ok(out)
     }
-    let people = rows(
-        c,
-        &format!("SELECT {} FROM people", repo::PERSON_COLS),
-        "id",
-        "",
-        ids,
-        repo::person_row,
-    )
-    .await?;
+    fn grouped<T>(rows: Vec<T>, key: fn(&T) -> i64) -> HashMap<i64, Vec<T>> {
+        let mut out: HashMap<i64, Vec<T>> = HashMap::new();
+        for r in rows {
+            out.entry(key(&r)).or_default().push(r);
+        }
+        out
+    }
+    let people = rows(c, (PERSON_COLS, "people"), "id", ids, person_row).await?;
     let mut account_ids: Vec<i64> = people.iter().filter_map(|p| p.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
     let accounts: HashMap<i64, Account> = rows(
         c,
-        &format!("SELECT {} FROM accounts", repo::ACCOUNT_COLS),
+        (ACCOUNT_COLS, "accounts"),
         "id",
-        "",
         &account_ids,
-        repo::account_row,
+        account_row,
     )
     .await?
     .into_iter()
     .map(|a| (a.id, a))
     .collect();
-    let mut touches: HashMap<i64, Vec<Touch>> = HashMap::new();
-    let all = rows(
+    let touches = rows(c, (TOUCH_COLS, "touches"), "person_id", ids, touch_row).await?;
+    let mut touches = grouped(touches, |t| t.person_id);
+    let activities = rows(
         c,
-        &format!("SELECT {} FROM touches", repo::TOUCH_COLS),
+        (ACTIVITY_COLS, "activities"),
         "person_id",
-        "",
         ids,
-        repo::touch_row,
+        activity_row,
     )
     .await?;
-    for t in all {
-        touches.entry(t.person_id).or_default().push(t);
-    }
-    let mut activities: HashMap<i64, Vec<Activity>> = HashMap::new();
-    let all = rows(
-        c,
-        &format!("SELECT {} FROM activities", repo::ACTIVITY_COLS),
-        "person_id",
-        "",
-        ids,
-        repo::activity_row,
-    )
-    .await?;
-    for a in all {
-        activities.entry(a.person_id).or_default().push(a);
-    }
+    let mut activities = grouped(activities, |a| a.person_id);
     // A person's deals (`repo::deals_of`): their own, and the account's
     // deals without a person that were open when they were created.
-    let mut deals = rows(
-        c,
-        &format!("SELECT {} FROM deals", repo::DEAL_COLS),
-        "person_id",
-        "",
-        ids,
-        repo::deal_row,
-    )
-    .await?;
+    let mut deals = rows(c, (DEAL_COLS, "deals"), "person_id", ids, deal_row).await?;
+    let account_deals = "person_id IS NULL AND account_id";
     deals.extend(
         rows(
             c,
-            &format!("SELECT {} FROM deals", repo::DEAL_COLS),
-            "person_id IS NULL AND account_id",
-            "",
+            (DEAL_COLS, "deals"),
+            account_deals,
             &account_ids,
-            repo::deal_row,
+            deal_row,
         )
         .await?,
     );
-    let mut transitions: HashMap<i64, Vec<Transition>> = HashMap::new();
-    let all = rows(
+    let person_history = "subject_kind = 'person' AND subject_id";
+    let transitions = rows(
         c,
-        &format!("SELECT {} FROM transitions", repo::TRANSITION_COLS),
-        "subject_kind = 'person' AND subject_id",
-        "",
+        (TRANSITION_COLS, "transitions"),
+        person_history,
         ids,
-        repo::transition_row,
+        transition_row,
     )
     .await?;
-    for t in all {
-        transitions.entry(t.subject.id()).or_default().push(t);
-    }
+    let mut transitions = grouped(transitions, |t| t.subject.id());
     let mut by_id: HashMap<i64, Person> = people.into_iter().map(|p| (p.id, p)).collect();
     let mut out = Vec::with_capacity(by_id.len());
     for id in ids {
