@@ -184,12 +184,13 @@ impl<'a> Channels<'a> {
         }
     }
 
-    /// The touch's channel, as [`channel_of`] gives it.
+    /// The touch's channel, as [`channel_of`] gives it; `person` is the
+    /// touch's person (`touch.person_id`).
     pub fn of(&self, touch: &'a Touch, person: &'a Person) -> Option<String> {
         self.with(touch, person, |c| c.map(str::to_string))
     }
 
-    /// Calls `f` with the touch's channel ([`Channels::of`]) borrowed, so a
+    /// Calls `read` with the touch's channel ([`Channels::of`]) borrowed, so a
     /// caller that only reads it makes no copy.
     pub fn with<R>(
         &self,
@@ -210,7 +211,10 @@ impl<'a> Channels<'a> {
                 pick(f[3], &touch.medium),
             ],
             f[4].then_some(touch.cost),
-            self.person.then_some(person.id),
+            // The touch's own copy of the person's id: reading `person.id`
+            // would cost a cache miss per touch (a random person each time),
+            // even for rules that ignore the person, as the load is hoisted.
+            self.person.then_some(touch.person_id),
         );
         if let Some(hit) = self.memo.borrow().get(&key) {
             return read(hit.as_deref());

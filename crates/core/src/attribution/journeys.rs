@@ -137,12 +137,13 @@ pub fn build_paths<'a>(
         }
     };
 
-    // Each journey's touches as (at, id, step), in time order. The step
-    // (channel or campaign) is interned in storage order, so the touches'
-    // fields are read front to back rather than journey by journey.
+    // Every touch by `as_of` as (journey, at, id, step), sorted: each
+    // journey's touches are one run, in time order. The step (channel or
+    // campaign) is interned in storage order, so the touches' fields are
+    // read front to back; one flat sort replaces a growing list per journey.
     let channels = Channels::new(pb);
     let mut table = TableBuilder::default();
-    let mut by_journey: FxHashMap<i64, Vec<(Timestamp, i64, u32)>> = FxHashMap::default();
+    let mut rows: Vec<(i64, Timestamp, i64, u32)> = Vec::with_capacity(touches.len());
     for t in touches.iter().filter(|t| t.at <= as_of) {
         let person = people_by_id.get(&t.person_id).copied();
         let journey = match opts.level {
@@ -158,11 +159,9 @@ pub fn build_paths<'a>(
             (By::Channel, None) => intern(t.channel.as_deref()),
             (By::Campaign, _) => intern(t.campaign.as_deref()),
         };
-        by_journey.entry(j).or_default().push((t.at, t.id, step));
+        rows.push((j, t.at, t.id, step));
     }
-    for ts in by_journey.values_mut() {
-        ts.sort_unstable_by_key(|&(at, id, _)| (at, id));
-    }
+    rows.sort_unstable_by_key(|&(j, at, id, _)| (j, at, id));
 
     // First entries per journey, by (at, seq), into the MQL stage,
     // `opportunity` and the conversion stage: one pass over the history.
@@ -225,18 +224,21 @@ pub fn build_paths<'a>(
 
     let window = opts.lookback_days.max(0).saturating_mul(DAY_MS);
     let mut out = Journeys::default();
-    let mut journeys: Vec<i64> = by_journey
-        .keys()
-        .chain(conversions.keys())
-        .copied()
+    let mut journeys: Vec<i64> = rows
+        .iter()
+        .map(|r| r.0)
+        .chain(conversions.keys().copied())
         .collect();
     journeys.sort_unstable();
     journeys.dedup();
-    let empty = Vec::new();
     // The (at, step) of the path being built; reused from path to path.
     let mut sel: Vec<(Timestamp, u32)> = Vec::new();
+    // Journeys ascend, as the rows do: the next run starts where this ends.
+    let mut rest: &[(i64, Timestamp, i64, u32)] = &rows;
     for j in journeys {
-        let ts = by_journey.get(&j).unwrap_or(&empty);
+        let n = rest.iter().take_while(|r| r.0 == j).count();
+        let (ts, after) = rest.split_at(n);
+        rest = after;
         // Appends the path of the touches in (after, end] within the window
         // with its weights; false (and nothing appended) if it has none.
         let mut path = |after: Option<Timestamp>, end: Timestamp, weights: [f64; 3]| -> bool {
@@ -244,8 +246,10 @@ pub fn build_paths<'a>(
             sel.clear();
             sel.extend(
                 ts.iter()
-                    .filter(|&&(at, ..)| at <= end && at >= start && after.is_none_or(|a| at > a))
-                    .map(|&(at, _, step)| (at, step)),
+                    .filter(|&&(_, at, ..)| {
+                        at <= end && at >= start && after.is_none_or(|a| at > a)
+                    })
+                    .map(|&(_, at, _, step)| (at, step)),
             );
             if sel.is_empty() {
                 return false;
