@@ -225,8 +225,8 @@ pub fn build_paths<'a>(
     let window = opts.lookback_days.max(0).saturating_mul(DAY_MS);
     let mut out = Journeys::default();
     let mut journeys: Vec<i64> = rows
-        .iter()
-        .map(|r| r.0)
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|run| run[0].0)
         .chain(conversions.keys().copied())
         .collect();
     journeys.sort_unstable();
