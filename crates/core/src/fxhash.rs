@@ -1,5 +1,6 @@
 //! The Fx hash (from rustc) for the engine's in-memory maps, also used by
-//! the store's per-request grouping.
+//! the store's per-request grouping, and [`Interner`]: distinct strings as
+//! small ids.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -63,3 +64,53 @@ pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A `HashSet` with [`FxHasher`].
 pub type FxHashSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
+
+/// Distinct strings numbered in order of first appearance: a column of
+/// 100,000 group keys or 850,000 channel steps holds `u32`s, and each
+/// distinct string is copied once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interner {
+    names: Vec<Box<str>>,
+    ids: FxHashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    /// The id of `name`, numbering it if new.
+    pub fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    /// The id of `name`, if it was numbered.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// The string of `id` (panics on an id this interner did not give).
+    pub fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+
+    /// The strings, by id.
+    pub fn names(&self) -> &[Box<str>] {
+        &self.names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interner_numbers_each_distinct_string_once() {
+        let mut i = Interner::default();
+        assert_eq!((i.id("b"), i.id("a"), i.id("b")), (0, 1, 0));
+        assert_eq!((i.get("a"), i.get("c")), (Some(1), None));
+        assert_eq!((i.name(0), i.names().len()), ("b", 2));
+    }
+}

@@ -49,9 +49,7 @@ pub(crate) fn credits(table: &PathTable, rule: Rule<'_>) -> Result<Vec<Credit>, 
             Ok(vec![1.0 / n as f64; n])
         }),
         Rule::TimeDecay(half_life_days) => {
-            if !(half_life_days.is_finite() && half_life_days > 0.0) {
-                return Err(AttributionError::InvalidHalfLife(half_life_days));
-            }
+            check(rule)?;
             allocate(table, |i, p| {
                 let ages = p
                     .ages_days
@@ -112,14 +110,21 @@ fn allocate(
         .collect())
 }
 
+/// Checks the rule's parameter: a time-decay half-life must be a finite
+/// number of days > 0.
+fn check(rule: Rule<'_>) -> Result<(), AttributionError> {
+    match rule {
+        Rule::TimeDecay(h) if !(h.is_finite() && h > 0.0) => {
+            Err(AttributionError::InvalidHalfLife(h))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// [`credits`] of `paths`, interned (and validated) first.
 fn on_paths(paths: &[Path], rule: Rule<'_>) -> Result<Vec<Credit>, AttributionError> {
-    if let Rule::TimeDecay(h) = rule {
-        // The parameter is checked before the paths, as it always was.
-        if !(h.is_finite() && h > 0.0) {
-            return Err(AttributionError::InvalidHalfLife(h));
-        }
-    }
+    // The parameter is checked before the paths, as it always was.
+    check(rule)?;
     credits(&PathTable::from_paths(paths)?, rule)
 }
 

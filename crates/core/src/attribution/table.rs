@@ -3,7 +3,7 @@
 //! [`super::journeys::build_paths`] build it directly, so a large input costs
 //! one allocation per distinct channel instead of one per touch.
 
-use crate::fxhash::FxHashMap;
+use crate::fxhash::Interner;
 
 use super::{validate, AttributionError, Path};
 
@@ -138,10 +138,8 @@ impl PathTable {
 /// Builds a [`PathTable`] one touch at a time; the caller validates.
 #[derive(Default)]
 pub(crate) struct TableBuilder {
-    /// Channel → id in order of first appearance (renumbered by `finish`).
-    /// Owned keys: a channel is copied once, when first seen.
-    ids: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    /// Channel ids in order of first appearance (renumbered by `finish`).
+    channels: Interner,
     /// Whether the current path's steps carry ages.
     pending_aged: Option<bool>,
     table: PathTable,
@@ -162,15 +160,7 @@ impl TableBuilder {
     /// The id of `channel`, interned if new (a channel interned but never
     /// stepped on is not part of the finished table).
     pub(crate) fn intern(&mut self, channel: &str) -> u32 {
-        match self.ids.get(channel) {
-            Some(&id) => id,
-            None => {
-                let id = self.names.len() as u32;
-                self.names.push(channel.into());
-                self.ids.insert(channel.into(), id);
-                id
-            }
-        }
+        self.channels.id(channel)
     }
 
     /// [`TableBuilder::aged_step`] of a channel already [interned](Self::intern).
@@ -225,15 +215,16 @@ impl TableBuilder {
     /// Renumbers the channels that paths step on in sorted order and
     /// returns the table.
     pub(crate) fn finish(self) -> PathTable {
-        let mut used = vec![false; self.names.len()];
+        let names = self.channels.names();
+        let mut used = vec![false; names.len()];
         for &s in &self.table.steps {
             used[s as usize] = true;
         }
-        let mut order: Vec<u32> = (0..self.names.len() as u32)
+        let mut order: Vec<u32> = (0..names.len() as u32)
             .filter(|&i| used[i as usize])
             .collect();
-        order.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
-        let mut new_id = vec![0u32; self.names.len()];
+        order.sort_unstable_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
+        let mut new_id = vec![0u32; names.len()];
         for (new, &old) in order.iter().enumerate() {
             new_id[old as usize] = new as u32;
         }
@@ -243,7 +234,7 @@ impl TableBuilder {
         }
         table.channels = order
             .iter()
-            .map(|&i| self.names[i as usize].to_string())
+            .map(|&i| names[i as usize].to_string())
             .collect();
         if table.starts.is_empty() {
             table.starts.push(0);

@@ -29,7 +29,7 @@ use jiff::Span;
 use serde::Serialize;
 
 use crate::domain::{Activity, Deal, Subject, Touch, Transition};
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, Interner};
 use crate::playbook::{Period, Playbook, StageKind};
 use crate::time::Timestamp;
 
@@ -214,11 +214,9 @@ pub struct History<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupKeys {
     /// Distinct keys, in order of first insertion.
-    names: Vec<String>,
-    /// Position of each key in `names`.
-    index: FxHashMap<String, usize>,
-    /// Person id → position of its key in `names`.
-    of: FxHashMap<i64, usize>,
+    keys: Interner,
+    /// Person id → id of its key.
+    of: FxHashMap<i64, u32>,
 }
 
 impl GroupKeys {
@@ -232,27 +230,18 @@ impl GroupKeys {
 
     /// Puts `person` in group `key` (replacing any earlier key).
     pub fn insert(&mut self, person: i64, key: &str) {
-        let ix = match self.index.get(key) {
-            Some(&ix) => ix,
-            None => {
-                let ix = self.names.len();
-                self.names.push(key.to_string());
-                self.index.insert(key.to_string(), ix);
-                ix
-            }
-        };
-        self.of.insert(person, ix);
+        let id = self.keys.id(key);
+        self.of.insert(person, id);
     }
 
     /// The group key of `person`, if it has one.
     pub fn get(&self, person: i64) -> Option<&str> {
-        let ix = *self.of.get(&person)?;
-        self.names.get(ix).map(String::as_str)
+        self.of.get(&person).map(|&id| self.keys.name(id))
     }
 
     /// The people in group `key`, in no particular order.
     pub fn people_in<'k>(&'k self, key: &str) -> impl Iterator<Item = i64> + 'k {
-        let ix = self.index.get(key).copied();
+        let ix = self.keys.get(key);
         self.of
             .iter()
             .filter(move |&(_, &i)| Some(i) == ix)
