@@ -26,13 +26,18 @@ mod tempfile_dir {
     }
 }
 
+/// A name no other test database of any process uses: the process id, a
+/// per-process counter (two tests of one binary can read the same clock
+/// value, and then shared one database) and the time (for a reused pid).
 fn unique(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!(
-        "{prefix}_{}_{}",
+        "{prefix}_{}_{n}_{}",
         std::process::id(),
         nanos % 1_000_000_000_000
     )
