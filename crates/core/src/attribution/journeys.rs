@@ -12,7 +12,7 @@ use super::table::TableBuilder;
 use super::PathTable;
 use crate::domain::{Deal, DealStatus, Person, Subject, Touch, Transition};
 use crate::facts::Channels;
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, Interner};
 use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
@@ -105,14 +105,156 @@ pub struct Journeys {
 /// entry into the MQL stage (`sla.sales.stage`, or else the second funnel
 /// stage) and `opportunity_touch` the last one at or before the first entry
 /// into `opportunity`, when those entries happen by the end of the path.
-pub fn build_paths<'a>(
-    pb: &'a Playbook,
-    people: &'a [Person],
-    touches: &'a [Touch],
+pub fn build_paths(
+    pb: &Playbook,
+    people: &[Person],
+    touches: &[Touch],
     deals: &[Deal],
     transitions: &[Transition],
     opts: &JourneyOptions,
 ) -> Journeys {
+    let steps = TouchSteps::build(pb, people, touches, opts.level, opts.by);
+    build_paths_from(&steps, people, deals, transitions, pb, opts)
+}
+
+/// One touch as a step of its journey: (journey, at, touch id, step id).
+type StepRow = (i64, Timestamp, i64, u32);
+
+/// Every touch of a history as a step of its journey, sorted by (journey,
+/// at, id), with its channel (or campaign) interned: the part of
+/// [`build_paths`] that reads every touch and depends on neither the
+/// conversion, nor the lookback, nor the as-of instant. A caller that keeps
+/// the history keeps this beside it, extends it when touches are appended
+/// ([`TouchSteps::extend`]) and builds paths from it
+/// ([`build_paths_from`]).
+#[derive(Clone, Debug)]
+pub struct TouchSteps {
+    level: Level,
+    by: By,
+    /// Step names; ids are in order of first appearance.
+    names: Interner,
+    /// Sorted by (journey, at, id).
+    rows: Vec<StepRow>,
+    /// The largest touch id covered (`None` before any touch).
+    last_id: Option<i64>,
+}
+
+impl TouchSteps {
+    /// The steps of all `touches`. At [`Level::Account`] a touch of a person
+    /// without an account (or not in `people`) is left out.
+    pub fn build(
+        pb: &Playbook,
+        people: &[Person],
+        touches: &[Touch],
+        level: Level,
+        by: By,
+    ) -> TouchSteps {
+        let mut steps = TouchSteps {
+            level,
+            by,
+            names: Interner::default(),
+            rows: Vec::new(),
+            last_id: None,
+        };
+        steps.extend(pb, people, touches);
+        steps
+    }
+
+    /// Adds the touches stored since these steps were built: those with an
+    /// id above [`TouchSteps::last_id`] (ids only grow; a history keeps
+    /// touches in time order, so new ones are not a suffix). Only valid
+    /// when the touches already covered, the people the steps read (their
+    /// accounts, and their rows when the playbook's channel rules read the
+    /// person) and the playbook are unchanged; otherwise
+    /// [`TouchSteps::build`] again.
+    pub fn extend(&mut self, pb: &Playbook, people: &[Person], touches: &[Touch]) {
+        let after = self.last_id;
+        let new: Vec<&Touch> = touches
+            .iter()
+            .filter(|t| after.is_none_or(|a| t.id > a))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        self.last_id = new.iter().map(|t| t.id).max().max(after);
+        let people_by_id: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+        // The step is interned in storage order, so the touches' fields
+        // are read front to back; one flat sort replaces a growing list per
+        // journey.
+        let channels = Channels::new(pb);
+        let mut rows: Vec<StepRow> = Vec::with_capacity(new.len());
+        for t in new {
+            let person = people_by_id.get(&t.person_id).copied();
+            let journey = match self.level {
+                Level::Person => Some(t.person_id),
+                Level::Account => person.and_then(|p| p.account_id),
+            };
+            let Some(j) = journey else { continue };
+            let names = &mut self.names;
+            let mut intern =
+                |k: Option<&str>| names.id(k.filter(|k| !k.is_empty()).unwrap_or(NO_KEY));
+            let step = match (self.by, person) {
+                // The resolver gives the touch's own channel when set.
+                (By::Channel, Some(p)) => channels.with(t, p, intern),
+                (By::Channel, None) => intern(t.channel.as_deref()),
+                (By::Campaign, _) => intern(t.campaign.as_deref()),
+            };
+            rows.push((j, t.at, t.id, step));
+        }
+        rows.sort_unstable_by_key(|&(j, at, id, _)| (j, at, id));
+        if self.rows.is_empty() {
+            self.rows = rows;
+        } else {
+            self.rows = merge_sorted(std::mem::take(&mut self.rows), rows);
+        }
+    }
+
+    /// The largest touch id the steps cover (`None` before any touch).
+    pub fn last_id(&self) -> Option<i64> {
+        self.last_id
+    }
+
+    /// The level and step kind the steps were built for.
+    pub fn kind(&self) -> (Level, By) {
+        (self.level, self.by)
+    }
+}
+
+/// Two runs sorted by (journey, at, id) merged into one.
+fn merge_sorted(a: Vec<StepRow>, b: Vec<StepRow>) -> Vec<StepRow> {
+    let key = |r: &StepRow| (r.0, r.1, r.2);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut k) = (0, 0);
+    while i < a.len() && k < b.len() {
+        if key(&b[k]) < key(&a[i]) {
+            out.push(b[k]);
+            k += 1;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[k..]);
+    out
+}
+
+/// [`build_paths`] from steps built (or kept) for the same history: `steps`
+/// must cover `people`'s touches at `opts.level` and `opts.by` (panics if
+/// the level or step kind differ).
+pub fn build_paths_from(
+    steps: &TouchSteps,
+    people: &[Person],
+    deals: &[Deal],
+    transitions: &[Transition],
+    pb: &Playbook,
+    opts: &JourneyOptions,
+) -> Journeys {
+    assert_eq!(
+        steps.kind(),
+        (opts.level, opts.by),
+        "steps built for another level or step kind"
+    );
     let as_of = opts.as_of;
     let mql_stage: Option<String> = pb
         .sla
@@ -121,7 +263,11 @@ pub fn build_paths<'a>(
         .map(|s| s.stage.clone())
         .or_else(|| pb.funnel().nth(1).map(|s| s.id.clone()));
 
-    let people_by_id: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
+    // Only account journeys look people up.
+    let people_by_id: FxHashMap<i64, &Person> = match opts.level {
+        Level::Person => FxHashMap::default(),
+        Level::Account => people.iter().map(|p| (p.id, p)).collect(),
+    };
     // The journey a person belongs to: themselves, or their account.
     let journey_of = |pid: i64| -> Option<i64> {
         match opts.level {
@@ -136,32 +282,10 @@ pub fn build_paths<'a>(
             (Subject::Account(_), Level::Person) => None,
         }
     };
-
-    // Every touch by `as_of` as (journey, at, id, step), sorted: each
-    // journey's touches are one run, in time order. The step (channel or
-    // campaign) is interned in storage order, so the touches' fields are
-    // read front to back; one flat sort replaces a growing list per journey.
-    let channels = Channels::new(pb);
-    let mut table = TableBuilder::default();
-    let mut rows: Vec<(i64, Timestamp, i64, u32)> = Vec::with_capacity(touches.len());
-    for t in touches.iter().filter(|t| t.at <= as_of) {
-        let person = people_by_id.get(&t.person_id).copied();
-        let journey = match opts.level {
-            Level::Person => Some(t.person_id),
-            Level::Account => person.and_then(|p| p.account_id),
-        };
-        let Some(j) = journey else { continue };
-        let mut intern =
-            |k: Option<&str>| table.intern(k.filter(|k| !k.is_empty()).unwrap_or(NO_KEY));
-        let step = match (opts.by, person) {
-            // The resolver gives the touch's own channel when set.
-            (By::Channel, Some(p)) => channels.with(t, p, intern),
-            (By::Channel, None) => intern(t.channel.as_deref()),
-            (By::Campaign, _) => intern(t.campaign.as_deref()),
-        };
-        rows.push((j, t.at, t.id, step));
-    }
-    rows.sort_unstable_by_key(|&(j, at, id, _)| (j, at, id));
+    let mut table = TableBuilder::with_names(steps.names.clone());
+    // Touches after `as_of` stay in the rows: every path below selects
+    // touches at or before its end, which is at or before `as_of`.
+    let rows = &steps.rows;
 
     // First entries per journey, by (at, seq), into the MQL stage,
     // `opportunity` and the conversion stage: one pass over the history.
@@ -226,6 +350,7 @@ pub fn build_paths<'a>(
     let mut out = Journeys::default();
     let mut journeys: Vec<i64> = rows
         .chunk_by(|a, b| a.0 == b.0)
+        .filter(|run| run[0].1 <= as_of)
         .map(|run| run[0].0)
         .chain(conversions.keys().copied())
         .collect();
@@ -234,8 +359,11 @@ pub fn build_paths<'a>(
     // The (at, step) of the path being built; reused from path to path.
     let mut sel: Vec<(Timestamp, u32)> = Vec::new();
     // Journeys ascend, as the rows do: the next run starts where this ends.
-    let mut rest: &[(i64, Timestamp, i64, u32)] = &rows;
+    let mut rest: &[StepRow] = rows;
     for j in journeys {
+        // Skip journeys left out above (all their touches after as_of).
+        let skip = rest.iter().take_while(|r| r.0 < j).count();
+        rest = &rest[skip..];
         let n = rest.iter().take_while(|r| r.0 == j).count();
         let (ts, after) = rest.split_at(n);
         rest = after;
@@ -537,6 +665,81 @@ mod tests {
         opportunity.subject = Subject::Account(10);
         let transitions = vec![enter(1, 2, 3, "mql"), enter(2, 1, 5, "mql"), opportunity];
         (people, touches, deals, transitions)
+    }
+
+    /// Steps built from a prefix of the touches and extended with the rest
+    /// give the paths of steps built at once, at every split, level, step
+    /// kind, conversion and as-of instant (touches after it stay in the
+    /// steps and must not reach a path).
+    #[test]
+    fn extended_steps_give_the_paths_of_steps_built_at_once() {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        for (people, touches, deals, transitions) in [history(), accounts()] {
+            for (level, by) in [
+                (Level::Person, By::Channel),
+                (Level::Person, By::Campaign),
+                (Level::Account, By::Channel),
+            ] {
+                let whole = TouchSteps::build(&pb, &people, &touches, level, by);
+                // Ids say what is new, not positions: touches are kept in
+                // time order, and a new one can be older than the last.
+                for upto in 0..=touches.len() as i64 {
+                    let old: Vec<Touch> =
+                        touches.iter().filter(|t| t.id <= upto).cloned().collect();
+                    let mut steps = TouchSteps::build(&pb, &people, &old, level, by);
+                    steps.extend(&pb, &people, &touches);
+                    assert_eq!(steps.last_id(), whole.last_id());
+                    assert_eq!(named(&steps), named(&whole), "{level:?} {by:?} upto {upto}");
+                    for as_of in [0, 2, 4, 8, 25, 100, 300] {
+                        for conversion in [Conversion::Won, Conversion::Stage("mql".into())] {
+                            let mut o = opts(conversion);
+                            (o.level, o.by, o.as_of) = (level, by, day(as_of));
+                            let want =
+                                build_paths(&pb, &people, &touches, &deals, &transitions, &o);
+                            let got =
+                                build_paths_from(&steps, &people, &deals, &transitions, &pb, &o);
+                            assert_eq!(got.paths, want.paths, "{level:?} {by:?} as of d{as_of}");
+                            assert_eq!(got.untouched_conversions, want.untouched_conversions);
+                            assert_eq!(got.untouched_value, want.untouched_value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The rows of `steps` with step names for ids (ids depend on the order
+    /// steps were interned in).
+    fn named(steps: &TouchSteps) -> Vec<(i64, Timestamp, i64, String)> {
+        let names = steps.names.names();
+        steps
+            .rows
+            .iter()
+            .map(|&(j, at, id, s)| (j, at, id, names[s as usize].to_string()))
+            .collect()
+    }
+
+    /// Touches after `as_of` are in the steps but never in a path: person 3
+    /// (one touch, d50) has no null path as of d40, and person 1's path as
+    /// of d6 stops at its d5 touch.
+    #[test]
+    fn touches_after_as_of_stay_out_of_paths() {
+        let mut o = opts(Conversion::Won);
+        o.as_of = day(6);
+        let paths = build(&o).paths.to_paths();
+        let steps: Vec<Vec<String>> = paths.iter().map(|p| p.steps.clone()).collect();
+        assert_eq!(
+            steps,
+            [
+                vec!["search", "email"],
+                vec!["display", "social", "email"],
+                vec!["search"]
+            ]
+        );
+        assert!(paths.iter().all(|p| p.conversions == 0.0));
+        o.as_of = day(40);
+        let paths = build(&o).paths.to_paths();
+        assert!(paths.iter().all(|p| p.steps != ["social"]), "{paths:?}");
     }
 
     #[test]

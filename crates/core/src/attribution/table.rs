@@ -146,6 +146,15 @@ pub(crate) struct TableBuilder {
 }
 
 impl TableBuilder {
+    /// A builder whose channels start as `names` (ids kept): steps already
+    /// interned elsewhere are appended by id.
+    pub(crate) fn with_names(names: Interner) -> Self {
+        TableBuilder {
+            channels: names,
+            ..TableBuilder::default()
+        }
+    }
+
     /// Appends a touch of `channel` to the current path.
     pub(crate) fn step(&mut self, channel: &str) {
         self.push(channel, None);

@@ -87,13 +87,10 @@ pub fn alignment_gaps(
         grouping,
     );
     let mut deals: BTreeMap<String, (u64, u64, i64)> = BTreeMap::new();
-    for d in history
-        .deals
-        .iter()
-        .filter(|d| DealKind::is_new_business(d))
-    {
+    for d in history.deals {
         let Some(c) = d.closed_at else { continue };
-        if !window.contains_as_of(c, as_of) {
+        // The kind is read last: it is behind a pointer per deal.
+        if !window.contains_as_of(c, as_of) || !DealKind::is_new_business(d) {
             continue;
         }
         let e = deals.entry(grouping.person(d.person_id)).or_default();

@@ -247,12 +247,9 @@ pub fn metric_actuals(
     } else {
         match metric {
             "pipeline_created" => {
-                for d in history
-                    .deals
-                    .iter()
-                    .filter(|d| DealKind::is_new_business(d))
-                {
-                    if window.contains_as_of(d.created_at, as_of) {
+                // The kind is read last: it is behind a pointer per deal.
+                for d in history.deals {
+                    if window.contains_as_of(d.created_at, as_of) && DealKind::is_new_business(d) {
                         add(grouping.person(d.person_id), d.amount.minor as f64);
                     }
                 }
@@ -260,13 +257,9 @@ pub fn metric_actuals(
             "revenue_won" | "deals_won" | "win_rate" => {
                 let mut won: BTreeMap<String, (f64, f64)> = BTreeMap::new();
                 let mut lost: BTreeMap<String, f64> = BTreeMap::new();
-                for d in history
-                    .deals
-                    .iter()
-                    .filter(|d| DealKind::is_new_business(d))
-                {
+                for d in history.deals {
                     let Some(c) = d.closed_at else { continue };
-                    if !window.contains_as_of(c, as_of) {
+                    if !window.contains_as_of(c, as_of) || !DealKind::is_new_business(d) {
                         continue;
                     }
                     let g = grouping.person(d.person_id);

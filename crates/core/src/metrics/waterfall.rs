@@ -550,9 +550,13 @@ fn compute<'t>(
     // Lost new-business deals (a lost renewal is churn, not funnel leakage).
     for (w, window) in windows.iter().enumerate() {
         let mut lost_by: BTreeMap<(usize, &str), u64> = BTreeMap::new();
-        for d in deals.iter().filter(|d| DealKind::is_new_business(d)) {
+        for d in deals {
             let Some(closed) = d.closed_at else { continue };
-            if d.status != DealStatus::Lost || !window.contains_as_of(closed, as_of) {
+            // The kind is read last: it is behind a pointer per deal.
+            if d.status != DealStatus::Lost
+                || !window.contains_as_of(closed, as_of)
+                || !DealKind::is_new_business(d)
+            {
                 continue;
             }
             let g = groups.id(&opts.grouping.person_key(d.person_id));
