@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tandem_core::domain::Subject;
+use tandem_core::fxhash::{FxHashMap, FxHashSet};
 use tandem_core::metrics::Window;
 use tandem_core::playbook::{Playbook, StageKind};
 use tandem_core::Timestamp;
 use tandem_store::weekly::Decision;
 
 use crate::report::{goal_rows, goals, local, local_date, mql_stage, sla_section};
-use crate::report::{GoalRow, Inputs, SlaSection};
+use crate::report::{GoalRow, Inputs, SlaSection, WeeklyReport};
 use crate::{FeedbackNote, ReportError, Week};
 
 /// Examples listed per rejection reason.
@@ -142,6 +143,38 @@ pub fn agenda(
     week: Option<Week>,
     as_of: Timestamp,
 ) -> Result<Agenda, ReportError> {
+    agenda_with(pb, inputs, meeting, week, as_of, None)
+}
+
+/// [`agenda`] of `week` as of the instant `report` was built for, beside
+/// that report (built from the same inputs for the same week): the goals
+/// and, when the meeting covers that week alone, the sales SLA section are
+/// the report's, not computed again.
+pub fn agenda_beside(
+    pb: &Playbook,
+    inputs: &Inputs<'_>,
+    meeting: Meeting,
+    week: Week,
+    report: &WeeklyReport,
+) -> Result<Agenda, ReportError> {
+    agenda_with(
+        pb,
+        inputs,
+        meeting,
+        Some(week),
+        report.as_of_ts,
+        Some(report),
+    )
+}
+
+fn agenda_with(
+    pb: &Playbook,
+    inputs: &Inputs<'_>,
+    meeting: Meeting,
+    week: Option<Week>,
+    as_of: Timestamp,
+    report: Option<&WeeklyReport>,
+) -> Result<Agenda, ReportError> {
     let tz = &pb.company.timezone;
     let week = match week {
         Some(w) => w,
@@ -155,23 +188,37 @@ pub fn agenda(
     let snap = &inputs.snap;
 
     // Lead quality: MQLs moved from the handoff stage to an off-ramp.
+    // The instant is tested first: the stage names are behind a pointer
+    // per transition.
     let handoff = mql_stage(pb);
-    let people: BTreeMap<i64, &tandem_core::domain::Person> =
-        snap.people.iter().map(|p| (p.id, p)).collect();
     let mut by_reason: BTreeMap<String, Vec<RejectedLead>> = BTreeMap::new();
     let mut rejected: Vec<&tandem_core::domain::Transition> = snap
         .transitions
         .iter()
         .filter(|t| {
-            t.from.as_deref() == Some(handoff.as_str())
-                && period.contains(t.at)
+            period.contains(t.at)
                 && t.at <= as_of
+                && t.from.as_deref() == Some(handoff.as_str())
                 && pb
                     .stage(&t.to)
                     .is_some_and(|s| matches!(s.kind, StageKind::Recycle | StageKind::Terminal))
         })
         .collect();
     rejected.sort_by_key(|t| (t.at, t.seq));
+    // Only the rejected leads' people are looked up.
+    let wanted: FxHashSet<i64> = rejected
+        .iter()
+        .filter_map(|t| match t.subject {
+            Subject::Person(id) => Some(id),
+            Subject::Account(_) => None,
+        })
+        .collect();
+    let people: FxHashMap<i64, &tandem_core::domain::Person> = snap
+        .people
+        .iter()
+        .filter(|p| wanted.contains(&p.id))
+        .map(|p| (p.id, p))
+        .collect();
     for t in &rejected {
         let person = match t.subject {
             Subject::Person(id) => people.get(&id).copied(),
@@ -207,8 +254,19 @@ pub fn agenda(
         .collect();
     reasons.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
 
-    let handoffs = sla_section(pb, snap, period, None, as_of)?;
-    let goals = goal_rows(pb, &goals(pb, snap, as_of)?);
+    let handoffs = match report {
+        // The report's section without its marketing side, which the
+        // agenda does not show.
+        Some(r) if r.week_window == period => r.sla.clone().map(|s| SlaSection {
+            marketing: None,
+            ..s
+        }),
+        _ => sla_section(pb, snap, period, None, as_of)?,
+    };
+    let goals = match report {
+        Some(r) => r.goals.clone(),
+        None => goal_rows(pb, &goals(pb, inputs, as_of)?),
+    };
     let open = |kind: &str| -> Vec<FeedbackNote> {
         crate::report::dated(
             pb,

@@ -19,7 +19,7 @@ pub mod schedule;
 pub mod scheduled;
 mod week;
 
-pub use agenda::{agenda, Agenda, Meeting};
+pub use agenda::{agenda, agenda_beside, Agenda, Meeting};
 pub use feedback::FeedbackNote;
 pub use report::{build, gather, load, load_with, Inputs, WeeklyReport};
 pub use week::Week;

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tandem_core::domain::Campaign;
@@ -17,7 +18,7 @@ use tandem_core::sla::{
     ClockStatus, Handoff, SlaError,
 };
 use tandem_core::Timestamp;
-use tandem_store::query::{goal_groups, history, PeopleGroups, UnknownDimension};
+use tandem_store::query::{goal_groups_of, history, KeptGroups, PeopleGroups, UnknownDimension};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::weekly::{self, ContentAsset, ContentUse, Decision};
 use tandem_store::Store;
@@ -58,6 +59,20 @@ pub struct Inputs<'s> {
     pub assets: Vec<ContentAsset>,
     pub uses: Vec<ContentUse>,
     pub feedback: Vec<FeedbackNote>,
+    /// Group keys kept for this history and playbook (by a server that
+    /// keeps the history), else computed per report.
+    pub groups: Option<Arc<KeptGroups>>,
+}
+
+impl Inputs<'_> {
+    /// The people of the history by dimension, through the kept keys.
+    pub(crate) fn people_groups<'a>(&'a self, pb: &'a Playbook) -> PeopleGroups<'a> {
+        let groups = PeopleGroups::new(pb, &self.snap);
+        match &self.groups {
+            Some(kept) => groups.kept(kept),
+            None => groups,
+        }
+    }
 }
 
 /// Loads the stored history and the weekly loop's records.
@@ -82,6 +97,7 @@ pub async fn load_with<'s>(
         assets: weekly::assets(&mut c).await?,
         uses: weekly::content_uses(&mut c).await?,
         feedback: crate::feedback::load(&mut c).await?,
+        groups: None,
     })
 }
 
@@ -370,13 +386,13 @@ pub(crate) fn goal_rows(pb: &Playbook, goals: &[Pacing]) -> Vec<GoalRow> {
 /// The goals as `tandem scorecard --as-of AS_OF` computes them.
 pub(crate) fn goals(
     pb: &Playbook,
-    snap: &Snapshot,
+    inputs: &Inputs<'_>,
     as_of: Timestamp,
 ) -> Result<Vec<Pacing>, ReportError> {
-    let (segments, personas) = goal_groups(pb, snap).map_err(group_err)?;
+    let (segments, personas) = goal_groups_of(pb, &inputs.people_groups(pb)).map_err(group_err)?;
     Ok(scorecard(
         pb,
-        &history(snap),
+        &history(&inputs.snap),
         as_of,
         Grouping::Map(&segments),
         Grouping::Map(&personas),
@@ -754,7 +770,7 @@ pub fn build(
         });
     }
 
-    let paced = goals(pb, snap, as_of)?;
+    let paced = goals(pb, inputs, as_of)?;
     let goals = goal_rows(pb, &paced);
     let celebrations = goals
         .iter()
@@ -785,7 +801,7 @@ pub fn build(
     let qtd = Window::new(quarter.from, Timestamp::from_millis(as_of.millis() + 1))?;
     let mql = mql_stage(pb);
     // Campaign and channel share one pass over the touches.
-    let groups = PeopleGroups::new(pb, snap);
+    let groups = inputs.people_groups(pb);
     let top_sources = revenue_rows(snap, &groups, "source", &mql, qtd, as_of)?;
     let top_campaigns = revenue_rows(snap, &groups, "campaign", &mql, qtd, as_of)?;
 

@@ -45,6 +45,19 @@ async fn report_and_agenda_on_the_demo() {
         ("2026-11-09", "2026-11-23")
     );
     assert!(two.rejected_total >= ag.rejected_total);
+    // Beside the report (what the dashboard builds), the agenda is the same:
+    // the weekly meeting takes the report's SLA section and goals, the
+    // two-week one its goals only.
+    let w47 = Week::parse("2026-W47", tz).unwrap();
+    assert_eq!(
+        tandem_report::agenda_beside(&pb, &inputs, Meeting::Weekly, w47, &r).unwrap(),
+        ag
+    );
+    assert!(ag.handoffs.as_ref().is_some_and(|h| h.handoffs > 0));
+    assert_eq!(
+        tandem_report::agenda_beside(&pb, &inputs, Meeting::Marsale, w47, &r).unwrap(),
+        two
+    );
     // Decisions: one done in W47 (#2), #1 and #3 open, #4 not yet taken.
     let open: Vec<i64> = ag.open_decisions.iter().map(|d| d.id).collect();
     assert_eq!(open, [1, 3]);
@@ -279,7 +292,7 @@ async fn group_keys_equal_a_row_by_row_reading() {
         for p in &snap.people {
             assert_eq!(got.get(p.id), want.get(&p.id).map(String::as_str), "{dim}");
         }
-        assert_eq!(got, group_by(&pb, snap, dim).unwrap(), "{dim}");
+        assert_eq!(*got, group_by(&pb, snap, dim).unwrap(), "{dim}");
     }
     assert!(group_by(&pb, snap, "nonsense").is_err());
 }

@@ -93,6 +93,21 @@ impl Warm {
             .and_then(|k| k.value.clone().downcast::<T>().ok())
     }
 
+    /// The newest result kept under `key` for `playbook`, whatever history
+    /// it was computed from, with that history's marks: for a result that
+    /// can be brought up to date (e.g. extended with the rows appended
+    /// since, [`Marks::appended_since`]) instead of computed again.
+    pub fn recall_latest<T: Any + Send + Sync>(
+        &self,
+        key: &str,
+        playbook: &Arc<Playbook>,
+    ) -> Option<(Marks, Arc<T>)> {
+        let memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        memo.iter()
+            .find(|k| k.key == key && Arc::ptr_eq(&k.playbook, playbook))
+            .and_then(|k| Some((k.marks, k.value.clone().downcast::<T>().ok()?)))
+    }
+
     /// Keeps `value`, computed from the history at `marks` with `playbook`,
     /// for [`Warm::recall`]; the oldest of [`MEMO_ENTRIES`] is dropped.
     pub fn keep<T: Any + Send + Sync>(
@@ -215,6 +230,11 @@ mod tests {
         assert!(warm.recall::<u64>("k", m1, &other_pb).is_none());
         assert!(warm.recall::<u64>("j", m1, &pb).is_none());
         assert!(warm.recall::<String>("k", m1, &pb).is_none());
+        // The latest kept under a key, whatever its history: with its marks.
+        let (at, v) = warm.recall_latest::<u64>("k", &pb).unwrap();
+        assert_eq!((at, *v), (m1, 42));
+        assert!(warm.recall_latest::<u64>("k", &other_pb).is_none());
+        assert!(warm.recall_latest::<String>("k", &pb).is_none());
         // Keeping under the same key replaces; only the newest 16 stay.
         warm.keep("k".into(), m2, pb.clone(), Arc::new(43_u64));
         assert!(warm.recall::<u64>("k", m1, &pb).is_none());

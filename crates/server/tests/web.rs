@@ -959,3 +959,91 @@ async fn weekly_page_records_decisions_and_marks_them_done_for_the_roles_that_ma
     })
     .await;
 }
+
+/// The cells of each body row of a table ([`table_html`]), tags stripped.
+fn rows_of(table: &str) -> Vec<Vec<String>> {
+    table
+        .split("<tr>")
+        .skip(1)
+        .filter(|r| r.contains("<td") && !r.contains("class=\"empty\""))
+        .map(|r| {
+            r.split("<td")
+                .skip(1)
+                .map(|c| {
+                    let c = &c[c.find('>').unwrap() + 1..];
+                    c[..c.find("</td>").unwrap()].to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The attribution page keeps the touches as journey steps between
+/// requests: it extends them when touches are appended and builds them
+/// again when one is updated in place, and after each change credits what
+/// the history says. Conversion is the MQL entry (lead-i at hour 10 + i):
+/// lead-0 touched by search (h1) then email (h5) gives search and email
+/// half a conversion each by the linear model, search all of it by first
+/// touch; lead-1's events touch (h2) gives events one conversion.
+#[tokio::test]
+async fn attribution_page_follows_appended_and_updated_touches() {
+    each(async |w: &Web| {
+        let viewer = w.sign_in(Role::Viewer).await;
+        // Columns: channel, first_touch, last_touch, linear, ...
+        let credits = async || {
+            let page = w.get("/attribution?conversion=mql", &viewer).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            rows_of(table_html(&page.body, "attribution-conversions"))
+                .into_iter()
+                .map(|r| (r[0].clone(), r[1].clone(), r[3].clone()))
+                .collect::<Vec<_>>()
+        };
+        let row = |ch: &str, first: &str, linear: &str| {
+            (ch.to_string(), first.to_string(), linear.to_string())
+        };
+        assert!(credits().await.is_empty());
+
+        let touch = async |ext: &str, lead: &str, h: i64, channel: &str| {
+            let mut c = w.db.store.conn().await.unwrap();
+            let p = repo::person_by_external(&mut c, lead)
+                .await
+                .unwrap()
+                .unwrap();
+            let t = tandem_core::domain::Touch {
+                external_id: Some(ext.into()),
+                person_id: p.id,
+                at: t(h),
+                kind: "web_visit".into(),
+                channel: Some(channel.into()),
+                ..Default::default()
+            };
+            repo::upsert_touch(&mut c, &t).await.unwrap();
+        };
+        touch("t1", "lead-0", 1, "search").await;
+        touch("t2", "lead-0", 5, "email").await;
+        assert_eq!(
+            credits().await,
+            [row("email", "0.00", "0.50"), row("search", "1.00", "0.50")]
+        );
+        touch("t3", "lead-1", 2, "events").await;
+        assert_eq!(
+            credits().await,
+            [
+                row("email", "0.00", "0.50"),
+                row("events", "1.00", "1.00"),
+                row("search", "1.00", "0.50")
+            ]
+        );
+        // An update in place (recorded in row_changes): built again.
+        touch("t2", "lead-0", 5, "social").await;
+        assert_eq!(
+            credits().await,
+            [
+                row("events", "1.00", "1.00"),
+                row("search", "1.00", "0.50"),
+                row("social", "0.00", "0.50")
+            ]
+        );
+    })
+    .await;
+}

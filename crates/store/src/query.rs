@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::sync::{Arc, Mutex};
 
 use tandem_core::domain::{Account, Person, Touch};
 use tandem_core::facts::{Channels, Classes};
@@ -37,7 +38,28 @@ pub fn history(snap: &Snapshot) -> History<'_> {
 /// stored value, or else the playbook's rules; channel and campaign are those
 /// of the person's first touch (how the lead came in).
 pub fn group_by(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<GroupKeys, UnknownDimension> {
-    PeopleGroups::new(pb, snap).by(by)
+    PeopleGroups::new(pb, snap).by(by).map(Arc::unwrap_or_clone)
+}
+
+/// Group keys by dimension, computed once for one history and playbook and
+/// shared by the computations that read them: a server keeps one beside its
+/// warm history for as long as the history and playbook are unchanged
+/// ([`PeopleGroups::kept`]). Keys do not depend on an as-of instant.
+#[derive(Debug, Default)]
+pub struct KeptGroups {
+    by: Mutex<FxHashMap<String, Arc<GroupKeys>>>,
+}
+
+impl KeptGroups {
+    fn get(&self, dim: &str) -> Option<Arc<GroupKeys>> {
+        let by = self.by.lock().unwrap_or_else(|e| e.into_inner());
+        by.get(dim).cloned()
+    }
+
+    fn put(&self, dim: &str, keys: &Arc<GroupKeys>) {
+        let mut by = self.by.lock().unwrap_or_else(|e| e.into_inner());
+        by.insert(dim.to_string(), keys.clone());
+    }
 }
 
 type FirstTouch<'s> = ((Timestamp, i64), &'s Touch);
@@ -53,6 +75,8 @@ pub struct PeopleGroups<'s> {
     accounts: OnceCell<FxHashMap<i64, &'s Account>>,
     /// Person → (at, id) of the first touch and the touch.
     first_touch: OnceCell<FxHashMap<i64, FirstTouch<'s>>>,
+    /// Keys computed earlier for the same history and playbook.
+    kept: Option<&'s KeptGroups>,
 }
 
 impl<'s> PeopleGroups<'s> {
@@ -64,6 +88,16 @@ impl<'s> PeopleGroups<'s> {
             classes: Classes::new(pb),
             accounts: OnceCell::new(),
             first_touch: OnceCell::new(),
+            kept: None,
+        }
+    }
+
+    /// Reads and fills `kept`, which must hold keys of this same history
+    /// and playbook only.
+    pub fn kept(self, kept: &'s KeptGroups) -> Self {
+        PeopleGroups {
+            kept: Some(kept),
+            ..self
         }
     }
 
@@ -90,9 +124,22 @@ impl<'s> PeopleGroups<'s> {
         })
     }
 
-    /// Group key of every person for `by` (see [`group_by`]). Keys stored
-    /// on a row are borrowed, not copied per person.
-    pub fn by(&self, by: &str) -> Result<GroupKeys, UnknownDimension> {
+    /// Group key of every person for `by` (see [`group_by`]), from the kept
+    /// keys when they have it.
+    pub fn by(&self, by: &str) -> Result<Arc<GroupKeys>, UnknownDimension> {
+        if let Some(hit) = self.kept.and_then(|k| k.get(by)) {
+            return Ok(hit);
+        }
+        let keys = Arc::new(self.compute(by)?);
+        if let Some(k) = self.kept {
+            k.put(by, &keys);
+        }
+        Ok(keys)
+    }
+
+    /// [`PeopleGroups::by`], computed. Keys stored on a row are borrowed,
+    /// not copied per person.
+    fn compute(&self, by: &str) -> Result<GroupKeys, UnknownDimension> {
         let custom = match by {
             "source" | "owner" | "country" | "segment" | "persona" | "tier" | "industry"
             | "channel" | "campaign" => None,
@@ -152,12 +199,20 @@ pub fn goal_groups(
     pb: &Playbook,
     snap: &Snapshot,
 ) -> Result<(GroupKeys, GroupKeys), UnknownDimension> {
-    let groups = PeopleGroups::new(pb, snap);
+    let (s, p) = goal_groups_of(pb, &PeopleGroups::new(pb, snap))?;
+    Ok((Arc::unwrap_or_clone(s), Arc::unwrap_or_clone(p)))
+}
+
+/// [`goal_groups`] through `groups` (which may keep them).
+pub fn goal_groups_of(
+    pb: &Playbook,
+    groups: &PeopleGroups<'_>,
+) -> Result<(Arc<GroupKeys>, Arc<GroupKeys>), UnknownDimension> {
     let by = |dim: &str, needed: bool| {
         if needed {
             groups.by(dim)
         } else {
-            Ok(GroupKeys::default())
+            Ok(Arc::default())
         }
     };
     Ok((
@@ -264,4 +319,50 @@ pub fn mql_stage(pb: &Playbook) -> String {
         .as_ref()
         .map(|s| s.stage.clone())
         .unwrap_or_else(|| "mql".into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tandem_core::playbook::STARTER;
+
+    /// Kept keys are the computed ones, computed once per dimension and
+    /// shared by every grouping that reads the same kept set.
+    #[test]
+    fn kept_groups_are_computed_once_and_equal_fresh_ones() {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let person = |id: i64, source: &str| Person {
+            id,
+            external_id: format!("p{id}"),
+            source: Some(source.into()),
+            ..Person::default()
+        };
+        let touch = |id: i64, person_id: i64, at: i64, channel: &str| Touch {
+            id,
+            person_id,
+            at: Timestamp::from_millis(at),
+            kind: "web_visit".into(),
+            channel: Some(channel.into()),
+            ..Touch::default()
+        };
+        let snap = Snapshot {
+            people: vec![person(1, "events"), person(2, "paid_search")],
+            // Person 1's first touch is the later id (earlier instant).
+            touches: vec![touch(5, 1, 10, "email"), touch(6, 1, 5, "search")],
+            ..Snapshot::default()
+        };
+        let kept = KeptGroups::default();
+        let a = PeopleGroups::new(&pb, &snap).kept(&kept);
+        let channel = a.by("channel").unwrap();
+        assert_eq!(channel.get(1), Some("search"));
+        assert_eq!(channel.get(2), None);
+        assert_eq!(*channel, group_by(&pb, &snap, "channel").unwrap());
+        let b = PeopleGroups::new(&pb, &snap).kept(&kept);
+        assert!(Arc::ptr_eq(&channel, &b.by("channel").unwrap()));
+        let source = b.by("source").unwrap();
+        assert_eq!(source.get(2), Some("paid_search"));
+        assert!(Arc::ptr_eq(&source, &a.by("source").unwrap()));
+        assert!(a.by("colour").is_err());
+    }
 }

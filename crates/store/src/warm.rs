@@ -53,6 +53,23 @@ pub struct Marks {
     pub changes: i64,
 }
 
+impl Marks {
+    /// Whether the history at `self` is the one at `older` with rows
+    /// appended only: no mark went back and no row was updated in place
+    /// (`changes` unmoved). Then every table's rows at `older` are an
+    /// unchanged prefix of its rows at `self`.
+    pub fn appended_since(&self, older: &Marks) -> bool {
+        self.changes == older.changes
+            && self.accounts >= older.accounts
+            && self.people >= older.people
+            && self.touches >= older.touches
+            && self.activities >= older.activities
+            && self.deals >= older.deals
+            && self.campaigns >= older.campaigns
+            && self.transitions >= older.transitions
+    }
+}
+
 const MARKS: &str = "SELECT \
     (SELECT COALESCE(MAX(id), 0) FROM accounts), \
     (SELECT COALESCE(MAX(id), 0) FROM people), \
@@ -478,7 +495,28 @@ fn merge<T, K: Ord>(v: &mut Vec<T>, mut add: Vec<T>, key: fn(&T) -> K) {
 
 #[cfg(test)]
 mod tests {
-    use super::merge;
+    use super::{merge, Marks};
+
+    #[test]
+    fn appended_since_means_no_mark_went_back_and_nothing_changed() {
+        let old = Marks {
+            people: 5,
+            touches: 10,
+            transitions: 7,
+            changes: 2,
+            ..Marks::default()
+        };
+        assert!(old.appended_since(&old));
+        let more = Marks {
+            touches: 12,
+            people: 6,
+            ..old
+        };
+        assert!(more.appended_since(&old));
+        assert!(!old.appended_since(&more), "marks went back");
+        let updated = Marks { changes: 3, ..more };
+        assert!(!updated.appended_since(&old), "a row was updated in place");
+    }
 
     #[test]
     fn merge_keeps_order_and_appends_when_it_can() {

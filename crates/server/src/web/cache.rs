@@ -3,7 +3,12 @@
 //! reads the store's marks and applies only the rows new or updated since,
 //! so a page never waits for the whole history to be read again.
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
+use tandem_core::playbook::Playbook;
+use tandem_store::query::KeptGroups;
+use tandem_store::warm::Marks;
 
 use super::WebError;
 use crate::warm::WarmError;
@@ -24,4 +29,21 @@ impl From<WarmError> for WebError {
             ),
         }
     }
+}
+
+/// The group keys kept for this history and playbook (filled as reports
+/// ask for dimensions): people's segment, source and first-touch channel and
+/// campaign do not depend on the instant a report is built for.
+pub(super) fn kept_groups(
+    cache: &SnapshotCache,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+) -> Arc<KeptGroups> {
+    const KEY: &str = "people-groups";
+    if let Some(kept) = cache.recall::<KeptGroups>(KEY, marks, pb) {
+        return kept;
+    }
+    let kept = Arc::new(KeptGroups::default());
+    cache.keep(KEY.into(), marks, pb.clone(), kept.clone());
+    kept
 }

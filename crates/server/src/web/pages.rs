@@ -3,6 +3,7 @@
 //! renders numbers (and a chart with its table).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_TYPE, LOCATION};
@@ -11,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tandem_core::attribution::journeys::{build_paths, By, Conversion, JourneyOptions};
+use tandem_core::attribution::journeys::{
+    build_paths_from, By, Conversion, JourneyOptions, Level, TouchSteps,
+};
 use tandem_core::attribution::{attribute_table, Model};
 use tandem_core::domain::{Person, Touch};
 use tandem_core::lifecycle::LifecycleError;
@@ -28,10 +31,11 @@ use tandem_core::time::DAY_MS;
 use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
 use tandem_store::numbers::{self, PlanParams};
-use tandem_store::query;
-use tandem_store::repo;
+use tandem_store::query::{self, KeptGroups};
+use tandem_store::repo::{self, Snapshot};
+use tandem_store::warm::Marks;
 
-use super::cache::SnapshotCache;
+use super::cache::{kept_groups, SnapshotCache};
 use super::session::{is_fetch, WebUser};
 use super::svg::{self, Series};
 use super::{base, local, render, require, urlencode, with, WebError};
@@ -50,6 +54,16 @@ pub(super) async fn load(
     s: &AppState,
 ) -> Result<super::cache::View, WebError> {
     Ok(cache.get(&s.store).await?)
+}
+
+/// The history and the group keys kept for it ([`kept_groups`]).
+async fn load_grouped(
+    cache: &SnapshotCache,
+    s: &AppState,
+    pb: &Arc<Playbook>,
+) -> Result<(super::cache::View, Arc<KeptGroups>), WebError> {
+    let (snap, marks) = cache.get_marked(&s.store).await?;
+    Ok((snap, kept_groups(cache, marks, pb)))
 }
 
 pub(super) fn bad_period(e: query::PeriodError) -> WebError {
@@ -177,13 +191,14 @@ pub async fn overview(
     Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<AsOfQuery>,
 ) -> Result<Response, WebError> {
-    let pb = s.playbook();
-    let pb = &*pb;
+    let pb_arc = s.playbook();
+    let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let snap = load(&cache, &s).await?;
+    let (snap, kept) = load_grouped(&cache, &s, &pb_arc).await?;
     let history = query::history(&snap);
+    let groups = query::PeopleGroups::new(pb, &snap).kept(&kept);
     let (segments, personas) =
-        query::goal_groups(pb, &snap).map_err(|e| WebError::bad(e.to_string()))?;
+        query::goal_groups_of(pb, &groups).map_err(|e| WebError::bad(e.to_string()))?;
     let paced = scorecard(
         pb,
         &history,
@@ -414,10 +429,10 @@ pub async fn waterfall(
     Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<WaterfallQuery>,
 ) -> Result<Response, WebError> {
-    let pb = s.playbook();
-    let pb = &*pb;
+    let pb_arc = s.playbook();
+    let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let snap = load(&cache, &s).await?;
+    let (snap, kept) = load_grouped(&cache, &s, &pb_arc).await?;
     let period = nonempty(&q.period).unwrap_or("all");
     let window = match (nonempty(&q.from), nonempty(&q.to), period) {
         (None, None, "all") => query::window(pb, &snap, None, None, at).map_err(bad_period)?,
@@ -447,7 +462,10 @@ pub async fn waterfall(
     } else {
         let mut keep: Option<HashSet<i64>> = None;
         for (dim, want) in &filters {
-            let g = query::group_by(pb, &snap, dim).map_err(|e| WebError::bad(e.to_string()))?;
+            let g = query::PeopleGroups::new(pb, &snap)
+                .kept(&kept)
+                .by(dim)
+                .map_err(|e| WebError::bad(e.to_string()))?;
             let ids: HashSet<i64> = g.people_in(want).collect();
             keep = Some(match keep {
                 None => ids,
@@ -1129,6 +1147,33 @@ pub struct AttributionQuery {
 /// Most channels drawn in the chart (the table lists all).
 const CHART_CHANNELS: usize = 10;
 
+/// The touches of the history as journey steps ([`TouchSteps`]) for
+/// `level` and `by`: kept with the warm history, so a page does not read
+/// and sort every touch again; when only rows were appended since they were
+/// kept, they are extended with the new touches, else built again.
+fn kept_steps(
+    cache: &SnapshotCache,
+    snap: &Snapshot,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+    level: Level,
+    by: By,
+) -> Arc<TouchSteps> {
+    let key = format!("touch-steps|{level:?}|{by:?}");
+    let steps = match cache.recall_latest::<TouchSteps>(&key, pb) {
+        Some((at, kept)) if at == marks => return kept,
+        Some((at, kept)) if marks.appended_since(&at) => {
+            let mut steps = (*kept).clone();
+            steps.extend(pb, &snap.people, &snap.touches);
+            steps
+        }
+        _ => TouchSteps::build(pb, &snap.people, &snap.touches, level, by),
+    };
+    let steps = Arc::new(steps);
+    cache.keep(key, marks, pb.clone(), steps.clone());
+    steps
+}
+
 /// `GET /attribution`: every rule-based model and Markov side by side.
 #[tracing::instrument(skip_all)]
 pub async fn attribution(
@@ -1137,8 +1182,8 @@ pub async fn attribution(
     Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<AttributionQuery>,
 ) -> Result<Response, WebError> {
-    let pb = s.playbook();
-    let pb = &*pb;
+    let pb_arc = s.playbook();
+    let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
     let conv_name = nonempty(&q.conversion).unwrap_or("won");
     let conversion = if conv_name == "won" {
@@ -1159,17 +1204,19 @@ pub async fn attribution(
             )))
         }
     };
-    let snap = load(&cache, &s).await?;
-    let j = build_paths(
-        pb,
+    let (snap, marks) = cache.get_marked(&s.store).await?;
+    let level = tandem_core::attribution::journeys::Level::Person;
+    let steps = kept_steps(&cache, &snap, marks, &pb_arc, level, by);
+    let j = build_paths_from(
+        &steps,
         &snap.people,
-        &snap.touches,
         &snap.deals,
         &snap.transitions,
+        pb,
         &JourneyOptions {
             conversion,
             by,
-            level: tandem_core::attribution::journeys::Level::Person,
+            level,
             lookback_days: tandem_core::attribution::journeys::DEFAULT_LOOKBACK_DAYS,
             as_of: at,
         },
@@ -1461,8 +1508,8 @@ pub async fn gaps(
     Extension(cache): Extension<SnapshotCache>,
     axum::extract::Query(q): axum::extract::Query<GapsQuery>,
 ) -> Result<Response, WebError> {
-    let pb = s.playbook();
-    let pb = &*pb;
+    let pb_arc = s.playbook();
+    let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
     let by = nonempty(&q.by).unwrap_or("segment");
     if !["segment", "persona", "source", "channel", "owner"].contains(&by) {
@@ -1476,7 +1523,7 @@ pub async fn gaps(
         .as_ref()
         .map(|s| s.stage.clone())
         .unwrap_or_else(|| "mql".into());
-    let snap = load(&cache, &s).await?;
+    let (snap, kept) = load_grouped(&cache, &s, &pb_arc).await?;
     let period = nonempty(&q.period).unwrap_or("all");
     let window = if period == "all" {
         query::window(pb, &snap, None, None, at).map_err(bad_period)?
@@ -1485,7 +1532,10 @@ pub async fn gaps(
             .ok_or_else(|| WebError::bad(format!("period: unknown period `{period}`")))?;
         period_window(cal, at, &pb.company.timezone).map_err(metrics_err)?
     };
-    let groups = query::group_by(pb, &snap, by).map_err(|e| WebError::bad(e.to_string()))?;
+    let groups = query::PeopleGroups::new(pb, &snap)
+        .kept(&kept)
+        .by(by)
+        .map_err(|e| WebError::bad(e.to_string()))?;
     let g = alignment_gaps(
         &query::history(&snap),
         &mql,

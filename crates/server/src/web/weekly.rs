@@ -30,7 +30,7 @@ use tandem_core::Timestamp;
 use tandem_report::render::{self, Style};
 use tandem_report::{Agenda, Meeting, ReportError, Week, WeeklyReport};
 
-use super::cache::SnapshotCache;
+use super::cache::{kept_groups, SnapshotCache};
 use super::decisions::NoteQuery;
 use super::pages::{as_of, filter, grouped, nonempty, option, section, table};
 use super::session::WebUser;
@@ -100,9 +100,10 @@ async fn built(
     a: &Ask,
 ) -> Result<Arc<Built>, WebError> {
     let (snap, marks) = cache.get_marked(&s.store).await?;
-    let inp = tandem_report::load_with(&s.store, Cow::Borrowed(&*snap))
+    let mut inp = tandem_report::load_with(&s.store, Cow::Borrowed(&*snap))
         .await
         .map_err(report_err)?;
+    inp.groups = Some(kept_groups(cache, marks, pb));
     // Decisions, content and feedback are read fresh each time (small
     // tables outside the kept history): they are part of the key.
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -123,7 +124,7 @@ async fn built(
     }
     let report = tandem_report::build(pb, &inp, Some(a.week), a.at).map_err(report_err)?;
     let agenda =
-        tandem_report::agenda(pb, &inp, a.meeting, Some(a.week), a.at).map_err(report_err)?;
+        tandem_report::agenda_beside(pb, &inp, a.meeting, a.week, &report).map_err(report_err)?;
     let b = Arc::new(Built { report, agenda });
     cache.keep(key, marks, pb.clone(), b.clone());
     Ok(b)
