@@ -725,7 +725,9 @@ struct Job {
 /// its error; the rest of the group stays. If the store fails in a group
 /// (or its commit does), nothing of it was kept and each of its calls is
 /// run again on its own with [`ingest`] (retries included), so a failure
-/// reaches only the calls it belongs to.
+/// reaches only the calls it belongs to. A call whose caller stops waiting
+/// (the client went away) is still applied once queued; with a `messageId`
+/// its retry is a duplicate.
 #[derive(Clone, Debug)]
 pub struct Committer {
     store: Store,
