@@ -2,10 +2,11 @@
 # Soak: `tandem serve` under a steady load on loopback for a bounded time,
 # checking that no request fails and that memory stays flat. Not run in CI.
 #
-# wrk (apt-get install -y wrk) drives SOAK_CONNECTIONS connections, each
-# waiting a fixed delay between requests so the rate stays near SOAK_RATE
-# per second; four requests in five are Segment `POST /v1/track` calls with
-# unique messageIds for 500 people (each stores a touch and re-evaluates its
+# wrk (apt-get install -y wrk) runs bench/track.lua (shared with
+# bench/compare/ingest.sh) over SOAK_CONNECTIONS connections, each waiting a
+# fixed delay between requests so the rate stays near SOAK_RATE per second;
+# four requests in five are Segment `POST /v1/track` calls with unique
+# messageIds for 500 people (each stores a touch and re-evaluates its
 # person), one in five a GET (people page, funnel metric, touches page,
 # /healthz) with an admin token. The server's RSS (VmRSS) is sampled every
 # 10 s.
@@ -54,7 +55,6 @@ cleanup() {
   kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   t token revoke "soak-$$" >/dev/null 2>&1 || true
   [ -n "$made" ] && rm -rf "$made"
-  rm -f "$out/soak.lua"
 }
 trap cleanup EXIT
 base="http://127.0.0.1:$port"
@@ -62,56 +62,6 @@ for _ in $(seq 1 100); do curl -fsS "$base/healthz" >/dev/null 2>&1 && break; sl
 
 # Each connection waits this long between requests (latency comes on top).
 delay_ms=$(( conns * 1000 / rate ))
-cat >"$out/soak.lua" <<'LUA'
-local token = os.getenv("SOAK_TOKEN")
-local run = os.getenv("SOAK_RUN")
-local delay_ms = tonumber(os.getenv("SOAK_DELAY_MS"))
-local threads = {}
-local counter = 0
-failures = 0  -- global: done() reads it per thread with thread:get
-local gets = {"/api/v1/people?limit=20", "/api/v1/metrics/funnel", "/api/v1/touches?limit=20", "/healthz"}
-local hdr = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
-
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-
-function delay()
-  return delay_ms
-end
-
-function request()
-  counter = counter + 1
-  if counter % 5 == 0 then
-    return wrk.format("GET", gets[(counter / 5) % #gets + 1], hdr)
-  end
-  local user = "soak-" .. ((counter * 31 + tid) % 500)
-  local body = string.format(
-    '{"userId":"%s","event":"Webinar","messageId":"soak-%s-%d-%d"}', user, run, tid, counter)
-  return wrk.format("POST", "/v1/track", hdr, body)
-end
-
-function response(status, headers, body)
-  if status < 200 or status > 299 then
-    failures = failures + 1
-    if failures <= 3 then io.stderr:write("HTTP " .. status .. ": " .. body .. "\n") end
-  end
-end
-
-function done(summary, latency, requests)
-  local f = 0
-  for _, t in ipairs(threads) do f = f + t:get("failures") end
-  local e = summary.errors
-  io.write(string.format("SOAK requests %d\n", summary.requests))
-  io.write(string.format("SOAK non_2xx %d\n", f))
-  io.write(string.format("SOAK socket_errors %d\n", e.connect + e.read + e.write + e.timeout))
-  for _, p in ipairs({50, 90, 99}) do
-    io.write(string.format("SOAK latency_p%d_ms %.2f\n", p, latency:percentile(p) / 1000))
-  end
-  io.write(string.format("SOAK latency_max_ms %.2f\n", latency.max / 1000))
-end
-LUA
 
 echo "soak: ${secs}s at ~${rate}/s over ${conns} connections (delay ${delay_ms} ms) against pid $pid on $base; output in $out"
 echo "seconds,rss_kb" >"$out/rss.csv"
@@ -124,8 +74,8 @@ start=$(date +%s)
   done
 ) &
 sampler=$!
-SOAK_TOKEN=$token SOAK_RUN="$start$$" SOAK_DELAY_MS=$delay_ms \
-  wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s --latency -s "$out/soak.lua" "$base" >"$out/wrk.txt" 2>"$out/wrk.err" || true
+TRACK_TOKEN=$token TRACK_RUN="soak-$start$$" TRACK_DELAY_MS=$delay_ms TRACK_GET_EVERY=5 \
+  wrk -t2 -c"$conns" -d"${secs}s" --timeout 10s --latency -s "$(dirname "$0")/track.lua" "$base" >"$out/wrk.txt" 2>"$out/wrk.err" || true
 # One last sample after the load.
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
 [ -n "$rss" ] && echo "$(( $(date +%s) - start )),$rss" >>"$out/rss.csv"
@@ -137,7 +87,7 @@ import sys
 out, secs, tol, alive = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 stats = {}
 for line in open(f"{out}/wrk.txt"):
-    if line.startswith("SOAK "):
+    if line.startswith("TRACK "):
         _, k, v = line.split()
         stats[k] = float(v)
 rows = [tuple(map(int, l.split(","))) for l in open(f"{out}/rss.csv").read().split()[1:]]

@@ -22,6 +22,7 @@
 //! ignored.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tandem_core::domain::{Account, Activity, ActivityKind, Person, Touch};
@@ -30,6 +31,7 @@ use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
 use tandem_store::repo::{self, Upsert};
 use tandem_store::{events, lifecycle, AnyConnection, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::import::apply_record;
 use crate::rows::{normalize_label, AccountRef, Record};
@@ -622,23 +624,24 @@ async fn apply(
         }))
 }
 
-async fn ingest_once(
-    store: &Store,
+/// Applies one call's messages inside an open transaction: the body of
+/// [`ingest`]'s transaction, and of one call's part of a [`Committer`] group.
+async fn apply_all(
+    c: &mut AnyConnection,
     pb: &Playbook,
     msgs: &[Message],
     now: Timestamp,
 ) -> Result<Vec<Outcome>, IngestError> {
-    let mut tx = store.begin().await?;
     let mut touched = BTreeSet::new();
     let mut out = Vec::with_capacity(msgs.len());
     for (index, m) in msgs.iter().enumerate() {
         if let Some(id) = &m.message_id {
-            if events::seen(tx.conn(), id).await? {
+            if events::seen(c, id).await? {
                 out.push(Outcome::Duplicate);
                 continue;
             }
         }
-        let outcome = apply(tx.conn(), pb, m, &mut touched)
+        let outcome = apply(c, pb, m, &mut touched)
             .await?
             .map_err(|reason| IngestError::Rejected { index, reason })?;
         if let Some(id) = &m.message_id {
@@ -646,14 +649,25 @@ async fn ingest_once(
                 Outcome::Stored { person_id, .. } if *person_id > 0 => Some(*person_id),
                 _ => None,
             };
-            events::record(tx.conn(), id, m.call.as_str(), pid, now).await?;
+            events::record(c, id, m.call.as_str(), pid, now).await?;
         }
         out.push(outcome);
     }
     let until = msgs.iter().map(|m| m.at).fold(now, Timestamp::max);
     for pid in touched {
-        lifecycle::advance(tx.conn(), pb, pid, until).await?;
+        lifecycle::advance(c, pb, pid, until).await?;
     }
+    Ok(out)
+}
+
+async fn ingest_once(
+    store: &Store,
+    pb: &Playbook,
+    msgs: &[Message],
+    now: Timestamp,
+) -> Result<Vec<Outcome>, IngestError> {
+    let mut tx = store.begin().await?;
+    let out = apply_all(tx.conn(), pb, msgs, now).await?;
     tx.commit().await?;
     Ok(out)
 }
@@ -681,4 +695,129 @@ pub async fn ingest(
             other => return other,
         }
     }
+}
+
+/// Most calls committed together by a [`Committer`].
+const GROUP_MAX: usize = 256;
+
+/// One call waiting in a [`Committer`]'s queue.
+struct Job {
+    pb: Arc<Playbook>,
+    msgs: Arc<[Message]>,
+    now: Timestamp,
+    reply: oneshot::Sender<Result<Vec<Outcome>, IngestError>>,
+}
+
+/// Group commit for concurrent calls on one store: [`Committer::ingest`]
+/// answers exactly as [`ingest`] does, but the calls that arrive while a
+/// transaction is being written are applied together in the next one, each
+/// inside its own savepoint, in arrival order.
+///
+/// Why: SQLite has one writer at a time and, with `synchronous = FULL`, each
+/// commit waits for the disk (about 1 ms here), so one transaction per call
+/// caps ingest near a thousand calls a second however fast the rest is,
+/// and concurrent writers waiting on `busy_timeout` sleep in steps of
+/// milliseconds. Here one task writes, nobody sleeps on the lock, and one
+/// disk flush covers every call of a group. A call is answered only after
+/// its group is durable.
+///
+/// A call whose message is rejected rolls back to its savepoint and gets
+/// its error; the rest of the group stays. If the store fails in a group
+/// (or its commit does), nothing of it was kept and each of its calls is
+/// run again on its own with [`ingest`] (retries included), so a failure
+/// reaches only the calls it belongs to. A call whose caller stops waiting
+/// (the client went away) is still applied once queued; with a `messageId`
+/// its retry is a duplicate.
+#[derive(Clone, Debug)]
+pub struct Committer {
+    store: Store,
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Committer {
+    /// Starts the writing task on the current tokio runtime; it ends when
+    /// every clone of the committer is dropped.
+    pub fn start(store: Store) -> Committer {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_groups(store.clone(), rx));
+        Committer { store, jobs }
+    }
+
+    /// [`ingest`] through the group: the same outcomes, durable on return.
+    pub async fn ingest(
+        &self,
+        pb: Arc<Playbook>,
+        msgs: Vec<Message>,
+        now: Timestamp,
+    ) -> Result<Vec<Outcome>, IngestError> {
+        let msgs: Arc<[Message]> = msgs.into();
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            pb: pb.clone(),
+            msgs: msgs.clone(),
+            now,
+            reply,
+        };
+        if self.jobs.send(job).is_ok() {
+            if let Ok(result) = answer.await {
+                return result;
+            }
+        }
+        // The writing task is gone (its runtime is shutting down, or it
+        // panicked and its transaction rolled back): the call was not
+        // applied, so it is applied here.
+        ingest(&self.store, &pb, &msgs, now).await
+    }
+}
+
+async fn write_groups(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_MAX {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        match write_group(&store, &group).await {
+            Ok(results) => {
+                for (job, result) in group.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::debug!(ingest.group = group.len(), error = %e, "group failed; each call alone");
+                for job in group {
+                    let result = ingest(&store, &job.pb, &job.msgs, job.now).await;
+                    let _ = job.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for a group: each call's result, or the store error that
+/// undid the whole group.
+async fn write_group(
+    store: &Store,
+    group: &[Job],
+) -> Result<Vec<Result<Vec<Outcome>, IngestError>>, StoreError> {
+    let mut tx = store.begin().await?;
+    let mut results = Vec::with_capacity(group.len());
+    for job in group {
+        tx.mark().await?;
+        match apply_all(tx.conn(), &job.pb, &job.msgs, job.now).await {
+            Ok(outcomes) => {
+                tx.release_mark().await?;
+                results.push(Ok(outcomes));
+            }
+            Err(IngestError::Rejected { index, reason }) => {
+                tx.rollback_to_mark().await?;
+                results.push(Err(IngestError::Rejected { index, reason }));
+            }
+            Err(IngestError::Store(e)) => return Err(e),
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
 }

@@ -7,15 +7,18 @@
 //! too. A write key is an API token of role marketing or admin. Checking and
 //! storing are `tandem_ingest::segment`.
 
+use std::sync::{Arc, OnceLock};
+
 use axum::extract::State;
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use base64::Engine;
 use serde::Serialize;
 use serde_json::Value;
-use tandem_ingest::segment::{self, Call, IngestError, Message, Outcome};
+use tandem_ingest::segment::{self, Call, Committer, IngestError, Message, Outcome};
 use tandem_store::tokens::{self, ApiToken, Role};
+use tandem_store::Backend;
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -72,12 +75,37 @@ pub struct IngestReply {
     pub duplicates: u64,
 }
 
+/// The group committer of one app on SQLite, started by its first ingest
+/// call (inside the runtime). SQLite has a single writer and a disk flush
+/// per commit, so concurrent calls are committed together (see
+/// [`Committer`]); PostgreSQL takes concurrent transactions and each call
+/// keeps its own.
+#[derive(Clone, Default)]
+pub struct Writer(Arc<OnceLock<Committer>>);
+
+impl Writer {
+    async fn ingest(
+        &self,
+        s: &AppState,
+        msgs: Vec<Message>,
+        received: tandem_core::Timestamp,
+    ) -> Result<Vec<Outcome>, IngestError> {
+        if s.store.backend() == Backend::Sqlite {
+            let committer = self.0.get_or_init(|| Committer::start(s.store.clone()));
+            committer.ingest(s.playbook(), msgs, received).await
+        } else {
+            segment::ingest(&s.store, &s.playbook(), &msgs, received).await
+        }
+    }
+}
+
 fn bad(e: segment::Invalid) -> ApiError {
     ApiError::bad_request("invalid_message", e.to_string(), Some(&e.field))
 }
 
 async fn run(
     s: &AppState,
+    writer: &Writer,
     headers: &HeaderMap,
     body: Value,
     call: Option<Call>,
@@ -95,22 +123,20 @@ async fn run(
     let msgs = parsed
         .inspect_err(|_| Registry::add(&registry().ingest_rejected, count))
         .map_err(bad)?;
-    let outcomes = segment::ingest(&s.store, &s.playbook(), &msgs, received)
-        .await
-        .map_err(|e| {
-            Registry::add(&registry().ingest_rejected, count);
-            match e {
-                IngestError::Rejected { index, reason } => {
-                    let field = if call.is_none() {
-                        format!("batch[{index}]")
-                    } else {
-                        "body".to_string()
-                    };
-                    ApiError::bad_request("rejected_message", reason, Some(&field))
-                }
-                IngestError::Store(e) => ApiError::from(e),
+    let outcomes = writer.ingest(s, msgs, received).await.map_err(|e| {
+        Registry::add(&registry().ingest_rejected, count);
+        match e {
+            IngestError::Rejected { index, reason } => {
+                let field = if call.is_none() {
+                    format!("batch[{index}]")
+                } else {
+                    "body".to_string()
+                };
+                ApiError::bad_request("rejected_message", reason, Some(&field))
             }
-        })?;
+            IngestError::Store(e) => ApiError::from(e),
+        }
+    })?;
     let duplicates = outcomes
         .iter()
         .filter(|o| **o == Outcome::Duplicate)
@@ -143,10 +169,11 @@ async fn run(
 #[tracing::instrument(skip_all)]
 pub async fn identify(
     State(s): State<AppState>,
+    Extension(writer): Extension<Writer>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<IngestReply>, ApiError> {
-    run(&s, &headers, body, Some(Call::Identify)).await
+    run(&s, &writer, &headers, body, Some(Call::Identify)).await
 }
 
 /// `POST /v1/track`: a touch or a sales activity; the lead's stage is re-evaluated.
@@ -162,10 +189,11 @@ pub async fn identify(
 #[tracing::instrument(skip_all)]
 pub async fn track(
     State(s): State<AppState>,
+    Extension(writer): Extension<Writer>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<IngestReply>, ApiError> {
-    run(&s, &headers, body, Some(Call::Track)).await
+    run(&s, &writer, &headers, body, Some(Call::Track)).await
 }
 
 /// `POST /v1/page`: a `web_visit` touch.
@@ -181,10 +209,11 @@ pub async fn track(
 #[tracing::instrument(skip_all)]
 pub async fn page(
     State(s): State<AppState>,
+    Extension(writer): Extension<Writer>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<IngestReply>, ApiError> {
-    run(&s, &headers, body, Some(Call::Page)).await
+    run(&s, &writer, &headers, body, Some(Call::Page)).await
 }
 
 /// `POST /v1/batch`: many calls in one transaction; one bad item refuses the
@@ -201,10 +230,11 @@ pub async fn page(
 #[tracing::instrument(skip_all)]
 pub async fn batch(
     State(s): State<AppState>,
+    Extension(writer): Extension<Writer>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<IngestReply>, ApiError> {
-    run(&s, &headers, body, None).await
+    run(&s, &writer, &headers, body, None).await
 }
 
 /// Declares the `write_key` (HTTP Basic, the key as user name) and `bearer`
@@ -250,4 +280,5 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/v1/track", post(track))
         .route("/v1/page", post(page))
         .route("/v1/batch", post(batch))
+        .layer(Extension(Writer::default()))
 }

@@ -320,6 +320,75 @@ async fn a_bad_batch_item_is_named_and_nothing_of_the_batch_is_stored() {
     }
 }
 
+/// Concurrent calls (on SQLite committed together in groups) answer as if
+/// each had its own transaction: every messageId stored once, the second
+/// sender of the same id told it is a duplicate, every touch and lifecycle
+/// entry there once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_store_each_message_once() {
+    for db in TestDb::all().await.unwrap() {
+        let t = setup(&db).await;
+        let before = t.counts().await;
+        let mut calls = tokio::task::JoinSet::new();
+        for round in 0..2 {
+            for i in 0..30 {
+                let router = t.router.clone();
+                let auth = basic(&t.marketing);
+                let msg = json!({
+                    "userId": format!("cc-{}", i % 6),
+                    "event": "Webinar",
+                    "messageId": format!("cc-m-{i}"),
+                    "timestamp": format!("2026-03-02T14:{:02}:{round}0Z", i),
+                });
+                calls.spawn(async move {
+                    let req = Request::post("/v1/track")
+                        .header("content-type", "application/json")
+                        .header("authorization", auth)
+                        .body(Body::from(msg.to_string()))
+                        .unwrap();
+                    let res = router.oneshot(req).await.unwrap();
+                    let status = res.status();
+                    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+                        .await
+                        .unwrap();
+                    (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+                });
+            }
+        }
+        let (mut accepted, mut duplicates) = (0, 0);
+        while let Some(r) = calls.join_next().await {
+            let (status, body) = r.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            accepted += body["accepted"].as_u64().unwrap();
+            duplicates += body["duplicates"].as_u64().unwrap();
+        }
+        assert_eq!((accepted, duplicates), (30, 30));
+        let after = t.counts().await;
+        let grown = |name: &str| {
+            let get = |v: &[(&str, i64)]| v.iter().find(|(n, _)| *n == name).unwrap().1;
+            get(&after) - get(&before)
+        };
+        assert_eq!(grown("touches"), 30);
+        assert_eq!(grown("messages"), 30);
+        assert_eq!(grown("people"), 6);
+        let mut c = t.store.conn().await.unwrap();
+        for i in 0..6 {
+            let p = repo::person_by_external(&mut c, &format!("cc-{i}"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(repo::touches_of(&mut c, p.id).await.unwrap().len(), 5);
+            // Entered the first stage once, whatever the order of its calls.
+            let tr = repo::transitions_of(&mut c, Subject::Person(p.id))
+                .await
+                .unwrap();
+            assert_eq!(tr.iter().filter(|t| t.to == "inquiry").count(), 1, "{tr:?}");
+        }
+        drop(c);
+        db.cleanup().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_ingest_results() {
     let db = TestDb::sqlite().await.unwrap();
