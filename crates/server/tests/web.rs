@@ -1047,3 +1047,46 @@ async fn attribution_page_follows_appended_and_updated_touches() {
     })
     .await;
 }
+
+/// The gaps page groups by the people's first-touch channel from keys kept
+/// between requests: a touch stored after a request regroups its person
+/// (the kept keys grow with the history), and an update in place of that
+/// touch regroups it again. Six MQLs in the quarter: lead-0 moves from the
+/// (none) group to its touch's channel.
+#[tokio::test]
+async fn gaps_page_follows_new_and_updated_touches() {
+    each(async |w: &Web| {
+        let viewer = w.sign_in(Role::Viewer).await;
+        let mqls = async || {
+            let page = w.get("/gaps?by=channel&period=all", &viewer).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            rows_of(table_html(&page.body, "gaps-table"))
+                .into_iter()
+                .map(|r| (r[0].clone(), r[1].clone()))
+                .collect::<Vec<_>>()
+        };
+        let row = |g: &str, n: &str| (g.to_string(), n.to_string());
+        assert_eq!(mqls().await, [row("(none)", "6")]);
+        let touch = async |channel: &str| {
+            let mut c = w.db.store.conn().await.unwrap();
+            let p = repo::person_by_external(&mut c, "lead-0")
+                .await
+                .unwrap()
+                .unwrap();
+            let t = tandem_core::domain::Touch {
+                external_id: Some("t1".into()),
+                person_id: p.id,
+                at: t(1),
+                kind: "web_visit".into(),
+                channel: Some(channel.into()),
+                ..Default::default()
+            };
+            repo::upsert_touch(&mut c, &t).await.unwrap();
+        };
+        touch("search").await;
+        assert_eq!(mqls().await, [row("(none)", "5"), row("search", "1")]);
+        touch("events").await;
+        assert_eq!(mqls().await, [row("(none)", "5"), row("events", "1")]);
+    })
+    .await;
+}

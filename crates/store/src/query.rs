@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tandem_core::domain::{Account, Person, Touch};
 use tandem_core::facts::{Channels, Classes};
-use tandem_core::fxhash::FxHashMap;
+use tandem_core::fxhash::{FxHashMap, FxHashSet};
 use tandem_core::metrics::{History, Window};
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
@@ -60,6 +60,63 @@ impl KeptGroups {
         let mut by = self.by.lock().unwrap_or_else(|e| e.into_inner());
         by.insert(dim.to_string(), keys.clone());
     }
+
+    /// The kept keys brought up to `snap`, a history that only grew since
+    /// they were computed (no row updated in place; people and touches
+    /// with ids above `people_since` and `touches_since` are new). A
+    /// person's stored fields, account and rules-based class are then
+    /// unchanged, so only new people get keys; for the first-touch
+    /// dimensions (channel, campaign) the people with new touches are keyed
+    /// again too (a new touch may be earlier than their first one).
+    pub fn grown(
+        &self,
+        pb: &Playbook,
+        snap: &Snapshot,
+        people_since: i64,
+        touches_since: i64,
+    ) -> KeptGroups {
+        let kept: Vec<(String, Arc<GroupKeys>)> = {
+            let by = self.by.lock().unwrap_or_else(|e| e.into_inner());
+            by.iter().map(|(d, k)| (d.clone(), k.clone())).collect()
+        };
+        let new_people: FxHashSet<i64> = snap
+            .people
+            .iter()
+            .filter(|p| p.id > people_since)
+            .map(|p| p.id)
+            .collect();
+        let mut touched = new_people.clone();
+        touched.extend(
+            snap.touches
+                .iter()
+                .filter(|t| t.id > touches_since)
+                .map(|t| t.person_id),
+        );
+        let out = KeptGroups::default();
+        for (dim, keys) in kept {
+            let only = match dim.as_str() {
+                "channel" | "campaign" => &touched,
+                _ => &new_people,
+            };
+            if only.is_empty() {
+                out.put(&dim, &keys);
+                continue;
+            }
+            // Kept dimensions were computed before, so they are known.
+            let Ok(fresh) = PeopleGroups::new(pb, snap).only(only).compute(&dim) else {
+                continue;
+            };
+            let mut keys = Arc::unwrap_or_clone(keys);
+            for &person in only {
+                match fresh.get(person) {
+                    Some(k) => keys.insert(person, k),
+                    None => keys.remove(person),
+                }
+            }
+            out.put(&dim, &Arc::new(keys));
+        }
+        out
+    }
 }
 
 type FirstTouch<'s> = ((Timestamp, i64), &'s Touch);
@@ -77,6 +134,8 @@ pub struct PeopleGroups<'s> {
     first_touch: OnceCell<FxHashMap<i64, FirstTouch<'s>>>,
     /// Keys computed earlier for the same history and playbook.
     kept: Option<&'s KeptGroups>,
+    /// Only these people are keyed (and only their touches read).
+    only: Option<&'s FxHashSet<i64>>,
 }
 
 impl<'s> PeopleGroups<'s> {
@@ -89,6 +148,15 @@ impl<'s> PeopleGroups<'s> {
             accounts: OnceCell::new(),
             first_touch: OnceCell::new(),
             kept: None,
+            only: None,
+        }
+    }
+
+    /// Keys only `people` (for [`KeptGroups::grown`]).
+    fn only(self, people: &'s FxHashSet<i64>) -> Self {
+        PeopleGroups {
+            only: Some(people),
+            ..self
         }
     }
 
@@ -114,6 +182,9 @@ impl<'s> PeopleGroups<'s> {
             let mut first: FxHashMap<i64, FirstTouch<'s>> =
                 FxHashMap::with_capacity_and_hasher(self.snap.people.len(), Default::default());
             for t in &self.snap.touches {
+                if self.only.is_some_and(|o| !o.contains(&t.person_id)) {
+                    continue;
+                }
                 let key = (t.at, t.id);
                 let e = first.entry(t.person_id).or_insert((key, t));
                 if key < e.0 {
@@ -156,8 +227,14 @@ impl<'s> PeopleGroups<'s> {
         };
         let first_touch = |p: &Person| self.first_touch().get(&p.id).map(|&(_, t)| t);
         let borrowed = |v: &'s Option<String>| v.as_deref().map(Cow::Borrowed);
-        let mut out = GroupKeys::with_capacity(self.snap.people.len());
-        for p in &self.snap.people {
+        let mut out =
+            GroupKeys::with_capacity(self.only.map_or(self.snap.people.len(), |o| o.len()));
+        let people = self
+            .snap
+            .people
+            .iter()
+            .filter(|p| self.only.is_none_or(|o| o.contains(&p.id)));
+        for p in people {
             let key: Option<Cow<'s, str>> = match (by, custom) {
                 (_, Some(field)) => p.custom.get(field).map(|v| match v {
                     serde_json::Value::String(s) => Cow::Borrowed(s.as_str()),
@@ -364,5 +441,68 @@ mod tests {
         assert_eq!(source.get(2), Some("paid_search"));
         assert!(Arc::ptr_eq(&source, &a.by("source").unwrap()));
         assert!(a.by("colour").is_err());
+    }
+
+    /// Keys kept for a history and grown with the people and touches added
+    /// since are the keys of the grown history, person by person: a new
+    /// person is keyed, a backdated touch moves an old person's first touch
+    /// (to another channel, and to no campaign), a later touch changes
+    /// nothing, and a dimension of stored fields keys the new person only.
+    #[test]
+    fn grown_keys_equal_the_keys_of_the_grown_history() {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let person = |id: i64, source: &str| Person {
+            id,
+            external_id: format!("p{id}"),
+            source: Some(source.into()),
+            ..Person::default()
+        };
+        let touch =
+            |id: i64, person_id: i64, at: i64, channel: &str, campaign: Option<&str>| Touch {
+                id,
+                person_id,
+                at: Timestamp::from_millis(at),
+                kind: "web_visit".into(),
+                channel: Some(channel.into()),
+                campaign: campaign.map(str::to_string),
+                ..Touch::default()
+            };
+        let old = Snapshot {
+            people: vec![person(1, "events"), person(2, "paid_search")],
+            touches: vec![
+                touch(1, 1, 10, "email", Some("spring")),
+                touch(2, 2, 20, "search", Some("brand")),
+            ],
+            ..Snapshot::default()
+        };
+        let dims = ["channel", "campaign", "source", "segment"];
+        let kept = KeptGroups::default();
+        let groups = PeopleGroups::new(&pb, &old).kept(&kept);
+        for d in dims {
+            groups.by(d).unwrap();
+        }
+        let mut new = old.clone();
+        new.people.push(person(3, "webinar"));
+        // Kept in time order, as a history keeps touches.
+        new.touches = vec![
+            touch(4, 1, 5, "social", None),
+            touch(1, 1, 10, "email", Some("spring")),
+            touch(2, 2, 20, "search", Some("brand")),
+            touch(5, 3, 25, "events", Some("expo")),
+            touch(3, 2, 30, "display", Some("retarget")),
+        ];
+        let grown = kept.grown(&pb, &new, 2, 2);
+        let grown = PeopleGroups::new(&pb, &new).kept(&grown);
+        for d in dims {
+            let want = group_by(&pb, &new, d).unwrap();
+            let got = grown.by(d).unwrap();
+            for p in 1..=3 {
+                assert_eq!(got.get(p), want.get(p), "{d} of person {p}");
+            }
+            assert_eq!(got.len(), want.len(), "{d}");
+        }
+        assert_eq!(grown.by("channel").unwrap().get(1), Some("social"));
+        assert_eq!(grown.by("campaign").unwrap().get(1), None);
+        assert_eq!(grown.by("campaign").unwrap().get(2), Some("brand"));
     }
 }

@@ -234,6 +234,11 @@ impl GroupKeys {
         self.of.insert(person, id);
     }
 
+    /// Takes `person` out of its group (into none).
+    pub fn remove(&mut self, person: i64) {
+        self.of.remove(&person);
+    }
+
     /// The group key of `person`, if it has one.
     pub fn get(&self, person: i64) -> Option<&str> {
         self.of.get(&person).map(|&id| self.keys.name(id))

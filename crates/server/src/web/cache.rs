@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use tandem_core::playbook::Playbook;
 use tandem_store::query::KeptGroups;
+use tandem_store::repo::Snapshot;
 use tandem_store::warm::Marks;
 
 use super::WebError;
@@ -31,19 +32,25 @@ impl From<WarmError> for WebError {
     }
 }
 
-/// The group keys kept for this history and playbook (filled as reports
-/// ask for dimensions): people's segment, source and first-touch channel and
-/// campaign do not depend on the instant a report is built for.
+/// The group keys kept for this history and playbook (filled as pages ask
+/// for dimensions): people's segment, source and first-touch channel and
+/// campaign do not depend on the instant asked for. When the history only
+/// grew since they were kept, they are brought up to it
+/// ([`KeptGroups::grown`]); after an update in place they start empty.
 pub(super) fn kept_groups(
     cache: &SnapshotCache,
+    snap: &Snapshot,
     marks: Marks,
     pb: &Arc<Playbook>,
 ) -> Arc<KeptGroups> {
     const KEY: &str = "people-groups";
-    if let Some(kept) = cache.recall::<KeptGroups>(KEY, marks, pb) {
-        return kept;
-    }
-    let kept = Arc::new(KeptGroups::default());
+    let kept = match cache.recall_latest::<KeptGroups>(KEY, pb) {
+        Some((at, kept)) if at == marks => return kept,
+        Some((at, kept)) if marks.appended_since(&at) => {
+            Arc::new(kept.grown(pb, snap, at.people, at.touches))
+        }
+        _ => Arc::new(KeptGroups::default()),
+    };
     cache.keep(KEY.into(), marks, pb.clone(), kept.clone());
     kept
 }

@@ -63,7 +63,8 @@ async fn load_grouped(
     pb: &Arc<Playbook>,
 ) -> Result<(super::cache::View, Arc<KeptGroups>), WebError> {
     let (snap, marks) = cache.get_marked(&s.store).await?;
-    Ok((snap, kept_groups(cache, marks, pb)))
+    let kept = kept_groups(cache, &snap, marks, pb);
+    Ok((snap, kept))
 }
 
 pub(super) fn bad_period(e: query::PeriodError) -> WebError {

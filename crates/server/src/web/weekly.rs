@@ -103,7 +103,7 @@ async fn built(
     let mut inp = tandem_report::load_with(&s.store, Cow::Borrowed(&*snap))
         .await
         .map_err(report_err)?;
-    inp.groups = Some(kept_groups(cache, marks, pb));
+    inp.groups = Some(kept_groups(cache, &snap, marks, pb));
     // Decisions, content and feedback are read fresh each time (small
     // tables outside the kept history): they are part of the key.
     let mut h = std::collections::hash_map::DefaultHasher::new();
