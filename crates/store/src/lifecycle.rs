@@ -87,11 +87,11 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonF
         map: fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
+        let anon = repo::anonymous_params(c);
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT {cols} FROM {table} WHERE {filter} IN ({})",
-                marks.join(", ")
+                repo::param_list(1, chunk.len(), anon)
             );
             out.extend(crate::warm::stream(c, sql, chunk, map).await?);
         }
