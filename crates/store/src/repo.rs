@@ -380,8 +380,13 @@ const NEW_PEOPLE: &str = "INSERT INTO people (external_id, email, first_name, la
 /// Inserts people that are not stored yet (distinct external ids, none in
 /// the table), with multi-row statements, and returns their ids in the
 /// order given. The store assigns the ids (`p.id` is ignored), so this is
-/// safe inside any transaction, next to other writers: each statement's
-/// `RETURNING` pairs every id with its external id.
+/// safe inside any transaction, next to other writers. On PostgreSQL each
+/// statement's `RETURNING` pairs every id with its external id. On SQLite
+/// the write transaction holds the database lock and each row gets the
+/// largest id plus one, so a statement's rows have the consecutive ids
+/// ending at `last_insert_rowid`; `RETURNING` would instead cost a hand-over
+/// from sqlx's database thread per row. The first and last row of each
+/// statement are read back to check that.
 pub async fn insert_new_people(
     c: &mut AnyConnection,
     people: &[&Person],
@@ -390,17 +395,19 @@ pub async fn insert_new_people(
     const COLS: usize = 13;
     let per = rows_per_statement(COLS);
     let anon = anonymous_params(c);
-    let full = format!(
-        "{} RETURNING id, external_id",
-        values_sql(NEW_PEOPLE, COLS, per, anon)
-    );
+    let returning = if anon {
+        ""
+    } else {
+        " RETURNING id, external_id"
+    };
+    let full = format!("{}{returning}", values_sql(NEW_PEOPLE, COLS, per, anon));
     let mut out = Vec::with_capacity(people.len());
     for chunk in people.chunks(per) {
         let sql = if chunk.len() == per {
             full.clone()
         } else {
             format!(
-                "{} RETURNING id, external_id",
+                "{}{returning}",
                 values_sql(NEW_PEOPLE, COLS, chunk.len(), anon)
             )
         };
@@ -421,6 +428,10 @@ pub async fn insert_new_people(
                 .bind(p.created_at.millis())
                 .bind(custom_to_text(&p.custom));
         }
+        if anon {
+            out.extend(consecutive_ids(c, q, chunk).await?);
+            continue;
+        }
         let mut ids: std::collections::HashMap<String, i64> =
             std::collections::HashMap::with_capacity(chunk.len());
         let mut rows = q.fetch(&mut *c);
@@ -439,6 +450,42 @@ pub async fn insert_new_people(
         }
     }
     Ok(out)
+}
+
+/// Runs a multi-row insert of `chunk` on SQLite and returns the ids its
+/// rows got (see [`insert_new_people`]), after checking the first and the
+/// last against their external ids.
+async fn consecutive_ids(
+    c: &mut AnyConnection,
+    q: AnyQuery,
+    chunk: &[&Person],
+) -> Result<Vec<i64>, StoreError> {
+    q.execute(&mut *c).await?;
+    // sqlx's `Any` result carries no rowid for SQLite: ask for it, with
+    // the first and last rows of the statement.
+    let ends = sqlx::query(
+        "SELECT id, external_id FROM people WHERE id IN (last_insert_rowid() - ?, last_insert_rowid()) ORDER BY id",
+    )
+    .bind(chunk.len() as i64 - 1)
+    .fetch_all(&mut *c)
+    .await?;
+    let ends: Vec<(i64, String)> = ends
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("external_id")?)))
+        .collect::<Result<_, StoreError>>()?;
+    let (Some(first), Some(last)) = (ends.first(), ends.last()) else {
+        return Err(StoreError::Corrupt("people inserted but not found".into()));
+    };
+    let expected = [chunk.first(), chunk.last()].map(|p| p.map(|p| p.external_id.as_str()));
+    if last.0 - first.0 + 1 != chunk.len() as i64
+        || [Some(first.1.as_str()), Some(last.1.as_str())] != expected
+    {
+        return Err(StoreError::Corrupt(format!(
+            "people inserted with ids {}..={} are not in the order given",
+            first.0, last.0
+        )));
+    }
+    Ok((first.0..=last.0).collect())
 }
 
 /// What a person reads back as after [`insert_new_people`] or an upsert:
@@ -946,11 +993,11 @@ pub async fn append(
 
 /// [`append`] for many subjects at once: the moves of each, in the order
 /// given, with multi-row statements instead of one statement per move.
-/// Returns them as stored, in the same order. Each statement's `RETURNING`
-/// gives the new `seq`s; the store assigns them in row order (one
-/// statement, one writer: SQLite's next rowid, PostgreSQL's sequence), so
-/// the sorted `seq`s belong to the rows in order, exactly as [`append`]
-/// one by one would have numbered them.
+/// Returns them as stored, in the same order. The store assigns `seq`s in
+/// row order (one statement, one writer: SQLite's next rowid, PostgreSQL's
+/// sequence), so the sorted new `seq`s (PostgreSQL's `RETURNING`, SQLite's
+/// run ending at `last_insert_rowid`) belong to the rows in order, exactly
+/// as [`append`] one by one would have numbered them.
 pub async fn append_many<'m>(
     c: &mut AnyConnection,
     moves: impl IntoIterator<Item = (Subject, &'m [Move])>,
@@ -963,8 +1010,9 @@ pub async fn append_many<'m>(
         .collect();
     let per = rows_per_statement(COLS);
     let anon = anonymous_params(c);
+    let returning = if anon { "" } else { " RETURNING seq" };
     let full = format!(
-        "{} RETURNING seq",
+        "{}{returning}",
         values_sql(BULK_TRANSITIONS, COLS, per, anon)
     );
     let mut out = Vec::with_capacity(rows.len());
@@ -973,7 +1021,7 @@ pub async fn append_many<'m>(
             full.clone()
         } else {
             format!(
-                "{} RETURNING seq",
+                "{}{returning}",
                 values_sql(BULK_TRANSITIONS, COLS, chunk.len(), anon)
             )
         };
@@ -992,11 +1040,20 @@ pub async fn append_many<'m>(
                 .bind(i64::from(m.skipped));
         }
         let mut seqs: Vec<i64> = Vec::with_capacity(chunk.len());
-        let mut returned = q.fetch(&mut *c);
-        while let Some(r) = returned.try_next().await? {
-            seqs.push(r.try_get("seq")?);
+        if anon {
+            // SQLite: consecutive, ending at the last rowid (as for people
+            // in `insert_new_people`; transitions have no insert triggers).
+            q.execute(&mut *c).await?;
+            let last: i64 = sqlx::query_scalar("SELECT last_insert_rowid()")
+                .fetch_one(&mut *c)
+                .await?;
+            seqs.extend(last + 1 - chunk.len() as i64..=last);
+        } else {
+            let mut returned = q.fetch(&mut *c);
+            while let Some(r) = returned.try_next().await? {
+                seqs.push(r.try_get("seq")?);
+            }
         }
-        drop(returned);
         if seqs.len() != chunk.len() {
             return Err(StoreError::Corrupt(format!(
                 "{} transitions inserted, {} seqs returned",
