@@ -204,6 +204,13 @@ impl Reads {
         }
     }
 
+    /// Whether the variable called `name` is read at all.
+    pub fn mentions(&self, name: &str) -> bool {
+        self.0
+            .iter()
+            .any(|(v, r)| v.name() == name && *r != Read::Nothing)
+    }
+
     /// What is read of `var`.
     pub fn of(&self, var: Var) -> Read {
         self.0
@@ -306,8 +313,15 @@ impl Criterion {
         static STDLIB: std::sync::OnceLock<std::sync::Arc<cel::Env>> = std::sync::OnceLock::new();
         let env = STDLIB.get_or_init(|| std::sync::Arc::new(stdlib()));
         let mut ctx = Context::with_env(env.clone());
+        // Only the variables the expression reads: binding one converts
+        // the whole value (the person with its custom fields, the account)
+        // into CEL objects, which was most of the time of evaluating a
+        // playbook for a new person. An expression cannot tell a variable
+        // it does not mention from one that is bound.
         for (name, value) in &vars.0 {
-            ctx.add_variable_from_value(*name, value.clone());
+            if self.reads.mentions(name) {
+                ctx.add_variable_from_value(*name, value.clone());
+            }
         }
         matches!(self.program.execute(&ctx), Ok(Value::Bool(true)))
     }
