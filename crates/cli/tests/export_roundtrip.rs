@@ -137,6 +137,7 @@ async fn import(
             .collect(),
         batch_size: 7,
         now: Timestamp::from_millis(BASE + 500 * 86_400_000),
+        row_by_row: false,
     };
     let summary = import_reader(
         store,

@@ -1,7 +1,7 @@
 //! Runs an import: stream rows, convert, upsert in transactional batches,
 //! re-evaluate the lifecycle of every person touched, write rejects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,10 @@ pub struct ImportOptions {
     /// The import time: stand-in for missing creation times, and how far
     /// automatic stage entry is evaluated.
     pub now: Timestamp,
+    /// Store people one row at a time ([`apply_record`]) instead of a
+    /// batch at a time ([`apply_people`]). Both store the same; this is
+    /// the reference the bulk path is tested and measured against.
+    pub row_by_row: bool,
 }
 
 /// What an import did.
@@ -245,23 +249,40 @@ pub async fn import_reader<R: Read>(
         let mut tx = store.begin().await?;
         let mut touched: BTreeSet<i64> = BTreeSet::new();
         let mut crm_stages: Vec<(i64, Vec<StageEntry>)> = Vec::new();
-        for (line, fields, rec) in batch {
-            match apply_record(tx.conn(), pb, rec, opts.now, &mut touched, &mut crm_stages).await? {
-                Ok(u) => match u {
-                    Upsert::Inserted => summary.imported += 1,
-                    Upsert::Updated => summary.updated += 1,
-                    Upsert::Unchanged => summary.unchanged += 1,
-                },
-                Err(reason) => {
-                    summary.rejected += 1;
-                    rejects.push(line, &reason, &fields)?;
+        let mut fresh = Vec::new();
+        let count = |summary: &mut Summary, u: Upsert| match u {
+            Upsert::Inserted => summary.imported += 1,
+            Upsert::Updated => summary.updated += 1,
+            Upsert::Unchanged => summary.unchanged += 1,
+        };
+        match people_only(batch, opts.row_by_row) {
+            Ok(people) => {
+                let (done, known) =
+                    apply_people(tx.conn(), people, opts.now, &mut touched, &mut crm_stages)
+                        .await?;
+                for u in done {
+                    count(&mut summary, u);
+                }
+                fresh = known;
+            }
+            Err(batch) => {
+                for (line, fields, rec) in batch {
+                    match apply_record(tx.conn(), pb, rec, opts.now, &mut touched, &mut crm_stages)
+                        .await?
+                    {
+                        Ok(u) => count(&mut summary, u),
+                        Err(reason) => {
+                            summary.rejected += 1;
+                            rejects.push(line, &reason, &fields)?;
+                        }
+                    }
                 }
             }
         }
         for (pid, stages) in crm_stages {
             summary.transitions += apply_crm_stages(tx.conn(), pb, pid, stages).await?;
         }
-        summary.transitions += write::reevaluate(tx.conn(), pb, touched, opts.now)
+        summary.transitions += write::reevaluate_with(tx.conn(), pb, touched, fresh, opts.now)
             .await?
             .len() as u64;
         tx.commit().await?;
@@ -274,6 +295,39 @@ pub async fn import_reader<R: Read>(
     );
     summary.rejects_file = rejects.finish()?;
     Ok(summary)
+}
+
+/// A converted row: its physical line, its fields (for the reject file)
+/// and the record.
+type Row = (u64, Vec<String>, Record);
+
+/// The batch as people for [`apply_people`] when every row is a person
+/// (and the bulk path is on), else the batch unchanged.
+fn people_only(batch: Vec<Row>, row_by_row: bool) -> Result<Vec<PersonRecord>, Vec<Row>> {
+    if row_by_row
+        || !batch
+            .iter()
+            .all(|(_, _, r)| matches!(r, Record::Person { .. }))
+    {
+        return Err(batch);
+    }
+    Ok(batch
+        .into_iter()
+        .filter_map(|(_, _, r)| match r {
+            Record::Person {
+                person,
+                created_at,
+                account,
+                stages,
+            } => Some(PersonRecord {
+                person,
+                created_at,
+                account,
+                stages,
+            }),
+            _ => None,
+        })
+        .collect())
 }
 
 /// What applying one record did, or why it was refused (a reason for the
@@ -458,6 +512,170 @@ pub async fn apply_record(
             }
         }
     }
+}
+
+/// A [`Record::Person`]'s fields, for [`apply_people`].
+#[derive(Clone, Debug)]
+pub struct PersonRecord {
+    pub person: Person,
+    pub created_at: Option<Timestamp>,
+    pub account: Option<AccountRef>,
+    pub stages: Vec<StageEntry>,
+}
+
+/// The people rows of one batch, stored with a few statements instead of
+/// three per row: one lookup of every external id, multi-row inserts of
+/// the new people (in order of first appearance, so they get the ids the
+/// row-by-row [`apply_record`] gives them), one `UPDATE` per stored person
+/// that changed. Rows are applied in order in memory first, so a person
+/// appearing twice in a batch merges exactly as when each row is upserted
+/// over the one before. Returns what each row did (in order) and the facts
+/// of the new people that need no read for their re-evaluation (no
+/// account, no CRM stages: the person row is all there is); `touched` and
+/// `crm_stages` are filled as [`apply_record`] fills them.
+pub async fn apply_people(
+    c: &mut AnyConnection,
+    rows: Vec<PersonRecord>,
+    now: Timestamp,
+    touched: &mut BTreeSet<i64>,
+    crm_stages: &mut Vec<(i64, Vec<StageEntry>)>,
+) -> Result<(Vec<Upsert>, Vec<engine::PersonFacts>), StoreError> {
+    /// A distinct external id of the batch: its current state.
+    struct Slot {
+        person: Person,
+        /// Not stored before this batch (`person.id` is 0 until inserted).
+        new: bool,
+        /// A row changed it (stored people only: needs an `UPDATE`).
+        changed: bool,
+        /// A row changed or inserted it: re-evaluate.
+        touched: bool,
+        /// Has CRM stage entries: its facts change before re-evaluation.
+        staged: bool,
+    }
+    let mut exts: Vec<&str> = rows.iter().map(|r| r.person.external_id.as_str()).collect();
+    exts.sort_unstable();
+    exts.dedup();
+    let mut stored = repo::people_by_external_many(c, &exts).await?;
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut slot_of: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+    let mut accounts: HashMap<String, i64> = HashMap::new();
+    let mut stages_of: Vec<(usize, Vec<StageEntry>)> = Vec::new();
+    let mut results = Vec::with_capacity(rows.len());
+    for PersonRecord {
+        mut person,
+        created_at,
+        account,
+        stages,
+    } in rows
+    {
+        let at = slot_of.get(person.external_id.as_str()).copied();
+        let existing: Option<&Person> = match at {
+            Some(i) => Some(&slots[i].person),
+            None => stored.get(person.external_id.as_str()),
+        };
+        person.created_at = created_at
+            .or(existing.map(|p| p.created_at))
+            .or(stages.iter().filter_map(|s| s.at).min())
+            .unwrap_or(now);
+        if let Some(a) = &account {
+            let id = match accounts.get(&a.external_id) {
+                Some(id) => *id,
+                None => {
+                    let id = account_id(c, a).await?;
+                    accounts.insert(a.external_id.clone(), id);
+                    id
+                }
+            };
+            person.account_id = Some(id);
+        }
+        // `existing` again: the account lookup above needed `c` mutably.
+        let existing: Option<&Person> = match at {
+            Some(i) => Some(&slots[i].person),
+            None => stored.get(person.external_id.as_str()),
+        };
+        if let Some(old) = existing {
+            merge_person(&mut person, old);
+        }
+        // As `repo::upsert_person_over` decides.
+        let u = match existing {
+            Some(old)
+                if (Person {
+                    id: old.id,
+                    ..person.clone()
+                }) == *old =>
+            {
+                Upsert::Unchanged
+            }
+            Some(_) => Upsert::Updated,
+            None => Upsert::Inserted,
+        };
+        results.push(u);
+        if u == Upsert::Unchanged {
+            continue;
+        }
+        let i = match at {
+            Some(i) => {
+                let slot = &mut slots[i];
+                person.id = slot.person.id;
+                slot.person = person;
+                slot.changed |= !slot.new;
+                i
+            }
+            None => {
+                let ext = person.external_id.clone();
+                let (new, id) = match stored.remove(&ext) {
+                    Some(old) => (false, old.id),
+                    None => (true, 0),
+                };
+                person.id = id;
+                slots.push(Slot {
+                    person,
+                    new,
+                    changed: !new,
+                    touched: false,
+                    staged: false,
+                });
+                slot_of.insert(ext, slots.len() - 1);
+                slots.len() - 1
+            }
+        };
+        slots[i].touched = true;
+        if !stages.is_empty() {
+            slots[i].staged = true;
+            stages_of.push((i, stages));
+        }
+    }
+    let new: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].new).collect();
+    let ids = {
+        let people: Vec<&Person> = new.iter().map(|&i| &slots[i].person).collect();
+        repo::insert_new_people(c, &people).await?
+    };
+    for (&i, id) in new.iter().zip(ids) {
+        slots[i].person.id = id;
+    }
+    for s in slots.iter().filter(|s| s.changed) {
+        repo::update_person(c, s.person.id, &s.person).await?;
+    }
+    for (i, stages) in stages_of {
+        crm_stages.push((slots[i].person.id, stages));
+    }
+    let mut fresh = Vec::new();
+    for s in slots {
+        if s.touched {
+            touched.insert(s.person.id);
+        }
+        if s.new && !s.staged && s.person.account_id.is_none() {
+            fresh.push(engine::PersonFacts {
+                person: repo::as_stored(s.person)?,
+                account: None,
+                touches: Vec::new(),
+                activities: Vec::new(),
+                deals: Vec::new(),
+                transitions: Vec::new(),
+            });
+        }
+    }
+    Ok((results, fresh))
 }
 
 /// Sets `segment`, `owner`, `custom.x`, … on a person from a deal row.

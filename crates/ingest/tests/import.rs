@@ -42,6 +42,7 @@ async fn import(db: &TestDb, pb: &Playbook, kind: Kind, preset: Preset, path: &P
             2
         },
         now: Timestamp::from_millis(NOW),
+        row_by_row: false,
     };
     import_file(&db.store, pb, path, &opts, &mut |_, _| {})
         .await
@@ -440,4 +441,218 @@ async fn olist_funnel_by_source() {
     assert_eq!(kept, closed);
     drop(c);
     db.cleanup().await.unwrap();
+}
+
+/// People already stored before the mixed file: one with a demo request
+/// (an update of the title makes them an MQL), one the file repeats as is,
+/// one with an account.
+const PEOPLE_BEFORE: &str = "\
+external_id,email,first_name,last_name,title,country,account,company,created_at
+p1,p1@acme.example,Ada,One,Analyst,US,,,2026-01-02T10:00:00Z
+p2,p2@beta.example,Bo,Two,Engineer,DE,,,2026-01-03T10:00:00Z
+p3,p3@acme.example,Cy,Three,Director,GB,a1,Acme,2026-01-04T10:00:00Z
+";
+
+const TOUCHES_BEFORE: &str = "\
+external_id,person,at,kind,channel
+t1,p1,2026-02-01T09:00:00Z,demo_request,paid_search
+t2,p3,2026-02-02T09:00:00Z,webinar,email
+";
+
+/// New rows, updates of stored people, a person twice (the second row
+/// blank where the first is not), an identical repeat, CRM stages with and
+/// without a reason, accounts known and new, custom numbers, and rejects.
+const PEOPLE_MIXED: &str = "\
+external_id,email,first_name,last_name,title,country,account,company,stage,stage_at,reason,created_at,score_hint
+p1,p1@acme.example,Ada,One,VP Sales,US,,,,,,2026-01-02T10:00:00Z,
+p2,p2@beta.example,Bo,Two,Engineer,DE,,,,,,2026-01-03T10:00:00Z,
+p5,p5@gamma.example,Eve,Five,Analyst,FR,,,,,,2026-03-01T08:00:00Z,3.5
+p6,p6@acme.example,Fay,Six,Head of Data,US,a1,,,,,2026-03-02T08:00:00Z,
+p7,p7@beta.example,Gus,Seven,CTO,CA,,Beta Corp,,,,2026-03-03T08:00:00Z,
+p8,p8@x.example,Hal,Eight,CEO,US,,,,,,not a date,
+,nobody@x.example,No,Id,CEO,US,,,,,,2026-03-04T08:00:00Z,
+p5,,,,Chief Analyst,,,,,,,,0.1
+p9,p9@delta.example,Ivy,Nine,Head of Sales,DE,,,sql,2026-03-10T12:00:00Z,,2026-03-05T08:00:00Z,
+p3,p3@acme.example,Cy,Three,Director of Ops,GB,a1,Acme,disqualified,2026-03-11T12:00:00Z,no_budget,2026-01-04T10:00:00Z,
+p10,p10@gmail.example,Jo,Ten,Student,BR,,,,,,,7
+p1,p1@acme.example,Ada,One,VP Sales,US,,,,,,2026-01-02T10:00:00Z,
+p11,p11@acme.example,Kim,Eleven,VP Marketing,US,a2,Gamma,,,,2026-03-06T08:00:00Z,
+p11,p11@acme.example,Kim,Eleven,VP Marketing,US,a2,Gamma,,,,2026-03-06T08:00:00Z,
+p12,p12@acme.example,Lu,Twelve,Director,US,,,mql,,,2026-03-07T08:00:00Z,
+";
+
+/// Everything an import stores, ids and sequence numbers included.
+async fn stored(
+    db: &TestDb,
+) -> (
+    Vec<tandem_core::domain::Person>,
+    Vec<tandem_core::domain::Account>,
+    Vec<tandem_core::domain::Transition>,
+) {
+    let mut c = db.store.conn().await.unwrap();
+    let people = repo::people(&mut c).await.unwrap();
+    let accounts = repo::accounts(&mut c).await.unwrap();
+    let mut transitions = repo::transitions(&mut c).await.unwrap();
+    transitions.sort_by_key(|t| t.seq);
+    (people, accounts, transitions)
+}
+
+/// Imports `csv` (a file `name` of `kind`) into `db`, the reject file in `dir`.
+async fn import_text(
+    db: &TestDb,
+    pb: &Playbook,
+    (kind, csv, name): (Kind, &str, &str),
+    dir: &Path,
+    batch_size: usize,
+    row_by_row: bool,
+) -> Summary {
+    let path = dir.join(name);
+    std::fs::write(&path, csv).unwrap();
+    let opts = ImportOptions {
+        kind,
+        preset: Preset::Generic,
+        maps: Default::default(),
+        batch_size,
+        now: Timestamp::from_millis(NOW),
+        row_by_row,
+    };
+    import_file(&db.store, pb, &path, &opts, &mut |_, _| {})
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_bulk_path_stores_what_the_row_by_row_path_stores() {
+    let pb = pb();
+    for batch in [1, 3, 1000] {
+        let mut backends = vec![(
+            TestDb::sqlite().await.unwrap(),
+            TestDb::sqlite().await.unwrap(),
+        )];
+        if let Some(a) = TestDb::postgres().await.unwrap() {
+            let b = TestDb::postgres().await.unwrap().unwrap();
+            backends.push((a, b));
+        }
+        for (rowwise, bulk) in backends {
+            let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+            let mut summaries = Vec::new();
+            for (db, dir, row_by_row) in [(&rowwise, &one, true), (&bulk, &two, false)] {
+                let mut run = Vec::new();
+                for (kind, csv, name) in [
+                    (Kind::People, PEOPLE_BEFORE, "before.csv"),
+                    (Kind::Touches, TOUCHES_BEFORE, "touches.csv"),
+                    (Kind::People, PEOPLE_MIXED, "mixed.csv"),
+                ] {
+                    let mut s =
+                        import_text(db, &pb, (kind, csv, name), dir.path(), batch, row_by_row)
+                            .await;
+                    s.rejects_file = s.rejects_file.map(|p| p.file_name().unwrap().into());
+                    run.push(s);
+                }
+                summaries.push(run);
+            }
+            assert_eq!(summaries[0], summaries[1], "batch {batch}");
+            let mixed = &summaries[1][2];
+            assert_eq!(
+                (
+                    mixed.read,
+                    mixed.rejected,
+                    mixed.imported,
+                    mixed.updated,
+                    mixed.unchanged
+                ),
+                (15, 2, 7, 3, 3),
+                "batch {batch}: {mixed:?}"
+            );
+            let expected = stored(&rowwise).await;
+            let got = stored(&bulk).await;
+            // The file exercises what it is meant to: re-evaluation of an
+            // updated person, CRM stages with and without a reason.
+            let id = |ext: &str| got.0.iter().find(|p| p.external_id == ext).unwrap().id;
+            let stages = |ext: &str| -> Vec<(String, Option<String>)> {
+                got.2
+                    .iter()
+                    .filter(|t| t.subject == Subject::Person(id(ext)))
+                    .map(|t| (t.to.clone(), t.reason.clone()))
+                    .collect()
+            };
+            let to = |s: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+                s.iter()
+                    .map(|(a, b)| (a.to_string(), b.map(str::to_string)))
+                    .collect()
+            };
+            assert_eq!(stages("p1"), to(&[("inquiry", None), ("mql", None)]));
+            assert_eq!(
+                stages("p3"),
+                to(&[("inquiry", None), ("disqualified", Some("no_budget"))])
+            );
+            assert_eq!(stages("p9").last().unwrap().0, "sql");
+            assert_eq!(stages("p12"), to(&[("inquiry", None), ("mql", None)]));
+            assert_eq!(got.2.len(), 16, "batch {batch}");
+            assert_eq!(got.0, expected.0, "people, batch {batch}");
+            assert_eq!(got.1, expected.1, "accounts, batch {batch}");
+            assert_eq!(got.2, expected.2, "transitions, batch {batch}");
+            let rejects = |d: &tempfile::TempDir| {
+                std::fs::read_to_string(d.path().join("mixed.csv.rejects.csv")).unwrap()
+            };
+            assert_eq!(rejects(&two), rejects(&one));
+            assert_eq!(rejects(&two).lines().count(), 3, "{}", rejects(&two));
+
+            // Updates of stored people are recorded for the warm history.
+            let mut c = bulk.store.conn().await.unwrap();
+            let changed: Vec<i64> = sqlx::query_scalar(
+                "SELECT DISTINCT row_id FROM row_changes WHERE tbl = 'people' ORDER BY row_id",
+            )
+            .fetch_all(&mut *c)
+            .await
+            .unwrap();
+            drop(c);
+            for ext in ["p1", "p3"] {
+                assert!(changed.contains(&id(ext)), "{ext} in {changed:?}");
+            }
+
+            // Importing the file again writes nothing, the same way on both paths.
+            let again = import_text(
+                &bulk,
+                &pb,
+                (Kind::People, PEOPLE_MIXED, "mixed.csv"),
+                two.path(),
+                batch,
+                false,
+            )
+            .await;
+            let again_rowwise = import_text(
+                &rowwise,
+                &pb,
+                (Kind::People, PEOPLE_MIXED, "mixed.csv"),
+                one.path(),
+                batch,
+                true,
+            )
+            .await;
+            assert_eq!(again.transitions, 0, "{again:?}");
+            assert_eq!(
+                (
+                    again.imported,
+                    again.updated,
+                    again.unchanged,
+                    again.rejected
+                ),
+                (
+                    again_rowwise.imported,
+                    again_rowwise.updated,
+                    again_rowwise.unchanged,
+                    again_rowwise.rejected
+                ),
+            );
+            assert_eq!(
+                stored(&bulk).await,
+                got,
+                "batch {batch}: the re-import changed the store"
+            );
+            assert_eq!(stored(&rowwise).await, expected);
+            rowwise.cleanup().await.unwrap();
+            bulk.cleanup().await.unwrap();
+        }
+    }
 }

@@ -87,11 +87,11 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonF
         map: fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
+        let anon = repo::anonymous_params(c);
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT {cols} FROM {table} WHERE {filter} IN ({})",
-                marks.join(", ")
+                repo::param_list(1, chunk.len(), anon)
             );
             out.extend(crate::warm::stream(c, sql, chunk, map).await?);
         }
@@ -199,15 +199,49 @@ pub async fn advance_many(
     ids: &[i64],
     until: Timestamp,
 ) -> Result<Vec<Transition>, StoreError> {
-    for &id in ids {
-        repo::lock_person(c, id).await?;
+    advance_many_with(c, pb, ids, Vec::new(), until).await
+}
+
+/// [`advance_many`] when the caller already holds some of these people's
+/// facts exactly as stored (`known`; e.g. people it inserted in this
+/// transaction, whose facts are the row alone): those are not read again,
+/// nor locked (no other transaction can see them yet). The others are
+/// locked and read with [`load_many`]. Everyone's moves are appended
+/// together ([`repo::append_many`]), in the order of `ids`, so the stored
+/// `seq`s are those of [`advance`] person by person.
+pub async fn advance_many_with(
+    c: &mut AnyConnection,
+    pb: &Playbook,
+    ids: &[i64],
+    known: Vec<PersonFacts>,
+    until: Timestamp,
+) -> Result<Vec<Transition>, StoreError> {
+    use std::collections::HashMap;
+    let mut known: HashMap<i64, PersonFacts> =
+        known.into_iter().map(|pf| (pf.person.id, pf)).collect();
+    let to_load: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !known.contains_key(id))
+        .collect();
+    repo::lock_people(c, &to_load).await?;
+    let mut loaded: HashMap<i64, PersonFacts> = load_many(c, &to_load)
+        .await?
+        .into_iter()
+        .map(|pf| (pf.person.id, pf))
+        .collect();
+    let mut moves = Vec::with_capacity(ids.len());
+    for id in ids {
+        let pf = known
+            .remove(id)
+            .or_else(|| loaded.remove(id))
+            .ok_or_else(|| StoreError::not_found(format!("person #{id}")))?;
+        let m = lifecycle::advance(pb, &pf.state(), &pf.facts(), until);
+        if !m.is_empty() {
+            moves.push((Subject::Person(*id), m));
+        }
     }
-    let mut out = Vec::new();
-    for pf in load_many(c, ids).await? {
-        let moves = lifecycle::advance(pb, &pf.state(), &pf.facts(), until);
-        out.extend(repo::append(c, Subject::Person(pf.person.id), &moves).await?);
-    }
-    Ok(out)
+    repo::append_many(c, moves.iter().map(|(s, m)| (*s, m.as_slice()))).await
 }
 
 /// Re-evaluates automatic stage entry for a person up to `until` and appends

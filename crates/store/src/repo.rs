@@ -234,6 +234,30 @@ pub async fn lock_person(c: &mut AnyConnection, id: i64) -> Result<(), StoreErro
     Ok(())
 }
 
+/// [`lock_person`] for many people: one `FOR NO KEY UPDATE` per 500 ids
+/// on PostgreSQL, taken in id order; nothing on SQLite.
+pub async fn lock_people(c: &mut AnyConnection, ids: &[i64]) -> Result<(), StoreError> {
+    if !c.backend_name().eq_ignore_ascii_case("postgresql") || ids.is_empty() {
+        return Ok(());
+    }
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(KEYS_PER_QUERY) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id FROM people WHERE id IN ({}) ORDER BY id FOR NO KEY UPDATE",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.fetch_all(&mut *c).await?;
+    }
+    Ok(())
+}
+
 /// People of one account by id.
 pub async fn people_of_account(
     c: &mut AnyConnection,
@@ -271,25 +295,7 @@ pub async fn upsert_person_over(
         {
             return Ok((old.id, Upsert::Unchanged));
         }
-        sqlx::query(
-            "UPDATE people SET email = $1, first_name = $2, last_name = $3, title = $4, account_id = $5, persona = $6, \
-             segment = $7, country = $8, source = $9, owner = $10, created_at = $11, custom = $12 WHERE id = $13",
-        )
-        .bind(&p.email)
-        .bind(&p.first_name)
-        .bind(&p.last_name)
-        .bind(&p.title)
-        .bind(p.account_id)
-        .bind(&p.persona)
-        .bind(&p.segment)
-        .bind(&p.country)
-        .bind(&p.source)
-        .bind(&p.owner)
-        .bind(p.created_at.millis())
-        .bind(custom_to_text(&p.custom))
-        .bind(old.id)
-        .execute(c)
-        .await?;
+        update_person(c, old.id, p).await?;
         return Ok((old.id, Upsert::Updated));
     }
     let id: i64 = sqlx::query_scalar(
@@ -312,6 +318,184 @@ pub async fn upsert_person_over(
     .fetch_one(c)
     .await?;
     Ok((id, Upsert::Inserted))
+}
+
+/// Overwrites the stored person `id` with `p`'s fields (all but the id and
+/// external id).
+pub async fn update_person(c: &mut AnyConnection, id: i64, p: &Person) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE people SET email = $1, first_name = $2, last_name = $3, title = $4, account_id = $5, persona = $6, \
+         segment = $7, country = $8, source = $9, owner = $10, created_at = $11, custom = $12 WHERE id = $13",
+    )
+    .bind(&p.email)
+    .bind(&p.first_name)
+    .bind(&p.last_name)
+    .bind(&p.title)
+    .bind(p.account_id)
+    .bind(&p.persona)
+    .bind(&p.segment)
+    .bind(&p.country)
+    .bind(&p.source)
+    .bind(&p.owner)
+    .bind(p.created_at.millis())
+    .bind(custom_to_text(&p.custom))
+    .bind(id)
+    .execute(c)
+    .await?;
+    Ok(())
+}
+
+/// External ids bound per `IN (…)` list when looking many people up.
+const KEYS_PER_QUERY: usize = 500;
+
+/// The stored people with any of these external ids, by external id: one
+/// query per 500 ids instead of one per id (an import batch's lookup).
+pub async fn people_by_external_many(
+    c: &mut AnyConnection,
+    exts: &[&str],
+) -> Result<std::collections::HashMap<String, Person>, StoreError> {
+    use futures_util::TryStreamExt;
+    let mut out = std::collections::HashMap::with_capacity(exts.len());
+    let anon = anonymous_params(c);
+    for chunk in exts.chunks(KEYS_PER_QUERY) {
+        let sql = format!(
+            "SELECT {PERSON_COLS} FROM people WHERE external_id IN ({})",
+            param_list(1, chunk.len(), anon)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            q = q.bind(*e);
+        }
+        let mut rows = q.fetch(&mut *c);
+        while let Some(r) = rows.try_next().await? {
+            let p = person_row(&r)?;
+            out.insert(p.external_id.clone(), p);
+        }
+    }
+    Ok(out)
+}
+
+const NEW_PEOPLE: &str = "INSERT INTO people (external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom)";
+
+/// Inserts people that are not stored yet (distinct external ids, none in
+/// the table), with multi-row statements, and returns their ids in the
+/// order given. The store assigns the ids (`p.id` is ignored), so this is
+/// safe inside any transaction, next to other writers. On PostgreSQL each
+/// statement's `RETURNING` pairs every id with its external id. On SQLite
+/// the write transaction holds the database lock and each row gets the
+/// largest id plus one, so a statement's rows have the consecutive ids
+/// ending at `last_insert_rowid`; `RETURNING` would instead cost a hand-over
+/// from sqlx's database thread per row. The first and last row of each
+/// statement are read back to check that.
+pub async fn insert_new_people(
+    c: &mut AnyConnection,
+    people: &[&Person],
+) -> Result<Vec<i64>, StoreError> {
+    use futures_util::TryStreamExt;
+    const COLS: usize = 13;
+    let per = rows_per_statement(COLS);
+    let anon = anonymous_params(c);
+    let returning = if anon {
+        ""
+    } else {
+        " RETURNING id, external_id"
+    };
+    let full = format!("{}{returning}", values_sql(NEW_PEOPLE, COLS, per, anon));
+    let mut out = Vec::with_capacity(people.len());
+    for chunk in people.chunks(per) {
+        let sql = if chunk.len() == per {
+            full.clone()
+        } else {
+            format!(
+                "{}{returning}",
+                values_sql(NEW_PEOPLE, COLS, chunk.len(), anon)
+            )
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for p in chunk {
+            q = q
+                .bind(p.external_id.as_str())
+                .bind(p.email.as_deref())
+                .bind(p.first_name.as_deref())
+                .bind(p.last_name.as_deref())
+                .bind(p.title.as_deref())
+                .bind(p.account_id)
+                .bind(p.persona.as_deref())
+                .bind(p.segment.as_deref())
+                .bind(p.country.as_deref())
+                .bind(p.source.as_deref())
+                .bind(p.owner.as_deref())
+                .bind(p.created_at.millis())
+                .bind(custom_to_text(&p.custom));
+        }
+        if anon {
+            out.extend(consecutive_ids(c, q, chunk).await?);
+            continue;
+        }
+        let mut ids: std::collections::HashMap<String, i64> =
+            std::collections::HashMap::with_capacity(chunk.len());
+        let mut rows = q.fetch(&mut *c);
+        while let Some(r) = rows.try_next().await? {
+            ids.insert(r.try_get("external_id")?, r.try_get("id")?);
+        }
+        drop(rows);
+        for p in chunk {
+            let id = ids.get(p.external_id.as_str()).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "insert of person `{}` returned no id",
+                    p.external_id
+                ))
+            })?;
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a multi-row insert of `chunk` on SQLite and returns the ids its
+/// rows got (see [`insert_new_people`]), after checking the first and the
+/// last against their external ids.
+async fn consecutive_ids(
+    c: &mut AnyConnection,
+    q: AnyQuery,
+    chunk: &[&Person],
+) -> Result<Vec<i64>, StoreError> {
+    q.execute(&mut *c).await?;
+    // sqlx's `Any` result carries no rowid for SQLite: ask for it, with
+    // the first and last rows of the statement.
+    let ends = sqlx::query(
+        "SELECT id, external_id FROM people WHERE id IN (last_insert_rowid() - ?, last_insert_rowid()) ORDER BY id",
+    )
+    .bind(chunk.len() as i64 - 1)
+    .fetch_all(&mut *c)
+    .await?;
+    let ends: Vec<(i64, String)> = ends
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("external_id")?)))
+        .collect::<Result<_, StoreError>>()?;
+    let (Some(first), Some(last)) = (ends.first(), ends.last()) else {
+        return Err(StoreError::Corrupt("people inserted but not found".into()));
+    };
+    let expected = [chunk.first(), chunk.last()].map(|p| p.map(|p| p.external_id.as_str()));
+    if last.0 - first.0 + 1 != chunk.len() as i64
+        || [Some(first.1.as_str()), Some(last.1.as_str())] != expected
+    {
+        return Err(StoreError::Corrupt(format!(
+            "people inserted with ids {}..={} are not in the order given",
+            first.0, last.0
+        )));
+    }
+    Ok((first.0..=last.0).collect())
+}
+
+/// What a person reads back as after [`insert_new_people`] or an upsert:
+/// custom fields go through their stored JSON text, so numbers compare
+/// equal to a fresh read.
+pub fn as_stored(mut p: Person) -> Result<Person, StoreError> {
+    if !p.custom.is_empty() {
+        p.custom = custom_from_text(&custom_to_text(&p.custom))?;
+    }
+    Ok(p)
 }
 
 // ----------------------------------------------------------------- touches
@@ -807,6 +991,84 @@ pub async fn append(
     Ok(out)
 }
 
+/// [`append`] for many subjects at once: the moves of each, in the order
+/// given, with multi-row statements instead of one statement per move.
+/// Returns them as stored, in the same order. The store assigns `seq`s in
+/// row order (one statement, one writer: SQLite's next rowid, PostgreSQL's
+/// sequence), so the sorted new `seq`s (PostgreSQL's `RETURNING`, SQLite's
+/// run ending at `last_insert_rowid`) belong to the rows in order, exactly
+/// as [`append`] one by one would have numbered them.
+pub async fn append_many<'m>(
+    c: &mut AnyConnection,
+    moves: impl IntoIterator<Item = (Subject, &'m [Move])>,
+) -> Result<Vec<Transition>, StoreError> {
+    use futures_util::TryStreamExt;
+    const COLS: usize = 10;
+    let rows: Vec<(Subject, &Move)> = moves
+        .into_iter()
+        .flat_map(|(s, ms)| ms.iter().map(move |m| (s, m)))
+        .collect();
+    let per = rows_per_statement(COLS);
+    let anon = anonymous_params(c);
+    let returning = if anon { "" } else { " RETURNING seq" };
+    let full = format!(
+        "{}{returning}",
+        values_sql(BULK_TRANSITIONS, COLS, per, anon)
+    );
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(per) {
+        let sql = if chunk.len() == per {
+            full.clone()
+        } else {
+            format!(
+                "{}{returning}",
+                values_sql(BULK_TRANSITIONS, COLS, chunk.len(), anon)
+            )
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (s, m) in chunk {
+            q = q
+                .bind(s.kind())
+                .bind(s.id())
+                .bind(m.from.as_deref())
+                .bind(m.to.as_str())
+                .bind(m.at.millis())
+                .bind(m.actor.as_str())
+                .bind(m.reason.as_deref())
+                .bind(m.note.as_deref())
+                .bind(m.cycle)
+                .bind(i64::from(m.skipped));
+        }
+        let mut seqs: Vec<i64> = Vec::with_capacity(chunk.len());
+        if anon {
+            // SQLite: consecutive, ending at the last rowid (as for people
+            // in `insert_new_people`; transitions have no insert triggers).
+            q.execute(&mut *c).await?;
+            let last: i64 = sqlx::query_scalar("SELECT last_insert_rowid()")
+                .fetch_one(&mut *c)
+                .await?;
+            seqs.extend(last + 1 - chunk.len() as i64..=last);
+        } else {
+            let mut returned = q.fetch(&mut *c);
+            while let Some(r) = returned.try_next().await? {
+                seqs.push(r.try_get("seq")?);
+            }
+        }
+        if seqs.len() != chunk.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} transitions inserted, {} seqs returned",
+                chunk.len(),
+                seqs.len()
+            )));
+        }
+        seqs.sort_unstable();
+        for ((s, m), seq) in chunk.iter().zip(seqs) {
+            out.push(m.to_transition(*s, seq));
+        }
+    }
+    Ok(out)
+}
+
 /// Row counts per table, for summaries and tests.
 pub async fn counts(c: &mut AnyConnection) -> Result<Vec<(&'static str, i64)>, StoreError> {
     let mut out = Vec::new();
@@ -876,26 +1138,48 @@ fn rows_per_statement(cols: usize) -> usize {
     (MAX_PARAMS / cols.max(1)).clamp(1, MAX_ROWS)
 }
 
-/// `INSERT INTO … (cols) VALUES ($1, …), (…)` for `rows` rows. Built only
-/// from the constant `head` and numbers, never from data.
-fn values_sql(head: &str, cols: usize, rows: usize) -> String {
+/// Whether statements on `c` should use anonymous `?` placeholders
+/// (SQLite) rather than numbered `$1` (PostgreSQL, which takes only
+/// those). sqlx-sqlite looks up each bound parameter's name with
+/// `sqlite3_bind_parameter_name`, which walks the statement's list of
+/// names: with numbered placeholders that is quadratic in the parameter
+/// count, and a 3,000-parameter insert spent more time there than in
+/// SQLite. Anonymous parameters have no names to walk.
+pub(crate) fn anonymous_params(c: &AnyConnection) -> bool {
+    !c.backend_name().eq_ignore_ascii_case("postgresql")
+}
+
+/// `n` placeholders separated by commas, numbered from `first`: `$1, $2`
+/// or, when `anon`, `?, ?`.
+pub(crate) fn param_list(first: usize, n: usize, anon: bool) -> String {
+    let mut out = String::with_capacity(n * 6);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if anon {
+            out.push('?');
+        } else {
+            out.push('$');
+            out.push_str(&(first + i).to_string());
+        }
+    }
+    out
+}
+
+/// `INSERT INTO … (cols) VALUES ($1, …), (…)` for `rows` rows (`?`
+/// placeholders when `anon`, see [`anonymous_params`]). Built only from
+/// the constant `head` and numbers, never from data.
+fn values_sql(head: &str, cols: usize, rows: usize, anon: bool) -> String {
     let mut sql = String::with_capacity(head.len() + rows * cols * 7);
     sql.push_str(head);
     sql.push_str(" VALUES ");
-    let mut n = 0;
     for r in 0..rows {
         if r > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for col in 0..cols {
-            if col > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
-        }
+        sql.push_str(&param_list(r * cols + 1, cols, anon));
         sql.push(')');
     }
     sql
@@ -913,12 +1197,13 @@ async fn insert_rows<'r, T: 'r>(
 ) -> Result<(), StoreError> {
     let rows: Vec<&T> = rows.into_iter().collect();
     let per = rows_per_statement(cols);
-    let full = values_sql(head, cols, per);
+    let anon = anonymous_params(c);
+    let full = values_sql(head, cols, per, anon);
     for chunk in rows.chunks(per) {
         let sql = if chunk.len() == per {
             full.clone()
         } else {
-            values_sql(head, cols, chunk.len())
+            values_sql(head, cols, chunk.len(), anon)
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {

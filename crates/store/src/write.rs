@@ -78,6 +78,24 @@ pub async fn reevaluate(
     engine::advance_many(c, pb, &ids, until).await
 }
 
+/// [`reevaluate`] when the caller holds some of these people's facts as
+/// stored (`known`, see [`engine::advance_many_with`]): people an import
+/// has just inserted need no read.
+pub async fn reevaluate_with(
+    c: &mut AnyConnection,
+    pb: &Playbook,
+    people: impl IntoIterator<Item = i64>,
+    known: Vec<engine::PersonFacts>,
+    until: Timestamp,
+) -> Result<Vec<Transition>, StoreError> {
+    let ids: Vec<i64> = people
+        .into_iter()
+        .collect::<BTreeSet<i64>>()
+        .into_iter()
+        .collect();
+    engine::advance_many_with(c, pb, &ids, known, until).await
+}
+
 /// The people whose facts a deal (or an account) feeds: its person and every
 /// contact of its account.
 async fn people_of(

@@ -589,3 +589,71 @@ async fn warm_history_after_deltas_equals_a_fresh_read_on_every_backend() {
         db.cleanup().await.unwrap();
     }
 }
+
+/// The batch writes of imports return what they stored: ids paired with
+/// the right external ids across several multi-row statements, and
+/// transitions with the `seq` each row got.
+#[tokio::test]
+async fn batch_writes_return_what_they_store_on_every_backend() {
+    use tandem_core::lifecycle::Move;
+    for db in TestDb::all().await.unwrap() {
+        let backend = db.store.backend();
+        let mut tx = db.store.begin().await.unwrap();
+        let c = tx.conn();
+        // More than one statement's worth, external ids out of order.
+        let people: Vec<Person> = (0..600)
+            .map(|i| Person {
+                external_id: format!("x{}", (i * 7919) % 600),
+                title: Some(format!("t{i}")),
+                created_at: t(i),
+                ..Person::default()
+            })
+            .collect();
+        let refs: Vec<&Person> = people.iter().collect();
+        let ids = repo::insert_new_people(c, &refs).await.unwrap();
+        assert_eq!(ids.len(), 600);
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{backend:?}: ids in order given"
+        );
+        let mut exts: Vec<&str> = people.iter().map(|p| p.external_id.as_str()).collect();
+        exts.push("missing");
+        let found = repo::people_by_external_many(c, &exts).await.unwrap();
+        assert_eq!(found.len(), 600);
+        for (p, id) in people.iter().zip(&ids) {
+            let f = &found[&p.external_id];
+            assert_eq!((f.id, &f.title), (*id, &p.title), "{backend:?}");
+        }
+        repo::lock_people(c, &ids).await.unwrap();
+        // Two moves for each of 300 people: three statements.
+        let moves: Vec<(Subject, Vec<Move>)> = ids[..300]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mv = |to: &str, h: i64| Move {
+                    from: None,
+                    to: to.into(),
+                    at: t(h),
+                    actor: "test".into(),
+                    reason: (i % 2 == 0).then(|| "no_budget".to_string()),
+                    note: None,
+                    cycle: 1,
+                    skipped: i % 3 == 0,
+                };
+                let i = i as i64;
+                (
+                    Subject::Person(*id),
+                    vec![mv("inquiry", i), mv("mql", 1000 - i)],
+                )
+            })
+            .collect();
+        let appended = repo::append_many(c, moves.iter().map(|(s, m)| (*s, m.as_slice())))
+            .await
+            .unwrap();
+        let mut stored = repo::transitions(c).await.unwrap();
+        stored.sort_by_key(|t| t.seq);
+        assert_eq!(appended, stored, "{backend:?}");
+        drop(tx);
+        db.cleanup().await.unwrap();
+    }
+}

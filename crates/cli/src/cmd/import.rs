@@ -29,6 +29,9 @@ pub struct ImportArgs {
     /// Rows per transaction.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
+    /// Store people one row at a time (the reference for the bulk path; slow).
+    #[arg(long, hide = true)]
+    row_by_row: bool,
 }
 
 /// Runs an import and prints the summary line.
@@ -54,6 +57,7 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> Result<ExitCode> {
         maps: Mapping::parse_flags(&a.maps)?,
         batch_size: a.batch_size.max(1),
         now: now(),
+        row_by_row: a.row_by_row,
     };
     let size = std::fs::metadata(&a.file).map(|m| m.len()).unwrap_or(0);
     let bar = if std::io::stderr().is_terminal() {

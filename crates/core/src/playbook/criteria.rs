@@ -204,6 +204,14 @@ impl Reads {
         }
     }
 
+    /// What is read of the variable called `name`, if it is recorded.
+    fn of_name(&self, name: &str) -> Option<&Read> {
+        self.0
+            .iter()
+            .find(|(v, _)| v.name() == name)
+            .map(|(_, r)| r)
+    }
+
     /// What is read of `var`.
     pub fn of(&self, var: Var) -> Read {
         self.0
@@ -306,8 +314,21 @@ impl Criterion {
         static STDLIB: std::sync::OnceLock<std::sync::Arc<cel::Env>> = std::sync::OnceLock::new();
         let env = STDLIB.get_or_init(|| std::sync::Arc::new(stdlib()));
         let mut ctx = Context::with_env(env.clone());
+        // Only what the expression reads: binding a variable converts the
+        // whole value (the person with its custom fields, the account) into
+        // CEL objects, which was most of the time of evaluating a playbook
+        // for a new person. An expression cannot tell a variable it does
+        // not mention from one that is unbound, nor, when it only selects
+        // some fields of it (`person.title`; any other use reads it whole),
+        // the full map from one with just those fields.
         for (name, value) in &vars.0 {
-            ctx.add_variable_from_value(*name, value.clone());
+            match self.reads.of_name(name) {
+                Some(Read::Nothing) | None => {}
+                Some(Read::Whole) => ctx.add_variable_from_value(*name, value.clone()),
+                Some(Read::Fields(fields)) => {
+                    ctx.add_variable_from_value(*name, only_fields(value, fields))
+                }
+            }
         }
         matches!(self.program.execute(&ctx), Ok(Value::Bool(true)))
     }
@@ -385,6 +406,27 @@ impl Vars {
             self.0.push((var.name(), v));
         }
         self
+    }
+}
+
+/// `value` reduced to `fields` when it is a map (all an expression that
+/// only selects those fields can see of it); anything else unchanged.
+fn only_fields(value: &Value, fields: &[&str]) -> Value {
+    use cel::objects::{Key, Map};
+    match value {
+        Value::Map(m) => {
+            let mut out = HashMap::with_capacity(fields.len());
+            for f in fields {
+                let k = Key::String(std::sync::Arc::new((*f).to_string()));
+                if let Some(v) = m.map.get(&k) {
+                    out.insert(k, v.clone());
+                }
+            }
+            Value::Map(Map {
+                map: std::sync::Arc::new(out),
+            })
+        }
+        other => other.clone(),
     }
 }
 
@@ -579,6 +621,66 @@ mod tests {
             .execute(&ctx)
             .unwrap_err();
         assert!(format!("{err:?}").contains("not a valid regex"), "{err:?}");
+    }
+
+    /// Binding only what an expression reads (the variables it mentions,
+    /// only the fields it selects) gives the result of binding everything.
+    #[test]
+    fn binding_what_is_read_matches_binding_everything() {
+        let everything = |c: &Criterion, vars: &Vars| {
+            let mut ctx = Context::with_env(std::sync::Arc::new(stdlib()));
+            for (name, value) in &vars.0 {
+                ctx.add_variable_from_value(*name, value.clone());
+            }
+            matches!(c.program.execute(&ctx), Ok(Value::Bool(true)))
+        };
+        let people = [
+            json!({ "title": "VP Sales", "email": "a@acme.io", "country": "US",
+                    "custom": { "plan": "pro", "seats": 12 } }),
+            json!({ "title": null, "email": "b@gmail.com", "country": "DE", "custom": {} }),
+            json!({ "country": "FR" }),
+        ];
+        let accounts = [
+            json!({ "industry": "software", "employees": 500 }),
+            json!(null),
+        ];
+        let exprs = [
+            "true",
+            "person.title.matches('(?i)vp|head')",
+            "!person.email.matches('@(gmail|yahoo)\\\\.')",
+            "person.country in ['US', 'DE'] && account.employees >= 200",
+            "has(person.title) && person.title != null",
+            "has(person.custom.plan) && person.custom.plan == 'pro'",
+            "person.custom.seats > 10",
+            "size(person) > 2",
+            "person.custom.exists(k, k == 'seats')",
+            "account == null || account.industry == 'software'",
+            "score.fit >= 40 && score.engagement >= 30",
+            "[person].exists(p, p.country == 'FR')",
+        ];
+        let mut checked = 0;
+        for (src, scope) in exprs
+            .iter()
+            .flat_map(|e| [(*e, Scope::Profile), (*e, Scope::StageEntry)])
+        {
+            let (c, problems) = Criterion::compile(src, scope);
+            let Some(c) = c else {
+                // `score` is not in the profile scope.
+                assert!(!problems.is_empty());
+                continue;
+            };
+            for p in &people {
+                for a in &accounts {
+                    let mut vars = Vars::new();
+                    vars.set(Var::Person, p)
+                        .set(Var::Account, a)
+                        .set(Var::Score, &json!({ "fit": 50, "engagement": 30 }));
+                    assert_eq!(c.matches(&vars), everything(&c, &vars), "{src} on {p} {a}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 130, "{checked}");
     }
 
     #[test]
