@@ -404,29 +404,39 @@ mod tests {
     use super::*;
     use tandem_core::playbook::STARTER;
 
-    /// Kept keys are the computed ones, computed once per dimension and
-    /// shared by every grouping that reads the same kept set.
-    #[test]
-    fn kept_groups_are_computed_once_and_equal_fresh_ones() {
-        let pb = Playbook::load(STARTER).playbook.unwrap();
-        let person = |id: i64, source: &str| Person {
+    fn person(id: i64, source: &str) -> Person {
+        Person {
             id,
             external_id: format!("p{id}"),
             source: Some(source.into()),
             ..Person::default()
-        };
-        let touch = |id: i64, person_id: i64, at: i64, channel: &str| Touch {
+        }
+    }
+
+    fn touch(id: i64, person_id: i64, at: i64, channel: &str, campaign: Option<&str>) -> Touch {
+        Touch {
             id,
             person_id,
             at: Timestamp::from_millis(at),
             kind: "web_visit".into(),
             channel: Some(channel.into()),
+            campaign: campaign.map(str::to_string),
             ..Touch::default()
-        };
+        }
+    }
+
+    /// Kept keys are the computed ones, computed once per dimension and
+    /// shared by every grouping that reads the same kept set.
+    #[test]
+    fn kept_groups_are_computed_once_and_equal_fresh_ones() {
+        let pb = Playbook::load(STARTER).playbook.unwrap();
         let snap = Snapshot {
             people: vec![person(1, "events"), person(2, "paid_search")],
             // Person 1's first touch is the later id (earlier instant).
-            touches: vec![touch(5, 1, 10, "email"), touch(6, 1, 5, "search")],
+            touches: vec![
+                touch(5, 1, 10, "email", None),
+                touch(6, 1, 5, "search", None),
+            ],
             ..Snapshot::default()
         };
         let kept = KeptGroups::default();
@@ -451,22 +461,6 @@ mod tests {
     #[test]
     fn grown_keys_equal_the_keys_of_the_grown_history() {
         let pb = Playbook::load(STARTER).playbook.unwrap();
-        let person = |id: i64, source: &str| Person {
-            id,
-            external_id: format!("p{id}"),
-            source: Some(source.into()),
-            ..Person::default()
-        };
-        let touch =
-            |id: i64, person_id: i64, at: i64, channel: &str, campaign: Option<&str>| Touch {
-                id,
-                person_id,
-                at: Timestamp::from_millis(at),
-                kind: "web_visit".into(),
-                channel: Some(channel.into()),
-                campaign: campaign.map(str::to_string),
-                ..Touch::default()
-            };
         let old = Snapshot {
             people: vec![person(1, "events"), person(2, "paid_search")],
             touches: vec![

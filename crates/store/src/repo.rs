@@ -298,50 +298,23 @@ pub async fn upsert_person_over(
         update_person(c, old.id, p).await?;
         return Ok((old.id, Upsert::Updated));
     }
-    let id: i64 = sqlx::query_scalar(
+    let q = sqlx::query(
         "INSERT INTO people (external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
-    .bind(&p.external_id)
-    .bind(&p.email)
-    .bind(&p.first_name)
-    .bind(&p.last_name)
-    .bind(&p.title)
-    .bind(p.account_id)
-    .bind(&p.persona)
-    .bind(&p.segment)
-    .bind(&p.country)
-    .bind(&p.source)
-    .bind(&p.owner)
-    .bind(p.created_at.millis())
-    .bind(custom_to_text(&p.custom))
-    .fetch_one(c)
-    .await?;
+    .bind(&p.external_id);
+    let id: i64 = bind_facts(q, p).fetch_one(c).await?.try_get(0)?;
     Ok((id, Upsert::Inserted))
 }
 
 /// Overwrites the stored person `id` with `p`'s fields (all but the id and
 /// external id).
 pub async fn update_person(c: &mut AnyConnection, id: i64, p: &Person) -> Result<(), StoreError> {
-    sqlx::query(
+    let q = sqlx::query(
         "UPDATE people SET email = $1, first_name = $2, last_name = $3, title = $4, account_id = $5, persona = $6, \
          segment = $7, country = $8, source = $9, owner = $10, created_at = $11, custom = $12 WHERE id = $13",
-    )
-    .bind(&p.email)
-    .bind(&p.first_name)
-    .bind(&p.last_name)
-    .bind(&p.title)
-    .bind(p.account_id)
-    .bind(&p.persona)
-    .bind(&p.segment)
-    .bind(&p.country)
-    .bind(&p.source)
-    .bind(&p.owner)
-    .bind(p.created_at.millis())
-    .bind(custom_to_text(&p.custom))
-    .bind(id)
-    .execute(c)
-    .await?;
+    );
+    bind_facts(q, p).bind(id).execute(c).await?;
     Ok(())
 }
 
@@ -413,20 +386,7 @@ pub async fn insert_new_people(
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in chunk {
-            q = q
-                .bind(p.external_id.as_str())
-                .bind(p.email.as_deref())
-                .bind(p.first_name.as_deref())
-                .bind(p.last_name.as_deref())
-                .bind(p.title.as_deref())
-                .bind(p.account_id)
-                .bind(p.persona.as_deref())
-                .bind(p.segment.as_deref())
-                .bind(p.country.as_deref())
-                .bind(p.source.as_deref())
-                .bind(p.owner.as_deref())
-                .bind(p.created_at.millis())
-                .bind(custom_to_text(&p.custom));
+            q = bind_facts(q.bind(p.external_id.as_str()), p);
         }
         if anon {
             out.extend(consecutive_ids(c, q, chunk).await?);
@@ -1217,6 +1177,23 @@ async fn insert_rows<'r, T: 'r>(
 /// A query being bound, as [`insert_rows`] hands it to a row binder.
 type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
 
+/// Binds a person's stored facts, `email` to `custom`, in column order:
+/// every statement that writes a person lists these columns after its ids.
+fn bind_facts(q: AnyQuery, p: &Person) -> AnyQuery {
+    q.bind(p.email.as_deref())
+        .bind(p.first_name.as_deref())
+        .bind(p.last_name.as_deref())
+        .bind(p.title.as_deref())
+        .bind(p.account_id)
+        .bind(p.persona.as_deref())
+        .bind(p.segment.as_deref())
+        .bind(p.country.as_deref())
+        .bind(p.source.as_deref())
+        .bind(p.owner.as_deref())
+        .bind(p.created_at.millis())
+        .bind(custom_to_text(&p.custom))
+}
+
 const BULK_ACCOUNTS: &str = "INSERT INTO accounts (id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom)";
 
 /// Inserts accounts with their ids as given (a fresh database; see the
@@ -1273,20 +1250,7 @@ pub async fn insert_people<'r>(
     rows: impl IntoIterator<Item = &'r Person>,
 ) -> Result<(), StoreError> {
     insert_rows(c, BULK_PEOPLE, 14, rows, |q, p| {
-        q.bind(p.id)
-            .bind(p.external_id.as_str())
-            .bind(p.email.as_deref())
-            .bind(p.first_name.as_deref())
-            .bind(p.last_name.as_deref())
-            .bind(p.title.as_deref())
-            .bind(p.account_id)
-            .bind(p.persona.as_deref())
-            .bind(p.segment.as_deref())
-            .bind(p.country.as_deref())
-            .bind(p.source.as_deref())
-            .bind(p.owner.as_deref())
-            .bind(p.created_at.millis())
-            .bind(custom_to_text(&p.custom))
+        bind_facts(q.bind(p.id).bind(p.external_id.as_str()), p)
     })
     .await
 }

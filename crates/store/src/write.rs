@@ -70,12 +70,7 @@ pub async fn reevaluate(
     people: impl IntoIterator<Item = i64>,
     until: Timestamp,
 ) -> Result<Vec<Transition>, StoreError> {
-    let ids: Vec<i64> = people
-        .into_iter()
-        .collect::<BTreeSet<i64>>()
-        .into_iter()
-        .collect();
-    engine::advance_many(c, pb, &ids, until).await
+    reevaluate_with(c, pb, people, Vec::new(), until).await
 }
 
 /// [`reevaluate`] when the caller holds some of these people's facts as
