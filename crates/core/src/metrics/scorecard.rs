@@ -538,13 +538,23 @@ pub fn leading_indicators(
 ) -> Result<Vec<Indicator>, MetricsError> {
     let window = super::period_window(period, as_of, &pb.company.timezone)?;
     let mut out = Vec::new();
-    // The retention metrics share one book (see `retention::grouped_all`).
+    // Stage metrics need their stage in the playbook; the others are
+    // skipped.
+    let shown: Vec<&str> = LEADING_INDICATORS
+        .iter()
+        .copied()
+        .filter(|m| !matches!(metric_stage(pb, m), Some(Err(_))))
+        .collect();
+    // The counts share one pass over each table (`actuals_over`), the
+    // retention metrics one book (`retention::grouped_all`).
+    let plain: Vec<&str> = shown
+        .iter()
+        .copied()
+        .filter(|m| !RETENTION_METRICS.contains(m))
+        .collect();
+    let mut values = actuals_over(pb, history, &plain, &[window], as_of).into_iter();
     let mut book: Option<BTreeMap<String, super::retention::Retention>> = None;
-    for &metric in LEADING_INDICATORS {
-        // Stage metrics need their stage in the playbook; skip the others.
-        if let Some(Err(_)) = metric_stage(pb, metric) {
-            continue;
-        }
+    for metric in shown {
         let actual = if RETENTION_METRICS.contains(&metric) {
             let all = book.get_or_insert_with(|| {
                 super::retention::grouped_all(history, window, as_of, Grouping::All)
@@ -553,10 +563,11 @@ pub fn leading_indicators(
                 .and_then(|r| super::retention::metric_value(r, metric))
                 .unwrap_or_else(|| empty_value(metric))
         } else {
-            metric_actuals(pb, history, metric, window, as_of, Grouping::All)?
-                .get(super::ALL)
-                .copied()
-                .flatten()
+            // `plain` lists the non-retention metrics in this order.
+            match values.next() {
+                Some(v) => v?.first().copied().flatten(),
+                None => None,
+            }
         };
         let goal = pb.goals.iter().find(|g| {
             g.metric == metric && g.period == period && g.persona.is_none() && g.segment.is_none()
