@@ -169,6 +169,32 @@ impl Web {
             .unwrap()
     }
 
+    /// The body rows of table `id` on the page at `uri` (which must render).
+    async fn table_rows(&self, uri: &str, cookie: &str, id: &str) -> Vec<Vec<String>> {
+        let page = self.get(uri, cookie).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        rows_of(table_html(&page.body, id))
+    }
+
+    /// Stores (or updates, by external id) a touch of `lead` on `channel`
+    /// at hour `h`.
+    async fn store_touch(&self, ext: &str, lead: &str, h: i64, channel: &str) {
+        let mut c = self.db.store.conn().await.unwrap();
+        let p = repo::person_by_external(&mut c, lead)
+            .await
+            .unwrap()
+            .unwrap();
+        let touch = tandem_core::domain::Touch {
+            external_id: Some(ext.into()),
+            person_id: p.id,
+            at: t(h),
+            kind: "web_visit".into(),
+            channel: Some(channel.into()),
+            ..Default::default()
+        };
+        repo::upsert_touch(&mut c, &touch).await.unwrap();
+    }
+
     async fn cleanup(self) {
         drop(self.router);
         self.db.cleanup().await.unwrap();
@@ -991,41 +1017,28 @@ async fn attribution_page_follows_appended_and_updated_touches() {
         let viewer = w.sign_in(Role::Viewer).await;
         // Columns: channel, first_touch, last_touch, linear, ...
         let credits = async || {
-            let page = w.get("/attribution?conversion=mql", &viewer).await;
-            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-            rows_of(table_html(&page.body, "attribution-conversions"))
-                .into_iter()
-                .map(|r| (r[0].clone(), r[1].clone(), r[3].clone()))
-                .collect::<Vec<_>>()
+            w.table_rows(
+                "/attribution?conversion=mql",
+                &viewer,
+                "attribution-conversions",
+            )
+            .await
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone(), r[3].clone()))
+            .collect::<Vec<_>>()
         };
         let row = |ch: &str, first: &str, linear: &str| {
             (ch.to_string(), first.to_string(), linear.to_string())
         };
         assert!(credits().await.is_empty());
 
-        let touch = async |ext: &str, lead: &str, h: i64, channel: &str| {
-            let mut c = w.db.store.conn().await.unwrap();
-            let p = repo::person_by_external(&mut c, lead)
-                .await
-                .unwrap()
-                .unwrap();
-            let t = tandem_core::domain::Touch {
-                external_id: Some(ext.into()),
-                person_id: p.id,
-                at: t(h),
-                kind: "web_visit".into(),
-                channel: Some(channel.into()),
-                ..Default::default()
-            };
-            repo::upsert_touch(&mut c, &t).await.unwrap();
-        };
-        touch("t1", "lead-0", 1, "search").await;
-        touch("t2", "lead-0", 5, "email").await;
+        w.store_touch("t1", "lead-0", 1, "search").await;
+        w.store_touch("t2", "lead-0", 5, "email").await;
         assert_eq!(
             credits().await,
             [row("email", "0.00", "0.50"), row("search", "1.00", "0.50")]
         );
-        touch("t3", "lead-1", 2, "events").await;
+        w.store_touch("t3", "lead-1", 2, "events").await;
         assert_eq!(
             credits().await,
             [
@@ -1035,7 +1048,7 @@ async fn attribution_page_follows_appended_and_updated_touches() {
             ]
         );
         // An update in place (recorded in row_changes): built again.
-        touch("t2", "lead-0", 5, "social").await;
+        w.store_touch("t2", "lead-0", 5, "social").await;
         assert_eq!(
             credits().await,
             [
@@ -1058,34 +1071,17 @@ async fn gaps_page_follows_new_and_updated_touches() {
     each(async |w: &Web| {
         let viewer = w.sign_in(Role::Viewer).await;
         let mqls = async || {
-            let page = w.get("/gaps?by=channel&period=all", &viewer).await;
-            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-            rows_of(table_html(&page.body, "gaps-table"))
+            w.table_rows("/gaps?by=channel&period=all", &viewer, "gaps-table")
+                .await
                 .into_iter()
                 .map(|r| (r[0].clone(), r[1].clone()))
                 .collect::<Vec<_>>()
         };
         let row = |g: &str, n: &str| (g.to_string(), n.to_string());
         assert_eq!(mqls().await, [row("(none)", "6")]);
-        let touch = async |channel: &str| {
-            let mut c = w.db.store.conn().await.unwrap();
-            let p = repo::person_by_external(&mut c, "lead-0")
-                .await
-                .unwrap()
-                .unwrap();
-            let t = tandem_core::domain::Touch {
-                external_id: Some("t1".into()),
-                person_id: p.id,
-                at: t(1),
-                kind: "web_visit".into(),
-                channel: Some(channel.into()),
-                ..Default::default()
-            };
-            repo::upsert_touch(&mut c, &t).await.unwrap();
-        };
-        touch("search").await;
+        w.store_touch("t1", "lead-0", 1, "search").await;
         assert_eq!(mqls().await, [row("(none)", "5"), row("search", "1")]);
-        touch("events").await;
+        w.store_touch("t1", "lead-0", 1, "events").await;
         assert_eq!(mqls().await, [row("(none)", "5"), row("events", "1")]);
     })
     .await;
