@@ -10,8 +10,8 @@ use serde::Serialize;
 use tandem_core::domain::Campaign;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
 use tandem_core::metrics::scorecard::{actuals_over, scorecard, Pacing, RATE_METRICS};
-use tandem_core::metrics::waterfall::{stage_entries, waterfall, WaterfallOptions};
-use tandem_core::metrics::{period_window, previous_periods, Grouping, Window};
+use tandem_core::metrics::waterfall::{flow_counts, stage_entries};
+use tandem_core::metrics::{period_window, previous_periods, ratio, Grouping, Window};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
     compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled_summary,
@@ -677,29 +677,35 @@ fn flow_rows(
     pb: &Playbook,
     snap: &Snapshot,
     week: Window,
-    comparison: Vec<Window>,
+    comparison: &[Window],
     as_of: Timestamp,
-) -> Result<Vec<FlowRow>, ReportError> {
-    let mut opts = WaterfallOptions::new(week, as_of);
-    opts.comparison = comparison;
-    let w = waterfall(pb, &snap.transitions, &snap.deals, &opts)?;
-    let Some(g) = w.groups.into_iter().next() else {
-        return Ok(Vec::new());
+) -> Vec<FlowRow> {
+    // The waterfall's flow columns of the week and four before, without
+    // replaying every cycle of the history (proptested equal to `waterfall`).
+    let windows: Vec<Window> = std::iter::once(week)
+        .chain(comparison.iter().copied())
+        .collect();
+    let counts = flow_counts(pb, &snap.transitions, &snap.deals, &windows, as_of, false);
+    let Some((this, past)) = counts.as_deref().and_then(<[_]>::split_first) else {
+        return Vec::new();
     };
-    let mut rows: Vec<FlowRow> = g
-        .stages
-        .into_iter()
-        .map(|s| FlowRow {
-            name: pb
-                .stage(&s.stage)
-                .map(|st| st.name.clone())
-                .unwrap_or_else(|| s.stage.clone()),
-            stage: s.stage,
-            this_week: s.flow,
-            last_week: s.prev_flow.unwrap_or(0),
-            avg4: s.avg_flow.unwrap_or(0.0),
-            ratio: s.flow_ratio,
-            leaked: s.leaked,
+    let mut rows: Vec<FlowRow> = pb
+        .funnel()
+        .enumerate()
+        .map(|(j, st)| FlowRow {
+            name: st.name.clone(),
+            stage: st.id.clone(),
+            this_week: this.flow[j],
+            last_week: past.first().map_or(0, |p| p.flow[j]),
+            avg4: if past.is_empty() {
+                0.0
+            } else {
+                past.iter().map(|p| p.flow[j] as f64).sum::<f64>() / past.len() as f64
+            },
+            ratio: (j > 0)
+                .then(|| ratio(this.flow[j] as f64, this.flow[j - 1] as f64))
+                .flatten(),
+            leaked: this.leaked[j],
             bar_this: 0.0,
             bar_avg: 0.0,
         })
@@ -714,7 +720,7 @@ fn flow_rows(
             r.bar_avg = r.avg4 / max;
         }
     }
-    Ok(rows)
+    rows
 }
 
 /// Builds the report of `week` (default: the last complete week before
@@ -746,7 +752,7 @@ pub fn build(
     let comparison = previous_periods(Period::Week, win, 4, tz)?;
     let last = comparison[0];
 
-    let waterfall = flow_rows(pb, snap, win, comparison.clone(), as_of)?;
+    let waterfall = flow_rows(pb, snap, win, &comparison, as_of);
 
     let mut indicators = Vec::new();
     let values = actuals_over(pb, &h, WEEK_INDICATORS, &[win, last], as_of);

@@ -366,6 +366,6 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 }
 
 /// `num / den`, or `None` when `den` is zero.
-pub(crate) fn ratio(num: f64, den: f64) -> Option<f64> {
+pub fn ratio(num: f64, den: f64) -> Option<f64> {
     (den != 0.0).then(|| num / den)
 }

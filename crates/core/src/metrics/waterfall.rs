@@ -271,6 +271,41 @@ struct Step {
     index: usize,
 }
 
+/// The role of every stage id the waterfall knows.
+struct Roles<'a>(Vec<(&'a str, Role)>);
+
+impl<'a> Roles<'a> {
+    fn new(funnel: &'a [String], kinds: &'a BTreeMap<String, StageKind>) -> Self {
+        // The funnel first, so its first position wins when an id is listed
+        // twice; a linear scan of a handful of ids beats hashing each one.
+        Roles(
+            funnel
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.as_str(), Role::Funnel(i)))
+                .chain(
+                    kinds
+                        .iter()
+                        .filter(|(_, k)| matches!(k, StageKind::Recycle | StageKind::Terminal))
+                        .map(|(id, _)| (id.as_str(), Role::OffRamp)),
+                )
+                .collect(),
+        )
+    }
+
+    fn of(&self, s: &str) -> Option<Role> {
+        self.0.iter().find(|(id, _)| *id == s).map(|&(_, r)| r)
+    }
+
+    /// The funnel index of `s`, `None` for any other id.
+    fn funnel_index(&self, s: &str) -> Option<usize> {
+        match self.of(s) {
+            Some(Role::Funnel(i)) => Some(i),
+            _ => None,
+        }
+    }
+}
+
 /// Replays transitions up to `as_of` into cycles.
 fn cycles<'t>(
     funnel: &[String],
@@ -278,24 +313,9 @@ fn cycles<'t>(
     transitions: &'t [Transition],
     as_of: Timestamp,
 ) -> Cycles<'t> {
-    // The funnel first, so its first position wins when an id is listed
-    // twice; a linear scan of a handful of ids beats hashing each one.
-    let roles: Vec<(&str, Role)> = funnel
-        .iter()
-        .enumerate()
-        .map(|(i, f)| (f.as_str(), Role::Funnel(i)))
-        .chain(
-            kinds
-                .iter()
-                .filter(|(_, k)| matches!(k, StageKind::Recycle | StageKind::Terminal))
-                .map(|(id, _)| (id.as_str(), Role::OffRamp)),
-        )
-        .collect();
-    let role = |s: &str| roles.iter().find(|(id, _)| *id == s).map(|&(_, r)| r);
-    let index = |s: &str| match role(s) {
-        Some(Role::Funnel(i)) => Some(i),
-        _ => None,
-    };
+    let roles = Roles::new(funnel, kinds);
+    let role = |s: &str| roles.of(s);
+    let index = |s: &str| roles.funnel_index(s);
     // The sort key and the stage's role are read in one pass in memory
     // order; sorting and replaying then stay in this compact array instead
     // of following a pointer to each transition and its `to` string, which
@@ -718,6 +738,120 @@ pub fn waterfall_of(
         unique: opts.unique,
         groups,
     })
+}
+
+/// A counting unit: (subject, cycle), the cycle 0 when counting people.
+type Unit = (Subject, i64);
+
+/// The flow view of one window over the whole history (no grouping).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowCounts {
+    /// Distinct units that entered each funnel stage, in funnel order.
+    pub flow: Vec<u64>,
+    /// Distinct units that left each funnel stage for an off-ramp.
+    pub leaked: Vec<u64>,
+}
+
+/// [`waterfall`]'s `flow` and `leaked` columns for every window in
+/// `windows` (the measured one first, then the comparison windows), with
+/// [`Grouping::All`]: equal to its single group's `flow` / `prev_flow` /
+/// `avg_flow` and `leaked` without replaying every cycle of the history.
+/// Only transitions inside a window are read, plus, for an exit that does
+/// not record the stage it left, the earlier entries of its cycle.
+///
+/// `None` when the waterfall would have no group: nothing entered or left a
+/// stage and no new-business deal was lost in any window.
+pub fn flow_counts(
+    pb: &Playbook,
+    transitions: &[Transition],
+    deals: &[Deal],
+    windows: &[Window],
+    as_of: Timestamp,
+    unique: bool,
+) -> Option<Vec<FlowCounts>> {
+    let funnel = funnel_ids(pb);
+    let kinds = stage_kinds(pb);
+    let roles = Roles::new(&funnel, &kinds);
+    let unit = |t: &Transition| (t.subject, if unique { 0 } else { t.cycle });
+    let inside = |at: Timestamp| windows.iter().any(|w| w.contains_as_of(at, as_of));
+    // (window, funnel index, unit) per entry or exit; distinct after sorting.
+    let mut entered: Vec<(usize, usize, Unit)> = Vec::new();
+    let mut left: Vec<(usize, usize, Unit)> = Vec::new();
+    let per_window = |out: &mut Vec<_>, t: &Transition, i: usize| {
+        for (w, window) in windows.iter().enumerate() {
+            if window.contains_as_of(t.at, as_of) {
+                out.push((w, i, unit(t)));
+            }
+        }
+    };
+    // Exits without `from`: they left the cycle's latest funnel stage.
+    let mut unplaced: Vec<&Transition> = Vec::new();
+    for t in transitions.iter().filter(|t| inside(t.at)) {
+        match roles.of(&t.to) {
+            Some(Role::Funnel(i)) => per_window(&mut entered, t, i),
+            Some(Role::OffRamp) => match t.from.as_deref() {
+                Some(f) => {
+                    if let Some(i) = roles.funnel_index(f) {
+                        per_window(&mut left, t, i);
+                    }
+                }
+                None => unplaced.push(t),
+            },
+            None => {}
+        }
+    }
+    if !unplaced.is_empty() {
+        // The latest funnel entry before each such exit, in the replay's
+        // (at, seq) order within its cycle.
+        let mut latest: FxHashMap<Unit, Vec<(Timestamp, i64, usize)>> = FxHashMap::default();
+        for t in &unplaced {
+            latest.entry((t.subject, t.cycle)).or_default();
+        }
+        for t in transitions.iter().filter(|t| t.at <= as_of) {
+            if let Some(entries) = latest.get_mut(&(t.subject, t.cycle)) {
+                if let Some(i) = roles.funnel_index(&t.to) {
+                    entries.push((t.at, t.seq, i));
+                }
+            }
+        }
+        for t in unplaced {
+            let before = latest[&(t.subject, t.cycle)]
+                .iter()
+                .filter(|&&(at, seq, _)| (at, seq) < (t.at, t.seq))
+                .max_by_key(|&&(at, seq, _)| (at, seq));
+            if let Some(&(_, _, i)) = before {
+                per_window(&mut left, t, i);
+            }
+        }
+    }
+    let lost = deals.iter().any(|d| {
+        d.status == DealStatus::Lost
+            && d.closed_at.is_some_and(&inside)
+            && DealKind::is_new_business(d)
+    });
+    if entered.is_empty() && left.is_empty() && !lost {
+        return None;
+    }
+    let n = funnel.len();
+    let flow = distinct_counts(entered, windows.len(), n);
+    let leaked = distinct_counts(left, windows.len(), n);
+    Some(
+        flow.into_iter()
+            .zip(leaked)
+            .map(|(flow, leaked)| FlowCounts { flow, leaked })
+            .collect(),
+    )
+}
+
+/// Per window, per funnel index: how many distinct units `rows` holds.
+fn distinct_counts(mut rows: Vec<(usize, usize, Unit)>, windows: usize, n: usize) -> Vec<Vec<u64>> {
+    rows.sort_unstable();
+    rows.dedup();
+    let mut out = vec![vec![0; n]; windows];
+    for (w, i, _) in rows {
+        out[w][i] += 1;
+    }
+    out
 }
 
 /// Entries into funnel stage `stage` within `window` (and not after
