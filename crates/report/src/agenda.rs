@@ -265,7 +265,10 @@ fn agenda_with(
     };
     let goals = match report {
         Some(r) => r.goals.clone(),
-        None => goal_rows(pb, &goals(pb, inputs, as_of)?),
+        None => {
+            let entries = inputs.entries();
+            goal_rows(pb, &goals(pb, inputs, &inputs.history(&entries), as_of)?)
+        }
     };
     let open = |kind: &str| -> Vec<FeedbackNote> {
         crate::report::dated(

@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tandem_core::domain::Campaign;
+use tandem_core::metrics::entries::StageEntries;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
 use tandem_core::metrics::scorecard::{actuals_over, scorecard, Pacing, RATE_METRICS};
-use tandem_core::metrics::waterfall::{flow_counts, stage_entries};
-use tandem_core::metrics::{period_window, previous_periods, ratio, Grouping, Window};
+use tandem_core::metrics::waterfall::flow_counts;
+use tandem_core::metrics::{period_window, previous_periods, ratio, Grouping, History, Window};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
     compliance, compliance_by_owner, handoffs_entered, marketing_sla, sales_terms, stalled_summary,
@@ -62,6 +63,9 @@ pub struct Inputs<'s> {
     /// Group keys kept for this history and playbook (by a server that
     /// keeps the history), else computed per report.
     pub groups: Option<Arc<KeptGroups>>,
+    /// The history's stage entries (kept by a server beside the history,
+    /// built from `snap.transitions`), else indexed per report.
+    pub entries: Option<Arc<StageEntries>>,
 }
 
 impl Inputs<'_> {
@@ -71,6 +75,22 @@ impl Inputs<'_> {
         match &self.groups {
             Some(kept) => groups.kept(kept),
             None => groups,
+        }
+    }
+
+    /// The kept stage-entry index, or one built now.
+    pub(crate) fn entries(&self) -> Cow<'_, StageEntries> {
+        match &self.entries {
+            Some(kept) => Cow::Borrowed(kept),
+            None => Cow::Owned(StageEntries::build(&self.snap.transitions)),
+        }
+    }
+
+    /// The history metrics read, with `entries` (from [`Inputs::entries`]).
+    pub(crate) fn history<'a>(&'a self, entries: &'a StageEntries) -> History<'a> {
+        History {
+            entries: Some(entries),
+            ..history(&self.snap)
         }
     }
 }
@@ -98,6 +118,7 @@ pub async fn load_with<'s>(
         uses: weekly::content_uses(&mut c).await?,
         feedback: crate::feedback::load(&mut c).await?,
         groups: None,
+        entries: None,
     })
 }
 
@@ -387,12 +408,13 @@ pub(crate) fn goal_rows(pb: &Playbook, goals: &[Pacing]) -> Vec<GoalRow> {
 pub(crate) fn goals(
     pb: &Playbook,
     inputs: &Inputs<'_>,
+    history: &History<'_>,
     as_of: Timestamp,
 ) -> Result<Vec<Pacing>, ReportError> {
     let (segments, personas) = goal_groups_of(pb, &inputs.people_groups(pb)).map_err(group_err)?;
     Ok(scorecard(
         pb,
-        &history(&inputs.snap),
+        history,
         as_of,
         Grouping::Map(&segments),
         Grouping::Map(&personas),
@@ -489,7 +511,7 @@ pub(crate) fn sla_section(
 }
 
 fn revenue_rows(
-    snap: &Snapshot,
+    history: &History<'_>,
     groups: &PeopleGroups<'_>,
     by: &str,
     mql: &str,
@@ -498,7 +520,7 @@ fn revenue_rows(
 ) -> Result<Vec<RevenueRow>, ReportError> {
     let groups = groups.by(by).map_err(group_err)?;
     let g = alignment_gaps(
-        &history(snap),
+        history,
         mql,
         window,
         as_of,
@@ -542,6 +564,7 @@ pub(crate) fn mql_stage(pb: &Playbook) -> String {
 fn upcoming(
     pb: &Playbook,
     snap: &Snapshot,
+    history: &History<'_>,
     groups: &PeopleGroups<'_>,
     as_of: Timestamp,
 ) -> Result<Vec<UpcomingCampaign>, ReportError> {
@@ -557,14 +580,7 @@ fn upcoming(
     let channels = groups.by("channel").map_err(group_err)?;
     let since = Timestamp::from_millis(i64::MIN / 4);
     let all = Window::new(since, Timestamp::from_millis(as_of.millis() + 1))?;
-    let mqls = stage_entries(
-        &snap.transitions,
-        &mql_stage(pb),
-        all,
-        as_of,
-        false,
-        Grouping::Map(&channels),
-    );
+    let mqls = history.stage_entries(&mql_stage(pb), all, as_of, false, Grouping::Map(&channels));
     let mut spend: BTreeMap<&str, i64> = BTreeMap::new();
     for c in &snap.campaigns {
         if let (Some(ch), Some(s), Some(cost)) = (&c.channel, c.starts_at, c.cost) {
@@ -747,7 +763,8 @@ pub fn build(
         ));
     }
     let snap = &inputs.snap;
-    let h = history(snap);
+    let entries = inputs.entries();
+    let h = inputs.history(&entries);
     let win = week.window;
     let comparison = previous_periods(Period::Week, win, 4, tz)?;
     let last = comparison[0];
@@ -776,7 +793,7 @@ pub fn build(
         });
     }
 
-    let paced = goals(pb, inputs, as_of)?;
+    let paced = goals(pb, inputs, &h, as_of)?;
     let goals = goal_rows(pb, &paced);
     let celebrations = goals
         .iter()
@@ -808,8 +825,8 @@ pub fn build(
     let mql = mql_stage(pb);
     // Campaign and channel share one pass over the touches.
     let groups = inputs.people_groups(pb);
-    let top_sources = revenue_rows(snap, &groups, "source", &mql, qtd, as_of)?;
-    let top_campaigns = revenue_rows(snap, &groups, "campaign", &mql, qtd, as_of)?;
+    let top_sources = revenue_rows(&h, &groups, "source", &mql, qtd, as_of)?;
+    let top_campaigns = revenue_rows(&h, &groups, "campaign", &mql, qtd, as_of)?;
 
     let segments = groups.by("segment").map_err(group_err)?;
     let g = alignment_gaps(
@@ -860,7 +877,7 @@ pub fn build(
         top_campaigns,
         successes,
         obstacles,
-        upcoming: upcoming(pb, snap, &groups, as_of)?,
+        upcoming: upcoming(pb, snap, &h, &groups, as_of)?,
         content_requests,
         top_assets: assets(inputs, win, as_of),
         gaps_by: "segment".into(),

@@ -14,7 +14,6 @@ use crate::domain::DealStatus;
 use crate::time::Timestamp;
 
 use super::retention::DealKind;
-use super::waterfall::stage_entries;
 use super::{ratio, Grouping, History, Window};
 
 /// Default flag threshold on `|mql_share − revenue_share|`.
@@ -78,14 +77,7 @@ pub fn alignment_gaps(
     grouping: Grouping<'_>,
     threshold: f64,
 ) -> Gaps {
-    let mqls = stage_entries(
-        history.transitions,
-        mql_stage,
-        window,
-        as_of,
-        false,
-        grouping,
-    );
+    let mqls = history.stage_entries(mql_stage, window, as_of, false, grouping);
     let mut deals: BTreeMap<String, (u64, u64, i64)> = BTreeMap::new();
     for d in history.deals {
         let Some(c) = d.closed_at else { continue };

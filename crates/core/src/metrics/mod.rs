@@ -14,6 +14,7 @@
 //! computes); without grouping everything is in the group [`ALL`]. Output is
 //! deterministic: groups and stages are sorted, maps are `BTreeMap`s.
 
+pub mod entries;
 pub mod gaps;
 pub mod plan;
 pub mod retention;
@@ -206,6 +207,36 @@ pub struct History<'a> {
     pub deals: &'a [Deal],
     /// Stage transitions of accounts (churn for the retention metrics).
     pub account_transitions: &'a [Transition],
+    /// `transitions` indexed by stage and time, when the caller keeps one
+    /// (it must be built from `transitions`); stage-entry counts read it
+    /// instead of scanning.
+    pub entries: Option<&'a entries::StageEntries>,
+}
+
+impl History<'_> {
+    /// [`waterfall::stage_entries`] of this history, from the index when
+    /// there is one.
+    pub fn stage_entries(
+        &self,
+        stage: &str,
+        window: Window,
+        as_of: Timestamp,
+        unique: bool,
+        grouping: Grouping<'_>,
+    ) -> BTreeMap<String, u64> {
+        match self.entries {
+            Some(ix) => entries::count_units(
+                ix.within(stage, window, as_of)
+                    .iter()
+                    .map(|e| (e.subject, e.cycle)),
+                unique,
+                grouping,
+            ),
+            None => {
+                waterfall::stage_entries(self.transitions, stage, window, as_of, unique, grouping)
+            }
+        }
+    }
 }
 
 /// A group key per person id, each distinct key stored once: grouping

@@ -24,7 +24,6 @@ use crate::playbook::{Goal, Period, Playbook, StageKind, METRICS};
 use crate::time::Timestamp;
 
 use super::retention::DealKind;
-use super::waterfall::stage_entries;
 use super::{funnel_ids, ratio, Grouping, History, MetricsError, Window};
 
 /// Pace at or above this is ahead.
@@ -228,7 +227,7 @@ pub fn metric_actuals(
     let activity_kinds = activity_kinds(metric);
     if let Some(stage) = metric_stage(pb, metric) {
         let stage = stage?;
-        for (g, n) in stage_entries(history.transitions, &stage, window, as_of, false, grouping) {
+        for (g, n) in history.stage_entries(&stage, window, as_of, false, grouping) {
             add(g, n as f64);
         }
     } else if let Some(kind) = touch_kind(metric) {
@@ -290,8 +289,8 @@ pub fn metric_actuals(
                     metric_stage(pb, id).unwrap_or(Err(MetricsError::UnknownMetric(id.into())))
                 };
                 let (mql, sal) = (stage("mqls")?, stage("sals")?);
-                let m = stage_entries(history.transitions, &mql, window, as_of, false, grouping);
-                let s = stage_entries(history.transitions, &sal, window, as_of, false, grouping);
+                let m = history.stage_entries(&mql, window, as_of, false, grouping);
+                let s = history.stage_entries(&sal, window, as_of, false, grouping);
                 let keys: BTreeSet<&String> = m.keys().chain(s.keys()).collect();
                 for g in keys {
                     let mv = m.get(g).copied().unwrap_or(0) as f64;

@@ -21,10 +21,11 @@ use serde::Serialize;
 
 use super::retention::DealKind;
 use crate::domain::{Deal, DealStatus, Subject, Transition};
-use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
 
+use super::entries::count_units;
 use super::{funnel_ids, percentile, ratio, stage_kinds, Grouping, MetricsError, Window, NONE};
 
 /// What to compute.
@@ -865,26 +866,14 @@ pub fn stage_entries(
     unique: bool,
     grouping: Grouping<'_>,
 ) -> BTreeMap<String, u64> {
-    // A unit's group is a function of its subject, so distinct units are
-    // distinct (group, unit) pairs: count each unit once, into its group,
-    // copying a group key once per group rather than per entry.
-    let mut seen: FxHashSet<(Subject, i64)> = FxHashSet::default();
-    let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for t in transitions {
-        if window.contains_as_of(t.at, as_of) && t.to == stage {
-            let cycle = if unique { 0 } else { t.cycle };
-            if seen.insert((t.subject, cycle)) {
-                let g = grouping.subject_key(t.subject);
-                match out.get_mut(g.as_ref()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        out.insert(g.into_owned(), 1);
-                    }
-                }
-            }
-        }
-    }
-    out
+    count_units(
+        transitions
+            .iter()
+            .filter(|t| window.contains_as_of(t.at, as_of) && t.to == stage)
+            .map(|t| (t.subject, t.cycle)),
+        unique,
+        grouping,
+    )
 }
 
 /// How many subjects are in each funnel stage as of `as_of` (their latest

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use tandem_core::metrics::entries::StageEntries;
 use tandem_core::playbook::Playbook;
 use tandem_store::query::KeptGroups;
 use tandem_store::repo::Snapshot;
@@ -53,4 +54,23 @@ pub(super) fn kept_groups(
     };
     cache.keep(KEY.into(), marks, pb.clone(), kept.clone());
     kept
+}
+
+/// The stage entries of this history ([`StageEntries`]): every page that
+/// counts entries in a window (scorecard, indicators, gaps, the weekly
+/// report) reads them instead of scanning every transition. Indexed again
+/// when the history changed (one pass, what a single scan costs).
+pub(super) fn kept_entries(
+    cache: &SnapshotCache,
+    snap: &Snapshot,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+) -> Arc<StageEntries> {
+    const KEY: &str = "stage-entries";
+    if let Some(kept) = cache.recall::<StageEntries>(KEY, marks, pb) {
+        return kept;
+    }
+    let built = Arc::new(StageEntries::build(&snap.transitions));
+    cache.keep(KEY.into(), marks, pb.clone(), built.clone());
+    built
 }

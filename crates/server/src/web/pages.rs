@@ -21,7 +21,7 @@ use tandem_core::lifecycle::LifecycleError;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
 use tandem_core::metrics::scorecard::{leading_indicators, scorecard, PaceStatus, RATE_METRICS};
 use tandem_core::metrics::waterfall::{waterfall as compute_waterfall, WaterfallOptions};
-use tandem_core::metrics::{funnel_ids, period_window, Grouping, Window, ALL};
+use tandem_core::metrics::{funnel_ids, period_window, Grouping, History, Window, ALL};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::scoring;
 use tandem_core::sla::{
@@ -35,7 +35,7 @@ use tandem_store::query::{self, KeptGroups};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::warm::Marks;
 
-use super::cache::{kept_groups, SnapshotCache};
+use super::cache::{kept_entries, kept_groups, SnapshotCache};
 use super::session::{is_fetch, WebUser};
 use super::svg::{self, Series};
 use super::{base, local, render, require, urlencode, with, WebError};
@@ -56,15 +56,15 @@ pub(super) async fn load(
     Ok(cache.get(&s.store).await?)
 }
 
-/// The history and the group keys kept for it ([`kept_groups`]).
+/// The history, its marks and the group keys kept for it ([`kept_groups`]).
 async fn load_grouped(
     cache: &SnapshotCache,
     s: &AppState,
     pb: &Arc<Playbook>,
-) -> Result<(super::cache::View, Arc<KeptGroups>), WebError> {
+) -> Result<(super::cache::View, Marks, Arc<KeptGroups>), WebError> {
     let (snap, marks) = cache.get_marked(&s.store).await?;
     let kept = kept_groups(cache, &snap, marks, pb);
-    Ok((snap, kept))
+    Ok((snap, marks, kept))
 }
 
 pub(super) fn bad_period(e: query::PeriodError) -> WebError {
@@ -195,8 +195,12 @@ pub async fn overview(
     let pb_arc = s.playbook();
     let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let (snap, kept) = load_grouped(&cache, &s, &pb_arc).await?;
-    let history = query::history(&snap);
+    let (snap, marks, kept) = load_grouped(&cache, &s, &pb_arc).await?;
+    let entries = kept_entries(&cache, &snap, marks, &pb_arc);
+    let history = History {
+        entries: Some(&entries),
+        ..query::history(&snap)
+    };
     let groups = query::PeopleGroups::new(pb, &snap).kept(&kept);
     let (segments, personas) =
         query::goal_groups_of(pb, &groups).map_err(|e| WebError::bad(e.to_string()))?;
@@ -433,7 +437,7 @@ pub async fn waterfall(
     let pb_arc = s.playbook();
     let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let (snap, kept) = load_grouped(&cache, &s, &pb_arc).await?;
+    let (snap, _, kept) = load_grouped(&cache, &s, &pb_arc).await?;
     let period = nonempty(&q.period).unwrap_or("all");
     let window = match (nonempty(&q.from), nonempty(&q.to), period) {
         (None, None, "all") => query::window(pb, &snap, None, None, at).map_err(bad_period)?,
@@ -1524,7 +1528,8 @@ pub async fn gaps(
         .as_ref()
         .map(|s| s.stage.clone())
         .unwrap_or_else(|| "mql".into());
-    let (snap, kept) = load_grouped(&cache, &s, &pb_arc).await?;
+    let (snap, marks, kept) = load_grouped(&cache, &s, &pb_arc).await?;
+    let entries = kept_entries(&cache, &snap, marks, &pb_arc);
     let period = nonempty(&q.period).unwrap_or("all");
     let window = if period == "all" {
         query::window(pb, &snap, None, None, at).map_err(bad_period)?
@@ -1537,8 +1542,12 @@ pub async fn gaps(
         .kept(&kept)
         .by(by)
         .map_err(|e| WebError::bad(e.to_string()))?;
+    let history = History {
+        entries: Some(&entries),
+        ..query::history(&snap)
+    };
     let g = alignment_gaps(
-        &query::history(&snap),
+        &history,
         &mql,
         window,
         at,
