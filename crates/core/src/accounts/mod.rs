@@ -29,14 +29,17 @@ pub fn engagement(pb: &Playbook, people: &[&Person], touches: &[&Touch], as_of: 
     for t in touches {
         by_person.entry(t.person_id).or_default().push(t);
     }
-    people
-        .iter()
-        .map(|p| {
-            let ts = by_person.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
-            scoring::engagement_score(pb, ts.iter().copied(), as_of)
-        })
-        .sum::<f64>()
-        + 0.0
+    engagement_of(people.iter().map(|p| {
+        let ts = by_person.get(&p.id).map(Vec::as_slice).unwrap_or(&[]);
+        scoring::engagement_score(pb, ts.iter().copied(), as_of)
+    }))
+}
+
+/// Account engagement from its people's engagement scores (from
+/// [`scoring::engagement_score`] or a [`scoring::EngagementIndex`]), summed
+/// in the people's order as [`engagement`] does.
+pub fn engagement_of(scores: impl Iterator<Item = f64>) -> f64 {
+    scores.sum::<f64>() + 0.0
 }
 
 /// One buying-committee role at one account.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use tandem_core::metrics::entries::StageEntries;
 use tandem_core::playbook::Playbook;
+use tandem_core::scoring::EngagementIndex;
 use tandem_store::query::KeptGroups;
 use tandem_store::repo::Snapshot;
 use tandem_store::warm::Marks;
@@ -56,6 +57,23 @@ pub(super) fn kept_groups(
     kept
 }
 
+/// A value derived from this exact history and playbook, kept under `key`
+/// and built again when the history changed.
+fn kept_for<T: std::any::Any + Send + Sync>(
+    cache: &SnapshotCache,
+    key: &str,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+    build: impl FnOnce() -> T,
+) -> Arc<T> {
+    if let Some(kept) = cache.recall::<T>(key, marks, pb) {
+        return kept;
+    }
+    let built = Arc::new(build());
+    cache.keep(key.into(), marks, pb.clone(), built.clone());
+    built
+}
+
 /// The stage entries of this history ([`StageEntries`]): every page that
 /// counts entries in a window (scorecard, indicators, gaps, the weekly
 /// report) reads them instead of scanning every transition. Indexed again
@@ -66,11 +84,22 @@ pub(super) fn kept_entries(
     marks: Marks,
     pb: &Arc<Playbook>,
 ) -> Arc<StageEntries> {
-    const KEY: &str = "stage-entries";
-    if let Some(kept) = cache.recall::<StageEntries>(KEY, marks, pb) {
-        return kept;
-    }
-    let built = Arc::new(StageEntries::build(&snap.transitions));
-    cache.keep(KEY.into(), marks, pb.clone(), built.clone());
-    built
+    kept_for(cache, "stage-entries", marks, pb, || {
+        StageEntries::build(&snap.transitions)
+    })
+}
+
+/// Every person's scoring touches ([`EngagementIndex`]) for this history
+/// and playbook: the targets page scores the people of every listed
+/// account at the instant asked for. Indexed again when the history
+/// changed.
+pub(super) fn kept_engagement(
+    cache: &SnapshotCache,
+    snap: &Snapshot,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+) -> Arc<EngagementIndex> {
+    kept_for(cache, "engagement-index", marks, pb, || {
+        EngagementIndex::build(pb, &snap.touches)
+    })
 }

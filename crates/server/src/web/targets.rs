@@ -18,14 +18,14 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use serde_json::json;
 use tandem_core::accounts::tiers::check_tier;
-use tandem_core::accounts::{coverage_with, engagement, Committee};
-use tandem_core::domain::{Person, Subject, Touch, Transition};
+use tandem_core::accounts::{coverage_with, engagement_of, Committee};
+use tandem_core::domain::{Person, Subject, Transition};
 use tandem_core::fxhash::{FxHashMap, FxHashSet};
 use tandem_core::Timestamp;
 use tandem_store::accounts::{self, NewTarget};
 
-use super::cache::SnapshotCache;
-use super::pages::{as_of, filter, grouped, load, nonempty, option, pct, section, table};
+use super::cache::{kept_engagement, SnapshotCache};
+use super::pages::{as_of, filter, grouped, nonempty, option, pct, section, table};
 use super::session::WebUser;
 use super::svg::{self, Series};
 use super::{base, render, require, with, WebError};
@@ -54,8 +54,8 @@ pub async fn page(
     Extension(cache): Extension<SnapshotCache>,
     Query(q): Query<TargetsQuery>,
 ) -> Result<Response, WebError> {
-    let pb = s.playbook();
-    let pb = &*pb;
+    let pb_arc = s.playbook();
+    let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
     let tier_filter = match nonempty(&q.tier) {
         None => None,
@@ -70,28 +70,18 @@ pub async fn page(
         let mut c = s.store.conn().await?;
         accounts::targets(&mut c).await?
     };
-    let snap = load(&cache, &s).await?;
+    let (snap, marks) = cache.get_marked(&s.store).await?;
+    let scores = kept_engagement(&cache, &snap, marks, &pb_arc);
     let by_id: BTreeMap<i64, &tandem_core::domain::Account> =
         snap.accounts.iter().map(|a| (a.id, a)).collect();
-    // Only the target accounts' people and their touches are grouped: the
-    // list is a few hundred accounts, the history a million touches.
-    // Fx-hashed: `theirs` is probed once per touch of the whole history.
+    // Only the target accounts' people are grouped: the list is a few
+    // hundred accounts, the history a hundred thousand people.
     let listed: FxHashSet<i64> = list.iter().map(|t| t.account_id).collect();
     let mut people: FxHashMap<i64, Vec<&Person>> = FxHashMap::default();
-    let mut theirs: FxHashSet<i64> = FxHashSet::default();
     for p in &snap.people {
         if let Some(a) = p.account_id.filter(|a| listed.contains(a)) {
             people.entry(a).or_default().push(p);
-            theirs.insert(p.id);
         }
-    }
-    let mut touches: FxHashMap<i64, Vec<&Touch>> = FxHashMap::default();
-    for t in snap
-        .touches
-        .iter()
-        .filter(|t| theirs.contains(&t.person_id))
-    {
-        touches.entry(t.person_id).or_default().push(t);
     }
     let mut moves: BTreeMap<i64, Vec<&Transition>> = BTreeMap::new();
     for t in &snap.account_transitions {
@@ -111,13 +101,9 @@ pub async fn page(
         let Some(acc) = by_id.get(&t.account_id) else {
             continue;
         };
-        let ppl: Vec<&Person> = people.get(&acc.id).cloned().unwrap_or_default();
-        let ts: Vec<&Touch> = ppl
-            .iter()
-            .flat_map(|p| touches.get(&p.id).into_iter().flatten().copied())
-            .collect();
-        let cov = coverage_with(&committee, acc, &ppl);
-        let eng = engagement(pb, &ppl, &ts, at);
+        let ppl: &[&Person] = people.get(&acc.id).map(Vec::as_slice).unwrap_or(&[]);
+        let cov = coverage_with(&committee, acc, ppl);
+        let eng = engagement_of(ppl.iter().map(|p| scores.score(p.id, at)));
         let stage = stage_at(moves.get(&acc.id).map(Vec::as_slice).unwrap_or(&[]), at);
         let e = tiers.entry(t.tier).or_default();
         e.0 += 1;
