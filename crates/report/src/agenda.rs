@@ -266,8 +266,8 @@ fn agenda_with(
     let goals = match report {
         Some(r) => r.goals.clone(),
         None => {
-            let entries = inputs.entries();
-            goal_rows(pb, &goals(pb, inputs, &inputs.history(&entries), as_of)?)
+            let index = inputs.index();
+            goal_rows(pb, &goals(pb, inputs, &inputs.history(&index), as_of)?)
         }
     };
     let open = |kind: &str| -> Vec<FeedbackNote> {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tandem_core::domain::Campaign;
-use tandem_core::metrics::entries::StageEntries;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
+use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::metrics::scorecard::{actuals_over, scorecard, Pacing, RATE_METRICS};
 use tandem_core::metrics::waterfall::flow_counts;
 use tandem_core::metrics::{period_window, previous_periods, ratio, Grouping, History, Window};
@@ -63,9 +63,9 @@ pub struct Inputs<'s> {
     /// Group keys kept for this history and playbook (by a server that
     /// keeps the history), else computed per report.
     pub groups: Option<Arc<KeptGroups>>,
-    /// The history's stage entries (kept by a server beside the history,
-    /// built from `snap.transitions`), else indexed per report.
-    pub entries: Option<Arc<StageEntries>>,
+    /// The history's index (kept by a server beside the history, built
+    /// from `snap`), else built per report.
+    pub index: Option<Arc<HistoryIndex>>,
 }
 
 impl Inputs<'_> {
@@ -78,18 +78,22 @@ impl Inputs<'_> {
         }
     }
 
-    /// The kept stage-entry index, or one built now.
-    pub(crate) fn entries(&self) -> Cow<'_, StageEntries> {
-        match &self.entries {
+    /// The kept history index, or one built now.
+    pub(crate) fn index(&self) -> Cow<'_, HistoryIndex> {
+        match &self.index {
             Some(kept) => Cow::Borrowed(kept),
-            None => Cow::Owned(StageEntries::build(&self.snap.transitions)),
+            None => Cow::Owned(HistoryIndex::build(
+                &self.snap.transitions,
+                &self.snap.touches,
+                &self.snap.activities,
+            )),
         }
     }
 
-    /// The history metrics read, with `entries` (from [`Inputs::entries`]).
-    pub(crate) fn history<'a>(&'a self, entries: &'a StageEntries) -> History<'a> {
+    /// The history metrics read, with `index` (from [`Inputs::index`]).
+    pub(crate) fn history<'a>(&'a self, index: &'a HistoryIndex) -> History<'a> {
         History {
-            entries: Some(entries),
+            index: Some(index),
             ..history(&self.snap)
         }
     }
@@ -118,7 +122,7 @@ pub async fn load_with<'s>(
         uses: weekly::content_uses(&mut c).await?,
         feedback: crate::feedback::load(&mut c).await?,
         groups: None,
-        entries: None,
+        index: None,
     })
 }
 
@@ -763,8 +767,8 @@ pub fn build(
         ));
     }
     let snap = &inputs.snap;
-    let entries = inputs.entries();
-    let h = inputs.history(&entries);
+    let index = inputs.index();
+    let h = inputs.history(&index);
     let win = week.window;
     let comparison = previous_periods(Period::Week, win, 4, tz)?;
     let last = comparison[0];

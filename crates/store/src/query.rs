@@ -31,7 +31,7 @@ pub fn history(snap: &Snapshot) -> History<'_> {
         activities: &snap.activities,
         deals: &snap.deals,
         account_transitions: &snap.account_transitions,
-        entries: None,
+        index: None,
     }
 }
 

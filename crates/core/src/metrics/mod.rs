@@ -14,8 +14,8 @@
 //! computes); without grouping everything is in the group [`ALL`]. Output is
 //! deterministic: groups and stages are sorted, maps are `BTreeMap`s.
 
-pub mod entries;
 pub mod gaps;
+pub mod index;
 pub mod plan;
 pub mod retention;
 pub mod scorecard;
@@ -207,10 +207,10 @@ pub struct History<'a> {
     pub deals: &'a [Deal],
     /// Stage transitions of accounts (churn for the retention metrics).
     pub account_transitions: &'a [Transition],
-    /// `transitions` indexed by stage and time, when the caller keeps one
-    /// (it must be built from `transitions`); stage-entry counts read it
-    /// instead of scanning.
-    pub entries: Option<&'a entries::StageEntries>,
+    /// This history indexed by kind and time, when the caller keeps one
+    /// (it must be built from these transitions, touches and activities);
+    /// window counts read it instead of scanning.
+    pub index: Option<&'a index::HistoryIndex>,
 }
 
 impl History<'_> {
@@ -224,9 +224,9 @@ impl History<'_> {
         unique: bool,
         grouping: Grouping<'_>,
     ) -> BTreeMap<String, u64> {
-        match self.entries {
-            Some(ix) => entries::count_units(
-                ix.within(stage, window, as_of)
+        match self.index {
+            Some(ix) => index::count_units(
+                ix.entries_within(stage, window, as_of)
                     .iter()
                     .map(|e| (e.subject, e.cycle)),
                 unique,

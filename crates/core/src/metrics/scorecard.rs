@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::domain::{ActivityKind, DealStatus, Subject, Transition};
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::playbook::{Goal, Period, Playbook, StageKind, METRICS};
 use crate::time::Timestamp;
 
@@ -299,7 +299,7 @@ pub fn metric_actuals(
                 }
             }
             "retention" => {
-                for (g, v) in retention(pb, history.transitions, window, as_of, grouping)? {
+                for (g, v) in retention(pb, history, window, as_of, grouping)? {
                     out.insert(g, v);
                 }
             }
@@ -335,27 +335,41 @@ pub fn actuals_over(
     let activity_kinds: Vec<&[ActivityKind]> = metrics.iter().map(|m| activity_kinds(m)).collect();
     // counts[i][j]: rows metric i counts in window j.
     let mut counts = vec![vec![0u64; windows.len()]; metrics.len()];
-    if touch_kinds.iter().any(Option::is_some) {
-        for t in history.touches.iter().filter(|t| t.at <= as_of) {
-            // The time first: it is in the touch, the kind behind a pointer.
-            for (j, w) in windows.iter().enumerate() {
-                if w.contains(t.at) {
-                    for (i, kind) in touch_kinds.iter().enumerate() {
-                        if *kind == Some(t.kind.as_str()) {
-                            counts[i][j] += 1;
+    if let Some(ix) = history.index {
+        // Distinct static kinds per metric: each row is counted once.
+        for (i, row) in counts.iter_mut().enumerate() {
+            for (j, &w) in windows.iter().enumerate() {
+                let touches = touch_kinds[i].map_or(0, |k| ix.touches_within(k, w, as_of));
+                let activities: usize = activity_kinds[i]
+                    .iter()
+                    .map(|&k| ix.activities_within(k, w, as_of))
+                    .sum();
+                row[j] = (touches + activities) as u64;
+            }
+        }
+    } else {
+        if touch_kinds.iter().any(Option::is_some) {
+            for t in history.touches.iter().filter(|t| t.at <= as_of) {
+                // The time first: it is in the touch, the kind behind a pointer.
+                for (j, w) in windows.iter().enumerate() {
+                    if w.contains(t.at) {
+                        for (i, kind) in touch_kinds.iter().enumerate() {
+                            if *kind == Some(t.kind.as_str()) {
+                                counts[i][j] += 1;
+                            }
                         }
                     }
                 }
             }
         }
-    }
-    if activity_kinds.iter().any(|k| !k.is_empty()) {
-        for a in history.activities.iter().filter(|a| a.at <= as_of) {
-            for (j, w) in windows.iter().enumerate() {
-                if w.contains(a.at) {
-                    for (i, kinds) in activity_kinds.iter().enumerate() {
-                        if kinds.contains(&a.kind) {
-                            counts[i][j] += 1;
+        if activity_kinds.iter().any(|k| !k.is_empty()) {
+            for a in history.activities.iter().filter(|a| a.at <= as_of) {
+                for (j, w) in windows.iter().enumerate() {
+                    if w.contains(a.at) {
+                        for (i, kinds) in activity_kinds.iter().enumerate() {
+                            if kinds.contains(&a.kind) {
+                                counts[i][j] += 1;
+                            }
                         }
                     }
                 }
@@ -396,7 +410,7 @@ fn empty_value(metric: &str) -> Option<f64> {
 
 fn retention(
     pb: &Playbook,
-    transitions: &[Transition],
+    history: &History<'_>,
     window: Window,
     as_of: Timestamp,
     grouping: Grouping<'_>,
@@ -417,6 +431,31 @@ fn retention(
     let end = window
         .to
         .min(Timestamp::from_millis(as_of.millis().saturating_add(1)));
+    // Only a subject that entered a customer stage before the window can
+    // be a customer at its start: with an index, only they are followed.
+    let candidates: Option<FxHashSet<Subject>> = match history.index {
+        Some(ix) => {
+            let since = Timestamp::from_millis(i64::MIN / 4);
+            let before = Window::new(since, window.from).ok();
+            Some(
+                before
+                    .into_iter()
+                    .flat_map(|b| {
+                        customer_stages
+                            .iter()
+                            .flat_map(move |s| ix.entries_within(s, b, as_of))
+                    })
+                    .map(|e| e.subject)
+                    .collect(),
+            )
+        }
+        None => None,
+    };
+    if candidates.as_ref().is_some_and(FxHashSet::is_empty) {
+        return Ok(BTreeMap::new());
+    }
+    let followed = |s: &Subject| candidates.as_ref().is_none_or(|c| c.contains(s));
+    let transitions = history.transitions;
     // Per subject, its latest transition (by at, seq) strictly before the
     // window start and strictly before its end: one pass, no per-subject
     // lists (this runs on every scorecard over the whole history).
@@ -425,11 +464,14 @@ fn retention(
     type Latest<'t> = Option<((Timestamp, i64), &'t Transition)>;
     let later = |slot: Latest<'_>, t: &Transition| slot.is_none_or(|(k, _)| (t.at, t.seq) > k);
     // Sized up front: growing a map of every subject rehashes it often.
+    let room = candidates
+        .as_ref()
+        .map_or(transitions.len() / 2, FxHashSet::len);
     let mut latest: FxHashMap<Subject, (Latest<'_>, Latest<'_>)> =
-        FxHashMap::with_capacity_and_hasher(transitions.len() / 2, Default::default());
+        FxHashMap::with_capacity_and_hasher(room, Default::default());
     for t in transitions.iter().filter(|t| t.at <= as_of) {
         let (before_start, before_end) = (t.at < window.from, t.at < end);
-        if !before_start && !before_end {
+        if (!before_start && !before_end) || !followed(&t.subject) {
             continue;
         }
         let e = latest.entry(t.subject).or_default();

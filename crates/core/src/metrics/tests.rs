@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::entries::StageEntries;
 use super::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
+use super::index::HistoryIndex;
 use super::plan::{
     average_won_deal_size, historic_median_days, historic_median_days_for, historic_rates,
     historic_rates_for, reverse_waterfall, won_stage,
@@ -917,19 +917,19 @@ fn stage_entries_index_window_edges() {
         .mv(2, "mql", 20)
         .mv(3, "mql", 15)
         .mv(4, "sal", 12);
-    let ix = StageEntries::build(&h.v);
-    let at = |es: &[super::entries::Entry]| es.iter().map(|e| e.at).collect::<Vec<_>>();
+    let ix = HistoryIndex::build(&h.v, &[], &[]);
+    let at = |es: &[super::index::Entry]| es.iter().map(|e| e.at).collect::<Vec<_>>();
     assert_eq!(
-        at(ix.within("mql", win(10, 20), day(100))),
+        at(ix.entries_within("mql", win(10, 20), day(100))),
         [day(10), day(15)]
     );
     assert_eq!(
-        at(ix.within("mql", win(10, 21), day(15))),
+        at(ix.entries_within("mql", win(10, 21), day(15))),
         [day(10), day(15)]
     );
-    assert_eq!(at(ix.within("mql", win(16, 19), day(100))), []);
-    assert_eq!(at(ix.within("mql", win(10, 21), day(5))), []);
-    assert_eq!(at(ix.within("nurture", win(0, 99), day(100))), []);
+    assert_eq!(at(ix.entries_within("mql", win(16, 19), day(100))), []);
+    assert_eq!(at(ix.entries_within("mql", win(10, 21), day(5))), []);
+    assert_eq!(at(ix.entries_within("nurture", win(0, 99), day(100))), []);
     assert_eq!(ix.len(), 4);
 }
 
@@ -965,15 +965,45 @@ proptest! {
             .collect();
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
         let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
-        let index = StageEntries::build(&transitions);
+        let index = HistoryIndex::build(&transitions, &[], &[]);
         let scan = History { transitions: &transitions, ..History::default() };
-        let indexed = History { entries: Some(&index), ..scan };
+        let indexed = History { index: Some(&index), ..scan };
         let (w, at) = (win(from, from + len), day(as_of));
         prop_assert_eq!(
             indexed.stage_entries(ids[stage], w, at, unique, grouping),
             scan.stage_entries(ids[stage], w, at, unique, grouping)
         );
         prop_assert_eq!(index.len(), transitions.len());
+    }
+}
+
+proptest! {
+    /// Retention followed only for the subjects the index shows entering a
+    /// customer stage before the window equals retention over everyone.
+    #[test]
+    fn indexed_retention_equals_the_scan(
+        moves in prop::collection::vec((1i64..8, 0usize..4, 0i64..60), 0..50),
+        from in 0i64..50,
+        len in 1i64..30,
+        as_of in 0i64..70,
+        grouped in any::<bool>(),
+    ) {
+        let pb = pb();
+        let ids = ["opportunity", "customer", "recycled", "disqualified"];
+        let mut h = H::default();
+        for &(p, s, d) in &moves {
+            h.mv(p, ids[s], d);
+        }
+        let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
+        let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
+        let index = HistoryIndex::build(&h.v, &[], &[]);
+        let scan = History { transitions: &h.v, ..History::default() };
+        let indexed = History { index: Some(&index), ..scan };
+        let (w, at) = (win(from, from + len), day(as_of));
+        prop_assert_eq!(
+            metric_actuals(&pb, &indexed, "retention", w, at, grouping).unwrap(),
+            metric_actuals(&pb, &scan, "retention", w, at, grouping).unwrap()
+        );
     }
 }
 
@@ -1297,11 +1327,11 @@ proptest! {
             activities: &activities,
             deals: &deals,
             account_transitions: &[],
-            entries: None,
+            index: None,
         };
-        // Stage counts read from the index in one, by scanning in the other.
-        let index = StageEntries::build(&h.v);
-        let indexed = History { entries: Some(&index), ..history };
+        // Counts read from the index in one, by scanning in the other.
+        let index = HistoryIndex::build(&h.v, &touches, &activities);
+        let indexed = History { index: Some(&index), ..history };
         let windows: Vec<Window> = windows.iter().map(|&(f, l)| win(f, f + l)).collect();
         let metrics = [
             "web_visits", "email_opens", "paid_clicks", "form_fills", "mqls", "sals", "calls",

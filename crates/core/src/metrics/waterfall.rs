@@ -25,7 +25,7 @@ use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
 
-use super::entries::count_units;
+use super::index::count_units;
 use super::{funnel_ids, percentile, ratio, stage_kinds, Grouping, MetricsError, Window, NONE};
 
 /// What to compute.

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use tandem_core::metrics::entries::StageEntries;
+use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::playbook::Playbook;
 use tandem_core::scoring::EngagementIndex;
 use tandem_store::query::KeptGroups;
@@ -74,18 +74,18 @@ fn kept_for<T: std::any::Any + Send + Sync>(
     built
 }
 
-/// The stage entries of this history ([`StageEntries`]): every page that
-/// counts entries in a window (scorecard, indicators, gaps, the weekly
-/// report) reads them instead of scanning every transition. Indexed again
-/// when the history changed (one pass, what a single scan costs).
-pub(super) fn kept_entries(
+/// This history's index ([`HistoryIndex`]): every page that counts stage
+/// entries, touches or activities in a window (scorecard, indicators, gaps,
+/// the weekly report) reads it instead of scanning the history. Indexed
+/// again when the history changed.
+pub(super) fn kept_index(
     cache: &SnapshotCache,
     snap: &Snapshot,
     marks: Marks,
     pb: &Arc<Playbook>,
-) -> Arc<StageEntries> {
-    kept_for(cache, "stage-entries", marks, pb, || {
-        StageEntries::build(&snap.transitions)
+) -> Arc<HistoryIndex> {
+    kept_for(cache, "history-index", marks, pb, || {
+        HistoryIndex::build(&snap.transitions, &snap.touches, &snap.activities)
     })
 }
 

@@ -35,7 +35,7 @@ use tandem_store::query::{self, KeptGroups};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::warm::Marks;
 
-use super::cache::{kept_entries, kept_groups, SnapshotCache};
+use super::cache::{kept_groups, kept_index, SnapshotCache};
 use super::session::{is_fetch, WebUser};
 use super::svg::{self, Series};
 use super::{base, local, render, require, urlencode, with, WebError};
@@ -196,9 +196,9 @@ pub async fn overview(
     let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
     let (snap, marks, kept) = load_grouped(&cache, &s, &pb_arc).await?;
-    let entries = kept_entries(&cache, &snap, marks, &pb_arc);
+    let index = kept_index(&cache, &snap, marks, &pb_arc);
     let history = History {
-        entries: Some(&entries),
+        index: Some(&index),
         ..query::history(&snap)
     };
     let groups = query::PeopleGroups::new(pb, &snap).kept(&kept);
@@ -1529,7 +1529,7 @@ pub async fn gaps(
         .map(|s| s.stage.clone())
         .unwrap_or_else(|| "mql".into());
     let (snap, marks, kept) = load_grouped(&cache, &s, &pb_arc).await?;
-    let entries = kept_entries(&cache, &snap, marks, &pb_arc);
+    let index = kept_index(&cache, &snap, marks, &pb_arc);
     let period = nonempty(&q.period).unwrap_or("all");
     let window = if period == "all" {
         query::window(pb, &snap, None, None, at).map_err(bad_period)?
@@ -1543,7 +1543,7 @@ pub async fn gaps(
         .by(by)
         .map_err(|e| WebError::bad(e.to_string()))?;
     let history = History {
-        entries: Some(&entries),
+        index: Some(&index),
         ..query::history(&snap)
     };
     let g = alignment_gaps(

@@ -30,7 +30,7 @@ use tandem_core::Timestamp;
 use tandem_report::render::{self, Style};
 use tandem_report::{Agenda, Meeting, ReportError, Week, WeeklyReport};
 
-use super::cache::{kept_entries, kept_groups, SnapshotCache};
+use super::cache::{kept_groups, kept_index, SnapshotCache};
 use super::decisions::NoteQuery;
 use super::pages::{as_of, filter, grouped, nonempty, option, section, table};
 use super::session::WebUser;
@@ -104,7 +104,7 @@ async fn built(
         .await
         .map_err(report_err)?;
     inp.groups = Some(kept_groups(cache, &snap, marks, pb));
-    inp.entries = Some(kept_entries(cache, &snap, marks, pb));
+    inp.index = Some(kept_index(cache, &snap, marks, pb));
     // Decisions, content and feedback are read fresh each time (small
     // tables outside the kept history): they are part of the key.
     let mut h = std::collections::hash_map::DefaultHasher::new();
