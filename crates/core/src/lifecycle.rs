@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::domain::{Subject, Transition};
 use crate::facts::{account_value, activity_value, deal_value, person_value, Facts};
 use crate::fxhash::FxHashMap;
-use crate::playbook::{Playbook, Stage, StageKind, Var, Vars};
+use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::time::Timestamp;
 
@@ -336,18 +336,73 @@ pub fn evaluate(
     base: &Vars,
 ) -> Vec<Move> {
     let (fit, _) = scoring::fit_with(pb, base);
-    evaluate_with_fit(pb, state, facts, at, base, fit)
+    let profile = Profile {
+        base: base.clone(),
+        fit,
+    };
+    evaluate_with(pb, state, facts, at, &profile, &EntryReads::of(pb))
 }
 
-/// [`evaluate`] with the fit score already computed from `base` (it depends
-/// on the profile only, so [`advance`] computes it once, not per instant).
-fn evaluate_with_fit(
+/// What of a subject automatic entry reads that does not change with time:
+/// the profile variables (person, account) and the fit score computed from
+/// them. Computing it once per person instead of once per
+/// [`advance`] call matters when a caller advances the same person many
+/// times (the demo generator).
+#[derive(Clone, Debug)]
+pub struct Profile {
+    base: Vars,
+    fit: f64,
+}
+
+impl Profile {
+    /// The profile of `facts`' person and account (the rest of `facts` is
+    /// not read).
+    pub fn new(pb: &Playbook, facts: &Facts<'_>) -> Profile {
+        let base = base_vars(facts);
+        let (fit, _) = scoring::fit_with(pb, &base);
+        Profile { base, fit }
+    }
+}
+
+/// Which of the per-instant variables some stage's entry reads: the others
+/// need not be computed (an expression cannot tell an unbound variable it
+/// does not mention from a bound one, see [`Criterion::matches`]).
+///
+/// [`Criterion::matches`]: crate::playbook::Criterion::matches
+#[derive(Clone, Copy, Debug)]
+struct EntryReads {
+    score: bool,
+    deal: bool,
+    activity: bool,
+}
+
+impl EntryReads {
+    fn of(pb: &Playbook) -> EntryReads {
+        let reads = |var: Var| {
+            pb.stages.iter().any(|s| {
+                s.entry
+                    .as_ref()
+                    .is_some_and(|c| c.reads().of(var) != Read::Nothing)
+            })
+        };
+        EntryReads {
+            score: reads(Var::Score),
+            deal: reads(Var::Deal),
+            activity: reads(Var::Activity),
+        }
+    }
+}
+
+/// [`evaluate`] with the profile already computed (it depends on the
+/// person and account only, so [`advance`] computes it once, not per
+/// instant) and the per-instant variables no entry reads left unbound.
+fn evaluate_with(
     pb: &Playbook,
     state: &State,
     facts: &Facts<'_>,
     at: Timestamp,
-    base: &Vars,
-    fit: f64,
+    profile: &Profile,
+    needs: &EntryReads,
 ) -> Vec<Move> {
     let current = state.stage.as_deref().and_then(|s| pb.stage(s));
     if current.is_some_and(|c| c.kind == StageKind::Terminal) {
@@ -367,15 +422,22 @@ fn evaluate_with_fit(
             .cycle_started_at
             .unwrap_or(Timestamp::from_millis(i64::MIN))
     };
-    let mut vars = base.clone();
-    let recent = facts.touches.iter().filter(|t| t.at >= since);
-    let engagement = scoring::engagement_score(pb, recent, at);
-    vars.set(
-        Var::Score,
-        &serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
-    )
-    .set(Var::Deal, &deal_value(facts.deals, since, at))
-    .set(Var::Activity, &activity_value(facts.activities, since, at));
+    let mut vars = profile.base.clone();
+    if needs.score {
+        let fit = profile.fit;
+        let recent = facts.touches.iter().filter(|t| t.at >= since);
+        let engagement = scoring::engagement_score(pb, recent, at);
+        vars.set(
+            Var::Score,
+            &serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
+        );
+    }
+    if needs.deal {
+        vars.set(Var::Deal, &deal_value(facts.deals, since, at));
+    }
+    if needs.activity {
+        vars.set(Var::Activity, &activity_value(facts.activities, since, at));
+    }
 
     let holds = |s: &Stage| s.entry.as_ref().is_some_and(|c| c.matches(&vars));
     let mut moves = Vec::new();
@@ -422,6 +484,18 @@ pub fn base_vars(facts: &Facts<'_>) -> Vars {
 /// so a lead crossing a rule enters the stage at the instant it crossed.
 /// Returns all moves to append, in order.
 pub fn advance(pb: &Playbook, state: &State, facts: &Facts<'_>, until: Timestamp) -> Vec<Move> {
+    advance_with(pb, state, facts, until, &Profile::new(pb, facts))
+}
+
+/// [`advance`] with the person's [`Profile`] computed by the caller (once
+/// for all the times it advances the same person).
+pub fn advance_with(
+    pb: &Playbook,
+    state: &State,
+    facts: &Facts<'_>,
+    until: Timestamp,
+    profile: &Profile,
+) -> Vec<Move> {
     let start = state.entered_at.unwrap_or(facts.person.created_at);
     let mut instants: Vec<Timestamp> = std::iter::once(facts.person.created_at)
         .chain(facts.touches.iter().map(|t| t.at))
@@ -432,12 +506,11 @@ pub fn advance(pb: &Playbook, state: &State, facts: &Facts<'_>, until: Timestamp
         .collect();
     instants.sort();
     instants.dedup();
-    let base = base_vars(facts);
-    let (fit, _) = scoring::fit_with(pb, &base);
+    let needs = EntryReads::of(pb);
     let mut state = state.clone();
     let mut out = Vec::new();
     for at in instants {
-        for m in evaluate_with_fit(pb, &state, facts, at, &base, fit) {
+        for m in evaluate_with(pb, &state, facts, at, profile, &needs) {
             state.apply(&m);
             out.push(m);
         }
