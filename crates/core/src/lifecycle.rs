@@ -340,7 +340,7 @@ pub fn evaluate(
         base: base.clone(),
         fit,
     };
-    evaluate_with(pb, state, facts, at, &profile, &EntryReads::of(pb))
+    evaluate_with(pb, state, facts, at, &mut Instants::new(pb, &profile))
 }
 
 /// What of a subject automatic entry reads that does not change with time:
@@ -364,45 +364,105 @@ impl Profile {
     }
 }
 
-/// Which of the per-instant variables some stage's entry reads: the others
-/// need not be computed (an expression cannot tell an unbound variable it
-/// does not mention from a bound one, see [`Criterion::matches`]).
+/// The per-instant variables (`score`, `deal`, `activity`) of one subject
+/// while [`advance`] walks its instants, and what each stage's entry gave
+/// the last time it was evaluated.
 ///
-/// [`Criterion::matches`]: crate::playbook::Criterion::matches
-#[derive(Clone, Copy, Debug)]
-struct EntryReads {
-    score: bool,
-    deal: bool,
-    activity: bool,
+/// An entry criterion is a function of the variables it reads; the profile
+/// is the same at every instant and `deal` and `activity` change only when
+/// a deal or activity enters the window. So a variable is converted to CEL
+/// only when its value changed, and an entry is evaluated again only when
+/// a variable it reads changed since its last evaluation (`mql` reads the
+/// engagement score, which decays at every instant; `deal.open` does not).
+/// Per-instant variables no entry reads are not computed at all.
+struct Instants {
+    vars: Vars,
+    fit: f64,
+    /// Score, deal, activity: whether some entry reads it, its value as
+    /// bound, and how many times it changed.
+    slots: [Slot; 3],
+    /// Per stage (as in `pb.stages`): which slots its entry reads, and the
+    /// slots' change counts and the result of its last evaluation.
+    stages: Vec<([bool; 3], Option<([u64; 3], bool)>)>,
 }
 
-impl EntryReads {
-    fn of(pb: &Playbook) -> EntryReads {
-        let reads = |var: Var| {
-            pb.stages.iter().any(|s| {
-                s.entry
-                    .as_ref()
-                    .is_some_and(|c| c.reads().of(var) != Read::Nothing)
+/// One per-instant variable of [`Instants`].
+#[derive(Default)]
+struct Slot {
+    read: bool,
+    value: Option<serde_json::Value>,
+    changes: u64,
+}
+
+const SLOT_VARS: [Var; 3] = [Var::Score, Var::Deal, Var::Activity];
+
+impl Instants {
+    fn new(pb: &Playbook, profile: &Profile) -> Instants {
+        let stages: Vec<([bool; 3], Option<([u64; 3], bool)>)> = pb
+            .stages
+            .iter()
+            .map(|s| {
+                let reads = SLOT_VARS.map(|var| {
+                    s.entry
+                        .as_ref()
+                        .is_some_and(|c| c.reads().of(var) != Read::Nothing)
+                });
+                (reads, None)
             })
-        };
-        EntryReads {
-            score: reads(Var::Score),
-            deal: reads(Var::Deal),
-            activity: reads(Var::Activity),
+            .collect();
+        let mut slots: [Slot; 3] = Default::default();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            slot.read = stages.iter().any(|(reads, _)| reads[i]);
         }
+        Instants {
+            vars: profile.base.clone(),
+            fit: profile.fit,
+            slots,
+            stages,
+        }
+    }
+
+    /// Binds slot `i` to `value`, converting it only when it changed.
+    fn bind(&mut self, i: usize, value: serde_json::Value) {
+        let slot = &mut self.slots[i];
+        if slot.value.as_ref() != Some(&value) {
+            self.vars.set(SLOT_VARS[i], &value);
+            slot.value = Some(value);
+            slot.changes += 1;
+        }
+    }
+
+    /// Whether the entry of `stage` (in `pb.stages`) holds on the bound
+    /// variables, evaluated again only when a variable it reads changed.
+    fn holds(&mut self, pb: &Playbook, stage: &Stage) -> bool {
+        let Some(criterion) = stage.entry.as_ref() else {
+            return false;
+        };
+        let Some(k) = pb.stages.iter().position(|s| std::ptr::eq(s, stage)) else {
+            return criterion.matches(&self.vars);
+        };
+        let changes = [0, 1, 2].map(|i| self.slots[i].changes);
+        let (reads, last) = &mut self.stages[k];
+        if let Some((then, result)) = *last {
+            if (0..3).all(|i| !reads[i] || then[i] == changes[i]) {
+                return result;
+            }
+        }
+        let result = criterion.matches(&self.vars);
+        *last = Some((changes, result));
+        result
     }
 }
 
-/// [`evaluate`] with the profile already computed (it depends on the
-/// person and account only, so [`advance`] computes it once, not per
-/// instant) and the per-instant variables no entry reads left unbound.
+/// [`evaluate`] at one instant of an [`advance`] run: per-instant
+/// variables and entry results carried over in `inst` from the instants
+/// before.
 fn evaluate_with(
     pb: &Playbook,
     state: &State,
     facts: &Facts<'_>,
     at: Timestamp,
-    profile: &Profile,
-    needs: &EntryReads,
+    inst: &mut Instants,
 ) -> Vec<Move> {
     let current = state.stage.as_deref().and_then(|s| pb.stage(s));
     if current.is_some_and(|c| c.kind == StageKind::Terminal) {
@@ -422,29 +482,27 @@ fn evaluate_with(
             .cycle_started_at
             .unwrap_or(Timestamp::from_millis(i64::MIN))
     };
-    let mut vars = profile.base.clone();
-    if needs.score {
-        let fit = profile.fit;
+    if inst.slots[0].read {
+        let fit = inst.fit;
         let recent = facts.touches.iter().filter(|t| t.at >= since);
         let engagement = scoring::engagement_score(pb, recent, at);
-        vars.set(
-            Var::Score,
-            &serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
+        inst.bind(
+            0,
+            serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
         );
     }
-    if needs.deal {
-        vars.set(Var::Deal, &deal_value(facts.deals, since, at));
+    if inst.slots[1].read {
+        inst.bind(1, deal_value(facts.deals, since, at));
     }
-    if needs.activity {
-        vars.set(Var::Activity, &activity_value(facts.activities, since, at));
+    if inst.slots[2].read {
+        inst.bind(2, activity_value(facts.activities, since, at));
     }
 
-    let holds = |s: &Stage| s.entry.as_ref().is_some_and(|c| c.matches(&vars));
     let mut moves = Vec::new();
     let mut state = state.clone();
     // A new lead starts in the first stage when its entry holds.
     if state.stage.is_none() {
-        if let Some(first) = pb.first_stage().filter(|s| holds(s)) {
+        if let Some(first) = pb.first_stage().filter(|s| inst.holds(pb, s)) {
             let m = path(pb, &state, first, at, "system", None, None);
             for mv in &m {
                 state.apply(mv);
@@ -463,7 +521,7 @@ fn evaluate_with(
             (Some(c), Some(i)) => i > c,
             _ => allowed(s, state.stage.as_deref()),
         })
-        .filter(|s| holds(s))
+        .filter(|s| inst.holds(pb, s))
         .last();
     if let Some(t) = target {
         moves.extend(path(pb, &state, t, at, "system", None, None));
@@ -506,11 +564,11 @@ pub fn advance_with(
         .collect();
     instants.sort();
     instants.dedup();
-    let needs = EntryReads::of(pb);
+    let mut inst = Instants::new(pb, profile);
     let mut state = state.clone();
     let mut out = Vec::new();
     for at in instants {
-        for m in evaluate_with(pb, &state, facts, at, profile, &needs) {
+        for m in evaluate_with(pb, &state, facts, at, &mut inst) {
             state.apply(&m);
             out.push(m);
         }
