@@ -381,9 +381,16 @@ struct Instants {
     /// Score, deal, activity: whether some entry reads it, its value as
     /// bound, and how many times it changed.
     slots: [Slot; 3],
-    /// Per stage (as in `pb.stages`): which slots its entry reads, and the
-    /// slots' change counts and the result of its last evaluation.
-    stages: Vec<([bool; 3], Option<([u64; 3], bool)>)>,
+    /// Per stage, as in `pb.stages`.
+    entries: Vec<Entry>,
+}
+
+/// What [`Instants`] remembers of one stage's entry.
+struct Entry {
+    /// Which slots the entry reads.
+    reads: [bool; 3],
+    /// The slots' change counts when it was last evaluated, and the result.
+    last: Option<([u64; 3], bool)>,
 }
 
 /// One per-instant variable of [`Instants`].
@@ -398,27 +405,27 @@ const SLOT_VARS: [Var; 3] = [Var::Score, Var::Deal, Var::Activity];
 
 impl Instants {
     fn new(pb: &Playbook, profile: &Profile) -> Instants {
-        let stages: Vec<([bool; 3], Option<([u64; 3], bool)>)> = pb
+        let entries: Vec<Entry> = pb
             .stages
             .iter()
-            .map(|s| {
-                let reads = SLOT_VARS.map(|var| {
+            .map(|s| Entry {
+                reads: SLOT_VARS.map(|var| {
                     s.entry
                         .as_ref()
                         .is_some_and(|c| c.reads().of(var) != Read::Nothing)
-                });
-                (reads, None)
+                }),
+                last: None,
             })
             .collect();
         let mut slots: [Slot; 3] = Default::default();
         for (i, slot) in slots.iter_mut().enumerate() {
-            slot.read = stages.iter().any(|(reads, _)| reads[i]);
+            slot.read = entries.iter().any(|e| e.reads[i]);
         }
         Instants {
             vars: profile.base.clone(),
             fit: profile.fit,
             slots,
-            stages,
+            entries,
         }
     }
 
@@ -442,14 +449,14 @@ impl Instants {
             return criterion.matches(&self.vars);
         };
         let changes = [0, 1, 2].map(|i| self.slots[i].changes);
-        let (reads, last) = &mut self.stages[k];
-        if let Some((then, result)) = *last {
-            if (0..3).all(|i| !reads[i] || then[i] == changes[i]) {
+        let entry = &mut self.entries[k];
+        if let Some((then, result)) = entry.last {
+            if (0..3).all(|i| !entry.reads[i] || then[i] == changes[i]) {
                 return result;
             }
         }
         let result = criterion.matches(&self.vars);
-        *last = Some((changes, result));
+        entry.last = Some((changes, result));
         result
     }
 }
