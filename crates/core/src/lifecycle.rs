@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::domain::{Subject, Transition};
 use crate::facts::{account_value, activity_value, deal_value, person_value, Facts};
 use crate::fxhash::FxHashMap;
-use crate::playbook::{Playbook, Stage, StageKind, Var, Vars};
+use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::time::Timestamp;
 
@@ -336,18 +336,140 @@ pub fn evaluate(
     base: &Vars,
 ) -> Vec<Move> {
     let (fit, _) = scoring::fit_with(pb, base);
-    evaluate_with_fit(pb, state, facts, at, base, fit)
+    let profile = Profile {
+        base: base.clone(),
+        fit,
+    };
+    evaluate_with(pb, state, facts, at, &mut Instants::new(pb, &profile))
 }
 
-/// [`evaluate`] with the fit score already computed from `base` (it depends
-/// on the profile only, so [`advance`] computes it once, not per instant).
-fn evaluate_with_fit(
+/// What of a subject automatic entry reads that does not change with time:
+/// the profile variables (person, account) and the fit score computed from
+/// them. Computing it once per person instead of once per
+/// [`advance`] call matters when a caller advances the same person many
+/// times (the demo generator).
+#[derive(Clone, Debug)]
+pub struct Profile {
+    base: Vars,
+    fit: f64,
+}
+
+impl Profile {
+    /// The profile of `facts`' person and account (the rest of `facts` is
+    /// not read).
+    pub fn new(pb: &Playbook, facts: &Facts<'_>) -> Profile {
+        let base = base_vars(facts);
+        let (fit, _) = scoring::fit_with(pb, &base);
+        Profile { base, fit }
+    }
+}
+
+/// The per-instant variables (`score`, `deal`, `activity`) of one subject
+/// while [`advance`] walks its instants, and what each stage's entry gave
+/// the last time it was evaluated.
+///
+/// An entry criterion is a function of the variables it reads; the profile
+/// is the same at every instant and `deal` and `activity` change only when
+/// a deal or activity enters the window. So a variable is converted to CEL
+/// only when its value changed, and an entry is evaluated again only when
+/// a variable it reads changed since its last evaluation (`mql` reads the
+/// engagement score, which decays at every instant; `deal.open` does not).
+/// Per-instant variables no entry reads are not computed at all.
+struct Instants {
+    vars: Vars,
+    fit: f64,
+    /// Score, deal, activity: whether some entry reads it, its value as
+    /// bound, and how many times it changed.
+    slots: [Slot; 3],
+    /// Per stage, as in `pb.stages`.
+    entries: Vec<Entry>,
+}
+
+/// What [`Instants`] remembers of one stage's entry.
+struct Entry {
+    /// Which slots the entry reads.
+    reads: [bool; 3],
+    /// The slots' change counts when it was last evaluated, and the result.
+    last: Option<([u64; 3], bool)>,
+}
+
+/// One per-instant variable of [`Instants`].
+#[derive(Default)]
+struct Slot {
+    read: bool,
+    value: Option<serde_json::Value>,
+    changes: u64,
+}
+
+const SLOT_VARS: [Var; 3] = [Var::Score, Var::Deal, Var::Activity];
+
+impl Instants {
+    fn new(pb: &Playbook, profile: &Profile) -> Instants {
+        let entries: Vec<Entry> = pb
+            .stages
+            .iter()
+            .map(|s| Entry {
+                reads: SLOT_VARS.map(|var| {
+                    s.entry
+                        .as_ref()
+                        .is_some_and(|c| c.reads().of(var) != Read::Nothing)
+                }),
+                last: None,
+            })
+            .collect();
+        let mut slots: [Slot; 3] = Default::default();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            slot.read = entries.iter().any(|e| e.reads[i]);
+        }
+        Instants {
+            vars: profile.base.clone(),
+            fit: profile.fit,
+            slots,
+            entries,
+        }
+    }
+
+    /// Binds slot `i` to `value`, converting it only when it changed.
+    fn bind(&mut self, i: usize, value: serde_json::Value) {
+        let slot = &mut self.slots[i];
+        if slot.value.as_ref() != Some(&value) {
+            self.vars.set(SLOT_VARS[i], &value);
+            slot.value = Some(value);
+            slot.changes += 1;
+        }
+    }
+
+    /// Whether the entry of `stage` (in `pb.stages`) holds on the bound
+    /// variables, evaluated again only when a variable it reads changed.
+    fn holds(&mut self, pb: &Playbook, stage: &Stage) -> bool {
+        let Some(criterion) = stage.entry.as_ref() else {
+            return false;
+        };
+        let Some(k) = pb.stages.iter().position(|s| std::ptr::eq(s, stage)) else {
+            return criterion.matches(&self.vars);
+        };
+        let changes = [0, 1, 2].map(|i| self.slots[i].changes);
+        let entry = &mut self.entries[k];
+        if let Some((then, result)) = entry.last {
+            if (0..3).all(|i| !entry.reads[i] || then[i] == changes[i]) {
+                return result;
+            }
+        }
+        let result = criterion.matches(&self.vars);
+        entry.last = Some((changes, result));
+        result
+    }
+}
+
+/// [`evaluate`] at one instant of an [`advance`] run: per-instant
+/// variables and entry results carried over in `inst` from the instants
+/// before.
+fn evaluate_with(
     pb: &Playbook,
     state: &State,
     facts: &Facts<'_>,
     at: Timestamp,
-    base: &Vars,
-    fit: f64,
+    inst: &mut Instants,
 ) -> Vec<Move> {
     let current = state.stage.as_deref().and_then(|s| pb.stage(s));
     if current.is_some_and(|c| c.kind == StageKind::Terminal) {
@@ -367,22 +489,27 @@ fn evaluate_with_fit(
             .cycle_started_at
             .unwrap_or(Timestamp::from_millis(i64::MIN))
     };
-    let mut vars = base.clone();
-    let recent = facts.touches.iter().filter(|t| t.at >= since);
-    let engagement = scoring::engagement_score(pb, recent, at);
-    vars.set(
-        Var::Score,
-        &serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
-    )
-    .set(Var::Deal, &deal_value(facts.deals, since, at))
-    .set(Var::Activity, &activity_value(facts.activities, since, at));
+    if inst.slots[0].read {
+        let fit = inst.fit;
+        let recent = facts.touches.iter().filter(|t| t.at >= since);
+        let engagement = scoring::engagement_score(pb, recent, at);
+        inst.bind(
+            0,
+            serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
+        );
+    }
+    if inst.slots[1].read {
+        inst.bind(1, deal_value(facts.deals, since, at));
+    }
+    if inst.slots[2].read {
+        inst.bind(2, activity_value(facts.activities, since, at));
+    }
 
-    let holds = |s: &Stage| s.entry.as_ref().is_some_and(|c| c.matches(&vars));
     let mut moves = Vec::new();
     let mut state = state.clone();
     // A new lead starts in the first stage when its entry holds.
     if state.stage.is_none() {
-        if let Some(first) = pb.first_stage().filter(|s| holds(s)) {
+        if let Some(first) = pb.first_stage().filter(|s| inst.holds(pb, s)) {
             let m = path(pb, &state, first, at, "system", None, None);
             for mv in &m {
                 state.apply(mv);
@@ -401,7 +528,7 @@ fn evaluate_with_fit(
             (Some(c), Some(i)) => i > c,
             _ => allowed(s, state.stage.as_deref()),
         })
-        .filter(|s| holds(s))
+        .filter(|s| inst.holds(pb, s))
         .last();
     if let Some(t) = target {
         moves.extend(path(pb, &state, t, at, "system", None, None));
@@ -422,6 +549,18 @@ pub fn base_vars(facts: &Facts<'_>) -> Vars {
 /// so a lead crossing a rule enters the stage at the instant it crossed.
 /// Returns all moves to append, in order.
 pub fn advance(pb: &Playbook, state: &State, facts: &Facts<'_>, until: Timestamp) -> Vec<Move> {
+    advance_with(pb, state, facts, until, &Profile::new(pb, facts))
+}
+
+/// [`advance`] with the person's [`Profile`] computed by the caller (once
+/// for all the times it advances the same person).
+pub fn advance_with(
+    pb: &Playbook,
+    state: &State,
+    facts: &Facts<'_>,
+    until: Timestamp,
+    profile: &Profile,
+) -> Vec<Move> {
     let start = state.entered_at.unwrap_or(facts.person.created_at);
     let mut instants: Vec<Timestamp> = std::iter::once(facts.person.created_at)
         .chain(facts.touches.iter().map(|t| t.at))
@@ -432,12 +571,11 @@ pub fn advance(pb: &Playbook, state: &State, facts: &Facts<'_>, until: Timestamp
         .collect();
     instants.sort();
     instants.dedup();
-    let base = base_vars(facts);
-    let (fit, _) = scoring::fit_with(pb, &base);
+    let mut inst = Instants::new(pb, profile);
     let mut state = state.clone();
     let mut out = Vec::new();
     for at in instants {
-        for m in evaluate_with_fit(pb, &state, facts, at, &base, fit) {
+        for m in evaluate_with(pb, &state, facts, at, &mut inst) {
             state.apply(&m);
             out.push(m);
         }

@@ -46,7 +46,7 @@ use tandem_core::domain::{
     Account, Activity, ActivityKind, Campaign, Deal, DealStatus, Person, Subject, Touch, Transition,
 };
 use tandem_core::facts::{classify, Facts};
-use tandem_core::lifecycle::{self, ManualMove, State};
+use tandem_core::lifecycle::{self, ManualMove, Profile, State};
 use tandem_core::playbook::Playbook;
 use tandem_core::sla::business_deadline;
 use tandem_core::time::DAY_MS;
@@ -486,6 +486,9 @@ struct Sim<'w> {
     seg: usize,
     student: bool,
     owner: String,
+    /// The person's profile for automatic entry, computed once: it depends
+    /// on the person and account only, which do not change in the sim.
+    profile: Profile,
 }
 
 impl Sim<'_> {
@@ -510,7 +513,8 @@ impl Sim<'_> {
             activities: &self.out.activities,
             deals: &self.out.deals,
         };
-        let moves = lifecycle::advance(&self.w.pb, &self.state(), &facts, until);
+        let moves =
+            lifecycle::advance_with(&self.w.pb, &self.state(), &facts, until, &self.profile);
         self.push_moves(&moves);
     }
 
@@ -960,6 +964,16 @@ fn make_person(w: &World, idx: usize) -> PersonOut {
     let (persona, segment) = classify(&w.pb, &person, account.as_ref());
     person.persona = persona;
     person.segment = segment;
+    let profile = Profile::new(
+        &w.pb,
+        &Facts {
+            person: &person,
+            account: account.as_ref(),
+            touches: &[],
+            activities: &[],
+            deals: &[],
+        },
+    );
     let mut sim = Sim {
         w,
         r,
@@ -972,6 +986,7 @@ fn make_person(w: &World, idx: usize) -> PersonOut {
         seg,
         student,
         owner,
+        profile,
     };
     // Touches: the arrival, then a run whose length and conversions follow
     // the channel's intent. Small companies engage a lot (and buy little).

@@ -137,6 +137,40 @@ pub struct Criterion {
     /// The variables and fields the expression reads, so callers may
     /// remember results keyed by just those inputs.
     reads: Reads,
+    /// How [`Criterion::matches`] binds each variable it reads, derived
+    /// from `reads` once so evaluating allocates no field names.
+    binds: Vec<(&'static str, Bind)>,
+}
+
+/// How one variable is bound for an evaluation.
+#[derive(Clone, Debug)]
+enum Bind {
+    /// The whole value.
+    Whole,
+    /// A map of just these fields (see [`only_fields`]).
+    Fields(Vec<cel::objects::Key>),
+}
+
+/// The bindings for what `reads` says is read (unread variables are left
+/// out).
+fn binds_of(reads: &Reads) -> Vec<(&'static str, Bind)> {
+    reads
+        .0
+        .iter()
+        .filter_map(|(var, read)| match read {
+            Read::Nothing => None,
+            Read::Whole => Some((var.name(), Bind::Whole)),
+            Read::Fields(fields) => Some((
+                var.name(),
+                Bind::Fields(
+                    fields
+                        .iter()
+                        .map(|f| cel::objects::Key::String(std::sync::Arc::new((*f).to_string())))
+                        .collect(),
+                ),
+            )),
+        })
+        .collect()
 }
 
 /// What an expression reads of each variable: nothing, some fields, or the
@@ -204,14 +238,6 @@ impl Reads {
         }
     }
 
-    /// What is read of the variable called `name`, if it is recorded.
-    fn of_name(&self, name: &str) -> Option<&Read> {
-        self.0
-            .iter()
-            .find(|(v, _)| v.name() == name)
-            .map(|(_, r)| r)
-    }
-
     /// What is read of `var`.
     pub fn of(&self, var: Var) -> Read {
         self.0
@@ -236,6 +262,7 @@ impl Clone for Criterion {
                 source: self.source.clone(),
                 program,
                 reads: self.reads.clone(),
+                binds: self.binds.clone(),
             },
             Err(_) => unreachable_program(&self.source),
         }
@@ -251,6 +278,7 @@ fn unreachable_program(source: &str) -> Criterion {
         source: source.to_string(),
         program,
         reads: Reads::default(),
+        binds: Vec::new(),
     }
 }
 
@@ -288,6 +316,7 @@ impl Criterion {
         let criterion = (!has_error).then(|| Criterion {
             source: source.to_string(),
             program,
+            binds: binds_of(&reads),
             reads,
         });
         (criterion, problems)
@@ -322,11 +351,11 @@ impl Criterion {
         // some fields of it (`person.title`; any other use reads it whole),
         // the full map from one with just those fields.
         for (name, value) in &vars.0 {
-            match self.reads.of_name(name) {
-                Some(Read::Nothing) | None => {}
-                Some(Read::Whole) => ctx.add_variable_from_value(*name, value.clone()),
-                Some(Read::Fields(fields)) => {
-                    ctx.add_variable_from_value(*name, only_fields(value, fields))
+            match self.binds.iter().find(|(n, _)| n == name) {
+                None => {}
+                Some((_, Bind::Whole)) => ctx.add_variable_from_value(*name, value.clone()),
+                Some((_, Bind::Fields(keys))) => {
+                    ctx.add_variable_from_value(*name, only_fields(value, keys))
                 }
             }
         }
@@ -409,17 +438,17 @@ impl Vars {
     }
 }
 
-/// `value` reduced to `fields` when it is a map (all an expression that
-/// only selects those fields can see of it); anything else unchanged.
-fn only_fields(value: &Value, fields: &[&str]) -> Value {
-    use cel::objects::{Key, Map};
+/// `value` reduced to the fields `keys` when it is a map (all an
+/// expression that only selects those fields can see of it); anything else
+/// unchanged.
+fn only_fields(value: &Value, keys: &[cel::objects::Key]) -> Value {
+    use cel::objects::Map;
     match value {
         Value::Map(m) => {
-            let mut out = HashMap::with_capacity(fields.len());
-            for f in fields {
-                let k = Key::String(std::sync::Arc::new((*f).to_string()));
-                if let Some(v) = m.map.get(&k) {
-                    out.insert(k, v.clone());
+            let mut out = HashMap::with_capacity(keys.len());
+            for k in keys {
+                if let Some(v) = m.map.get(k) {
+                    out.insert(k.clone(), v.clone());
                 }
             }
             Value::Map(Map {
