@@ -86,6 +86,29 @@ impl H {
     }
 }
 
+/// A move of `subject` to `to` on day `d` in `cycle`, not skipped.
+fn moved(
+    seq: i64,
+    subject: Subject,
+    from: Option<&str>,
+    to: &str,
+    d: i64,
+    cycle: i64,
+) -> Transition {
+    Transition {
+        seq,
+        subject,
+        from: from.map(str::to_string),
+        to: to.to_string(),
+        at: day(d),
+        actor: "test".into(),
+        reason: None,
+        note: None,
+        cycle,
+        skipped: false,
+    }
+}
+
 fn usd(minor: i64) -> Money {
     Money {
         minor,
@@ -799,16 +822,8 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, &(p, s, cycle, d, skipped))| Transition {
-                seq: i as i64,
-                subject: Subject::Person(p),
-                from: None,
-                to: ids[s].to_string(),
-                at: day(d),
-                actor: "prop".into(),
-                reason: None,
-                note: None,
-                cycle,
                 skipped,
+                ..moved(i as i64, Subject::Person(p), None, ids[s], d, cycle)
             })
             .collect();
         let mut opts = WaterfallOptions::new(win(from, from + len), day(as_of));
@@ -861,17 +876,8 @@ proptest! {
 #[test]
 fn flow_counts_by_hand() {
     let pb = pb();
-    let t = |p: i64, seq: i64, from: Option<&str>, to: &str, d: i64, cycle: i64| Transition {
-        seq,
-        subject: Subject::Person(p),
-        from: from.map(str::to_string),
-        to: to.to_string(),
-        at: day(d),
-        actor: "test".into(),
-        reason: None,
-        note: None,
-        cycle,
-        skipped: false,
+    let t = |p: i64, seq: i64, from: Option<&str>, to: &str, d: i64, cycle: i64| {
+        moved(seq, Subject::Person(p), from, to, d, cycle)
     };
     let transitions = [
         t(1, 1, None, "mql", 10, 1),
@@ -950,17 +956,9 @@ proptest! {
         let transitions: Vec<Transition> = moves
             .iter()
             .enumerate()
-            .map(|(i, &(id, account, s, cycle, d))| Transition {
-                seq: i as i64,
-                subject: if account { Subject::Account(id) } else { Subject::Person(id) },
-                from: None,
-                to: ids[s].to_string(),
-                at: day(d),
-                actor: "prop".into(),
-                reason: None,
-                note: None,
-                cycle,
-                skipped: false,
+            .map(|(i, &(id, account, s, cycle, d))| {
+                let subject = if account { Subject::Account(id) } else { Subject::Person(id) };
+                moved(i as i64, subject, None, ids[s], d, cycle)
             })
             .collect();
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
@@ -1026,18 +1024,10 @@ proptest! {
         let transitions: Vec<Transition> = moves
             .iter()
             .enumerate()
-            .map(|(i, &(p, s, cycle, d, f))| Transition {
-                seq: i as i64,
-                subject: Subject::Person(p),
+            .map(|(i, &(p, s, cycle, d, f))| {
                 // Mostly none recorded; sometimes a funnel stage or an off-ramp.
-                from: ids.get(f).filter(|_| f % 3 == 0).map(|s| s.to_string()),
-                to: ids[s].to_string(),
-                at: day(d),
-                actor: "prop".into(),
-                reason: None,
-                note: None,
-                cycle,
-                skipped: false,
+                let from = ids.get(f).copied().filter(|_| f % 3 == 0);
+                moved(i as i64, Subject::Person(p), from, ids[s], d, cycle)
             })
             .collect();
         let deals: Vec<Deal> = lost
