@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use tandem_core::attribution::journeys::{By, Level, DEFAULT_LOOKBACK_DAYS};
 use tandem_core::attribution::{attribute_table, AttributionError, Credit, Model, DEFAULT_DIRECT};
 use tandem_core::metrics::gaps::{alignment_gaps, Gaps, DEFAULT_THRESHOLD};
+use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::metrics::scorecard::{
     leading_indicators, scorecard as goal_lines, Indicator, Pacing,
 };
-use tandem_core::metrics::{funnel_ids, Grouping};
+use tandem_core::metrics::{funnel_ids, Grouping, History};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
     compliance, compliance_by_owner, marketing_sla, sales_sla, Compliance, Handoff,
@@ -20,11 +21,13 @@ use tandem_core::sla::{
 };
 use tandem_core::{Money, Timestamp};
 use tandem_store::numbers::{self as shared, ParamError, PlanReport, QualityReport};
-use tandem_store::query::{self, PeriodError};
+use tandem_store::query::{self, KeptGroups, PeriodError};
 use tandem_store::repo::Snapshot;
 
 use crate::warm::{View, Warm};
+use crate::web::cache;
 use axum::Extension;
+use std::sync::Arc;
 
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
@@ -45,8 +48,30 @@ async fn snapshot(s: &AppState, warm: &Warm) -> Result<View, ApiError> {
     Ok(warm.get(&s.store).await?)
 }
 
-fn group(pb: &Playbook, snap: &Snapshot, by: &str) -> Result<query::GroupKeys, ApiError> {
-    query::group_by(pb, snap, by)
+/// The warm history with the group keys and index the dashboard keeps for
+/// it ([`crate::web::cache`]), so repeated calls do not regroup every
+/// person or scan the whole history for window counts.
+async fn kept(
+    s: &AppState,
+    warm: &Warm,
+    pb: &Arc<Playbook>,
+) -> Result<(View, Arc<KeptGroups>, Arc<HistoryIndex>), ApiError> {
+    let (snap, marks) = warm.get_marked(&s.store).await?;
+    let groups = cache::kept_groups(warm, &snap, marks, pb);
+    let index = cache::kept_index(warm, &snap, marks, pb);
+    Ok((snap, groups, index))
+}
+
+/// People's group keys by `by`, through the kept keys.
+fn kept_group(
+    pb: &Playbook,
+    snap: &Snapshot,
+    kept: &KeptGroups,
+    by: &str,
+) -> Result<Arc<query::GroupKeys>, ApiError> {
+    query::PeopleGroups::new(pb, snap)
+        .kept(kept)
+        .by(by)
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("by")))
 }
 
@@ -94,10 +119,13 @@ pub async fn scorecard(
         )
     })?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
-    let snap = snapshot(&s, &warm).await?;
-    let history = query::history(&snap);
-    let segments = group(&pb, &snap, "segment")?;
-    let personas = group(&pb, &snap, "persona")?;
+    let (snap, groups, index) = kept(&s, &warm, &pb).await?;
+    let history = History {
+        index: Some(&index),
+        ..query::history(&snap)
+    };
+    let segments = kept_group(&pb, &snap, &groups, "segment")?;
+    let personas = kept_group(&pb, &snap, &groups, "persona")?;
     let goals = goal_lines(
         &pb,
         &history,
@@ -158,13 +186,21 @@ pub async fn gaps(
             "the playbook has no funnel stage `{mql}` to count MQLs in"
         )));
     }
-    let snap = snapshot(&s, &warm).await?;
+    let (snap, kept_groups, index) = kept(&s, &warm, &pb).await?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
     let window =
         query::window(&pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period_err)?;
-    let groups = group(&pb, &snap, q.by.as_deref().unwrap_or("segment"))?;
+    let groups = kept_group(
+        &pb,
+        &snap,
+        &kept_groups,
+        q.by.as_deref().unwrap_or("segment"),
+    )?;
     Ok(Json(alignment_gaps(
-        &query::history(&snap),
+        &History {
+            index: Some(&index),
+            ..query::history(&snap)
+        },
         &mql,
         window,
         as_of,

@@ -39,7 +39,7 @@ impl From<WarmError> for WebError {
 /// campaign do not depend on the instant asked for. When the history only
 /// grew since they were kept, they are brought up to it
 /// ([`KeptGroups::grown`]); after an update in place they start empty.
-pub(super) fn kept_groups(
+pub(crate) fn kept_groups(
     cache: &SnapshotCache,
     snap: &Snapshot,
     marks: Marks,
@@ -78,7 +78,7 @@ fn kept_for<T: std::any::Any + Send + Sync>(
 /// entries, touches or activities in a window (scorecard, indicators, gaps,
 /// the weekly report) reads it instead of scanning the history. Indexed
 /// again when the history changed.
-pub(super) fn kept_index(
+pub(crate) fn kept_index(
     cache: &SnapshotCache,
     snap: &Snapshot,
     marks: Marks,

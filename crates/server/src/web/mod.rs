@@ -16,7 +16,7 @@
 //! ([`session`]); every form carries the session's CSRF token. What a role
 //! cannot do is not offered, and asking anyway is a 403 page.
 
-mod cache;
+pub(crate) mod cache;
 mod decisions;
 mod feedback;
 mod pages;
