@@ -19,7 +19,9 @@ use tandem_core::sla::{
     ClockStatus, Handoff, SlaError,
 };
 use tandem_core::Timestamp;
-use tandem_store::query::{goal_groups_of, history, KeptGroups, PeopleGroups, UnknownDimension};
+use tandem_store::query::{
+    goal_groups_of, history_indexed, KeptGroups, PeopleGroups, UnknownDimension,
+};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::weekly::{self, ContentAsset, ContentUse, Decision};
 use tandem_store::Store;
@@ -92,10 +94,7 @@ impl Inputs<'_> {
 
     /// The history metrics read, with `index` (from [`Inputs::index`]).
     pub(crate) fn history<'a>(&'a self, index: &'a HistoryIndex) -> History<'a> {
-        History {
-            index: Some(index),
-            ..history(&self.snap)
-        }
+        history_indexed(&self.snap, index)
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tandem_core::domain::{Account, Person, Touch};
 use tandem_core::facts::{Channels, Classes};
 use tandem_core::fxhash::{FxHashMap, FxHashSet};
+use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::metrics::{History, Window};
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
@@ -32,6 +33,14 @@ pub fn history(snap: &Snapshot) -> History<'_> {
         deals: &snap.deals,
         account_transitions: &snap.account_transitions,
         index: None,
+    }
+}
+
+/// [`history`] with `index`, which must be built from `snap`.
+pub fn history_indexed<'a>(snap: &'a Snapshot, index: &'a HistoryIndex) -> History<'a> {
+    History {
+        index: Some(index),
+        ..history(snap)
     }
 }
 

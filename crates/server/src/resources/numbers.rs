@@ -13,7 +13,7 @@ use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::metrics::scorecard::{
     leading_indicators, scorecard as goal_lines, Indicator, Pacing,
 };
-use tandem_core::metrics::{funnel_ids, Grouping, History};
+use tandem_core::metrics::{funnel_ids, Grouping};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
     compliance, compliance_by_owner, marketing_sla, sales_sla, Compliance, Handoff,
@@ -120,10 +120,7 @@ pub async fn scorecard(
     })?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
     let (snap, groups, index) = kept(&s, &warm, &pb).await?;
-    let history = History {
-        index: Some(&index),
-        ..query::history(&snap)
-    };
+    let history = query::history_indexed(&snap, &index);
     let segments = kept_group(&pb, &snap, &groups, "segment")?;
     let personas = kept_group(&pb, &snap, &groups, "persona")?;
     let goals = goal_lines(
@@ -197,10 +194,7 @@ pub async fn gaps(
         q.by.as_deref().unwrap_or("segment"),
     )?;
     Ok(Json(alignment_gaps(
-        &History {
-            index: Some(&index),
-            ..query::history(&snap)
-        },
+        &query::history_indexed(&snap, &index),
         &mql,
         window,
         as_of,

@@ -21,7 +21,7 @@ use tandem_core::lifecycle::LifecycleError;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
 use tandem_core::metrics::scorecard::{leading_indicators, scorecard, PaceStatus, RATE_METRICS};
 use tandem_core::metrics::waterfall::{waterfall as compute_waterfall, WaterfallOptions};
-use tandem_core::metrics::{funnel_ids, period_window, Grouping, History, Window, ALL};
+use tandem_core::metrics::{funnel_ids, period_window, Grouping, Window, ALL};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::scoring;
 use tandem_core::sla::{
@@ -197,10 +197,7 @@ pub async fn overview(
     let at = as_of(pb, q.as_of.as_deref())?;
     let (snap, marks, kept) = load_grouped(&cache, &s, &pb_arc).await?;
     let index = kept_index(&cache, &snap, marks, &pb_arc);
-    let history = History {
-        index: Some(&index),
-        ..query::history(&snap)
-    };
+    let history = query::history_indexed(&snap, &index);
     let groups = query::PeopleGroups::new(pb, &snap).kept(&kept);
     let (segments, personas) =
         query::goal_groups_of(pb, &groups).map_err(|e| WebError::bad(e.to_string()))?;
@@ -1542,10 +1539,7 @@ pub async fn gaps(
         .kept(&kept)
         .by(by)
         .map_err(|e| WebError::bad(e.to_string()))?;
-    let history = History {
-        index: Some(&index),
-        ..query::history(&snap)
-    };
+    let history = query::history_indexed(&snap, &index);
     let g = alignment_gaps(
         &history,
         &mql,
