@@ -288,7 +288,7 @@ pub struct SalesSlaReport {
     pub first_response_hours: f64,
     pub attempts: i64,
     pub attempts_within_days: f64,
-    /// Every handoff up to `as_of`, by entry time, then person id.
+    /// Every handoff up to `as_of`, by entry time then person id.
     pub handoffs: Vec<Handoff>,
     /// Per owner, by owner name (unowned last).
     pub by_owner: Vec<OwnerCompliance>,
@@ -297,10 +297,22 @@ pub struct SalesSlaReport {
 
 /// Compliance counts of the overall status of `handoffs`.
 pub fn compliance<'a>(handoffs: impl IntoIterator<Item = &'a Handoff>) -> Compliance {
+    tally(handoffs.into_iter().map(|h| h.status))
+}
+
+/// Per-owner compliance, by owner name with unowned leads last.
+pub fn compliance_by_owner<'a>(
+    handoffs: impl IntoIterator<Item = &'a Handoff>,
+) -> Vec<OwnerCompliance> {
+    tally_by_owner(handoffs.into_iter().map(|h| (h.owner.as_deref(), h.status)))
+}
+
+/// [`compliance`] of overall statuses.
+fn tally(statuses: impl IntoIterator<Item = ClockStatus>) -> Compliance {
     let mut c = Compliance::default();
-    for h in handoffs {
+    for status in statuses {
         c.handoffs += 1;
-        match h.status {
+        match status {
             ClockStatus::Open => c.open += 1,
             ClockStatus::Met => c.met += 1,
             ClockStatus::Breached => c.breached += 1,
@@ -312,22 +324,94 @@ pub fn compliance<'a>(handoffs: impl IntoIterator<Item = &'a Handoff>) -> Compli
     c
 }
 
-/// Per-owner compliance, by owner name with unowned leads last.
-pub fn compliance_by_owner(handoffs: &[Handoff]) -> Vec<OwnerCompliance> {
-    let mut groups: BTreeMap<(bool, Option<&str>), Vec<&Handoff>> = BTreeMap::new();
-    for h in handoffs {
+/// [`compliance_by_owner`] of (owner, overall status) pairs.
+fn tally_by_owner<'a>(
+    handoffs: impl IntoIterator<Item = (Option<&'a str>, ClockStatus)>,
+) -> Vec<OwnerCompliance> {
+    let mut groups: BTreeMap<(bool, Option<&str>), Vec<ClockStatus>> = BTreeMap::new();
+    for (owner, status) in handoffs {
         groups
-            .entry((h.owner.is_none(), h.owner.as_deref()))
+            .entry((owner.is_none(), owner))
             .or_default()
-            .push(h);
+            .push(status);
     }
     groups
         .into_iter()
-        .map(|((_, owner), hs)| OwnerCompliance {
+        .map(|((_, owner), statuses)| OwnerCompliance {
             owner: owner.map(str::to_string),
-            compliance: compliance(hs),
+            compliance: tally(statuses),
         })
         .collect()
+}
+
+/// Items of some people grouped by person: each person's items contiguous
+/// in one vector, in the order they came. A map of per-person vectors
+/// allocated once per lead, and a large history hands off hundreds of
+/// thousands of them.
+struct PerPerson<T> {
+    /// The people, in slot order.
+    ids: Vec<i64>,
+    slot: FxHashMap<i64, usize>,
+    /// Slot `i`'s items are `items[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+    items: Vec<T>,
+}
+
+impl<T: Copy> PerPerson<T> {
+    /// Groups the `(person id, item)` pairs of the people in `wanted`,
+    /// leaving the others out.
+    fn new(wanted: &FxHashSet<i64>, pairs: impl Iterator<Item = (i64, T)>) -> Self {
+        let ids: Vec<i64> = wanted.iter().copied().collect();
+        let slot: FxHashMap<i64, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        let tagged: Vec<(usize, T)> = pairs
+            .filter_map(|(id, item)| slot.get(&id).map(|&s| (s, item)))
+            .collect();
+        // A counting sort by slot: stable, so each run keeps input order.
+        let mut starts = vec![0; ids.len() + 1];
+        for &(s, _) in &tagged {
+            starts[s + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut items = Vec::with_capacity(tagged.len());
+        if let Some(&(_, first)) = tagged.first() {
+            items.resize(tagged.len(), first);
+            let mut next = starts.clone();
+            for (s, item) in tagged {
+                items[next[s]] = item;
+                next[s] += 1;
+            }
+        }
+        PerPerson {
+            ids,
+            slot,
+            starts,
+            items,
+        }
+    }
+
+    /// Sorts each person's run by `key` (stable; runs usually come sorted).
+    fn sort_runs_by_key<K: Ord>(&mut self, key: impl Fn(&T) -> K) {
+        for w in self.starts.windows(2) {
+            self.items[w[0]..w[1]].sort_by_key(&key);
+        }
+    }
+
+    /// The items of `id` (empty for someone not grouped).
+    fn of(&self, id: i64) -> &[T] {
+        self.slot
+            .get(&id)
+            .map_or(&[], |&s| &self.items[self.starts[s]..self.starts[s + 1]])
+    }
+
+    /// Every grouped person with their items, in slot order.
+    fn runs(&self) -> impl Iterator<Item = (i64, &[T])> {
+        self.ids
+            .iter()
+            .zip(self.starts.windows(2))
+            .map(|(&id, w)| (id, &self.items[w[0]..w[1]]))
+    }
 }
 
 /// Transitions of the people in `wanted` up to `as_of`, grouped by person,
@@ -336,18 +420,15 @@ fn person_transitions<'t>(
     transitions: &'t [Transition],
     as_of: Timestamp,
     wanted: &FxHashSet<i64>,
-) -> BTreeMap<i64, Vec<&'t Transition>> {
-    let mut by_person: BTreeMap<i64, Vec<&Transition>> = BTreeMap::new();
-    for t in transitions {
-        if let Subject::Person(id) = t.subject {
-            if t.at <= as_of && wanted.contains(&id) {
-                by_person.entry(id).or_default().push(t);
-            }
-        }
-    }
-    for ts in by_person.values_mut() {
-        ts.sort_by_key(|t| (t.at, t.seq));
-    }
+) -> PerPerson<&'t Transition> {
+    let mut by_person = PerPerson::new(
+        wanted,
+        transitions.iter().filter_map(|t| match t.subject {
+            Subject::Person(id) if t.at <= as_of => Some((id, t)),
+            _ => None,
+        }),
+    );
+    by_person.sort_runs_by_key(|t| (t.at, t.seq));
     by_person
 }
 
@@ -439,7 +520,7 @@ pub fn waiting_handoffs(
 
 /// The handoffs that entered the SLA stage within `window` (up to
 /// `as_of`): those of [`sales_sla`] with `entered_at` in the window, by
-/// entry time then person id, computed only for the people who entered the
+/// entry time, person id and cycle, computed only for the people who entered the
 /// stage in it (a weekly report reads one week of a long history).
 pub fn handoffs_entered(
     pb: &Playbook,
@@ -449,12 +530,90 @@ pub fn handoffs_entered(
     window: crate::metrics::Window,
     as_of: Timestamp,
 ) -> Result<Vec<Handoff>, SlaError> {
+    let q = HandoffQuery {
+        window: Some(window),
+        limit: usize::MAX,
+        ..HandoffQuery::default()
+    };
+    Ok(handoff_page(pb, people, transitions, activities, as_of, q)?.handoffs)
+}
+
+/// Which handoffs [`handoff_page`] counts and writes out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HandoffQuery<'a> {
+    /// Only the handoffs entered within this window (up to `as_of`).
+    pub window: Option<crate::metrics::Window>,
+    /// Only the handoffs of this owner's leads.
+    pub owner: Option<&'a str>,
+    /// List only the handoffs after this key, the [`HandoffPage::next`]
+    /// of the page before. It does not change the counts.
+    pub after: Option<HandoffKey>,
+    /// List at most this many.
+    pub limit: usize,
+}
+
+/// The handoffs of [`sales_sla`] that match a [`HandoffQuery`]: all of them
+/// counted, one page written out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HandoffPage {
+    /// How many handoffs match the window and owner.
+    pub total: usize,
+    /// Their compliance.
+    pub overall: Compliance,
+    /// Their compliance per owner ([`compliance_by_owner`]).
+    pub by_owner: Vec<OwnerCompliance>,
+    /// The page: at most `limit` of them after `after`, in order.
+    pub handoffs: Vec<Handoff>,
+    /// When more match after the page, the key to ask for them with.
+    pub next: Option<HandoffKey>,
+}
+
+/// Where a handoff is in the list: entry time, person id and the entry
+/// transition's sequence number (unique even when a person enters the
+/// stage twice at one instant).
+pub type HandoffKey = (Timestamp, i64, i64);
+
+/// One page of the sales SLA's handoffs with the compliance of all that
+/// match: equal to filtering [`sales_sla`]'s handoffs, but only the page's
+/// handoffs copy their person's strings (a large history hands off
+/// hundreds of thousands of leads), and with a window only the people who
+/// entered the stage in it are computed.
+pub fn handoff_page(
+    pb: &Playbook,
+    people: &[Person],
+    transitions: &[Transition],
+    activities: &[Activity],
+    as_of: Timestamp,
+    q: HandoffQuery<'_>,
+) -> Result<HandoffPage, SlaError> {
     let sla = sales_terms(pb)?;
-    let until = Timestamp::from_millis(window.to.millis().saturating_sub(1)).min(as_of);
-    let wanted = entered(transitions, Some(window.from), until, &sla.stage);
-    let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
-    handoffs.retain(|h| window.contains(h.entered_at));
-    Ok(handoffs)
+    let (from, until) = match q.window {
+        Some(w) => (
+            Some(w.from),
+            Timestamp::from_millis(w.to.millis().saturating_sub(1)).min(as_of),
+        ),
+        None => (None, as_of),
+    };
+    let wanted = entered(transitions, from, until, &sla.stage);
+    let mut clocks = clocks_of(pb, sla, people, transitions, activities, as_of, &wanted);
+    clocks.retain(|c| {
+        q.window.is_none_or(|w| w.contains(c.entered_at))
+            && q.owner.is_none_or(|o| c.owner() == Some(o))
+    });
+    let start = q
+        .after
+        .map_or(0, |a| clocks.partition_point(|c| c.key() <= a));
+    let rest = &clocks[start..];
+    let page = &rest[..rest.len().min(q.limit)];
+    Ok(HandoffPage {
+        total: clocks.len(),
+        overall: tally(clocks.iter().map(|c| c.status)),
+        by_owner: tally_by_owner(clocks.iter().map(|c| (c.owner(), c.status))),
+        handoffs: page.iter().map(|c| c.handoff(sla)).collect(),
+        next: (rest.len() > page.len())
+            .then(|| page.last().map(Clock::key))
+            .flatten(),
+    })
 }
 
 /// The playbook's sales SLA, checked to name a known stage.
@@ -467,7 +626,7 @@ pub fn sales_terms(pb: &Playbook) -> Result<&crate::playbook::SalesSla, SlaError
 }
 
 /// Every handoff of the people in `wanted` (see [`sales_sla`]), by entry
-/// time then person id.
+/// time, person id and cycle.
 fn handoffs_of(
     pb: &Playbook,
     sla: &crate::playbook::SalesSla,
@@ -477,27 +636,98 @@ fn handoffs_of(
     as_of: Timestamp,
     wanted: &FxHashSet<i64>,
 ) -> Vec<Handoff> {
-    let company = &pb.company;
-    let people: FxHashMap<i64, &Person> = people
+    clocks_of(pb, sla, people, transitions, activities, as_of, wanted)
         .iter()
-        .filter(|p| wanted.contains(&p.id))
-        .map(|p| (p.id, p))
-        .collect();
-    let mut acts: FxHashMap<i64, Vec<Timestamp>> = FxHashMap::default();
-    for a in activities {
-        if a.at <= as_of && wanted.contains(&a.person_id) {
-            acts.entry(a.person_id).or_default().push(a.at);
+        .map(|c| c.handoff(sla))
+        .collect()
+}
+
+/// A [`Handoff`] with the person and the leaving transition borrowed
+/// rather than their strings copied: what compliance and paging need of
+/// every handoff, the strings only of the handoffs written out.
+struct Clock<'a> {
+    person_id: i64,
+    person: Option<&'a Person>,
+    leave: Option<&'a Transition>,
+    /// The entry transition's sequence number: with the entry time and
+    /// person, a unique key (a person can enter twice at one instant).
+    seq: i64,
+    cycle: i64,
+    entered_at: Timestamp,
+    deadline: Timestamp,
+    responded_at: Option<Timestamp>,
+    response: ClockStatus,
+    attempts: i64,
+    attempts_deadline: Timestamp,
+    attempts_status: ClockStatus,
+    status: ClockStatus,
+    overdue_hours: Option<f64>,
+    hours_left: Option<f64>,
+    attempts_short: i64,
+}
+
+impl Clock<'_> {
+    fn owner(&self) -> Option<&str> {
+        self.person.and_then(|p| p.owner.as_deref())
+    }
+
+    /// The order of handoffs: entry time, person id, entry sequence.
+    fn key(&self) -> HandoffKey {
+        (self.entered_at, self.person_id, self.seq)
+    }
+
+    fn handoff(&self, sla: &crate::playbook::SalesSla) -> Handoff {
+        Handoff {
+            person_id: self.person_id,
+            external_id: self.person.map(|p| p.external_id.clone()),
+            email: self.person.and_then(|p| p.email.clone()),
+            owner: self.owner().map(str::to_string),
+            cycle: self.cycle,
+            entered_at: self.entered_at,
+            deadline: self.deadline,
+            responded_at: self.responded_at,
+            response: self.response,
+            attempts: self.attempts,
+            attempts_required: sla.attempts,
+            attempts_deadline: self.attempts_deadline,
+            attempts_status: self.attempts_status,
+            left_at: self.leave.map(|t| t.at),
+            left_to: self.leave.map(|t| t.to.clone()),
+            status: self.status,
+            overdue_hours: self.overdue_hours,
+            hours_left: self.hours_left,
+            attempts_short: self.attempts_short,
         }
     }
-    for v in acts.values_mut() {
-        v.sort();
-    }
-    let no_acts = Vec::new();
+}
+
+/// The [`Clock`] of every handoff of the people in `wanted`, in
+/// [`Clock::key`] order.
+fn clocks_of<'a>(
+    pb: &Playbook,
+    sla: &crate::playbook::SalesSla,
+    people: &'a [Person],
+    transitions: &'a [Transition],
+    activities: &[Activity],
+    as_of: Timestamp,
+    wanted: &FxHashSet<i64>,
+) -> Vec<Clock<'a>> {
+    let company = &pb.company;
+    let people = PerPerson::new(wanted, people.iter().map(|p| (p.id, p)));
+    let mut acts = PerPerson::new(
+        wanted,
+        activities
+            .iter()
+            .filter(|a| a.at <= as_of)
+            .map(|a| (a.person_id, a.at)),
+    );
+    acts.sort_runs_by_key(|&at| at);
 
     let mut handoffs = Vec::new();
-    for (person_id, ts) in person_transitions(transitions, as_of, wanted) {
-        let person = people.get(&person_id);
-        let person_acts = acts.get(&person_id).unwrap_or(&no_acts);
+    let by_person = person_transitions(transitions, as_of, wanted);
+    for (person_id, ts) in by_person.runs() {
+        let person = people.of(person_id).first();
+        let person_acts = acts.of(person_id);
         for (i, entry) in ts.iter().enumerate() {
             if entry.to != sla.stage || entry.skipped {
                 continue;
@@ -563,22 +793,19 @@ fn handoffs_of(
                 .find(|s| both.contains(s))
                 .unwrap_or(ClockStatus::Stopped);
 
-            handoffs.push(Handoff {
+            handoffs.push(Clock {
                 person_id,
-                external_id: person.map(|p| p.external_id.clone()),
-                email: person.and_then(|p| p.email.clone()),
-                owner: person.and_then(|p| p.owner.clone()),
+                person: person.copied(),
+                leave: leave.copied(),
+                seq: entry.seq,
                 cycle: entry.cycle,
                 entered_at,
                 deadline,
                 responded_at,
                 response,
                 attempts,
-                attempts_required: sla.attempts,
                 attempts_deadline,
                 attempts_status,
-                left_at,
-                left_to: leave.map(|t| t.to.clone()),
                 status,
                 overdue_hours,
                 hours_left,
@@ -586,18 +813,8 @@ fn handoffs_of(
             });
         }
     }
-    // Handoffs are large: sort their keys, then move each once.
-    let mut order: Vec<(Timestamp, i64, usize)> = handoffs
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.entered_at, h.person_id, i))
-        .collect();
-    order.sort_unstable();
-    let mut slots: Vec<Option<Handoff>> = handoffs.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|(_, _, i)| slots[i].take())
-        .collect()
+    handoffs.sort_by_key(Clock::key);
+    handoffs
 }
 
 // ---------------------------------------------------------------------------
@@ -701,7 +918,7 @@ pub fn marketing_sla(
         .and_then(|s| local_instant(company, week_monday(company, s), 0))
         .map(Timestamp::from_millis);
     let wanted = entered(transitions, from, as_of, &mql.id);
-    for ts in person_transitions(transitions, as_of, &wanted).values() {
+    for (_, ts) in person_transitions(transitions, as_of, &wanted).runs() {
         for (i, t) in ts.iter().enumerate() {
             if t.to != mql.id {
                 continue;
@@ -854,11 +1071,56 @@ pub fn stalled_summary(
     as_of: Timestamp,
     shown: usize,
 ) -> StalledSummary {
+    stalled_page(
+        pb,
+        people,
+        transitions,
+        as_of,
+        StalledPage {
+            owner: None,
+            after: None,
+            limit: shown,
+        },
+    )
+}
+
+/// Which stalled leads [`stalled_page`] counts and writes out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StalledPage<'a> {
+    /// Only the leads of this owner, counted and listed.
+    pub owner: Option<&'a str>,
+    /// List only the leads after this `(entered_at, person_id)`, the key
+    /// the list is sorted by (the last lead of the page before). It does
+    /// not change the counts.
+    pub after: Option<(Timestamp, i64)>,
+    /// List at most this many.
+    pub limit: usize,
+}
+
+/// [`stalled`] of one owner (or all), counted per stage, with one page of
+/// the list written out.
+pub fn stalled_page(
+    pb: &Playbook,
+    people: &[Person],
+    transitions: &[Transition],
+    as_of: Timestamp,
+    page: StalledPage<'_>,
+) -> StalledSummary {
+    let owned: Option<FxHashSet<i64>> = page.owner.map(|o| {
+        people
+            .iter()
+            .filter(|p| p.owner.as_deref() == Some(o))
+            .map(|p| p.id)
+            .collect()
+    });
     // Where each person is now is their latest transition's stage, entered
     // at its time (what replaying their history gives). Sort keys first,
     // with the stage's position in the playbook.
     let mut found: Vec<((Timestamp, i64), usize, f64, &Transition)> = Vec::new();
     for (person_id, latest) in latest_per_person(transitions, as_of) {
+        if owned.as_ref().is_some_and(|o| !o.contains(&person_id)) {
+            continue;
+        }
         let last = latest.t;
         let Some(i) = pb.stages.iter().position(|s| s.id == last.to) else {
             continue;
@@ -875,17 +1137,23 @@ pub fn stalled_summary(
     for &(_, i, _, _) in &found {
         per_stage[i] += 1;
     }
-    let shown = shown.min(found.len());
+    if let Some(after) = page.after {
+        found.retain(|f| f.0 > after);
+    }
+    let shown = page.limit.min(found.len());
     if shown < found.len() {
         found.select_nth_unstable_by_key(shown, |f| f.0);
     }
     found.truncate(shown);
     found.sort_unstable_by_key(|f| f.0);
-    let people: FxHashMap<i64, &Person> = if shown == 0 {
-        FxHashMap::default()
-    } else {
-        people.iter().map(|p| (p.id, p)).collect()
-    };
+    // Only the listed people are looked up: a map of every person cost
+    // more than the rest of the list.
+    let listed: FxHashSet<i64> = found.iter().map(|f| f.0 .1).collect();
+    let people: FxHashMap<i64, &Person> = people
+        .iter()
+        .filter(|p| listed.contains(&p.id))
+        .map(|p| (p.id, p))
+        .collect();
     let leads = found
         .into_iter()
         .map(|((entered_at, person_id), _, max_days, last)| {

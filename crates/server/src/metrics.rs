@@ -8,7 +8,7 @@ use tandem_core::metrics::waterfall::{
     waterfall as compute_waterfall, Waterfall, WaterfallOptions,
 };
 use tandem_core::metrics::{Grouping, Window};
-use tandem_core::sla::{stalled as stalled_leads, StalledLead};
+use tandem_core::sla::{stalled_page, StalledLead, StalledPage};
 use tandem_core::Timestamp;
 use tandem_store::query;
 
@@ -16,6 +16,7 @@ use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::openapi::ErrorEnvelope;
+use crate::resources::{key_cursor, key_text, page_limit};
 use crate::warm::Warm;
 use crate::{now, AppState};
 
@@ -150,22 +151,40 @@ pub async fn funnel(
     }))
 }
 
-/// `as_of`, `owner` (as `tandem stalled`).
+/// `as_of`, `owner` (as `tandem stalled`), and `limit` (1–500, default 50)
+/// and `cursor` for the list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StalledQuery {
     as_of: Option<String>,
     owner: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 #[derive(Serialize)]
 pub struct Stalled {
     as_of: Timestamp,
+    /// How many leads (of `owner`, when given) are stalled.
+    total: usize,
+    /// Of them, how many per stage, in playbook order.
+    by_stage: Vec<StageCount>,
+    /// One page of them, oldest entry first (ties by person id).
     leads: Vec<StalledLead>,
+    /// Pass as `cursor` (with the same `as_of`) for the next page; `null`
+    /// on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct StageCount {
+    stage: String,
+    leads: usize,
 }
 
 /// `GET /api/v1/metrics/stalled`: leads in a stage longer than its
-/// `max_days`, oldest first (`tandem stalled --format json`).
+/// `max_days`, counted per stage, oldest first, a page at a time (`tandem
+/// stalled --format json` lists them all).
 #[utoipa::path(
     get,
     path = "/api/v1/metrics/stalled",
@@ -186,14 +205,34 @@ pub async fn stalled(
     let pb = &*pb;
     let as_of = query::as_of(pb, q.as_of.as_deref(), now())
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some(e.field())))?;
+    let limit = page_limit(q.limit)?;
+    let after = key_cursor::<2>(q.cursor.as_deref())?;
     let snap = warm.get(&s.store).await?;
-    let leads = stalled_leads(pb, &snap.people, &snap.transitions, as_of)
-        .into_iter()
-        .filter(|l| {
-            q.owner
-                .as_ref()
-                .is_none_or(|o| l.owner.as_deref() == Some(o.as_str()))
-        })
-        .collect();
-    Ok(Json(Stalled { as_of, leads }))
+    let page = StalledPage {
+        owner: q.owner.as_deref(),
+        after: after.map(|[at, id]| (Timestamp::from_millis(at), id)),
+        // One more than asked says whether there is a next page.
+        limit: limit as usize + 1,
+    };
+    let mut found = stalled_page(pb, &snap.people, &snap.transitions, as_of, page);
+    let next_cursor = if found.leads.len() > limit as usize {
+        found.leads.truncate(limit as usize);
+        found
+            .leads
+            .last()
+            .map(|l| key_text([l.entered_at.millis(), l.person_id]))
+    } else {
+        None
+    };
+    Ok(Json(Stalled {
+        as_of,
+        total: found.total,
+        by_stage: found
+            .by_stage
+            .into_iter()
+            .map(|(stage, leads)| StageCount { stage, leads })
+            .collect(),
+        leads: found.leads,
+        next_cursor,
+    }))
 }

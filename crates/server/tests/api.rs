@@ -69,6 +69,7 @@ impl TestAppBuilder {
                 let p = Person {
                     external_id: format!("lead-{i}"),
                     source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
+                    owner: (i % 3 == 0).then(|| "sam".into()),
                     created_at: t(i),
                     ..Person::default()
                 };
@@ -596,6 +597,47 @@ async fn stalled_equals_the_core_computation() {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["leads"], serde_json::to_value(&want).unwrap());
+        assert_eq!(v["total"], want.len());
+        let per_stage: u64 = v["by_stage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["leads"].as_u64().unwrap())
+            .sum();
+        assert_eq!(per_stage, want.len() as u64);
+        // Pages of two, each after the cursor of the one before, list every
+        // stalled lead once in order; an owner's pages list only theirs.
+        let owner = want
+            .iter()
+            .find_map(|l| l.owner.clone())
+            .expect("an owned stalled lead");
+        for who in [None, Some(owner.as_str())] {
+            let theirs: Vec<&tandem_core::sla::StalledLead> = want
+                .iter()
+                .filter(|l| who.is_none_or(|o| l.owner.as_deref() == Some(o)))
+                .collect();
+            let owner_q = who.map(|o| format!("&owner={o}")).unwrap_or_default();
+            let (mut paged, mut cursor, mut pages) = (Vec::new(), String::new(), 0);
+            loop {
+                let uri = format!(
+                    "/api/v1/metrics/stalled?as_of=2026-03-01&limit=2{owner_q}&cursor={cursor}"
+                );
+                let (s, v) = app.get(&uri, Role::Viewer).await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                assert_eq!(v["total"], theirs.len());
+                paged.extend(v["leads"].as_array().unwrap().iter().cloned());
+                pages += 1;
+                match v["next_cursor"].as_str() {
+                    Some(c) => cursor = c.to_string(),
+                    None => break,
+                }
+            }
+            assert_eq!(pages, theirs.len().div_ceil(2).max(1));
+            assert_eq!(
+                serde_json::Value::Array(paged),
+                serde_json::to_value(&theirs).unwrap()
+            );
+        }
         let (s, v) = app
             .get(
                 "/api/v1/metrics/stalled?as_of=2026-03-01&owner=nobody",
@@ -604,6 +646,7 @@ async fn stalled_equals_the_core_computation() {
             .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v["leads"], serde_json::json!([]));
+        assert_eq!(v["total"], 0);
         let (s, v) = app
             .get("/api/v1/metrics/stalled?as_of=soon", Role::Viewer)
             .await;

@@ -536,6 +536,11 @@ async fn bad_input_is_4xx_with_the_envelope_and_stores_nothing() {
             ("/api/v1/accounts?cursor=-4", "cursor"),
             ("/api/v1/metrics/scorecard?period=decade", "period"),
             ("/api/v1/metrics/sla?week=2026-48", "week"),
+            ("/api/v1/metrics/sla?limit=0", "limit"),
+            ("/api/v1/metrics/sla?cursor=12:4", "cursor"),
+            ("/api/v1/metrics/sla?cursor=1:2:3:4", "cursor"),
+            ("/api/v1/metrics/stalled?cursor=soon", "cursor"),
+            ("/api/v1/metrics/stalled?limit=501", "limit"),
             ("/api/v1/metrics/gaps?by=shoe_size", "by"),
             ("/api/v1/metrics/gaps?threshold=2", "threshold"),
             ("/api/v1/goals?as_of=tomorrowish", "as_of"),
@@ -602,6 +607,35 @@ async fn scorecard_gaps_sla_and_goals_equal_the_core_computation() {
             serde_json::to_value(&sales.overall).unwrap()
         );
         assert_eq!(v["sales"]["handoffs"].as_array().unwrap().len(), 12);
+        assert_eq!(v["sales"]["handoffs_total"], 12);
+        assert_eq!(v["sales"]["next_cursor"], Value::Null);
+        // Pages of five, each after the cursor of the one before, list
+        // the twelve handoffs once each in order, and every page counts
+        // them all.
+        let mut paged = Vec::new();
+        let mut cursor = String::new();
+        for expect_len in [5, 5, 2] {
+            let v = app
+                .get(&format!(
+                    "/api/v1/metrics/sla?as_of={}&limit=5&cursor={cursor}",
+                    iso(as_of)
+                ))
+                .await;
+            assert_eq!(v["sales"]["handoffs_total"], 12);
+            assert_eq!(
+                v["sales"]["overall"],
+                serde_json::to_value(&sales.overall).unwrap()
+            );
+            let page = v["sales"]["handoffs"].as_array().unwrap();
+            assert_eq!(page.len(), expect_len);
+            paged.extend(page.iter().cloned());
+            cursor = v["sales"]["next_cursor"].as_str().unwrap_or("").to_string();
+        }
+        assert!(cursor.is_empty(), "the last page has no next cursor");
+        assert_eq!(
+            Value::Array(paged),
+            serde_json::to_value(&sales.handoffs).unwrap()
+        );
         // Owner ann has lead-0 … lead-5.
         let v = app
             .get(&format!(
@@ -610,6 +644,7 @@ async fn scorecard_gaps_sla_and_goals_equal_the_core_computation() {
             ))
             .await;
         assert_eq!(v["sales"]["handoffs"].as_array().unwrap().len(), 6);
+        assert_eq!(v["sales"]["handoffs_total"], 6);
         // ISO week 2026-W01 runs Mon 2025-12-29 to Mon 2026-01-05 (New York):
         // every seeded MQL entry (Jan 1, 10:00 to 21:00 UTC) falls in it.
         let v = app

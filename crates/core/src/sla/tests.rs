@@ -545,6 +545,32 @@ mod props {
             let window = crate::metrics::Window::new(day(from), day(from + len)).unwrap();
             let in_window: Vec<Handoff> = full.handoffs.iter().filter(|h| window.contains(h.entered_at)).cloned().collect();
             prop_assert_eq!(handoffs_entered(&pb, &people, &transitions, &activities, window, as_of).unwrap(), in_window);
+            // Paging through the handoffs of a window or all, of an owner or
+            // all, lists the full report's matching handoffs once each in
+            // order, and every page counts and scores them all.
+            for (window, owner) in [None, Some(window)].into_iter().flat_map(|w| [(w, None), (w, Some("ana")), (w, Some("bo"))]) {
+                let theirs: Vec<Handoff> = full
+                    .handoffs
+                    .iter()
+                    .filter(|h| window.is_none_or(|w| w.contains(h.entered_at)))
+                    .filter(|h| owner.is_none_or(|o| h.owner.as_deref() == Some(o)))
+                    .cloned()
+                    .collect();
+                let (mut after, mut listed) = (None, Vec::new());
+                loop {
+                    let q = HandoffQuery { window, owner, after, limit: shown.max(1) };
+                    let page = handoff_page(&pb, &people, &transitions, &activities, as_of, q).unwrap();
+                    prop_assert_eq!(page.total, theirs.len());
+                    prop_assert_eq!(&page.overall, &compliance(&theirs));
+                    prop_assert_eq!(&page.by_owner, &compliance_by_owner(&theirs));
+                    listed.extend(page.handoffs);
+                    prop_assert!(listed.len() <= theirs.len(), "a page repeats handoffs");
+                    prop_assert_eq!(page.next.is_some(), listed.len() < theirs.len());
+                    if page.next.is_none() { break }
+                    after = page.next;
+                }
+                prop_assert_eq!(listed, theirs);
+            }
             let open: Vec<Handoff> = full.handoffs.into_iter().filter(|h| h.left_at.is_none()).collect();
             prop_assert_eq!(waiting_handoffs(&pb, &people, &transitions, &activities, as_of).unwrap(), open);
 
@@ -581,6 +607,26 @@ mod props {
                 .collect();
             prop_assert_eq!(summary.by_stage, by_stage);
             prop_assert_eq!(&summary.leads[..], &all[..shown.min(all.len())]);
+            // Paging through one owner's leads (or everyone's) lists exactly
+            // theirs, in the list's order, and counts them all on each page.
+            for owner in [None, Some("ana"), Some("bo")] {
+                let theirs: Vec<StalledLead> = all
+                    .iter()
+                    .filter(|l| owner.is_none_or(|o| l.owner.as_deref() == Some(o)))
+                    .cloned()
+                    .collect();
+                let (mut after, mut listed) = (None, Vec::new());
+                loop {
+                    let page = StalledPage { owner, after, limit: shown.max(1) };
+                    let got = stalled_page(&pb, &people, &transitions, as_of, page);
+                    prop_assert_eq!(got.total, theirs.len());
+                    let Some(last) = got.leads.last() else { break };
+                    after = Some((last.entered_at, last.person_id));
+                    listed.extend(got.leads);
+                    prop_assert!(listed.len() <= theirs.len(), "a page repeats leads");
+                }
+                prop_assert_eq!(listed, theirs);
+            }
         }
     }
 }

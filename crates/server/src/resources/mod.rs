@@ -84,26 +84,67 @@ pub(crate) struct Paging {
 impl Paging {
     /// `(after, limit)`: the id to continue after and the page size.
     pub fn read(&self) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::bad_request(
-                "bad_query",
-                format!("limit must be between 1 and {MAX_LIMIT}"),
-                Some("limit"),
-            ));
-        }
+        let limit = page_limit(self.limit)?;
         let after = match self.cursor.as_deref() {
             None | Some("") => 0,
-            Some(c) => c.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_query",
-                    "cursor is not a cursor from this API",
-                    Some("cursor"),
-                )
-            })?,
+            Some(c) => c
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(bad_cursor)?,
         };
         Ok((after, limit))
     }
+}
+
+/// The page size asked for: 1..=500, default 50.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+            Some("limit"),
+        ));
+    }
+    Ok(limit)
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::bad_request(
+        "bad_query",
+        "cursor is not a cursor from this API",
+        Some("cursor"),
+    )
+}
+
+/// The cursor of a metric's list, which is sorted by a key of `N` integers
+/// rather than by id (handoffs by entry time, person and entry sequence): the key
+/// of the last row of the page before, written `a:b:…`. Rows are listed
+/// strictly after it, so a page stays put while rows are added elsewhere.
+pub(crate) fn key_cursor<const N: usize>(
+    cursor: Option<&str>,
+) -> Result<Option<[i64; N]>, ApiError> {
+    let Some(c) = cursor.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let mut key = [0; N];
+    let mut parts = c.split(':');
+    for k in &mut key {
+        *k = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(bad_cursor)?;
+    }
+    if parts.next().is_some() {
+        return Err(bad_cursor());
+    }
+    Ok(Some(key))
+}
+
+/// A key as a cursor (see [`key_cursor`]).
+pub(crate) fn key_text<const N: usize>(key: [i64; N]) -> String {
+    key.map(|k| k.to_string()).join(":")
 }
 
 /// One page of a list.

@@ -16,7 +16,7 @@ use tandem_core::metrics::scorecard::{
 use tandem_core::metrics::{funnel_ids, Grouping};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::sla::{
-    compliance, compliance_by_owner, marketing_sla, sales_sla, Compliance, Handoff,
+    handoff_page, marketing_sla, sales_terms, Compliance, Handoff, HandoffQuery,
     MarketingSlaReport, OwnerCompliance, SlaError,
 };
 use tandem_core::{Money, Timestamp};
@@ -33,6 +33,7 @@ use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::openapi::ErrorEnvelope;
+use crate::resources::{key_cursor, key_text, page_limit};
 use crate::{now, AppState};
 
 fn period_err(e: PeriodError) -> ApiError {
@@ -203,13 +204,16 @@ pub async fn gaps(
     )))
 }
 
-/// `week` (ISO week, e.g. 2026-W48), `owner`, `as_of`.
+/// `week` (ISO week, e.g. 2026-W48), `owner`, `as_of`, and `limit` (1–500,
+/// default 50) and `cursor` for the list of handoffs.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SlaQuery {
     week: Option<String>,
     owner: Option<String>,
     as_of: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
 }
 
 /// The sales side of the SLA, filtered as asked.
@@ -219,12 +223,20 @@ pub struct SalesSide {
     first_response_hours: f64,
     attempts: i64,
     attempts_within_days: f64,
+    /// Compliance of every handoff that matches `week` and `owner`.
     overall: Compliance,
     by_owner: Vec<OwnerCompliance>,
+    /// How many handoffs match `week` and `owner`.
+    handoffs_total: usize,
+    /// One page of them, by entry time then person.
     handoffs: Vec<Handoff>,
+    /// Pass as `cursor` (with the same `as_of`) for the next page; `null`
+    /// on the last page.
+    next_cursor: Option<String>,
 }
 
-/// Both sides of the SLA (`tandem sla --format json`).
+/// Both sides of the SLA (`tandem sla --format json`, with the handoffs
+/// paged).
 #[derive(Debug, Serialize)]
 pub struct Sla {
     as_of: Timestamp,
@@ -259,26 +271,27 @@ pub async fn sla(
         .transpose()
         .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("week")))?;
     let as_of = query::as_of(&pb, q.as_of.as_deref(), now()).map_err(period_err)?;
+    let limit = page_limit(q.limit)?;
+    let after = key_cursor::<3>(q.cursor.as_deref())?;
+    let terms = sales_terms(&pb).map_err(metric_err)?;
     let snap = snapshot(&s, &warm).await?;
-    let sales = sales_sla(
+    let found = handoff_page(
         &pb,
         &snap.people,
         &snap.transitions,
         &snap.activities,
         as_of,
+        HandoffQuery {
+            window: week.as_ref().map(|(_, w)| *w),
+            owner: q.owner.as_deref(),
+            after: after.map(|[at, person, seq]| (Timestamp::from_millis(at), person, seq)),
+            limit: limit as usize,
+        },
     )
     .map_err(metric_err)?;
-    let handoffs: Vec<Handoff> = sales
-        .handoffs
-        .iter()
-        .filter(|h| week.as_ref().is_none_or(|(_, w)| w.contains(h.entered_at)))
-        .filter(|h| {
-            q.owner
-                .as_ref()
-                .is_none_or(|o| h.owner.as_deref() == Some(o.as_str()))
-        })
-        .cloned()
-        .collect();
+    let next_cursor = found
+        .next
+        .map(|(at, person, seq)| key_text([at.millis(), person, seq]));
     let marketing = match marketing_sla(
         &pb,
         &snap.transitions,
@@ -298,13 +311,15 @@ pub async fn sla(
         as_of,
         week: week.map(|(l, _)| l),
         sales: SalesSide {
-            stage: sales.stage,
-            first_response_hours: sales.first_response_hours,
-            attempts: sales.attempts,
-            attempts_within_days: sales.attempts_within_days,
-            overall: compliance(&handoffs),
-            by_owner: compliance_by_owner(&handoffs),
-            handoffs,
+            stage: terms.stage.clone(),
+            first_response_hours: terms.first_response_hours,
+            attempts: terms.attempts,
+            attempts_within_days: terms.attempts_within_days,
+            overall: found.overall,
+            by_owner: found.by_owner,
+            handoffs_total: found.total,
+            handoffs: found.handoffs,
+            next_cursor,
         },
         marketing,
     }))
