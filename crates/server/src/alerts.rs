@@ -36,13 +36,14 @@ use crate::SharedPlaybook;
 use tandem_core::sla::{sales_sla, stalled, ClockStatus};
 use tandem_core::Timestamp;
 use tandem_store::alerts::{self as log, Alert, NewAlert};
-use tandem_store::repo::{self, Snapshot};
+use tandem_store::repo::Snapshot;
 use tandem_store::{query, Store, StoreError};
 
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::telemetry::{registry, Registry};
+use crate::warm::{Warm, WarmError};
 use crate::AppState;
 
 /// Longest wait between two attempts of one alert.
@@ -294,6 +295,9 @@ pub struct Alerter {
     playbook: SharedPlaybook,
     config: AlertConfig,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The history, brought up to date by delta at each run rather than
+    /// read whole every minute (minutes of reading on a large history).
+    warm: Warm,
 }
 
 impl fmt::Debug for Alerter {
@@ -313,19 +317,27 @@ impl Alerter {
             playbook,
             config,
             client,
+            warm: Warm::default(),
         }
     }
 
+    /// Reads the history `warm` keeps (the server's) instead of keeping a
+    /// second copy.
+    pub fn sharing(mut self, warm: Warm) -> Alerter {
+        self.warm = warm;
+        self
+    }
+
     /// Records the alerts of every event not recorded yet (by any instance).
-    pub async fn evaluate(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let snap = {
-            let mut c = self.store.conn().await?;
-            repo::snapshot(&mut c).await?
-        };
+    pub async fn evaluate(&self, now: Timestamp) -> Result<u64, WarmError> {
         let since = Timestamp::from_millis(now.millis() - ms(self.config.lookback));
+        let found = {
+            let snap = self.warm.get(&self.store).await?;
+            events(&self.playbook.get(), &snap, now, since)
+        };
         let mut recorded = 0;
         let mut c = self.store.conn().await?;
-        for e in events(&self.playbook.get(), &snap, now, since) {
+        for e in found {
             let Some(url) = self.config.webhooks.url_for(e.team) else {
                 continue;
             };
@@ -415,7 +427,7 @@ impl Alerter {
     }
 
     /// One evaluator run: record new alerts, then post what is due.
-    pub async fn tick(&self, now: Timestamp) -> Result<Tick, StoreError> {
+    pub async fn tick(&self, now: Timestamp) -> Result<Tick, WarmError> {
         let recorded = self.evaluate(now).await?;
         let (delivered, failed_attempts) = self.deliver(now).await?;
         Ok(Tick {

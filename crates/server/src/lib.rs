@@ -111,9 +111,19 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_kept(listener, state, warm::Warm::default(), shutdown).await
+}
+
+/// [`serve`] with the warm history `warm`, which others (the alert
+/// evaluator) may share.
+async fn serve_kept(
+    listener: TcpListener,
+    state: AppState,
+    warm: warm::Warm,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // Read the history while the server starts listening, not on the
     // first page view.
-    let warm = warm::Warm::default();
     warm.preload(&state.store);
     axum::serve(
         listener,
@@ -135,8 +145,10 @@ pub async fn serve_with_alerts(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let warm = warm::Warm::default();
     let evaluator = (!alerts.webhooks.is_empty()).then(|| {
-        let a = alerts::Alerter::new(state.store.clone(), state.playbook.clone(), alerts);
+        let a = alerts::Alerter::new(state.store.clone(), state.playbook.clone(), alerts)
+            .sharing(warm.clone());
         let mut rx = stopped.clone();
         tokio::spawn(a.run(async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -152,7 +164,7 @@ pub async fn serve_with_alerts(
             },
         ))
     };
-    let served = serve(listener, state, shutdown).await;
+    let served = serve_kept(listener, state, warm, shutdown).await;
     let _ = stop.send(true);
     if let Some(e) = evaluator {
         let _ = e.await;

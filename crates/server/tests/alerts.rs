@@ -104,6 +104,24 @@ fn config(url: &str) -> AlertConfig {
     }
 }
 
+/// The evaluator keeps the history between runs and brings it up to date:
+/// a breach written after a run is found by the next one.
+#[tokio::test]
+async fn a_breach_written_between_runs_is_found_by_the_next() {
+    for db in TestDb::all().await.unwrap() {
+        let pb = Arc::new(Playbook::load(STARTER).playbook.unwrap());
+        let rx = Receiver::default();
+        let url = rx.start().await;
+        let alerter = Alerter::new(db.store.clone(), pb.clone(), config(&url));
+        let now = ts("2026-03-03T15:00:00Z");
+        assert_eq!(alerter.tick(now).await.unwrap(), Tick::default());
+        seed_breach(&db.store, &pb).await;
+        let tick = alerter.tick(ts("2026-03-03T15:01:00Z")).await.unwrap();
+        assert_eq!((tick.recorded, tick.delivered), (1, 1));
+        assert_eq!(rx.calls.load(Ordering::SeqCst), 1);
+    }
+}
+
 #[tokio::test]
 async fn one_breach_is_posted_exactly_once_and_logged() {
     for db in TestDb::all().await.unwrap() {
