@@ -61,7 +61,7 @@ pub(crate) fn account_row(r: &impl ReadRow) -> Result<Account, StoreError> {
         target: c.flag("target")?,
         tier: c.opt_int("tier")?,
         owner: c.opt_text("owner")?,
-        custom: custom_from_text(c.str("custom")?)?,
+        custom: custom_from_text(&c.str("custom")?)?,
     })
 }
 
@@ -174,7 +174,7 @@ pub(crate) fn person_row(r: &impl ReadRow) -> Result<Person, StoreError> {
         source: c.opt_text("source")?,
         owner: c.opt_text("owner")?,
         created_at: ts(c.int("created_at")?),
-        custom: custom_from_text(c.str("custom")?)?,
+        custom: custom_from_text(&c.str("custom")?)?,
     })
 }
 
@@ -575,7 +575,7 @@ pub(crate) fn activity_row(r: &impl ReadRow) -> Result<Activity, StoreError> {
         at: ts(c.int("at")?),
         kind: {
             let kind = c.str("kind")?;
-            ActivityKind::parse(kind)
+            ActivityKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("activity kind {kind:?}")))?
         },
         actor: c.opt_text("actor")?,
@@ -672,14 +672,14 @@ pub(crate) fn deal_row(r: &impl ReadRow) -> Result<Deal, StoreError> {
         name: c.opt_text("name")?,
         amount: Money {
             minor: c.int("amount")?,
-            currency: Currency::parse(c.str("currency")?)
+            currency: Currency::parse(&c.str("currency")?)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         },
         created_at: ts(c.int("created_at")?),
         closed_at: c.opt_int("closed_at")?.map(ts),
         status: {
             let status = c.str("status")?;
-            DealStatus::parse(status)
+            DealStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("deal status {status:?}")))?
         },
         lost_reason: c.opt_text("lost_reason")?,
@@ -878,7 +878,7 @@ pub(crate) fn transition_row(r: &impl ReadRow) -> Result<Transition, StoreError>
         subject: {
             let kind = c.str("subject_kind")?;
             let id = c.int("subject_id")?;
-            match kind {
+            match &*kind {
                 "person" => Subject::Person(id),
                 "account" => Subject::Account(id),
                 other => return Err(StoreError::Corrupt(format!("subject kind {other:?}"))),

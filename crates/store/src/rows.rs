@@ -8,10 +8,13 @@
 //! against the statement's column, so a reader that drifts from its column
 //! list fails loudly; release builds only advance an index.
 //!
-//! [`ReadRow`] is what a reader needs of a row, implemented for sqlx's `Any`
-//! row and SQLite's native row alike, so one reader per table serves the
-//! `Any` path and the native SQLite bulk path ([`crate::warm`]).
+//! [`ReadRow`] is what a reader needs of a row, implemented for sqlx's rows
+//! and for a row packed as a JSON array ([`JsonRow`], the full reads of
+//! [`crate::warm`] on SQLite), so one reader per table serves both.
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use sqlx::{Column, ColumnIndex, Decode, Row, Type};
 
 use crate::StoreError;
@@ -22,8 +25,9 @@ pub(crate) trait ReadRow {
     fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error>;
     fn text(&self, i: usize) -> Result<String, sqlx::Error>;
     fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error>;
-    /// Text borrowed from the row, for values parsed rather than kept.
-    fn str(&self, i: usize) -> Result<&str, sqlx::Error>;
+    /// Text borrowed from the row where it can be, for values parsed
+    /// rather than kept.
+    fn str(&self, i: usize) -> Result<Cow<'_, str>, sqlx::Error>;
     /// The name of column `i` (for the debug check of [`Cols`]).
     fn column_name(&self, i: usize) -> &str;
 }
@@ -48,8 +52,8 @@ where
     fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
         self.try_get(i)
     }
-    fn str(&self, i: usize) -> Result<&str, sqlx::Error> {
-        self.try_get(i)
+    fn str(&self, i: usize) -> Result<Cow<'_, str>, sqlx::Error> {
+        self.try_get(i).map(Cow::Borrowed)
     }
     fn column_name(&self, i: usize) -> &str {
         self.try_column(i).map_or("", |c| c.name())
@@ -100,7 +104,7 @@ impl<'r, R: ReadRow> Cols<'r, R> {
         Ok(self.row.opt_text(i)?)
     }
 
-    pub(crate) fn str(&mut self, name: &str) -> Result<&'r str, StoreError> {
+    pub(crate) fn str(&mut self, name: &str) -> Result<Cow<'r, str>, StoreError> {
         let i = self.take(name);
         Ok(self.row.str(i)?)
     }
@@ -108,5 +112,85 @@ impl<'r, R: ReadRow> Cols<'r, R> {
     /// A 0/1 integer column as a flag.
     pub(crate) fn flag(&mut self, name: &str) -> Result<bool, StoreError> {
         Ok(self.int(name)? != 0)
+    }
+}
+
+/// A row packed by SQLite's `json_array(cols…)`: its values as JSON texts
+/// (numbers, strings or `null`), named by the column list they were packed
+/// from.
+pub(crate) struct JsonRow<'a> {
+    names: &'a [&'a str],
+    values: &'a [&'a RawValue],
+}
+
+impl<'a> JsonRow<'a> {
+    /// Splits a page packed by `json_group_array(json_array(…))` into its
+    /// rows' values, borrowing every value from `text`.
+    pub(crate) fn page(text: &str) -> Result<Vec<Vec<&RawValue>>, StoreError> {
+        serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("a packed page of rows: {e}")))
+    }
+
+    pub(crate) fn new(names: &'a [&'a str], values: &'a [&'a RawValue]) -> Self {
+        JsonRow { names, values }
+    }
+
+    fn value(&self, i: usize) -> Result<&'a str, sqlx::Error> {
+        match self.values.get(i) {
+            Some(v) => Ok(v.get()),
+            None => Err(sqlx::Error::ColumnIndexOutOfBounds {
+                index: i,
+                len: self.values.len(),
+            }),
+        }
+    }
+
+    /// The value of column `i` parsed as JSON, `None` for `null`.
+    fn parse<T: serde::de::Deserialize<'a>>(&self, i: usize) -> Result<Option<T>, sqlx::Error> {
+        let v = self.value(i)?;
+        if v == "null" {
+            return Ok(None);
+        }
+        serde_json::from_str(v)
+            .map(Some)
+            .map_err(|e| sqlx::Error::ColumnDecode {
+                index: self.column_name(i).to_string(),
+                source: Box::new(e),
+            })
+    }
+
+    fn not_null<T>(&self, i: usize, v: Option<T>) -> Result<T, sqlx::Error> {
+        v.ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: self.column_name(i).to_string(),
+            source: "unexpected null".into(),
+        })
+    }
+}
+
+impl ReadRow for JsonRow<'_> {
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        let v = self.parse(i)?;
+        self.not_null(i, v)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.parse(i)
+    }
+    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        let v = self.parse(i)?;
+        self.not_null(i, v)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        self.parse(i)
+    }
+    fn str(&self, i: usize) -> Result<Cow<'_, str>, sqlx::Error> {
+        // A JSON string borrows only when it has no escapes.
+        if let Ok(Some(s)) = self.parse::<&str>(i) {
+            return Ok(Cow::Borrowed(s));
+        }
+        let v = self.parse(i)?;
+        self.not_null(i, v).map(Cow::Owned)
+    }
+    fn column_name(&self, i: usize) -> &str {
+        self.names.get(i).copied().unwrap_or("")
     }
 }
