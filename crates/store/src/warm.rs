@@ -234,14 +234,23 @@ const TRANSITIONS: Table<Transition, (Timestamp, i64)> = Table {
 impl<T: Record, K: Ord> Table<T, K> {
     /// Every row with an id up to `upto`, in the order of a full read.
     async fn all(&self, c: &mut AnyConnection, upto: i64) -> Result<Vec<T>, StoreError> {
-        if is_sqlite(c) {
-            return self.all_packed(c, upto).await;
-        }
-        let sql = format!(
-            "SELECT {} FROM {} WHERE {} <= $1 ORDER BY {}",
-            self.cols, self.name, self.id, self.order
+        let started = std::time::Instant::now();
+        let rows = if is_sqlite(c) {
+            self.all_packed(c, upto).await?
+        } else {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {} <= $1 ORDER BY {}",
+                self.cols, self.name, self.id, self.order
+            );
+            stream(c, sql, &[upto]).await?
+        };
+        tracing::debug!(
+            table = self.name,
+            rows = rows.len(),
+            read_ms = started.elapsed().as_millis() as u64,
+            "table read in full"
         );
-        stream(c, sql, &[upto]).await
+        Ok(rows)
     }
 
     /// [`Table::all`] on SQLite: pages of packed rows (see the module
