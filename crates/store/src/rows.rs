@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 
+use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use sqlx::{Column, ColumnIndex, Decode, Row, Type};
 
@@ -124,11 +125,22 @@ pub(crate) struct JsonRow<'a> {
 }
 
 impl<'a> JsonRow<'a> {
-    /// Splits a page packed by `json_group_array(json_array(…))` into its
-    /// rows' values, borrowing every value from `text`.
-    pub(crate) fn page(text: &str) -> Result<Vec<Vec<&RawValue>>, StoreError> {
-        serde_json::from_str(text)
-            .map_err(|e| StoreError::Corrupt(format!("a packed page of rows: {e}")))
+    /// The values of a page packed by `json_group_array(json_array(…))`
+    /// of rows of `width` values, each row's after the one before's in one
+    /// list (one vector per page, not one per row), borrowed from `text`.
+    pub(crate) fn page(text: &str, width: usize) -> Result<Vec<&RawValue>, StoreError> {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("a packed page: {e}"));
+        let mut values = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(text);
+        Flat {
+            into: &mut values,
+            width,
+            row: false,
+        }
+        .deserialize(&mut de)
+        .map_err(corrupt)?;
+        de.end().map_err(corrupt)?;
+        Ok(values)
     }
 
     pub(crate) fn new(names: &'a [&'a str], values: &'a [&'a RawValue]) -> Self {
@@ -192,5 +204,81 @@ impl ReadRow for JsonRow<'_> {
     }
     fn column_name(&self, i: usize) -> &str {
         self.names.get(i).copied().unwrap_or("")
+    }
+}
+
+/// Reads a packed page (an array of rows) or, with `row`, one row (an array
+/// of exactly `width` values) into one flat list of values.
+struct Flat<'v, 't> {
+    into: &'v mut Vec<&'t RawValue>,
+    width: usize,
+    row: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for Flat<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Flat<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if self.row { "a row's values" } else { "rows" })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if !self.row {
+            let (into, width) = (self.into, self.width);
+            let row = true;
+            while seq
+                .next_element_seed(Flat {
+                    into: &mut *into,
+                    width,
+                    row,
+                })?
+                .is_some()
+            {}
+            return Ok(());
+        }
+        let start = self.into.len();
+        while let Some(v) = seq.next_element()? {
+            self.into.push(v);
+        }
+        let n = self.into.len() - start;
+        if n != self.width {
+            return Err(A::Error::custom(format!(
+                "a row of {n} values, not {}",
+                self.width
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{JsonRow, ReadRow};
+
+    #[test]
+    fn a_packed_page_is_split_into_rows_of_its_width() {
+        let names = ["id", "name"];
+        let text = r#"[[1,"a \"b\""],[2,null]]"#;
+        let values = JsonRow::page(text, 2).unwrap();
+        let rows: Vec<JsonRow> = values
+            .chunks_exact(2)
+            .map(|v| JsonRow::new(&names, v))
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].int(0).unwrap(), 1);
+        assert_eq!(rows[0].text(1).unwrap(), "a \"b\"");
+        assert_eq!(rows[0].str(1).unwrap(), "a \"b\"");
+        assert_eq!(rows[1].opt_text(1).unwrap(), None);
+        assert!(rows[1].text(1).is_err(), "null is not text");
+        assert!(JsonRow::page("[]", 2).unwrap().is_empty());
+        assert!(JsonRow::page("[[1]]", 2).is_err(), "short row");
+        assert!(JsonRow::page("[[1,2,3]]", 2).is_err(), "long row");
+        assert!(JsonRow::page("[[1,2]] x", 2).is_err(), "trailing text");
     }
 }

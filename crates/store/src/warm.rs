@@ -279,8 +279,9 @@ impl<T: Record, K: Ord> Table<T, K> {
             let Some(last) = page.opt_int(1)? else {
                 break;
             };
-            for values in JsonRow::page(&page.str(0)?)? {
-                out.push(T::read(&JsonRow::new(&names, &values))?);
+            let text = page.str(0)?;
+            for values in JsonRow::page(&text, names.len())?.chunks_exact(names.len()) {
+                out.push(T::read(&JsonRow::new(&names, values))?);
             }
             after = last;
         }
