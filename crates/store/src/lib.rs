@@ -20,6 +20,7 @@ pub mod pages;
 pub mod query;
 pub mod repo;
 pub mod report_sends;
+mod rows;
 pub mod stamp;
 pub mod testing;
 pub mod tokens;

@@ -72,19 +72,15 @@ const IDS_PER_QUERY: usize = 500;
 /// list ordered as [`load`] orders it; an id that is no stored person is an
 /// error, as in [`load`].
 pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonFacts>, StoreError> {
-    use repo::{
-        account_row, activity_row, deal_row, person_row, touch_row, transition_row, ACCOUNT_COLS,
-        ACTIVITY_COLS, DEAL_COLS, PERSON_COLS, TOUCH_COLS, TRANSITION_COLS,
-    };
+    use repo::{ACCOUNT_COLS, ACTIVITY_COLS, DEAL_COLS, PERSON_COLS, TOUCH_COLS, TRANSITION_COLS};
     use std::collections::HashMap;
     /// `SELECT cols FROM table WHERE filter IN (ids)`, 500 ids at a time.
     /// Only numbered placeholders are formatted in; ids are bound.
-    async fn rows<T>(
+    async fn rows<T: crate::warm::Record>(
         c: &mut AnyConnection,
         (cols, table): (&str, &str),
         filter: &str,
         ids: &[i64],
-        map: fn(&sqlx::any::AnyRow) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         let anon = repo::anonymous_params(c);
@@ -93,7 +89,7 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonF
                 "SELECT {cols} FROM {table} WHERE {filter} IN ({})",
                 repo::param_list(1, chunk.len(), anon)
             );
-            out.extend(crate::warm::stream(c, sql, chunk, map).await?);
+            out.extend(crate::warm::stream(c, sql, chunk).await?);
         }
         Ok(out)
     }
@@ -104,55 +100,28 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonF
         }
         out
     }
-    let people = rows(c, (PERSON_COLS, "people"), "id", ids, person_row).await?;
+    let people: Vec<Person> = rows(c, (PERSON_COLS, "people"), "id", ids).await?;
     let mut account_ids: Vec<i64> = people.iter().filter_map(|p| p.account_id).collect();
     account_ids.sort_unstable();
     account_ids.dedup();
-    let accounts: HashMap<i64, Account> = rows(
-        c,
-        (ACCOUNT_COLS, "accounts"),
-        "id",
-        &account_ids,
-        account_row,
-    )
-    .await?
-    .into_iter()
-    .map(|a| (a.id, a))
-    .collect();
-    let touches = rows(c, (TOUCH_COLS, "touches"), "person_id", ids, touch_row).await?;
+    let accounts: HashMap<i64, Account> = rows(c, (ACCOUNT_COLS, "accounts"), "id", &account_ids)
+        .await?
+        .into_iter()
+        .map(|a: Account| (a.id, a))
+        .collect();
+    let touches: Vec<Touch> = rows(c, (TOUCH_COLS, "touches"), "person_id", ids).await?;
     let mut touches = grouped(touches, |t| t.person_id);
-    let activities = rows(
-        c,
-        (ACTIVITY_COLS, "activities"),
-        "person_id",
-        ids,
-        activity_row,
-    )
-    .await?;
+    let activities: Vec<Activity> =
+        rows(c, (ACTIVITY_COLS, "activities"), "person_id", ids).await?;
     let mut activities = grouped(activities, |a| a.person_id);
     // A person's deals (`repo::deals_of`): their own, and the account's
     // deals without a person that were open when they were created.
-    let mut deals = rows(c, (DEAL_COLS, "deals"), "person_id", ids, deal_row).await?;
+    let mut deals: Vec<Deal> = rows(c, (DEAL_COLS, "deals"), "person_id", ids).await?;
     let account_deals = "person_id IS NULL AND account_id";
-    deals.extend(
-        rows(
-            c,
-            (DEAL_COLS, "deals"),
-            account_deals,
-            &account_ids,
-            deal_row,
-        )
-        .await?,
-    );
+    deals.extend(rows(c, (DEAL_COLS, "deals"), account_deals, &account_ids).await?);
     let person_history = "subject_kind = 'person' AND subject_id";
-    let transitions = rows(
-        c,
-        (TRANSITION_COLS, "transitions"),
-        person_history,
-        ids,
-        transition_row,
-    )
-    .await?;
+    let transitions: Vec<Transition> =
+        rows(c, (TRANSITION_COLS, "transitions"), person_history, ids).await?;
     let mut transitions = grouped(transitions, |t| t.subject.id());
     let mut by_id: HashMap<i64, Person> = people.into_iter().map(|p| (p.id, p)).collect();
     let mut out = Vec::with_capacity(by_id.len());

@@ -5,7 +5,6 @@
 //! changed or left a row alone: re-importing the same data changes nothing.
 
 use serde_json::Value;
-use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use tandem_core::domain::{
     Account, Activity, ActivityKind, Campaign, CustomFields, Deal, DealStatus, Person, Subject,
@@ -14,6 +13,7 @@ use tandem_core::domain::{
 use tandem_core::lifecycle::Move;
 use tandem_core::{Currency, Money, Timestamp};
 
+use crate::rows::{Cols, ReadRow};
 use crate::StoreError;
 
 /// What an upsert did.
@@ -46,20 +46,22 @@ fn ts(v: i64) -> Timestamp {
 pub(crate) const ACCOUNT_COLS: &str =
     "id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom";
 
-pub(crate) fn account_row(r: &AnyRow) -> Result<Account, StoreError> {
+/// Reads a row of [`ACCOUNT_COLS`].
+pub(crate) fn account_row(r: &impl ReadRow) -> Result<Account, StoreError> {
+    let mut c = Cols::new(r);
     Ok(Account {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        name: r.try_get("name")?,
-        domain: r.try_get("domain")?,
-        industry: r.try_get("industry")?,
-        employees: r.try_get("employees")?,
-        annual_revenue: r.try_get("annual_revenue")?,
-        segment: r.try_get("segment")?,
-        target: r.try_get::<i64, _>("target")? != 0,
-        tier: r.try_get("tier")?,
-        owner: r.try_get("owner")?,
-        custom: custom_from_text(&r.try_get::<String, _>("custom")?)?,
+        id: c.int("id")?,
+        external_id: c.text("external_id")?,
+        name: c.opt_text("name")?,
+        domain: c.opt_text("domain")?,
+        industry: c.opt_text("industry")?,
+        employees: c.opt_int("employees")?,
+        annual_revenue: c.opt_int("annual_revenue")?,
+        segment: c.opt_text("segment")?,
+        target: c.flag("target")?,
+        tier: c.opt_int("tier")?,
+        owner: c.opt_text("owner")?,
+        custom: custom_from_text(&c.str("custom")?)?,
     })
 }
 
@@ -155,22 +157,24 @@ pub async fn upsert_account(
 
 pub(crate) const PERSON_COLS: &str = "id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom";
 
-pub(crate) fn person_row(r: &AnyRow) -> Result<Person, StoreError> {
+/// Reads a row of [`PERSON_COLS`].
+pub(crate) fn person_row(r: &impl ReadRow) -> Result<Person, StoreError> {
+    let mut c = Cols::new(r);
     Ok(Person {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        email: r.try_get("email")?,
-        first_name: r.try_get("first_name")?,
-        last_name: r.try_get("last_name")?,
-        title: r.try_get("title")?,
-        account_id: r.try_get("account_id")?,
-        persona: r.try_get("persona")?,
-        segment: r.try_get("segment")?,
-        country: r.try_get("country")?,
-        source: r.try_get("source")?,
-        owner: r.try_get("owner")?,
-        created_at: ts(r.try_get("created_at")?),
-        custom: custom_from_text(&r.try_get::<String, _>("custom")?)?,
+        id: c.int("id")?,
+        external_id: c.text("external_id")?,
+        email: c.opt_text("email")?,
+        first_name: c.opt_text("first_name")?,
+        last_name: c.opt_text("last_name")?,
+        title: c.opt_text("title")?,
+        account_id: c.opt_int("account_id")?,
+        persona: c.opt_text("persona")?,
+        segment: c.opt_text("segment")?,
+        country: c.opt_text("country")?,
+        source: c.opt_text("source")?,
+        owner: c.opt_text("owner")?,
+        created_at: ts(c.int("created_at")?),
+        custom: custom_from_text(&c.str("custom")?)?,
     })
 }
 
@@ -463,18 +467,20 @@ pub fn as_stored(mut p: Person) -> Result<Person, StoreError> {
 pub(crate) const TOUCH_COLS: &str =
     "id, external_id, person_id, at, kind, channel, campaign, source, medium, cost";
 
-pub(crate) fn touch_row(r: &AnyRow) -> Result<Touch, StoreError> {
+/// Reads a row of [`TOUCH_COLS`].
+pub(crate) fn touch_row(r: &impl ReadRow) -> Result<Touch, StoreError> {
+    let mut c = Cols::new(r);
     Ok(Touch {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        person_id: r.try_get("person_id")?,
-        at: ts(r.try_get("at")?),
-        kind: r.try_get("kind")?,
-        channel: r.try_get("channel")?,
-        campaign: r.try_get("campaign")?,
-        source: r.try_get("source")?,
-        medium: r.try_get("medium")?,
-        cost: r.try_get("cost")?,
+        id: c.int("id")?,
+        external_id: c.opt_text("external_id")?,
+        person_id: c.int("person_id")?,
+        at: ts(c.int("at")?),
+        kind: c.text("kind")?,
+        channel: c.opt_text("channel")?,
+        campaign: c.opt_text("campaign")?,
+        source: c.opt_text("source")?,
+        medium: c.opt_text("medium")?,
+        cost: c.opt_int("cost")?,
     })
 }
 
@@ -559,17 +565,21 @@ pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upse
 
 pub(crate) const ACTIVITY_COLS: &str = "id, external_id, person_id, at, kind, actor, outcome";
 
-pub(crate) fn activity_row(r: &AnyRow) -> Result<Activity, StoreError> {
-    let kind: String = r.try_get("kind")?;
+/// Reads a row of [`ACTIVITY_COLS`].
+pub(crate) fn activity_row(r: &impl ReadRow) -> Result<Activity, StoreError> {
+    let mut c = Cols::new(r);
     Ok(Activity {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        person_id: r.try_get("person_id")?,
-        at: ts(r.try_get("at")?),
-        kind: ActivityKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("activity kind {kind:?}")))?,
-        actor: r.try_get("actor")?,
-        outcome: r.try_get("outcome")?,
+        id: c.int("id")?,
+        external_id: c.opt_text("external_id")?,
+        person_id: c.int("person_id")?,
+        at: ts(c.int("at")?),
+        kind: {
+            let kind = c.str("kind")?;
+            ActivityKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("activity kind {kind:?}")))?
+        },
+        actor: c.opt_text("actor")?,
+        outcome: c.opt_text("outcome")?,
     })
 }
 
@@ -651,26 +661,30 @@ pub async fn upsert_activity(
 pub(crate) const DEAL_COLS: &str =
     "id, external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind";
 
-pub(crate) fn deal_row(r: &AnyRow) -> Result<Deal, StoreError> {
-    let currency: String = r.try_get("currency")?;
-    let status: String = r.try_get("status")?;
+/// Reads a row of [`DEAL_COLS`].
+pub(crate) fn deal_row(r: &impl ReadRow) -> Result<Deal, StoreError> {
+    let mut c = Cols::new(r);
     Ok(Deal {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        account_id: r.try_get("account_id")?,
-        person_id: r.try_get("person_id")?,
-        name: r.try_get("name")?,
+        id: c.int("id")?,
+        external_id: c.text("external_id")?,
+        account_id: c.opt_int("account_id")?,
+        person_id: c.opt_int("person_id")?,
+        name: c.opt_text("name")?,
         amount: Money {
-            minor: r.try_get("amount")?,
-            currency: Currency::parse(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            minor: c.int("amount")?,
+            currency: Currency::parse(&c.str("currency")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         },
-        created_at: ts(r.try_get("created_at")?),
-        closed_at: r.try_get::<Option<i64>, _>("closed_at")?.map(ts),
-        status: DealStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("deal status {status:?}")))?,
-        lost_reason: r.try_get("lost_reason")?,
-        owner: r.try_get("owner")?,
-        kind: r.try_get("kind")?,
+        created_at: ts(c.int("created_at")?),
+        closed_at: c.opt_int("closed_at")?.map(ts),
+        status: {
+            let status = c.str("status")?;
+            DealStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("deal status {status:?}")))?
+        },
+        lost_reason: c.opt_text("lost_reason")?,
+        owner: c.opt_text("owner")?,
+        kind: c.text("kind")?,
     })
 }
 
@@ -766,19 +780,21 @@ pub async fn upsert_deal(c: &mut AnyConnection, d: &Deal) -> Result<(i64, Upsert
 pub(crate) const CAMPAIGN_COLS: &str =
     "id, external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner";
 
-pub(crate) fn campaign_row(r: &AnyRow) -> Result<Campaign, StoreError> {
+/// Reads a row of [`CAMPAIGN_COLS`].
+pub(crate) fn campaign_row(r: &impl ReadRow) -> Result<Campaign, StoreError> {
+    let mut c = Cols::new(r);
     Ok(Campaign {
-        id: r.try_get("id")?,
-        external_id: r.try_get("external_id")?,
-        name: r.try_get("name")?,
-        channel: r.try_get("channel")?,
-        starts_at: r.try_get::<Option<i64>, _>("starts_at")?.map(ts),
-        ends_at: r.try_get::<Option<i64>, _>("ends_at")?.map(ts),
-        budget: r.try_get("budget")?,
-        cost: r.try_get("cost")?,
-        persona: r.try_get("persona")?,
-        segment: r.try_get("segment")?,
-        owner: r.try_get("owner")?,
+        id: c.int("id")?,
+        external_id: c.text("external_id")?,
+        name: c.text("name")?,
+        channel: c.opt_text("channel")?,
+        starts_at: c.opt_int("starts_at")?.map(ts),
+        ends_at: c.opt_int("ends_at")?.map(ts),
+        budget: c.opt_int("budget")?,
+        cost: c.opt_int("cost")?,
+        persona: c.opt_text("persona")?,
+        segment: c.opt_text("segment")?,
+        owner: c.opt_text("owner")?,
     })
 }
 
@@ -854,25 +870,28 @@ pub async fn upsert_campaign(
 pub(crate) const TRANSITION_COLS: &str =
     "seq, subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped";
 
-pub(crate) fn transition_row(r: &AnyRow) -> Result<Transition, StoreError> {
-    let kind: String = r.try_get("subject_kind")?;
-    let id: i64 = r.try_get("subject_id")?;
-    let subject = match kind.as_str() {
-        "person" => Subject::Person(id),
-        "account" => Subject::Account(id),
-        other => return Err(StoreError::Corrupt(format!("subject kind {other:?}"))),
-    };
+/// Reads a row of [`TRANSITION_COLS`].
+pub(crate) fn transition_row(r: &impl ReadRow) -> Result<Transition, StoreError> {
+    let mut c = Cols::new(r);
     Ok(Transition {
-        seq: r.try_get("seq")?,
-        subject,
-        from: r.try_get("from_stage")?,
-        to: r.try_get("to_stage")?,
-        at: ts(r.try_get("at")?),
-        actor: r.try_get("actor")?,
-        reason: r.try_get("reason")?,
-        note: r.try_get("note")?,
-        cycle: r.try_get("cycle")?,
-        skipped: r.try_get::<i64, _>("skipped")? != 0,
+        seq: c.int("seq")?,
+        subject: {
+            let kind = c.str("subject_kind")?;
+            let id = c.int("subject_id")?;
+            match &*kind {
+                "person" => Subject::Person(id),
+                "account" => Subject::Account(id),
+                other => return Err(StoreError::Corrupt(format!("subject kind {other:?}"))),
+            }
+        },
+        from: c.opt_text("from_stage")?,
+        to: c.text("to_stage")?,
+        at: ts(c.int("at")?),
+        actor: c.text("actor")?,
+        reason: c.opt_text("reason")?,
+        note: c.opt_text("note")?,
+        cycle: c.int("cycle")?,
+        skipped: c.flag("skipped")?,
     })
 }
 

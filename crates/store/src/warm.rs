@@ -14,6 +14,16 @@
 //! Reads stream rows into typed values (`fetch`, not `fetch_all`), so a load
 //! never holds every raw row and every value at once.
 //!
+//! A full read of a table on SQLite ([`Table::all`]) asks for its rows
+//! packed as JSON, one text per page of [`PAGE_ROWS`] rows in id order, and
+//! sorts them in memory by the table's order. sqlx's SQLite driver copies
+//! every value of every row (one allocation or two per column, freed on
+//! another thread) and hands each row over from its database thread: on the
+//! large demo that, not SQLite, was most of the 150 s start-up read, with
+//! the native driver as with `Any`. A page is one value and one hand-over.
+//! The same row readers read a packed row ([`crate::rows::JsonRow`]);
+//! PostgreSQL and the small reads of a [`Delta`] read rows as they are.
+//!
 //! One known gap on PostgreSQL: a transaction that took an id before another
 //! one but commits after a refresh has seen the later id is not seen (its id
 //! is below the mark). SQLite has one writer at a time, so ids become visible
@@ -22,15 +32,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::TryStreamExt;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-use tandem_core::domain::{Subject, Transition};
+use sqlx::AnyConnection;
+use tandem_core::domain::{Account, Activity, Campaign, Deal, Person, Subject, Touch, Transition};
+use tandem_core::Timestamp;
 
 use crate::repo::{
     account_row, activity_row, campaign_row, deal_row, person_row, touch_row, transition_row,
     Snapshot, ACCOUNT_COLS, ACTIVITY_COLS, CAMPAIGN_COLS, DEAL_COLS, PERSON_COLS, TOUCH_COLS,
     TRANSITION_COLS,
 };
+use crate::rows::{JsonRow, ReadRow};
 use crate::StoreError;
 
 /// Above this many changed rows of one table, a delta reads the whole table
@@ -83,25 +94,64 @@ const MARKS: &str = "SELECT \
 /// Reads the current [`Marks`] (eight index lookups).
 pub async fn marks(c: &mut AnyConnection) -> Result<Marks, StoreError> {
     let r = sqlx::query(MARKS).fetch_one(&mut *c).await?;
-    let g = |i: usize| r.try_get::<i64, _>(i);
     Ok(Marks {
-        accounts: g(0)?,
-        people: g(1)?,
-        touches: g(2)?,
-        activities: g(3)?,
-        deals: g(4)?,
-        campaigns: g(5)?,
-        transitions: g(6)?,
-        changes: g(7)?,
+        accounts: r.int(0)?,
+        people: r.int(1)?,
+        touches: r.int(2)?,
+        activities: r.int(3)?,
+        deals: r.int(4)?,
+        campaigns: r.int(5)?,
+        transitions: r.int(6)?,
+        changes: r.int(7)?,
     })
 }
 
-/// Runs `sql` with the `binds` and maps each row as it arrives.
-pub(crate) async fn stream<T>(
+/// A stored record with the reader of its table's column list.
+pub(crate) trait Record: Sized {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError>;
+}
+
+impl Record for Person {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError> {
+        person_row(r)
+    }
+}
+impl Record for Account {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError> {
+        account_row(r)
+    }
+}
+impl Record for Touch {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError> {
+        touch_row(r)
+    }
+}
+impl Record for Activity {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError> {
+        activity_row(r)
+    }
+}
+impl Record for Deal {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError> {
+        deal_row(r)
+    }
+}
+impl Record for Campaign {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError> {
+        campaign_row(r)
+    }
+}
+impl Record for Transition {
+    fn read(r: &impl ReadRow) -> Result<Self, StoreError> {
+        transition_row(r)
+    }
+}
+
+/// Runs `sql` with the `binds` and reads each row as it arrives.
+pub(crate) async fn stream<T: Record>(
     c: &mut AnyConnection,
     sql: String,
     binds: &[i64],
-    map: fn(&AnyRow) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for b in binds {
@@ -110,64 +160,134 @@ pub(crate) async fn stream<T>(
     let mut rows = q.fetch(c);
     let mut out = Vec::new();
     while let Some(r) = rows.try_next().await? {
-        out.push(map(&r)?);
+        out.push(T::read(&r)?);
     }
     Ok(out)
 }
 
-/// One fact table: its name, columns, `ORDER BY` of a full read and row reader.
-struct Table<T> {
+/// Rows per page of a packed read (see the module note): a page is a few
+/// megabytes of JSON at most.
+pub const PAGE_ROWS: i64 = 10_000;
+
+/// One fact table: its name, columns, id column, and the order of a full
+/// read, as SQL and as the same key in memory.
+struct Table<T, K> {
     name: &'static str,
     cols: &'static str,
+    id: &'static str,
     order: &'static str,
-    row: fn(&AnyRow) -> Result<T, StoreError>,
+    key: fn(&T) -> K,
 }
 
-const PEOPLE: Table<tandem_core::domain::Person> = Table {
+const PEOPLE: Table<Person, i64> = Table {
     name: "people",
     cols: PERSON_COLS,
+    id: "id",
     order: "id",
-    row: person_row,
+    key: |p| p.id,
 };
-const ACCOUNTS: Table<tandem_core::domain::Account> = Table {
+const ACCOUNTS: Table<Account, i64> = Table {
     name: "accounts",
     cols: ACCOUNT_COLS,
+    id: "id",
     order: "id",
-    row: account_row,
+    key: |a| a.id,
 };
-const TOUCHES: Table<tandem_core::domain::Touch> = Table {
+const TOUCHES: Table<Touch, (Timestamp, i64)> = Table {
     name: "touches",
     cols: TOUCH_COLS,
+    id: "id",
     order: "at, id",
-    row: touch_row,
+    key: |t| (t.at, t.id),
 };
-const ACTIVITIES: Table<tandem_core::domain::Activity> = Table {
+const ACTIVITIES: Table<Activity, (Timestamp, i64)> = Table {
     name: "activities",
     cols: ACTIVITY_COLS,
+    id: "id",
     order: "at, id",
-    row: activity_row,
+    key: |a| (a.at, a.id),
 };
-const DEALS: Table<tandem_core::domain::Deal> = Table {
+const DEALS: Table<Deal, (Timestamp, i64)> = Table {
     name: "deals",
     cols: DEAL_COLS,
+    id: "id",
     order: "created_at, id",
-    row: deal_row,
+    key: |d| (d.created_at, d.id),
 };
-const CAMPAIGNS: Table<tandem_core::domain::Campaign> = Table {
+// A null `starts_at` sorts first in SQLite and as `None` in memory
+// (PostgreSQL, which puts nulls last, reads with its `ORDER BY`).
+const CAMPAIGNS: Table<Campaign, (Option<Timestamp>, i64)> = Table {
     name: "campaigns",
     cols: CAMPAIGN_COLS,
+    id: "id",
     order: "starts_at, id",
-    row: campaign_row,
+    key: |k| (k.starts_at, k.id),
+};
+const TRANSITIONS: Table<Transition, (Timestamp, i64)> = Table {
+    name: "transitions",
+    cols: TRANSITION_COLS,
+    id: "seq",
+    order: "at, seq",
+    key: |t| (t.at, t.seq),
 };
 
-impl<T> Table<T> {
-    /// Every row up to `upto`, in the order of a full read.
+impl<T: Record, K: Ord> Table<T, K> {
+    /// Every row with an id up to `upto`, in the order of a full read.
     async fn all(&self, c: &mut AnyConnection, upto: i64) -> Result<Vec<T>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM {} WHERE id <= $1 ORDER BY {}",
-            self.cols, self.name, self.order
+        let started = std::time::Instant::now();
+        let rows = if is_sqlite(c) {
+            self.all_packed(c, upto).await?
+        } else {
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {} <= $1 ORDER BY {}",
+                self.cols, self.name, self.id, self.order
+            );
+            stream(c, sql, &[upto]).await?
+        };
+        tracing::debug!(
+            table = self.name,
+            rows = rows.len(),
+            read_ms = started.elapsed().as_millis() as u64,
+            "table read in full"
         );
-        stream(c, sql, &[upto], self.row).await
+        Ok(rows)
+    }
+
+    /// [`Table::all`] on SQLite: pages of packed rows (see the module
+    /// note), each after the last id of the one before, then sorted.
+    async fn all_packed(&self, c: &mut AnyConnection, upto: i64) -> Result<Vec<T>, StoreError> {
+        let (cols, name, id) = (self.cols, self.name, self.id);
+        let sql = format!(
+            "SELECT json_group_array(json_array({cols})), MAX({id}) FROM \
+             (SELECT {cols} FROM {name} WHERE {id} > $1 AND {id} <= $2 ORDER BY {id} LIMIT {PAGE_ROWS})"
+        );
+        let names: Vec<&str> = cols.split(", ").collect();
+        // Room for every row of the table up front (SQLite counts its
+        // smallest index: 0.1 s for 10M touches), where a vector of
+        // gigabytes grown by doubling would copy itself each time.
+        let count = format!("SELECT COUNT(*) FROM {name}");
+        let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+            .fetch_one(&mut *c)
+            .await?;
+        let mut out = Vec::with_capacity(usize::try_from(rows).unwrap_or(0));
+        let mut after = i64::MIN;
+        loop {
+            let page = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(upto)
+                .fetch_one(&mut *c)
+                .await?;
+            let Some(last) = page.opt_int(1)? else {
+                break;
+            };
+            let text = page.str(0)?;
+            for values in JsonRow::page(&text, names.len())?.chunks_exact(names.len()) {
+                out.push(T::read(&JsonRow::new(&names, values))?);
+            }
+            after = last;
+        }
+        out.sort_unstable_by_key(self.key);
+        Ok(out)
     }
 
     /// Rows with `after < id <= upto`, plus the rows with these ids.
@@ -183,7 +303,7 @@ impl<T> Table<T> {
                 "SELECT {} FROM {} WHERE id > $1 AND id <= $2",
                 self.cols, self.name
             );
-            stream(c, sql, &[after, upto], self.row).await?
+            stream(c, sql, &[after, upto]).await?
         } else {
             Vec::new()
         };
@@ -197,7 +317,7 @@ impl<T> Table<T> {
                 self.name,
                 marks.join(", ")
             );
-            out.extend(stream(c, sql, chunk, self.row).await?);
+            out.extend(stream(c, sql, chunk).await?);
         }
         Ok(out)
     }
@@ -240,12 +360,12 @@ pub enum Part<T> {
 #[derive(Debug)]
 pub struct Delta {
     to: Marks,
-    people: Part<tandem_core::domain::Person>,
-    accounts: Part<tandem_core::domain::Account>,
-    touches: Part<tandem_core::domain::Touch>,
-    activities: Part<tandem_core::domain::Activity>,
-    deals: Part<tandem_core::domain::Deal>,
-    campaigns: Option<Vec<tandem_core::domain::Campaign>>,
+    people: Part<Person>,
+    accounts: Part<Account>,
+    touches: Part<Touch>,
+    activities: Part<Activity>,
+    deals: Part<Deal>,
+    campaigns: Option<Vec<Campaign>>,
     transitions: Vec<Transition>,
 }
 
@@ -284,7 +404,7 @@ impl Warm {
     /// Reads the whole history up to the current marks.
     pub async fn load(c: &mut AnyConnection) -> Result<Warm, StoreError> {
         let m = marks(c).await?;
-        let transitions = all_transitions(c, m.transitions).await?;
+        let transitions = TRANSITIONS.all(c, m.transitions).await?;
         let (transitions, account_transitions) = split(transitions);
         let snap = Snapshot {
             people: PEOPLE.all(c, m.people).await?,
@@ -332,7 +452,7 @@ impl Warm {
                 let sql = format!(
                     "SELECT {TRANSITION_COLS} FROM transitions WHERE seq > $1 AND seq <= $2"
                 );
-                stream(c, sql, &[from.transitions, to.transitions], transition_row).await?
+                stream(c, sql, &[from.transitions, to.transitions]).await?
             } else {
                 Vec::new()
             },
@@ -342,17 +462,17 @@ impl Warm {
     /// Applies a delta read by [`Warm::delta`] from these marks.
     pub fn apply(&mut self, d: Delta) {
         let s = &mut self.snap;
-        apply(&mut s.people, d.people, |p| p.id, |p| p.id);
-        apply(&mut s.accounts, d.accounts, |a| a.id, |a| a.id);
-        apply(&mut s.touches, d.touches, |t| t.id, |t| (t.at, t.id));
-        apply(&mut s.activities, d.activities, |a| a.id, |a| (a.at, a.id));
-        apply(&mut s.deals, d.deals, |x| x.id, |x| (x.created_at, x.id));
+        apply(&mut s.people, d.people, |p| p.id, PEOPLE.key);
+        apply(&mut s.accounts, d.accounts, |a| a.id, ACCOUNTS.key);
+        apply(&mut s.touches, d.touches, |t| t.id, TOUCHES.key);
+        apply(&mut s.activities, d.activities, |a| a.id, ACTIVITIES.key);
+        apply(&mut s.deals, d.deals, |x| x.id, DEALS.key);
         if let Some(c) = d.campaigns {
             s.campaigns = c;
         }
         let (people, accounts) = split(d.transitions);
-        merge(&mut s.transitions, people, |t| (t.at, t.seq));
-        merge(&mut s.account_transitions, accounts, |t| (t.at, t.seq));
+        merge(&mut s.transitions, people, TRANSITIONS.key);
+        merge(&mut s.account_transitions, accounts, TRANSITIONS.key);
         self.marks = d.to;
     }
 
@@ -392,7 +512,7 @@ impl Need {
 /// read the largest table.
 pub async fn snapshot_of(c: &mut AnyConnection, need: Need) -> Result<Snapshot, StoreError> {
     let all = i64::MAX;
-    let (transitions, account_transitions) = split(all_transitions(c, all).await?);
+    let (transitions, account_transitions) = split(TRANSITIONS.all(c, all).await?);
     Ok(Snapshot {
         people: PEOPLE.all(c, all).await?,
         accounts: ACCOUNTS.all(c, all).await?,
@@ -417,9 +537,9 @@ pub async fn snapshot_of(c: &mut AnyConnection, need: Need) -> Result<Snapshot, 
     })
 }
 
-async fn all_transitions(c: &mut AnyConnection, upto: i64) -> Result<Vec<Transition>, StoreError> {
-    let sql = format!("SELECT {TRANSITION_COLS} FROM transitions WHERE seq <= $1 ORDER BY at, seq");
-    stream(c, sql, &[upto], transition_row).await
+/// Whether `c` is an SQLite connection (full reads are packed there).
+fn is_sqlite(c: &AnyConnection) -> bool {
+    c.backend_name().eq_ignore_ascii_case("sqlite")
 }
 
 /// People's transitions and accounts', each keeping its order.
@@ -443,8 +563,7 @@ async fn changed_ids(
         .bind(upto)
         .fetch(c);
     while let Some(r) = rows.try_next().await? {
-        let tbl: String = r.try_get(0)?;
-        out.entry(tbl).or_default().insert(r.try_get(1)?);
+        out.entry(r.text(0)?).or_default().insert(r.int(1)?);
     }
     Ok(out)
 }

@@ -6,7 +6,7 @@ use tandem_core::metrics::Window;
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
 use tandem_store::query;
-use tandem_store::repo::{self, Snapshot};
+use tandem_store::repo::Snapshot;
 
 use crate::cmd::lifecycle::now;
 use crate::ctx::Ctx;
@@ -43,11 +43,10 @@ impl Period {
     }
 }
 
-/// Loads the whole history from the store.
+/// Loads the whole history from the store (what `repo::snapshot` reads,
+/// packed into pages on SQLite: see `tandem_store::warm`).
 pub async fn load(ctx: &Ctx) -> Result<Snapshot> {
-    let store = ctx.store().await?;
-    let mut c = store.conn().await?;
-    Ok(repo::snapshot(&mut c).await?)
+    load_only(ctx, tandem_store::warm::Need::ALL).await
 }
 
 /// Loads people, accounts, transitions and deals, plus the tables `need`
