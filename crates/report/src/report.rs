@@ -22,7 +22,8 @@ use tandem_core::Timestamp;
 use tandem_store::query::{
     goal_groups_of, history_indexed, KeptGroups, PeopleGroups, UnknownDimension,
 };
-use tandem_store::repo::{self, Snapshot};
+use tandem_store::repo::Snapshot;
+use tandem_store::warm::{self, Need};
 use tandem_store::weekly::{self, ContentAsset, ContentUse, Decision};
 use tandem_store::Store;
 
@@ -98,11 +99,12 @@ impl Inputs<'_> {
     }
 }
 
-/// Loads the stored history and the weekly loop's records.
+/// Loads the stored history (packed into pages on SQLite, as the server
+/// reads it: see `tandem_store::warm`) and the weekly loop's records.
 pub async fn load(store: &Store) -> Result<Inputs<'static>, ReportError> {
     let snap = {
         let mut c = store.conn().await?;
-        repo::snapshot(&mut c).await?
+        warm::snapshot_of(&mut c, Need::ALL).await?
     };
     load_with(store, Cow::Owned(snap)).await
 }
