@@ -525,8 +525,8 @@ pub fn waiting_handoffs(
 
 /// The handoffs that entered the SLA stage within `window` (up to
 /// `as_of`): those of [`sales_sla`] with `entered_at` in the window, by
-/// entry time, person id and cycle, computed only for the people who entered the
-/// stage in it (a weekly report reads one week of a long history).
+/// [`HandoffKey`], computed only for the people who entered the stage in
+/// it (a weekly report reads one week of a long history).
 pub fn handoffs_entered(
     pb: &Playbook,
     people: &[Person],
@@ -630,8 +630,8 @@ pub fn sales_terms(pb: &Playbook) -> Result<&crate::playbook::SalesSla, SlaError
     Ok(sla)
 }
 
-/// Every handoff of the people in `wanted` (see [`sales_sla`]), by entry
-/// time, person id and cycle.
+/// Every handoff of the people in `wanted` (see [`sales_sla`]), by
+/// [`HandoffKey`].
 fn handoffs_of(
     pb: &Playbook,
     sla: &crate::playbook::SalesSla,
