@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::domain::{Subject, Transition};
 use crate::facts::{account_value, activity_value, deal_value, person_value, Facts};
 use crate::fxhash::FxHashMap;
+use crate::playbook::criteria::json_to_cel;
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::time::Timestamp;
@@ -538,9 +539,17 @@ fn evaluate_with(
 
 /// Base variables (profile) for [`evaluate`], built once per person.
 pub fn base_vars(facts: &Facts<'_>) -> Vars {
+    thread_local! {
+        /// `account` of a person without one: the same value for every
+        /// such person (most new leads), so converted once.
+        static NO_ACCOUNT: cel::Value = json_to_cel(&account_value(None));
+    }
     let mut vars = Vars::new();
-    vars.set(Var::Person, &person_value(facts.person))
-        .set(Var::Account, &account_value(facts.account));
+    vars.set(Var::Person, &person_value(facts.person));
+    match facts.account {
+        Some(_) => vars.set(Var::Account, &account_value(facts.account)),
+        None => vars.set_cel(Var::Account, NO_ACCOUNT.with(Clone::clone)),
+    };
     vars
 }
 

@@ -199,18 +199,61 @@ pub async fn advance_many_with(
         .into_iter()
         .map(|pf| (pf.person.id, pf))
         .collect();
-    let mut moves = Vec::with_capacity(ids.len());
+    let mut people = Vec::with_capacity(ids.len());
     for id in ids {
         let pf = known
             .remove(id)
             .or_else(|| loaded.remove(id))
             .ok_or_else(|| StoreError::not_found(format!("person #{id}")))?;
-        let m = lifecycle::advance(pb, &pf.state(), &pf.facts(), until);
-        if !m.is_empty() {
-            moves.push((Subject::Person(*id), m));
-        }
+        people.push(pf);
     }
+    let moves = advance_all(pb, &people, until);
     repo::append_many(c, moves.iter().map(|(s, m)| (*s, m.as_slice()))).await
+}
+
+/// The moves of each of `people` (in order; people without a move left
+/// out). Evaluating the playbook is most of an import's CPU and each
+/// person's is independent, so a large batch is split over the machine's
+/// cores while the database waits; the order, and so the stored `seq`s,
+/// do not depend on the split.
+fn advance_all(
+    pb: &Playbook,
+    people: &[PersonFacts],
+    until: Timestamp,
+) -> Vec<(Subject, Vec<lifecycle::Move>)> {
+    /// Below this a thread costs more than it saves (a few µs per person).
+    const PER_THREAD: usize = 500;
+    let one = |chunk: &[PersonFacts]| -> Vec<(Subject, Vec<lifecycle::Move>)> {
+        chunk
+            .iter()
+            .filter_map(|pf| {
+                let m = lifecycle::advance(pb, &pf.state(), &pf.facts(), until);
+                (!m.is_empty()).then_some((Subject::Person(pf.person.id), m))
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(people.len() / PER_THREAD);
+    if threads <= 1 {
+        return one(people);
+    }
+    let size = people.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = people
+            .chunks(size)
+            .map(|chunk| s.spawn(move || one(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(moves) => moves,
+                // The engine does not panic on data; if it did, the
+                // caller sees the same panic as without threads.
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// Re-evaluates automatic stage entry for a person up to `until` and appends

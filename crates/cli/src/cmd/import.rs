@@ -26,8 +26,9 @@ pub struct ImportArgs {
     /// Map a column to a field (COLUMN=FIELD; FIELD may be custom.NAME, or - to ignore). Repeatable.
     #[arg(long = "map", value_name = "COLUMN=FIELD")]
     maps: Vec<String>,
-    /// Rows per transaction.
-    #[arg(long, default_value_t = 1000)]
+    /// Rows per transaction. Each commit waits for the disk, so small
+    /// batches make a large import slow.
+    #[arg(long, default_value_t = 10_000)]
     batch_size: usize,
     /// Store people one row at a time (the reference for the bulk path; slow).
     #[arg(long, hide = true)]

@@ -140,6 +140,8 @@ pub struct Criterion {
     /// How [`Criterion::matches`] binds each variable it reads, derived
     /// from `reads` once so evaluating allocates no field names.
     binds: Vec<(&'static str, Bind)>,
+    /// Results already computed, by the values read (see [`Memo`]).
+    memo: Memo,
 }
 
 /// How one variable is bound for an evaluation.
@@ -263,6 +265,7 @@ impl Clone for Criterion {
                 program,
                 reads: self.reads.clone(),
                 binds: self.binds.clone(),
+                memo: Memo::default(),
             },
             Err(_) => unreachable_program(&self.source),
         }
@@ -279,6 +282,7 @@ fn unreachable_program(source: &str) -> Criterion {
         program,
         reads: Reads::default(),
         binds: Vec::new(),
+        memo: Memo::default(),
     }
 }
 
@@ -318,6 +322,7 @@ impl Criterion {
             program,
             binds: binds_of(&reads),
             reads,
+            memo: Memo::default(),
         });
         (criterion, problems)
     }
@@ -338,6 +343,20 @@ impl Criterion {
     /// with a number) counts as not matching: a lead is never qualified by
     /// data it does not have.
     pub fn matches(&self, vars: &Vars) -> bool {
+        let Some(key) = self.memo.key(&self.binds, vars) else {
+            return self.execute(vars);
+        };
+        if let Some(hit) = self.memo.get(&key) {
+            return hit;
+        }
+        let result = self.execute(vars);
+        self.memo.put(key, result);
+        result
+    }
+
+    /// Evaluates the program on `vars` (what [`Criterion::matches`] does
+    /// when the memo has no result).
+    fn execute(&self, vars: &Vars) -> bool {
         // Building the standard library environment is most of the cost of
         // a small evaluation; it never changes, so it is built once.
         static STDLIB: std::sync::OnceLock<std::sync::Arc<cel::Env>> = std::sync::OnceLock::new();
@@ -360,6 +379,130 @@ impl Criterion {
             }
         }
         matches!(self.program.execute(&ctx), Ok(Value::Bool(true)))
+    }
+}
+
+/// A criterion's results by the values it read.
+///
+/// CEL has no clock or randomness, so an expression's result is a function
+/// of what is bound to the names it reads: two people with the same title
+/// match `person.title.matches('(?i)vp')` alike. Playbooks mostly read a
+/// few fields with few distinct values (title, country, industry, a score),
+/// and evaluating (a CEL context, the bound maps, the interpreter) cost far
+/// more than looking the values up: an import or a demo evaluates the same
+/// handful of criteria for every one of a million people.
+///
+/// Only scalar values are keys (a variable read whole, or a list or map in
+/// a read field, is evaluated every time). A criterion over a field that
+/// never repeats (an e-mail address) would only fill the memo, so once a
+/// full memo has seen fewer hits than misses it is turned off.
+#[derive(Default)]
+struct Memo {
+    /// Boxed: criteria sit in enums beside small variants.
+    state: Box<std::sync::Mutex<MemoState>>,
+}
+
+#[derive(Default)]
+struct MemoState {
+    results: crate::fxhash::FxHashMap<Vec<Scalar>, bool>,
+    hits: u64,
+    misses: u64,
+    off: bool,
+}
+
+impl Memo {
+    /// Results kept before the memo starts over (or turns off).
+    const CAPACITY: usize = 4096;
+
+    /// The memo key of `vars` for a criterion binding `binds`: per bound
+    /// variable in `binds` order, its read fields' values (or the value,
+    /// when it is not a map). `None` when a value is not a scalar or the
+    /// memo is off.
+    fn key(&self, binds: &[(&'static str, Bind)], vars: &Vars) -> Option<Vec<Scalar>> {
+        if self.lock().off {
+            return None;
+        }
+        let mut key = Vec::new();
+        for (name, bind) in binds {
+            let Some((_, value)) = vars.0.iter().find(|(n, _)| n == name) else {
+                key.push(Scalar::Unbound);
+                continue;
+            };
+            match (bind, value) {
+                (Bind::Fields(fields), Value::Map(m)) => {
+                    for f in fields {
+                        key.push(match m.map.get(f) {
+                            Some(v) => Scalar::of(v)?,
+                            None => Scalar::Absent,
+                        });
+                    }
+                }
+                (_, v) => key.push(Scalar::of(v)?),
+            }
+        }
+        Some(key)
+    }
+
+    fn get(&self, key: &[Scalar]) -> Option<bool> {
+        let mut st = self.lock();
+        let hit = st.results.get(key).copied();
+        match hit {
+            Some(_) => st.hits += 1,
+            None => st.misses += 1,
+        }
+        hit
+    }
+
+    fn put(&self, key: Vec<Scalar>, result: bool) {
+        let mut st = self.lock();
+        if st.results.len() >= Self::CAPACITY {
+            st.off = st.hits < st.misses;
+            st.results.clear();
+            st.hits = 0;
+            st.misses = 0;
+            if st.off {
+                return;
+            }
+        }
+        st.results.insert(key, result);
+    }
+
+    /// The state; a panic while it was held left nothing half-done that a
+    /// later lookup could misread (each step is one map operation).
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A bound value in a [`Memo`] key. Floats compare by their bits: equal
+/// bits are the same value, so the same result.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Scalar {
+    /// The variable is not bound.
+    Unbound,
+    /// The map has no such field.
+    Absent,
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(u64),
+    Str(std::sync::Arc<String>),
+}
+
+impl Scalar {
+    fn of(v: &Value) -> Option<Scalar> {
+        Some(match v {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(i) => Scalar::Int(*i),
+            Value::UInt(u) => Scalar::UInt(*u),
+            Value::Float(f) => Scalar::Float(f.to_bits()),
+            Value::String(s) => Scalar::Str(s.clone()),
+            _ => return None,
+        })
     }
 }
 
@@ -428,7 +571,11 @@ impl Vars {
 
     /// Binds `var` to a JSON-like value (objects become CEL maps).
     pub fn set(&mut self, var: Var, value: &serde_json::Value) -> &mut Self {
-        let v = json_to_cel(value);
+        self.set_cel(var, json_to_cel(value))
+    }
+
+    /// Binds `var` to a value already converted with [`json_to_cel`].
+    pub fn set_cel(&mut self, var: Var, v: Value) -> &mut Self {
         if let Some(slot) = self.0.iter_mut().find(|(n, _)| *n == var.name()) {
             slot.1 = v;
         } else {
@@ -472,13 +619,20 @@ pub fn json_to_cel(value: &serde_json::Value) -> Value {
         },
         J::String(s) => Value::String(s.clone().into()),
         J::Array(items) => Value::List(items.iter().map(json_to_cel).collect::<Vec<_>>().into()),
-        J::Object(map) => {
-            let m: HashMap<String, Value> = map
-                .iter()
-                .map(|(k, v)| (k.clone(), json_to_cel(v)))
-                .collect();
-            Value::from(m)
-        }
+        // Straight into CEL's map: going through a `HashMap<String, _>`
+        // built every map twice (a tenth of evaluating a new person).
+        J::Object(map) => Value::Map(cel::objects::Map {
+            map: std::sync::Arc::new(
+                map.iter()
+                    .map(|(k, v)| {
+                        (
+                            cel::objects::Key::String(std::sync::Arc::new(k.clone())),
+                            json_to_cel(v),
+                        )
+                    })
+                    .collect(),
+            ),
+        }),
     }
 }
 
@@ -710,6 +864,101 @@ mod tests {
             }
         }
         assert!(checked >= 130, "{checked}");
+    }
+
+    /// Every criterion evaluated with [`Criterion::execute`] directly.
+    fn executed(c: &Criterion, vars: &Vars) -> bool {
+        c.execute(vars)
+    }
+
+    proptest::proptest! {
+        /// Remembered results are the results: the same criteria over
+        /// people and accounts whose fields repeat (so the memo answers
+        /// most evaluations), with absent fields, nulls, ints and floats of
+        /// equal value, and lists, which are never remembered.
+        #[test]
+        fn memo_answers_as_evaluating_does(
+            rows in proptest::collection::vec(
+                (0usize..4, 0usize..4, 0usize..5, 0usize..6, 0usize..4),
+                1..120,
+            )
+        ) {
+            let titles = [json!("VP Sales"), json!("Analyst"), json!(null), json!(["VP"])];
+            let countries = [json!("US"), json!("DE"), json!("FR"), json!(null)];
+            let employees = [json!(200), json!(200.0), json!(199), json!(null), json!("many")];
+            let fits = [json!(40), json!(39.5), json!(40.0), json!(null), json!(39.9), json!(39.0)];
+            let exprs = [
+                "person.title.matches('(?i)vp|head')",
+                "person.country in ['US', 'DE'] && account.employees >= 200",
+                "has(person.title) && person.title != null",
+                "account == null || account.employees == 200",
+                "score.fit >= 40 && person.country == 'US'",
+                "size(person) > 1",
+                "has(person.title)",
+                "person.title == 'VP Sales' && person.country == 'US'",
+                "score.fit > 39.5",
+            ];
+            let criteria: Vec<Criterion> = exprs
+                .iter()
+                .filter_map(|e| Criterion::compile(e, Scope::StageEntry).0)
+                .collect();
+            proptest::prop_assert_eq!(criteria.len(), exprs.len());
+            for (t, c, e, f, shape) in rows {
+                let mut person = serde_json::Map::new();
+                if shape != 0 {
+                    person.insert("title".into(), titles[t].clone());
+                }
+                if shape != 1 {
+                    person.insert("country".into(), countries[c].clone());
+                }
+                let account = if shape == 2 { json!(null) } else { json!({ "employees": employees[e] }) };
+                let mut vars = Vars::new();
+                vars.set(Var::Person, &serde_json::Value::Object(person))
+                    .set(Var::Account, &account)
+                    .set(Var::Score, &json!({ "fit": fits[f] }));
+                for crit in &criteria {
+                    proptest::prop_assert_eq!(crit.matches(&vars), executed(crit, &vars), "{}", crit.source());
+                }
+            }
+        }
+    }
+
+    /// A criterion over values that repeat keeps its memo; one over a
+    /// field that never repeats turns it off once it filled, and both keep
+    /// answering as evaluating does.
+    #[test]
+    fn memo_stays_on_for_repeating_values_and_turns_off_for_unique_ones() {
+        let (title, _) = Criterion::compile("person.title.matches('(?i)vp|head')", Scope::Profile);
+        let (email, _) = Criterion::compile("!person.email.matches('@gmail\\\\.')", Scope::Profile);
+        let (title, email) = (title.unwrap(), email.unwrap());
+        let n = 2 * Memo::CAPACITY + 10;
+        for i in 0..n {
+            let title_of = ["VP Sales", "Analyst", "Head of Data"][i % 3];
+            let mut vars = Vars::new();
+            vars.set(
+                Var::Person,
+                &json!({
+                    "title": title_of,
+                    "email": format!("p{i}@{}", if i % 2 == 0 { "gmail.com" } else { "acme.io" }),
+                }),
+            );
+            assert_eq!(title.matches(&vars), executed(&title, &vars), "{i}");
+            assert_eq!(email.matches(&vars), executed(&email, &vars), "{i}");
+        }
+        let (t, e) = (title.memo.lock(), email.memo.lock());
+        assert!(
+            !t.off && t.results.len() == 3,
+            "{} {}",
+            t.off,
+            t.results.len()
+        );
+        assert!(t.hits as usize >= n - 3, "{}", t.hits);
+        assert!(
+            e.off && e.results.is_empty(),
+            "{} {}",
+            e.off,
+            e.results.len()
+        );
     }
 
     #[test]
