@@ -228,8 +228,9 @@ impl SlaIndex {
     }
 
     /// [`handoff_page`] as of `as_of`, for the history this index was built
-    /// from (`people` and `transitions` are that history's; only the
-    /// page's handoffs read them).
+    /// from. `people` and `transitions` must be that history's slices: the
+    /// index keeps positions in them (rather than copies of their strings),
+    /// and only the page's handoffs read them.
     pub fn handoff_page(
         &self,
         pb: &Playbook,
