@@ -309,19 +309,38 @@ pub fn compliance_by_owner<'a>(
 
 /// [`compliance`] of overall statuses.
 fn tally(statuses: impl IntoIterator<Item = ClockStatus>) -> Compliance {
-    let mut c = Compliance::default();
+    let mut counts = Counts::default();
     for status in statuses {
-        c.handoffs += 1;
-        match status {
-            ClockStatus::Open => c.open += 1,
-            ClockStatus::Met => c.met += 1,
-            ClockStatus::Breached => c.breached += 1,
-            ClockStatus::Stopped => c.stopped += 1,
+        counts.add(status);
+    }
+    counts.compliance()
+}
+
+/// How many handoffs have each overall status.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts([i64; 4]);
+
+impl Counts {
+    fn add(&mut self, status: ClockStatus) {
+        self.0[status as usize] += 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0 == [0; 4]
+    }
+
+    fn compliance(self) -> Compliance {
+        let [open, met, breached, stopped] = self.0;
+        let settled = met + breached;
+        Compliance {
+            handoffs: open + met + breached + stopped,
+            open,
+            met,
+            breached,
+            stopped,
+            compliance_pct: (settled > 0).then(|| 100.0 * met as f64 / settled as f64),
         }
     }
-    let settled = c.met + c.breached;
-    c.compliance_pct = (settled > 0).then(|| 100.0 * c.met as f64 / settled as f64);
-    c
 }
 
 /// [`compliance_by_owner`] of (owner, overall status) pairs.
@@ -405,9 +424,15 @@ impl<T: Copy> PerPerson<T> {
 
     /// The items of `id` (empty for someone not grouped).
     fn of(&self, id: i64) -> &[T] {
+        &self.items[self.range_of(id)]
+    }
+
+    /// Where the items of `id` are in `items` (empty for someone not
+    /// grouped).
+    fn range_of(&self, id: i64) -> std::ops::Range<usize> {
         self.slot
             .get(&id)
-            .map_or(&[], |&s| &self.items[self.starts[s]..self.starts[s + 1]])
+            .map_or(0..0, |&s| self.starts[s]..self.starts[s + 1])
     }
 
     /// Every grouped person with their items, in slot order.
@@ -903,20 +928,8 @@ pub fn marketing_sla(
     since: Option<Timestamp>,
     as_of: Timestamp,
 ) -> Result<MarketingSlaReport, SlaError> {
-    let msla = pb.sla.marketing.as_ref().ok_or(SlaError::NoMarketingSla)?;
-    let mql_stage = pb
-        .sla
-        .sales
-        .as_ref()
-        .map(|s| s.stage.clone())
-        .unwrap_or_else(|| "mql".to_string());
-    let mql = pb
-        .stage(&mql_stage)
-        .ok_or_else(|| SlaError::UnknownStage(mql_stage.clone()))?;
-    let sal = mql
-        .funnel_index
-        .and_then(|i| pb.funnel().find(|s| s.funnel_index == Some(i + 1)))
-        .ok_or_else(|| SlaError::NoAcceptStage(mql_stage.clone()))?;
+    let terms = MarketingTerms::of(pb)?;
+    let (mql, sal) = (terms.mql, terms.sal);
     let company = &pb.company;
 
     // (entry time, accepted, still pending) per MQL entry. With `since`,
@@ -945,84 +958,142 @@ pub fn marketing_sla(
     entries.sort();
 
     let first = since.or_else(|| entries.first().map(|e| e.0));
-    let mut weeks = Vec::new();
-    if let Some(first) = first {
-        let last_monday = week_monday(company, as_of);
-        let mut monday = week_monday(company, first);
-        while monday <= last_monday {
-            let next = match monday.checked_add(SignedDuration::from_hours(24 * 7)) {
-                Ok(d) => d,
-                Err(_) => break,
-            };
-            let (Some(start), Some(end)) = (
-                local_instant(company, monday, 0),
-                local_instant(company, next, 0),
-            ) else {
-                break;
-            };
-            let (starts_at, ends_at) = (Timestamp::from_millis(start), Timestamp::from_millis(end));
-            // `entries` is sorted by time.
-            let lo = entries.partition_point(|e| e.0 < starts_at);
-            let hi = entries.partition_point(|e| e.0 < ends_at);
-            let cohort = &entries[lo..hi.max(lo)];
-            let mqls = cohort.len() as i64;
-            let sals = cohort.iter().filter(|e| e.1).count() as i64;
-            let pending = cohort.iter().filter(|e| e.2).count() as i64;
-            let over = as_of >= ends_at;
-            let volume_status = if !over {
-                ClockStatus::Open
-            } else if mqls as f64 >= msla.mql_per_week {
-                ClockStatus::Met
-            } else {
-                ClockStatus::Breached
-            };
-            let sal_rate = (mqls > 0).then(|| sals as f64 / mqls as f64);
-            let sal_rate_status = sal_rate.map(|r| {
-                if !over {
+    Ok(terms.report(company, first, as_of, |starts_at, ends_at| {
+        // `entries` is sorted by time.
+        let lo = entries.partition_point(|e| e.0 < starts_at);
+        let hi = entries.partition_point(|e| e.0 < ends_at);
+        let cohort = &entries[lo..hi.max(lo)];
+        Cohort {
+            mqls: cohort.len() as i64,
+            sals: cohort.iter().filter(|e| e.1).count() as i64,
+            pending: cohort.iter().filter(|e| e.2).count() as i64,
+        }
+    }))
+}
+
+/// One week's MQL entries: how many, how many accepted, how many pending.
+struct Cohort {
+    mqls: i64,
+    sals: i64,
+    pending: i64,
+}
+
+/// The playbook's marketing SLA with its MQL and SAL stages.
+struct MarketingTerms<'p> {
+    msla: &'p crate::playbook::MarketingSla,
+    mql: &'p crate::playbook::Stage,
+    sal: &'p crate::playbook::Stage,
+}
+
+impl<'p> MarketingTerms<'p> {
+    /// The terms, or why the playbook has none (see [`marketing_sla`]).
+    fn of(pb: &'p Playbook) -> Result<Self, SlaError> {
+        let msla = pb.sla.marketing.as_ref().ok_or(SlaError::NoMarketingSla)?;
+        let mql = mql_stage(pb);
+        let mql = pb
+            .stage(mql)
+            .ok_or_else(|| SlaError::UnknownStage(mql.to_string()))?;
+        let sal = mql
+            .funnel_index
+            .and_then(|i| pb.funnel().find(|s| s.funnel_index == Some(i + 1)))
+            .ok_or_else(|| SlaError::NoAcceptStage(mql.id.clone()))?;
+        Ok(MarketingTerms { msla, mql, sal })
+    }
+
+    /// The report from the week of `first` to the week of `as_of` (none
+    /// without `first`), each week's numbers from `cohort(starts_at,
+    /// ends_at)`.
+    fn report(
+        &self,
+        company: &Company,
+        first: Option<Timestamp>,
+        as_of: Timestamp,
+        cohort: impl Fn(Timestamp, Timestamp) -> Cohort,
+    ) -> MarketingSlaReport {
+        let msla = self.msla;
+        let mut weeks = Vec::new();
+        if let Some(first) = first {
+            let last_monday = week_monday(company, as_of);
+            let mut monday = week_monday(company, first);
+            while monday <= last_monday {
+                let next = match monday.checked_add(SignedDuration::from_hours(24 * 7)) {
+                    Ok(d) => d,
+                    Err(_) => break,
+                };
+                let (Some(start), Some(end)) = (
+                    local_instant(company, monday, 0),
+                    local_instant(company, next, 0),
+                ) else {
+                    break;
+                };
+                let (starts_at, ends_at) =
+                    (Timestamp::from_millis(start), Timestamp::from_millis(end));
+                let Cohort {
+                    mqls,
+                    sals,
+                    pending,
+                } = cohort(starts_at, ends_at);
+                let over = as_of >= ends_at;
+                let volume_status = if !over {
                     ClockStatus::Open
-                } else if r >= msla.sal_rate_min {
+                } else if mqls as f64 >= msla.mql_per_week {
                     ClockStatus::Met
                 } else {
                     ClockStatus::Breached
-                }
-            });
-            let iso = monday.iso_week_date();
-            weeks.push(MarketingWeek {
-                week_start_date: monday.to_string(),
-                iso_week: format!("{}-W{:02}", iso.year(), iso.week()),
-                starts_at,
-                ends_at,
-                mqls,
-                mql_target: msla.mql_per_week,
-                volume_status,
-                sals,
-                pending,
-                sal_rate,
-                sal_rate_min: msla.sal_rate_min,
-                sal_rate_status,
-            });
-            monday = next;
+                };
+                let sal_rate = (mqls > 0).then(|| sals as f64 / mqls as f64);
+                let sal_rate_status = sal_rate.map(|r| {
+                    if !over {
+                        ClockStatus::Open
+                    } else if r >= msla.sal_rate_min {
+                        ClockStatus::Met
+                    } else {
+                        ClockStatus::Breached
+                    }
+                });
+                let iso = monday.iso_week_date();
+                weeks.push(MarketingWeek {
+                    week_start_date: monday.to_string(),
+                    iso_week: format!("{}-W{:02}", iso.year(), iso.week()),
+                    starts_at,
+                    ends_at,
+                    mqls,
+                    mql_target: msla.mql_per_week,
+                    volume_status,
+                    sals,
+                    pending,
+                    sal_rate,
+                    sal_rate_min: msla.sal_rate_min,
+                    sal_rate_status,
+                });
+                monday = next;
+            }
+        }
+        let count = |f: &dyn Fn(&MarketingWeek) -> Option<ClockStatus>, s: ClockStatus| {
+            weeks.iter().filter(|w| f(w) == Some(s)).count() as i64
+        };
+        let vol = |w: &MarketingWeek| Some(w.volume_status);
+        let rate = |w: &MarketingWeek| w.sal_rate_status;
+        MarketingSlaReport {
+            as_of,
+            mql_stage: self.mql.id.clone(),
+            sal_stage: self.sal.id.clone(),
+            volume_compliance_pct: pct(
+                count(&vol, ClockStatus::Met),
+                count(&vol, ClockStatus::Breached),
+            ),
+            sal_rate_compliance_pct: pct(
+                count(&rate, ClockStatus::Met),
+                count(&rate, ClockStatus::Breached),
+            ),
+            weeks,
         }
     }
-    let count = |f: &dyn Fn(&MarketingWeek) -> Option<ClockStatus>, s: ClockStatus| {
-        weeks.iter().filter(|w| f(w) == Some(s)).count() as i64
-    };
-    let vol = |w: &MarketingWeek| Some(w.volume_status);
-    let rate = |w: &MarketingWeek| w.sal_rate_status;
-    Ok(MarketingSlaReport {
-        as_of,
-        mql_stage: mql.id.clone(),
-        sal_stage: sal.id.clone(),
-        volume_compliance_pct: pct(
-            count(&vol, ClockStatus::Met),
-            count(&vol, ClockStatus::Breached),
-        ),
-        sal_rate_compliance_pct: pct(
-            count(&rate, ClockStatus::Met),
-            count(&rate, ClockStatus::Breached),
-        ),
-        weeks,
-    })
+}
+
+/// The MQL stage of the marketing SLA: the sales SLA stage, or `mql`.
+fn mql_stage(pb: &Playbook) -> &str {
+    pb.sla.sales.as_ref().map_or("mql", |s| s.stage.as_str())
 }
 
 // ---------------------------------------------------------------------------
@@ -1192,6 +1263,9 @@ pub fn stalled_page(
         leads,
     }
 }
+
+mod kept;
+pub use kept::SlaIndex;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use tandem_core::metrics::gaps::alignment_gaps;
 use tandem_core::metrics::scorecard::{leading_indicators, scorecard};
 use tandem_core::metrics::{Grouping, Window};
 use tandem_core::playbook::{Period, Playbook, STARTER};
-use tandem_core::sla::sales_sla;
+use tandem_core::sla::{marketing_sla, sales_sla};
 use tandem_core::Timestamp;
 use tandem_server::{app, AppState};
 use tandem_store::testing::TestDb;
@@ -656,6 +656,49 @@ async fn scorecard_gaps_sla_and_goals_equal_the_core_computation() {
         assert_eq!(v["week"], "2026-W01");
         assert_eq!(v["sales"]["handoffs"].as_array().unwrap().len(), 12);
         assert_eq!(v["marketing"]["weeks"].as_array().unwrap().len(), 1);
+
+        // The SLA clocks are kept for the history they were computed
+        // from: a call and an acceptance stored since are counted by the
+        // next request, which equals the core computation again.
+        let (s, _) = app
+            .post("/api/v1/activities", Role::Sales, json!({"external_id": "late-call", "person": "lead-5", "at": iso(t(30)), "kind": "call"}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, _) = app
+            .post("/api/v1/people/lead-6/accept", Role::Sales, json!({"at": iso(t(31))}))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let snap = app.snapshot().await;
+        let sales =
+            sales_sla(pb, &snap.people, &snap.transitions, &snap.activities, as_of).unwrap();
+        let marketing = marketing_sla(pb, &snap.transitions, None, as_of).unwrap();
+        // A week first (computed alone: nothing is kept for this history
+        // yet), then everything (kept).
+        let v = app
+            .get(&format!(
+                "/api/v1/metrics/sla?week=2026-W01&as_of={}",
+                iso(as_of)
+            ))
+            .await;
+        assert_eq!(
+            v["sales"]["handoffs"],
+            serde_json::to_value(&sales.handoffs).unwrap()
+        );
+        let v = app
+            .get(&format!("/api/v1/metrics/sla?as_of={}", iso(as_of)))
+            .await;
+        assert_eq!(
+            v["sales"]["overall"],
+            serde_json::to_value(&sales.overall).unwrap()
+        );
+        assert_eq!(
+            v["sales"]["handoffs"],
+            serde_json::to_value(&sales.handoffs).unwrap()
+        );
+        assert_eq!(v["marketing"], serde_json::to_value(&marketing).unwrap());
+        let lead = |id: &str| sales.handoffs.iter().find(|h| h.external_id.as_deref() == Some(id)).unwrap().clone();
+        assert_eq!(lead("lead-5").responded_at, Some(t(30)));
+        assert_eq!(lead("lead-6").left_at, Some(t(31)));
     })
     .await;
 }

@@ -629,4 +629,91 @@ mod props {
             }
         }
     }
+
+    /// A history with hour-resolution times (so first responses land
+    /// before and after business-hour deadlines), people without a row,
+    /// account transitions, skips and ties.
+    fn hourly_history(
+        moves: &[(i64, usize, i64, bool)],
+        calls: &[(i64, i64)],
+    ) -> (Vec<Person>, Vec<Transition>, Vec<Activity>) {
+        let ids = ["inquiry", "mql", "sal", "sql", "recycled", "disqualified"];
+        let hour = |h: i64| Timestamp::from_millis(Y2026 + h * 3_600_000);
+        let owners = [Some("ana"), Some("bo"), None];
+        // Person 6 has no row; subject 0 is an account.
+        let people: Vec<Person> = (1..6).map(|i| person(i, owners[i as usize % 3])).collect();
+        let transitions = moves
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, s, h, skipped))| {
+                // Sequence numbers against input order: ties in time sort by them.
+                let mut t = tr(1000 - i as i64, p, None, ids[s], hour(h));
+                t.skipped = skipped;
+                t.cycle = i as i64 % 3;
+                if p == 0 {
+                    t.subject = Subject::Account(1);
+                }
+                t
+            })
+            .collect();
+        let activities = calls.iter().map(|&(p, h)| act(p, hour(h))).collect();
+        (people, transitions, activities)
+    }
+
+    proptest! {
+        /// The kept index, built once from the whole history, answers
+        /// every as-of instant, window, owner and page as the direct
+        /// computation of that instant does, and the marketing side too.
+        #[test]
+        fn kept_index_equals_the_direct_computation(
+            moves in prop::collection::vec((0i64..7, 0usize..6, 0i64..12 * 24, any::<bool>()), 0..60),
+            calls in prop::collection::vec((1i64..7, 0i64..12 * 24), 0..60),
+            at_events in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+            later in 0i64..14 * 24,
+            from in 0i64..12,
+            len in 1i64..6,
+            limit in 0usize..6,
+            terms in 0u8..3,
+        ) {
+            let (people, transitions, activities) = hourly_history(&moves, &calls);
+            // The test playbook, or one without the sales or marketing side.
+            let mut pb = pb();
+            match terms {
+                1 => pb.sla.sales = None,
+                2 => pb.sla.marketing = None,
+                _ => {}
+            }
+            let index = SlaIndex::build(&pb, &people, &transitions, &activities);
+            let day = |d: i64| Timestamp::from_millis(Y2026 + d * DAY_MS);
+            let window = crate::metrics::Window::new(day(from), day(from + len)).unwrap();
+            // Instants on the history's own times (where `<` and `<=`
+            // differ), and one anywhere.
+            let times: Vec<Timestamp> = transitions.iter().map(|t| t.at).chain(activities.iter().map(|a| a.at)).collect();
+            let mut as_ofs: Vec<Timestamp> = at_events.iter().filter(|_| !times.is_empty()).map(|i| *i.get(&times)).collect();
+            as_ofs.push(Timestamp::from_millis(Y2026 + later * 3_600_000));
+            for as_of in as_ofs {
+                for window in [None, Some(window)] {
+                    for owner in [None, Some("ana"), Some("bo"), Some("nobody")] {
+                        let mut after = None;
+                        loop {
+                            let q = HandoffQuery { window, owner, after, limit };
+                            let direct = handoff_page(&pb, &people, &transitions, &activities, as_of, q);
+                            let kept = index.handoff_page(&pb, &people, &transitions, as_of, q);
+                            prop_assert_eq!(&kept, &direct);
+                            match direct {
+                                Ok(HandoffPage { next: Some(next), .. }) => after = Some(next),
+                                _ => break,
+                            }
+                        }
+                    }
+                }
+                for since in [None, Some(day(from))] {
+                    prop_assert_eq!(
+                        index.marketing_sla(&pb, since, as_of),
+                        marketing_sla(&pb, &transitions, since, as_of)
+                    );
+                }
+            }
+        }
+    }
 }

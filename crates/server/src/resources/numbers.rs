@@ -274,30 +274,43 @@ pub async fn sla(
     let limit = page_limit(q.limit)?;
     let after = key_cursor::<3>(q.cursor.as_deref())?;
     let terms = sales_terms(&pb).map_err(metric_err)?;
-    let snap = snapshot(&s, &warm).await?;
-    let found = handoff_page(
-        &pb,
-        &snap.people,
-        &snap.transitions,
-        &snap.activities,
-        as_of,
-        HandoffQuery {
-            window: week.as_ref().map(|(_, w)| *w),
-            owner: q.owner.as_deref(),
-            after: after.map(|[at, person, seq]| (Timestamp::from_millis(at), person, seq)),
-            limit: limit as usize,
-        },
-    )
-    .map_err(metric_err)?;
+    let (snap, marks) = warm.get_marked(&s.store).await?;
+    let page = HandoffQuery {
+        window: week.as_ref().map(|(_, w)| *w),
+        owner: q.owner.as_deref(),
+        after: after.map(|[at, person, seq]| (Timestamp::from_millis(at), person, seq)),
+        limit: limit as usize,
+    };
+    let since = week.as_ref().map(|(_, w)| w.from);
+    // The whole history's clocks are kept for this history and settled at
+    // `as_of`; a week is computed alone unless they are kept already (both
+    // give the same answer).
+    let index = match week {
+        None => Some(cache::kept_sla(&warm, &snap, marks, &pb)),
+        Some(_) => cache::sla_if_kept(&warm, marks, &pb),
+    };
+    let (found, marketing) = match &index {
+        Some(index) => (
+            index.handoff_page(&pb, &snap.people, &snap.transitions, as_of, page),
+            index.marketing_sla(&pb, since, as_of),
+        ),
+        None => (
+            handoff_page(
+                &pb,
+                &snap.people,
+                &snap.transitions,
+                &snap.activities,
+                as_of,
+                page,
+            ),
+            marketing_sla(&pb, &snap.transitions, since, as_of),
+        ),
+    };
+    let found = found.map_err(metric_err)?;
     let next_cursor = found
         .next
         .map(|(at, person, seq)| key_text([at.millis(), person, seq]));
-    let marketing = match marketing_sla(
-        &pb,
-        &snap.transitions,
-        week.as_ref().map(|(_, w)| w.from),
-        as_of,
-    ) {
+    let marketing = match marketing {
         Ok(mut m) => {
             if let Some((label, _)) = &week {
                 m.weeks.retain(|w| &w.iso_week == label);

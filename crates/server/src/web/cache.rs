@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::playbook::Playbook;
 use tandem_core::scoring::EngagementIndex;
+use tandem_core::sla::SlaIndex;
 use tandem_store::query::KeptGroups;
 use tandem_store::repo::Snapshot;
 use tandem_store::warm::Marks;
@@ -102,4 +103,33 @@ pub(super) fn kept_engagement(
     kept_for(cache, "engagement-index", marks, pb, || {
         EngagementIndex::build(pb, &snap.touches)
     })
+}
+
+const SLA_INDEX: &str = "sla-index";
+
+/// This history's SLA clocks apart from the instant asked for
+/// ([`SlaIndex`]): the SLA endpoint settles them at its `as_of` instead of
+/// grouping every person handed off and computing their deadlines on each
+/// call. Indexed again when the history changed.
+pub(crate) fn kept_sla(
+    cache: &SnapshotCache,
+    snap: &Snapshot,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+) -> Arc<SlaIndex> {
+    kept_for(cache, SLA_INDEX, marks, pb, || {
+        SlaIndex::build(pb, &snap.people, &snap.transitions, &snap.activities)
+    })
+}
+
+/// The [`kept_sla`] index if one is kept for exactly this history, without
+/// building one: a week's SLA computes only that week's people directly,
+/// which is cheaper than indexing every handoff of a history that has
+/// changed since.
+pub(crate) fn sla_if_kept(
+    cache: &SnapshotCache,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+) -> Option<Arc<SlaIndex>> {
+    cache.recall(SLA_INDEX, marks, pb)
 }

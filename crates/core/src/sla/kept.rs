@@ -1,0 +1,455 @@
+//! The SLA's clocks kept per history version ([`SlaIndex`]).
+//!
+//! Most of what [`handoff_page`] and [`marketing_sla`] compute does not
+//! depend on the as-of instant: which people entered the SLA stage, their
+//! transitions and activities grouped per person, when each handoff entered
+//! and left the stage, its business-hour and attempts deadlines, its first
+//! response. On a large history that part was nearly all of the time (over
+//! 600,000 handoffs grouped and given deadlines on every call, and the same
+//! people grouped again for the marketing side), so a server keeps it per
+//! history version and each call only settles the clocks at its instant.
+//!
+//! Facts after `as_of` must not count, so the index keeps the *whole*
+//! history's times and each call cuts them at `as_of`: a person's run of
+//! transitions cut at `as_of` is a prefix of their whole run (runs are in
+//! time order), so the stage is left at the whole run's leaving time if
+//! that is not after `as_of`, the first response is the first activity at
+//! or after entry if that is not after `as_of`, and so on. The results
+//! equal the direct computation's for every `as_of` (proptested in
+//! `tests.rs`).
+
+use crate::domain::{Activity, Person, Subject, Transition};
+use crate::fxhash::FxHashSet;
+use crate::playbook::{Company, Playbook, SalesSla};
+use crate::time::Timestamp;
+
+use super::{
+    business_deadline, business_hours_between, calendar_days_after, mql_stage, sales_terms, Clock,
+    ClockStatus, Cohort, Counts, HandoffKey, HandoffPage, HandoffQuery, MarketingSlaReport,
+    MarketingTerms, OwnerCompliance, PerPerson, SlaError,
+};
+
+/// Both sides of the SLA of one history, apart from the as-of instant:
+/// built once per history version (and playbook), then asked for any
+/// `as_of`. Answers only for the history and playbook it was built from.
+#[derive(Debug, Default)]
+pub struct SlaIndex {
+    /// Every handoff of the whole history, in [`HandoffKey`] order.
+    handoffs: Vec<KeptHandoff>,
+    /// The handoffs' owners, in the order compliance lists them (by name,
+    /// unowned last); [`KeptHandoff::owner`] indexes it.
+    owners: Vec<Option<String>>,
+    /// Activity times of the people handed off, each person's sorted;
+    /// [`KeptHandoff::acts`] is a range of it.
+    act_times: Vec<Timestamp>,
+    /// Every entry into the MQL stage, by time (the marketing side).
+    mqls: Vec<MqlEntry>,
+}
+
+/// A handoff with what does not depend on `as_of`. The times are the
+/// whole history's; a call ignores those after its `as_of`.
+#[derive(Debug)]
+struct KeptHandoff {
+    entered_at: Timestamp,
+    person_id: i64,
+    /// The entry transition's sequence number (the key's tie-break).
+    seq: i64,
+    cycle: i64,
+    /// Position of the person in the history's people, if there.
+    person: Option<usize>,
+    /// Index into [`SlaIndex::owners`].
+    owner: usize,
+    deadline: Timestamp,
+    attempts_deadline: Timestamp,
+    /// When the lead left the stage, and the position of that transition.
+    left: Option<(Timestamp, usize)>,
+    /// The first activity at or after entry, unless it came after the lead
+    /// left.
+    responded: Option<Timestamp>,
+    /// The activities from entry to the attempts deadline or the lead
+    /// leaving, whichever is first: `act_times[acts.0..acts.1]`.
+    acts: (usize, usize),
+}
+
+/// One entry into the MQL stage and the times that settle it.
+#[derive(Debug)]
+struct MqlEntry {
+    at: Timestamp,
+    /// The first entry into the SAL stage in the same cycle (before the
+    /// person's next MQL entry): accepted from then on.
+    accepted_at: Option<Timestamp>,
+    /// The first transition of the cycle after the entry: pending until
+    /// then, unless accepted.
+    decided_at: Option<Timestamp>,
+}
+
+impl SlaIndex {
+    /// Indexes the SLA clocks of a history for `pb`. The people who ever
+    /// entered the MQL (sales SLA) stage are grouped once for both sides.
+    pub fn build(
+        pb: &Playbook,
+        people: &[Person],
+        transitions: &[Transition],
+        activities: &[Activity],
+    ) -> SlaIndex {
+        let stage = mql_stage(pb);
+        let wanted: FxHashSet<i64> = transitions
+            .iter()
+            .filter(|t| t.to == stage)
+            .filter_map(|t| match t.subject {
+                Subject::Person(id) => Some(id),
+                Subject::Account(_) => None,
+            })
+            .collect();
+        let mut runs = PerPerson::new(
+            &wanted,
+            transitions
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| match t.subject {
+                    Subject::Person(id) => Some((id, i)),
+                    Subject::Account(_) => None,
+                }),
+        );
+        runs.sort_runs_by_key(|&i| (transitions[i].at, transitions[i].seq));
+
+        let mut index = SlaIndex::default();
+        if let Ok(sla) = sales_terms(pb) {
+            index.index_handoffs(pb, sla, people, transitions, activities, &wanted, &runs);
+        }
+        if let Ok(terms) = MarketingTerms::of(pb) {
+            index.index_mqls(&terms, transitions, &runs);
+        }
+        index
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn index_handoffs(
+        &mut self,
+        pb: &Playbook,
+        sla: &SalesSla,
+        people: &[Person],
+        transitions: &[Transition],
+        activities: &[Activity],
+        wanted: &FxHashSet<i64>,
+        runs: &PerPerson<usize>,
+    ) {
+        let company = &pb.company;
+        let positions = PerPerson::new(wanted, people.iter().enumerate().map(|(i, p)| (p.id, i)));
+        let mut acts = PerPerson::new(wanted, activities.iter().map(|a| (a.person_id, a.at)));
+        acts.sort_runs_by_key(|&at| at);
+
+        // Owners are numbered in compliance order once all are known.
+        let mut owners: Vec<Option<&str>> = Vec::new();
+        for (person_id, run) in runs.runs() {
+            let person = positions.of(person_id).first().copied();
+            let owner = person.and_then(|i| people[i].owner.as_deref());
+            let base = acts.range_of(person_id).start;
+            let person_acts = acts.of(person_id);
+            for (k, &i) in run.iter().enumerate() {
+                let entry = &transitions[i];
+                if entry.to != sla.stage || entry.skipped {
+                    continue;
+                }
+                let left = run[k + 1..]
+                    .iter()
+                    .find(|&&j| transitions[j].to != sla.stage)
+                    .map(|&j| (transitions[j].at, j));
+                let left_at = left.map(|l| l.0);
+                let entered_at = entry.at;
+                let attempts_deadline =
+                    calendar_days_after(entered_at, sla.attempts_within_days, company);
+                let from = person_acts.partition_point(|a| *a < entered_at);
+                let responded = person_acts
+                    .get(from)
+                    .copied()
+                    .filter(|r| left_at.is_none_or(|l| *r <= l));
+                let window_end = left_at.map_or(attempts_deadline, |l| l.min(attempts_deadline));
+                let to = from + person_acts[from..].partition_point(|a| *a <= window_end);
+                owners.push(owner);
+                self.handoffs.push(KeptHandoff {
+                    entered_at,
+                    person_id,
+                    seq: entry.seq,
+                    cycle: entry.cycle,
+                    person,
+                    owner: owners.len() - 1,
+                    deadline: business_deadline(entered_at, sla.first_response_hours, company),
+                    attempts_deadline,
+                    left,
+                    responded,
+                    acts: (base + from, base + to),
+                });
+            }
+        }
+        self.act_times = acts.items;
+        // Until here `owner` is the handoff's position in `owners`.
+        let mut names: Vec<Option<&str>> = owners.clone();
+        names.sort_unstable_by_key(|o| (o.is_none(), *o));
+        names.dedup();
+        for h in &mut self.handoffs {
+            let name = owners[h.owner];
+            h.owner = names.partition_point(|o| (o.is_none(), *o) < (name.is_none(), name));
+        }
+        self.owners = names.into_iter().map(|o| o.map(str::to_string)).collect();
+        // The key is unique (it ends in the entry's seq).
+        self.handoffs.sort_unstable_by_key(KeptHandoff::key);
+    }
+
+    fn index_mqls(
+        &mut self,
+        terms: &MarketingTerms<'_>,
+        transitions: &[Transition],
+        runs: &PerPerson<usize>,
+    ) {
+        let (mql, sal) = (&terms.mql.id, &terms.sal.id);
+        for (_, run) in runs.runs() {
+            for (k, &i) in run.iter().enumerate() {
+                if transitions[i].to != *mql {
+                    continue;
+                }
+                let rest = &run[k + 1..];
+                let cycle_end = rest
+                    .iter()
+                    .position(|&j| transitions[j].to == *mql)
+                    .unwrap_or(rest.len());
+                let cycle = &rest[..cycle_end];
+                self.mqls.push(MqlEntry {
+                    at: transitions[i].at,
+                    accepted_at: cycle
+                        .iter()
+                        .find(|&&j| transitions[j].to == *sal)
+                        .map(|&j| transitions[j].at),
+                    decided_at: cycle.first().map(|&j| transitions[j].at),
+                });
+            }
+        }
+        self.mqls.sort_unstable_by_key(|e| e.at);
+    }
+
+    /// [`handoff_page`] as of `as_of`, for the history this index was built
+    /// from. `people` and `transitions` must be that history's slices: the
+    /// index keeps positions in them (rather than copies of their strings),
+    /// and only the page's handoffs read them.
+    pub fn handoff_page(
+        &self,
+        pb: &Playbook,
+        people: &[Person],
+        transitions: &[Transition],
+        as_of: Timestamp,
+        q: HandoffQuery<'_>,
+    ) -> Result<HandoffPage, SlaError> {
+        let sla = sales_terms(pb)?;
+        // The handoffs entered by `as_of` (and in the window) are one run
+        // of the key order.
+        let lo = q.window.map_or(0, |w| {
+            self.handoffs.partition_point(|h| h.entered_at < w.from)
+        });
+        let hi = lo
+            + self.handoffs[lo..].partition_point(|h| {
+                h.entered_at <= as_of && q.window.is_none_or(|w| h.entered_at < w.to)
+            });
+        let range = &self.handoffs[lo..hi];
+        let owner = match q.owner {
+            None => None,
+            Some(o) => match self.owners.iter().position(|n| n.as_deref() == Some(o)) {
+                Some(i) => Some(i),
+                // Nobody's handoffs: count none.
+                None => Some(usize::MAX),
+            },
+        };
+        let mine = |h: &&KeptHandoff| owner.is_none_or(|o| h.owner == o);
+
+        let mut per_owner = vec![Counts::default(); self.owners.len()];
+        let mut all = Counts::default();
+        for h in range.iter().filter(mine) {
+            let status = self.settle(h, sla, as_of).status;
+            all.add(status);
+            per_owner[h.owner].add(status);
+        }
+        let start = q
+            .after
+            .map_or(0, |a| range.partition_point(|h| h.key() <= a));
+        let mut rest = range[start..].iter().filter(mine);
+        let page: Vec<&KeptHandoff> = rest.by_ref().take(q.limit).collect();
+        let more = rest.next().is_some();
+        let company = &pb.company;
+        Ok(HandoffPage {
+            total: all.0.iter().sum::<i64>() as usize,
+            overall: all.compliance(),
+            by_owner: self
+                .owners
+                .iter()
+                .zip(per_owner)
+                .filter(|(_, c)| !c.is_empty())
+                .map(|(owner, c)| OwnerCompliance {
+                    owner: owner.clone(),
+                    compliance: c.compliance(),
+                })
+                .collect(),
+            handoffs: page
+                .iter()
+                .map(|h| {
+                    self.clock(h, sla, company, people, transitions, as_of)
+                        .handoff(sla)
+                })
+                .collect(),
+            next: more.then(|| page.last().map(|h| h.key())).flatten(),
+        })
+    }
+
+    /// [`marketing_sla`] as of `as_of`, for the history this index was
+    /// built from.
+    pub fn marketing_sla(
+        &self,
+        pb: &Playbook,
+        since: Option<Timestamp>,
+        as_of: Timestamp,
+    ) -> Result<MarketingSlaReport, SlaError> {
+        let terms = MarketingTerms::of(pb)?;
+        // Entries after `as_of` do not exist yet.
+        let known = &self.mqls[..self.mqls.partition_point(|e| e.at <= as_of)];
+        let first = since.or_else(|| known.first().map(|e| e.at));
+        Ok(
+            terms.report(&pb.company, first, as_of, |starts_at, ends_at| {
+                let lo = known.partition_point(|e| e.at < starts_at);
+                let hi = known.partition_point(|e| e.at < ends_at);
+                let cohort = &known[lo..hi.max(lo)];
+                let accepted = |e: &MqlEntry| e.accepted_at.is_some_and(|a| a <= as_of);
+                Cohort {
+                    mqls: cohort.len() as i64,
+                    sals: cohort.iter().filter(|e| accepted(e)).count() as i64,
+                    pending: cohort
+                        .iter()
+                        .filter(|e| !accepted(e) && e.decided_at.is_none_or(|d| d > as_of))
+                        .count() as i64,
+                }
+            }),
+        )
+    }
+
+    /// How many handoffs the index holds (of the whole history).
+    pub fn len(&self) -> usize {
+        self.handoffs.len()
+    }
+
+    /// True when the history has no handoff.
+    pub fn is_empty(&self) -> bool {
+        self.handoffs.is_empty()
+    }
+
+    /// Both clocks of `h` as of `as_of`, without the business hours over
+    /// or left (only a listed handoff needs those).
+    fn settle(&self, h: &KeptHandoff, sla: &SalesSla, as_of: Timestamp) -> Settled {
+        let left_at = h.left.map(|l| l.0).filter(|&l| l <= as_of);
+        let responded_at = h.responded.filter(|&r| r <= as_of);
+        let response = if responded_at.is_some_and(|r| r <= h.deadline) {
+            ClockStatus::Met
+        } else if left_at.is_some_and(|l| l <= h.deadline) {
+            ClockStatus::Stopped
+        } else if as_of > h.deadline {
+            ClockStatus::Breached
+        } else {
+            ClockStatus::Open
+        };
+        // The kept activities run to the attempts deadline or the lead
+        // leaving; `as_of` may cut them shorter.
+        let acts = &self.act_times[h.acts.0..h.acts.1];
+        let attempts = match acts.last() {
+            Some(last) if *last > as_of => acts.partition_point(|a| *a <= as_of),
+            _ => acts.len(),
+        } as i64;
+        let attempts_status = if attempts >= sla.attempts {
+            ClockStatus::Met
+        } else if left_at.is_some_and(|l| l <= h.attempts_deadline) {
+            ClockStatus::Stopped
+        } else if as_of > h.attempts_deadline {
+            ClockStatus::Breached
+        } else {
+            ClockStatus::Open
+        };
+        let both = [response, attempts_status];
+        let status = [ClockStatus::Breached, ClockStatus::Open, ClockStatus::Met]
+            .into_iter()
+            .find(|s| both.contains(s))
+            .unwrap_or(ClockStatus::Stopped);
+        Settled {
+            left_at,
+            responded_at,
+            response,
+            attempts,
+            attempts_status,
+            status,
+        }
+    }
+
+    /// The full [`Clock`] of a listed handoff as of `as_of`.
+    fn clock<'a>(
+        &self,
+        h: &KeptHandoff,
+        sla: &SalesSla,
+        company: &Company,
+        people: &'a [Person],
+        transitions: &'a [Transition],
+        as_of: Timestamp,
+    ) -> Clock<'a> {
+        let s = self.settle(h, sla, as_of);
+        let (overdue_hours, hours_left) = match s.response {
+            ClockStatus::Breached => {
+                let end = [s.responded_at, s.left_at, Some(as_of)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(as_of);
+                (Some(business_hours_between(h.deadline, end, company)), None)
+            }
+            ClockStatus::Open => (
+                None,
+                Some(business_hours_between(as_of, h.deadline, company)),
+            ),
+            ClockStatus::Met | ClockStatus::Stopped => (None, None),
+        };
+        Clock {
+            person_id: h.person_id,
+            person: h.person.and_then(|i| people.get(i)),
+            // Left by `as_of` (then `h.left` is that transition), or not yet.
+            leave: h
+                .left
+                .filter(|_| s.left_at.is_some())
+                .and_then(|(_, i)| transitions.get(i)),
+            seq: h.seq,
+            cycle: h.cycle,
+            entered_at: h.entered_at,
+            deadline: h.deadline,
+            responded_at: s.responded_at,
+            response: s.response,
+            attempts: s.attempts,
+            attempts_deadline: h.attempts_deadline,
+            attempts_status: s.attempts_status,
+            status: s.status,
+            overdue_hours,
+            hours_left,
+            attempts_short: if s.attempts_status == ClockStatus::Breached {
+                sla.attempts - s.attempts
+            } else {
+                0
+            },
+        }
+    }
+}
+
+impl KeptHandoff {
+    fn key(&self) -> HandoffKey {
+        (self.entered_at, self.person_id, self.seq)
+    }
+}
+
+/// What a handoff's clocks say as of one instant.
+struct Settled {
+    left_at: Option<Timestamp>,
+    responded_at: Option<Timestamp>,
+    response: ClockStatus,
+    attempts: i64,
+    attempts_status: ClockStatus,
+    status: ClockStatus,
+}
