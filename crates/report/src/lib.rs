@@ -2,7 +2,7 @@
 //!
 //! [`gather`] reads the store and computes the weekly report with the same
 //! core functions the CLI's metric commands call, so the report's numbers
-//! are the CLI's numbers; [`agenda`] builds the joint meeting's agenda.
+//! are the CLI's numbers; [`agenda()`] builds the joint meeting's agenda.
 //! Both are plain serialisable structs. [`render`] turns them into Markdown
 //! and self-contained HTML (inline CSS, inline SVG charts) from embedded
 //! minijinja templates; [`deliver`] e-mails the report over SMTP and posts a

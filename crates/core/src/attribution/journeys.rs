@@ -36,7 +36,7 @@ pub enum Conversion {
 /// What each step of a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum By {
-    /// The touch's channel ([`channel_of`]).
+    /// The touch's channel ([`channel_of`](crate::facts::channel_of)).
     Channel,
     /// The touch's campaign id.
     Campaign,

@@ -227,7 +227,7 @@ impl SlaIndex {
         self.mqls.sort_unstable_by_key(|e| e.at);
     }
 
-    /// [`handoff_page`] as of `as_of`, for the history this index was built
+    /// [`handoff_page`](super::handoff_page) as of `as_of`, for the history this index was built
     /// from. `people` and `transitions` must be that history's slices: the
     /// index keeps positions in them (rather than copies of their strings),
     /// and only the page's handoffs read them.
@@ -298,7 +298,7 @@ impl SlaIndex {
         })
     }
 
-    /// [`marketing_sla`] as of `as_of`, for the history this index was
+    /// [`marketing_sla`](super::marketing_sla) as of `as_of`, for the history this index was
     /// built from.
     pub fn marketing_sla(
         &self,
