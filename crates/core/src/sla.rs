@@ -160,6 +160,62 @@ pub fn business_hours_between(a: Timestamp, b: Timestamp, company: &Company) -> 
     total as f64 / HOUR_MS
 }
 
+/// One clock of a handoff as of `as_of`: met when its work was done in
+/// time (`done`), stopped when the lead left the stage by the deadline,
+/// breached once the deadline passed, else open. The direct computation
+/// and the kept index ([`SlaIndex`]) both decide through this.
+pub(crate) fn clock_status(
+    done: bool,
+    left_at: Option<Timestamp>,
+    deadline: Timestamp,
+    as_of: Timestamp,
+) -> ClockStatus {
+    if done {
+        ClockStatus::Met
+    } else if left_at.is_some_and(|l| l <= deadline) {
+        ClockStatus::Stopped
+    } else if as_of > deadline {
+        ClockStatus::Breached
+    } else {
+        ClockStatus::Open
+    }
+}
+
+/// A handoff's status from its two clocks: breached if either is, else
+/// open if either is, else met if either is, else stopped.
+pub(crate) fn handoff_status(response: ClockStatus, attempts: ClockStatus) -> ClockStatus {
+    let both = [response, attempts];
+    [ClockStatus::Breached, ClockStatus::Open, ClockStatus::Met]
+        .into_iter()
+        .find(|s| both.contains(s))
+        .unwrap_or(ClockStatus::Stopped)
+}
+
+/// Business hours over a breached first-response deadline (up to the
+/// response, the lead leaving or `as_of`, whichever came first), or left
+/// on an open one.
+pub(crate) fn response_hours(
+    response: ClockStatus,
+    deadline: Timestamp,
+    responded_at: Option<Timestamp>,
+    left_at: Option<Timestamp>,
+    as_of: Timestamp,
+    company: &Company,
+) -> (Option<f64>, Option<f64>) {
+    match response {
+        ClockStatus::Breached => {
+            let end = [responded_at, left_at, Some(as_of)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(as_of);
+            (Some(business_hours_between(deadline, end, company)), None)
+        }
+        ClockStatus::Open => (None, Some(business_hours_between(as_of, deadline, company))),
+        ClockStatus::Met | ClockStatus::Stopped => (None, None),
+    }
+}
+
 /// `start` plus `days` calendar days in the company timezone: whole days
 /// keep the local wall-clock time (so 14 days after 15:00 is 15:00 even
 /// across a DST change); a fractional part is added as elapsed time.
@@ -775,23 +831,14 @@ fn clocks_of<'a>(
                 .iter()
                 .copied()
                 .find(|a| *a >= entered_at && left_at.is_none_or(|l| *a <= l));
-            let in_time = responded_at.filter(|r| *r <= deadline);
-            let (response, overdue_hours, hours_left) = if in_time.is_some() {
-                (ClockStatus::Met, None, None)
-            } else if left_at.is_some_and(|l| l <= deadline) {
-                (ClockStatus::Stopped, None, None)
-            } else if as_of > deadline {
-                let end = [responded_at, left_at, Some(as_of)]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .unwrap_or(as_of);
-                let over = business_hours_between(deadline, end, company);
-                (ClockStatus::Breached, Some(over), None)
-            } else {
-                let left = business_hours_between(as_of, deadline, company);
-                (ClockStatus::Open, None, Some(left))
-            };
+            let response = clock_status(
+                responded_at.is_some_and(|r| r <= deadline),
+                left_at,
+                deadline,
+                as_of,
+            );
+            let (overdue_hours, hours_left) =
+                response_hours(response, deadline, responded_at, left_at, as_of, company);
 
             // Attempts.
             let window_end = [Some(attempts_deadline), left_at, Some(as_of)]
@@ -803,26 +850,15 @@ fn clocks_of<'a>(
                 .iter()
                 .filter(|a| **a >= entered_at && **a <= window_end)
                 .count() as i64;
-            let attempts_status = if attempts >= sla.attempts {
-                ClockStatus::Met
-            } else if left_at.is_some_and(|l| l <= attempts_deadline) {
-                ClockStatus::Stopped
-            } else if as_of > attempts_deadline {
-                ClockStatus::Breached
-            } else {
-                ClockStatus::Open
-            };
+            let attempts_status =
+                clock_status(attempts >= sla.attempts, left_at, attempts_deadline, as_of);
             let attempts_short = if attempts_status == ClockStatus::Breached {
                 sla.attempts - attempts
             } else {
                 0
             };
 
-            let both = [response, attempts_status];
-            let status = [ClockStatus::Breached, ClockStatus::Open, ClockStatus::Met]
-                .into_iter()
-                .find(|s| both.contains(s))
-                .unwrap_or(ClockStatus::Stopped);
+            let status = handoff_status(response, attempts_status);
 
             handoffs.push(Clock {
                 person_id,

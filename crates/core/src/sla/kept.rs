@@ -24,9 +24,9 @@ use crate::playbook::{Company, Playbook, SalesSla};
 use crate::time::Timestamp;
 
 use super::{
-    business_deadline, business_hours_between, calendar_days_after, mql_stage, sales_terms, Clock,
-    ClockStatus, Cohort, Counts, HandoffKey, HandoffPage, HandoffQuery, MarketingSlaReport,
-    MarketingTerms, OwnerCompliance, PerPerson, SlaError,
+    business_deadline, calendar_days_after, clock_status, handoff_status, mql_stage,
+    response_hours, sales_terms, Clock, ClockStatus, Cohort, Counts, HandoffKey, HandoffPage,
+    HandoffQuery, MarketingSlaReport, MarketingTerms, OwnerCompliance, PerPerson, SlaError,
 };
 
 /// Both sides of the SLA of one history, apart from the as-of instant:
@@ -343,15 +343,12 @@ impl SlaIndex {
     fn settle(&self, h: &KeptHandoff, sla: &SalesSla, as_of: Timestamp) -> Settled {
         let left_at = h.left.map(|l| l.0).filter(|&l| l <= as_of);
         let responded_at = h.responded.filter(|&r| r <= as_of);
-        let response = if responded_at.is_some_and(|r| r <= h.deadline) {
-            ClockStatus::Met
-        } else if left_at.is_some_and(|l| l <= h.deadline) {
-            ClockStatus::Stopped
-        } else if as_of > h.deadline {
-            ClockStatus::Breached
-        } else {
-            ClockStatus::Open
-        };
+        let response = clock_status(
+            responded_at.is_some_and(|r| r <= h.deadline),
+            left_at,
+            h.deadline,
+            as_of,
+        );
         // The kept activities run to the attempts deadline or the lead
         // leaving; `as_of` may cut them shorter.
         let acts = &self.act_times[h.acts.0..h.acts.1];
@@ -359,20 +356,13 @@ impl SlaIndex {
             Some(last) if *last > as_of => acts.partition_point(|a| *a <= as_of),
             _ => acts.len(),
         } as i64;
-        let attempts_status = if attempts >= sla.attempts {
-            ClockStatus::Met
-        } else if left_at.is_some_and(|l| l <= h.attempts_deadline) {
-            ClockStatus::Stopped
-        } else if as_of > h.attempts_deadline {
-            ClockStatus::Breached
-        } else {
-            ClockStatus::Open
-        };
-        let both = [response, attempts_status];
-        let status = [ClockStatus::Breached, ClockStatus::Open, ClockStatus::Met]
-            .into_iter()
-            .find(|s| both.contains(s))
-            .unwrap_or(ClockStatus::Stopped);
+        let attempts_status = clock_status(
+            attempts >= sla.attempts,
+            left_at,
+            h.attempts_deadline,
+            as_of,
+        );
+        let status = handoff_status(response, attempts_status);
         Settled {
             left_at,
             responded_at,
@@ -394,21 +384,14 @@ impl SlaIndex {
         as_of: Timestamp,
     ) -> Clock<'a> {
         let s = self.settle(h, sla, as_of);
-        let (overdue_hours, hours_left) = match s.response {
-            ClockStatus::Breached => {
-                let end = [s.responded_at, s.left_at, Some(as_of)]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .unwrap_or(as_of);
-                (Some(business_hours_between(h.deadline, end, company)), None)
-            }
-            ClockStatus::Open => (
-                None,
-                Some(business_hours_between(as_of, h.deadline, company)),
-            ),
-            ClockStatus::Met | ClockStatus::Stopped => (None, None),
-        };
+        let (overdue_hours, hours_left) = response_hours(
+            s.response,
+            h.deadline,
+            s.responded_at,
+            s.left_at,
+            as_of,
+            company,
+        );
         Clock {
             person_id: h.person_id,
             person: h.person.and_then(|i| people.get(i)),

@@ -717,3 +717,33 @@ mod props {
         }
     }
 }
+
+/// The clock rule at its boundaries, as DESIGN states it: leaving the
+/// stage *by* the deadline stops the clock (the deadline itself counts),
+/// and a clock is breached only once `as_of` is past the deadline.
+#[test]
+fn clock_status_at_the_deadline() {
+    let d = Timestamp::from_millis(1_000_000);
+    let (before, after) = (
+        Timestamp::from_millis(999_999),
+        Timestamp::from_millis(1_000_001),
+    );
+    assert_eq!(clock_status(true, None, d, after), ClockStatus::Met);
+    assert_eq!(clock_status(false, Some(d), d, after), ClockStatus::Stopped);
+    assert_eq!(
+        clock_status(false, Some(before), d, after),
+        ClockStatus::Stopped
+    );
+    assert_eq!(
+        clock_status(false, Some(after), d, after),
+        ClockStatus::Breached
+    );
+    assert_eq!(clock_status(false, None, d, d), ClockStatus::Open);
+    assert_eq!(clock_status(false, None, d, after), ClockStatus::Breached);
+    // A handoff is as bad as its worse clock.
+    use ClockStatus::*;
+    assert_eq!(handoff_status(Met, Breached), Breached);
+    assert_eq!(handoff_status(Open, Met), Open);
+    assert_eq!(handoff_status(Stopped, Met), Met);
+    assert_eq!(handoff_status(Stopped, Stopped), Stopped);
+}
