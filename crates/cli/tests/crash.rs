@@ -437,7 +437,7 @@ async fn check_acknowledged(url: &DatabaseUrl, acks: &[Ack], round: usize) -> us
             .unwrap_or_else(|| panic!("round {round}: acknowledged person {ext} is missing"));
         history
             .get(id)
-            .map(|h| h.iter().map(|t| t.to.clone()).collect())
+            .map(|h| h.iter().map(|t| t.to.to_string()).collect())
             .unwrap_or_default()
     };
     let mut touches: BTreeMap<&str, usize> = BTreeMap::new();

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::money::Money;
+use crate::sym::Sym;
 use crate::time::Timestamp;
 
 /// Free-form fields imported from a CRM column tandem has no field for.
@@ -21,15 +22,15 @@ pub struct Person {
     pub email: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
-    pub title: Option<String>,
+    pub title: Option<Sym>,
     pub account_id: Option<i64>,
-    pub persona: Option<String>,
-    pub segment: Option<String>,
-    pub country: Option<String>,
+    pub persona: Option<Sym>,
+    pub segment: Option<Sym>,
+    pub country: Option<Sym>,
     /// Lead source (organic_search, paid_search, event, …).
-    pub source: Option<String>,
+    pub source: Option<Sym>,
     /// The seller or SDR who owns the lead.
-    pub owner: Option<String>,
+    pub owner: Option<Sym>,
     pub created_at: Timestamp,
     pub custom: CustomFields,
 }
@@ -47,15 +48,15 @@ pub struct Account {
     pub external_id: String,
     pub name: Option<String>,
     pub domain: Option<String>,
-    pub industry: Option<String>,
+    pub industry: Option<Sym>,
     pub employees: Option<i64>,
     /// Annual revenue in minor units of the playbook currency.
     pub annual_revenue: Option<i64>,
-    pub segment: Option<String>,
+    pub segment: Option<Sym>,
     /// On a target-account (ABM) list.
     pub target: bool,
     pub tier: Option<i64>,
-    pub owner: Option<String>,
+    pub owner: Option<Sym>,
     pub custom: CustomFields,
 }
 
@@ -68,12 +69,12 @@ pub struct Touch {
     pub at: Timestamp,
     /// What happened: `web_visit`, `email_open`, `email_click`, `form_fill`,
     /// `demo_request`, `webinar`, `ad_click`, `event`, `content_download`, …
-    pub kind: String,
+    pub kind: Sym,
     /// Channel id from the playbook; derived from the channel rules when empty.
-    pub channel: Option<String>,
-    pub campaign: Option<String>,
-    pub source: Option<String>,
-    pub medium: Option<String>,
+    pub channel: Option<Sym>,
+    pub campaign: Option<Sym>,
+    pub source: Option<Sym>,
+    pub medium: Option<Sym>,
     /// Cost of this touch in minor units, when known (paid media).
     pub cost: Option<i64>,
 }
@@ -125,8 +126,8 @@ pub struct Activity {
     pub at: Timestamp,
     pub kind: ActivityKind,
     /// Who did it (seller, SDR).
-    pub actor: Option<String>,
-    pub outcome: Option<String>,
+    pub actor: Option<Sym>,
+    pub outcome: Option<Sym>,
 }
 
 /// Where a deal stands.
@@ -173,10 +174,10 @@ pub struct Deal {
     pub closed_at: Option<Timestamp>,
     pub status: DealStatus,
     /// Reason code when lost.
-    pub lost_reason: Option<String>,
-    pub owner: Option<String>,
+    pub lost_reason: Option<Sym>,
+    pub owner: Option<Sym>,
     /// `new`, `renewal` or `expansion`.
-    pub kind: String,
+    pub kind: Sym,
 }
 
 /// A marketing campaign.
@@ -229,12 +230,12 @@ pub struct Transition {
     /// Store sequence number; orders transitions that share an instant.
     pub seq: i64,
     pub subject: Subject,
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<Sym>,
+    pub to: Sym,
     pub at: Timestamp,
     /// Who moved it: `system` for automatic entry, `import`, or a user name.
-    pub actor: String,
-    pub reason: Option<String>,
+    pub actor: Sym,
+    pub reason: Option<Sym>,
     pub note: Option<String>,
     /// 1 for the first pass through the funnel, +1 after each recycle.
     pub cycle: i64,

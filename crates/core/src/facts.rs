@@ -8,6 +8,7 @@ use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, T
 use crate::fxhash::FxHashMap;
 use crate::metrics::retention::DealKind;
 use crate::playbook::{Criterion, Playbook, Read, Var, Vars};
+use crate::sym::Sym;
 use crate::time::Timestamp;
 
 /// Everything stored about one person that the lifecycle and scoring read.
@@ -124,8 +125,8 @@ pub fn activity_value(activities: &[Activity], since: Timestamp, at: Timestamp) 
 /// The first playbook channel whose rule matches the touch, or the touch's
 /// own channel when it has one.
 pub fn channel_of(pb: &Playbook, touch: &Touch, person: &Person) -> Option<String> {
-    if let Some(c) = &touch.channel {
-        return Some(c.clone());
+    if let Some(c) = touch.channel {
+        return Some(c.to_string());
     }
     let mut vars = Vars::new();
     vars.set(Var::Touch, &touch_value(touch))
@@ -202,7 +203,7 @@ impl<'a> Channels<'a> {
             return read(Some(c));
         }
         let f = &self.fields;
-        let pick = |on: bool, v: &'a Option<String>| if on { v.as_deref() } else { None };
+        let pick = |on: bool, v: &'a Option<Sym>| if on { v.as_deref() } else { None };
         let key: ChannelKey<'a> = (
             [
                 f[0].then_some(touch.kind.as_str()),
@@ -471,8 +472,8 @@ mod tests {
             .map(|i| Person {
                 id: i,
                 external_id: format!("p{i}"),
-                title: titles[i as usize % 4].map(str::to_string),
-                source: (i % 3 == 0).then(|| "partner".to_string()),
+                title: titles[i as usize % 4].map(Sym::from),
+                source: (i % 3 == 0).then(|| "partner".into()),
                 ..Person::default()
             })
             .collect();
@@ -490,11 +491,11 @@ mod tests {
             touches.push(Touch {
                 id: i,
                 person_id: i % 8,
-                kind: kinds[i as usize % 4].to_string(),
-                medium: mediums[i as usize % 6].map(str::to_string),
-                source: (i % 5 == 0).then(|| "google".to_string()),
+                kind: kinds[i as usize % 4].into(),
+                medium: mediums[i as usize % 6].map(Sym::from),
+                source: (i % 5 == 0).then(|| "google".into()),
                 cost: (i % 7 == 0).then_some(i * 10),
-                channel: (i % 11 == 0).then(|| "stored".to_string()),
+                channel: (i % 11 == 0).then(|| "stored".into()),
                 ..Touch::default()
             });
         }

@@ -17,7 +17,9 @@ pub mod playbook;
 pub mod quality;
 pub mod scoring;
 pub mod sla;
+pub mod sym;
 pub mod time;
 
 pub use money::{Currency, Money};
+pub use sym::Sym;
 pub use time::Timestamp;

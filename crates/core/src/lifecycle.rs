@@ -12,13 +12,14 @@ use crate::fxhash::FxHashMap;
 use crate::playbook::criteria::json_to_cel;
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
+use crate::sym::Sym;
 use crate::time::Timestamp;
 
 /// Where a subject stands, derived from its transitions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct State {
     /// Current stage id, `None` before the first transition.
-    pub stage: Option<String>,
+    pub stage: Option<Sym>,
     /// Current cycle (1 for the first pass, +1 after each recycle).
     pub cycle: i64,
     /// When the current stage was entered.
@@ -43,7 +44,7 @@ impl State {
             if t.cycle != state.cycle || state.cycle_started_at.is_none() {
                 state.cycle_started_at = Some(t.at);
             }
-            state.stage = Some(t.to.clone());
+            state.stage = Some(t.to);
             state.cycle = t.cycle;
             state.entered_at = Some(t.at);
         }
@@ -54,7 +55,7 @@ impl State {
         if m.cycle != self.cycle || self.cycle_started_at.is_none() {
             self.cycle_started_at = Some(m.at);
         }
-        self.stage = Some(m.to.clone());
+        self.stage = Some(m.to);
         self.cycle = m.cycle;
         self.entered_at = Some(m.at);
     }
@@ -113,11 +114,11 @@ pub(crate) struct Latest<'t> {
 /// A transition to append.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Move {
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<Sym>,
+    pub to: Sym,
     pub at: Timestamp,
-    pub actor: String,
-    pub reason: Option<String>,
+    pub actor: Sym,
+    pub reason: Option<Sym>,
     pub note: Option<String>,
     pub cycle: i64,
     pub skipped: bool,
@@ -129,11 +130,11 @@ impl Move {
         Transition {
             seq,
             subject,
-            from: self.from.clone(),
-            to: self.to.clone(),
+            from: self.from,
+            to: self.to,
             at: self.at,
-            actor: self.actor.clone(),
-            reason: self.reason.clone(),
+            actor: self.actor,
+            reason: self.reason,
             note: self.note.clone(),
             cycle: self.cycle,
             skipped: self.skipped,
@@ -213,31 +214,31 @@ fn path(
         state.cycle
     };
     let mut moves = Vec::new();
-    let mut from = state.stage.clone();
+    let mut from = state.stage;
     if let (Some(cur), Some(ti)) = (current.and_then(|c| c.funnel_index), to.funnel_index) {
         for s in pb
             .funnel()
             .filter(|s| s.funnel_index.is_some_and(|i| i > cur && i < ti))
         {
             moves.push(Move {
-                from: from.clone(),
-                to: s.id.clone(),
+                from,
+                to: Sym::new(&s.id),
                 at,
-                actor: actor.to_string(),
+                actor: Sym::new(actor),
                 reason: None,
                 note: note.map(str::to_string),
                 cycle,
                 skipped: true,
             });
-            from = Some(s.id.clone());
+            from = Some(Sym::new(&s.id));
         }
     }
     moves.push(Move {
         from,
-        to: to.id.clone(),
+        to: Sym::new(&to.id),
         at,
-        actor: actor.to_string(),
-        reason: reason.map(str::to_string),
+        actor: Sym::new(actor),
+        reason: reason.map(Sym::new),
         note: note.map(str::to_string),
         cycle,
         skipped: false,
@@ -269,7 +270,9 @@ pub fn manual(
     }
     if !allowed(to, state.stage.as_deref()) {
         return Err(LifecycleError::NotAllowed {
-            from: state.stage.clone().unwrap_or_else(|| "(no stage)".into()),
+            from: state
+                .stage
+                .map_or_else(|| "(no stage)".into(), String::from),
             to: to.id.clone(),
             allowed: if to.from.is_empty() {
                 "nowhere (it is where leads start)".into()
@@ -304,7 +307,7 @@ pub fn manual(
 
 /// The stage `accept` moves a subject to: the funnel stage after its current one.
 pub fn accept_target<'a>(pb: &'a Playbook, state: &State) -> Result<&'a Stage, LifecycleError> {
-    let cur = state.stage.clone().unwrap_or_default();
+    let cur = state.stage.map(String::from).unwrap_or_default();
     let idx = pb
         .stage(&cur)
         .and_then(|s| s.funnel_index)

@@ -92,7 +92,7 @@ pub fn engagement<'t>(
     let parts: Vec<Contribution> = scored
         .iter()
         .map(|&(t, points, value)| Contribution {
-            rule: t.kind.clone(),
+            rule: t.kind.to_string(),
             points,
             value,
             at: Some(t.at),

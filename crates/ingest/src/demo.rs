@@ -41,6 +41,7 @@ mod after_sale;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tandem_core::Sym;
 
 use tandem_core::domain::{
     Account, Activity, ActivityKind, Campaign, Deal, DealStatus, Person, Subject, Touch, Transition,
@@ -453,14 +454,14 @@ fn make_account(world_seed: &Rng, idx: usize) -> Account {
         external_id: format!("demo-a{:07}", idx + 1),
         name: Some(name),
         domain: Some(format!("{slug}.example")),
-        industry: Some(INDUSTRIES[industry].to_string()),
+        industry: Some(INDUSTRIES[industry].into()),
         employees: Some(employees),
         // Revenue per employee of 80–250k USD, in cents.
         annual_revenue: Some(employees * r.range(80_000, 250_000) * 100),
-        segment: Some(["smb", "mid_market", "enterprise"][seg].to_string()),
+        segment: Some(["smb", "mid_market", "enterprise"][seg].into()),
         target,
         tier: target.then(|| r.range(1, 4)),
-        owner: Some(SELLERS[idx % SELLERS.len()].to_string()),
+        owner: Some(SELLERS[idx % SELLERS.len()].into()),
         custom: Default::default(),
     }
 }
@@ -485,7 +486,7 @@ struct Sim<'w> {
     source: usize,
     seg: usize,
     student: bool,
-    owner: String,
+    owner: Sym,
     /// The person's profile for automatic entry, computed once: it depends
     /// on the person and account only, which do not change in the sim.
     profile: Profile,
@@ -525,7 +526,7 @@ impl Sim<'_> {
     /// automatically, and [`Sim::deal`] catches up itself. That saves most
     /// of the generator's rule evaluations.
     fn manual(&mut self, to: &str, at: Timestamp, reason: Option<&str>) -> bool {
-        let owner = self.owner.clone();
+        let owner = self.owner;
         let m = ManualMove {
             to,
             at,
@@ -570,13 +571,13 @@ impl Sim<'_> {
             external_id: None,
             person_id: self.out.person.id,
             at,
-            kind: kind.to_string(),
+            kind: kind.into(),
             // Left empty on purpose: the playbook's channel rules derive it
             // from medium (and kind for events), as for imported touches.
             channel: None,
-            campaign: Some(self.w.campaign(ch, at)),
-            source: Some(source.to_string()),
-            medium: (!medium.is_empty()).then(|| medium.to_string()),
+            campaign: Some(self.w.campaign(ch, at).into()),
+            source: Some(source.into()),
+            medium: (!medium.is_empty()).then(|| Sym::new(medium)),
             cost,
         });
     }
@@ -652,8 +653,8 @@ impl Sim<'_> {
             person_id: self.out.person.id,
             at,
             kind,
-            actor: Some(self.owner.clone()),
-            outcome: Some(outcome.to_string()),
+            actor: Some(self.owner),
+            outcome: Some(outcome.into()),
         });
     }
 
@@ -808,7 +809,7 @@ impl Sim<'_> {
         };
         let amount = self.r.range(lo, hi) / 100 * 100;
         let close = self.later(created, days.0 * DAY_MS, days.1 * DAY_MS);
-        let industry = self.account.as_ref().and_then(|a| a.industry.clone());
+        let industry = self.account.as_ref().and_then(|a| a.industry);
         let mut p_win = 0.33 * CHANNELS[self.source].win;
         if self.seg == SMB {
             p_win *= 0.45;
@@ -850,9 +851,9 @@ impl Sim<'_> {
             // Open deals carry their expected close date.
             closed_at: Some(close),
             status,
-            lost_reason: (status == DealStatus::Lost).then(|| lost_reason.to_string()),
-            owner: Some(self.owner.clone()),
-            kind: "new".to_string(),
+            lost_reason: (status == DealStatus::Lost).then(|| Sym::new(lost_reason)),
+            owner: Some(self.owner),
+            kind: "new".into(),
         };
         self.out.deals.push(deal);
         self.auto(anchor.min(close));
@@ -943,27 +944,27 @@ fn make_person(w: &World, idx: usize) -> PersonOut {
     let country = COUNTRIES[r.weighted(&COUNTRIES.map(|c| c.1))].0;
     let owner = account
         .as_ref()
-        .and_then(|a| a.owner.clone())
-        .unwrap_or_else(|| SELLERS[idx % SELLERS.len()].to_string());
+        .and_then(|a| a.owner)
+        .unwrap_or_else(|| SELLERS[idx % SELLERS.len()].into());
     let mut person = Person {
         id: idx as i64 + 1,
         external_id: format!("demo-p{:07}", idx + 1),
         email: Some(email),
         first_name: Some(first.to_string()),
         last_name: Some(last.to_string()),
-        title: Some(title.to_string()),
+        title: Some(title.into()),
         account_id: account.as_ref().map(|a| a.id),
         persona: None,
         segment: None,
-        country: Some(country.to_string()),
-        source: Some(CHANNELS[source].id.to_string()),
-        owner: Some(owner.clone()),
+        country: Some(country.into()),
+        source: Some(CHANNELS[source].id.into()),
+        owner: Some(owner),
         created_at: created,
         custom: Default::default(),
     };
     let (persona, segment) = classify(&w.pb, &person, account.as_ref());
-    person.persona = persona;
-    person.segment = segment;
+    person.persona = persona.map(Sym::from);
+    person.segment = segment.map(Sym::from);
     let profile = Profile::new(
         &w.pb,
         &Facts {
@@ -1141,24 +1142,24 @@ pub async fn run(
         for o in &outs {
             for t in &o.touches {
                 if let (Some(k), Some(c)) = (&t.campaign, t.cost) {
-                    match touch_cost.get_mut(k) {
+                    match touch_cost.get_mut(k.as_str()) {
                         Some(sum) => *sum += c,
                         None => {
-                            touch_cost.insert(k.clone(), c);
+                            touch_cost.insert(k.to_string(), c);
                         }
                     }
                 }
             }
             for t in &o.transitions {
-                match entries.get_mut(&t.to) {
+                match entries.get_mut(t.to.as_str()) {
                     Some(e) => *e += 1,
                     None => {
-                        entries.insert(t.to.clone(), 1);
+                        entries.insert(t.to.to_string(), 1);
                     }
                 }
             }
             if let Some(last) = o.transitions.last() {
-                *current.entry(last.to.clone()).or_default() += 1;
+                *current.entry(last.to.to_string()).or_default() += 1;
             }
             n[0] += o.touches.len() as u64;
             n[1] += o.activities.len() as u64;

@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tandem_core::Sym;
 
 use tandem_core::domain::{Account, Person, Subject};
 use tandem_core::lifecycle::{self, ManualMove, State};
@@ -682,12 +683,12 @@ pub async fn apply_people(
 fn set_person_field(p: &mut Person, field: &str, value: &str) {
     let v = Some(value.to_string());
     match field {
-        "segment" => p.segment = v,
-        "persona" => p.persona = v,
-        "owner" => p.owner = v,
-        "source" => p.source = v,
-        "country" => p.country = v,
-        "title" => p.title = v,
+        "segment" => p.segment = v.map(Sym::from),
+        "persona" => p.persona = v.map(Sym::from),
+        "owner" => p.owner = v.map(Sym::from),
+        "source" => p.source = v.map(Sym::from),
+        "country" => p.country = v.map(Sym::from),
+        "title" => p.title = v.map(Sym::from),
         _ => {
             let key = field.strip_prefix("custom.").unwrap_or(field);
             p.custom.insert(key.to_string(), custom_value(value));

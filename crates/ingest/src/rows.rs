@@ -5,6 +5,7 @@ use serde_json::Value;
 use tandem_core::domain::{
     Account, Activity, ActivityKind, CustomFields, Deal, DealStatus, Person, Touch,
 };
+use tandem_core::Sym;
 use tandem_core::{Currency, Money, Timestamp};
 
 use crate::mapping::{stage_alias, Kind, Mapping, Target};
@@ -268,13 +269,13 @@ pub fn convert(
                     email,
                     first_name: first,
                     last_name: last,
-                    title: f.string("title"),
+                    title: f.string("title").map(Sym::from),
                     account_id: None,
-                    persona: f.string("persona"),
-                    segment: f.string("segment"),
-                    country: f.string("country"),
-                    source: f.get("source").map(normalize_label),
-                    owner: f.string("owner"),
+                    persona: f.string("persona").map(Sym::from),
+                    segment: f.string("segment").map(Sym::from),
+                    country: f.string("country").map(Sym::from),
+                    source: f.get("source").map(normalize_label).map(Sym::from),
+                    owner: f.string("owner").map(Sym::from),
                     created_at: Timestamp::from_millis(0),
                     custom: f.custom(),
                 },
@@ -288,17 +289,17 @@ pub fn convert(
             external_id: f.required("external_id")?.to_string(),
             name: f.string("name"),
             domain: f.string("domain"),
-            industry: f.get("industry").map(normalize_label),
+            industry: f.get("industry").map(normalize_label).map(Sym::from),
             employees: f.int("employees")?,
             annual_revenue: f.money("annual_revenue", ctx.currency)?,
-            segment: f.string("segment"),
+            segment: f.string("segment").map(Sym::from),
             target: f
                 .get("target")
                 .map(|v| parse_bool("target", v))
                 .transpose()?
                 .unwrap_or(false),
             tier: f.int("tier")?,
-            owner: f.string("owner"),
+            owner: f.string("owner").map(Sym::from),
             custom: f.custom(),
         })),
         Kind::Touches => {
@@ -310,11 +311,11 @@ pub fn convert(
                     external_id: f.string("external_id"),
                     person_id: 0,
                     at,
-                    kind: normalize_label(f.required("kind")?),
-                    channel: f.get("channel").map(normalize_label),
-                    campaign: f.string("campaign"),
-                    source: f.string("source"),
-                    medium: f.get("medium").map(|m| m.to_lowercase()),
+                    kind: normalize_label(f.required("kind")?).into(),
+                    channel: f.get("channel").map(normalize_label).map(Sym::from),
+                    campaign: f.string("campaign").map(Sym::from),
+                    source: f.string("source").map(Sym::from),
+                    medium: f.get("medium").map(|m| m.to_lowercase()).map(Sym::from),
                     cost: f.money("cost", ctx.currency)?,
                 },
             })
@@ -333,8 +334,8 @@ pub fn convert(
                     person_id: 0,
                     at,
                     kind,
-                    actor: f.string("actor"),
-                    outcome: f.string("outcome"),
+                    actor: f.string("actor").map(Sym::from),
+                    outcome: f.string("outcome").map(Sym::from),
                 },
             })
         }
@@ -379,14 +380,14 @@ pub fn convert(
                     created_at,
                     closed_at,
                     status,
-                    lost_reason: f.string("lost_reason"),
-                    owner: f.string("owner"),
+                    lost_reason: f.string("lost_reason").map(Sym::from),
+                    owner: f.string("owner").map(Sym::from),
                     kind: f
                         .get("kind")
                         .map(deal_kind)
                         .transpose()?
                         .unwrap_or("new")
-                        .to_string(),
+                        .into(),
                 },
                 person: f.string("person"),
                 account: f.string("account"),

@@ -23,6 +23,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use tandem_core::Sym;
 
 use serde_json::{Map, Value};
 use tandem_core::domain::{Account, Activity, ActivityKind, Person, Touch};
@@ -240,7 +241,7 @@ fn apply_traits(
     macro_rules! set {
         ($field:ident, $value:expr) => {
             if let Some(v) = $value {
-                person.$field = Some(v);
+                person.$field = Some(v.into());
             }
         };
     }
@@ -303,7 +304,9 @@ fn apply_traits(
                 external_id,
                 name,
                 domain,
-                industry: string(c, &company_path, "industry")?.map(|s| normalize_label(&s)),
+                industry: string(c, &company_path, "industry")?
+                    .map(|s| normalize_label(&s))
+                    .map(Sym::from),
                 employees,
                 ..Account::default()
             });
@@ -436,8 +439,8 @@ pub fn parse(
                     person_id: 0,
                     at,
                     kind,
-                    actor: string(props, &props_path, "actor")?,
-                    outcome: string(props, &props_path, "outcome")?,
+                    actor: string(props, &props_path, "actor")?.map(Sym::from),
+                    outcome: string(props, &props_path, "outcome")?.map(Sym::from),
                 })
             } else {
                 let cost = integer(props, &props_path, "cost")?;
@@ -446,11 +449,11 @@ pub fn parse(
                     external_id: message_id.clone(),
                     person_id: 0,
                     at,
-                    kind,
-                    channel,
-                    campaign: campaign.name.clone(),
-                    source: campaign.source.clone(),
-                    medium: campaign.medium.clone(),
+                    kind: kind.into(),
+                    channel: channel.map(Sym::from),
+                    campaign: campaign.name.as_deref().map(Sym::from),
+                    source: campaign.source.as_deref().map(Sym::from),
+                    medium: campaign.medium.as_deref().map(Sym::from),
                     cost,
                 })
             }
@@ -599,7 +602,7 @@ async fn apply(
         Fact::Touch(t) => {
             let mut touch = t.clone();
             touch.person_id = person.id;
-            touch.channel = channel_of(pb, &touch, &person);
+            touch.channel = channel_of(pb, &touch, &person).map(Sym::from);
             (
                 Record::Touch {
                     touch,

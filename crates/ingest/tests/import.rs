@@ -188,7 +188,7 @@ async fn hubspot_companies_contacts_and_deals() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| (t.to, t.at.to_string(), t.skipped))
+        .map(|t| (t.to.to_string(), t.at.to_string(), t.skipped))
         .collect();
     let expect = [
         ("inquiry", "2026-01-05T15:00:00Z", false),
@@ -211,7 +211,7 @@ async fn hubspot_companies_contacts_and_deals() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.to)
+        .map(|t| t.to.to_string())
         .collect();
     assert_eq!(bob_path, ["inquiry"]);
     drop(c);
@@ -269,9 +269,8 @@ async fn salesforce_and_marketo_layouts() {
     assert_eq!((s.imported, s.rejected), (2, 0));
 
     let mut c = db.store.conn().await.unwrap();
-    let stage_of = |ts: Vec<tandem_core::domain::Transition>| {
-        ts.last().map(|t| t.to.clone()).unwrap_or_default()
-    };
+    let stage_of =
+        |ts: Vec<tandem_core::domain::Transition>| ts.last().map(|t| t.to).unwrap_or_default();
     for (ext, stage) in [
         ("00Q1", "mql"),
         ("00Q2", "sal"),
@@ -313,7 +312,7 @@ async fn salesforce_and_marketo_layouts() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.to)
+        .map(|t| t.to.to_string())
         .collect();
     assert_eq!(
         ivy_path.last().map(String::as_str),
@@ -573,7 +572,7 @@ async fn the_bulk_path_stores_what_the_row_by_row_path_stores() {
                 got.2
                     .iter()
                     .filter(|t| t.subject == Subject::Person(id(ext)))
-                    .map(|t| (t.to.clone(), t.reason.clone()))
+                    .map(|t| (t.to.to_string(), t.reason.map(String::from)))
                     .collect()
             };
             let to = |s: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {

@@ -225,18 +225,19 @@ fn agenda_with(
             Subject::Account(_) => None,
         };
         by_reason
-            .entry(t.reason.clone().unwrap_or_else(|| "(none)".into()))
+            .entry(t.reason.map_or_else(|| "(none)".to_string(), String::from))
             .or_default()
             .push(RejectedLead {
                 person: person
                     .map(|p| p.external_id.clone())
                     .unwrap_or_else(|| format!("{:?}", t.subject)),
                 owner: person
-                    .and_then(|p| p.owner.clone())
-                    .unwrap_or_else(|| "-".into()),
-                actor: t.actor.clone(),
+                    .and_then(|p| p.owner)
+                    .unwrap_or_else(|| "-".into())
+                    .to_string(),
+                actor: t.actor.to_string(),
                 at: local(pb, t.at),
-                to: t.to.clone(),
+                to: t.to.to_string(),
                 note: t.note.clone().unwrap_or_default(),
             });
     }

@@ -10,6 +10,7 @@ use tandem_core::metrics::scorecard::scorecard;
 use tandem_core::metrics::waterfall::{waterfall, WaterfallOptions};
 use tandem_core::metrics::Grouping;
 use tandem_core::sla::{compliance, sales_sla};
+use tandem_core::Sym;
 use tandem_report::render::{self, money, Style};
 use tandem_report::{Meeting, Week};
 use tandem_store::query::{group_by, history};
@@ -273,17 +274,22 @@ async fn group_keys_equal_a_row_by_row_reading() {
         let mut want: BTreeMap<i64, String> = BTreeMap::new();
         for (p, (persona, segment)) in snap.people.iter().zip(classes.iter().cloned()) {
             let key = match dim {
-                "source" => p.source.clone(),
-                "owner" => p.owner.clone(),
-                "segment" => p.segment.clone().or(segment),
-                "persona" => p.persona.clone().or(persona),
-                "tier" => account(p).and_then(|a| a.tier).map(|t| format!("tier {t}")),
-                "industry" => account(p).and_then(|a| a.industry.clone()),
-                "channel" => first_touch(p.id).and_then(|t| channel_of(&pb, t, p)),
-                _ => first_touch(p.id).and_then(|t| t.campaign.clone()),
+                "source" => p.source,
+                "owner" => p.owner,
+                "segment" => p.segment.or(segment.map(Sym::from)),
+                "persona" => p.persona.or(persona.map(Sym::from)),
+                "tier" => account(p)
+                    .and_then(|a| a.tier)
+                    .map(|t| format!("tier {t}"))
+                    .map(Sym::from),
+                "industry" => account(p).and_then(|a| a.industry),
+                "channel" => first_touch(p.id)
+                    .and_then(|t| channel_of(&pb, t, p))
+                    .map(Sym::from),
+                _ => first_touch(p.id).and_then(|t| t.campaign),
             };
             if let Some(k) = key.filter(|k| !k.is_empty()) {
-                want.insert(p.id, k);
+                want.insert(p.id, k.to_string());
             }
         }
         let got = groups.by(dim).unwrap();

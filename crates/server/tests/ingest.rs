@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
+use tandem_core::Sym;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -208,14 +209,14 @@ async fn a_lead_crossing_the_mql_rule_through_tracked_events_enters_at_the_event
             ("Example Corp", Some("retail"), Some(50))
         );
         // `Signed In` is neither scored nor tagged: no touch.
-        let kinds: Vec<String> = repo::touches_of(&mut c, p.id)
+        let kinds: Vec<Sym> = repo::touches_of(&mut c, p.id)
             .await
             .unwrap()
             .into_iter()
             .map(|t| t.kind)
             .collect();
         assert_eq!(kinds, ["webinar", "content_download", "form_fill"]);
-        let tr: Vec<(String, Timestamp)> = repo::transitions_of(&mut c, Subject::Person(p.id))
+        let tr: Vec<(Sym, Timestamp)> = repo::transitions_of(&mut c, Subject::Person(p.id))
             .await
             .unwrap()
             .into_iter()
@@ -224,8 +225,8 @@ async fn a_lead_crossing_the_mql_rule_through_tracked_events_enters_at_the_event
         assert_eq!(
             tr,
             [
-                ("inquiry".to_string(), ms("2026-03-02T09:00:00Z")),
-                ("mql".to_string(), ms("2026-03-02T12:00:00Z")),
+                (Sym::new("inquiry"), ms("2026-03-02T09:00:00Z")),
+                (Sym::new("mql"), ms("2026-03-02T12:00:00Z")),
             ]
         );
         drop(c);

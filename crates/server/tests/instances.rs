@@ -284,7 +284,7 @@ async fn two_instances_on_one_postgres_lose_and_duplicate_nothing() {
         by_person
             .entry(t.subject.id())
             .or_default()
-            .push((t.from.clone(), t.to.clone()));
+            .push((t.from.map(String::from), t.to.to_string()));
     }
     for (pid, chain) in &by_person {
         for w in chain.windows(2) {
@@ -304,7 +304,7 @@ async fn two_instances_on_one_postgres_lose_and_duplicate_nothing() {
             .await
             .unwrap()
             .into_iter()
-            .map(|t| t.to)
+            .map(|t| t.to.to_string())
             .collect();
         let ok = if i % 2 == 0 {
             stages == ["inquiry", "mql", "sal", "sql"] || stages == ["inquiry", "mql", "sal"]
@@ -326,7 +326,7 @@ async fn two_instances_on_one_postgres_lose_and_duplicate_nothing() {
             .await
             .unwrap()
             .into_iter()
-            .map(|t| (t.to, t.at))
+            .map(|t| (t.to.to_string(), t.at))
             .collect();
         assert_eq!(
             tr,
@@ -346,7 +346,7 @@ async fn two_instances_on_one_postgres_lose_and_duplicate_nothing() {
             .await
             .unwrap()
             .into_iter()
-            .map(|t| t.kind)
+            .map(|t| t.kind.to_string())
             .collect();
         assert_eq!(kinds, ["webinar", "demo_request", "demo_request"]);
     }

@@ -509,8 +509,8 @@ pub fn spend(pb: &Playbook, snap: &Snapshot, by: By, as_of: Timestamp) -> BTreeM
             By::Channel => people
                 .get(&t.person_id)
                 .and_then(|p| channels.of(t, p))
-                .or(t.channel.clone()),
-            By::Campaign => t.campaign.clone(),
+                .or(t.channel.map(String::from)),
+            By::Campaign => t.campaign.map(String::from),
         };
         let key = key
             .filter(|k| !k.is_empty())

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
+use tandem_core::Sym;
 
 use tandem_core::domain::{Account, Person, Touch};
 use tandem_core::facts::{Channels, Classes};
@@ -236,7 +237,7 @@ impl<'s> PeopleGroups<'s> {
             _ => None,
         };
         let first_touch = |p: &Person| self.first_touch().get(&p.id).map(|&(_, t)| t);
-        let borrowed = |v: &'s Option<String>| v.as_deref().map(Cow::Borrowed);
+        let borrowed = |v: &'s Option<Sym>| v.as_deref().map(Cow::Borrowed);
         let mut out =
             GroupKeys::with_capacity(self.only.map_or(self.snap.people.len(), |o| o.len()));
         let people = self
@@ -430,7 +431,7 @@ mod tests {
             at: Timestamp::from_millis(at),
             kind: "web_visit".into(),
             channel: Some(channel.into()),
-            campaign: campaign.map(str::to_string),
+            campaign: campaign.map(Sym::from),
             ..Touch::default()
         }
     }

@@ -54,13 +54,13 @@ pub(crate) fn account_row(r: &impl ReadRow) -> Result<Account, StoreError> {
         external_id: c.text("external_id")?,
         name: c.opt_text("name")?,
         domain: c.opt_text("domain")?,
-        industry: c.opt_text("industry")?,
+        industry: c.opt_sym("industry")?,
         employees: c.opt_int("employees")?,
         annual_revenue: c.opt_int("annual_revenue")?,
-        segment: c.opt_text("segment")?,
+        segment: c.opt_sym("segment")?,
         target: c.flag("target")?,
         tier: c.opt_int("tier")?,
-        owner: c.opt_text("owner")?,
+        owner: c.opt_sym("owner")?,
         custom: custom_from_text(&c.str("custom")?)?,
     })
 }
@@ -120,13 +120,13 @@ pub async fn upsert_account(
         )
         .bind(&a.name)
         .bind(&a.domain)
-        .bind(&a.industry)
+        .bind(a.industry.as_deref())
         .bind(a.employees)
         .bind(a.annual_revenue)
-        .bind(&a.segment)
+        .bind(a.segment.as_deref())
         .bind(i64::from(a.target))
         .bind(a.tier)
-        .bind(&a.owner)
+        .bind(a.owner.as_deref())
         .bind(custom_to_text(&a.custom))
         .bind(old.id)
         .execute(c)
@@ -140,13 +140,13 @@ pub async fn upsert_account(
     .bind(&a.external_id)
     .bind(&a.name)
     .bind(&a.domain)
-    .bind(&a.industry)
+    .bind(a.industry.as_deref())
     .bind(a.employees)
     .bind(a.annual_revenue)
-    .bind(&a.segment)
+    .bind(a.segment.as_deref())
     .bind(i64::from(a.target))
     .bind(a.tier)
-    .bind(&a.owner)
+    .bind(a.owner.as_deref())
     .bind(custom_to_text(&a.custom))
     .fetch_one(c)
     .await?;
@@ -166,13 +166,13 @@ pub(crate) fn person_row(r: &impl ReadRow) -> Result<Person, StoreError> {
         email: c.opt_text("email")?,
         first_name: c.opt_text("first_name")?,
         last_name: c.opt_text("last_name")?,
-        title: c.opt_text("title")?,
+        title: c.opt_sym("title")?,
         account_id: c.opt_int("account_id")?,
-        persona: c.opt_text("persona")?,
-        segment: c.opt_text("segment")?,
-        country: c.opt_text("country")?,
-        source: c.opt_text("source")?,
-        owner: c.opt_text("owner")?,
+        persona: c.opt_sym("persona")?,
+        segment: c.opt_sym("segment")?,
+        country: c.opt_sym("country")?,
+        source: c.opt_sym("source")?,
+        owner: c.opt_sym("owner")?,
         created_at: ts(c.int("created_at")?),
         custom: custom_from_text(&c.str("custom")?)?,
     })
@@ -475,11 +475,11 @@ pub(crate) fn touch_row(r: &impl ReadRow) -> Result<Touch, StoreError> {
         external_id: c.opt_text("external_id")?,
         person_id: c.int("person_id")?,
         at: ts(c.int("at")?),
-        kind: c.text("kind")?,
-        channel: c.opt_text("channel")?,
-        campaign: c.opt_text("campaign")?,
-        source: c.opt_text("source")?,
-        medium: c.opt_text("medium")?,
+        kind: c.sym("kind")?,
+        channel: c.opt_sym("channel")?,
+        campaign: c.opt_sym("campaign")?,
+        source: c.opt_sym("source")?,
+        medium: c.opt_sym("medium")?,
         cost: c.opt_int("cost")?,
     })
 }
@@ -531,11 +531,11 @@ pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upse
             )
             .bind(t.person_id)
             .bind(t.at.millis())
-            .bind(&t.kind)
-            .bind(&t.channel)
-            .bind(&t.campaign)
-            .bind(&t.source)
-            .bind(&t.medium)
+            .bind(t.kind.as_str())
+            .bind(t.channel.as_deref())
+            .bind(t.campaign.as_deref())
+            .bind(t.source.as_deref())
+            .bind(t.medium.as_deref())
             .bind(t.cost)
             .bind(old.id)
             .execute(c)
@@ -550,11 +550,11 @@ pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upse
     .bind(&t.external_id)
     .bind(t.person_id)
     .bind(t.at.millis())
-    .bind(&t.kind)
-    .bind(&t.channel)
-    .bind(&t.campaign)
-    .bind(&t.source)
-    .bind(&t.medium)
+    .bind(t.kind.as_str())
+    .bind(t.channel.as_deref())
+    .bind(t.campaign.as_deref())
+    .bind(t.source.as_deref())
+    .bind(t.medium.as_deref())
     .bind(t.cost)
     .fetch_one(c)
     .await?;
@@ -578,8 +578,8 @@ pub(crate) fn activity_row(r: &impl ReadRow) -> Result<Activity, StoreError> {
             ActivityKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("activity kind {kind:?}")))?
         },
-        actor: c.opt_text("actor")?,
-        outcome: c.opt_text("outcome")?,
+        actor: c.opt_sym("actor")?,
+        outcome: c.opt_sym("outcome")?,
     })
 }
 
@@ -634,8 +634,8 @@ pub async fn upsert_activity(
                 .bind(a.person_id)
                 .bind(a.at.millis())
                 .bind(a.kind.as_str())
-                .bind(&a.actor)
-                .bind(&a.outcome)
+                .bind(a.actor.as_deref())
+                .bind(a.outcome.as_deref())
                 .bind(old.id)
                 .execute(c)
                 .await?;
@@ -649,8 +649,8 @@ pub async fn upsert_activity(
     .bind(a.person_id)
     .bind(a.at.millis())
     .bind(a.kind.as_str())
-    .bind(&a.actor)
-    .bind(&a.outcome)
+    .bind(a.actor.as_deref())
+    .bind(a.outcome.as_deref())
     .fetch_one(c)
     .await?;
     Ok((id, Upsert::Inserted))
@@ -682,9 +682,9 @@ pub(crate) fn deal_row(r: &impl ReadRow) -> Result<Deal, StoreError> {
             DealStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("deal status {status:?}")))?
         },
-        lost_reason: c.opt_text("lost_reason")?,
-        owner: c.opt_text("owner")?,
-        kind: c.text("kind")?,
+        lost_reason: c.opt_sym("lost_reason")?,
+        owner: c.opt_sym("owner")?,
+        kind: c.sym("kind")?,
     })
 }
 
@@ -746,9 +746,9 @@ pub async fn upsert_deal(c: &mut AnyConnection, d: &Deal) -> Result<(i64, Upsert
         .bind(d.created_at.millis())
         .bind(d.closed_at.map(Timestamp::millis))
         .bind(d.status.as_str())
-        .bind(&d.lost_reason)
-        .bind(&d.owner)
-        .bind(&d.kind)
+        .bind(d.lost_reason.as_deref())
+        .bind(d.owner.as_deref())
+        .bind(d.kind.as_str())
         .bind(old.id)
         .execute(c)
         .await?;
@@ -767,9 +767,9 @@ pub async fn upsert_deal(c: &mut AnyConnection, d: &Deal) -> Result<(i64, Upsert
     .bind(d.created_at.millis())
     .bind(d.closed_at.map(Timestamp::millis))
     .bind(d.status.as_str())
-    .bind(&d.lost_reason)
-    .bind(&d.owner)
-    .bind(&d.kind)
+    .bind(d.lost_reason.as_deref())
+    .bind(d.owner.as_deref())
+    .bind(d.kind.as_str())
     .fetch_one(c)
     .await?;
     Ok((id, Upsert::Inserted))
@@ -884,11 +884,11 @@ pub(crate) fn transition_row(r: &impl ReadRow) -> Result<Transition, StoreError>
                 other => return Err(StoreError::Corrupt(format!("subject kind {other:?}"))),
             }
         },
-        from: c.opt_text("from_stage")?,
-        to: c.text("to_stage")?,
+        from: c.opt_sym("from_stage")?,
+        to: c.sym("to_stage")?,
         at: ts(c.int("at")?),
-        actor: c.text("actor")?,
-        reason: c.opt_text("reason")?,
+        actor: c.sym("actor")?,
+        reason: c.opt_sym("reason")?,
         note: c.opt_text("note")?,
         cycle: c.int("cycle")?,
         skipped: c.flag("skipped")?,
@@ -955,11 +955,11 @@ pub async fn append(
         )
         .bind(subject.kind())
         .bind(subject.id())
-        .bind(&m.from)
-        .bind(&m.to)
+        .bind(m.from.as_deref())
+        .bind(m.to.as_str())
         .bind(m.at.millis())
-        .bind(&m.actor)
-        .bind(&m.reason)
+        .bind(m.actor.as_str())
+        .bind(m.reason.as_deref())
         .bind(&m.note)
         .bind(m.cycle)
         .bind(i64::from(m.skipped))

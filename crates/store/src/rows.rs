@@ -18,6 +18,8 @@ use serde::de::{DeserializeSeed, Deserializer, Error as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use sqlx::{Column, ColumnIndex, Decode, Row, Type};
 
+use tandem_core::Sym;
+
 use crate::StoreError;
 
 /// Typed values of a row by position.
@@ -29,6 +31,8 @@ pub(crate) trait ReadRow {
     /// Text borrowed from the row where it can be, for values parsed
     /// rather than kept.
     fn str(&self, i: usize) -> Result<Cow<'_, str>, sqlx::Error>;
+    /// [`ReadRow::str`] of a column that may be null.
+    fn opt_str(&self, i: usize) -> Result<Option<Cow<'_, str>>, sqlx::Error>;
     /// The name of column `i` (for the debug check of [`Cols`]).
     fn column_name(&self, i: usize) -> &str;
 }
@@ -55,6 +59,10 @@ where
     }
     fn str(&self, i: usize) -> Result<Cow<'_, str>, sqlx::Error> {
         self.try_get(i).map(Cow::Borrowed)
+    }
+    fn opt_str(&self, i: usize) -> Result<Option<Cow<'_, str>>, sqlx::Error> {
+        self.try_get::<Option<&str>, _>(i)
+            .map(|s| s.map(Cow::Borrowed))
     }
     fn column_name(&self, i: usize) -> &str {
         self.try_column(i).map_or("", |c| c.name())
@@ -108,6 +116,18 @@ impl<'r, R: ReadRow> Cols<'r, R> {
     pub(crate) fn str(&mut self, name: &str) -> Result<Cow<'r, str>, StoreError> {
         let i = self.take(name);
         Ok(self.row.str(i)?)
+    }
+
+    /// A text column of few distinct values, interned without copying the
+    /// row's text first.
+    pub(crate) fn sym(&mut self, name: &str) -> Result<Sym, StoreError> {
+        Ok(Sym::new(&self.str(name)?))
+    }
+
+    /// [`Cols::sym`] of a column that may be null.
+    pub(crate) fn opt_sym(&mut self, name: &str) -> Result<Option<Sym>, StoreError> {
+        let i = self.take(name);
+        Ok(self.row.opt_str(i)?.map(|s| Sym::new(&s)))
     }
 
     /// A 0/1 integer column as a flag.
@@ -201,6 +221,12 @@ impl ReadRow for JsonRow<'_> {
         }
         let v = self.parse(i)?;
         self.not_null(i, v).map(Cow::Owned)
+    }
+    fn opt_str(&self, i: usize) -> Result<Option<Cow<'_, str>>, sqlx::Error> {
+        if let Ok(s) = self.parse::<&str>(i) {
+            return Ok(s.map(Cow::Borrowed));
+        }
+        Ok(self.parse::<String>(i)?.map(Cow::Owned))
     }
     fn column_name(&self, i: usize) -> &str {
         self.names.get(i).copied().unwrap_or("")

@@ -7,6 +7,7 @@ use tandem_core::domain::{
 };
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
+use tandem_core::Sym;
 use tandem_core::{Currency, Money, Timestamp};
 use tandem_store::lifecycle::{self, MoveError};
 use tandem_store::repo::{self, Upsert};
@@ -604,7 +605,7 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
         let people: Vec<Person> = (0..600)
             .map(|i| Person {
                 external_id: format!("x{}", (i * 7919) % 600),
-                title: Some(format!("t{i}")),
+                title: Some(format!("t{i}").into()),
                 created_at: t(i),
                 ..Person::default()
             })
@@ -635,7 +636,7 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
                     to: to.into(),
                     at: t(h),
                     actor: "test".into(),
-                    reason: (i % 2 == 0).then(|| "no_budget".to_string()),
+                    reason: (i % 2 == 0).then(|| "no_budget".into()),
                     note: None,
                     cycle: 1,
                     skipped: i % 3 == 0,
@@ -707,9 +708,9 @@ async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
                 external_id: format!("p-{i}"),
                 email: opt(i, "mail"),
                 first_name: opt(i + 1, "ﬁrst"),
-                title: opt(i + 2, "title"),
+                title: opt(i + 2, "title").map(Sym::from),
                 account_id: (i % 4 != 0).then_some(1 + i % 5),
-                source: opt(i, "src"),
+                source: opt(i, "src").map(Sym::from),
                 created_at: t(-i),
                 custom: if i % 3 == 0 {
                     custom.clone()
@@ -736,8 +737,8 @@ async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
                 } else {
                     "ad_click".into()
                 },
-                channel: opt(i, "chan"),
-                campaign: opt(i + 1, "camp"),
+                channel: opt(i, "chan").map(Sym::from),
+                campaign: opt(i + 1, "camp").map(Sym::from),
                 cost: (i % 7 == 0).then_some(i),
                 ..Touch::default()
             })
@@ -750,8 +751,8 @@ async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
                 person_id: 1 + i % 40,
                 at: t(30 - i),
                 kind: ActivityKind::ALL[(i % 4) as usize],
-                actor: opt(i + 1, "rep"),
-                outcome: opt(i + 2, "outcome"),
+                actor: opt(i + 1, "rep").map(Sym::from),
+                outcome: opt(i + 2, "outcome").map(Sym::from),
             })
             .collect();
         repo::insert_activities(c, &activities).await.unwrap();
@@ -769,8 +770,8 @@ async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
                 created_at: t(6 - i),
                 closed_at: (i % 2 == 1).then(|| t(10 + i)),
                 status: [DealStatus::Open, DealStatus::Won, DealStatus::Lost][(i % 3) as usize],
-                lost_reason: opt(i, "why"),
-                owner: opt(i + 1, "owner"),
+                lost_reason: opt(i, "why").map(Sym::from),
+                owner: opt(i + 1, "owner").map(Sym::from),
                 kind: "new".into(),
             })
             .collect();
@@ -799,15 +800,15 @@ async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
                 } else {
                     Subject::Person(1 + i % 40)
                 },
-                from: opt(i, "from"),
-                to: format!("stage {}", i % 5),
+                from: opt(i, "from").map(Sym::from),
+                to: format!("stage {}", i % 5).into(),
                 at: t(60 - i / 3),
                 actor: if i % 2 == 0 {
                     "system".into()
                 } else {
                     odd.into()
                 },
-                reason: opt(i + 1, "reason"),
+                reason: opt(i + 1, "reason").map(Sym::from),
                 note: opt(i + 2, "note"),
                 cycle: 1 + i % 3,
                 skipped: i % 5 == 0,

@@ -369,9 +369,9 @@ async fn show(ctx: &Ctx, a: ShowArgs) -> Result<ExitCode> {
         h.row(vec![
             local(&pb, x.at),
             opt(x.from.as_deref()),
-            x.to.clone(),
+            x.to.to_string(),
             x.cycle.to_string(),
-            x.actor.clone(),
+            x.actor.to_string(),
             opt(x.reason.as_deref()),
         ]);
     }
@@ -546,9 +546,9 @@ fn account_groups(snap: &Snapshot, by: &str) -> Result<BTreeMap<i64, String>> {
     let mut out = BTreeMap::new();
     for a in &snap.accounts {
         let key = match by {
-            "industry" => a.industry.clone(),
-            "segment" => a.segment.clone(),
-            "owner" => a.owner.clone(),
+            "industry" => a.industry.map(String::from),
+            "segment" => a.segment.map(String::from),
+            "owner" => a.owner.map(String::from),
             other => {
                 bail!("accounts can be grouped by tier, industry, segment or owner, not `{other}`")
             }

@@ -174,11 +174,11 @@ fn history_table(ts: &[Transition]) -> Table {
     for x in ts {
         t.row(vec![
             x.at.to_string(),
-            x.from.clone().unwrap_or_else(|| "-".into()),
-            x.to.clone(),
+            x.from.unwrap_or_else(|| "-".into()).to_string(),
+            x.to.to_string(),
             x.cycle.to_string(),
-            x.actor.clone(),
-            x.reason.clone().unwrap_or_default(),
+            x.actor.to_string(),
+            x.reason.unwrap_or_default().to_string(),
             x.note.clone().unwrap_or_default(),
             if x.skipped {
                 "yes".into()

@@ -27,6 +27,7 @@ use crate::domain::{Activity, ActivityKind, Deal, DealStatus, Transition};
 use crate::lifecycle::{Move, State};
 use crate::metrics::retention::{DealKind, CHURNED};
 use crate::playbook::{Playbook, StageKind};
+use crate::sym::Sym;
 use crate::time::Timestamp;
 
 /// First stage: on the target list.
@@ -78,7 +79,7 @@ enum Milestone {
     Engaged,
     Opportunity,
     Won(DealKind),
-    RenewalLost(String),
+    RenewalLost(Sym),
 }
 
 fn rank(stage: Option<&str>) -> i32 {
@@ -129,11 +130,7 @@ fn milestones(pb: &Playbook, f: &AccountFacts<'_>) -> Vec<(Timestamp, Milestone)
             DealStatus::Won => out.push((closed, Milestone::Won(kind))),
             DealStatus::Lost if kind == DealKind::Renewal => out.push((
                 closed,
-                Milestone::RenewalLost(
-                    d.lost_reason
-                        .clone()
-                        .unwrap_or_else(|| RENEWAL_LOST.to_string()),
-                ),
+                Milestone::RenewalLost(d.lost_reason.unwrap_or_else(|| Sym::new(RENEWAL_LOST))),
             )),
             _ => {}
         }
@@ -171,16 +168,16 @@ pub fn advance(
             _ => continue,
         };
         let mv = Move {
-            from: state.stage.clone(),
-            to: to.to_string(),
+            from: state.stage,
+            to: Sym::new(to),
             at,
-            actor: "system".to_string(),
+            actor: Sym::new("system"),
             reason,
             note: None,
             cycle,
             skipped: false,
         };
-        state.stage = Some(mv.to.clone());
+        state.stage = Some(mv.to);
         state.cycle = mv.cycle;
         state.entered_at = Some(at);
         out.push(mv);
@@ -221,11 +218,11 @@ pub fn churn(
     }
     match state.stage.as_deref() {
         Some(CUSTOMER | EXPANSION) => Ok(Move {
-            from: state.stage.clone(),
-            to: CHURNED.to_string(),
+            from: state.stage,
+            to: Sym::new(CHURNED),
             at,
-            actor: actor.to_string(),
-            reason: Some(reason.trim().to_string()),
+            actor: Sym::new(actor),
+            reason: Some(Sym::new(reason.trim())),
             note,
             cycle: state.cycle,
             skipped: false,

@@ -120,13 +120,10 @@ pub fn coverage_with(committee: &Committee<'_>, account: &Account, people: &[&Pe
             .iter()
             .filter(|p| match holds {
                 Holds::Rule(rule) => rule.of(p, Some(account)).is_some(),
-                Holds::Persona(id) => {
-                    let persona = p
-                        .persona
-                        .clone()
-                        .or_else(|| committee.classes.persona(p, Some(account)));
-                    persona.as_deref() == Some(*id)
-                }
+                Holds::Persona(id) => match p.persona {
+                    Some(persona) => persona == *id,
+                    None => committee.classes.persona(p, Some(account)).as_deref() == Some(*id),
+                },
             })
             .map(|p| p.external_id.clone())
             .collect();

@@ -64,7 +64,7 @@ fn deal(id: i64, kind: &str, status: DealStatus, created: i64, closed: Option<i6
         created_at: day(created),
         closed_at: closed.map(day),
         status,
-        lost_reason: (status == DealStatus::Lost).then(|| "price".to_string()),
+        lost_reason: (status == DealStatus::Lost).then(|| "price".into()),
         owner: None,
         kind: kind.into(),
     }

@@ -442,7 +442,7 @@ mod tests {
             at: day(d),
             kind: "web_visit".into(),
             channel: Some(channel.into()),
-            campaign: Some(format!("{channel}-1")),
+            campaign: Some(format!("{channel}-1").into()),
             ..Touch::default()
         }
     }

@@ -4,6 +4,7 @@
 //! `recycled` (recycle) and `disqualified` (terminal). Times are whole days
 //! after the epoch (`day(n)`).
 
+use crate::Sym;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -52,15 +53,15 @@ impl H {
             .iter()
             .rev()
             .find(|t| t.subject == Subject::Person(p))
-            .map(|t| t.to.clone());
+            .map(|t| t.to);
         self.v.push(Transition {
             seq: self.v.len() as i64 + 1,
             subject: Subject::Person(p),
             from,
-            to: to.to_string(),
+            to: to.into(),
             at: day(d),
             actor: "test".into(),
-            reason: reason.map(str::to_string),
+            reason: reason.map(Sym::from),
             note: None,
             cycle,
             skipped,
@@ -98,8 +99,8 @@ fn moved(
     Transition {
         seq,
         subject,
-        from: from.map(str::to_string),
-        to: to.to_string(),
+        from: from.map(Sym::from),
+        to: to.into(),
         at: day(d),
         actor: "test".into(),
         reason: None,
@@ -135,7 +136,7 @@ fn deal(
         created_at: day(created),
         closed_at: closed.map(day),
         status,
-        lost_reason: reason.map(str::to_string),
+        lost_reason: reason.map(Sym::from),
         owner: None,
         kind: "new".into(),
     }

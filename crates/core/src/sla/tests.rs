@@ -4,6 +4,7 @@ use super::*;
 use crate::domain::{ActivityKind, Person, Subject, Transition};
 use crate::lifecycle::State;
 use crate::playbook::{MarketingSla, Playbook, SalesSla, StageKind, STARTER};
+use crate::Sym;
 
 /// The starter playbook: America/New_York, Mon–Fri 09:00–17:00, holidays
 /// including Memorial Day 2026-05-25, sales SLA on `mql`.
@@ -133,7 +134,7 @@ fn person(id: i64, owner: Option<&str>) -> Person {
     Person {
         id,
         external_id: format!("p{id}"),
-        owner: owner.map(str::to_string),
+        owner: owner.map(Sym::from),
         ..Person::default()
     }
 }
@@ -142,7 +143,7 @@ fn tr(seq: i64, person: i64, from: Option<&str>, to: &str, at: Timestamp) -> Tra
     Transition {
         seq,
         subject: Subject::Person(person),
-        from: from.map(str::to_string),
+        from: from.map(Sym::from),
         to: to.into(),
         at,
         actor: "test".into(),
@@ -585,7 +586,7 @@ mod props {
                 let (Some(stage), Some(at)) = (state.stage, state.entered_at) else { continue };
                 let Some(max) = pb.stage(&stage).and_then(|s| s.max_days.filter(|_| s.kind != StageKind::Terminal)) else { continue };
                 if at.days_until(as_of) > max {
-                    expect.push((p, stage, at));
+                    expect.push((p, stage.to_string(), at));
                 }
             }
             expect.sort_by_key(|e| (e.2, e.0));

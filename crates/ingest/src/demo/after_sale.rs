@@ -20,6 +20,7 @@
 //!    `tandem_store::accounts::sync` would derive it from the stored rows.
 
 use std::collections::BTreeMap;
+use tandem_core::Sym;
 
 use tandem_core::accounts::lifecycle::{self, AccountFacts};
 use tandem_core::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Subject, Transition};
@@ -78,7 +79,7 @@ pub(crate) fn plan_targets(
                 external_id: a.external_id.clone(),
                 tier,
                 marketer: Some(marketer.to_string()),
-                seller: a.owner.clone(),
+                seller: a.owner.map(String::from),
                 added_at: start.plus_days(r.range(0, 21)),
                 added_by: marketer.to_string(),
             });
@@ -263,9 +264,9 @@ impl Gen<'_> {
             created_at: created.min(self.anchor),
             closed_at: Some(close),
             status,
-            lost_reason,
-            owner: self.account.owner.clone(),
-            kind: kind.to_string(),
+            lost_reason: lost_reason.map(Sym::from),
+            owner: self.account.owner,
+            kind: kind.into(),
         });
     }
 
@@ -292,8 +293,8 @@ impl Gen<'_> {
             person_id: who,
             at,
             kind: ActivityKind::Meeting,
-            actor: Some(am.to_string()),
-            outcome: Some("onboarding".to_string()),
+            actor: Some(am.into()),
+            outcome: Some("onboarding".into()),
         });
     }
 

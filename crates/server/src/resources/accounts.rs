@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use tandem_core::domain::{Account, CustomFields};
+use tandem_core::Sym;
 use tandem_store::pages::{self, AccountFilter};
 use tandem_store::write;
 
@@ -129,13 +130,13 @@ pub async fn save(
         external_id: b.external_id.trim().to_string(),
         name: b.name,
         domain: b.domain,
-        industry: b.industry,
+        industry: b.industry.map(Sym::from),
         employees: b.employees,
         annual_revenue: b.annual_revenue,
-        segment: b.segment,
+        segment: b.segment.map(Sym::from),
         target: b.target,
         tier: b.tier,
-        owner: b.owner,
+        owner: b.owner.map(Sym::from),
         custom: b.custom,
     };
     let pb = s.playbook();

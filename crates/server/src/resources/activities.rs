@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::domain::{Activity, ActivityKind};
+use tandem_core::Sym;
 use tandem_store::pages::{self, ActivityFilter, Linked};
 use tandem_store::write;
 
@@ -169,8 +170,8 @@ pub async fn save(
         person_id: pid,
         at,
         kind: b.kind,
-        actor: Some(b.actor.unwrap_or_else(|| caller.0.name.clone())),
-        outcome: b.outcome,
+        actor: Some(b.actor.unwrap_or_else(|| caller.0.name.clone()).into()),
+        outcome: b.outcome.map(Sym::from),
     };
     let saved = write::save_activity(tx.conn(), &pb, &a, now()).await?;
     let stored = find(tx.conn(), b.external_id.trim())

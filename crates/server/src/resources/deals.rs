@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::domain::{Deal, DealStatus};
+use tandem_core::Sym;
 use tandem_core::{Currency, Money};
 use tandem_store::pages::{self, DealFilter, Linked};
 use tandem_store::write;
@@ -217,9 +218,9 @@ pub async fn save(
         created_at,
         closed_at,
         status: b.status,
-        lost_reason: b.lost_reason,
-        owner: b.owner,
-        kind,
+        lost_reason: b.lost_reason.map(Sym::from),
+        owner: b.owner.map(Sym::from),
+        kind: kind.into(),
     };
     let saved = write::save_deal(tx.conn(), &pb, &d, now()).await?;
     let stored = find(tx.conn(), &d.external_id)

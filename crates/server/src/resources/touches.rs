@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::domain::Touch;
+use tandem_core::Sym;
 use tandem_store::pages::{self, Linked, TouchFilter};
 use tandem_store::write;
 
@@ -179,11 +180,11 @@ pub async fn save(
         external_id: Some(b.external_id.trim().to_string()),
         person_id: pid,
         at,
-        kind: b.kind.trim().to_string(),
-        channel: b.channel,
-        campaign: b.campaign,
-        source: b.source,
-        medium: b.medium,
+        kind: b.kind.trim().into(),
+        channel: b.channel.map(Sym::from),
+        campaign: b.campaign.map(Sym::from),
+        source: b.source.map(Sym::from),
+        medium: b.medium.map(Sym::from),
         cost: b.cost,
     };
     let saved = write::save_touch(tx.conn(), &pb, &t, now()).await?;

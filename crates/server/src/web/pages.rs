@@ -28,6 +28,7 @@ use tandem_core::sla::{
     marketing_sla, sales_terms, stalled as stalled_leads, waiting_handoffs, ClockStatus,
 };
 use tandem_core::time::DAY_MS;
+use tandem_core::Sym;
 use tandem_core::Timestamp;
 use tandem_store::lifecycle::{self as engine, MoveError};
 use tandem_store::numbers::{self, PlanParams};
@@ -401,14 +402,11 @@ pub(super) fn nonempty(s: &Option<String>) -> Option<&str> {
 }
 
 /// Distinct non-empty values of a stored person field, sorted.
-fn distinct<'a>(
-    people: &'a [Person],
-    f: impl Fn(&'a Person) -> Option<&'a String>,
-) -> Vec<&'a str> {
+fn distinct(people: &[Person], f: impl Fn(&Person) -> Option<Sym>) -> Vec<&'static str> {
     // Inserted one by one: collecting into a set sorts all 100k values
     // first, when a column has only a handful of distinct ones.
     let mut set: BTreeSet<&str> = BTreeSet::new();
-    for v in people.iter().filter_map(|p| f(p).map(String::as_str)) {
+    for v in people.iter().filter_map(|p| f(p).map(|s| s.as_str())) {
         if !v.is_empty() {
             set.insert(v);
         }
@@ -490,9 +488,9 @@ pub async fn waterfall(
     let g = w.groups.iter().find(|g| g.group == want);
 
     let mut seg_values: BTreeSet<&str> = pb.segments.iter().map(|m| m.id.as_str()).collect();
-    seg_values.extend(distinct(&snap.people, |p| p.segment.as_ref()));
+    seg_values.extend(distinct(&snap.people, |p| p.segment));
     let mut persona_values: BTreeSet<&str> = pb.personas.iter().map(|m| m.id.as_str()).collect();
-    persona_values.extend(distinct(&snap.people, |p| p.persona.as_ref()));
+    persona_values.extend(distinct(&snap.people, |p| p.persona));
     let seg_values: Vec<&str> = seg_values.into_iter().collect();
     let persona_values: Vec<&str> = persona_values.into_iter().collect();
     let filter_form = vec![
@@ -535,16 +533,13 @@ pub async fn waterfall(
             "source",
             "Source",
             nonempty(&q.source).unwrap_or(""),
-            choices(
-                "all sources",
-                &distinct(&snap.people, |p| p.source.as_ref()),
-            ),
+            choices("all sources", &distinct(&snap.people, |p| p.source)),
         ),
         filter(
             "owner",
             "Owner",
             nonempty(&q.owner).unwrap_or(""),
-            choices("all owners", &distinct(&snap.people, |p| p.owner.as_ref())),
+            choices("all owners", &distinct(&snap.people, |p| p.owner)),
         ),
     ];
 
@@ -1001,7 +996,7 @@ pub async fn sla_move(
             "key": urlencode(&ext).replace('%', "_"),
             "person": ext,
             "email": p.email,
-            "owner": p.owner.clone().unwrap_or_else(|| "nobody".into()),
+            "owner": p.owner.unwrap_or_else(|| "nobody".into()),
             "entered": "",
             "deadline": "",
             "clock": "done",

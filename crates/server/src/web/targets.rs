@@ -115,7 +115,10 @@ pub async fn page(
             t.external_id.clone(),
             acc.name.clone().unwrap_or_default(),
             t.tier.to_string(),
-            stage.map(|s| s.to.clone()).unwrap_or_else(|| "–".into()),
+            stage
+                .map(|s| s.to)
+                .unwrap_or_else(|| "–".into())
+                .to_string(),
             t.marketer.clone().unwrap_or_default(),
             t.seller.clone().unwrap_or_default(),
             grouped(ppl.len() as i64),
