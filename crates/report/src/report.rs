@@ -102,10 +102,7 @@ impl Inputs<'_> {
 /// Loads the stored history (packed into pages on SQLite, as the server
 /// reads it: see `tandem_store::warm`) and the weekly loop's records.
 pub async fn load(store: &Store) -> Result<Inputs<'static>, ReportError> {
-    let snap = {
-        let mut c = store.conn().await?;
-        warm::snapshot_of(&mut c, Need::ALL).await?
-    };
+    let snap = warm::snapshot_from(store, Need::ALL).await?;
     load_with(store, Cow::Owned(snap)).await
 }
 

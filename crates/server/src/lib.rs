@@ -124,13 +124,15 @@ async fn serve_kept(
 ) -> std::io::Result<()> {
     // Read the history while the server starts listening, not on the
     // first page view.
-    warm.preload(&state.store);
-    axum::serve(
+    let preload = warm.preload(&state.store);
+    let served = axum::serve(
         listener,
         app_with(state, warm).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    preload.abort();
+    served
 }
 
 /// [`serve`] plus this instance's alert evaluator ([`alerts::Alerter`]),

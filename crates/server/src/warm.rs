@@ -160,7 +160,8 @@ impl Warm {
             }
             None => {
                 let started = std::time::Instant::now();
-                let w = kept::Warm::load(&mut c).await?;
+                drop(c);
+                let w = kept::Warm::load_from(store).await?;
                 let s = &w.snap;
                 let n = s.people.len()
                     + s.accounts.len()
@@ -182,15 +183,18 @@ impl Warm {
     }
 
     /// Starts reading the history in the background (at server start), so
-    /// the first request finds it loaded.
-    pub fn preload(&self, store: &Store) {
+    /// the first request finds it loaded. Abort the returned handle when
+    /// the server stops: the read holds pooled connections, which the
+    /// store's close would otherwise wait for (half a minute on large).
+    pub fn preload(&self, store: &Store) -> tokio::task::AbortHandle {
         let me = self.clone();
         let store = store.clone();
         tokio::spawn(async move {
             if let Err(e) = me.refresh(&store).await {
                 tracing::warn!(error = %e, "cannot read the history ahead of requests");
             }
-        });
+        })
+        .abort_handle()
     }
 }
 

@@ -667,7 +667,7 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
 #[tokio::test]
 async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
     use tandem_core::domain::{Campaign, Transition};
-    use tandem_store::warm::{snapshot_of, Need, Warm};
+    use tandem_store::warm::{snapshot_from, snapshot_of, Need, Warm};
 
     let odd = "quote \" back \\ slash, tab \t, new\nline, ünïcødé ✓ and /slash";
     let mut custom = serde_json::Map::new();
@@ -824,7 +824,26 @@ async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
         assert!(rows.campaigns.iter().any(|k| k.starts_at.is_none()));
         let warm = Warm::load(&mut c).await.unwrap().snap;
         let streamed = snapshot_of(&mut c, Need::ALL).await.unwrap();
-        for (what, s) in [("warm", &warm), ("snapshot_of", &streamed)] {
+        // The same tables read in two lanes on two connections at once.
+        let warm_lanes = Warm::load_from(&db.store).await.unwrap().snap;
+        let lanes = snapshot_from(&db.store, Need::ALL).await.unwrap();
+        let no_touches = Need {
+            touches: false,
+            ..Need::ALL
+        };
+        let partial = snapshot_from(&db.store, no_touches).await.unwrap();
+        assert!(
+            partial.touches.is_empty(),
+            "{backend:?}: touches not asked for"
+        );
+        assert_eq!(partial.transitions, rows.transitions, "{backend:?} partial");
+        assert_eq!(partial.activities, rows.activities, "{backend:?} partial");
+        for (what, s) in [
+            ("warm", &warm),
+            ("snapshot_of", &streamed),
+            ("load_from", &warm_lanes),
+            ("snapshot_from", &lanes),
+        ] {
             assert_eq!(s.people, rows.people, "{backend:?} {what}");
             assert_eq!(s.accounts, rows.accounts, "{backend:?} {what}");
             assert_eq!(s.transitions, rows.transitions, "{backend:?} {what}");

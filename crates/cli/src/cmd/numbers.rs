@@ -53,8 +53,7 @@ pub async fn load(ctx: &Ctx) -> Result<Snapshot> {
 /// names (streamed; the others stay empty).
 pub async fn load_only(ctx: &Ctx, need: tandem_store::warm::Need) -> Result<Snapshot> {
     let store = ctx.store().await?;
-    let mut c = store.conn().await?;
-    Ok(tandem_store::warm::snapshot_of(&mut c, need).await?)
+    Ok(tandem_store::warm::snapshot_from(&store, need).await?)
 }
 
 /// The history view metrics take.
