@@ -11,8 +11,8 @@
 //!
 //! The cache never frees a text (that is what makes a `Sym` `Copy`). That is
 //! why only fields with few distinct values are `Sym`s: names, e-mail
-//! addresses, free-text notes and external ids stay `String`s, so erasing a
-//! person leaves nothing personal behind in the cache.
+//! addresses, free-text notes and external ids stay `String`s, so the cache
+//! holds no one's name or address and does not grow with every new person.
 //!
 //! A `Sym` behaves as the text it holds: it dereferences to `str`, orders and
 //! hashes as that `str` (so maps keyed by `Sym` can be read with a `&str`),
