@@ -406,14 +406,8 @@ pub struct Warm {
 }
 
 impl Warm {
-    /// Reads the whole history up to the current marks, on one connection.
-    pub async fn load(c: &mut AnyConnection) -> Result<Warm, StoreError> {
-        let m = marks(c).await?;
-        let snap = assemble(read_tables(c, &Tbl::needed(Need::ALL), m).await?);
-        Ok(Warm { snap, marks: m })
-    }
-
-    /// [`Warm::load`] on two pooled connections at once (see [`lanes`]).
+    /// Reads the whole history up to the current marks, on two pooled
+    /// connections at once (see [`lanes`]).
     pub async fn load_from(store: &Store) -> Result<Warm, StoreError> {
         let m = marks(&mut *store.conn().await?).await?;
         let snap = read_in_lanes(store, Need::ALL, m).await?;
@@ -508,15 +502,10 @@ impl Need {
     };
 }
 
-/// A [`Snapshot`] of what `need` asks for (the others left empty), streamed:
-/// a cold command that needs no touches (the waterfall by source) does not
-/// read the largest table.
-pub async fn snapshot_of(c: &mut AnyConnection, need: Need) -> Result<Snapshot, StoreError> {
-    let m = marks(c).await?;
-    Ok(assemble(read_tables(c, &Tbl::needed(need), m).await?))
-}
-
-/// [`snapshot_of`] on two pooled connections at once (see [`lanes`]).
+/// A [`Snapshot`] of what `need` asks for (the others left empty), streamed
+/// on two pooled connections at once (see [`lanes`]): a cold command that
+/// needs no touches (the waterfall by source) does not read the largest
+/// table.
 pub async fn snapshot_from(store: &Store, need: Need) -> Result<Snapshot, StoreError> {
     let m = marks(&mut *store.conn().await?).await?;
     read_in_lanes(store, need, m).await
