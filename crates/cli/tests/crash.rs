@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tandem_store::{repo, DatabaseUrl, Store};
+use tandem_store::{repo, Backend, DatabaseUrl, Store};
 
 /// Rows of the import; batches of `BATCH` rows are each one transaction.
 const ROWS: usize = 12_000;
@@ -42,6 +42,41 @@ async fn try_counts(url: &DatabaseUrl) -> Option<(i64, i64)> {
 
 async fn counts(url: &DatabaseUrl) -> (i64, i64) {
     try_counts(url).await.expect("the database reads")
+}
+
+/// Waits until a killed importer's PostgreSQL sessions have ended. The
+/// server finishes the command a session was running (a COMMIT sent just
+/// before the kill) before it notices that its client is gone, so a batch
+/// can still commit after the kill returned: counting before then raced
+/// with it. Each test has a database of its own, so every other client
+/// session in it is the importer's. A killed SQLite importer writes nothing
+/// more.
+async fn settled(url: &DatabaseUrl) {
+    if url.backend() != Backend::Postgres {
+        return;
+    }
+    let store = Store::connect(url).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let mut c = store.conn().await.unwrap();
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+        )
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
+        if others == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the killed importer's {others} session(s) still open after 30 s"
+        );
+        drop(c);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.close().await;
 }
 
 fn import(dir: &std::path::Path, db: &DatabaseUrl) -> Command {
@@ -121,6 +156,7 @@ async fn import_crash(dir: &std::path::Path, url: &DatabaseUrl) {
         }
         child.kill().unwrap(); // SIGKILL on Unix (a no-op when it had finished)
         child.wait().unwrap();
+        settled(url).await;
 
         let (people, transitions) = counts(url).await;
         assert_eq!(
