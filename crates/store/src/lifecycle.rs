@@ -68,7 +68,7 @@ const IDS_PER_QUERY: usize = 500;
 
 /// [`load`] for many people at once: one query per table per 500 people
 /// instead of six per person (each query is a round trip to the database
-/// thread). Returns the facts in the order of `ids` (each id once), every
+/// thread), its rows packed into one value on SQLite ([`crate::warm::select`]). Returns the facts in the order of `ids` (each id once), every
 /// list ordered as [`load`] orders it; an id that is no stored person is an
 /// error, as in [`load`].
 pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonFacts>, StoreError> {
@@ -85,11 +85,11 @@ pub async fn load_many(c: &mut AnyConnection, ids: &[i64]) -> Result<Vec<PersonF
         let mut out = Vec::new();
         let anon = repo::anonymous_params(c);
         for chunk in ids.chunks(IDS_PER_QUERY) {
-            let sql = format!(
-                "SELECT {cols} FROM {table} WHERE {filter} IN ({})",
+            let from = format!(
+                "{table} WHERE {filter} IN ({})",
                 repo::param_list(1, chunk.len(), anon)
             );
-            out.extend(crate::warm::stream(c, sql, chunk).await?);
+            out.extend(crate::warm::select(c, cols, &from, chunk).await?);
         }
         Ok(out)
     }

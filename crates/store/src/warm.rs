@@ -170,6 +170,40 @@ pub(crate) async fn stream<T: Record>(
     Ok(out)
 }
 
+/// `SELECT {cols} FROM {from}` with `binds` as `$1…`: on SQLite the rows
+/// packed in one value (see the module note), so a read of many small rows
+/// (a group of people's facts) is one hand-over from the database thread,
+/// not one per row; elsewhere streamed as [`stream`] does. No order: the
+/// caller sorts.
+pub(crate) async fn select<T: Record>(
+    c: &mut AnyConnection,
+    cols: &str,
+    from: &str,
+    binds: &[i64],
+) -> Result<Vec<T>, StoreError> {
+    if !is_sqlite(c) {
+        return stream(c, format!("SELECT {cols} FROM {from}"), binds).await;
+    }
+    let sql = format!("SELECT json_group_array(json_array({cols})) FROM {from}");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(*b);
+    }
+    let page = q.fetch_one(&mut *c).await?;
+    let mut out = Vec::new();
+    unpack(&page.str(0)?, cols, &mut out)?;
+    Ok(out)
+}
+
+/// Reads the rows of a packed page of `cols` into `out`.
+fn unpack<T: Record>(text: &str, cols: &str, out: &mut Vec<T>) -> Result<(), StoreError> {
+    let names: Vec<&str> = cols.split(", ").collect();
+    for values in JsonRow::page(text, names.len())?.chunks_exact(names.len()) {
+        out.push(T::read(&JsonRow::new(&names, values))?);
+    }
+    Ok(())
+}
+
 /// Rows per page of a packed read (see the module note): a page is a few
 /// megabytes of JSON at most.
 pub const PAGE_ROWS: i64 = 10_000;
@@ -266,7 +300,6 @@ impl<T: Record, K: Ord> Table<T, K> {
             "SELECT json_group_array(json_array({cols})), MAX({id}) FROM \
              (SELECT {cols} FROM {name} WHERE {id} > $1 AND {id} <= $2 ORDER BY {id} LIMIT {PAGE_ROWS})"
         );
-        let names: Vec<&str> = cols.split(", ").collect();
         // Room for every row of the table up front (SQLite counts its
         // smallest index: 0.1 s for 10M touches), where a vector of
         // gigabytes grown by doubling would copy itself each time.
@@ -285,10 +318,7 @@ impl<T: Record, K: Ord> Table<T, K> {
             let Some(last) = page.opt_int(1)? else {
                 break;
             };
-            let text = page.str(0)?;
-            for values in JsonRow::page(&text, names.len())?.chunks_exact(names.len()) {
-                out.push(T::read(&JsonRow::new(&names, values))?);
-            }
+            unpack(&page.str(0)?, cols, &mut out)?;
             after = last;
         }
         out.sort_unstable_by_key(self.key);
