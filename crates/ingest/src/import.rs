@@ -355,6 +355,42 @@ async fn account_id(c: &mut AnyConnection, r: &AccountRef) -> Result<i64, StoreE
     Ok(repo::upsert_account(c, &stub).await?.0)
 }
 
+/// Merges `a` with the stored account of its external id (a missing field
+/// never erases a stored one) and upserts it.
+pub async fn upsert_account(c: &mut AnyConnection, mut a: Account) -> Result<Upsert, StoreError> {
+    if let Some(old) = repo::account_by_external(c, &a.external_id).await? {
+        merge_account(&mut a, &old);
+    }
+    Ok(repo::upsert_account(c, &a).await?.1)
+}
+
+/// Merges `person` with the stored row of its external id (a missing field
+/// never erases a stored one), links it to `account` (a stub if unknown)
+/// and upserts it: the person as stored now, id included, and what changed.
+/// It was created at `created_at` when given, else when stored, else at
+/// `otherwise`.
+pub async fn upsert_person(
+    c: &mut AnyConnection,
+    mut person: Person,
+    created_at: Option<Timestamp>,
+    account: Option<&AccountRef>,
+    otherwise: Timestamp,
+) -> Result<(Person, Upsert), StoreError> {
+    let existing = repo::person_by_external(c, &person.external_id).await?;
+    person.created_at = created_at
+        .or(existing.as_ref().map(|p| p.created_at))
+        .unwrap_or(otherwise);
+    if let Some(a) = account {
+        person.account_id = Some(account_id(c, a).await?);
+    }
+    if let Some(old) = &existing {
+        merge_person(&mut person, old);
+    }
+    let (id, u) = repo::upsert_person_over(c, &person, existing.as_ref()).await?;
+    person.id = id;
+    Ok((person, u))
+}
+
 /// Upserts one record inside the caller's transaction, merging with what is
 /// stored (a missing field never erases a stored one). Adds every person
 /// whose lifecycle may have changed to `touched` and CRM stage entries to
@@ -370,23 +406,21 @@ pub async fn apply_record(
 ) -> Result<RowResult, StoreError> {
     match rec {
         Record::Person {
-            mut person,
+            person,
             created_at,
             account,
             stages,
         } => {
-            let existing = repo::person_by_external(c, &person.external_id).await?;
-            person.created_at = created_at
-                .or(existing.as_ref().map(|p| p.created_at))
-                .or(stages.iter().filter_map(|s| s.at).min())
-                .unwrap_or(now);
-            if let Some(a) = &account {
-                person.account_id = Some(account_id(c, a).await?);
-            }
-            if let Some(old) = &existing {
-                merge_person(&mut person, old);
-            }
-            let (id, u) = repo::upsert_person_over(c, &person, existing.as_ref()).await?;
+            let first_stage = stages.iter().filter_map(|s| s.at).min();
+            let (stored, u) = upsert_person(
+                c,
+                person,
+                created_at,
+                account.as_ref(),
+                first_stage.unwrap_or(now),
+            )
+            .await?;
+            let id = stored.id;
             // An unchanged row was fully applied, stages included, by the
             // batch that stored it: skipping it makes a re-run after a kill cheap.
             if u != Upsert::Unchanged {
@@ -397,13 +431,7 @@ pub async fn apply_record(
             }
             Ok(Ok(u))
         }
-        Record::Account(mut a) => {
-            if let Some(old) = repo::account_by_external(c, &a.external_id).await? {
-                merge_account(&mut a, &old);
-            }
-            let (_, u) = repo::upsert_account(c, &a).await?;
-            Ok(Ok(u))
-        }
+        Record::Account(a) => Ok(Ok(upsert_account(c, a).await?)),
         Record::Touch { mut touch, person } => {
             let pid = match person_id(c, &person).await? {
                 Ok(id) => id,

@@ -16,9 +16,9 @@ use axum::{Extension, Json};
 use base64::Engine;
 use serde::Serialize;
 use serde_json::Value;
-use tandem_ingest::segment::{self, Call, Committer, IngestError, Message, Outcome};
+use tandem_ingest::segment::{self, Call, Committer, Message, Outcome};
 use tandem_store::tokens::{self, ApiToken, Role};
-use tandem_store::Backend;
+use tandem_store::{Backend, StoreError};
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
@@ -89,7 +89,7 @@ impl Writer {
         s: &AppState,
         msgs: Vec<Message>,
         received: tandem_core::Timestamp,
-    ) -> Result<Vec<Outcome>, IngestError> {
+    ) -> Result<Vec<Outcome>, StoreError> {
         if s.store.backend() == Backend::Sqlite {
             let committer = self.0.get_or_init(|| Committer::start(s.store.clone()));
             committer.ingest(s.playbook(), msgs, received).await
@@ -125,17 +125,7 @@ async fn run(
         .map_err(bad)?;
     let outcomes = writer.ingest(s, msgs, received).await.map_err(|e| {
         Registry::add(&registry().ingest_rejected, count);
-        match e {
-            IngestError::Rejected { index, reason } => {
-                let field = if call.is_none() {
-                    format!("batch[{index}]")
-                } else {
-                    "body".to_string()
-                };
-                ApiError::bad_request("rejected_message", reason, Some(&field))
-            }
-            IngestError::Store(e) => ApiError::from(e),
-        }
+        ApiError::from(e)
     })?;
     let duplicates = outcomes
         .iter()

@@ -150,33 +150,6 @@ impl Tx {
     pub async fn commit(self) -> Result<(), StoreError> {
         Ok(self.0.commit().await?)
     }
-
-    /// Marks a point [`Tx::rollback_to_mark`] can undo back to, so one part
-    /// of a transaction can fail without the rest (an SQL `SAVEPOINT`).
-    /// Marks nest; each must end with [`Tx::release_mark`] or
-    /// [`Tx::rollback_to_mark`].
-    pub async fn mark(&mut self) -> Result<(), StoreError> {
-        sqlx::query("SAVEPOINT tandem_mark")
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
-    }
-
-    /// Keeps what was written since the latest [`Tx::mark`] and ends it.
-    pub async fn release_mark(&mut self) -> Result<(), StoreError> {
-        sqlx::query("RELEASE SAVEPOINT tandem_mark")
-            .execute(&mut *self.0)
-            .await?;
-        Ok(())
-    }
-
-    /// Undoes what was written since the latest [`Tx::mark`] and ends it.
-    pub async fn rollback_to_mark(&mut self) -> Result<(), StoreError> {
-        sqlx::query("ROLLBACK TO SAVEPOINT tandem_mark")
-            .execute(&mut *self.0)
-            .await?;
-        self.release_mark().await
-    }
 }
 
 impl Store {

@@ -352,48 +352,6 @@ async fn sequential_write_transactions_do_not_block() {
     db.cleanup().await.unwrap();
 }
 
-/// A mark undoes only what came after it; what came before, and what a
-/// released mark kept, is committed.
-#[tokio::test]
-async fn rollback_to_a_mark_keeps_the_rest_of_the_transaction() {
-    for db in TestDb::all().await.unwrap() {
-        let person = |id: &str| Person {
-            external_id: id.to_string(),
-            ..Person::default()
-        };
-        let mut tx = db.store.begin().await.unwrap();
-        repo::upsert_person(tx.conn(), &person("before"))
-            .await
-            .unwrap();
-        tx.mark().await.unwrap();
-        repo::upsert_person(tx.conn(), &person("kept"))
-            .await
-            .unwrap();
-        tx.release_mark().await.unwrap();
-        tx.mark().await.unwrap();
-        repo::upsert_person(tx.conn(), &person("undone"))
-            .await
-            .unwrap();
-        tx.rollback_to_mark().await.unwrap();
-        repo::upsert_person(tx.conn(), &person("after"))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        let mut c = db.store.conn().await.unwrap();
-        for (id, stored) in [
-            ("before", true),
-            ("kept", true),
-            ("undone", false),
-            ("after", true),
-        ] {
-            let found = repo::person_by_external(&mut c, id).await.unwrap();
-            assert_eq!(found.is_some(), stored, "{id}");
-        }
-        drop(c);
-        db.cleanup().await.unwrap();
-    }
-}
-
 /// The warm history (`tandem_store::warm`) after inserts that sort before
 /// kept rows, in-place updates (one moving a touch in time) and appended
 /// transitions of people and accounts equals a fresh read of the store.
