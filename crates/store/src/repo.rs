@@ -543,22 +543,52 @@ pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upse
             return Ok((old.id, Upsert::Updated));
         }
     }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-    )
-    .bind(&t.external_id)
-    .bind(t.person_id)
-    .bind(t.at.millis())
-    .bind(t.kind.as_str())
-    .bind(t.channel.as_deref())
-    .bind(t.campaign.as_deref())
-    .bind(t.source.as_deref())
-    .bind(t.medium.as_deref())
-    .bind(t.cost)
-    .fetch_one(c)
-    .await?;
+    let id = insert_touch(c, t, false)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a touch insert returned no id".into()))?;
     Ok((id, Upsert::Inserted))
+}
+
+/// [`upsert_touch`] for a touch that is almost surely new (its external id
+/// is a Segment `messageId` never seen): the insert is tried first and
+/// skipped on an existing external id, one statement instead of two; an
+/// existing touch is then upserted as usual.
+pub async fn upsert_new_touch(
+    c: &mut AnyConnection,
+    t: &Touch,
+) -> Result<(i64, Upsert), StoreError> {
+    match insert_touch(c, t, true).await? {
+        Some(id) => Ok((id, Upsert::Inserted)),
+        None => upsert_touch(c, t).await,
+    }
+}
+
+/// Inserts `t`: its id, or `None` when `skip_existing` and a touch with its
+/// external id is stored.
+async fn insert_touch(
+    c: &mut AnyConnection,
+    t: &Touch,
+    skip_existing: bool,
+) -> Result<Option<i64>, StoreError> {
+    let sql = if skip_existing {
+        "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (external_id) DO NOTHING RETURNING id"
+    } else {
+        "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
+    };
+    Ok(sqlx::query_scalar(sql)
+        .bind(&t.external_id)
+        .bind(t.person_id)
+        .bind(t.at.millis())
+        .bind(t.kind.as_str())
+        .bind(t.channel.as_deref())
+        .bind(t.campaign.as_deref())
+        .bind(t.source.as_deref())
+        .bind(t.medium.as_deref())
+        .bind(t.cost)
+        .fetch_optional(c)
+        .await?)
 }
 
 // -------------------------------------------------------------- activities

@@ -121,6 +121,36 @@ async fn story(db: &TestDb) -> Result<(), String> {
         repo::upsert_touch(c, &touch).await.unwrap().1,
         Upsert::Unchanged
     );
+    // The insert-first upsert of ingest answers the same, with no second row.
+    let (id, u) = repo::upsert_new_touch(c, &touch).await.unwrap();
+    assert_eq!(u, Upsert::Unchanged);
+    let moved = Touch {
+        at: t(2),
+        ..touch.clone()
+    };
+    assert_eq!(
+        repo::upsert_new_touch(c, &moved).await.unwrap(),
+        (id, Upsert::Updated)
+    );
+    let fresh = Touch {
+        external_id: Some("t-new".into()),
+        ..touch.clone()
+    };
+    let (new_id, u) = repo::upsert_new_touch(c, &fresh).await.unwrap();
+    assert_eq!(u, Upsert::Inserted);
+    assert_ne!(new_id, id);
+    let mut stored: Vec<(Option<String>, Timestamp)> = repo::touches_of(c, pid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.external_id, t.at))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec![(Some("t-new".into()), t(1)), (Some("t1".into()), t(2))]
+    );
+    repo::upsert_touch(c, &touch).await.unwrap();
     tx.commit().await.map_err(|e| e.to_string())?;
 
     // A rolled-back transaction leaves nothing behind.
