@@ -368,25 +368,26 @@ pub async fn upsert_account(c: &mut AnyConnection, mut a: Account) -> Result<Ups
 /// never erases a stored one), links it to `account` (a stub if unknown)
 /// and upserts it: the person as stored now, id included, and what changed.
 /// It was created at `created_at` when given, else when stored, else at
-/// `otherwise`.
+/// `otherwise`. `existing` is the stored row of its external id, which the
+/// caller read (one query for many people, or [`repo::person_by_external`]).
 pub async fn upsert_person(
     c: &mut AnyConnection,
     mut person: Person,
+    existing: Option<&Person>,
     created_at: Option<Timestamp>,
     account: Option<&AccountRef>,
     otherwise: Timestamp,
 ) -> Result<(Person, Upsert), StoreError> {
-    let existing = repo::person_by_external(c, &person.external_id).await?;
     person.created_at = created_at
-        .or(existing.as_ref().map(|p| p.created_at))
+        .or(existing.map(|p| p.created_at))
         .unwrap_or(otherwise);
     if let Some(a) = account {
         person.account_id = Some(account_id(c, a).await?);
     }
-    if let Some(old) = &existing {
+    if let Some(old) = existing {
         merge_person(&mut person, old);
     }
-    let (id, u) = repo::upsert_person_over(c, &person, existing.as_ref()).await?;
+    let (id, u) = repo::upsert_person_over(c, &person, existing).await?;
     person.id = id;
     Ok((person, u))
 }
@@ -412,9 +413,11 @@ pub async fn apply_record(
             stages,
         } => {
             let first_stage = stages.iter().filter_map(|s| s.at).min();
+            let existing = repo::person_by_external(c, &person.external_id).await?;
             let (stored, u) = upsert_person(
                 c,
                 person,
+                existing.as_ref(),
                 created_at,
                 account.as_ref(),
                 first_stage.unwrap_or(now),

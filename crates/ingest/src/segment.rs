@@ -21,7 +21,7 @@
 //! is a `web_visit` touch. `screen`, `group` and `alias` are acknowledged and
 //! ignored.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tandem_core::Sym;
 
@@ -536,6 +536,7 @@ async fn apply(
     c: &mut AnyConnection,
     pb: &Playbook,
     m: &Message,
+    people: &mut HashMap<String, Person>,
     touched: &mut BTreeSet<i64>,
 ) -> Result<Outcome, StoreError> {
     if m.call == Call::Ignored {
@@ -554,10 +555,19 @@ async fn apply(
         }
         None => None,
     };
-    let (person, person_upsert) =
-        upsert_person(c, m.person.clone(), m.created_at, account.as_ref(), m.at).await?;
+    let existing = people.get(&m.user);
+    let (person, person_upsert) = upsert_person(
+        c,
+        m.person.clone(),
+        existing,
+        m.created_at,
+        account.as_ref(),
+        m.at,
+    )
+    .await?;
     if person_upsert != Upsert::Unchanged {
         touched.insert(person.id);
+        people.insert(m.user.clone(), person.clone());
     }
     let effect = match &m.fact {
         Fact::Touch(t) if keeps_touch(pb, m, t) => {
@@ -565,7 +575,7 @@ async fn apply(
             touch.person_id = person.id;
             touch.channel = channel_of(pb, &touch, &person).map(Sym::from);
             touched.insert(person.id);
-            Effect::Touch(repo::upsert_touch(c, &touch).await?.1)
+            Effect::Touch(repo::upsert_new_touch(c, &touch).await?.1)
         }
         Fact::Activity(a) => {
             let mut activity = a.clone();
@@ -581,26 +591,33 @@ async fn apply(
     })
 }
 
-/// The `messageId`s of one transaction: those accepted before it (read
-/// with one query for all its calls) and those it accepts, recorded
-/// together when its calls are stored.
-struct MessageIds<'a> {
+/// What one transaction reads once for all its calls and keeps up to date
+/// as they are stored: the `messageId`s accepted before it and in it (those
+/// it accepts are recorded together at the end), and the stored people of
+/// its messages by external id.
+struct Known<'a> {
     seen: HashSet<String>,
     accepted: Vec<events::Accepted<'a>>,
+    people: HashMap<String, Person>,
 }
 
-impl<'a> MessageIds<'a> {
+impl<'a> Known<'a> {
     async fn read(
         c: &mut AnyConnection,
-        calls: impl Iterator<Item = &'a [Message]>,
-    ) -> Result<MessageIds<'a>, StoreError> {
+        calls: impl Iterator<Item = &'a [Message]> + Clone,
+    ) -> Result<Known<'a>, StoreError> {
         let ids: Vec<&str> = calls
+            .clone()
             .flatten()
             .filter_map(|m| m.message_id.as_deref())
             .collect();
-        Ok(MessageIds {
+        let mut users: Vec<&str> = calls.flatten().map(|m| m.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        Ok(Known {
             seen: events::seen(c, &ids).await?,
             accepted: Vec::new(),
+            people: repo::people_by_external_many(c, &users).await?,
         })
     }
 
@@ -611,31 +628,31 @@ impl<'a> MessageIds<'a> {
 
 /// Stores one call's messages inside an open transaction, without
 /// re-evaluating anyone's lifecycle: the outcomes, and in `touched` the
-/// people whose facts changed. A message whose id is in `ids` (accepted
-/// before, or earlier in this transaction) is a duplicate.
+/// people whose facts changed. A message whose id `known` has seen
+/// (accepted before, or earlier in this transaction) is a duplicate.
 async fn store_all<'a>(
     c: &mut AnyConnection,
     pb: &Playbook,
     msgs: &'a [Message],
     now: Timestamp,
-    ids: &mut MessageIds<'a>,
+    known: &mut Known<'a>,
     touched: &mut BTreeSet<i64>,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut out = Vec::with_capacity(msgs.len());
     for m in msgs {
         if let Some(id) = &m.message_id {
-            if !ids.seen.insert(id.clone()) {
+            if !known.seen.insert(id.clone()) {
                 out.push(Outcome::Duplicate);
                 continue;
             }
         }
-        let outcome = apply(c, pb, m, touched).await?;
+        let outcome = apply(c, pb, m, &mut known.people, touched).await?;
         if let Some(id) = &m.message_id {
             let person_id = match &outcome {
                 Outcome::Stored { person_id, .. } if *person_id > 0 => Some(*person_id),
                 _ => None,
             };
-            ids.accepted.push(events::Accepted {
+            known.accepted.push(events::Accepted {
                 message_id: id,
                 kind: m.call.as_str(),
                 person_id,
@@ -663,9 +680,9 @@ async fn apply_all(
     now: Timestamp,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut touched = BTreeSet::new();
-    let mut ids = MessageIds::read(c, std::iter::once(msgs)).await?;
-    let out = store_all(c, pb, msgs, now, &mut ids, &mut touched).await?;
-    ids.record(c).await?;
+    let mut known = Known::read(c, std::iter::once(msgs)).await?;
+    let out = store_all(c, pb, msgs, now, &mut known, &mut touched).await?;
+    known.record(c).await?;
     let ids: Vec<i64> = touched.into_iter().collect();
     lifecycle::advance_many(c, pb, &ids, until(msgs, now)).await?;
     Ok(out)
@@ -734,8 +751,10 @@ struct Job {
 ///
 /// Each statement is a round trip to sqlx's SQLite thread (about 0.1 ms on
 /// the 2-core benchmark machine, far more than SQLite's own work), so what
-/// can be done once per group is: the lifecycle of everyone the group's
-/// calls touched is re-evaluated once, after all of them are stored
+/// can be done once per group is: its `messageId`s and its people are read
+/// in one query each, the ids it accepts are recorded in one
+/// insert, and the lifecycle of everyone its calls touched is re-evaluated
+/// once, after all of them are stored
 /// ([`lifecycle::advance_many`]: six packed reads for the group instead of
 /// five reads per call), up to the group's latest `now` (or a later message
 /// time). The engine evaluates each fact's instant in time order on the
@@ -847,10 +866,11 @@ async fn write_group(store: &Store, group: &[Job]) -> Result<Vec<Vec<Outcome>>, 
     let mut results = Vec::with_capacity(group.len());
     // Person id -> the instant it is evaluated up to.
     let mut evaluate: BTreeMap<i64, Timestamp> = BTreeMap::new();
-    let mut ids = MessageIds::read(tx.conn(), group.iter().map(|j| &j.msgs[..])).await?;
+    let mut known = Known::read(tx.conn(), group.iter().map(|j| &j.msgs[..])).await?;
     for job in group {
         let mut touched = BTreeSet::new();
-        let outcomes = store_all(tx.conn(), pb, &job.msgs, job.now, &mut ids, &mut touched).await?;
+        let outcomes =
+            store_all(tx.conn(), pb, &job.msgs, job.now, &mut known, &mut touched).await?;
         results.push(outcomes);
         let until = until(&job.msgs, group_now);
         for id in touched {
@@ -858,7 +878,7 @@ async fn write_group(store: &Store, group: &[Job]) -> Result<Vec<Vec<Outcome>>, 
             *e = (*e).max(until);
         }
     }
-    ids.record(tx.conn()).await?;
+    known.record(tx.conn()).await?;
     let mut by_until: BTreeMap<Timestamp, Vec<i64>> = BTreeMap::new();
     for (id, until) in evaluate {
         by_until.entry(until).or_default().push(id);
