@@ -387,6 +387,10 @@ struct Instants {
     slots: [Slot; 3],
     /// Per stage, as in `pb.stages`.
     entries: Vec<Entry>,
+    /// The scoring touches since the cycle's start (the key), kept while
+    /// it stays the same: scoring a lead at each of n instants would
+    /// otherwise filter and sort its n touches n times.
+    run: Option<(Timestamp, scoring::EngagementRun)>,
 }
 
 /// What [`Instants`] remembers of one stage's entry.
@@ -430,7 +434,28 @@ impl Instants {
             fit: profile.fit,
             slots,
             entries,
+            run: None,
         }
+    }
+
+    /// The engagement score at `at` of the touches at or after `since`.
+    fn engagement(
+        &mut self,
+        pb: &Playbook,
+        touches: &[crate::domain::Touch],
+        since: Timestamp,
+        at: Timestamp,
+    ) -> f64 {
+        let run = match &mut self.run {
+            Some((key, run)) if *key == since => run,
+            slot => {
+                let recent = touches.iter().filter(|t| t.at >= since);
+                &mut slot
+                    .insert((since, scoring::EngagementRun::build(pb, recent)))
+                    .1
+            }
+        };
+        run.score(pb, at)
     }
 
     /// Binds slot `i` to `value`, converting it only when it changed.
@@ -495,8 +520,7 @@ fn evaluate_with(
     };
     if inst.slots[0].read {
         let fit = inst.fit;
-        let recent = facts.touches.iter().filter(|t| t.at >= since);
-        let engagement = scoring::engagement_score(pb, recent, at);
+        let engagement = inst.engagement(pb, facts.touches, since, at);
         inst.bind(
             0,
             serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),

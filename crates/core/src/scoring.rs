@@ -133,6 +133,52 @@ fn scored<'t>(
     parts
 }
 
+/// One person's scoring touches as (time, points), in the order
+/// [`engagement_score`] sums them: built once, it gives the score at any
+/// number of instants without filtering, looking up rules or sorting again
+/// (the lifecycle engine scores a lead at every instant one of its facts
+/// changed). Same values summed in the same order: the same number.
+#[derive(Clone, Debug, Default)]
+pub struct EngagementRun(Vec<(Timestamp, f64)>);
+
+impl EngagementRun {
+    /// The run of `touches` (any order) by the playbook's engagement rules;
+    /// touches of kinds without a rule are left out.
+    pub fn build<'t>(pb: &Playbook, touches: impl IntoIterator<Item = &'t Touch>) -> Self {
+        let mut rows: Vec<(Timestamp, &str, f64)> = touches
+            .into_iter()
+            .filter_map(|t| Some((t.at, t.kind.as_str(), rule_points(pb, t)?)))
+            .collect();
+        rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        EngagementRun(rows.into_iter().map(|r| (r.0, r.2)).collect())
+    }
+
+    /// [`engagement_score`] of the run's touches as of `as_of`.
+    pub fn score(&self, pb: &Playbook, as_of: Timestamp) -> f64 {
+        score_of_run(&self.0, pb.scoring.half_life_days, as_of)
+    }
+}
+
+/// The points of the engagement rule for `t`'s kind, if any.
+fn rule_points(pb: &Playbook, t: &Touch) -> Option<f64> {
+    let s = &pb.scoring;
+    Some(
+        s.engagement_rules
+            .iter()
+            .find(|r| r.touch == t.kind)?
+            .points,
+    )
+}
+
+/// The capped sum of a sorted run's decayed points up to `as_of`.
+fn score_of_run(run: &[(Timestamp, f64)], half_life_days: f64, as_of: Timestamp) -> f64 {
+    cap(run
+        .iter()
+        .take_while(|(at, _)| *at <= as_of)
+        .map(|&(at, points)| points * decay(at.days_until(as_of), half_life_days))
+        .sum())
+}
+
 /// Every person's scoring touches as (time, points), in the order
 /// [`engagement_score`] sums them: an index for pages that score many
 /// people at one instant. Built once per history and playbook, it reads
@@ -151,13 +197,9 @@ impl EngagementIndex {
     /// Indexes `touches` (any order) by the playbook's engagement rules;
     /// touches of kinds without a rule are left out.
     pub fn build(pb: &Playbook, touches: &[Touch]) -> Self {
-        let s = &pb.scoring;
         let mut rows: Vec<(i64, Timestamp, &str, f64)> = touches
             .iter()
-            .filter_map(|t| {
-                let rule = s.engagement_rules.iter().find(|r| r.touch == t.kind)?;
-                Some((t.person_id, t.at, t.kind.as_str(), rule.points))
-            })
+            .filter_map(|t| Some((t.person_id, t.at, t.kind.as_str(), rule_points(pb, t)?)))
             .collect();
         rows.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
         let mut of: FxHashMap<i64, std::ops::Range<usize>> = FxHashMap::default();
@@ -165,7 +207,7 @@ impl EngagementIndex {
             of.entry(r.0).or_insert(i..i).end = i + 1;
         }
         EngagementIndex {
-            half_life_days: s.half_life_days,
+            half_life_days: pb.scoring.half_life_days,
             of,
             parts: rows.into_iter().map(|r| (r.1, r.3)).collect(),
         }
@@ -177,11 +219,7 @@ impl EngagementIndex {
             Some(r) => &self.parts[r.clone()],
             None => &[],
         };
-        cap(run
-            .iter()
-            .take_while(|(at, _)| *at <= as_of)
-            .map(|&(at, points)| points * decay(at.days_until(as_of), self.half_life_days))
-            .sum())
+        score_of_run(run, self.half_life_days, as_of)
     }
 }
 
@@ -304,8 +342,8 @@ mod tests {
 
     proptest::proptest! {
         /// On random touches (several people, kinds with and without a
-        /// rule, ties in time), the index gives every person's
-        /// `engagement_score` to the bit, at any instant.
+        /// rule, ties in time), the index and a person's run give every
+        /// person's `engagement_score` to the bit, at any instant.
         #[test]
         fn the_index_equals_engagement_score(
             touches in proptest::collection::vec((1i64..5, 0usize..5, 0i64..40), 0..40),
@@ -320,8 +358,12 @@ mod tests {
             let ix = EngagementIndex::build(&pb, &touches);
             let at = Timestamp::from_millis(as_of * DAY_MS);
             for p in 0..6 {
-                let want = engagement_score(&pb, touches.iter().filter(|t| t.person_id == p), at);
+                let own = || touches.iter().filter(|t| t.person_id == p);
+                let want = engagement_score(&pb, own(), at);
                 proptest::prop_assert_eq!(ix.score(p, at).to_bits(), want.to_bits(), "person {}", p);
+                // One person's run, as the lifecycle engine keeps it.
+                let run = EngagementRun::build(&pb, own());
+                proptest::prop_assert_eq!(run.score(&pb, at).to_bits(), want.to_bits(), "run {}", p);
             }
         }
     }
