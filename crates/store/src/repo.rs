@@ -526,20 +526,10 @@ pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upse
             {
                 return Ok((old.id, Upsert::Unchanged));
             }
-            sqlx::query(
+            let q = sqlx::query(
                 "UPDATE touches SET person_id = $1, at = $2, kind = $3, channel = $4, campaign = $5, source = $6, medium = $7, cost = $8 WHERE id = $9",
-            )
-            .bind(t.person_id)
-            .bind(t.at.millis())
-            .bind(t.kind.as_str())
-            .bind(t.channel.as_deref())
-            .bind(t.campaign.as_deref())
-            .bind(t.source.as_deref())
-            .bind(t.medium.as_deref())
-            .bind(t.cost)
-            .bind(old.id)
-            .execute(c)
-            .await?;
+            );
+            bind_touch(q, t).bind(old.id).execute(c).await?;
             return Ok((old.id, Upsert::Updated));
         }
     }
@@ -571,15 +561,23 @@ async fn insert_touch(
     skip_existing: bool,
 ) -> Result<Option<i64>, StoreError> {
     let sql = if skip_existing {
-        "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost) \
+        "INSERT INTO touches (person_id, at, kind, channel, campaign, source, medium, cost, external_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (external_id) DO NOTHING RETURNING id"
     } else {
-        "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost) \
+        "INSERT INTO touches (person_id, at, kind, channel, campaign, source, medium, cost, external_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
     };
-    Ok(sqlx::query_scalar(sql)
+    let row = bind_touch(sqlx::query(sql), t)
         .bind(&t.external_id)
-        .bind(t.person_id)
+        .fetch_optional(c)
+        .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Binds a touch's stored facts, `person_id` to `cost`, in column order:
+/// every statement that writes a touch lists them first.
+fn bind_touch(q: AnyQuery, t: &Touch) -> AnyQuery {
+    q.bind(t.person_id)
         .bind(t.at.millis())
         .bind(t.kind.as_str())
         .bind(t.channel.as_deref())
@@ -587,8 +585,6 @@ async fn insert_touch(
         .bind(t.source.as_deref())
         .bind(t.medium.as_deref())
         .bind(t.cost)
-        .fetch_optional(c)
-        .await?)
 }
 
 // -------------------------------------------------------------- activities
