@@ -1301,7 +1301,7 @@ pub async fn insert_people<'r>(
 }
 
 const BULK_TOUCHES: &str =
-    "INSERT INTO touches (external_id, person_id, at, kind, channel, campaign, source, medium, cost)";
+    "INSERT INTO touches (person_id, at, kind, channel, campaign, source, medium, cost, external_id)";
 
 /// Inserts touches; the store assigns ids in iteration order (`t.id` is
 /// ignored).
@@ -1310,15 +1310,7 @@ pub async fn insert_touches<'r>(
     rows: impl IntoIterator<Item = &'r Touch>,
 ) -> Result<(), StoreError> {
     insert_rows(c, BULK_TOUCHES, 9, rows, |q, t| {
-        q.bind(t.external_id.as_deref())
-            .bind(t.person_id)
-            .bind(t.at.millis())
-            .bind(t.kind.as_str())
-            .bind(t.channel.as_deref())
-            .bind(t.campaign.as_deref())
-            .bind(t.source.as_deref())
-            .bind(t.medium.as_deref())
-            .bind(t.cost)
+        bind_touch(q, t).bind(t.external_id.as_deref())
     })
     .await
 }
