@@ -170,7 +170,8 @@ pub(crate) async fn stream<T: Record>(
     Ok(out)
 }
 
-/// `SELECT {cols} FROM {from}` with `binds` as `$1…`: on SQLite the rows
+/// `SELECT {cols} FROM {from}`, `binds` bound to `from`'s placeholders in
+/// order: on SQLite the rows
 /// packed in one value (see the module note), so a read of many small rows
 /// (a group of people's facts) is one hand-over from the database thread,
 /// not one per row; elsewhere streamed as [`stream`] does. No order: the
