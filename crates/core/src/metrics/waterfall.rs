@@ -23,6 +23,7 @@ use super::retention::DealKind;
 use crate::domain::{Deal, DealStatus, Subject, Transition};
 use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, StageKind};
+use crate::sym::Sym;
 use crate::time::{Timestamp, DAY_MS};
 
 use super::index::count_units;
@@ -190,8 +191,9 @@ pub struct LostDeals {
 
 /// Every cycle's passage through the funnel, sorted by (subject, cycle).
 /// The per-cycle lists live in three flat arrays (not three allocations
-/// per cycle), and stage ids and reasons are borrowed from the transitions.
-struct Cycles<'t> {
+/// per cycle); stage ids and reasons are interned, so nothing borrows the
+/// transitions.
+struct Cycles {
     /// Funnel length.
     n: usize,
     recs: Vec<CycleRec>,
@@ -201,7 +203,7 @@ struct Cycles<'t> {
     /// Every entry into a funnel stage: (funnel index, at).
     entries: Vec<(usize, Timestamp)>,
     /// Exits to off-ramps.
-    exits: Vec<Exit<'t>>,
+    exits: Vec<Exit>,
 }
 
 /// One cycle: its unit and where its lists are in [`Cycles`].
@@ -214,17 +216,17 @@ struct CycleRec {
 
 /// An exit from a funnel stage to an off-ramp.
 #[derive(Clone, Copy, Debug)]
-struct Exit<'t> {
+struct Exit {
     /// Funnel index left.
     left: usize,
     /// Off-ramp stage id.
-    to: &'t str,
+    to: &'static str,
     at: Timestamp,
     /// Reason code, [`NONE`] when none was given.
-    reason: &'t str,
+    reason: &'static str,
 }
 
-impl<'t> Cycles<'t> {
+impl Cycles {
     fn entered(&self, k: usize) -> &[Option<Timestamp>] {
         &self.entered[k * self.n..(k + 1) * self.n]
     }
@@ -233,7 +235,7 @@ impl<'t> Cycles<'t> {
         &self.entries[self.recs[k].entries.clone()]
     }
 
-    fn exits(&self, k: usize) -> &[Exit<'t>] {
+    fn exits(&self, k: usize) -> &[Exit] {
         &self.exits[self.recs[k].exits.clone()]
     }
 
@@ -260,85 +262,122 @@ impl<'t> Cycles<'t> {
 /// What a stage id is to the waterfall.
 #[derive(Clone, Copy)]
 enum Role {
-    Funnel(usize),
+    /// A funnel stage, by funnel index (`u32` keeps [`Step`] small).
+    Funnel(u32),
     OffRamp,
 }
 
-/// A transition to replay: its sort key (subject, cycle, at, seq), what
-/// its `to` stage is, and its index in the input.
-struct Step {
-    key: (Subject, i64, Timestamp, i64),
-    role: Option<Role>,
-    index: usize,
+/// What a transition does to its cycle, read once in input order.
+#[derive(Clone, Copy)]
+enum Move {
+    /// Entered the funnel stage of this index.
+    Enter(u32),
+    /// Left for an off-ramp: `aside` indexes its stage id and reason, kept
+    /// aside in input order; `from` is the funnel index it recorded leaving,
+    /// `None` when it recorded none (the replayed position is used).
+    Leave { aside: u32, from: Option<u32> },
+    /// Anything else: another stage, or an exit from outside the funnel.
+    Other,
 }
 
-/// The role of every stage id the waterfall knows.
-struct Roles<'a>(Vec<(&'a str, Role)>);
+/// A transition to replay: its sort key (subject, cycle, at, seq) and what
+/// it does (56 bytes). Everything the replay reads is here or in a small
+/// table beside it: following an index back to each off-ramp transition
+/// was a quarter of the replay (a cache miss per exit).
+struct Step {
+    key: (Subject, i64, Timestamp, i64),
+    mv: Move,
+}
 
-impl<'a> Roles<'a> {
-    fn new(funnel: &'a [String], kinds: &'a BTreeMap<String, StageKind>) -> Self {
+/// The role of every stage id the waterfall knows, by interned id: a
+/// linear scan of a handful of pointer comparisons per transition.
+struct Roles(Vec<(Sym, Role)>);
+
+impl Roles {
+    fn new(funnel: &[String], kinds: &BTreeMap<String, StageKind>) -> Self {
         // The funnel first, so its first position wins when an id is listed
-        // twice; a linear scan of a handful of ids beats hashing each one.
+        // twice.
         Roles(
             funnel
                 .iter()
                 .enumerate()
-                .map(|(i, f)| (f.as_str(), Role::Funnel(i)))
+                .map(|(i, f)| (Sym::new(f), Role::Funnel(i as u32)))
                 .chain(
                     kinds
                         .iter()
                         .filter(|(_, k)| matches!(k, StageKind::Recycle | StageKind::Terminal))
-                        .map(|(id, _)| (id.as_str(), Role::OffRamp)),
+                        .map(|(id, _)| (Sym::new(id), Role::OffRamp)),
                 )
                 .collect(),
         )
     }
 
-    fn of(&self, s: &str) -> Option<Role> {
+    fn of(&self, s: Sym) -> Option<Role> {
         self.0.iter().find(|(id, _)| *id == s).map(|&(_, r)| r)
     }
 
     /// The funnel index of `s`, `None` for any other id.
-    fn funnel_index(&self, s: &str) -> Option<usize> {
+    fn funnel_index(&self, s: Sym) -> Option<usize> {
         match self.of(s) {
-            Some(Role::Funnel(i)) => Some(i),
+            Some(Role::Funnel(i)) => Some(i as usize),
             _ => None,
         }
     }
 }
 
 /// Replays transitions up to `as_of` into cycles.
-fn cycles<'t>(
+fn cycles(
     funnel: &[String],
     kinds: &BTreeMap<String, StageKind>,
-    transitions: &'t [Transition],
+    transitions: &[Transition],
     as_of: Timestamp,
-) -> Cycles<'t> {
+) -> Cycles {
     let roles = Roles::new(funnel, kinds);
-    let role = |s: &str| roles.of(s);
-    let index = |s: &str| roles.funnel_index(s);
-    // The sort key and the stage's role are read in one pass in memory
-    // order; sorting and replaying then stay in this compact array instead
-    // of following a pointer to each transition and its `to` string, which
-    // dominated (cache misses) on a 300k-transition history.
-    let mut ts: Vec<Step> = transitions
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.at <= as_of)
-        .map(|(i, t)| Step {
+    // The sort key and the move are read in one pass in memory order;
+    // sorting and replaying then stay in this compact array instead of
+    // following a pointer to each transition, which dominated (cache
+    // misses) on a 300k-transition history. Sized once: growing a vector of
+    // millions of steps copied it and faulted in fresh pages each time.
+    let mut ts: Vec<Step> = Vec::with_capacity(transitions.len());
+    let mut aside: Vec<(Sym, Option<Sym>)> = Vec::new();
+    for t in transitions.iter().filter(|t| t.at <= as_of) {
+        let mv = match roles.of(t.to) {
+            Some(Role::Funnel(i)) => Move::Enter(i),
+            Some(Role::OffRamp) => match t.from.map(|f| roles.of(f)) {
+                // Only exits from a funnel stage leak; `from` wins over the
+                // replayed position when recorded.
+                Some(Some(Role::Funnel(i))) => Move::Leave {
+                    aside: aside.len() as u32,
+                    from: Some(i),
+                },
+                Some(_) => Move::Other,
+                None => Move::Leave {
+                    aside: aside.len() as u32,
+                    from: None,
+                },
+            },
+            None => Move::Other,
+        };
+        if matches!(mv, Move::Leave { .. }) {
+            aside.push((t.to, t.reason));
+        }
+        ts.push(Step {
             key: (t.subject, t.cycle, t.at, t.seq),
-            role: role(&t.to),
-            index: i,
-        })
-        .collect();
+            mv,
+        });
+    }
     ts.sort_unstable_by_key(|s| s.key);
     let n = funnel.len();
+    let cycles = 1 + ts
+        .windows(2)
+        .filter(|w| (w[0].key.0, w[0].key.1) != (w[1].key.0, w[1].key.1))
+        .count();
     let mut out = Cycles {
         n,
-        recs: Vec::new(),
-        entered: Vec::new(),
-        entries: Vec::with_capacity(ts.len()),
-        exits: Vec::new(),
+        recs: Vec::with_capacity(cycles),
+        entered: Vec::with_capacity(cycles * n),
+        entries: Vec::with_capacity(ts.len() - aside.len()),
+        exits: Vec::with_capacity(aside.len()),
     };
     let mut cur: Option<usize> = None;
     for step in ts {
@@ -358,8 +397,9 @@ fn cycles<'t>(
             cur = None;
         }
         let k = out.recs.len() - 1;
-        match step.role {
-            Some(Role::Funnel(i)) => {
+        match step.mv {
+            Move::Enter(i) => {
+                let i = i as usize;
                 let first = &mut out.entered[k * n + i];
                 if first.is_none() {
                     *first = Some(at);
@@ -368,25 +408,19 @@ fn cycles<'t>(
                 out.recs[k].entries.end += 1;
                 cur = Some(i);
             }
-            Some(Role::OffRamp) => {
-                let t = &transitions[step.index];
-                // Only exits from a funnel stage leak; `from` wins over the
-                // replayed position when recorded.
-                let left = match t.from.as_deref() {
-                    Some(f) => index(f),
-                    None => cur,
-                };
-                if let Some(left) = left {
+            Move::Leave { aside: a, from } => {
+                if let Some(left) = from.map(|f| f as usize).or(cur) {
+                    let (to, reason) = aside[a as usize];
                     out.exits.push(Exit {
                         left,
-                        to: &t.to,
-                        at: t.at,
-                        reason: t.reason.as_deref().unwrap_or(NONE),
+                        to: to.as_str(),
+                        at,
+                        reason: reason.map_or(NONE, |r| r.as_str()),
                     });
                     out.recs[k].exits.end += 1;
                 }
             }
-            None => {}
+            Move::Other => {}
         }
     }
     out
@@ -455,7 +489,7 @@ impl Groups {
 /// the window, its distinct exits, and its cohort representative (in unique
 /// mode the cohort cycle that got furthest, earliest on ties).
 fn compute<'t>(
-    cyc: &Cycles<'t>,
+    cyc: &'t Cycles,
     deals: &'t [Deal],
     c: usize,
     windows: &[Window],
@@ -629,116 +663,170 @@ pub fn waterfall_of(
     deals: &[Deal],
     opts: &WaterfallOptions<'_>,
 ) -> Result<Waterfall, MetricsError> {
-    let funnel = funnel.to_vec();
+    // Checked before replaying: a bad query should not cost a replay.
+    cohort_index(funnel, opts)?;
+    Replay::of(funnel, kinds, transitions, opts.as_of).waterfall(deals, opts)
+}
+
+/// The funnel index of the cohort stage `opts` asks for.
+fn cohort_index(funnel: &[String], opts: &WaterfallOptions<'_>) -> Result<usize, MetricsError> {
     if funnel.is_empty() {
         return Err(MetricsError::NoFunnel);
     }
-    let c = match &opts.cohort_stage {
-        None => 0,
+    match &opts.cohort_stage {
+        None => Ok(0),
         Some(s) => funnel
             .iter()
             .position(|f| f == s)
-            .ok_or_else(|| MetricsError::UnknownStage(s.clone()))?,
-    };
-    let cyc = cycles(&funnel, kinds, transitions, opts.as_of);
-    let n = funnel.len();
-    let windows: Vec<Window> = std::iter::once(opts.window)
-        .chain(opts.comparison.iter().copied())
-        .collect();
-    let mut all = compute(&cyc, deals, c, &windows, opts).into_iter();
-    let current = all.next().unwrap_or_default();
-    let past: Vec<BTreeMap<String, Core>> = all.collect();
+            .ok_or_else(|| MetricsError::UnknownStage(s.clone())),
+    }
+}
 
-    let mut keys: BTreeSet<String> = current.keys().cloned().collect();
-    for p in &past {
-        keys.extend(p.keys().cloned());
+/// Transitions up to an instant replayed through a funnel: every cycle's
+/// entries and exits, in (subject, cycle) order.
+///
+/// This is the part of the waterfall that depends only on the
+/// transitions, the funnel and the instant, not on a query's grouping,
+/// windows, cohort stage or unit, and most of its cost (a sort of every
+/// transition). A server keeps it beside its history and answers each
+/// waterfall query over the same transitions with [`Replay::waterfall`].
+pub struct Replay {
+    funnel: Vec<String>,
+    cycles: Cycles,
+}
+
+impl Replay {
+    /// Replays `transitions` at or before `as_of` through the person
+    /// funnel of `pb`.
+    pub fn new(pb: &Playbook, transitions: &[Transition], as_of: Timestamp) -> Replay {
+        Replay::of(&funnel_ids(pb), &stage_kinds(pb), transitions, as_of)
     }
-    let pairs = velocity_pairs(c, n - 1);
-    let empty = Core::new(n, pairs.len());
-    let mut groups = Vec::new();
-    for g in keys {
-        let cur = current.get(&g).unwrap_or(&empty);
-        let olds: Vec<&Core> = past.iter().map(|p| p.get(&g).unwrap_or(&empty)).collect();
-        let prev = olds.first().copied();
-        let avg = |f: &dyn Fn(&Core) -> u64| -> Option<f64> {
-            (!olds.is_empty())
-                .then(|| olds.iter().map(|o| f(o) as f64).sum::<f64>() / olds.len() as f64)
-        };
-        let size = cur.cohort[c];
-        let stages = funnel
-            .iter()
-            .enumerate()
-            .map(|(j, id)| {
-                let in_cohort = j >= c;
-                StageRow {
-                    stage: id.clone(),
-                    cohort: in_cohort.then_some(cur.cohort[j]),
-                    conversion: (j > c)
-                        .then(|| ratio(cur.cohort[j] as f64, cur.cohort[j - 1] as f64))
-                        .flatten(),
-                    cumulative: in_cohort
-                        .then(|| ratio(cur.cohort[j] as f64, size as f64))
-                        .flatten(),
-                    flow: cur.flow[j],
-                    flow_ratio: (j > 0)
-                        .then(|| ratio(cur.flow[j] as f64, cur.flow[j - 1] as f64))
-                        .flatten(),
-                    leaked: cur.leaked[j],
-                    prev_cohort: prev.filter(|_| in_cohort).map(|p| p.cohort[j]),
-                    avg_cohort: avg(&|o: &Core| o.cohort[j]).filter(|_| in_cohort),
-                    prev_flow: prev.map(|p| p.flow[j]),
-                    avg_flow: avg(&|o: &Core| o.flow[j]),
-                    prev_leaked: prev.map(|p| p.leaked[j]),
-                    avg_leaked: avg(&|o: &Core| o.leaked[j]),
-                }
-            })
-            .collect();
-        let velocity = pairs
-            .iter()
-            .zip(&cur.velocity)
-            .map(|(&(a, b), days)| Velocity {
-                from: funnel[a].clone(),
-                to: funnel[b].clone(),
-                n: days.len() as u64,
-                median_days: percentile(days, 50.0),
-                p90_days: percentile(days, 90.0),
-            })
-            .collect();
-        let mut leakage: Vec<StageLeakage> = Vec::new();
-        for (&(i, to, reason), &count) in &cur.exits {
-            if leakage.last().is_none_or(|l| l.stage != funnel[i]) {
-                leakage.push(StageLeakage {
-                    stage: funnel[i].clone(),
-                    total: cur.leaked[i],
-                    exits: Vec::new(),
-                });
-            }
-            if let Some(l) = leakage.last_mut() {
-                l.exits.push(ExitCount {
-                    to: to.to_string(),
-                    reason: reason.to_string(),
-                    count,
-                });
-            }
+
+    /// [`Replay::new`] over any funnel (see [`waterfall_of`]).
+    pub fn of(
+        funnel: &[String],
+        kinds: &BTreeMap<String, StageKind>,
+        transitions: &[Transition],
+        as_of: Timestamp,
+    ) -> Replay {
+        Replay {
+            funnel: funnel.to_vec(),
+            cycles: cycles(funnel, kinds, transitions, as_of),
         }
-        groups.push(GroupWaterfall {
-            group: g,
-            cohort_size: size,
-            end_to_end: ratio(cur.cohort[n - 1] as f64, size as f64),
-            stages,
-            velocity,
-            leakage,
-            lost: cur.lost.clone(),
-        });
     }
-    Ok(Waterfall {
-        as_of: opts.as_of,
-        window: opts.window,
-        comparison: opts.comparison.clone(),
-        cohort_stage: funnel[c].clone(),
-        unique: opts.unique,
-        groups,
-    })
+
+    /// The waterfall of the replayed transitions for `opts`: what
+    /// [`waterfall_of`] gives for the same transitions when `opts.as_of`
+    /// includes exactly the replayed ones (every transition at or before it
+    /// was replayed, and no later one). `opts.as_of` is still read for the
+    /// deals.
+    pub fn waterfall(
+        &self,
+        deals: &[Deal],
+        opts: &WaterfallOptions<'_>,
+    ) -> Result<Waterfall, MetricsError> {
+        let funnel = &self.funnel;
+        let c = cohort_index(funnel, opts)?;
+        let cyc = &self.cycles;
+        let n = funnel.len();
+        let windows: Vec<Window> = std::iter::once(opts.window)
+            .chain(opts.comparison.iter().copied())
+            .collect();
+        let mut all = compute(cyc, deals, c, &windows, opts).into_iter();
+        let current = all.next().unwrap_or_default();
+        let past: Vec<BTreeMap<String, Core>> = all.collect();
+
+        let mut keys: BTreeSet<String> = current.keys().cloned().collect();
+        for p in &past {
+            keys.extend(p.keys().cloned());
+        }
+        let pairs = velocity_pairs(c, n - 1);
+        let empty = Core::new(n, pairs.len());
+        let mut groups = Vec::new();
+        for g in keys {
+            let cur = current.get(&g).unwrap_or(&empty);
+            let olds: Vec<&Core> = past.iter().map(|p| p.get(&g).unwrap_or(&empty)).collect();
+            let prev = olds.first().copied();
+            let avg = |f: &dyn Fn(&Core) -> u64| -> Option<f64> {
+                (!olds.is_empty())
+                    .then(|| olds.iter().map(|o| f(o) as f64).sum::<f64>() / olds.len() as f64)
+            };
+            let size = cur.cohort[c];
+            let stages = funnel
+                .iter()
+                .enumerate()
+                .map(|(j, id)| {
+                    let in_cohort = j >= c;
+                    StageRow {
+                        stage: id.clone(),
+                        cohort: in_cohort.then_some(cur.cohort[j]),
+                        conversion: (j > c)
+                            .then(|| ratio(cur.cohort[j] as f64, cur.cohort[j - 1] as f64))
+                            .flatten(),
+                        cumulative: in_cohort
+                            .then(|| ratio(cur.cohort[j] as f64, size as f64))
+                            .flatten(),
+                        flow: cur.flow[j],
+                        flow_ratio: (j > 0)
+                            .then(|| ratio(cur.flow[j] as f64, cur.flow[j - 1] as f64))
+                            .flatten(),
+                        leaked: cur.leaked[j],
+                        prev_cohort: prev.filter(|_| in_cohort).map(|p| p.cohort[j]),
+                        avg_cohort: avg(&|o: &Core| o.cohort[j]).filter(|_| in_cohort),
+                        prev_flow: prev.map(|p| p.flow[j]),
+                        avg_flow: avg(&|o: &Core| o.flow[j]),
+                        prev_leaked: prev.map(|p| p.leaked[j]),
+                        avg_leaked: avg(&|o: &Core| o.leaked[j]),
+                    }
+                })
+                .collect();
+            let velocity = pairs
+                .iter()
+                .zip(&cur.velocity)
+                .map(|(&(a, b), days)| Velocity {
+                    from: funnel[a].clone(),
+                    to: funnel[b].clone(),
+                    n: days.len() as u64,
+                    median_days: percentile(days, 50.0),
+                    p90_days: percentile(days, 90.0),
+                })
+                .collect();
+            let mut leakage: Vec<StageLeakage> = Vec::new();
+            for (&(i, to, reason), &count) in &cur.exits {
+                if leakage.last().is_none_or(|l| l.stage != funnel[i]) {
+                    leakage.push(StageLeakage {
+                        stage: funnel[i].clone(),
+                        total: cur.leaked[i],
+                        exits: Vec::new(),
+                    });
+                }
+                if let Some(l) = leakage.last_mut() {
+                    l.exits.push(ExitCount {
+                        to: to.to_string(),
+                        reason: reason.to_string(),
+                        count,
+                    });
+                }
+            }
+            groups.push(GroupWaterfall {
+                group: g,
+                cohort_size: size,
+                end_to_end: ratio(cur.cohort[n - 1] as f64, size as f64),
+                stages,
+                velocity,
+                leakage,
+                lost: cur.lost.clone(),
+            });
+        }
+        Ok(Waterfall {
+            as_of: opts.as_of,
+            window: opts.window,
+            comparison: opts.comparison.clone(),
+            cohort_stage: funnel[c].clone(),
+            unique: opts.unique,
+            groups,
+        })
+    }
 }
 
 /// A counting unit: (subject, cycle), the cycle 0 when counting people.
@@ -788,9 +876,9 @@ pub fn flow_counts(
     // Exits without `from`: they left the cycle's latest funnel stage.
     let mut unplaced: Vec<&Transition> = Vec::new();
     for t in transitions.iter().filter(|t| inside(t.at)) {
-        match roles.of(&t.to) {
-            Some(Role::Funnel(i)) => per_window(&mut entered, t, i),
-            Some(Role::OffRamp) => match t.from.as_deref() {
+        match roles.of(t.to) {
+            Some(Role::Funnel(i)) => per_window(&mut entered, t, i as usize),
+            Some(Role::OffRamp) => match t.from {
                 Some(f) => {
                     if let Some(i) = roles.funnel_index(f) {
                         per_window(&mut left, t, i);
@@ -810,7 +898,7 @@ pub fn flow_counts(
         }
         for t in transitions.iter().filter(|t| t.at <= as_of) {
             if let Some(entries) = latest.get_mut(&(t.subject, t.cycle)) {
-                if let Some(i) = roles.funnel_index(&t.to) {
+                if let Some(i) = roles.funnel_index(t.to) {
                     entries.push((t.at, t.seq, i));
                 }
             }
