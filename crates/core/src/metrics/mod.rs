@@ -23,6 +23,7 @@ pub mod waterfall;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -241,14 +242,61 @@ impl History<'_> {
 
 /// A group key per person id, each distinct key stored once: grouping
 /// 100,000 people by a dimension with a handful of values needs no string
-/// per person, and a key is found with one hash probe.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// per person, and a key is found with one hash probe, or one array read
+/// when the ids are dense (see [`Dense`]).
+#[derive(Clone, Debug, Default)]
 pub struct GroupKeys {
     /// Distinct keys, in order of first insertion.
     keys: Interner,
     /// Person id → id of its key.
     of: FxHashMap<i64, u32>,
+    /// `of` as an array, made on the first lookup after a change.
+    dense: OnceLock<Option<Dense>>,
 }
+
+/// Key ids in an array indexed by person id from the smallest one, made
+/// when the ids span at most twice their number (store ids do). A million
+/// lookups in id order, as the waterfall makes them, then read memory in
+/// order instead of probing a large table at random (the probes were
+/// 39 % of a waterfall query from a kept replay).
+#[derive(Clone, Debug)]
+struct Dense {
+    first: i64,
+    /// [`Dense::NONE`] where a person has no key.
+    ids: Vec<u32>,
+}
+
+impl Dense {
+    const NONE: u32 = u32::MAX;
+
+    fn of(of: &FxHashMap<i64, u32>) -> Option<Dense> {
+        let first = *of.keys().min()?;
+        let last = *of.keys().max()?;
+        let span = usize::try_from(i128::from(last) - i128::from(first) + 1).ok()?;
+        if span > of.len().saturating_mul(2) {
+            return None;
+        }
+        let mut ids = vec![Dense::NONE; span];
+        for (&person, &id) in of {
+            ids[(person - first) as usize] = id;
+        }
+        Some(Dense { first, ids })
+    }
+
+    fn get(&self, person: i64) -> Option<u32> {
+        let i = usize::try_from(person.checked_sub(self.first)?).ok()?;
+        self.ids.get(i).copied().filter(|&id| id != Dense::NONE)
+    }
+}
+
+/// Equal when the same people have the same keys (however stored).
+impl PartialEq for GroupKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys && self.of == other.of
+    }
+}
+
+impl Eq for GroupKeys {}
 
 impl GroupKeys {
     /// No keys, with room for `people` people.
@@ -263,16 +311,22 @@ impl GroupKeys {
     pub fn insert(&mut self, person: i64, key: &str) {
         let id = self.keys.id(key);
         self.of.insert(person, id);
+        self.dense.take();
     }
 
     /// Takes `person` out of its group (into none).
     pub fn remove(&mut self, person: i64) {
         self.of.remove(&person);
+        self.dense.take();
     }
 
     /// The group key of `person`, if it has one.
     pub fn get(&self, person: i64) -> Option<&str> {
-        self.of.get(&person).map(|&id| self.keys.name(id))
+        let id = match self.dense.get_or_init(|| Dense::of(&self.of)) {
+            Some(d) => d.get(person),
+            None => self.of.get(&person).copied(),
+        };
+        id.map(|id| self.keys.name(id))
     }
 
     /// The people in group `key`, in no particular order.

@@ -1248,22 +1248,48 @@ fn funnel_money_counts_new_business_only() {
 
 proptest! {
     /// `GroupKeys` answers as the plain map of person → key it replaces,
-    /// later inserts for a person winning.
+    /// later inserts for a person winning, before and after changes made
+    /// once it was read (its array of dense ids is made again), with dense
+    /// ids and with one far away (a hash map then).
     #[test]
     fn group_keys_answer_as_a_map(
         inserts in proptest::collection::vec((0i64..40, 0usize..5), 0..80),
+        changes in proptest::collection::vec((0i64..45, proptest::option::of(0usize..5)), 0..10),
+        far in proptest::option::of(prop_oneof![Just(i64::MIN), Just(1_000_000i64), Just(i64::MAX)]),
         probes in proptest::collection::vec(-2i64..45, 0..20),
     ) {
         const NAMES: [&str; 5] = ["smb", "enterprise", "", "mid", "smb "];
-        let keys: GroupKeys = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
-        let map: BTreeMap<i64, &str> = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
-        prop_assert_eq!(keys.len(), map.len());
-        for p in probes.iter().chain(map.keys()) {
-            prop_assert_eq!(keys.get(*p), map.get(p).copied());
-            prop_assert_eq!(
-                Grouping::Map(&keys).person(Some(*p)),
-                map.get(p).copied().unwrap_or(NONE)
-            );
+        let mut keys: GroupKeys = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
+        let mut map: BTreeMap<i64, &str> = inserts.iter().map(|&(p, k)| (p, NAMES[k])).collect();
+        let check = |keys: &GroupKeys, map: &BTreeMap<i64, &str>| -> Result<(), TestCaseError> {
+            prop_assert_eq!(keys.len(), map.len());
+            for p in probes.iter().chain(map.keys()).chain(far.iter()) {
+                prop_assert_eq!(keys.get(*p), map.get(p).copied());
+                prop_assert_eq!(
+                    Grouping::Map(keys).person(Some(*p)),
+                    map.get(p).copied().unwrap_or(NONE)
+                );
+            }
+            Ok(())
+        };
+        check(&keys, &map)?;
+        for &(p, k) in &changes {
+            match k {
+                Some(k) => {
+                    keys.insert(p, NAMES[k]);
+                    map.insert(p, NAMES[k]);
+                }
+                None => {
+                    keys.remove(p);
+                    map.remove(&p);
+                }
+            }
+            check(&keys, &map)?;
+        }
+        if let Some(f) = far {
+            keys.insert(f, NAMES[1]);
+            map.insert(f, NAMES[1]);
+            check(&keys, &map)?;
         }
     }
 }
