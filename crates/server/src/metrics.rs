@@ -4,9 +4,7 @@ use axum::extract::State;
 use axum::Extension;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tandem_core::metrics::waterfall::{
-    waterfall as compute_waterfall, Waterfall, WaterfallOptions,
-};
+use tandem_core::metrics::waterfall::{Waterfall, WaterfallOptions};
 use tandem_core::metrics::{Grouping, Window};
 use tandem_core::sla::{stalled_page, StalledLead, StalledPage};
 use tandem_core::Timestamp;
@@ -34,17 +32,22 @@ pub struct FunnelQuery {
 }
 
 async fn compute(s: &AppState, warm: &Warm, q: &FunnelQuery) -> Result<Waterfall, ApiError> {
-    let pb = s.playbook();
-    let pb = &*pb;
-    let snap = warm.get(&s.store).await?;
+    let pb_arc = s.playbook();
+    let pb = &*pb_arc;
+    let (snap, marks) = warm.get_marked(&s.store).await?;
     let period =
         |e: query::PeriodError| ApiError::bad_request("bad_query", e.to_string(), Some(e.field()));
     let as_of = query::as_of(pb, q.as_of.as_deref(), now()).map_err(period)?;
     let window =
         query::window(pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period)?;
+    // Group keys and the replay are kept beside the history, as the
+    // dashboard's waterfall page keeps them.
+    let kept = crate::web::cache::kept_groups(warm, &snap, marks, &pb_arc);
     let groups = match &q.by {
         Some(by) => Some(
-            query::group_by(pb, &snap, by)
+            query::PeopleGroups::new(pb, &snap)
+                .kept(&kept)
+                .by(by)
                 .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("by")))?,
         ),
         None => None,
@@ -55,7 +58,8 @@ async fn compute(s: &AppState, warm: &Warm, q: &FunnelQuery) -> Result<Waterfall
     if let Some(g) = &groups {
         opts.grouping = Grouping::Map(g);
     }
-    compute_waterfall(pb, &snap.transitions, &snap.deals, &opts).map_err(|e| {
+    let replay = crate::web::cache::kept_replay(warm, &snap, marks, &pb_arc, as_of);
+    replay.replay.waterfall(&snap.deals, &opts).map_err(|e| {
         let field =
             matches!(e, tandem_core::metrics::MetricsError::UnknownStage(_)).then_some("cohort");
         ApiError::bad_request("bad_query", e.to_string(), field)

@@ -580,6 +580,49 @@ async fn funnel_and_waterfall_equal_the_core_computation() {
 }
 
 #[tokio::test]
+async fn the_waterfall_reads_only_what_its_as_of_includes() {
+    // The server keeps one replay of the transitions (the latest as-of's);
+    // a request whose as-of includes other transitions must not answer
+    // from it. The window runs past every as-of, so a replay holding later
+    // MQLs would count them.
+    each(async |app| {
+        let pb = app.state.playbook();
+        let pb = &*pb;
+        let snap = {
+            let mut c = app.db.store.conn().await.unwrap();
+            repo::snapshot(&mut c).await.unwrap()
+        };
+        // The seed's MQLs enter at 10:00, 11:00, ... 21:00 on 2026-01-01.
+        for (as_of, mqls) in [
+            ("2026-02-01", 12),
+            ("2026-01-01T15:00:00Z", 6),
+            ("2026-01-01T15:30:00Z", 6),
+            ("2026-01-01T21:00:00Z", 12),
+            ("2026-01-01T10:00:00Z", 1),
+        ] {
+            let at = query::as_of(pb, Some(as_of), t(0)).unwrap();
+            let window =
+                query::window(pb, &snap, Some("2026-01-01"), Some("2026-03-01"), at).unwrap();
+            let mut opts = WaterfallOptions::new(window, at);
+            opts.cohort_stage = Some("mql".into());
+            let want = waterfall(pb, &snap.transitions, &snap.deals, &opts).unwrap();
+            assert_eq!(want.groups[0].cohort_size, mqls, "{as_of}");
+            let (s, got) = app
+                .get(
+                    &format!(
+                        "/api/v1/metrics/waterfall?as_of={as_of}&from=2026-01-01&to=2026-03-01&cohort=mql"
+                    ),
+                    Role::Viewer,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{got}");
+            assert_eq!(got, serde_json::to_value(&want).unwrap(), "{as_of}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn stalled_equals_the_core_computation() {
     each(async |app| {
         let pb = app.state.playbook();

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use tandem_core::metrics::index::HistoryIndex;
+use tandem_core::metrics::waterfall::Replay;
 use tandem_core::playbook::Playbook;
 use tandem_core::scoring::EngagementIndex;
 use tandem_core::sla::SlaIndex;
+use tandem_core::Timestamp;
 use tandem_store::query::KeptGroups;
 use tandem_store::repo::Snapshot;
 use tandem_store::warm::Marks;
@@ -132,4 +134,42 @@ pub(crate) fn sla_if_kept(
     pb: &Arc<Playbook>,
 ) -> Option<Arc<SlaIndex>> {
     cache.recall(SLA_INDEX, marks, pb)
+}
+
+/// The person funnel's [`Replay`] of the transitions up to an instant, with
+/// how many transitions it replayed.
+pub(crate) struct KeptReplay {
+    upto: usize,
+    pub(crate) replay: Replay,
+}
+
+/// The replay of this history's transitions at or before `as_of`: the
+/// API's waterfall and the waterfall page answer any grouping, window,
+/// cohort stage or unit from it instead of sorting every transition again.
+///
+/// The history keeps transitions in (at, seq) order, so those at or before
+/// an instant are a prefix, named by its length: a request whose `as_of`
+/// includes the same transitions as the kept replay (every "now", until
+/// the history changes) reuses it. Only the latest is kept, since each is
+/// about as large as the transitions' sort keys.
+pub(crate) fn kept_replay(
+    cache: &SnapshotCache,
+    snap: &Snapshot,
+    marks: Marks,
+    pb: &Arc<Playbook>,
+    as_of: Timestamp,
+) -> Arc<KeptReplay> {
+    const KEY: &str = "waterfall-replay";
+    let upto = snap.transitions.partition_point(|t| t.at <= as_of);
+    if let Some(kept) = cache.recall::<KeptReplay>(KEY, marks, pb) {
+        if kept.upto == upto {
+            return kept;
+        }
+    }
+    let built = Arc::new(KeptReplay {
+        upto,
+        replay: Replay::new(pb, &snap.transitions[..upto], as_of),
+    });
+    cache.keep(KEY.into(), marks, pb.clone(), built.clone());
+    built
 }

@@ -20,7 +20,7 @@ use tandem_core::domain::{Person, Touch};
 use tandem_core::lifecycle::LifecycleError;
 use tandem_core::metrics::gaps::{alignment_gaps, DEFAULT_THRESHOLD};
 use tandem_core::metrics::scorecard::{leading_indicators, scorecard, PaceStatus, RATE_METRICS};
-use tandem_core::metrics::waterfall::{waterfall as compute_waterfall, WaterfallOptions};
+use tandem_core::metrics::waterfall::WaterfallOptions;
 use tandem_core::metrics::{funnel_ids, period_window, Grouping, Window, ALL};
 use tandem_core::playbook::{Period, Playbook};
 use tandem_core::scoring;
@@ -36,7 +36,7 @@ use tandem_store::query::{self, KeptGroups};
 use tandem_store::repo::{self, Snapshot};
 use tandem_store::warm::Marks;
 
-use super::cache::{kept_groups, kept_index, SnapshotCache};
+use super::cache::{kept_groups, kept_index, kept_replay, SnapshotCache};
 use super::session::{is_fetch, WebUser};
 use super::svg::{self, Series};
 use super::{base, local, render, require, urlencode, with, WebError};
@@ -432,7 +432,7 @@ pub async fn waterfall(
     let pb_arc = s.playbook();
     let pb = &*pb_arc;
     let at = as_of(pb, q.as_of.as_deref())?;
-    let (snap, _, kept) = load_grouped(&cache, &s, &pb_arc).await?;
+    let (snap, marks, kept) = load_grouped(&cache, &s, &pb_arc).await?;
     let period = nonempty(&q.period).unwrap_or("all");
     let window = match (nonempty(&q.from), nonempty(&q.to), period) {
         (None, None, "all") => query::window(pb, &snap, None, None, at).map_err(bad_period)?,
@@ -483,7 +483,11 @@ pub async fn waterfall(
     if let Some(m) = &selected {
         opts.grouping = Grouping::Map(m);
     }
-    let w = compute_waterfall(pb, &snap.transitions, &snap.deals, &opts).map_err(metrics_err)?;
+    let replay = kept_replay(&cache, &snap, marks, &pb_arc, at);
+    let w = replay
+        .replay
+        .waterfall(&snap.deals, &opts)
+        .map_err(metrics_err)?;
     let want = if selected.is_some() { "selected" } else { ALL };
     let g = w.groups.iter().find(|g| g.group == want);
 
