@@ -147,11 +147,14 @@ pub(crate) struct KeptReplay {
 /// API's waterfall and the waterfall page answer any grouping, window,
 /// cohort stage or unit from it instead of sorting every transition again.
 ///
-/// The history keeps transitions in (at, seq) order, so those at or before
-/// an instant are a prefix, named by its length: a request whose `as_of`
-/// includes the same transitions as the kept replay (every "now", until
-/// the history changes) reuses it. Only the latest is kept, since each is
-/// about as large as the transitions' sort keys.
+/// Transitions are only ever appended, so the same largest `seq` is the
+/// same transitions, whatever else changed: touches and activities coming
+/// in keep the replay. The history keeps transitions in (at, seq) order,
+/// so those at or before an instant are a prefix, named by its length: a
+/// request whose `as_of` includes the same transitions as the kept replay
+/// (every "now", until a transition is appended) reuses it. Only the
+/// latest is kept, since each is about as large as the transitions' sort
+/// keys.
 pub(crate) fn kept_replay(
     cache: &SnapshotCache,
     snap: &Snapshot,
@@ -161,8 +164,10 @@ pub(crate) fn kept_replay(
 ) -> Arc<KeptReplay> {
     const KEY: &str = "waterfall-replay";
     let upto = snap.transitions.partition_point(|t| t.at <= as_of);
-    if let Some(kept) = cache.recall::<KeptReplay>(KEY, marks, pb) {
-        if kept.upto == upto {
+    if let Some((at, kept)) = cache.recall_latest::<KeptReplay>(KEY, pb) {
+        if at.transitions == marks.transitions && kept.upto == upto {
+            // Kept again under the current marks: the newest stays kept.
+            cache.keep(KEY.into(), marks, pb.clone(), kept.clone());
             return kept;
         }
     }
@@ -172,4 +177,71 @@ pub(crate) fn kept_replay(
     });
     cache.keep(KEY.into(), marks, pb.clone(), built.clone());
     built
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tandem_core::domain::{Subject, Transition};
+    use tandem_core::playbook::STARTER;
+
+    fn mql(id: i64, seq: i64, hour: i64) -> Transition {
+        Transition {
+            seq,
+            subject: Subject::Person(id),
+            from: None,
+            to: "mql".into(),
+            at: Timestamp::from_millis(hour * 3_600_000),
+            actor: "system".into(),
+            reason: None,
+            note: None,
+            cycle: 1,
+            skipped: false,
+        }
+    }
+
+    #[test]
+    fn a_replay_is_kept_while_the_transitions_it_read_are_the_same() {
+        let cache = SnapshotCache::default();
+        let pb = Arc::new(Playbook::load(STARTER).playbook.unwrap());
+        let mut snap = Snapshot {
+            transitions: vec![mql(1, 1, 1), mql(2, 2, 2), mql(3, 3, 3)],
+            ..Snapshot::default()
+        };
+        let m1 = Marks {
+            transitions: 3,
+            touches: 10,
+            ..Marks::default()
+        };
+        let at = |h: i64| Timestamp::from_millis(h * 3_600_000);
+        let first = kept_replay(&cache, &snap, m1, &pb, at(5));
+        // The same transitions: at another as-of including all three, and
+        // after a touch came in.
+        let m2 = Marks { touches: 11, ..m1 };
+        assert!(Arc::ptr_eq(
+            &first,
+            &kept_replay(&cache, &snap, m1, &pb, at(4))
+        ));
+        assert!(Arc::ptr_eq(
+            &first,
+            &kept_replay(&cache, &snap, m2, &pb, at(5))
+        ));
+        // Fewer transitions (an earlier as-of), then all three again.
+        let early = kept_replay(&cache, &snap, m2, &pb, at(2));
+        assert!(!Arc::ptr_eq(&first, &early));
+        assert_eq!(early.upto, 2);
+        let again = kept_replay(&cache, &snap, m2, &pb, at(5));
+        assert!(!Arc::ptr_eq(&early, &again));
+        assert_eq!(again.upto, 3);
+        // A transition appended: replayed again.
+        snap.transitions.push(mql(4, 4, 4));
+        let m3 = Marks {
+            transitions: 4,
+            ..m2
+        };
+        let grown = kept_replay(&cache, &snap, m3, &pb, at(5));
+        assert!(!Arc::ptr_eq(&again, &grown));
+        assert_eq!(grown.upto, 4);
+    }
 }
