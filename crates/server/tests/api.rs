@@ -120,6 +120,12 @@ impl TestAppBuilder {
 }
 
 impl TestApp {
+    /// The stored history, as the core computations read it.
+    async fn snapshot(&self) -> repo::Snapshot {
+        let mut c = self.db.store.conn().await.unwrap();
+        repo::snapshot(&mut c).await.unwrap()
+    }
+
     fn builder() -> TestAppBuilder {
         TestAppBuilder::default()
     }
@@ -526,10 +532,7 @@ async fn funnel_and_waterfall_equal_the_core_computation() {
     each(async |app| {
         let pb = app.state.playbook();
         let pb = &*pb;
-        let snap = {
-            let mut c = app.db.store.conn().await.unwrap();
-            repo::snapshot(&mut c).await.unwrap()
-        };
+        let snap = app.snapshot().await;
         for (by, cohort) in [(None, None), (Some("source"), Some("mql"))] {
             let as_of = query::as_of(pb, Some("2026-02-01"), t(0)).unwrap();
             let window = query::window(pb, &snap, Some("2026-01-01"), None, as_of).unwrap();
@@ -588,10 +591,7 @@ async fn the_waterfall_reads_only_what_its_as_of_includes() {
     each(async |app| {
         let pb = app.state.playbook();
         let pb = &*pb;
-        let snap = {
-            let mut c = app.db.store.conn().await.unwrap();
-            repo::snapshot(&mut c).await.unwrap()
-        };
+        let snap = app.snapshot().await;
         // The seed's MQLs enter at 10:00, 11:00, ... 21:00 on 2026-01-01.
         for (as_of, mqls) in [
             ("2026-02-01", 12),
@@ -627,10 +627,7 @@ async fn stalled_equals_the_core_computation() {
     each(async |app| {
         let pb = app.state.playbook();
         let pb = &*pb;
-        let snap = {
-            let mut c = app.db.store.conn().await.unwrap();
-            repo::snapshot(&mut c).await.unwrap()
-        };
+        let snap = app.snapshot().await;
         let as_of = query::as_of(pb, Some("2026-03-01"), t(0)).unwrap();
         let want = tandem_core::sla::stalled(pb, &snap.people, &snap.transitions, as_of);
         // MQLs since January are past mql's max_days (14) by March.
