@@ -368,14 +368,14 @@ fn cycles(
     }
     ts.sort_unstable_by_key(|s| s.key);
     let n = funnel.len();
-    let cycles = 1 + ts
+    let count = 1 + ts
         .windows(2)
         .filter(|w| (w[0].key.0, w[0].key.1) != (w[1].key.0, w[1].key.1))
         .count();
     let mut out = Cycles {
         n,
-        recs: Vec::with_capacity(cycles),
-        entered: Vec::with_capacity(cycles * n),
+        recs: Vec::with_capacity(count),
+        entered: Vec::with_capacity(count * n),
         entries: Vec::with_capacity(ts.len() - aside.len()),
         exits: Vec::with_capacity(aside.len()),
     };
