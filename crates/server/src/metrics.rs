@@ -42,14 +42,16 @@ async fn compute(s: &AppState, warm: &Warm, q: &FunnelQuery) -> Result<Waterfall
         query::window(pb, &snap, q.from.as_deref(), q.to.as_deref(), as_of).map_err(period)?;
     // Group keys and the replay are kept beside the history, as the
     // dashboard's waterfall page keeps them.
-    let kept = crate::web::cache::kept_groups(warm, &snap, marks, &pb_arc);
     let groups = match &q.by {
-        Some(by) => Some(
-            query::PeopleGroups::new(pb, &snap)
-                .kept(&kept)
-                .by(by)
-                .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("by")))?,
-        ),
+        Some(by) => {
+            let kept = crate::web::cache::kept_groups(warm, &snap, marks, &pb_arc);
+            Some(
+                query::PeopleGroups::new(pb, &snap)
+                    .kept(&kept)
+                    .by(by)
+                    .map_err(|e| ApiError::bad_request("bad_query", e.to_string(), Some("by")))?,
+            )
+        }
         None => None,
     };
     let mut opts = WaterfallOptions::new(window, as_of);
