@@ -20,6 +20,9 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// From a full read straight from an SQLite file (`bulk`).
+    #[error("database error: {0}")]
+    File(#[from] rusqlite::Error),
 }
 
 impl StoreError {

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod backup;
+mod bulk;
 mod error;
 pub mod events;
 pub mod export;
@@ -29,7 +30,9 @@ pub mod weekly;
 pub mod write;
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -127,6 +130,9 @@ impl fmt::Display for DatabaseUrl {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The database file of an SQLite store (not of an in-memory one):
+    /// what full reads open a connection of their own to ([`bulk`]).
+    file: Option<Arc<Path>>,
 }
 
 impl fmt::Debug for Store {
@@ -135,6 +141,16 @@ impl fmt::Debug for Store {
             .field("backend", &self.backend)
             .finish()
     }
+}
+
+/// The file an SQLite URL names, made absolute (so a later change of the
+/// working directory does not move it); `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<Arc<Path>> {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+    std::path::absolute(opts.get_filename()).ok().map(Arc::from)
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -191,7 +207,20 @@ impl Store {
                 url: url.to_string(),
                 source: e,
             })?;
-        Ok(Store { pool, backend })
+        let file = match backend {
+            Backend::Sqlite => sqlite_file(url.expose()),
+            Backend::Postgres => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            file,
+        })
+    }
+
+    /// The database file of an SQLite store in a file.
+    pub(crate) fn file(&self) -> Option<&Arc<Path>> {
+        self.file.as_ref()
     }
 
     /// The backend in use.

@@ -35,6 +35,14 @@ pub(crate) trait ReadRow {
     fn opt_str(&self, i: usize) -> Result<Option<Cow<'_, str>>, sqlx::Error>;
     /// The name of column `i` (for the debug check of [`Cols`]).
     fn column_name(&self, i: usize) -> &str;
+    /// A text column of few distinct values, interned.
+    fn sym(&self, i: usize) -> Result<Sym, sqlx::Error> {
+        Ok(Sym::new(&self.str(i)?))
+    }
+    /// [`ReadRow::sym`] of a column that may be null.
+    fn opt_sym(&self, i: usize) -> Result<Option<Sym>, sqlx::Error> {
+        Ok(self.opt_str(i)?.map(|s| Sym::new(&s)))
+    }
 }
 
 impl<R> ReadRow for R
@@ -121,13 +129,14 @@ impl<'r, R: ReadRow> Cols<'r, R> {
     /// A text column of few distinct values, interned without copying the
     /// row's text first.
     pub(crate) fn sym(&mut self, name: &str) -> Result<Sym, StoreError> {
-        Ok(Sym::new(&self.str(name)?))
+        let i = self.take(name);
+        Ok(self.row.sym(i)?)
     }
 
     /// [`Cols::sym`] of a column that may be null.
     pub(crate) fn opt_sym(&mut self, name: &str) -> Result<Option<Sym>, StoreError> {
         let i = self.take(name);
-        Ok(self.row.opt_str(i)?.map(|s| Sym::new(&s)))
+        Ok(self.row.opt_sym(i)?)
     }
 
     /// A 0/1 integer column as a flag.

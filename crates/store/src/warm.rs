@@ -14,20 +14,24 @@
 //! Reads stream rows into typed values (`fetch`, not `fetch_all`), so a load
 //! never holds every raw row and every value at once.
 //!
-//! A full read of a table on SQLite ([`Table::all`]) asks for its rows
-//! packed as JSON, one text per page of [`PAGE_ROWS`] rows in id order, and
-//! sorts them in memory by the table's order. sqlx's SQLite driver copies
-//! every value of every row (one allocation or two per column, freed on
-//! another thread) and hands each row over from its database thread: on the
-//! large demo that, not SQLite, was most of the 150 s start-up read, with
-//! the native driver as with `Any`. A page is one value and one hand-over.
-//! The same row readers read a packed row ([`crate::rows::JsonRow`]);
-//! PostgreSQL and the small reads of a [`Delta`] read rows as they are.
+//! sqlx's SQLite driver copies every value of every row (one allocation or
+//! two per column, freed on another thread) and hands each row over from
+//! its database thread: on the large demo that, not SQLite, was most of the
+//! 150 s start-up read, with the native driver as with `Any`. So the full
+//! reads of [`Warm::load_from`], [`snapshot_from`] and
+//! [`snapshot_streaming`] on an SQLite file step a statement of their own
+//! on a blocking thread ([`crate::bulk`]), and sort the rows in memory by
+//! the table's order. A full read through the pool ([`Table::all`]: a
+//! delta that reloads a table, an in-memory database) asks for the rows
+//! packed as JSON instead, one text per page of [`PAGE_ROWS`] rows, which
+//! is one value and one hand-over per page. The same row readers read
+//! either ([`crate::rows::JsonRow`], [`crate::bulk::FileRow`]); PostgreSQL
+//! and the small reads of a [`Delta`] read rows as they are.
 //!
-//! [`Warm::load_from`] and [`snapshot_from`] read the tables in two lanes,
-//! each a task on its own pooled connection ([`lanes`] balances them), so
-//! that both cores parse pages; on the large demo that took the server's
-//! start-up read from 44 to 30 s and the cold waterfall from 22 to 12.5 s.
+//! The full reads run in two lanes, each on its own connection ([`lanes`]
+//! balances them), so that both cores read; on the large demo that took
+//! the server's start-up read from 44 to 30 s and the cold waterfall from
+//! 22 to 12.5 s (and reading from the file, to 14 s and 5 s).
 //!
 //! One known gap on PostgreSQL: a transaction that took an id before another
 //! one but commits after a refresh has seen the later id is not seen (its id
@@ -47,7 +51,7 @@ use crate::repo::{
     TRANSITION_COLS,
 };
 use crate::rows::{JsonRow, ReadRow};
-use crate::{Store, StoreError};
+use crate::{bulk, Store, StoreError};
 
 /// Above this many changed rows of one table, a delta reads the whole table
 /// again instead of the rows one id list at a time.
@@ -329,6 +333,32 @@ impl<T: Record, K: Ord> Table<T, K> {
         Ok(out)
     }
 
+    /// [`Table::all`] from a connection of its own to an SQLite file
+    /// ([`crate::bulk`]): one statement stepped on the calling (blocking)
+    /// thread, then sorted.
+    fn all_from_file(&self, r: &bulk::Reader, upto: i64) -> Result<Vec<T>, StoreError> {
+        let started = std::time::Instant::now();
+        // Room for every row up front, and 1/64 to spare: see all_packed.
+        let rows = r.count(self.name)?;
+        let mut out = Vec::with_capacity(rows + rows / 64 + 64);
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} <= ?1",
+            self.cols, self.name, self.id
+        );
+        r.each(&sql, upto, |row| {
+            out.push(T::read(row)?);
+            Ok(())
+        })?;
+        out.sort_unstable_by_key(self.key);
+        tracing::debug!(
+            table = self.name,
+            rows = out.len(),
+            read_ms = started.elapsed().as_millis() as u64,
+            "table read in full from the file"
+        );
+        Ok(out)
+    }
+
     /// Rows with `after < id <= upto`, plus the rows with these ids.
     async fn since(
         &self,
@@ -444,7 +474,7 @@ impl Warm {
     /// connections at once (see [`lanes`]).
     pub async fn load_from(store: &Store) -> Result<Warm, StoreError> {
         let m = marks(&mut *store.conn().await?).await?;
-        let snap = read_in_lanes(store, Need::ALL, m).await?;
+        let snap = read_in_lanes(store, Tbl::needed(Need::ALL), m).await?;
         Ok(Warm { snap, marks: m })
     }
 
@@ -542,7 +572,57 @@ impl Need {
 /// table.
 pub async fn snapshot_from(store: &Store, need: Need) -> Result<Snapshot, StoreError> {
     let m = marks(&mut *store.conn().await?).await?;
-    read_in_lanes(store, need, m).await
+    read_in_lanes(store, Tbl::needed(need), m).await
+}
+
+/// What reads a history's transitions one at a time instead of holding
+/// them all ([`snapshot_streaming`]).
+pub trait TransitionSink: Send + 'static {
+    /// What the sink makes of them.
+    type Out: Send + 'static;
+    /// One transition, a person's or an account's, in no particular order.
+    fn push(&mut self, t: &Transition);
+    /// Called once every transition was pushed, on the thread that read
+    /// them (so its work overlaps the rest of the read).
+    fn finish(self) -> Self::Out;
+}
+
+/// [`snapshot_from`] without transitions (both of its transition lists
+/// stay empty): each transition is handed to `sink` as it is read
+/// instead, never all held at once, while the snapshot's tables are read
+/// beside it. For a reader that keeps less of a transition than the whole
+/// row (the cold waterfall's replay keeps 56 of its 104 bytes).
+pub async fn snapshot_streaming<S: TransitionSink>(
+    store: &Store,
+    need: Need,
+    mut sink: S,
+) -> Result<(Snapshot, S::Out), StoreError> {
+    let m = marks(&mut *store.conn().await?).await?;
+    let tables: Vec<Tbl> = Tbl::needed(need)
+        .into_iter()
+        .filter(|&t| t != Tbl::Transitions)
+        .collect();
+    let Some(file) = store.file() else {
+        // No file to read beside the pool: the rows read as a whole.
+        let snap = read_in_lanes(store, tables, m).await?;
+        for t in TRANSITIONS
+            .all(&mut *store.conn().await?, m.transitions)
+            .await?
+        {
+            sink.push(&t);
+        }
+        return Ok((snap, sink.finish()));
+    };
+    let stream = FileLane::start(file, move |r| {
+        let sql = format!("SELECT {TRANSITION_COLS} FROM transitions WHERE seq <= ?1");
+        r.each(&sql, m.transitions, |row| {
+            sink.push(&Transition::read(row)?);
+            Ok(())
+        })?;
+        Ok(sink.finish())
+    })?;
+    let snap = read_in_lanes(store, tables, m).await?;
+    Ok((snap, stream.join().await?))
 }
 
 /// A table of a full read.
@@ -622,6 +702,22 @@ impl Tbl {
     }
 }
 
+impl Tbl {
+    /// [`Tbl::read`] from a connection of its own to an SQLite file.
+    fn read_file(self, r: &bulk::Reader, m: Marks) -> Result<Rows, StoreError> {
+        let upto = self.mark(m);
+        Ok(match self {
+            Tbl::People => Rows::People(PEOPLE.all_from_file(r, upto)?),
+            Tbl::Accounts => Rows::Accounts(ACCOUNTS.all_from_file(r, upto)?),
+            Tbl::Transitions => Rows::Transitions(TRANSITIONS.all_from_file(r, upto)?),
+            Tbl::Touches => Rows::Touches(TOUCHES.all_from_file(r, upto)?),
+            Tbl::Activities => Rows::Activities(ACTIVITIES.all_from_file(r, upto)?),
+            Tbl::Deals => Rows::Deals(DEALS.all_from_file(r, upto)?),
+            Tbl::Campaigns => Rows::Campaigns(CAMPAIGNS.all_from_file(r, upto)?),
+        })
+    }
+}
+
 /// Reads `tables` one after the other on `c`, each up to its mark in `m`.
 async fn read_tables(
     c: &mut AnyConnection,
@@ -638,10 +734,9 @@ async fn read_tables(
 /// The tables split into two lanes of about equal [`Tbl::cost`], largest
 /// first, each to the lane with less work so far.
 ///
-/// A full read is one thread's work per connection: SQLite packs a page on
-/// its connection's thread, and the task that reads the lane parses it and
-/// builds the rows. Two lanes use both cores of a laptop and leave the
-/// pool's other connections to requests and writes.
+/// A full read is about one thread's work per lane (from a file: the
+/// thread steps SQLite and builds the rows). Two lanes use both cores of a
+/// laptop and leave the pool's connections to requests and writes.
 fn lanes(mut tables: Vec<Tbl>, m: Marks) -> [Vec<Tbl>; 2] {
     tables.sort_by_key(|t| std::cmp::Reverse(t.cost(m)));
     let mut lanes: [Vec<Tbl>; 2] = [Vec::new(), Vec::new()];
@@ -654,10 +749,21 @@ fn lanes(mut tables: Vec<Tbl>, m: Marks) -> [Vec<Tbl>; 2] {
     lanes
 }
 
-/// Reads what `need` asks for up to `m` in two [`lanes`], each a task on its
-/// own pooled connection, and puts the snapshot together.
-async fn read_in_lanes(store: &Store, need: Need, m: Marks) -> Result<Snapshot, StoreError> {
-    let [first, second] = lanes(Tbl::needed(need), m);
+/// Reads `tables` up to `m` in two [`lanes`], each on a connection of its
+/// own (to the file, or pooled), and puts the snapshot together.
+async fn read_in_lanes(store: &Store, tables: Vec<Tbl>, m: Marks) -> Result<Snapshot, StoreError> {
+    let [first, second] = lanes(tables, m);
+    if let Some(file) = store.file() {
+        let read = |tables: Vec<Tbl>| {
+            move |r: &bulk::Reader| -> Result<Vec<Rows>, StoreError> {
+                tables.iter().map(|t| t.read_file(r, m)).collect()
+            }
+        };
+        let other = FileLane::start(file, read(first))?;
+        let mut rows = FileLane::start(file, read(second))?.join().await?;
+        rows.extend(other.join().await?);
+        return Ok(assemble(rows));
+    }
     let mut c = store.conn().await?;
     let mut other = Lane(tokio::spawn(
         async move { read_tables(&mut c, &first, m).await },
@@ -678,6 +784,49 @@ struct Lane<T>(tokio::task::JoinHandle<T>);
 impl<T> Drop for Lane<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// A read of an SQLite file on a blocking thread, on a connection of its
+/// own; interrupted when dropped unjoined (as [`Lane`] aborts its task).
+struct FileLane<T> {
+    task: tokio::task::JoinHandle<Result<T, StoreError>>,
+    interrupt: Interrupt,
+}
+
+impl<T: Send + 'static> FileLane<T> {
+    fn start(
+        file: &std::path::Path,
+        read: impl FnOnce(&bulk::Reader) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<FileLane<T>, StoreError> {
+        let r = bulk::Reader::open(file)?;
+        let interrupt = Interrupt(Some(r.interrupt_handle()));
+        let task = tokio::task::spawn_blocking(move || read(&r));
+        Ok(FileLane { task, interrupt })
+    }
+
+    async fn join(self) -> Result<T, StoreError> {
+        let FileLane {
+            task,
+            mut interrupt,
+        } = self;
+        let out = match task.await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        };
+        interrupt.0 = None;
+        out
+    }
+}
+
+/// Interrupts the statement of a [`FileLane`] when dropped while armed.
+struct Interrupt(Option<rusqlite::InterruptHandle>);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.interrupt();
+        }
     }
 }
 

@@ -647,15 +647,16 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
     }
 }
 
-/// A full read packed into JSON pages (the warm history and `snapshot_from`
-/// on SQLite) gives exactly what reading row by row in SQL order gives:
+/// A full read (the warm history and `snapshot_from`, from the file on
+/// SQLite; `snapshot_streaming`'s transitions) gives exactly what reading
+/// row by row through the pool in SQL order gives:
 /// nulls, custom fields with quotes, backslashes and non-ASCII text, account
 /// and person transitions, skipped flags, campaigns without a start, and
 /// more touches than one page, in the reverse of their id order.
 #[tokio::test]
-async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
+async fn full_reads_equal_row_by_row_reads_on_every_backend() {
     use tandem_core::domain::{Campaign, Transition};
-    use tandem_store::warm::{snapshot_from, Need, Warm};
+    use tandem_store::warm::{snapshot_from, snapshot_streaming, Need, TransitionSink, Warm};
 
     let odd = "quote \" back \\ slash, tab \t, new\nline, ünïcødé ✓ and /slash";
     let mut custom = serde_json::Map::new();
@@ -837,6 +838,29 @@ async fn packed_full_reads_equal_row_by_row_reads_on_every_backend() {
             assert_eq!(s.deals, rows.deals, "{backend:?} {what}");
             assert_eq!(s.campaigns, rows.campaigns, "{backend:?} {what}");
         }
+        // Transitions handed over one at a time instead, the other tables
+        // read beside them: the same rows.
+        struct Collect(Vec<Transition>);
+        impl TransitionSink for Collect {
+            type Out = Vec<Transition>;
+            fn push(&mut self, t: &Transition) {
+                self.0.push(t.clone());
+            }
+            fn finish(self) -> Vec<Transition> {
+                self.0
+            }
+        }
+        let (snap, mut seen) = snapshot_streaming(&db.store, Need::ALL, Collect(Vec::new()))
+            .await
+            .unwrap();
+        assert!(snap.transitions.is_empty() && snap.account_transitions.is_empty());
+        assert_eq!(snap.people, rows.people, "{backend:?} streaming");
+        assert_eq!(snap.touches, rows.touches, "{backend:?} streaming");
+        assert_eq!(snap.campaigns, rows.campaigns, "{backend:?} streaming");
+        let mut want = [rows.transitions.clone(), rows.account_transitions.clone()].concat();
+        want.sort_by_key(|t| t.seq);
+        seen.sort_by_key(|t| t.seq);
+        assert_eq!(seen, want, "{backend:?} streaming");
         drop(c);
         db.cleanup().await.unwrap();
     }

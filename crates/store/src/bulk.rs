@@ -1,0 +1,258 @@
+//! Full reads of a table on SQLite, straight from the database file.
+//!
+//! sqlx's SQLite driver copies every value of every row and hands each row
+//! over from its database thread; the packed pages of [`crate::warm`]
+//! avoid the hand-over, but then SQLite spends as long writing the rows as
+//! JSON as the reader spends parsing them again (the large demo's 3.6 M
+//! transitions: 3.8 s to pack, about as long to parse). A [`Reader`] is a
+//! connection of its own to the same file, stepped on a blocking thread:
+//! the row readers of [`crate::repo`] take each value where SQLite keeps
+//! it, and text that is interned is never copied.
+//!
+//! SQLite only, and only for a database in a file (an in-memory database
+//! is private to its connection).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, InterruptHandle, OpenFlags};
+use tandem_core::Sym;
+
+use crate::rows::ReadRow;
+use crate::StoreError;
+
+/// A connection that only reads, to the file of a store.
+pub(crate) struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Opens `path` (an existing database: never created here).
+    pub(crate) fn open(path: &Path) -> Result<Reader, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // As the pool's connections: wait for a writer's lock rather than
+        // fail; and refuse any write, whatever a caller runs.
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(Reader { conn })
+    }
+
+    /// Stops the statement running on this connection (from another
+    /// thread): it then fails with SQLite's "interrupted".
+    pub(crate) fn interrupt_handle(&self) -> InterruptHandle {
+        self.conn.get_interrupt_handle()
+    }
+
+    /// The number of rows of `table` (for the capacity of a full read).
+    pub(crate) fn count(&self, table: &str) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Runs `sql` with one bound integer and hands each row to `each`.
+    pub(crate) fn each(
+        &self,
+        sql: &str,
+        bind: i64,
+        mut each: impl FnMut(&FileRow) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let syms = RefCell::new(Syms::default());
+        let mut rows = stmt.query([bind])?;
+        while let Some(row) = rows.next()? {
+            each(&FileRow { row, syms: &syms })?;
+        }
+        Ok(())
+    }
+}
+
+/// A row of a [`Reader`], read by the same row readers as sqlx's rows.
+pub(crate) struct FileRow<'a, 'stmt> {
+    row: &'a rusqlite::Row<'stmt>,
+    syms: &'a RefCell<Syms>,
+}
+
+/// The symbols of a statement's rows so far, per column: the few values
+/// of a categorical column are found by comparing bytes, where interning
+/// each one again (hash, lock of the process-wide table, UTF-8 check) was
+/// a seventh of a cold read of the large demo.
+#[derive(Default)]
+pub(crate) struct Syms {
+    cols: Vec<Vec<Sym>>,
+}
+
+/// Values remembered per column: beyond it, a column is not categorical
+/// and its values are interned as they come.
+const SYMS_PER_COLUMN: usize = 32;
+
+impl Syms {
+    /// The symbol of `text`, the value of column `col`.
+    fn get(&mut self, col: usize, text: &[u8]) -> Result<Sym, std::str::Utf8Error> {
+        if self.cols.len() <= col {
+            self.cols.resize_with(col + 1, Vec::new);
+        }
+        let seen = &mut self.cols[col];
+        if let Some(s) = seen.iter().find(|s| s.as_bytes() == text) {
+            return Ok(*s);
+        }
+        let s = Sym::new(std::str::from_utf8(text)?);
+        if seen.len() < SYMS_PER_COLUMN {
+            seen.push(s);
+        }
+        Ok(s)
+    }
+}
+
+/// The error of column `i` of a row, as the other row kinds report it.
+fn decode(
+    row: &FileRow,
+    i: usize,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: row.column_name(i).to_string(),
+        source: Box::new(e),
+    }
+}
+
+impl FileRow<'_, '_> {
+    fn value(&self, i: usize) -> Result<ValueRef<'_>, sqlx::Error> {
+        self.row.get_ref(i).map_err(|e| decode(self, i, e))
+    }
+}
+
+impl ReadRow for FileRow<'_, '_> {
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.row.get(i).map_err(|e| decode(self, i, e))
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.row.get(i).map_err(|e| decode(self, i, e))
+    }
+    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.str(i).map(Cow::into_owned)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>, sqlx::Error> {
+        Ok(self.opt_str(i)?.map(Cow::into_owned))
+    }
+    fn str(&self, i: usize) -> Result<Cow<'_, str>, sqlx::Error> {
+        let v = self.value(i)?;
+        v.as_str()
+            .map(Cow::Borrowed)
+            .map_err(|e| decode(self, i, e))
+    }
+    fn opt_str(&self, i: usize) -> Result<Option<Cow<'_, str>>, sqlx::Error> {
+        let v = self.value(i)?;
+        v.as_str_or_null()
+            .map(|s| s.map(Cow::Borrowed))
+            .map_err(|e| decode(self, i, e))
+    }
+    fn column_name(&self, i: usize) -> &str {
+        self.row.as_ref().column_name(i).unwrap_or("")
+    }
+    fn sym(&self, i: usize) -> Result<Sym, sqlx::Error> {
+        self.opt_sym(i)?.ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: self.column_name(i).to_string(),
+            source: "unexpected null".into(),
+        })
+    }
+    fn opt_sym(&self, i: usize) -> Result<Option<Sym>, sqlx::Error> {
+        match self.value(i)? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Text(t) => {
+                let s = self.syms.borrow_mut().get(i, t);
+                s.map(Some).map_err(|e| decode(self, i, e))
+            }
+            _ => self.str(i).map(|s| Some(Sym::new(&s))),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_row_reads_ints_texts_and_nulls_and_names_a_bad_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, n INTEGER);
+             INSERT INTO t VALUES (1, 'a', NULL), (2, NULL, 7), (3, 'c', 9);",
+        )
+        .unwrap();
+        drop(c);
+        let r = Reader::open(&path).unwrap();
+        assert_eq!(r.count("t").unwrap(), 3);
+        let mut seen = Vec::new();
+        r.each("SELECT id, name, n FROM t WHERE id <= ?1", 2, |row| {
+            seen.push((
+                row.int(0)?,
+                row.opt_text(1)?,
+                row.opt_int(2)?,
+                row.column_name(1).to_string(),
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                (1, Some("a".into()), None, "name".into()),
+                (2, None, Some(7), "name".into())
+            ]
+        );
+        // A null where a value must be, and text where a number must be,
+        // name their column.
+        let err = r
+            .each("SELECT id, name, n FROM t WHERE id = ?1", 2, |row| {
+                row.text(1).map(drop).map_err(StoreError::from)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("column name:"), "{err}");
+        let err = r
+            .each("SELECT name AS n FROM t WHERE id = ?1", 1, |row| {
+                row.int(0).map(drop).map_err(StoreError::from)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("column n:"), "{err}");
+        // Symbols: the same text is the same symbol, whichever row it
+        // comes from and however many values its column has.
+        let mut got = Vec::new();
+        r.each(
+            "WITH RECURSIVE s(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM s WHERE value < 40) \
+             SELECT name, 'k' || (id % 2), 'v' || value FROM t, s WHERE id <= ?1 ORDER BY value, id",
+            3,
+            |row| {
+                got.push((row.opt_sym(0)?, row.sym(1)?, row.sym(2)?));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(got.len(), 120);
+        for (k, (name, parity, v)) in got.iter().enumerate() {
+            let (value, id) = (k / 3 + 1, k % 3 + 1);
+            let want = [Some("a"), None, Some("c")][id - 1].map(Sym::new);
+            assert_eq!(*name, want);
+            assert_eq!(*parity, Sym::new(&format!("k{}", id % 2)));
+            assert_eq!(*v, Sym::new(&format!("v{value}")));
+        }
+        let err = r
+            .each("SELECT n FROM t WHERE id = ?1", 2, |row| {
+                row.sym(0).map(drop).map_err(StoreError::from)
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("column n:"), "{err}");
+        // It only reads.
+        assert!(r.conn.execute("DELETE FROM t", []).is_err());
+    }
+}
