@@ -357,9 +357,22 @@ pub fn window(
     to: Option<&str>,
     as_of: Timestamp,
 ) -> Result<Window, PeriodError> {
+    let earliest = snap.transitions.iter().map(|t| t.at).min();
+    window_since(pb, earliest, from, to, as_of)
+}
+
+/// [`window`] for a history whose earliest person transition is
+/// `earliest` (`None`: it has none).
+pub fn window_since(
+    pb: &Playbook,
+    earliest: Option<Timestamp>,
+    from: Option<&str>,
+    to: Option<&str>,
+    as_of: Timestamp,
+) -> Result<Window, PeriodError> {
     let from = match from {
         Some(s) => parse_at(pb, "from", s)?,
-        None => snap.transitions.iter().map(|t| t.at).min().unwrap_or(as_of),
+        None => earliest.unwrap_or(as_of),
     };
     let to = match to {
         Some(s) => parse_at(pb, "to", s)?,

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use tandem_core::metrics::waterfall::{waterfall, Waterfall, WaterfallOptions};
-use tandem_core::metrics::Grouping;
+use tandem_core::domain::{Subject, Transition};
+use tandem_core::metrics::waterfall::{self, Replay, ReplayBuilder, Waterfall, WaterfallOptions};
+use tandem_core::metrics::{funnel_ids, Grouping};
+use tandem_core::Timestamp;
+use tandem_store::warm::{snapshot_streaming, TransitionSink};
 
 use crate::cmd::accounts::{account_waterfall, Level};
 use crate::cmd::numbers::{self, Period};
@@ -39,26 +42,59 @@ async fn compute(ctx: &Ctx, a: &FunnelArgs) -> Result<Waterfall> {
         touches: matches!(a.by.as_deref(), Some("channel" | "campaign")),
         ..Default::default()
     };
-    let snap = numbers::load_only(ctx, need).await?;
     let as_of = a.period.as_of(&pb)?;
-    let window = a.period.window(&pb, &snap, as_of)?;
+    let opts = |window| {
+        let mut o = WaterfallOptions::new(window, as_of);
+        o.cohort_stage = a.cohort.clone();
+        o.unique = a.unique;
+        o
+    };
     if a.level == Level::Account {
-        let mut opts = WaterfallOptions::new(window, as_of);
-        opts.cohort_stage = a.cohort.clone();
-        opts.unique = a.unique;
-        return account_waterfall(&snap, a.by.as_deref(), opts);
+        let snap = numbers::load_only(ctx, need).await?;
+        let window = a.period.window(&pb, &snap, as_of)?;
+        return account_waterfall(&snap, a.by.as_deref(), opts(window));
     }
+    // A bad query should not cost a read of the history.
+    waterfall::cohort_index(&funnel_ids(&pb), a.cohort.as_deref())?;
+    // The people's transitions go straight into the replay as they are
+    // read, beside the other tables, instead of into a snapshot first.
+    let store = ctx.store().await?;
+    let sink = Replaying {
+        replay: ReplayBuilder::new(&pb, as_of),
+        earliest: None,
+    };
+    let (snap, (replay, earliest)) = snapshot_streaming(&store, need, sink).await?;
+    let mut opts = opts(a.period.window_since(&pb, earliest, as_of)?);
     let groups =
         a.by.as_deref()
             .map(|by| numbers::group_by(&pb, &snap, by))
             .transpose()?;
-    let mut opts = WaterfallOptions::new(window, as_of);
-    opts.cohort_stage = a.cohort.clone();
-    opts.unique = a.unique;
     if let Some(g) = &groups {
         opts.grouping = Grouping::Map(g);
     }
-    Ok(waterfall(&pb, &snap.transitions, &snap.deals, &opts)?)
+    Ok(replay.waterfall(&snap.deals, &opts)?)
+}
+
+/// The people's transitions replayed as they are read, and the earliest of
+/// them (where the default window starts).
+struct Replaying {
+    replay: ReplayBuilder,
+    earliest: Option<Timestamp>,
+}
+
+impl TransitionSink for Replaying {
+    type Out = (Replay, Option<Timestamp>);
+
+    fn push(&mut self, t: &Transition) {
+        if matches!(t.subject, Subject::Person(_)) {
+            self.replay.push(t);
+            self.earliest = Some(self.earliest.map_or(t.at, |e| e.min(t.at)));
+        }
+    }
+
+    fn finish(self) -> Self::Out {
+        (self.replay.finish(), self.earliest)
+    }
 }
 
 /// `tandem funnel`: counts per stage and conversion, cohort view.

@@ -41,6 +41,23 @@ impl Period {
             as_of,
         )?)
     }
+
+    /// [`Period::window`] of a history whose earliest person transition
+    /// is `earliest`.
+    pub fn window_since(
+        &self,
+        pb: &Playbook,
+        earliest: Option<Timestamp>,
+        as_of: Timestamp,
+    ) -> Result<Window> {
+        Ok(query::window_since(
+            pb,
+            earliest,
+            self.from.as_deref(),
+            self.to.as_deref(),
+            as_of,
+        )?)
+    }
 }
 
 /// Loads the whole history from the store (what `repo::snapshot` reads,

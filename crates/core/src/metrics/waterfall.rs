@@ -325,105 +325,123 @@ impl Roles {
     }
 }
 
-/// Replays transitions up to `as_of` into cycles.
-fn cycles(
-    funnel: &[String],
-    kinds: &BTreeMap<String, StageKind>,
-    transitions: &[Transition],
+/// Transitions read for a replay: each one's sort key and move, in the
+/// order handed over.
+struct Steps {
+    roles: Roles,
     as_of: Timestamp,
-) -> Cycles {
-    let roles = Roles::new(funnel, kinds);
-    // The sort key and the move are read in one pass in memory order;
-    // sorting and replaying then stay in this compact array instead of
-    // following a pointer to each transition, which dominated (cache
-    // misses) on a 300k-transition history. Sized once: growing a vector of
-    // millions of steps copied it and faulted in fresh pages each time.
-    let mut ts: Vec<Step> = Vec::with_capacity(transitions.len());
-    let mut aside: Vec<(Sym, Option<Sym>)> = Vec::new();
-    for t in transitions.iter().filter(|t| t.at <= as_of) {
+    /// The sort key and the move are read in one pass in memory order;
+    /// sorting and replaying then stay in this compact array instead of
+    /// following a pointer to each transition, which dominated (cache
+    /// misses) on a 300k-transition history.
+    ts: Vec<Step>,
+    /// Off-ramp stage id and reason of each [`Move::Leave`].
+    aside: Vec<(Sym, Option<Sym>)>,
+}
+
+impl Steps {
+    fn new(funnel: &[String], kinds: &BTreeMap<String, StageKind>, as_of: Timestamp) -> Self {
+        Steps {
+            roles: Roles::new(funnel, kinds),
+            as_of,
+            ts: Vec::new(),
+            aside: Vec::new(),
+        }
+    }
+
+    /// Reads `t`, if it is at or before the as-of instant.
+    fn push(&mut self, t: &Transition) {
+        if t.at > self.as_of {
+            return;
+        }
+        let roles = &self.roles;
         let mv = match roles.of(t.to) {
             Some(Role::Funnel(i)) => Move::Enter(i),
             Some(Role::OffRamp) => match t.from.map(|f| roles.of(f)) {
                 // Only exits from a funnel stage leak; `from` wins over the
                 // replayed position when recorded.
                 Some(Some(Role::Funnel(i))) => Move::Leave {
-                    aside: aside.len() as u32,
+                    aside: self.aside.len() as u32,
                     from: Some(i),
                 },
                 Some(_) => Move::Other,
                 None => Move::Leave {
-                    aside: aside.len() as u32,
+                    aside: self.aside.len() as u32,
                     from: None,
                 },
             },
             None => Move::Other,
         };
         if matches!(mv, Move::Leave { .. }) {
-            aside.push((t.to, t.reason));
+            self.aside.push((t.to, t.reason));
         }
-        ts.push(Step {
+        self.ts.push(Step {
             key: (t.subject, t.cycle, t.at, t.seq),
             mv,
         });
     }
-    ts.sort_unstable_by_key(|s| s.key);
-    let n = funnel.len();
-    let count = 1 + ts
-        .windows(2)
-        .filter(|w| (w[0].key.0, w[0].key.1) != (w[1].key.0, w[1].key.1))
-        .count();
-    let mut out = Cycles {
-        n,
-        recs: Vec::with_capacity(count),
-        entered: Vec::with_capacity(count * n),
-        entries: Vec::with_capacity(ts.len() - aside.len()),
-        exits: Vec::with_capacity(aside.len()),
-    };
-    let mut cur: Option<usize> = None;
-    for step in ts {
-        let (subject, cycle, at, _) = step.key;
-        let new = out
-            .recs
-            .last()
-            .is_none_or(|c| c.subject != subject || c.cycle != cycle);
-        if new {
-            out.recs.push(CycleRec {
-                subject,
-                cycle,
-                entries: out.entries.len()..out.entries.len(),
-                exits: out.exits.len()..out.exits.len(),
-            });
-            out.entered.resize(out.entered.len() + n, None);
-            cur = None;
-        }
-        let k = out.recs.len() - 1;
-        match step.mv {
-            Move::Enter(i) => {
-                let i = i as usize;
-                let first = &mut out.entered[k * n + i];
-                if first.is_none() {
-                    *first = Some(at);
-                }
-                out.entries.push((i, at));
-                out.recs[k].entries.end += 1;
-                cur = Some(i);
+
+    /// Replays the steps read into cycles of a funnel of `n` stages.
+    fn into_cycles(self, n: usize) -> Cycles {
+        let Steps { mut ts, aside, .. } = self;
+        ts.sort_unstable_by_key(|s| s.key);
+        let count = 1 + ts
+            .windows(2)
+            .filter(|w| (w[0].key.0, w[0].key.1) != (w[1].key.0, w[1].key.1))
+            .count();
+        let mut out = Cycles {
+            n,
+            recs: Vec::with_capacity(count),
+            entered: Vec::with_capacity(count * n),
+            entries: Vec::with_capacity(ts.len() - aside.len()),
+            exits: Vec::with_capacity(aside.len()),
+        };
+        let mut cur: Option<usize> = None;
+        for step in ts {
+            let (subject, cycle, at, _) = step.key;
+            let new = out
+                .recs
+                .last()
+                .is_none_or(|c| c.subject != subject || c.cycle != cycle);
+            if new {
+                out.recs.push(CycleRec {
+                    subject,
+                    cycle,
+                    entries: out.entries.len()..out.entries.len(),
+                    exits: out.exits.len()..out.exits.len(),
+                });
+                out.entered.resize(out.entered.len() + n, None);
+                cur = None;
             }
-            Move::Leave { aside: a, from } => {
-                if let Some(left) = from.map(|f| f as usize).or(cur) {
-                    let (to, reason) = aside[a as usize];
-                    out.exits.push(Exit {
-                        left,
-                        to: to.as_str(),
-                        at,
-                        reason: reason.map_or(NONE, |r| r.as_str()),
-                    });
-                    out.recs[k].exits.end += 1;
+            let k = out.recs.len() - 1;
+            match step.mv {
+                Move::Enter(i) => {
+                    let i = i as usize;
+                    let first = &mut out.entered[k * n + i];
+                    if first.is_none() {
+                        *first = Some(at);
+                    }
+                    out.entries.push((i, at));
+                    out.recs[k].entries.end += 1;
+                    cur = Some(i);
                 }
+                Move::Leave { aside: a, from } => {
+                    if let Some(left) = from.map(|f| f as usize).or(cur) {
+                        let (to, reason) = aside[a as usize];
+                        out.exits.push(Exit {
+                            left,
+                            to: to.as_str(),
+                            at,
+                            reason: reason.map_or(NONE, |r| r.as_str()),
+                        });
+                        out.recs[k].exits.end += 1;
+                    }
+                }
+                Move::Other => {}
             }
-            Move::Other => {}
         }
+        out
     }
-    out
 }
 
 /// Per-group raw numbers for one window.
@@ -664,21 +682,68 @@ pub fn waterfall_of(
     opts: &WaterfallOptions<'_>,
 ) -> Result<Waterfall, MetricsError> {
     // Checked before replaying: a bad query should not cost a replay.
-    cohort_index(funnel, opts)?;
+    cohort_index(funnel, opts.cohort_stage.as_deref())?;
     Replay::of(funnel, kinds, transitions, opts.as_of).waterfall(deals, opts)
 }
 
-/// The funnel index of the cohort stage `opts` asks for.
-fn cohort_index(funnel: &[String], opts: &WaterfallOptions<'_>) -> Result<usize, MetricsError> {
+/// The funnel index of cohort stage `stage` (`None`: the funnel's first),
+/// or why a waterfall cannot have it: a query checked before the
+/// transitions are read.
+pub fn cohort_index(funnel: &[String], stage: Option<&str>) -> Result<usize, MetricsError> {
     if funnel.is_empty() {
         return Err(MetricsError::NoFunnel);
     }
-    match &opts.cohort_stage {
+    match stage {
         None => Ok(0),
         Some(s) => funnel
             .iter()
             .position(|f| f == s)
-            .ok_or_else(|| MetricsError::UnknownStage(s.clone())),
+            .ok_or_else(|| MetricsError::UnknownStage(s.to_string())),
+    }
+}
+
+/// A [`Replay`] of transitions handed over one at a time, in any order:
+/// for a reader that streams them from a store rather than holding them
+/// all (a step of the replay is 56 bytes, a [`Transition`] 104).
+/// `Replay::of(funnel, kinds, ts, as_of)` is a builder that was handed
+/// every transition of `ts`.
+pub struct ReplayBuilder {
+    funnel: Vec<String>,
+    steps: Steps,
+}
+
+impl ReplayBuilder {
+    /// Replays transitions at or before `as_of` (later ones are skipped)
+    /// through the person funnel of `pb`.
+    pub fn new(pb: &Playbook, as_of: Timestamp) -> Self {
+        ReplayBuilder::of(&funnel_ids(pb), &stage_kinds(pb), as_of)
+    }
+
+    /// [`ReplayBuilder::new`] over any funnel.
+    pub fn of(funnel: &[String], kinds: &BTreeMap<String, StageKind>, as_of: Timestamp) -> Self {
+        ReplayBuilder {
+            funnel: funnel.to_vec(),
+            steps: Steps::new(funnel, kinds, as_of),
+        }
+    }
+
+    /// Room for `n` more transitions.
+    pub fn reserve(&mut self, n: usize) {
+        self.steps.ts.reserve(n);
+    }
+
+    /// Reads one transition (a person's: the caller leaves accounts' out).
+    pub fn push(&mut self, t: &Transition) {
+        self.steps.push(t);
+    }
+
+    /// The replay of every transition pushed.
+    pub fn finish(self) -> Replay {
+        let n = self.funnel.len();
+        Replay {
+            funnel: self.funnel,
+            cycles: self.steps.into_cycles(n),
+        }
     }
 }
 
@@ -709,10 +774,14 @@ impl Replay {
         transitions: &[Transition],
         as_of: Timestamp,
     ) -> Replay {
-        Replay {
-            funnel: funnel.to_vec(),
-            cycles: cycles(funnel, kinds, transitions, as_of),
+        let mut b = ReplayBuilder::of(funnel, kinds, as_of);
+        // Sized once: growing a vector of millions of steps copied it and
+        // faulted in fresh pages each time.
+        b.reserve(transitions.len());
+        for t in transitions {
+            b.push(t);
         }
+        b.finish()
     }
 
     /// The waterfall of the replayed transitions for `opts`: what
@@ -726,7 +795,7 @@ impl Replay {
         opts: &WaterfallOptions<'_>,
     ) -> Result<Waterfall, MetricsError> {
         let funnel = &self.funnel;
-        let c = cohort_index(funnel, opts)?;
+        let c = cohort_index(funnel, opts.cohort_stage.as_deref())?;
         let cyc = &self.cycles;
         let n = funnel.len();
         let windows: Vec<Window> = std::iter::once(opts.window)
