@@ -1006,6 +1006,32 @@ proptest! {
     }
 }
 
+/// Transitions of random moves `(person, stage, cycle, day, from)`: the
+/// stage indexes the starter's stages (an index past them is a stage the
+/// funnel does not know), and `from` is recorded for a third of the
+/// indexes (a funnel stage or an off-ramp; mostly none).
+fn random_moves(moves: &[(i64, usize, i64, i64, usize)]) -> Vec<Transition> {
+    let ids = [
+        "inquiry",
+        "mql",
+        "sal",
+        "sql",
+        "opportunity",
+        "customer",
+        "recycled",
+        "disqualified",
+    ];
+    moves
+        .iter()
+        .enumerate()
+        .map(|(i, &(p, s, cycle, d, f))| {
+            let from = ids.get(f).copied().filter(|_| f % 3 == 0);
+            let to = ids.get(s).copied().unwrap_or("nurture");
+            moved(i as i64, Subject::Person(p), from, to, d, cycle)
+        })
+        .collect()
+}
+
 proptest! {
     /// A replay built from transitions handed over one at a time, in any
     /// order (as a store streams them), gives the waterfall of the whole
@@ -1018,16 +1044,8 @@ proptest! {
         as_of in 0i64..80,
         unique in any::<bool>(),
     ) {
-        let ids = ["inquiry", "mql", "sal", "sql", "opportunity", "customer", "recycled", "disqualified"];
         let pb = pb();
-        let transitions: Vec<Transition> = moves
-            .iter()
-            .enumerate()
-            .map(|(i, &(p, s, cycle, d, f))| {
-                let from = ids.get(f).copied().filter(|_| f % 3 == 0);
-                moved(i as i64, Subject::Person(p), from, ids.get(s).copied().unwrap_or("nurture"), d, cycle)
-            })
-            .collect();
+        let transitions = random_moves(&moves);
         let mut order: Vec<&Transition> = transitions.iter().collect();
         let rotate = rotate.min(order.len());
         order.rotate_left(rotate);
@@ -1060,17 +1078,8 @@ proptest! {
         as_of in 0i64..80,
         unique in any::<bool>(),
     ) {
-        let ids = ["inquiry", "mql", "sal", "sql", "opportunity", "customer", "recycled", "disqualified"];
         let pb = pb();
-        let transitions: Vec<Transition> = moves
-            .iter()
-            .enumerate()
-            .map(|(i, &(p, s, cycle, d, f))| {
-                // Mostly none recorded; sometimes a funnel stage or an off-ramp.
-                let from = ids.get(f).copied().filter(|_| f % 3 == 0);
-                moved(i as i64, Subject::Person(p), from, ids[s], d, cycle)
-            })
-            .collect();
+        let transitions = random_moves(&moves);
         let deals: Vec<Deal> = lost
             .iter()
             .enumerate()
