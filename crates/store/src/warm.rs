@@ -1027,3 +1027,44 @@ mod lane_tests {
         assert_eq!(b, [Tbl::People, Tbl::Deals, Tbl::Accounts]);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod file_lane_tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::FileLane;
+
+    /// A read dropped before it is joined (a server stopped while its
+    /// history is read) stops its statement instead of running on.
+    #[test]
+    fn a_file_lane_dropped_unjoined_interrupts_its_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (send, done) = mpsc::channel();
+        let lane = rt.block_on(async {
+            let lane = FileLane::start(&path, move |r| {
+                // Counts forever unless interrupted.
+                let endless = "WITH RECURSIVE c(x) AS (SELECT ?1 UNION ALL SELECT x + 1 FROM c) \
+                               SELECT x FROM c";
+                let out = r.each(endless, 1, |_| Ok(()));
+                send.send(out.map_err(|e| e.to_string())).unwrap();
+                Ok(())
+            });
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            lane
+        });
+        drop(lane.unwrap());
+        let out = done.recv_timeout(Duration::from_secs(20));
+        // Without the interrupt the statement would still run: do not
+        // wait for it when the runtime goes.
+        rt.shutdown_timeout(Duration::from_millis(100));
+        assert!(out.unwrap().unwrap_err().contains("interrupt"));
+    }
+}
