@@ -11,6 +11,7 @@ use tandem_core::playbook::Playbook;
 use tandem_core::sla::{
     compliance, compliance_by_owner, marketing_sla, sales_sla, stalled, Handoff,
 };
+use tandem_store::warm::Need;
 
 use crate::cmd::numbers::{self, local, num, AsOf};
 use crate::ctx::Ctx;
@@ -56,7 +57,12 @@ pub async fn sla_cmd(ctx: &Ctx, a: SlaArgs) -> Result<ExitCode> {
         Some(w) => Some(iso_week(&pb, w)?),
         None => None,
     };
-    let snap = numbers::load(ctx).await?;
+    // People, their transitions and activities: not the touches.
+    let need = Need {
+        activities: true,
+        ..Need::default()
+    };
+    let snap = numbers::load_only(ctx, need).await?;
     let as_of = a.as_of.get(&pb)?;
     let sales = sales_sla(
         &pb,
@@ -273,7 +279,8 @@ pub struct StalledArgs {
 /// `tandem stalled`: people in a stage longer than its `max_days`, oldest first.
 pub async fn stalled_cmd(ctx: &Ctx, a: StalledArgs) -> Result<ExitCode> {
     let pb = ctx.playbook()?;
-    let snap = numbers::load(ctx).await?;
+    // People and their transitions only.
+    let snap = numbers::load_only(ctx, Need::default()).await?;
     let as_of = a.as_of.get(&pb)?;
     let leads = stalled(&pb, &snap.people, &snap.transitions, as_of);
     let mut t = Table::new(&[
