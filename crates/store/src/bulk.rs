@@ -111,30 +111,18 @@ impl Syms {
     }
 }
 
-/// The error of column `i` of a row, as the other row kinds report it.
-fn decode(
-    row: &FileRow,
-    i: usize,
-    e: impl std::error::Error + Send + Sync + 'static,
-) -> sqlx::Error {
-    sqlx::Error::ColumnDecode {
-        index: row.column_name(i).to_string(),
-        source: Box::new(e),
-    }
-}
-
 impl FileRow<'_, '_> {
     fn value(&self, i: usize) -> Result<ValueRef<'_>, sqlx::Error> {
-        self.row.get_ref(i).map_err(|e| decode(self, i, e))
+        self.row.get_ref(i).map_err(|e| self.column_error(i, e))
     }
 }
 
 impl ReadRow for FileRow<'_, '_> {
     fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
-        self.row.get(i).map_err(|e| decode(self, i, e))
+        self.row.get(i).map_err(|e| self.column_error(i, e))
     }
     fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
-        self.row.get(i).map_err(|e| decode(self, i, e))
+        self.row.get(i).map_err(|e| self.column_error(i, e))
     }
     fn text(&self, i: usize) -> Result<String, sqlx::Error> {
         self.str(i).map(Cow::into_owned)
@@ -146,29 +134,27 @@ impl ReadRow for FileRow<'_, '_> {
         let v = self.value(i)?;
         v.as_str()
             .map(Cow::Borrowed)
-            .map_err(|e| decode(self, i, e))
+            .map_err(|e| self.column_error(i, e))
     }
     fn opt_str(&self, i: usize) -> Result<Option<Cow<'_, str>>, sqlx::Error> {
         let v = self.value(i)?;
         v.as_str_or_null()
             .map(|s| s.map(Cow::Borrowed))
-            .map_err(|e| decode(self, i, e))
+            .map_err(|e| self.column_error(i, e))
     }
     fn column_name(&self, i: usize) -> &str {
         self.row.as_ref().column_name(i).unwrap_or("")
     }
     fn sym(&self, i: usize) -> Result<Sym, sqlx::Error> {
-        self.opt_sym(i)?.ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: self.column_name(i).to_string(),
-            source: "unexpected null".into(),
-        })
+        let v = self.opt_sym(i)?;
+        self.not_null(i, v)
     }
     fn opt_sym(&self, i: usize) -> Result<Option<Sym>, sqlx::Error> {
         match self.value(i)? {
             ValueRef::Null => Ok(None),
             ValueRef::Text(t) => {
                 let s = self.syms.borrow_mut().get(i, t);
-                s.map(Some).map_err(|e| decode(self, i, e))
+                s.map(Some).map_err(|e| self.column_error(i, e))
             }
             _ => self.str(i).map(|s| Some(Sym::new(&s))),
         }

@@ -35,6 +35,21 @@ pub(crate) trait ReadRow {
     fn opt_str(&self, i: usize) -> Result<Option<Cow<'_, str>>, sqlx::Error>;
     /// The name of column `i` (for the debug check of [`Cols`]).
     fn column_name(&self, i: usize) -> &str;
+    /// Why column `i` could not be read, naming the column.
+    fn column_error(
+        &self,
+        i: usize,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> sqlx::Error {
+        sqlx::Error::ColumnDecode {
+            index: self.column_name(i).to_string(),
+            source: source.into(),
+        }
+    }
+    /// `v`, the value of column `i`, where a null is an error.
+    fn not_null<T>(&self, i: usize, v: Option<T>) -> Result<T, sqlx::Error> {
+        v.ok_or_else(|| self.column_error(i, "unexpected null"))
+    }
     /// A text column of few distinct values, interned.
     fn sym(&self, i: usize) -> Result<Sym, sqlx::Error> {
         Ok(Sym::new(&self.str(i)?))
@@ -194,17 +209,7 @@ impl<'a> JsonRow<'a> {
         }
         serde_json::from_str(v)
             .map(Some)
-            .map_err(|e| sqlx::Error::ColumnDecode {
-                index: self.column_name(i).to_string(),
-                source: Box::new(e),
-            })
-    }
-
-    fn not_null<T>(&self, i: usize, v: Option<T>) -> Result<T, sqlx::Error> {
-        v.ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: self.column_name(i).to_string(),
-            source: "unexpected null".into(),
-        })
+            .map_err(|e| self.column_error(i, e))
     }
 }
 
