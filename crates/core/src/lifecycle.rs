@@ -597,6 +597,43 @@ pub fn advance_with(
     until: Timestamp,
     profile: &Profile,
 ) -> Vec<Move> {
+    advance_from(
+        pb,
+        state,
+        facts,
+        until,
+        profile,
+        Timestamp::from_millis(i64::MIN),
+    )
+}
+
+/// [`advance`] for a caller that advanced this subject before, in this
+/// same state, up to an instant before `from`, and added no fact dated
+/// before `from` since: the instants strictly between the state's entry
+/// and `from` were evaluated then on the same facts and moved nobody, and
+/// evaluation at an instant reads only facts up to it, so they would move
+/// nobody now and are skipped. The entry instant is evaluated; if it moves
+/// the subject, nothing is skipped. The moves are exactly [`advance`]'s:
+/// the ingest committer uses it so a lead's next call costs its new
+/// instants, not its whole history.
+pub fn advance_after(
+    pb: &Playbook,
+    state: &State,
+    facts: &Facts<'_>,
+    until: Timestamp,
+    from: Timestamp,
+) -> Vec<Move> {
+    advance_from(pb, state, facts, until, &Profile::new(pb, facts), from)
+}
+
+fn advance_from(
+    pb: &Playbook,
+    state: &State,
+    facts: &Facts<'_>,
+    until: Timestamp,
+    profile: &Profile,
+    from: Timestamp,
+) -> Vec<Move> {
     let start = state.entered_at.unwrap_or(facts.person.created_at);
     let mut instants: Vec<Timestamp> = std::iter::once(facts.person.created_at)
         .chain(facts.touches.iter().map(|t| t.at))
@@ -611,6 +648,9 @@ pub fn advance_with(
     let mut state = state.clone();
     let mut out = Vec::new();
     for at in instants {
+        if out.is_empty() && at > start && at < from {
+            continue;
+        }
         for m in evaluate_with(pb, &state, facts, at, &mut inst) {
             state.apply(&m);
             out.push(m);

@@ -613,6 +613,35 @@ mod properties {
             }
         }
 
+        /// A subject advanced up to `evaluated`, then given more touches,
+        /// moves the same whether its instants before the earliest new
+        /// touch (or `evaluated`) are evaluated again or skipped.
+        #[test]
+        fn advancing_after_what_was_evaluated_moves_as_advancing_everything(
+            steps in prop::collection::vec(step(), 0..16),
+            evaluated in 0i64..400,
+            extra in prop::collection::vec((0..TOUCHES.len(), 0i64..400), 0..8),
+            until in 0i64..500,
+        ) {
+            let pb = pb();
+            let (p, a) = good_fit();
+            let (_, mut state, mut touches) = history(&steps);
+            let evaluated = t(evaluated * HOUR);
+            let before = Facts { person: &p, account: Some(&a), touches: &touches, activities: &[], deals: &[] };
+            let moves = advance(&pb, &state, &before, evaluated);
+            run(&mut state, moves);
+            let added: Vec<Touch> = extra.iter().map(|&(k, h)| touch(TOUCHES[k], t(h * HOUR))).collect();
+            let from = added
+                .iter()
+                .map(|t| t.at)
+                .fold(Timestamp::from_millis(evaluated.millis() + 1), Timestamp::min);
+            touches.extend(added);
+            let until = t(until * HOUR);
+            let facts = Facts { person: &p, account: Some(&a), touches: &touches, activities: &[], deals: &[] };
+            let all = advance(&pb, &state, &facts, until);
+            prop_assert_eq!(advance_after(&pb, &state, &facts, until, from), all);
+        }
+
         /// Automatic entry depends on the set of facts, not their order: the
         /// same touches shuffled give the same moves from the same state.
         #[test]
