@@ -31,8 +31,11 @@ use tandem_core::facts::channel_of;
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
 use tandem_store::repo::{self, Upsert};
-use tandem_store::{events, lifecycle, AnyConnection, Store, StoreError};
+use tandem_store::{events, lifecycle, AnyConnection, SoleWriter, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
+
+mod held;
+use held::{Held, Journal};
 
 use crate::import::{upsert_account, upsert_person};
 use crate::rows::{normalize_label, AccountRef};
@@ -529,15 +532,17 @@ fn keeps_touch(pb: &Playbook, m: &Message, t: &Touch) -> bool {
             .any(|r| r.touch == t.kind)
 }
 
-/// Stores one message: its account, its person, and its touch or activity.
-/// A parsed message always can be stored (its person is upserted first), so
-/// only the store can fail.
+/// Stores one message: its account, its person, and its touch or activity,
+/// and notes in `journal` what that changed in stored facts. A parsed
+/// message always can be stored (its person is upserted first), so only the
+/// store can fail.
 async fn apply(
     c: &mut AnyConnection,
     pb: &Playbook,
     m: &Message,
     people: &mut HashMap<String, Person>,
     touched: &mut BTreeSet<i64>,
+    journal: &mut Journal,
 ) -> Result<Outcome, StoreError> {
     if m.call == Call::Ignored {
         return Ok(Outcome::Stored {
@@ -547,7 +552,9 @@ async fn apply(
     }
     let account = match &m.account {
         Some(a) => {
-            upsert_account(c, a.clone()).await?;
+            if upsert_account(c, a.clone()).await? != Upsert::Unchanged {
+                journal.anyone = true;
+            }
             Some(AccountRef {
                 external_id: a.external_id.clone(),
                 name: a.name.clone(),
@@ -567,6 +574,7 @@ async fn apply(
     .await?;
     if person_upsert != Upsert::Unchanged {
         touched.insert(person.id);
+        journal.people.insert(person.id);
         people.insert(m.user.clone(), person.clone());
     }
     let effect = match &m.fact {
@@ -575,13 +583,25 @@ async fn apply(
             touch.person_id = person.id;
             touch.channel = channel_of(pb, &touch, &person).map(Sym::from);
             touched.insert(person.id);
-            Effect::Touch(repo::upsert_new_touch(c, &touch).await?.1)
+            let (id, upsert) = repo::upsert_new_touch(c, &touch).await?;
+            match upsert {
+                Upsert::Inserted => journal.touches.push(Touch { id, ..touch }),
+                Upsert::Updated => journal.anyone = true,
+                Upsert::Unchanged => {}
+            }
+            Effect::Touch(upsert)
         }
         Fact::Activity(a) => {
             let mut activity = a.clone();
             activity.person_id = person.id;
             touched.insert(person.id);
-            Effect::Activity(repo::upsert_activity(c, &activity).await?.1)
+            let (id, upsert) = repo::upsert_activity(c, &activity).await?;
+            match upsert {
+                Upsert::Inserted => journal.activities.push(Activity { id, ..activity }),
+                Upsert::Updated => journal.anyone = true,
+                Upsert::Unchanged => {}
+            }
+            Effect::Activity(upsert)
         }
         Fact::None | Fact::Touch(_) => Effect::Person(person_upsert),
     };
@@ -627,9 +647,9 @@ impl<'a> Known<'a> {
 }
 
 /// Stores one call's messages inside an open transaction, without
-/// re-evaluating anyone's lifecycle: the outcomes, and in `touched` the
-/// people whose facts changed. A message whose id `known` has seen
-/// (accepted before, or earlier in this transaction) is a duplicate.
+/// re-evaluating anyone's lifecycle: the outcomes, in `touched` the people
+/// whose facts changed and in `journal` how. A message whose id `known` has
+/// seen (accepted before, or earlier in this transaction) is a duplicate.
 async fn store_all<'a>(
     c: &mut AnyConnection,
     pb: &Playbook,
@@ -637,6 +657,7 @@ async fn store_all<'a>(
     now: Timestamp,
     known: &mut Known<'a>,
     touched: &mut BTreeSet<i64>,
+    journal: &mut Journal,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut out = Vec::with_capacity(msgs.len());
     for m in msgs {
@@ -646,7 +667,7 @@ async fn store_all<'a>(
                 continue;
             }
         }
-        let outcome = apply(c, pb, m, &mut known.people, touched).await?;
+        let outcome = apply(c, pb, m, &mut known.people, touched, journal).await?;
         if let Some(id) = &m.message_id {
             let person_id = match &outcome {
                 Outcome::Stored { person_id, .. } if *person_id > 0 => Some(*person_id),
@@ -681,7 +702,8 @@ async fn apply_all(
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut touched = BTreeSet::new();
     let mut known = Known::read(c, std::iter::once(msgs)).await?;
-    let out = store_all(c, pb, msgs, now, &mut known, &mut touched).await?;
+    let mut journal = Journal::default();
+    let out = store_all(c, pb, msgs, now, &mut known, &mut touched, &mut journal).await?;
     known.record(c).await?;
     let ids: Vec<i64> = touched.into_iter().collect();
     lifecycle::advance_many(c, pb, &ids, until(msgs, now)).await?;
@@ -765,6 +787,11 @@ struct Job {
 /// time-ordered answer, which per-call evaluation can miss: that never
 /// evaluates an instant before the lead's last move.
 ///
+/// On an SQLite file the committer writes on a connection of its own
+/// ([`SoleWriter`]) and keeps the facts of the people it re-evaluated
+/// (`held`: what it read plus what it wrote since), so a lead's next call
+/// reads nothing about them; a commit by anyone else drops them all.
+///
 /// A checked message cannot be refused by the store (its person is upserted
 /// before its facts), so a group needs no savepoints: if the store fails in
 /// a group (or its commit does), nothing of it was kept and each of its
@@ -815,10 +842,11 @@ impl Committer {
 }
 
 async fn write_groups(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut writer = GroupWriter::new(store.clone());
     // A job under another playbook than its group's starts the next group.
-    let mut held: Option<Job> = None;
+    let mut next: Option<Job> = None;
     loop {
-        let first = match held.take() {
+        let first = match next.take() {
             Some(job) => job,
             None => match rx.recv().await {
                 Some(job) => job,
@@ -830,13 +858,13 @@ async fn write_groups(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
             match rx.try_recv() {
                 Ok(job) if Arc::ptr_eq(&job.pb, &group[0].pb) => group.push(job),
                 Ok(job) => {
-                    held = Some(job);
+                    next = Some(job);
                     break;
                 }
                 Err(_) => break,
             }
         }
-        match write_group(&store, &group).await {
+        match writer.write(&group).await {
             Ok(results) => {
                 for (job, outcomes) in group.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(outcomes));
@@ -853,24 +881,102 @@ async fn write_groups(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
-/// One transaction for a group (all under one playbook): each call's
-/// outcomes, or the store error that undid the whole group. The people the
-/// calls touched are re-evaluated once, after every call is stored, up to
-/// the group's latest `now` (or a later message time).
-async fn write_group(store: &Store, group: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+/// The committer's side of the store: on an SQLite file its own connection
+/// ([`SoleWriter`]) and the facts of the people it re-evaluated lately
+/// ([`Held`]), trusted only while nobody else committed; otherwise (an
+/// in-memory database) pooled transactions and every person read.
+struct GroupWriter {
+    store: Store,
+    sole: Option<SoleWriter>,
+    held: Held,
+    /// The playbook `held` people were evaluated under: what was evaluated
+    /// under another must be evaluated again.
+    pb: Option<Arc<Playbook>>,
+}
+
+impl GroupWriter {
+    fn new(store: Store) -> GroupWriter {
+        GroupWriter {
+            store,
+            sole: None,
+            held: Held::default(),
+            pb: None,
+        }
+    }
+
+    /// One transaction for a group: each call's outcomes, or the store
+    /// error that undid the whole group (and dropped what was held).
+    async fn write(&mut self, group: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        let result = self.try_write(group).await;
+        if result.is_err() {
+            // Held facts may include rows the rollback removed, and the
+            // connection may be what failed.
+            self.held.clear();
+            self.sole = None;
+        }
+        result
+    }
+
+    async fn try_write(&mut self, group: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+        if self.sole.is_none() {
+            self.sole = self.store.sole_writer().await?;
+        }
+        if let Some(job) = group.first() {
+            if !self.pb.as_ref().is_some_and(|pb| Arc::ptr_eq(pb, &job.pb)) {
+                self.held.clear();
+                self.pb = Some(job.pb.clone());
+            }
+        }
+        match &mut self.sole {
+            Some(sole) => {
+                let (mut tx, alone) = sole.begin().await?;
+                if !alone {
+                    self.held.clear();
+                }
+                let out = write_group(tx.conn(), group, Some(&mut self.held)).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            None => {
+                let mut tx = self.store.begin().await?;
+                let out = write_group(tx.conn(), group, None).await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// A group's writes inside its transaction (all its calls under one
+/// playbook): each call's outcomes. The people the calls touched are
+/// re-evaluated once, after every call is stored, up to the group's latest
+/// `now` (or a later message time), from `held` facts where there are any.
+async fn write_group(
+    c: &mut AnyConnection,
+    group: &[Job],
+    mut held: Option<&mut Held>,
+) -> Result<Vec<Vec<Outcome>>, StoreError> {
     let (Some(first), Some(group_now)) = (group.first(), group.iter().map(|j| j.now).max()) else {
         return Ok(Vec::new());
     };
     let pb = &first.pb;
-    let mut tx = store.begin().await?;
     let mut results = Vec::with_capacity(group.len());
     // Person id -> the instant it is evaluated up to.
     let mut evaluate: BTreeMap<i64, Timestamp> = BTreeMap::new();
-    let mut known = Known::read(tx.conn(), group.iter().map(|j| &j.msgs[..])).await?;
+    let mut known = Known::read(c, group.iter().map(|j| &j.msgs[..])).await?;
+    let mut journal = Journal::default();
     for job in group {
         let mut touched = BTreeSet::new();
-        let outcomes =
-            store_all(tx.conn(), pb, &job.msgs, job.now, &mut known, &mut touched).await?;
+        let outcomes = store_all(
+            c,
+            pb,
+            &job.msgs,
+            job.now,
+            &mut known,
+            &mut touched,
+            &mut journal,
+        )
+        .await?;
         results.push(outcomes);
         let until = until(&job.msgs, group_now);
         for id in touched {
@@ -878,15 +984,22 @@ async fn write_group(store: &Store, group: &[Job]) -> Result<Vec<Vec<Outcome>>, 
             *e = (*e).max(until);
         }
     }
-    known.record(tx.conn()).await?;
+    known.record(c).await?;
     let mut by_until: BTreeMap<Timestamp, Vec<i64>> = BTreeMap::new();
     for (id, until) in evaluate {
         by_until.entry(until).or_default().push(id);
     }
-    for (until, ids) in by_until {
-        lifecycle::advance_many(tx.conn(), pb, &ids, until).await?;
+    if let Some(h) = held.as_deref_mut() {
+        h.apply(journal);
     }
-    tx.commit().await?;
+    for (until, ids) in by_until {
+        match held.as_deref_mut() {
+            Some(h) => held::advance(c, pb, h, &ids, until).await?,
+            None => {
+                lifecycle::advance_many(c, pb, &ids, until).await?;
+            }
+        }
+    }
     Ok(results)
 }
 

@@ -371,7 +371,7 @@ async fn account_lifecycle_in_memory_equals_sync_from_the_store() {
     db.cleanup().await.expect("cleanup");
 }
 
-async fn sqlx_delete_account_transitions(tx: &mut tandem_store::Tx) {
+async fn sqlx_delete_account_transitions(tx: &mut tandem_store::Tx<'_>) {
     sqlx::query("DELETE FROM transitions WHERE subject_kind = 'account'")
         .execute(tx.conn())
         .await

@@ -154,9 +154,11 @@ fn sqlite_file(url: &str) -> Option<Arc<Path>> {
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
-pub struct Tx(Transaction<'static, Any>);
+/// `'c` is the connection it runs on: `'static` for a pooled one
+/// ([`Store::begin`]), a borrow for a [`SoleWriter`]'s own.
+pub struct Tx<'c>(Transaction<'c, Any>);
 
-impl Tx {
+impl Tx<'_> {
     /// The connection to run reads and writes on.
     pub fn conn(&mut self) -> &mut AnyConnection {
         &mut self.0
@@ -234,7 +236,7 @@ impl Store {
     }
 
     /// Starts a write transaction.
-    pub async fn begin(&self) -> Result<Tx, StoreError> {
+    pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {
         let tx = if self.backend == Backend::Sqlite {
             // Take the write lock up front so two writers queue on busy_timeout
             // instead of failing when a read lock cannot be upgraded.
@@ -253,7 +255,7 @@ impl Store {
     /// import: 10 s of system time, 5 s with this cache, 18 MB more peak
     /// RSS). The setting stays with the pooled connection; SQLite takes the
     /// memory only for pages it reads.
-    pub async fn begin_bulk(&self) -> Result<Tx, StoreError> {
+    pub async fn begin_bulk(&self) -> Result<Tx<'static>, StoreError> {
         let mut tx = self.begin().await?;
         if self.backend == Backend::Sqlite {
             sqlx::query("PRAGMA cache_size = -65536")
@@ -261,6 +263,19 @@ impl Store {
                 .await?;
         }
         Ok(tx)
+    }
+
+    /// A connection of its own for one long-lived writer ([`SoleWriter`]),
+    /// on an SQLite file; `None` on PostgreSQL and for an in-memory
+    /// database (where another connection is another database).
+    pub async fn sole_writer(&self) -> Result<Option<SoleWriter>, StoreError> {
+        if self.backend != Backend::Sqlite || self.file.is_none() {
+            return Ok(None);
+        }
+        // Detached: the pool opens another in its place, and closing the
+        // store does not wait for this one.
+        let conn = self.pool.acquire().await?.detach();
+        Ok(Some(SoleWriter { conn, seen: None }))
     }
 
     /// True when a trivial query answers (readiness).
@@ -273,5 +288,35 @@ impl Store {
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// One writer's own connection to an SQLite file, outside the pool, that
+/// knows whether anyone else wrote between its transactions: what a writer
+/// needs to keep what it read and wrote in memory (the ingest committer's
+/// facts of recent people) and trust it only while nobody else wrote.
+///
+/// SQLite's `PRAGMA data_version` changes on a connection when another
+/// connection (of this process or any other) commits, and never for the
+/// connection's own commits; read inside `BEGIN IMMEDIATE`, which holds the
+/// write lock, nobody else can commit until this transaction ends.
+pub struct SoleWriter {
+    conn: AnyConnection,
+    /// `data_version` at the previous [`SoleWriter::begin`].
+    seen: Option<i64>,
+}
+
+impl SoleWriter {
+    /// Starts a write transaction on the writer's connection. The flag is
+    /// true when every commit since the writer's previous `begin` was its
+    /// own (false the first time).
+    pub async fn begin(&mut self) -> Result<(Tx<'_>, bool), StoreError> {
+        let mut tx = Tx(Connection::begin_with(&mut self.conn, "BEGIN IMMEDIATE").await?);
+        let version: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(tx.conn())
+            .await?;
+        let alone = self.seen == Some(version);
+        self.seen = Some(version);
+        Ok((tx, alone))
     }
 }

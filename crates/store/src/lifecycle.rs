@@ -12,7 +12,7 @@ use crate::repo;
 use crate::StoreError;
 
 /// Everything stored about one person, owned.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PersonFacts {
     pub person: Person,
     pub account: Option<Account>,
@@ -207,7 +207,25 @@ pub async fn advance_many_with(
             .ok_or_else(|| StoreError::not_found(format!("person #{id}")))?;
         people.push(pf);
     }
-    let moves = advance_all(pb, &people, until);
+    let everything = Timestamp::from_millis(i64::MIN);
+    let people: Vec<(&PersonFacts, Timestamp)> = people.iter().map(|pf| (pf, everything)).collect();
+    advance_held(c, pb, &people, until).await
+}
+
+/// Re-evaluates people whose facts the caller holds exactly as stored, up
+/// to `until`, each from the instant paired with it (see
+/// [`lifecycle::advance_after`]; `i64::MIN` for all its instants), and
+/// appends everyone's moves together, in the order given. Returns the new
+/// transitions (with their `seq`s) in that order. Nothing is read or
+/// locked: the caller must hold what a concurrent writer would change (a
+/// lock, or being the only writer).
+pub async fn advance_held(
+    c: &mut AnyConnection,
+    pb: &Playbook,
+    people: &[(&PersonFacts, Timestamp)],
+    until: Timestamp,
+) -> Result<Vec<Transition>, StoreError> {
+    let moves = advance_all(pb, people, until);
     repo::append_many(c, moves.iter().map(|(s, m)| (*s, m.as_slice()))).await
 }
 
@@ -218,16 +236,16 @@ pub async fn advance_many_with(
 /// do not depend on the split.
 fn advance_all(
     pb: &Playbook,
-    people: &[PersonFacts],
+    people: &[(&PersonFacts, Timestamp)],
     until: Timestamp,
 ) -> Vec<(Subject, Vec<lifecycle::Move>)> {
     /// Below this a thread costs more than it saves (a few µs per person).
     const PER_THREAD: usize = 500;
-    let one = |chunk: &[PersonFacts]| -> Vec<(Subject, Vec<lifecycle::Move>)> {
+    let one = |chunk: &[(&PersonFacts, Timestamp)]| -> Vec<(Subject, Vec<lifecycle::Move>)> {
         chunk
             .iter()
-            .filter_map(|pf| {
-                let m = lifecycle::advance(pb, &pf.state(), &pf.facts(), until);
+            .filter_map(|&(pf, from)| {
+                let m = lifecycle::advance_after(pb, &pf.state(), &pf.facts(), until, from);
                 (!m.is_empty()).then_some((Subject::Person(pf.person.id), m))
             })
             .collect()
