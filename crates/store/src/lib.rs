@@ -190,6 +190,11 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
             .acquire_timeout(Duration::from_secs(30))
+            // A ping before handing out an idle connection guards against a
+            // server that dropped it; an SQLite connection lives in this
+            // process, so there the ping is only a round trip to its thread
+            // on every acquire (one per ingest call, for its write key).
+            .test_before_acquire(backend != Backend::Sqlite)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
