@@ -7,7 +7,9 @@
 //! too. A write key is an API token of role marketing or admin. Checking and
 //! storing are `tandem_ingest::segment`.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::header::AUTHORIZATION;
@@ -48,12 +50,59 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Option<String> {
         .filter(|k| !k.is_empty())
 }
 
-async fn authorize(s: &AppState, headers: &HeaderMap, body: &Value) -> Result<ApiToken, ApiError> {
+/// How long a write key found live is trusted without asking the store.
+const KEY_TRUST: Duration = Duration::from_secs(1);
+
+/// Most write keys remembered at once.
+const KEYS_MAX: usize = 1024;
+
+/// Write keys found live in the last [`KEY_TRUST`], by hash. A Segment
+/// source sends every call with the same key, and looking it up was a
+/// pooled connection's round trips per call (a third of a call's store
+/// work once the writer held its facts); a key revoked since (by the API
+/// or the CLI) is refused again within a second. Unknown keys are never
+/// remembered, so a new key works at once.
+#[derive(Default)]
+struct Keys(Mutex<HashMap<String, (ApiToken, Instant)>>);
+
+impl Keys {
+    fn get(&self, hash: &str) -> Option<ApiToken> {
+        let keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (t, at) = keys.get(hash)?;
+        (at.elapsed() < KEY_TRUST).then(|| t.clone())
+    }
+
+    fn put(&self, hash: String, t: ApiToken) {
+        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= KEYS_MAX {
+            keys.retain(|_, (_, at)| at.elapsed() < KEY_TRUST);
+            if keys.len() >= KEYS_MAX {
+                keys.clear();
+            }
+        }
+        keys.insert(hash, (t, Instant::now()));
+    }
+}
+
+async fn authorize(
+    s: &AppState,
+    writer: &Writer,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<ApiToken, ApiError> {
     let key = write_key(headers, body).ok_or(ApiError::Unauthorized)?;
-    let mut c = s.store.conn().await?;
-    let t = tokens::find(&mut c, &key)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let hash = tokens::hash(&key);
+    let t = match writer.keys.get(&hash) {
+        Some(t) => t,
+        None => {
+            let mut c = s.store.conn().await?;
+            let t = tokens::find_by_hash(&mut c, &hash)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            writer.keys.put(hash, t.clone());
+            t
+        }
+    };
     tracing::Span::current().record("auth.token", t.name.as_str());
     match t.role {
         Role::Marketing | Role::Admin => Ok(t),
@@ -75,13 +124,16 @@ pub struct IngestReply {
     pub duplicates: u64,
 }
 
-/// The group committer of one app on SQLite, started by its first ingest
-/// call (inside the runtime). SQLite has a single writer and a disk flush
-/// per commit, so concurrent calls are committed together (see
-/// [`Committer`]); PostgreSQL takes concurrent transactions and each call
-/// keeps its own.
+/// The ingest side of one app: its write keys found lately, and on SQLite
+/// its group committer, started by its first ingest call (inside the
+/// runtime). SQLite has a single writer and a disk flush per commit, so
+/// concurrent calls are committed together (see [`Committer`]); PostgreSQL
+/// takes concurrent transactions and each call keeps its own.
 #[derive(Clone, Default)]
-pub struct Writer(Arc<OnceLock<Committer>>);
+pub struct Writer {
+    committer: Arc<OnceLock<Committer>>,
+    keys: Arc<Keys>,
+}
 
 impl Writer {
     async fn ingest(
@@ -91,7 +143,9 @@ impl Writer {
         received: tandem_core::Timestamp,
     ) -> Result<Vec<Outcome>, StoreError> {
         if s.store.backend() == Backend::Sqlite {
-            let committer = self.0.get_or_init(|| Committer::start(s.store.clone()));
+            let committer = self
+                .committer
+                .get_or_init(|| Committer::start(s.store.clone()));
             committer.ingest(s.playbook(), msgs, received).await
         } else {
             segment::ingest(&s.store, &s.playbook(), &msgs, received).await
@@ -110,7 +164,7 @@ async fn run(
     body: Value,
     call: Option<Call>,
 ) -> Result<Json<IngestReply>, ApiError> {
-    authorize(s, headers, &body).await?;
+    authorize(s, writer, headers, &body).await?;
     let received = now();
     let parsed: Result<Vec<Message>, segment::Invalid> = match call {
         Some(c) => segment::parse(&body, Some(c), "", None, received).map(|m| vec![m]),

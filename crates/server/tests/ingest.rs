@@ -470,3 +470,44 @@ fn the_openapi_fragments_describe_ingest_alerts_and_metrics() {
     let ops = tandem_server::telemetry::OpsApi::openapi();
     assert!(ops.paths.paths.contains_key("/metrics"));
 }
+
+#[tokio::test]
+async fn a_revoked_write_key_is_refused_within_a_second() {
+    let db = TestDb::sqlite().await.unwrap();
+    let t = setup(&db).await;
+    let call = |n: u32| json!({"userId": "u-1", "event": "Webinar", "messageId": format!("m-{n}")});
+    let (status, _) = t
+        .post("/v1/track", Some(basic(&t.marketing)), &call(1))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut c = t.store.conn().await.unwrap();
+    assert_eq!(
+        tokens::revoke(&mut c, "site", ms("2026-03-02T10:00:00Z"))
+            .await
+            .unwrap(),
+        1
+    );
+    drop(c);
+    // Found live a moment ago, the key may be trusted for up to a second;
+    // then it is asked about again: revoked.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = t
+        .post("/v1/track", Some(basic(&t.marketing)), &call(3))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // A key never seen is looked up at once: a new one works on its first call.
+    let mut c = t.store.conn().await.unwrap();
+    let (_, fresh) = tokens::create(
+        &mut c,
+        "site-2",
+        Role::Marketing,
+        ms("2026-03-02T10:00:00Z"),
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let (status, _) = t
+        .post("/v1/track", Some(basic(fresh.expose())), &call(4))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}
