@@ -233,6 +233,21 @@ async fn held_facts_are_what_the_store_holds_and_move_nobody_differently() {
     assert_eq!(moved, transitions(read_db.store.clone()).await);
 }
 
+/// Stores a touch of `kind` at `at` for `user` through a pooled
+/// connection (beside any committer), without re-evaluating anyone.
+async fn store_beside(store: &Store, user: &str, kind: &str, at: &str) {
+    let mut tx = store.begin().await.unwrap();
+    let person = repo::person_by_external(tx.conn(), user).await.unwrap();
+    let touch = Touch {
+        person_id: person.unwrap().id,
+        at: ts(at),
+        kind: Sym::from(kind),
+        ..Touch::default()
+    };
+    repo::upsert_touch(tx.conn(), &touch).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_commit_by_another_connection_drops_the_held_facts() {
     let pb = Arc::new(Playbook::load(STARTER).playbook.unwrap());
@@ -254,23 +269,7 @@ async fn a_commit_by_another_connection_drops_the_held_facts() {
         .unwrap();
     assert_eq!(writer.held.len(), 1);
     // Another connection stores a second webinar without re-evaluating.
-    let id = {
-        let mut c = db.store.conn().await.unwrap();
-        repo::person_by_external(&mut c, "lead")
-            .await
-            .unwrap()
-            .unwrap()
-            .id
-    };
-    let mut tx = db.store.begin().await.unwrap();
-    let webinar = Touch {
-        person_id: id,
-        at: ts("2026-03-02T10:02:00Z"),
-        kind: Sym::from("webinar"),
-        ..Touch::default()
-    };
-    repo::upsert_touch(tx.conn(), &webinar).await.unwrap();
-    tx.commit().await.unwrap();
+    store_beside(&db.store, "lead", "webinar", "2026-03-02T10:02:00Z").await;
     // The third webinar makes about 45 points with the one stored beside
     // the writer: the MQL (30) is entered. Facts held from before it would
     // count two webinars, just under 30, and move nobody.
@@ -315,20 +314,7 @@ async fn a_held_lead_is_evaluated_at_each_new_instant_even_back_dated() {
         &[(identify("ahead"), "2026-03-02T10:00:00Z")],
     )
     .await;
-    let id = {
-        let mut c = db.store.conn().await.unwrap();
-        let p = repo::person_by_external(&mut c, "ahead").await.unwrap();
-        p.unwrap().id
-    };
-    let mut tx = db.store.begin().await.unwrap();
-    let demo = Touch {
-        person_id: id,
-        at: ts("2026-03-02T11:20:00Z"),
-        kind: Sym::from("demo_request"),
-        ..Touch::default()
-    };
-    repo::upsert_touch(tx.conn(), &demo).await.unwrap();
-    tx.commit().await.unwrap();
+    store_beside(&db.store, "ahead", "demo_request", "2026-03-02T11:20:00Z").await;
     // Every lead: fit 55, a webinar (15 points, under the MQL's 30), held
     // after a group at 11:00.
     let mut writer = GroupWriter::new(db.store.clone());
