@@ -543,6 +543,7 @@ async fn apply(
     people: &mut HashMap<String, Person>,
     touched: &mut BTreeSet<i64>,
     journal: &mut Journal,
+    deferred: Option<&mut Vec<Touch>>,
 ) -> Result<Outcome, StoreError> {
     if m.call == Call::Ignored {
         return Ok(Outcome::Stored {
@@ -583,6 +584,14 @@ async fn apply(
             touch.person_id = person.id;
             touch.channel = channel_of(pb, &touch, &person).map(Sym::from);
             touched.insert(person.id);
+            if let Some(later) = deferred {
+                // Inserted with the group's others, which checks it is new.
+                later.push(touch);
+                return Ok(Outcome::Stored {
+                    person_id: person.id,
+                    effect: Effect::Touch(Upsert::Inserted),
+                });
+            }
             let (id, upsert) = repo::upsert_new_touch(c, &touch).await?;
             match upsert {
                 Upsert::Inserted => journal.touches.push(Touch { id, ..touch }),
@@ -650,6 +659,9 @@ impl<'a> Known<'a> {
 /// re-evaluating anyone's lifecycle: the outcomes, in `touched` the people
 /// whose facts changed and in `journal` how. A message whose id `known` has
 /// seen (accepted before, or earlier in this transaction) is a duplicate.
+/// With `deferred`, new touches are left there for the caller to insert
+/// together (their outcome says inserted; the caller makes sure).
+#[allow(clippy::too_many_arguments)]
 async fn store_all<'a>(
     c: &mut AnyConnection,
     pb: &Playbook,
@@ -658,6 +670,7 @@ async fn store_all<'a>(
     known: &mut Known<'a>,
     touched: &mut BTreeSet<i64>,
     journal: &mut Journal,
+    mut deferred: Option<&mut Vec<Touch>>,
 ) -> Result<Vec<Outcome>, StoreError> {
     let mut out = Vec::with_capacity(msgs.len());
     for m in msgs {
@@ -667,7 +680,16 @@ async fn store_all<'a>(
                 continue;
             }
         }
-        let outcome = apply(c, pb, m, &mut known.people, touched, journal).await?;
+        let outcome = apply(
+            c,
+            pb,
+            m,
+            &mut known.people,
+            touched,
+            journal,
+            deferred.as_deref_mut(),
+        )
+        .await?;
         if let Some(id) = &m.message_id {
             let person_id = match &outcome {
                 Outcome::Stored { person_id, .. } if *person_id > 0 => Some(*person_id),
@@ -703,7 +725,17 @@ async fn apply_all(
     let mut touched = BTreeSet::new();
     let mut known = Known::read(c, std::iter::once(msgs)).await?;
     let mut journal = Journal::default();
-    let out = store_all(c, pb, msgs, now, &mut known, &mut touched, &mut journal).await?;
+    let out = store_all(
+        c,
+        pb,
+        msgs,
+        now,
+        &mut known,
+        &mut touched,
+        &mut journal,
+        None,
+    )
+    .await?;
     known.record(c).await?;
     let ids: Vec<i64> = touched.into_iter().collect();
     lifecycle::advance_many(c, pb, &ids, until(msgs, now)).await?;
@@ -865,13 +897,21 @@ async fn write_groups(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         }
         match writer.write(&group).await {
-            Ok(results) => {
+            Ok(Some(results)) => {
                 for (job, outcomes) in group.into_iter().zip(results) {
                     let _ = job.reply.send(Ok(outcomes));
                 }
             }
-            Err(e) => {
-                tracing::debug!(ingest.group = group.len(), error = %e, "group failed; each call alone");
+            other => {
+                let why = match other {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "one of its touches was stored before".to_string(),
+                };
+                tracing::debug!(
+                    ingest.group = group.len(),
+                    why,
+                    "group not kept; each call alone"
+                );
                 for job in group {
                     let result = ingest(&store, &job.pb, &job.msgs, job.now).await;
                     let _ = job.reply.send(result);
@@ -904,9 +944,11 @@ impl GroupWriter {
         }
     }
 
-    /// One transaction for a group: each call's outcomes, or the store
-    /// error that undid the whole group (and dropped what was held).
-    async fn write(&mut self, group: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+    /// One transaction for a group: each call's outcomes, `None` when the
+    /// group must be stored call by call (see [`write_group`]; nothing of
+    /// it was kept), or the store error that undid the whole group (and
+    /// dropped what was held).
+    async fn write(&mut self, group: &[Job]) -> Result<Option<Vec<Vec<Outcome>>>, StoreError> {
         let result = self.try_write(group).await;
         if result.is_err() {
             // Held facts may include rows the rollback removed, and the
@@ -917,7 +959,7 @@ impl GroupWriter {
         result
     }
 
-    async fn try_write(&mut self, group: &[Job]) -> Result<Vec<Vec<Outcome>>, StoreError> {
+    async fn try_write(&mut self, group: &[Job]) -> Result<Option<Vec<Vec<Outcome>>>, StoreError> {
         if self.sole.is_none() {
             self.sole = self.store.sole_writer().await?;
         }
@@ -934,13 +976,17 @@ impl GroupWriter {
                     self.held.clear();
                 }
                 let out = write_group(tx.conn(), group, Some(&mut self.held)).await?;
-                tx.commit().await?;
+                if out.is_some() {
+                    tx.commit().await?;
+                }
                 Ok(out)
             }
             None => {
                 let mut tx = self.store.begin().await?;
                 let out = write_group(tx.conn(), group, None).await?;
-                tx.commit().await?;
+                if out.is_some() {
+                    tx.commit().await?;
+                }
                 Ok(out)
             }
         }
@@ -951,14 +997,25 @@ impl GroupWriter {
 /// playbook): each call's outcomes. The people the calls touched are
 /// re-evaluated once, after every call is stored, up to the group's latest
 /// `now` (or a later message time), from `held` facts where there are any.
+///
+/// On SQLite the group's new touches are inserted together at the end
+/// ([`repo::insert_fresh_touches`]: one statement instead of one per
+/// call). If one of them was stored before after all (a touch imported
+/// under the same external id), that statement skipped it and the answer
+/// is `None`: the caller rolls back and stores each call alone, which
+/// upserts it as usual.
 async fn write_group(
     c: &mut AnyConnection,
     group: &[Job],
     mut held: Option<&mut Held>,
-) -> Result<Vec<Vec<Outcome>>, StoreError> {
+) -> Result<Option<Vec<Vec<Outcome>>>, StoreError> {
     let (Some(first), Some(group_now)) = (group.first(), group.iter().map(|j| j.now).max()) else {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     };
+    let mut deferred = c
+        .backend_name()
+        .eq_ignore_ascii_case("sqlite")
+        .then(Vec::new);
     let pb = &first.pb;
     let mut results = Vec::with_capacity(group.len());
     // Person id -> the instant it is evaluated up to.
@@ -975,6 +1032,7 @@ async fn write_group(
             &mut known,
             &mut touched,
             &mut journal,
+            deferred.as_mut(),
         )
         .await?;
         results.push(outcomes);
@@ -985,6 +1043,16 @@ async fn write_group(
         }
     }
     known.record(c).await?;
+    if let Some(touches) = deferred {
+        let Some(ids) = repo::insert_fresh_touches(c, &touches).await? else {
+            return Ok(None);
+        };
+        let stored = touches
+            .into_iter()
+            .zip(ids)
+            .map(|(t, id)| Touch { id, ..t });
+        journal.touches.extend(stored);
+    }
     let mut by_until: BTreeMap<Timestamp, Vec<i64>> = BTreeMap::new();
     for (id, until) in evaluate {
         by_until.entry(until).or_default().push(id);
@@ -1000,7 +1068,7 @@ async fn write_group(
             }
         }
     }
-    Ok(results)
+    Ok(Some(results))
 }
 
 #[cfg(test)]

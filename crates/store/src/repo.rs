@@ -557,6 +557,45 @@ pub async fn upsert_new_touch(
     }
 }
 
+const FRESH_TOUCHES: &str =
+    "INSERT INTO touches (id, person_id, at, kind, channel, campaign, source, medium, cost, external_id)";
+
+/// Inserts touches that are almost surely new (their external ids are
+/// Segment `messageId`s never seen) with one multi-row statement per
+/// chunk, on SQLite inside a write transaction (which holds the database
+/// lock): each gets the next id after the largest stored one, in order,
+/// so no `RETURNING` (a hand-over per row) is needed. Returns the ids, or
+/// `None` when some external id was stored after all: those rows were
+/// skipped and the others inserted, so the caller must roll back (and then
+/// store them one by one with [`upsert_new_touch`]).
+pub async fn insert_fresh_touches(
+    c: &mut AnyConnection,
+    touches: &[Touch],
+) -> Result<Option<Vec<i64>>, StoreError> {
+    const COLS: usize = 10;
+    if touches.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM touches")
+        .fetch_one(&mut *c)
+        .await?;
+    let ids: Vec<i64> = (1..=touches.len() as i64).map(|i| last + i).collect();
+    let per = rows_per_statement(COLS);
+    let mut inserted = 0;
+    for (chunk, ids) in touches.chunks(per).zip(ids.chunks(per)) {
+        let sql = format!(
+            "{} ON CONFLICT (external_id) DO NOTHING",
+            values_sql(FRESH_TOUCHES, COLS, chunk.len(), true)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (t, id) in chunk.iter().zip(ids) {
+            q = bind_touch(q.bind(*id), t).bind(t.external_id.as_deref());
+        }
+        inserted += q.execute(&mut *c).await?.rows_affected();
+    }
+    Ok((inserted == touches.len() as u64).then_some(ids))
+}
+
 /// Inserts `t`: its id, or `None` when `skip_existing` and a touch with its
 /// external id is stored.
 async fn insert_touch(

@@ -46,7 +46,11 @@ fn jobs(pb: &Arc<Playbook>, calls: Vec<Vec<Message>>, now: Timestamp) -> Vec<Job
 /// Runs `calls` as one group, all received at `now`.
 async fn group(store: &Store, pb: &Arc<Playbook>, calls: Vec<Vec<Message>>, now: &str) {
     let jobs = jobs(pb, calls, ts(now));
-    let results = GroupWriter::new(store.clone()).write(&jobs).await.unwrap();
+    let results = GroupWriter::new(store.clone())
+        .write(&jobs)
+        .await
+        .unwrap()
+        .expect("no touch was stored before");
     assert_eq!(results.len(), jobs.len());
 }
 
@@ -297,7 +301,7 @@ async fn a_commit_by_another_connection_drops_the_held_facts() {
 async fn write_as_group(writer: &mut GroupWriter, pb: &Arc<Playbook>, calls: &[(Value, &str)]) {
     let now = calls.iter().map(|(_, r)| ts(r)).max().unwrap();
     let calls = calls.iter().map(|(v, r)| call(v.clone(), r)).collect();
-    writer.write(&jobs(pb, calls, now)).await.unwrap();
+    writer.write(&jobs(pb, calls, now)).await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -401,4 +405,71 @@ async fn another_playbook_evaluates_held_leads_again() {
             ("mql".to_string(), ts("2026-03-02T10:01:00Z")),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_touch_stored_before_under_a_message_id_sends_the_group_call_by_call() {
+    let pb = Arc::new(Playbook::load(STARTER).playbook.unwrap());
+    let db = TestDb::sqlite().await.unwrap();
+    let mut writer = GroupWriter::new(db.store.clone());
+    write_as_group(
+        &mut writer,
+        &pb,
+        &[(identify("lead"), "2026-03-02T10:00:00Z")],
+    )
+    .await;
+    // A CSV import stored a touch under the external id `m-2`.
+    store_beside(&db.store, "lead", "webinar", "2026-03-01T09:00:00Z").await;
+    let mut tx = db.store.begin().await.unwrap();
+    sqlx::query("UPDATE touches SET external_id = 'm-2'")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let touches = |store: Store| async move {
+        let mut c = store.conn().await.unwrap();
+        let counts = repo::counts(&mut c).await.unwrap();
+        counts.into_iter().find(|(t, _)| *t == "touches").unwrap().1
+    };
+    assert_eq!(touches(db.store.clone()).await, 1);
+    let calls = || {
+        let mut a = track("lead", "Webinar", "2026-03-02T10:01:00Z");
+        a["messageId"] = json!("m-1");
+        let mut b = track("lead", "Webinar", "2026-03-02T10:02:00Z");
+        b["messageId"] = json!("m-2");
+        vec![
+            call(a, "2026-03-02T10:02:00Z"),
+            call(b, "2026-03-02T10:02:00Z"),
+        ]
+    };
+    // As one group the two new touches go in one statement, which skips
+    // `m-2`: nothing of the group is kept.
+    let group = writer
+        .write(&jobs(&pb, calls(), ts("2026-03-02T10:02:00Z")))
+        .await
+        .unwrap();
+    assert_eq!(group, None);
+    assert_eq!(touches(db.store.clone()).await, 1);
+    // Through the committer the calls are then stored one by one: `m-1` is
+    // new, `m-2` updates the imported touch.
+    let committer = Committer::start(db.store.clone());
+    let mut effects = Vec::new();
+    for msgs in calls() {
+        let out = committer
+            .ingest(pb.clone(), msgs, ts("2026-03-02T10:02:00Z"))
+            .await
+            .unwrap();
+        effects.extend(out.into_iter().map(|o| match o {
+            Outcome::Stored { effect, .. } => effect,
+            Outcome::Duplicate => Effect::Nothing,
+        }));
+    }
+    assert_eq!(
+        effects,
+        vec![
+            Effect::Touch(Upsert::Inserted),
+            Effect::Touch(Upsert::Updated)
+        ]
+    );
+    assert_eq!(touches(db.store.clone()).await, 2);
 }
