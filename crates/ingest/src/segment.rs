@@ -31,7 +31,7 @@ use tandem_core::facts::channel_of;
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
 use tandem_store::repo::{self, Upsert};
-use tandem_store::{events, lifecycle, AnyConnection, SoleWriter, Store, StoreError};
+use tandem_store::{events, lifecycle, AnyConnection, SoleWriter, Store, StoreError, Tx};
 use tokio::sync::{mpsc, oneshot};
 
 mod held;
@@ -971,26 +971,29 @@ impl GroupWriter {
         }
         match &mut self.sole {
             Some(sole) => {
-                let (mut tx, alone) = sole.begin().await?;
+                let (tx, alone) = sole.begin().await?;
                 if !alone {
                     self.held.clear();
                 }
-                let out = write_group(tx.conn(), group, Some(&mut self.held)).await?;
-                if out.is_some() {
-                    tx.commit().await?;
-                }
-                Ok(out)
+                commit_group(tx, group, Some(&mut self.held)).await
             }
-            None => {
-                let mut tx = self.store.begin().await?;
-                let out = write_group(tx.conn(), group, None).await?;
-                if out.is_some() {
-                    tx.commit().await?;
-                }
-                Ok(out)
-            }
+            None => commit_group(self.store.begin().await?, group, None).await,
         }
     }
+}
+
+/// [`write_group`] in `tx`, committed unless the group is to be stored call
+/// by call (then dropping `tx` rolls it back).
+async fn commit_group(
+    mut tx: Tx<'_>,
+    group: &[Job],
+    held: Option<&mut Held>,
+) -> Result<Option<Vec<Vec<Outcome>>>, StoreError> {
+    let out = write_group(tx.conn(), group, held).await?;
+    if out.is_some() {
+        tx.commit().await?;
+    }
+    Ok(out)
 }
 
 /// A group's writes inside its transaction (all its calls under one

@@ -89,22 +89,30 @@ impl Held {
                 self.rows -= rows(&e.facts);
             }
         }
-        // Each list is kept in the order a read gives it (`load_many`).
         for t in journal.touches {
-            if let Some(e) = self.people.get_mut(&t.person_id) {
-                let list = &mut e.facts.touches;
-                e.from = e.from.min(t.at);
-                list.insert(list.partition_point(|x| (x.at, x.id) <= (t.at, t.id)), t);
-                self.rows += 1;
-            }
+            self.append(t.person_id, |f| &mut f.touches, t, |t| (t.at, t.id));
         }
         for a in journal.activities {
-            if let Some(e) = self.people.get_mut(&a.person_id) {
-                let list = &mut e.facts.activities;
-                e.from = e.from.min(a.at);
-                list.insert(list.partition_point(|x| (x.at, x.id) <= (a.at, a.id)), a);
-                self.rows += 1;
-            }
+            self.append(a.person_id, |f| &mut f.activities, a, |a| (a.at, a.id));
+        }
+    }
+
+    /// Adds a row written for `person` (if held) to its list, in the order
+    /// a read gives it (`load_many`: by instant, then id), and moves the
+    /// instant to re-evaluate from back to the row's when earlier.
+    fn append<T>(
+        &mut self,
+        person: i64,
+        list: impl FnOnce(&mut PersonFacts) -> &mut Vec<T>,
+        row: T,
+        key: impl Fn(&T) -> (Timestamp, i64),
+    ) {
+        if let Some(e) = self.people.get_mut(&person) {
+            let k = key(&row);
+            e.from = e.from.min(k.0);
+            let list = list(&mut e.facts);
+            list.insert(list.partition_point(|x| key(x) <= k), row);
+            self.rows += 1;
         }
     }
 
