@@ -253,3 +253,31 @@ fn serve_reads_a_config_file_below_flags_and_environment() {
     assert!(term.success());
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn serve_stops_cleanly_on_a_sigterm_as_soon_as_it_says_it_serves() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    assert!(tandem(dir.path(), &["init"]).status.success());
+    for _ in 0..5 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .current_dir(dir.path())
+            .env_remove("TANDEM_BIND")
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("tandem serving on"), "{line}");
+        let term = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(term.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "stopped by SIGTERM with {status}");
+    }
+}

@@ -63,6 +63,8 @@ pub async fn serve(ctx: &Ctx, a: ServeArgs, globals: Globals) -> Result<ExitCode
         .await
         .with_context(|| format!("cannot listen on {}", cfg.bind))?;
     let addr = listener.local_addr()?;
+    // Caught from here on: a client that sees the line may stop us at once.
+    let shutdown = tandem_server::shutdown_signal();
     tracing::info!(http.addr = %addr, db.url = %ctx.database_url(), config = ?cfg, "serving");
     eprintln!("tandem serving on http://{addr}");
     tandem_server::serve_with_alerts(
@@ -72,7 +74,7 @@ pub async fn serve(ctx: &Ctx, a: ServeArgs, globals: Globals) -> Result<ExitCode
             playbook,
         },
         cfg.alerts,
-        tandem_server::shutdown_signal(),
+        shutdown,
     )
     .await
     .context("the server failed")?;
