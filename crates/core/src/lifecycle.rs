@@ -597,15 +597,12 @@ pub fn advance_with(
     until: Timestamp,
     profile: &Profile,
 ) -> Vec<Move> {
-    advance_from(
-        pb,
-        state,
-        facts,
-        until,
-        profile,
-        Timestamp::from_millis(i64::MIN),
-    )
+    advance_from(pb, state, facts, until, profile, EVERY_INSTANT)
 }
+
+/// The `from` of [`advance_after`] that skips nothing: every instant is
+/// evaluated, as [`advance`] does.
+pub const EVERY_INSTANT: Timestamp = Timestamp::from_millis(i64::MIN);
 
 /// [`advance`] for a caller that advanced this subject before, in this
 /// same state, up to an instant before `from`, and added no fact dated

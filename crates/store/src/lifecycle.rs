@@ -207,14 +207,16 @@ pub async fn advance_many_with(
             .ok_or_else(|| StoreError::not_found(format!("person #{id}")))?;
         people.push(pf);
     }
-    let everything = Timestamp::from_millis(i64::MIN);
-    let people: Vec<(&PersonFacts, Timestamp)> = people.iter().map(|pf| (pf, everything)).collect();
+    let people: Vec<(&PersonFacts, Timestamp)> = people
+        .iter()
+        .map(|pf| (pf, lifecycle::EVERY_INSTANT))
+        .collect();
     advance_held(c, pb, &people, until).await
 }
 
 /// Re-evaluates people whose facts the caller holds exactly as stored, up
 /// to `until`, each from the instant paired with it (see
-/// [`lifecycle::advance_after`]; `i64::MIN` for all its instants), and
+/// [`lifecycle::advance_after`]; [`lifecycle::EVERY_INSTANT`] for all), and
 /// appends everyone's moves together, in the order given. Returns the new
 /// transitions (with their `seq`s) in that order. Nothing is read or
 /// locked: the caller must hold what a concurrent writer would change (a

@@ -63,9 +63,6 @@ struct Entry {
     from: Timestamp,
 }
 
-/// Evaluates every instant (a person just read).
-const EVERYTHING: Timestamp = Timestamp::from_millis(i64::MIN);
-
 fn rows(pf: &PersonFacts) -> usize {
     pf.touches.len() + pf.activities.len() + pf.deals.len() + pf.transitions.len()
 }
@@ -183,7 +180,8 @@ pub(super) async fn advance(
 ) -> Result<(), StoreError> {
     let (mut have, missing) = held.take(ids);
     for pf in lifecycle::load_many(c, &missing).await? {
-        have.insert(pf.person.id, (pf, EVERYTHING));
+        // Just read: nothing is known to have been evaluated.
+        have.insert(pf.person.id, (pf, tandem_core::lifecycle::EVERY_INSTANT));
     }
     // `load_many` refuses an id that is no stored person, so each is here.
     let people: Vec<(PersonFacts, Timestamp)> =
