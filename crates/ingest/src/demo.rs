@@ -52,8 +52,9 @@ use tandem_core::playbook::Playbook;
 use tandem_core::sla::business_deadline;
 use tandem_core::time::DAY_MS;
 use tandem_core::{Money, Timestamp};
+use tandem_store::fill::Fill;
 use tandem_store::repo;
-use tandem_store::{Backend, Store, StoreError};
+use tandem_store::{Store, StoreError};
 
 const HOUR_MS: i64 = 3_600_000;
 const MINUTE_MS: i64 = 60_000;
@@ -1065,15 +1066,28 @@ fn make_campaigns(w: &World, touch_cost: &BTreeMap<String, i64>) -> Vec<Campaign
     out
 }
 
+/// The indexes a demo load keeps up to date as it writes (the others are
+/// built at the end): people are written in id order and each person's
+/// rows together, in time order, so these take each row next to the last.
+/// On the large demo that is 6.8 s less of index building for 2.6 s more
+/// of writing, done while the writer waits for the generator.
+const KEPT_INDEXES: [&str; 4] = [
+    "touches_person_at",
+    "activities_person_at",
+    "deals_person",
+    "transitions_subject",
+];
+
 /// Writes the demo company into an empty database, in one transaction, and
 /// returns what it wrote.
 ///
 /// People are generated on a separate thread (split over the cores) while
 /// this task writes the previous batch, so generation and writing overlap;
-/// nothing is read back. On SQLite the secondary indexes are dropped for
-/// the load and built once at the end ([`repo::BulkLoad`]). The load is
-/// all-or-nothing: on any error the transaction rolls back and the
-/// database is as empty as before.
+/// nothing is read back. The rows go in through a bulk load
+/// ([`tandem_store::fill::Fill`]: on an SQLite file SQLite's own statements,
+/// secondary indexes built once at the end). The load is all-or-nothing:
+/// on any error the transaction rolls back and the database is as empty
+/// as before.
 pub async fn run(
     store: &Store,
     pb: &Playbook,
@@ -1106,10 +1120,9 @@ pub async fn run(
         campaigns_per_channel: HISTORY_DAYS / 7 / CAMPAIGN_WEEKS + 1 + 1,
     });
 
-    let mut tx = store.begin().await?;
-    let load = repo::BulkLoad::begin(tx.conn(), store.backend()).await?;
-    repo::insert_accounts(tx.conn(), &plan.accounts).await?;
-    repo::insert_targets(tx.conn(), &plan.targets).await?;
+    let mut fill = Fill::begin(store, &KEPT_INDEXES).await?;
+    fill.insert(&repo::ACCOUNTS, &plan.accounts).await?;
+    fill.insert(&repo::TARGETS, &plan.targets).await?;
 
     let mut rows: BTreeMap<&'static str, u64> = BTreeMap::new();
     rows.insert("accounts", plan.accounts.len() as u64);
@@ -1172,12 +1185,16 @@ pub async fn run(
         *rows.entry("activities").or_default() += n[1];
         *rows.entry("deals").or_default() += n[2];
         *rows.entry("transitions").or_default() += n[3];
-        let c = tx.conn();
-        repo::insert_people(c, outs.iter().map(|o| &o.person)).await?;
-        repo::insert_touches(c, outs.iter().flat_map(|o| &o.touches)).await?;
-        repo::insert_activities(c, outs.iter().flat_map(|o| &o.activities)).await?;
-        repo::insert_deals(c, outs.iter().flat_map(|o| &o.deals)).await?;
-        repo::insert_transitions(c, outs.iter().flat_map(|o| &o.transitions)).await?;
+        fill.insert(&repo::PEOPLE, outs.iter().map(|o| &o.person))
+            .await?;
+        fill.insert(&repo::TOUCHES, outs.iter().flat_map(|o| &o.touches))
+            .await?;
+        fill.insert(&repo::ACTIVITIES, outs.iter().flat_map(|o| &o.activities))
+            .await?;
+        fill.insert(&repo::DEALS, outs.iter().flat_map(|o| &o.deals))
+            .await?;
+        fill.insert(&repo::TRANSITIONS, outs.iter().flat_map(|o| &o.transitions))
+            .await?;
         for o in outs {
             book.add_person(
                 o.person.account_id,
@@ -1201,21 +1218,17 @@ pub async fn run(
 
     let campaigns = make_campaigns(&world, &touch_cost);
     rows.insert("campaigns", campaigns.len() as u64);
-    repo::insert_campaigns(tx.conn(), &campaigns).await?;
+    fill.insert(&repo::CAMPAIGNS, &campaigns).await?;
     let after = book.finish(plan, pb, start, opts.anchor);
     *rows.entry("deals").or_default() += after.deals.len() as u64;
     *rows.entry("activities").or_default() += after.activities.len() as u64;
     *rows.entry("transitions").or_default() += after.transitions.len() as u64;
-    repo::insert_deals(tx.conn(), &after.deals).await?;
-    repo::insert_activities(tx.conn(), &after.activities).await?;
-    repo::insert_transitions(tx.conn(), &after.transitions).await?;
+    fill.insert(&repo::DEALS, &after.deals).await?;
+    fill.insert(&repo::ACTIVITIES, &after.activities).await?;
+    fill.insert(&repo::TRANSITIONS, &after.transitions).await?;
     drop(after);
     let finish_started = std::time::Instant::now();
-    load.finish(tx.conn()).await?;
-    if store.backend() == Backend::Postgres {
-        repo::sync_id_sequences(tx.conn()).await?;
-    }
-    tx.commit().await?;
+    fill.commit().await?;
     tracing::info!(
         ms = finish_started.elapsed().as_millis() as u64,
         "demo indexes built and committed"

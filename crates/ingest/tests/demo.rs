@@ -378,9 +378,9 @@ async fn sqlx_delete_account_transitions(tx: &mut tandem_store::Tx<'_>) {
         .expect("delete");
 }
 
-/// The bulk load drops SQLite's secondary indexes and builds them again at
-/// the end: afterwards the schema is exactly what the migrations made, in
-/// the same order.
+/// The bulk load drops most of SQLite's secondary indexes and builds them
+/// again at the end: afterwards the schema has exactly what the migrations
+/// made (a rebuilt index comes after the kept ones in `sqlite_master`).
 #[tokio::test]
 async fn indexes_are_back_after_the_load() {
     let pb = playbook();
@@ -400,7 +400,9 @@ async fn indexes_are_back_after_the_load() {
                 .expect("schema")
         }
     };
-    let (a, b) = (schema(&fresh).await, schema(&db).await);
+    let (mut a, mut b) = (schema(&fresh).await, schema(&db).await);
+    a.sort();
+    b.sort();
     assert!(a.iter().any(|s| s.contains("touches_person_at")));
     assert_eq!(a, b);
     fresh.cleanup().await.expect("cleanup");

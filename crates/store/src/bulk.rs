@@ -1,4 +1,5 @@
-//! Full reads of a table on SQLite, straight from the database file.
+//! Full reads of a table on SQLite, straight from the database file, and
+//! the bulk load of a fresh file ([`Writer`]).
 //!
 //! sqlx's SQLite driver copies every value of every row and hands each row
 //! over from its database thread; the packed pages of [`crate::warm`]
@@ -21,6 +22,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, InterruptHandle, OpenFlags};
 use tandem_core::Sym;
 
+use crate::bind::Table;
+use crate::repo::{
+    drop_index_sql, indexes_to_rebuild, rows_per_statement, values_sql, BULK_CACHE_KIB,
+    SQLITE_INDEXES,
+};
 use crate::rows::ReadRow;
 use crate::StoreError;
 
@@ -70,6 +76,132 @@ impl Reader {
         while let Some(row) = rows.next()? {
             each(&FileRow { row, syms: &syms })?;
         }
+        Ok(())
+    }
+}
+
+/// A bulk load into an SQLite file in one transaction, on a connection of
+/// its own: [`Table`] rows bound straight into SQLite's prepared
+/// statements. Through sqlx every value was first copied into its
+/// argument list and every statement handed to its database thread and
+/// back; that was about half of the large demo's write time.
+///
+/// Like [`crate::repo::BulkLoad`], it drops the secondary indexes (but
+/// those it is told to keep) when it begins and builds each once in
+/// [`Writer::finish`], which commits.
+/// Dropped before that, the connection closes and SQLite rolls the whole
+/// load back, indexes included.
+pub(crate) struct Writer {
+    conn: Connection,
+    /// `CREATE INDEX` statements to run at the end, in schema order.
+    indexes: Vec<String>,
+    /// The file was in WAL mode, switched to a rollback journal for the
+    /// load: switched back after it.
+    wal: bool,
+}
+
+impl Writer {
+    /// Opens `path` (an existing database: never created here) and starts
+    /// the load's transaction.
+    pub(crate) fn begin(path: &Path, keep: &[&str]) -> Result<Writer, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // In WAL mode every page of the load is written twice: into the
+        // log, then into the file by the checkpoint at the commit (7 s and
+        // 1.9 GB more for the large demo). A rollback journal keeps only
+        // the pages the load changes that existed before it (a few, for a
+        // fresh database), so the load is as atomic and written once.
+        // SQLite switches only when this is the file's sole connection
+        // (`Store::close_connections`); otherwise it stays in WAL, which
+        // is only slower. Connections opened later by the pool switch back.
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        let wal = mode.eq_ignore_ascii_case("wal")
+            && match conn.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+                r.get::<_, String>(0)
+            }) {
+                Ok(now) => now.eq_ignore_ascii_case("delete"),
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => false,
+                Err(e) => return Err(e.into()),
+            };
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let all = {
+            let mut stmt = conn.prepare(SQLITE_INDEXES)?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<Vec<(String, String)>, _>>()?
+        };
+        let indexes = indexes_to_rebuild(all, keep)?;
+        for (name, _) in &indexes {
+            conn.execute_batch(&drop_index_sql(name))?;
+        }
+        Ok(Writer {
+            conn,
+            indexes: indexes.into_iter().map(|(_, sql)| sql).collect(),
+            wal,
+        })
+    }
+
+    /// Inserts `rows` with `table`'s insert, in multi-row statements as
+    /// [`crate::repo::insert`] does.
+    pub(crate) fn insert<'r, T: 'r>(
+        &mut self,
+        table: &Table<T>,
+        rows: impl IntoIterator<Item = &'r T>,
+    ) -> Result<(), StoreError> {
+        let per = rows_per_statement(table.cols);
+        let mut full = self
+            .conn
+            .prepare(&values_sql(table.head, table.cols, per, true))?;
+        let mut vals = Vec::with_capacity(table.cols);
+        let mut rows = rows.into_iter().peekable();
+        let mut chunk: Vec<&T> = Vec::with_capacity(per);
+        while rows.peek().is_some() {
+            chunk.clear();
+            chunk.extend(rows.by_ref().take(per));
+            let mut short;
+            let stmt = if chunk.len() == per {
+                &mut full
+            } else {
+                short =
+                    self.conn
+                        .prepare(&values_sql(table.head, table.cols, chunk.len(), true))?;
+                &mut short
+            };
+            let mut i = 1;
+            for row in &chunk {
+                table.row(row, &mut vals);
+                for v in vals.drain(..) {
+                    stmt.raw_bind_parameter(i, v)?;
+                    i += 1;
+                }
+            }
+            stmt.raw_execute()?;
+        }
+        Ok(())
+    }
+
+    /// Builds the indexes again and commits the load.
+    pub(crate) fn finish(self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        for sql in &self.indexes {
+            self.conn.execute_batch(sql)?;
+        }
+        let built = started.elapsed();
+        self.conn.execute_batch("COMMIT")?;
+        if self.wal {
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        }
+        tracing::info!(
+            index_ms = built.as_millis() as u64,
+            commit_ms = (started.elapsed() - built).as_millis() as u64,
+            "bulk load committed"
+        );
         Ok(())
     }
 }

@@ -9,11 +9,13 @@
 pub mod accounts;
 pub mod alerts;
 pub mod backup;
+mod bind;
 mod bulk;
 mod error;
 pub mod events;
 pub mod export;
 pub mod feedback;
+pub mod fill;
 pub mod lifecycle;
 mod migrate;
 pub mod numbers;
@@ -39,6 +41,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor, Transaction};
 
+pub use bind::{Table, Val};
 pub use error::StoreError;
 pub use migrate::MIGRATIONS;
 pub use sqlx::AnyConnection;
@@ -281,6 +284,27 @@ impl Store {
         // store does not wait for this one.
         let conn = self.pool.acquire().await?.detach();
         Ok(Some(SoleWriter { conn, seen: None }))
+    }
+
+    /// Closes the pool's connections that are idle or come back to it
+    /// within `wait` (the pool opens new ones when asked): on SQLite a
+    /// connection that is only open still keeps the file's journal mode
+    /// from changing. A connection dropped just before is still on its way
+    /// back (sqlx returns it on a task), and the pool opens a new one
+    /// rather than wait for it: so this takes connections until it holds
+    /// every one the pool has open, or waited `wait` in vain.
+    pub(crate) async fn close_connections(&self, wait: Duration) -> Result<(), StoreError> {
+        let mut held = Vec::new();
+        while held.len() < self.pool.size() as usize {
+            match tokio::time::timeout(wait, self.pool.acquire()).await {
+                Ok(c) => held.push(c?),
+                Err(_) => break,
+            }
+        }
+        for c in held {
+            c.close().await?;
+        }
+        Ok(())
     }
 
     /// True when a trivial query answers (readiness).

@@ -13,6 +13,7 @@ use tandem_core::domain::{
 use tandem_core::lifecycle::Move;
 use tandem_core::{Currency, Money, Timestamp};
 
+use crate::bind::{bind_all, AnyQuery, Table, Val};
 use crate::rows::{Cols, ReadRow};
 use crate::StoreError;
 
@@ -617,17 +618,26 @@ async fn insert_touch(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
-/// Binds a touch's stored facts, `person_id` to `cost`, in column order:
-/// every statement that writes a touch lists them first.
+/// A touch's stored facts, `person_id` to `cost`, in column order: every
+/// statement that writes a touch lists them first.
+fn touch_facts<'a>(t: &'a Touch, out: &mut Vec<Val<'a>>) {
+    out.extend([
+        t.person_id.into(),
+        t.at.millis().into(),
+        t.kind.as_str().into(),
+        t.channel.as_deref().into(),
+        t.campaign.as_deref().into(),
+        t.source.as_deref().into(),
+        t.medium.as_deref().into(),
+        t.cost.into(),
+    ]);
+}
+
+/// Binds [`touch_facts`].
 fn bind_touch(q: AnyQuery, t: &Touch) -> AnyQuery {
-    q.bind(t.person_id)
-        .bind(t.at.millis())
-        .bind(t.kind.as_str())
-        .bind(t.channel.as_deref())
-        .bind(t.campaign.as_deref())
-        .bind(t.source.as_deref())
-        .bind(t.medium.as_deref())
-        .bind(t.cost)
+    let mut vals = Vec::with_capacity(8);
+    touch_facts(t, &mut vals);
+    bind_all(q, vals)
 }
 
 // -------------------------------------------------------------- activities
@@ -1061,7 +1071,7 @@ pub async fn append_many<'m>(
     let returning = if anon { "" } else { " RETURNING seq" };
     let full = format!(
         "{}{returning}",
-        values_sql(BULK_TRANSITIONS, COLS, per, anon)
+        values_sql(TRANSITIONS.head, COLS, per, anon)
     );
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(per) {
@@ -1070,7 +1080,7 @@ pub async fn append_many<'m>(
         } else {
             format!(
                 "{}{returning}",
-                values_sql(BULK_TRANSITIONS, COLS, chunk.len(), anon)
+                values_sql(TRANSITIONS.head, COLS, chunk.len(), anon)
             )
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -1182,7 +1192,7 @@ const MAX_PARAMS: usize = 32_000;
 const MAX_ROWS: usize = 256;
 
 /// Rows per statement for a table with `cols` columns.
-fn rows_per_statement(cols: usize) -> usize {
+pub(crate) fn rows_per_statement(cols: usize) -> usize {
     (MAX_PARAMS / cols.max(1)).clamp(1, MAX_ROWS)
 }
 
@@ -1218,7 +1228,7 @@ pub(crate) fn param_list(first: usize, n: usize, anon: bool) -> String {
 /// `INSERT INTO … (cols) VALUES ($1, …), (…)` for `rows` rows (`?`
 /// placeholders when `anon`, see [`anonymous_params`]). Built only from
 /// the constant `head` and numbers, never from data.
-fn values_sql(head: &str, cols: usize, rows: usize, anon: bool) -> String {
+pub(crate) fn values_sql(head: &str, cols: usize, rows: usize, anon: bool) -> String {
     let mut sql = String::with_capacity(head.len() + rows * cols * 7);
     sql.push_str(head);
     sql.push_str(" VALUES ");
@@ -1233,229 +1243,224 @@ fn values_sql(head: &str, cols: usize, rows: usize, anon: bool) -> String {
     sql
 }
 
-/// Runs `head VALUES …` over `rows` in statements of at most
-/// [`rows_per_statement`] rows, binding each row's `cols` values with
-/// `bind`. The statement text for a full chunk is built once per call.
+/// Runs `table`'s insert over `rows` in statements of at most
+/// [`rows_per_statement`] rows. The statement text for a full chunk is
+/// built once per call.
 async fn insert_rows<'r, T: 'r>(
     c: &mut AnyConnection,
-    head: &str,
-    cols: usize,
+    table: &Table<T>,
     rows: impl IntoIterator<Item = &'r T>,
-    bind: impl Fn(AnyQuery, &T) -> AnyQuery,
 ) -> Result<(), StoreError> {
     let rows: Vec<&T> = rows.into_iter().collect();
-    let per = rows_per_statement(cols);
+    let per = rows_per_statement(table.cols);
     let anon = anonymous_params(c);
-    let full = values_sql(head, cols, per, anon);
+    let full = values_sql(table.head, table.cols, per, anon);
+    let mut vals = Vec::with_capacity(table.cols);
     for chunk in rows.chunks(per) {
         let sql = if chunk.len() == per {
             full.clone()
         } else {
-            values_sql(head, cols, chunk.len(), anon)
+            values_sql(table.head, table.cols, chunk.len(), anon)
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
-            q = bind(q, row);
+            table.row(row, &mut vals);
+            q = bind_all(q, vals.drain(..));
         }
         q.execute(&mut *c).await?;
     }
     Ok(())
 }
 
-/// A query being bound, as [`insert_rows`] hands it to a row binder.
-type AnyQuery = sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>;
+/// A person's stored facts, `email` to `custom`, in column order: every
+/// statement that writes a person lists these columns after its ids.
+fn person_facts<'a>(p: &'a Person, out: &mut Vec<Val<'a>>) {
+    out.extend([
+        p.email.as_deref().into(),
+        p.first_name.as_deref().into(),
+        p.last_name.as_deref().into(),
+        p.title.as_deref().into(),
+        p.account_id.into(),
+        p.persona.as_deref().into(),
+        p.segment.as_deref().into(),
+        p.country.as_deref().into(),
+        p.source.as_deref().into(),
+        p.owner.as_deref().into(),
+        p.created_at.millis().into(),
+        custom_to_text(&p.custom).into(),
+    ]);
+}
 
-/// Binds a person's stored facts, `email` to `custom`, in column order:
-/// every statement that writes a person lists these columns after its ids.
+/// Binds [`person_facts`].
 fn bind_facts(q: AnyQuery, p: &Person) -> AnyQuery {
-    q.bind(p.email.as_deref())
-        .bind(p.first_name.as_deref())
-        .bind(p.last_name.as_deref())
-        .bind(p.title.as_deref())
-        .bind(p.account_id)
-        .bind(p.persona.as_deref())
-        .bind(p.segment.as_deref())
-        .bind(p.country.as_deref())
-        .bind(p.source.as_deref())
-        .bind(p.owner.as_deref())
-        .bind(p.created_at.millis())
-        .bind(custom_to_text(&p.custom))
+    let mut vals = Vec::with_capacity(12);
+    person_facts(p, &mut vals);
+    bind_all(q, vals)
 }
 
-const BULK_ACCOUNTS: &str = "INSERT INTO accounts (id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom)";
-
-/// Inserts accounts with their ids as given (a fresh database; see the
-/// module note on bulk inserts). On PostgreSQL call [`sync_id_sequences`]
+/// Accounts with their ids as given (a fresh database; see the module
+/// note on bulk inserts). On PostgreSQL call [`sync_id_sequences`]
 /// afterwards so later inserts do not reuse those ids.
-pub async fn insert_accounts<'r>(
-    c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r Account>,
-) -> Result<(), StoreError> {
-    insert_rows(c, BULK_ACCOUNTS, 12, rows, |q, a| {
-        q.bind(a.id)
-            .bind(a.external_id.as_str())
-            .bind(a.name.as_deref())
-            .bind(a.domain.as_deref())
-            .bind(a.industry.as_deref())
-            .bind(a.employees)
-            .bind(a.annual_revenue)
-            .bind(a.segment.as_deref())
-            .bind(i64::from(a.target))
-            .bind(a.tier)
-            .bind(a.owner.as_deref())
-            .bind(custom_to_text(&a.custom))
-    })
-    .await
-}
+pub static ACCOUNTS: Table<Account> = Table {
+    head: "INSERT INTO accounts (id, external_id, name, domain, industry, employees, annual_revenue, segment, target, tier, owner, custom)",
+    cols: 12,
+    values: |a, out| {
+        out.extend([
+            a.id.into(),
+            a.external_id.as_str().into(),
+            a.name.as_deref().into(),
+            a.domain.as_deref().into(),
+            a.industry.as_deref().into(),
+            a.employees.into(),
+            a.annual_revenue.into(),
+            a.segment.as_deref().into(),
+            a.target.into(),
+            a.tier.into(),
+            a.owner.as_deref().into(),
+            custom_to_text(&a.custom).into(),
+        ])
+    },
+};
 
-const BULK_TARGETS: &str =
-    "INSERT INTO account_targets (account_id, tier, marketer, seller, added_at, added_by)";
-
-/// Inserts target-list entries (`external_id` is not stored: it is the
+/// Target-list entries (`external_id` is not stored: it is the
 /// account's). The accounts' own `target`/`tier` columns must already say
 /// the same (see [`crate::accounts`]).
-pub async fn insert_targets<'r>(
+pub static TARGETS: Table<crate::accounts::Target> = Table {
+    head: "INSERT INTO account_targets (account_id, tier, marketer, seller, added_at, added_by)",
+    cols: 6,
+    values: |t, out| {
+        out.extend([
+            t.account_id.into(),
+            t.tier.into(),
+            t.marketer.as_deref().into(),
+            t.seller.as_deref().into(),
+            t.added_at.millis().into(),
+            t.added_by.as_str().into(),
+        ])
+    },
+};
+
+/// People with their ids as given (a fresh database). On PostgreSQL call
+/// [`sync_id_sequences`] afterwards.
+pub static PEOPLE: Table<Person> = Table {
+    head: "INSERT INTO people (id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom)",
+    cols: 14,
+    values: |p, out| {
+        out.extend([p.id.into(), p.external_id.as_str().into()]);
+        person_facts(p, out);
+    },
+};
+
+/// Touches; the store assigns ids in row order (`t.id` is ignored).
+pub static TOUCHES: Table<Touch> = Table {
+    head: "INSERT INTO touches (person_id, at, kind, channel, campaign, source, medium, cost, external_id)",
+    cols: 9,
+    values: |t, out| {
+        touch_facts(t, out);
+        out.push(t.external_id.as_deref().into());
+    },
+};
+
+/// Activities; the store assigns ids in row order.
+pub static ACTIVITIES: Table<Activity> = Table {
+    head: "INSERT INTO activities (external_id, person_id, at, kind, actor, outcome)",
+    cols: 6,
+    values: |a, out| {
+        out.extend([
+            a.external_id.as_deref().into(),
+            a.person_id.into(),
+            a.at.millis().into(),
+            a.kind.as_str().into(),
+            a.actor.as_deref().into(),
+            a.outcome.as_deref().into(),
+        ])
+    },
+};
+
+/// Deals; the store assigns ids in row order.
+pub static DEALS: Table<Deal> = Table {
+    head: "INSERT INTO deals (external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind)",
+    cols: 12,
+    values: |d, out| {
+        out.extend([
+            d.external_id.as_str().into(),
+            d.account_id.into(),
+            d.person_id.into(),
+            d.name.as_deref().into(),
+            d.amount.minor.into(),
+            d.amount.currency.as_str().into(),
+            d.created_at.millis().into(),
+            d.closed_at.map(Timestamp::millis).into(),
+            d.status.as_str().into(),
+            d.lost_reason.as_deref().into(),
+            d.owner.as_deref().into(),
+            d.kind.as_str().into(),
+        ])
+    },
+};
+
+/// Campaigns; the store assigns ids in row order.
+pub static CAMPAIGNS: Table<Campaign> = Table {
+    head: "INSERT INTO campaigns (external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner)",
+    cols: 10,
+    values: |k, out| {
+        out.extend([
+            k.external_id.as_str().into(),
+            k.name.as_str().into(),
+            k.channel.as_deref().into(),
+            k.starts_at.map(Timestamp::millis).into(),
+            k.ends_at.map(Timestamp::millis).into(),
+            k.budget.into(),
+            k.cost.into(),
+            k.persona.as_deref().into(),
+            k.segment.as_deref().into(),
+            k.owner.as_deref().into(),
+        ])
+    },
+};
+
+/// Transitions, appended in row order; the store assigns `seq` (`t.seq`
+/// is ignored), so give each subject's transitions in the order they
+/// happened.
+pub static TRANSITIONS: Table<Transition> = Table {
+    head: "INSERT INTO transitions (subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped)",
+    cols: 10,
+    values: |t, out| {
+        out.extend([
+            t.subject.kind().into(),
+            t.subject.id().into(),
+            t.from.as_deref().into(),
+            t.to.as_str().into(),
+            t.at.millis().into(),
+            t.actor.as_str().into(),
+            t.reason.as_deref().into(),
+            t.note.as_deref().into(),
+            t.cycle.into(),
+            t.skipped.into(),
+        ])
+    },
+};
+
+/// Inserts `rows` with `table`'s bulk insert (see the module note on bulk
+/// inserts and each table's own note). A fresh database of any size is
+/// better filled with [`crate::fill::Fill`].
+pub async fn insert<'r, T: 'r>(
     c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r crate::accounts::Target>,
+    table: &Table<T>,
+    rows: impl IntoIterator<Item = &'r T>,
 ) -> Result<(), StoreError> {
-    insert_rows(c, BULK_TARGETS, 6, rows, |q, t| {
-        q.bind(t.account_id)
-            .bind(t.tier)
-            .bind(t.marketer.as_deref())
-            .bind(t.seller.as_deref())
-            .bind(t.added_at.millis())
-            .bind(t.added_by.as_str())
-    })
-    .await
-}
-
-const BULK_PEOPLE: &str = "INSERT INTO people (id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom)";
-
-/// Inserts people with their ids as given (a fresh database). On PostgreSQL
-/// call [`sync_id_sequences`] afterwards.
-pub async fn insert_people<'r>(
-    c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r Person>,
-) -> Result<(), StoreError> {
-    insert_rows(c, BULK_PEOPLE, 14, rows, |q, p| {
-        bind_facts(q.bind(p.id).bind(p.external_id.as_str()), p)
-    })
-    .await
-}
-
-const BULK_TOUCHES: &str =
-    "INSERT INTO touches (person_id, at, kind, channel, campaign, source, medium, cost, external_id)";
-
-/// Inserts touches; the store assigns ids in iteration order (`t.id` is
-/// ignored).
-pub async fn insert_touches<'r>(
-    c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r Touch>,
-) -> Result<(), StoreError> {
-    insert_rows(c, BULK_TOUCHES, 9, rows, |q, t| {
-        bind_touch(q, t).bind(t.external_id.as_deref())
-    })
-    .await
-}
-
-const BULK_ACTIVITIES: &str =
-    "INSERT INTO activities (external_id, person_id, at, kind, actor, outcome)";
-
-/// Inserts activities; the store assigns ids in iteration order.
-pub async fn insert_activities<'r>(
-    c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r Activity>,
-) -> Result<(), StoreError> {
-    insert_rows(c, BULK_ACTIVITIES, 6, rows, |q, a| {
-        q.bind(a.external_id.as_deref())
-            .bind(a.person_id)
-            .bind(a.at.millis())
-            .bind(a.kind.as_str())
-            .bind(a.actor.as_deref())
-            .bind(a.outcome.as_deref())
-    })
-    .await
-}
-
-const BULK_DEALS: &str = "INSERT INTO deals (external_id, account_id, person_id, name, amount, currency, created_at, closed_at, status, lost_reason, owner, kind)";
-
-/// Inserts deals; the store assigns ids in iteration order.
-pub async fn insert_deals<'r>(
-    c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r Deal>,
-) -> Result<(), StoreError> {
-    insert_rows(c, BULK_DEALS, 12, rows, |q, d| {
-        q.bind(d.external_id.as_str())
-            .bind(d.account_id)
-            .bind(d.person_id)
-            .bind(d.name.as_deref())
-            .bind(d.amount.minor)
-            .bind(d.amount.currency.as_str())
-            .bind(d.created_at.millis())
-            .bind(d.closed_at.map(Timestamp::millis))
-            .bind(d.status.as_str())
-            .bind(d.lost_reason.as_deref())
-            .bind(d.owner.as_deref())
-            .bind(d.kind.as_str())
-    })
-    .await
-}
-
-const BULK_CAMPAIGNS: &str = "INSERT INTO campaigns (external_id, name, channel, starts_at, ends_at, budget, cost, persona, segment, owner)";
-
-/// Inserts campaigns; the store assigns ids in iteration order.
-pub async fn insert_campaigns<'r>(
-    c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r Campaign>,
-) -> Result<(), StoreError> {
-    insert_rows(c, BULK_CAMPAIGNS, 10, rows, |q, k| {
-        q.bind(k.external_id.as_str())
-            .bind(k.name.as_str())
-            .bind(k.channel.as_deref())
-            .bind(k.starts_at.map(Timestamp::millis))
-            .bind(k.ends_at.map(Timestamp::millis))
-            .bind(k.budget)
-            .bind(k.cost)
-            .bind(k.persona.as_deref())
-            .bind(k.segment.as_deref())
-            .bind(k.owner.as_deref())
-    })
-    .await
-}
-
-const BULK_TRANSITIONS: &str = "INSERT INTO transitions (subject_kind, subject_id, from_stage, to_stage, at, actor, reason, note, cycle, skipped)";
-
-/// Appends transitions in iteration order; the store assigns `seq`
-/// (`t.seq` is ignored), so give each subject's transitions in the order
-/// they happened.
-pub async fn insert_transitions<'r>(
-    c: &mut AnyConnection,
-    rows: impl IntoIterator<Item = &'r Transition>,
-) -> Result<(), StoreError> {
-    insert_rows(c, BULK_TRANSITIONS, 10, rows, |q, t| {
-        q.bind(t.subject.kind())
-            .bind(t.subject.id())
-            .bind(t.from.as_deref())
-            .bind(t.to.as_str())
-            .bind(t.at.millis())
-            .bind(t.actor.as_str())
-            .bind(t.reason.as_deref())
-            .bind(t.note.as_deref())
-            .bind(t.cycle)
-            .bind(i64::from(t.skipped))
-    })
-    .await
+    insert_rows(c, table, rows).await
 }
 
 /// A bulk load into a fresh database in one transaction: started with
 /// [`BulkLoad::begin`] on the transaction's connection, ended with
 /// [`BulkLoad::finish`] before the commit.
 ///
-/// On SQLite it drops every secondary index first and builds each once at
-/// the end (one sorted pass instead of millions of random b-tree inserts)
-/// and raises the connection's page cache for the load. The indexes are
-/// re-created from their stored SQL in their original order, so the schema
-/// reads exactly as the migrations left it. Both steps are part of the
+/// On SQLite it drops the secondary indexes first (all but those it is
+/// told to keep) and builds each once at the end (one sorted pass instead
+/// of millions of random b-tree inserts) and raises the connection's page
+/// cache for the load. The indexes are re-created from their stored SQL,
+/// so the schema has exactly what the migrations made. Both steps are part of the
 /// transaction: if the load fails, the rollback restores the indexes too.
 /// On PostgreSQL it does nothing.
 #[derive(Debug)]
@@ -1467,13 +1472,45 @@ pub struct BulkLoad {
 }
 
 /// Page cache for a bulk load: 256 MiB (negative means KiB in SQLite).
-const BULK_CACHE_KIB: i64 = 256 * 1024;
+pub(crate) const BULK_CACHE_KIB: i64 = 256 * 1024;
+
+/// The secondary indexes of an SQLite database, `name` and `sql`, in the
+/// order they were created.
+pub(crate) const SQLITE_INDEXES: &str =
+    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY rowid";
+
+/// Of a database's secondary indexes (`name`, `sql`, from
+/// [`SQLITE_INDEXES`]), those a bulk load drops and builds again: all but
+/// `keep`, each of which must be one of them.
+pub(crate) fn indexes_to_rebuild(
+    all: Vec<(String, String)>,
+    keep: &[&str],
+) -> Result<Vec<(String, String)>, StoreError> {
+    if let Some(k) = keep.iter().find(|k| !all.iter().any(|(n, _)| n == *k)) {
+        return Err(StoreError::NotFound {
+            what: format!("index {k} (to keep during a bulk load)"),
+        });
+    }
+    Ok(all
+        .into_iter()
+        .filter(|(n, _)| !keep.contains(&n.as_str()))
+        .collect())
+}
+
+/// The statement that drops index `name`.
+pub(crate) fn drop_index_sql(name: &str) -> String {
+    // Index names come from our migrations; quote them anyway.
+    format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))
+}
 
 impl BulkLoad {
     /// Prepares the connection (inside the load's transaction).
+    /// The indexes named in `keep` stay and are kept up to date row by
+    /// row instead (see [`crate::fill::Fill::begin`]).
     pub async fn begin(
         c: &mut AnyConnection,
         backend: crate::Backend,
+        keep: &[&str],
     ) -> Result<BulkLoad, StoreError> {
         let mut load = BulkLoad {
             indexes: Vec::new(),
@@ -1491,17 +1528,9 @@ impl BulkLoad {
         )))
         .execute(&mut *c)
         .await?;
-        let rows = sqlx::query(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY rowid",
-        )
-        .fetch_all(&mut *c)
-        .await?;
-        for r in &rows {
-            let name: String = r.try_get("name")?;
-            let sql: String = r.try_get("sql")?;
-            // Index names come from our migrations; quote them anyway.
-            let drop = format!("DROP INDEX \"{}\"", name.replace('"', "\"\""));
-            sqlx::query(sqlx::AssertSqlSafe(drop))
+        let all: Vec<(String, String)> = sqlx::query_as(SQLITE_INDEXES).fetch_all(&mut *c).await?;
+        for (name, sql) in indexes_to_rebuild(all, keep)? {
+            sqlx::query(sqlx::AssertSqlSafe(drop_index_sql(&name)))
                 .execute(&mut *c)
                 .await?;
             load.indexes.push(sql);

@@ -653,11 +653,20 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
 /// nulls, custom fields with quotes, backslashes and non-ASCII text, account
 /// and person transitions, skipped flags, campaigns without a start, and
 /// more touches than one page, in the reverse of their id order.
-#[tokio::test]
-async fn full_reads_equal_row_by_row_reads_on_every_backend() {
-    use tandem_core::domain::{Campaign, Transition};
-    use tandem_store::warm::{snapshot_from, snapshot_streaming, Need, TransitionSink, Warm};
+/// Every kind of row, with nulls, odd text, custom fields and more
+/// touches than one page, later ids earlier in time.
+struct Sample {
+    accounts: Vec<Account>,
+    people: Vec<Person>,
+    touches: Vec<Touch>,
+    activities: Vec<Activity>,
+    deals: Vec<Deal>,
+    campaigns: Vec<tandem_core::domain::Campaign>,
+    transitions: Vec<tandem_core::domain::Transition>,
+}
 
+fn sample() -> Sample {
+    use tandem_core::domain::{Campaign, Transition};
     let odd = "quote \" back \\ slash, tab \t, new\nline, ünïcødé ✓ and /slash";
     let mut custom = serde_json::Map::new();
     custom.insert("note".into(), serde_json::json!(odd));
@@ -667,148 +676,175 @@ async fn full_reads_equal_row_by_row_reads_on_every_backend() {
     );
     custom.insert("big".into(), serde_json::json!(9_007_199_254_740_993_i64));
     let opt = |i: i64, s: &str| (i % 3 != 0).then(|| format!("{s} {odd} {i}"));
+    let accounts: Vec<Account> = (1..=5)
+        .map(|i| Account {
+            id: i,
+            external_id: format!("acct-{i}"),
+            name: opt(i, "name"),
+            domain: opt(i + 1, "domain"),
+            employees: (i % 2 == 0).then_some(i * 100),
+            annual_revenue: (i % 2 == 1).then_some(-i),
+            target: i % 2 == 0,
+            tier: (i % 2 == 0).then_some(i),
+            custom: if i % 2 == 0 {
+                custom.clone()
+            } else {
+                serde_json::Map::new()
+            },
+            ..Account::default()
+        })
+        .collect();
+    let people: Vec<Person> = (1..=40)
+        .map(|i| Person {
+            id: i,
+            external_id: format!("p-{i}"),
+            email: opt(i, "mail"),
+            first_name: opt(i + 1, "ﬁrst"),
+            title: opt(i + 2, "title").map(Sym::from),
+            account_id: (i % 4 != 0).then_some(1 + i % 5),
+            source: opt(i, "src").map(Sym::from),
+            created_at: t(-i),
+            custom: if i % 3 == 0 {
+                custom.clone()
+            } else {
+                serde_json::Map::new()
+            },
+            ..Person::default()
+        })
+        .collect();
+    // More than one page, and later ids earlier in time, so the pages
+    // must be merged by time, not appended.
+    let n = tandem_store::warm::PAGE_ROWS + 2_345;
+    let touches: Vec<Touch> = (0..n)
+        .map(|i| Touch {
+            external_id: (i % 5 != 0).then(|| format!("t-{i}")),
+            person_id: 1 + i % 40,
+            at: t(n - i / 2),
+            kind: if i % 2 == 0 {
+                "web_visit".into()
+            } else {
+                "ad_click".into()
+            },
+            channel: opt(i, "chan").map(Sym::from),
+            campaign: opt(i + 1, "camp").map(Sym::from),
+            cost: (i % 7 == 0).then_some(i),
+            ..Touch::default()
+        })
+        .collect();
+    let activities: Vec<Activity> = (0..30)
+        .map(|i| Activity {
+            id: 0,
+            external_id: opt(i, "act"),
+            person_id: 1 + i % 40,
+            at: t(30 - i),
+            kind: ActivityKind::ALL[(i % 4) as usize],
+            actor: opt(i + 1, "rep").map(Sym::from),
+            outcome: opt(i + 2, "outcome").map(Sym::from),
+        })
+        .collect();
+    let deals: Vec<Deal> = (0..6)
+        .map(|i| Deal {
+            id: 0,
+            external_id: format!("d-{i}"),
+            account_id: (i % 2 == 0).then_some(1 + i % 5),
+            person_id: (i % 3 != 0).then_some(1 + i),
+            name: opt(i, "deal"),
+            amount: Money {
+                minor: 1_000_00 * i,
+                currency: Currency::parse(if i % 2 == 0 { "USD" } else { "EUR" }).unwrap(),
+            },
+            created_at: t(6 - i),
+            closed_at: (i % 2 == 1).then(|| t(10 + i)),
+            status: [DealStatus::Open, DealStatus::Won, DealStatus::Lost][(i % 3) as usize],
+            lost_reason: opt(i, "why").map(Sym::from),
+            owner: opt(i + 1, "owner").map(Sym::from),
+            kind: "new".into(),
+        })
+        .collect();
+    let campaigns: Vec<Campaign> = (0..4)
+        .map(|i| Campaign {
+            id: 0,
+            external_id: format!("c-{i}"),
+            name: format!("campaign {odd} {i}"),
+            channel: opt(i, "chan"),
+            starts_at: (i % 2 == 1).then(|| t(4 - i)),
+            ends_at: (i % 2 == 0).then(|| t(9)),
+            budget: (i % 2 == 0).then_some(500),
+            cost: (i % 3 == 0).then_some(7),
+            persona: opt(i, "persona"),
+            segment: None,
+            owner: opt(i + 1, "owner"),
+        })
+        .collect();
+    let transitions: Vec<Transition> = (0..60)
+        .map(|i| Transition {
+            seq: 0,
+            subject: if i % 4 == 0 {
+                Subject::Account(1 + i % 5)
+            } else {
+                Subject::Person(1 + i % 40)
+            },
+            from: opt(i, "from").map(Sym::from),
+            to: format!("stage {}", i % 5).into(),
+            at: t(60 - i / 3),
+            actor: if i % 2 == 0 {
+                "system".into()
+            } else {
+                odd.into()
+            },
+            reason: opt(i + 1, "reason").map(Sym::from),
+            note: opt(i + 2, "note"),
+            cycle: 1 + i % 3,
+            skipped: i % 5 == 0,
+        })
+        .collect();
+    Sample {
+        accounts,
+        people,
+        touches,
+        activities,
+        deals,
+        campaigns,
+        transitions,
+    }
+}
 
+/// Writes [`sample`] with the bulk inserts, on `c` (in a transaction).
+async fn insert_sample(c: &mut tandem_store::AnyConnection, backend: Backend, s: &Sample) {
+    repo::insert(c, &repo::ACCOUNTS, &s.accounts).await.unwrap();
+    repo::insert(c, &repo::PEOPLE, &s.people).await.unwrap();
+    if backend == Backend::Postgres {
+        repo::sync_id_sequences(c).await.unwrap();
+    }
+    repo::insert(c, &repo::TOUCHES, &s.touches).await.unwrap();
+    repo::insert(c, &repo::ACTIVITIES, &s.activities)
+        .await
+        .unwrap();
+    repo::insert(c, &repo::DEALS, &s.deals).await.unwrap();
+    repo::insert(c, &repo::CAMPAIGNS, &s.campaigns)
+        .await
+        .unwrap();
+    repo::insert(c, &repo::TRANSITIONS, &s.transitions)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn full_reads_equal_row_by_row_reads_on_every_backend() {
+    use tandem_core::domain::Transition;
+    use tandem_store::warm::{snapshot_from, snapshot_streaming, Need, TransitionSink, Warm};
+
+    let sample = sample();
+    let n = sample.touches.len();
     for db in TestDb::all().await.unwrap() {
         let backend = db.store.backend();
         let mut tx = db.store.begin().await.unwrap();
-        let c = tx.conn();
-        let accounts: Vec<Account> = (1..=5)
-            .map(|i| Account {
-                id: i,
-                external_id: format!("acct-{i}"),
-                name: opt(i, "name"),
-                domain: opt(i + 1, "domain"),
-                employees: (i % 2 == 0).then_some(i * 100),
-                annual_revenue: (i % 2 == 1).then_some(-i),
-                target: i % 2 == 0,
-                tier: (i % 2 == 0).then_some(i),
-                custom: if i % 2 == 0 {
-                    custom.clone()
-                } else {
-                    serde_json::Map::new()
-                },
-                ..Account::default()
-            })
-            .collect();
-        repo::insert_accounts(c, &accounts).await.unwrap();
-        let people: Vec<Person> = (1..=40)
-            .map(|i| Person {
-                id: i,
-                external_id: format!("p-{i}"),
-                email: opt(i, "mail"),
-                first_name: opt(i + 1, "ﬁrst"),
-                title: opt(i + 2, "title").map(Sym::from),
-                account_id: (i % 4 != 0).then_some(1 + i % 5),
-                source: opt(i, "src").map(Sym::from),
-                created_at: t(-i),
-                custom: if i % 3 == 0 {
-                    custom.clone()
-                } else {
-                    serde_json::Map::new()
-                },
-                ..Person::default()
-            })
-            .collect();
-        repo::insert_people(c, &people).await.unwrap();
-        if backend == Backend::Postgres {
-            repo::sync_id_sequences(c).await.unwrap();
-        }
-        // More than one page, and later ids earlier in time, so the pages
-        // must be merged by time, not appended.
-        let n = tandem_store::warm::PAGE_ROWS + 2_345;
-        let touches: Vec<Touch> = (0..n)
-            .map(|i| Touch {
-                external_id: (i % 5 != 0).then(|| format!("t-{i}")),
-                person_id: 1 + i % 40,
-                at: t(n - i / 2),
-                kind: if i % 2 == 0 {
-                    "web_visit".into()
-                } else {
-                    "ad_click".into()
-                },
-                channel: opt(i, "chan").map(Sym::from),
-                campaign: opt(i + 1, "camp").map(Sym::from),
-                cost: (i % 7 == 0).then_some(i),
-                ..Touch::default()
-            })
-            .collect();
-        repo::insert_touches(c, &touches).await.unwrap();
-        let activities: Vec<Activity> = (0..30)
-            .map(|i| Activity {
-                id: 0,
-                external_id: opt(i, "act"),
-                person_id: 1 + i % 40,
-                at: t(30 - i),
-                kind: ActivityKind::ALL[(i % 4) as usize],
-                actor: opt(i + 1, "rep").map(Sym::from),
-                outcome: opt(i + 2, "outcome").map(Sym::from),
-            })
-            .collect();
-        repo::insert_activities(c, &activities).await.unwrap();
-        let deals: Vec<Deal> = (0..6)
-            .map(|i| Deal {
-                id: 0,
-                external_id: format!("d-{i}"),
-                account_id: (i % 2 == 0).then_some(1 + i % 5),
-                person_id: (i % 3 != 0).then_some(1 + i),
-                name: opt(i, "deal"),
-                amount: Money {
-                    minor: 1_000_00 * i,
-                    currency: Currency::parse(if i % 2 == 0 { "USD" } else { "EUR" }).unwrap(),
-                },
-                created_at: t(6 - i),
-                closed_at: (i % 2 == 1).then(|| t(10 + i)),
-                status: [DealStatus::Open, DealStatus::Won, DealStatus::Lost][(i % 3) as usize],
-                lost_reason: opt(i, "why").map(Sym::from),
-                owner: opt(i + 1, "owner").map(Sym::from),
-                kind: "new".into(),
-            })
-            .collect();
-        repo::insert_deals(c, &deals).await.unwrap();
-        let campaigns: Vec<Campaign> = (0..4)
-            .map(|i| Campaign {
-                id: 0,
-                external_id: format!("c-{i}"),
-                name: format!("campaign {odd} {i}"),
-                channel: opt(i, "chan"),
-                starts_at: (i % 2 == 1).then(|| t(4 - i)),
-                ends_at: (i % 2 == 0).then(|| t(9)),
-                budget: (i % 2 == 0).then_some(500),
-                cost: (i % 3 == 0).then_some(7),
-                persona: opt(i, "persona"),
-                segment: None,
-                owner: opt(i + 1, "owner"),
-            })
-            .collect();
-        repo::insert_campaigns(c, &campaigns).await.unwrap();
-        let transitions: Vec<Transition> = (0..60)
-            .map(|i| Transition {
-                seq: 0,
-                subject: if i % 4 == 0 {
-                    Subject::Account(1 + i % 5)
-                } else {
-                    Subject::Person(1 + i % 40)
-                },
-                from: opt(i, "from").map(Sym::from),
-                to: format!("stage {}", i % 5).into(),
-                at: t(60 - i / 3),
-                actor: if i % 2 == 0 {
-                    "system".into()
-                } else {
-                    odd.into()
-                },
-                reason: opt(i + 1, "reason").map(Sym::from),
-                note: opt(i + 2, "note"),
-                cycle: 1 + i % 3,
-                skipped: i % 5 == 0,
-            })
-            .collect();
-        repo::insert_transitions(c, &transitions).await.unwrap();
+        insert_sample(tx.conn(), backend, &sample).await;
         tx.commit().await.unwrap();
 
         let mut c = db.store.conn().await.unwrap();
         let rows = repo::snapshot(&mut c).await.unwrap();
-        assert_eq!(rows.touches.len(), n as usize);
+        assert_eq!(rows.touches.len(), n);
         assert!(rows.account_transitions.iter().any(|t| t.skipped));
         assert!(rows.campaigns.iter().any(|k| k.starts_at.is_none()));
         // Read in two lanes on two connections at once.
@@ -862,6 +898,152 @@ async fn full_reads_equal_row_by_row_reads_on_every_backend() {
         seen.sort_by_key(|t| t.seq);
         assert_eq!(seen, want, "{backend:?} streaming");
         drop(c);
+        db.cleanup().await.unwrap();
+    }
+}
+
+/// The schema's indexes, `name: definition`, sorted.
+async fn index_list(db: &TestDb) -> Vec<String> {
+    let mut c = db.store.conn().await.unwrap();
+    let sql = match db.store.backend() {
+        Backend::Sqlite => {
+            "SELECT name || ': ' || COALESCE(sql, '') FROM sqlite_master WHERE type = 'index' ORDER BY 1"
+        }
+        Backend::Postgres => {
+            "SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1"
+        }
+    };
+    sqlx::query_scalar(sql).fetch_all(&mut *c).await.unwrap()
+}
+
+/// A bulk load ([`Fill`]) stores what the bulk inserts store: on an SQLite
+/// file through a connection of its own, with a rollback journal and most
+/// indexes built at the end; elsewhere through the pool. It leaves the
+/// indexes and the file's WAL mode as they were, the pool works after it,
+/// and dropped before its commit it stores nothing.
+#[tokio::test]
+async fn a_bulk_load_stores_what_the_inserts_store_and_nothing_when_dropped() {
+    use tandem_store::fill::Fill;
+
+    let sample = sample();
+    let keep = ["touches_person_at"];
+    let refs = TestDb::all().await.unwrap();
+    let fills = TestDb::all().await.unwrap();
+    for (r, db) in refs.into_iter().zip(fills) {
+        let backend = db.store.backend();
+        let mut tx = r.store.begin().await.unwrap();
+        insert_sample(tx.conn(), backend, &sample).await;
+        tx.commit().await.unwrap();
+        let want = repo::snapshot(&mut r.store.conn().await.unwrap())
+            .await
+            .unwrap();
+        r.cleanup().await.unwrap();
+
+        let indexes = index_list(&db).await;
+        assert!(indexes
+            .iter()
+            .any(|i| i.starts_with("transitions_stage_at:")));
+        let fill_all = |mut fill: Fill| {
+            let s = &sample;
+            async move {
+                fill.insert(&repo::ACCOUNTS, &s.accounts).await.unwrap();
+                fill.insert(&repo::PEOPLE, &s.people).await.unwrap();
+                // In two parts, as the demo writes its batches.
+                let (a, b) = s.touches.split_at(1_000);
+                fill.insert(&repo::TOUCHES, a).await.unwrap();
+                fill.insert(&repo::TOUCHES, b).await.unwrap();
+                fill.insert(&repo::ACTIVITIES, &s.activities).await.unwrap();
+                fill.insert(&repo::DEALS, &s.deals).await.unwrap();
+                fill.insert(&repo::CAMPAIGNS, &s.campaigns).await.unwrap();
+                fill.insert(&repo::TRANSITIONS, &s.transitions)
+                    .await
+                    .unwrap();
+                fill
+            }
+        };
+        // Dropped before the commit: nothing stored, every index there.
+        drop(fill_all(Fill::begin(&db.store, &keep).await.unwrap()).await);
+        let mut c = db.store.conn().await.unwrap();
+        let counts = repo::counts(&mut c).await.unwrap();
+        assert!(
+            counts.iter().all(|(_, n)| *n == 0),
+            "{backend:?}: {counts:?}"
+        );
+        drop(c);
+        assert_eq!(
+            index_list(&db).await,
+            indexes,
+            "{backend:?} after a rollback"
+        );
+
+        let fill = fill_all(Fill::begin(&db.store, &keep).await.unwrap()).await;
+        if backend == Backend::Sqlite {
+            // Written once, with a rollback journal, not through the WAL.
+            let file = db.url.expose();
+            let file = file.trim_start_matches("sqlite://");
+            let file = file.split('?').next().unwrap();
+            assert!(
+                std::path::Path::new(&format!("{file}-journal")).exists(),
+                "no rollback journal beside {file}"
+            );
+        }
+        fill.commit().await.unwrap();
+        let mut c = db.store.conn().await.unwrap();
+        let mut got = repo::snapshot(&mut c).await.unwrap();
+        let mut want = want.clone();
+        if backend == Backend::Postgres {
+            // The rolled-back load used up sequence numbers there.
+            for s in [&mut got, &mut want] {
+                s.touches.iter_mut().for_each(|t| t.id = 0);
+                s.activities.iter_mut().for_each(|a| a.id = 0);
+                s.deals.iter_mut().for_each(|d| d.id = 0);
+                s.campaigns.iter_mut().for_each(|k| k.id = 0);
+                s.transitions.iter_mut().for_each(|t| t.seq = 0);
+                s.account_transitions.iter_mut().for_each(|t| t.seq = 0);
+            }
+        }
+        assert_eq!(got.accounts, want.accounts, "{backend:?}");
+        assert_eq!(got.people, want.people, "{backend:?}");
+        assert_eq!(got.touches, want.touches, "{backend:?}");
+        assert_eq!(got.activities, want.activities, "{backend:?}");
+        assert_eq!(got.deals, want.deals, "{backend:?}");
+        assert_eq!(got.campaigns, want.campaigns, "{backend:?}");
+        assert_eq!(got.transitions, want.transitions, "{backend:?}");
+        assert_eq!(
+            got.account_transitions, want.account_transitions,
+            "{backend:?}"
+        );
+        assert_eq!(got.touches.len(), sample.touches.len());
+        if backend == Backend::Sqlite {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
+        drop(c);
+        assert_eq!(index_list(&db).await, indexes, "{backend:?} after a load");
+        // The store writes as before (new ids after the loaded ones).
+        let mut tx = db.store.begin().await.unwrap();
+        let (id, _) = repo::upsert_person(
+            tx.conn(),
+            &Person {
+                external_id: "after-the-load".into(),
+                ..Person::default()
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(id, 41, "{backend:?}");
+
+        if backend == Backend::Sqlite {
+            let err = Fill::begin(&db.store, &["no_such_index"])
+                .await
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("index no_such_index"), "{err}");
+        }
         db.cleanup().await.unwrap();
     }
 }
