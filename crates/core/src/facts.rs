@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, Touch};
 use crate::fxhash::FxHashMap;
 use crate::metrics::retention::DealKind;
+use crate::playbook::criteria::{json_to_cel, object_to_cel};
 use crate::playbook::{Criterion, Playbook, Read, Var, Vars};
 use crate::sym::Sym;
 use crate::time::Timestamp;
@@ -26,12 +27,7 @@ pub struct Facts<'a> {
 
 /// The `person` variable.
 pub fn person_value(p: &Person) -> Value {
-    let name = match (&p.first_name, &p.last_name) {
-        (Some(f), Some(l)) => Some(format!("{f} {l}")),
-        (Some(f), None) => Some(f.clone()),
-        (None, Some(l)) => Some(l.clone()),
-        (None, None) => None,
-    };
+    let name = full_name(p);
     json!({
         "id": p.id,
         "external_id": p.external_id,
@@ -73,6 +69,118 @@ pub fn account_value(a: Option<&Account>) -> Value {
             "tier": null, "owner": null, "custom": {},
         }),
     }
+}
+
+/// `person.name`: first and last name, whichever are known.
+fn full_name(p: &Person) -> Option<String> {
+    match (&p.first_name, &p.last_name) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(f), None) => Some(f.clone()),
+        (None, Some(l)) => Some(l.clone()),
+        (None, None) => None,
+    }
+}
+
+/// [`person_value`] converted to CEL ([`json_to_cel`]), built without the
+/// JSON object in between: one CEL map of shared keys instead of a JSON
+/// tree of new strings that is then copied. Evaluating a new person's
+/// profile (import, the demo generator) spent a sixth of its time building
+/// and converting the two objects.
+pub fn person_cel(p: &Person) -> cel::Value {
+    let name = full_name(p);
+    CelMap::new(14)
+        .int("id", Some(p.id))
+        .text("external_id", Some(&p.external_id))
+        .text("email", p.email.as_deref())
+        .text("first_name", p.first_name.as_deref())
+        .text("last_name", p.last_name.as_deref())
+        .owned("name", name)
+        .text("title", p.title.as_deref())
+        .text("persona", p.persona.as_deref())
+        .text("segment", p.segment.as_deref())
+        .text("country", p.country.as_deref())
+        .text("source", p.source.as_deref())
+        .text("owner", p.owner.as_deref())
+        .int("created_at", Some(p.created_at.millis()))
+        .value("custom", object_to_cel(&p.custom))
+        .build()
+}
+
+/// [`account_value`] converted to CEL, built directly (see [`person_cel`]).
+pub fn account_cel(a: Option<&Account>) -> cel::Value {
+    let Some(a) = a else {
+        return json_to_cel(&account_value(None));
+    };
+    CelMap::new(12)
+        .int("id", Some(a.id))
+        .text("external_id", Some(&a.external_id))
+        .text("name", a.name.as_deref())
+        .text("domain", a.domain.as_deref())
+        .text("industry", a.industry.as_deref())
+        .int("employees", a.employees)
+        .int("annual_revenue", a.annual_revenue)
+        .text("segment", a.segment.as_deref())
+        .value("target", cel::Value::Bool(a.target))
+        .int("tier", a.tier)
+        .text("owner", a.owner.as_deref())
+        .value("custom", object_to_cel(&a.custom))
+        .build()
+}
+
+/// A CEL map being built field by field, as [`json_to_cel`] converts the
+/// same JSON object (a missing value is null).
+struct CelMap(std::collections::HashMap<cel::objects::Key, cel::Value>);
+
+impl CelMap {
+    fn new(fields: usize) -> CelMap {
+        CelMap(std::collections::HashMap::with_capacity(fields))
+    }
+
+    fn value(mut self, key: &'static str, v: cel::Value) -> CelMap {
+        self.0.insert(field_key(key), v);
+        self
+    }
+
+    fn int(self, key: &'static str, v: Option<i64>) -> CelMap {
+        self.value(key, v.map_or(cel::Value::Null, cel::Value::Int))
+    }
+
+    fn text(self, key: &'static str, v: Option<&str>) -> CelMap {
+        self.owned(key, v.map(str::to_string))
+    }
+
+    fn owned(self, key: &'static str, v: Option<String>) -> CelMap {
+        self.value(
+            key,
+            v.map_or(cel::Value::Null, |s| cel::Value::String(s.into())),
+        )
+    }
+
+    fn build(self) -> cel::Value {
+        cel::Value::Map(cel::objects::Map {
+            map: std::sync::Arc::new(self.0),
+        })
+    }
+}
+
+/// The key `name` of a variable's map, allocated once per thread and name
+/// and then shared.
+fn field_key(name: &'static str) -> cel::objects::Key {
+    thread_local! {
+        static KEYS: RefCell<Vec<(&'static str, cel::objects::Key)>> = const { RefCell::new(Vec::new()) };
+    }
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        if let Some((_, k)) = keys
+            .iter()
+            .find(|(n, _)| std::ptr::eq(*n, name) || *n == name)
+        {
+            return k.clone();
+        }
+        let k = cel::objects::Key::String(std::sync::Arc::new(name.to_string()));
+        keys.push((name, k.clone()));
+        k
+    })
 }
 
 /// The `touch` variable.
@@ -130,7 +238,7 @@ pub fn channel_of(pb: &Playbook, touch: &Touch, person: &Person) -> Option<Strin
     }
     let mut vars = Vars::new();
     vars.set(Var::Touch, &touch_value(touch))
-        .set(Var::Person, &person_value(person));
+        .set_cel(Var::Person, person_cel(person));
     pb.channels
         .iter()
         .find(|c| c.criterion.matches(&vars))
@@ -392,8 +500,8 @@ pub fn classify(
     account: Option<&Account>,
 ) -> (Option<String>, Option<String>) {
     let mut vars = Vars::new();
-    vars.set(Var::Person, &person_value(person))
-        .set(Var::Account, &account_value(account));
+    vars.set_cel(Var::Person, person_cel(person))
+        .set_cel(Var::Account, account_cel(account));
     let persona = pb
         .personas
         .iter()
@@ -411,6 +519,69 @@ pub fn classify(
 mod tests {
     use super::*;
     use crate::money::{Currency, Money};
+
+    #[test]
+    fn cel_variables_are_the_json_ones_converted() {
+        let mut custom = serde_json::Map::new();
+        custom.insert("plan".into(), json!("pro"));
+        custom.insert("seats".into(), json!(12));
+        custom.insert("nested".into(), json!({"a": [1, 2.5, null, true]}));
+        let people = [
+            Person::default(),
+            Person {
+                id: 7,
+                external_id: "p-7".into(),
+                email: Some("ada@example.com".into()),
+                first_name: Some("Ada".into()),
+                last_name: Some("Lovelace".into()),
+                title: Some("CTO".into()),
+                account_id: Some(3),
+                persona: Some("tech_buyer".into()),
+                segment: Some("enterprise".into()),
+                country: Some("GB".into()),
+                source: Some("paid_search".into()),
+                owner: Some("sam".into()),
+                created_at: Timestamp::from_millis(1_700_000_000_123),
+                custom: custom.clone(),
+            },
+            Person {
+                first_name: Some("Ada".into()),
+                ..Person::default()
+            },
+            Person {
+                last_name: Some("Lovelace".into()),
+                ..Person::default()
+            },
+        ];
+        for p in &people {
+            assert_eq!(person_cel(p), json_to_cel(&person_value(p)), "{p:?}");
+        }
+        let accounts = [
+            Account::default(),
+            Account {
+                id: 3,
+                external_id: "a-3".into(),
+                name: Some("Acme".into()),
+                domain: Some("acme.example".into()),
+                industry: Some("software".into()),
+                employees: Some(1_200),
+                annual_revenue: Some(-5),
+                segment: Some("enterprise".into()),
+                target: true,
+                tier: Some(1),
+                owner: Some("sam".into()),
+                custom,
+            },
+        ];
+        for a in &accounts {
+            assert_eq!(
+                account_cel(Some(a)),
+                json_to_cel(&account_value(Some(a))),
+                "{a:?}"
+            );
+        }
+        assert_eq!(account_cel(None), json_to_cel(&account_value(None)));
+    }
 
     fn won(kind: &str, minor: i64) -> Deal {
         Deal {

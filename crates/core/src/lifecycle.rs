@@ -7,9 +7,8 @@
 use serde::Serialize;
 
 use crate::domain::{Subject, Transition};
-use crate::facts::{account_value, activity_value, deal_value, person_value, Facts};
+use crate::facts::{account_cel, activity_value, deal_value, person_cel, Facts};
 use crate::fxhash::FxHashMap;
-use crate::playbook::criteria::json_to_cel;
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::sym::Sym;
@@ -569,12 +568,12 @@ pub fn base_vars(facts: &Facts<'_>) -> Vars {
     thread_local! {
         /// `account` of a person without one: the same value for every
         /// such person (most new leads), so converted once.
-        static NO_ACCOUNT: cel::Value = json_to_cel(&account_value(None));
+        static NO_ACCOUNT: cel::Value = account_cel(None);
     }
     let mut vars = Vars::new();
-    vars.set(Var::Person, &person_value(facts.person));
+    vars.set_cel(Var::Person, person_cel(facts.person));
     match facts.account {
-        Some(_) => vars.set(Var::Account, &account_value(facts.account)),
+        Some(_) => vars.set_cel(Var::Account, account_cel(facts.account)),
         None => vars.set_cel(Var::Account, NO_ACCOUNT.with(Clone::clone)),
     };
     vars

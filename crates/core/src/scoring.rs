@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::domain::{Account, Person, Touch};
-use crate::facts::{account_value, person_value};
+use crate::facts::{account_cel, person_cel};
 use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, Var, Vars};
 use crate::time::Timestamp;
@@ -51,8 +51,8 @@ fn cap(x: f64) -> f64 {
 /// Fit score of a profile, with each rule's contribution.
 pub fn fit(pb: &Playbook, person: &Person, account: Option<&Account>) -> (f64, Vec<Contribution>) {
     let mut vars = Vars::new();
-    vars.set(Var::Person, &person_value(person))
-        .set(Var::Account, &account_value(account));
+    vars.set_cel(Var::Person, person_cel(person))
+        .set_cel(Var::Account, account_cel(account));
     fit_with(pb, &vars)
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::domain::{Account, Person, Touch};
-use crate::facts::{account_value, Classes, FirstMatch};
+use crate::facts::{account_cel, Classes, FirstMatch};
 use crate::playbook::{CommitteeRole, Playbook, RoleMatch, Var, Vars};
 use crate::scoring;
 use crate::time::Timestamp;
@@ -169,7 +169,7 @@ pub fn suggest(pb: &Playbook, accounts: &[Account]) -> Vec<Suggestion> {
         .filter(|a| !a.target)
         .filter_map(|a| {
             let mut vars = Vars::new();
-            vars.set(Var::Account, &account_value(Some(a)));
+            vars.set_cel(Var::Account, account_cel(Some(a)));
             let list = pb
                 .account_lists
                 .iter()

@@ -621,19 +621,24 @@ pub fn json_to_cel(value: &serde_json::Value) -> Value {
         J::Array(items) => Value::List(items.iter().map(json_to_cel).collect::<Vec<_>>().into()),
         // Straight into CEL's map: going through a `HashMap<String, _>`
         // built every map twice (a tenth of evaluating a new person).
-        J::Object(map) => Value::Map(cel::objects::Map {
-            map: std::sync::Arc::new(
-                map.iter()
-                    .map(|(k, v)| {
-                        (
-                            cel::objects::Key::String(std::sync::Arc::new(k.clone())),
-                            json_to_cel(v),
-                        )
-                    })
-                    .collect(),
-            ),
-        }),
+        J::Object(map) => object_to_cel(map),
     }
+}
+
+/// [`json_to_cel`] of a JSON object, from the map itself.
+pub fn object_to_cel(map: &serde_json::Map<String, serde_json::Value>) -> Value {
+    Value::Map(cel::objects::Map {
+        map: std::sync::Arc::new(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        cel::objects::Key::String(std::sync::Arc::new(k.clone())),
+                        json_to_cel(v),
+                    )
+                })
+                .collect(),
+        ),
+    })
 }
 
 fn line_col_to_offset(source: &str, line: isize, col: isize) -> usize {
