@@ -401,6 +401,10 @@ struct World {
     accounts: Vec<Account>,
     /// Campaign count per channel (history plus one upcoming).
     campaigns_per_channel: i64,
+    /// The campaign ids, per channel, interned once (ten million touches
+    /// each named one: formatting and interning it per touch cost more
+    /// than the rest of making the touch).
+    campaign_ids: Vec<Vec<Sym>>,
 }
 
 impl World {
@@ -409,10 +413,32 @@ impl World {
     }
 
     /// The campaign of a channel running at `at`.
-    fn campaign(&self, ch: usize, at: Timestamp) -> String {
+    fn campaign(&self, ch: usize, at: Timestamp) -> Sym {
         let k = (self.week_of(at) / CAMPAIGN_WEEKS).clamp(0, self.campaigns_per_channel - 1);
-        campaign_id(ch, k)
+        self.campaign_ids[ch][k as usize]
     }
+}
+
+/// The symbol of a constant text: interned once per thread and text, then
+/// found by address (the generator names a kind, source or medium for each
+/// of its tens of millions of rows; interning locks a shared table).
+fn sym(text: &'static str) -> Sym {
+    thread_local! {
+        static SEEN: std::cell::RefCell<Vec<(&'static str, Sym)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if let Some((_, s)) = seen
+            .iter()
+            .find(|(t, _)| std::ptr::eq(*t, text) || *t == text)
+        {
+            return *s;
+        }
+        let s = Sym::new(text);
+        seen.push((text, s));
+        s
+    })
 }
 
 fn campaign_id(ch: usize, k: i64) -> String {
@@ -544,7 +570,7 @@ impl Sim<'_> {
         }
     }
 
-    fn touch(&mut self, ch: usize, kind: &str, at: Timestamp) {
+    fn touch(&mut self, ch: usize, kind: &'static str, at: Timestamp) {
         if at > self.w.anchor {
             return;
         }
@@ -572,13 +598,13 @@ impl Sim<'_> {
             external_id: None,
             person_id: self.out.person.id,
             at,
-            kind: kind.into(),
+            kind: sym(kind),
             // Left empty on purpose: the playbook's channel rules derive it
             // from medium (and kind for events), as for imported touches.
             channel: None,
-            campaign: Some(self.w.campaign(ch, at).into()),
-            source: Some(source.into()),
-            medium: (!medium.is_empty()).then(|| Sym::new(medium)),
+            campaign: Some(self.w.campaign(ch, at)),
+            source: Some(sym(source)),
+            medium: (!medium.is_empty()).then(|| sym(medium)),
             cost,
         });
     }
@@ -644,7 +670,7 @@ impl Sim<'_> {
         at
     }
 
-    fn activity(&mut self, kind: ActivityKind, at: Timestamp, outcome: &str) {
+    fn activity(&mut self, kind: ActivityKind, at: Timestamp, outcome: &'static str) {
         if at > self.w.anchor {
             return;
         }
@@ -655,7 +681,7 @@ impl Sim<'_> {
             at,
             kind,
             actor: Some(self.owner),
-            outcome: Some(outcome.into()),
+            outcome: Some(sym(outcome)),
         });
     }
 
@@ -1111,13 +1137,21 @@ pub async fn run(
     let start = opts.anchor.plus_days(-HISTORY_DAYS);
     let accounts: Vec<Account> = (0..n_accounts).map(|i| make_account(&seed, i)).collect();
     let plan = after_sale::plan_targets(pb, &seed, start, &accounts);
+    let campaigns_per_channel = HISTORY_DAYS / 7 / CAMPAIGN_WEEKS + 1 + 1;
     let world = Arc::new(World {
         pb: pb.clone(),
         seed,
         start,
         anchor: opts.anchor,
         accounts,
-        campaigns_per_channel: HISTORY_DAYS / 7 / CAMPAIGN_WEEKS + 1 + 1,
+        campaigns_per_channel,
+        campaign_ids: (0..CHANNELS.len())
+            .map(|ch| {
+                (0..campaigns_per_channel)
+                    .map(|k| Sym::new(&campaign_id(ch, k)))
+                    .collect()
+            })
+            .collect(),
     });
 
     let mut fill = Fill::begin(store, &KEPT_INDEXES).await?;
