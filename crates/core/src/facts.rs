@@ -108,8 +108,13 @@ pub fn person_cel(p: &Person) -> cel::Value {
 
 /// [`account_value`] converted to CEL, built directly (see [`person_cel`]).
 pub fn account_cel(a: Option<&Account>) -> cel::Value {
+    thread_local! {
+        /// `account` of a person without one: the same value for every
+        /// such person (most new leads), so converted once.
+        static NO_ACCOUNT: cel::Value = json_to_cel(&account_value(None));
+    }
     let Some(a) = a else {
-        return json_to_cel(&account_value(None));
+        return NO_ACCOUNT.with(Clone::clone);
     };
     CelMap::new(12)
         .int("id", Some(a.id))

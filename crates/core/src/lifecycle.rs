@@ -565,17 +565,9 @@ fn evaluate_with(
 
 /// Base variables (profile) for [`evaluate`], built once per person.
 pub fn base_vars(facts: &Facts<'_>) -> Vars {
-    thread_local! {
-        /// `account` of a person without one: the same value for every
-        /// such person (most new leads), so converted once.
-        static NO_ACCOUNT: cel::Value = account_cel(None);
-    }
     let mut vars = Vars::new();
-    vars.set_cel(Var::Person, person_cel(facts.person));
-    match facts.account {
-        Some(_) => vars.set_cel(Var::Account, account_cel(facts.account)),
-        None => vars.set_cel(Var::Account, NO_ACCOUNT.with(Clone::clone)),
-    };
+    vars.set_cel(Var::Person, person_cel(facts.person))
+        .set_cel(Var::Account, account_cel(facts.account));
     vars
 }
 

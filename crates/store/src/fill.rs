@@ -38,12 +38,11 @@ impl Fill {
     /// unknown name is an error.
     pub async fn begin(store: &Store, keep: &[&str]) -> Result<Fill, StoreError> {
         if let Some(file) = store.file() {
-            let file = file.clone();
             store
                 .close_connections(std::time::Duration::from_millis(100))
                 .await?;
             return Ok(Fill(How::File(blocking(|| {
-                bulk::Writer::begin(&file, keep)
+                bulk::Writer::begin(file, keep)
             })?)));
         }
         let mut tx = store.begin().await?;
