@@ -4,14 +4,15 @@
 //! few dozen values: a touch's kind, channel, campaign, source and medium, a
 //! transition's stages, actor and reason, a person's persona, segment and
 //! owner. As `String`s each copy costs 24 bytes plus a heap block; ten million
-//! touches held 3 GB of them in `tandem serve`. A [`Sym`] is one pointer into a
-//! process-wide cache that keeps one copy of each distinct text, so
-//! `Option<Sym>` is 8 bytes and copying or comparing one is a pointer
-//! operation.
+//! touches held 3 GB of them in `tandem serve`. A [`Sym`] is the number of its
+//! text in a process-wide table that keeps one copy of each distinct text,
+//! so `Option<Sym>` is 4 bytes and copying or comparing one is an integer
+//! operation. (It was a pointer, 8 bytes, until the five of a touch and the
+//! four of a transition were a fifth of the large history's memory.)
 //!
-//! The cache never frees a text (that is what makes a `Sym` `Copy`). That is
+//! The table never frees a text (that is what makes a `Sym` `Copy`). That is
 //! why only fields with few distinct values are `Sym`s: names, e-mail
-//! addresses, free-text notes and external ids stay `String`s, so the cache
+//! addresses, free-text notes and external ids stay `String`s, so the table
 //! holds no one's name or address and does not grow with every new person.
 //!
 //! A `Sym` behaves as the text it holds: it dereferences to `str`, orders and
@@ -21,26 +22,76 @@
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::num::NonZeroU32;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::sync::{LazyLock, Mutex, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use ustr::Ustr;
+
+use crate::fxhash::{FxHashMap, FxHasher};
 
 /// An interned string (see the module docs).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Sym(Ustr);
+pub struct Sym(NonZeroU32);
+
+/// Texts by number, read without a lock: segment `s` holds the numbers
+/// `2^s .. 2^(s+1)`, allocated when the first of them is handed out and
+/// never moved, so a number found in a `Sym` always has its text in place.
+static TEXTS: [OnceLock<Box<[OnceLock<&'static str>]>>; 32] = [const { OnceLock::new() }; 32];
+
+/// Numbers by text, in shards by hash so that threads interning different
+/// texts rarely wait for each other.
+const SHARDS: usize = 32;
+type Shard = Mutex<FxHashMap<&'static str, NonZeroU32>>;
+static NUMBERS: LazyLock<[Shard; SHARDS]> =
+    LazyLock::new(|| std::array::from_fn(|_| Shard::default()));
+
+/// The next number to hand out (numbers start at 1 for the niche).
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// The slot of number `n`: its segment and its place in it.
+fn slot(n: NonZeroU32) -> (usize, usize) {
+    let segment = 31 - n.leading_zeros();
+    (segment as usize, (n.get() - (1 << segment)) as usize)
+}
 
 impl Sym {
     /// Interns `s` (a lookup when it was seen before, one allocation for
     /// the first copy).
     pub fn new(s: &str) -> Sym {
-        Sym(Ustr::from(s))
+        let shard = BuildHasherDefault::<FxHasher>::default().hash_one(s) as usize % SHARDS;
+        let mut numbers = NUMBERS[shard].lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&n) = numbers.get(s) {
+            return Sym(n);
+        }
+        let n = NEXT.fetch_add(1, AtomicOrdering::Relaxed);
+        // Four billion distinct texts would not fit in memory first.
+        #[allow(clippy::expect_used)]
+        let n = NonZeroU32::new(n)
+            .filter(|n| n.get() != u32::MAX)
+            .expect("more than 4 billion distinct interned texts");
+        let text: &'static str = Box::leak(s.into());
+        let (segment, i) = slot(n);
+        let texts = TEXTS[segment]
+            .get_or_init(|| (0..1usize << segment).map(|_| OnceLock::new()).collect());
+        // Set before the number is published (the shard's lock, then the
+        // `Sym` itself), so every reader of `n` finds its text.
+        let _ = texts[i].set(text);
+        numbers.insert(text, n);
+        Sym(n)
     }
 
     /// The text, borrowed for the life of the process.
     pub fn as_str(&self) -> &'static str {
-        self.0.as_str()
+        let (segment, i) = slot(self.0);
+        // A `Sym` is made only after its text is stored (see `new`).
+        #[allow(clippy::expect_used)]
+        TEXTS[segment]
+            .get()
+            .and_then(|texts| texts[i].get())
+            .expect("a Sym's text is stored before the Sym exists")
     }
 }
 
@@ -69,7 +120,7 @@ impl Default for Sym {
     }
 }
 
-// Equal texts are one cache entry, so equality stays the pointer compare
+// Equal texts are one number, so equality stays the integer compare
 // derived above; order and hash follow the text so that `Sym` keys sort and
 // look up exactly as the `String`s they replace.
 impl Ord for Sym {
@@ -199,9 +250,11 @@ mod tests {
         let b = Sym::from(String::from("paid_search"));
         assert_eq!(a, b);
         assert!(std::ptr::eq(a.as_str(), b.as_str()));
+        assert_eq!(Sym::new(""), Sym::default());
+        assert_eq!(Sym::default().as_str(), "");
         assert_ne!(a, Sym::new("paid_social"));
-        // Created in a shuffled order (and spread over the cache's bins), so
-        // an order by address would not be the order of the texts.
+        // Created in a shuffled order, so an order by number would not be
+        // the order of the texts.
         let texts: Vec<String> = (0..200)
             .map(|i| format!("sym-order-{:03}", (i * 37) % 200))
             .collect();
@@ -222,6 +275,40 @@ mod tests {
         let back: Sym = serde_json::from_str(&json).unwrap();
         assert_eq!(back, "ad \"click\"");
         assert_eq!(format!("{:?}", Sym::new("x")), r#""x""#);
-        assert_eq!(std::mem::size_of::<Option<Sym>>(), 8);
+        assert_eq!(std::mem::size_of::<Option<Sym>>(), 4);
+    }
+
+    #[test]
+    fn threads_interning_the_same_texts_get_the_same_syms() {
+        // 3,000 texts cross several segments of the table; four threads
+        // intern them in different orders at once.
+        let texts: Vec<String> = (0..3000).map(|i| format!("sym-thread-{i}")).collect();
+        let runs: Vec<Vec<Sym>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let texts = &texts;
+                    scope.spawn(move || {
+                        let mut order: Vec<usize> = (0..texts.len()).collect();
+                        if t % 2 == 1 {
+                            order.reverse();
+                        }
+                        let mut out = vec![Sym::default(); texts.len()];
+                        for i in order {
+                            out[i] = Sym::new(&texts[i]);
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for run in &runs {
+            assert_eq!(run, &runs[0]);
+        }
+        for (sym, text) in runs[0].iter().zip(&texts) {
+            assert_eq!(sym.as_str(), text);
+        }
+        let distinct: std::collections::HashSet<Sym> = runs[0].iter().copied().collect();
+        assert_eq!(distinct.len(), texts.len());
     }
 }
