@@ -9,9 +9,11 @@
 //! built in one pass and a window is then two binary searches.
 
 use std::collections::BTreeMap;
+use std::hash::Hash;
 
 use crate::domain::{Activity, ActivityKind, Subject, Touch, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::sym::Sym;
 use crate::time::Timestamp;
 
 use super::{Grouping, Window};
@@ -32,38 +34,25 @@ pub struct Entry {
 /// Built from one history; it answers for exactly that history.
 #[derive(Clone, Debug, Default)]
 pub struct HistoryIndex {
-    entries: FxHashMap<String, Vec<Entry>>,
-    touches: FxHashMap<String, Vec<Timestamp>>,
+    entries: FxHashMap<Sym, Vec<Entry>>,
+    touches: FxHashMap<Sym, Vec<Timestamp>>,
     activities: FxHashMap<ActivityKind, Vec<Timestamp>>,
 }
 
 impl HistoryIndex {
     /// Indexes a history's transitions, touches and activities (any order).
     pub fn build(transitions: &[Transition], touches: &[Touch], activities: &[Activity]) -> Self {
-        let mut entries: FxHashMap<String, Vec<Entry>> = FxHashMap::default();
-        for t in transitions {
-            let e = Entry {
-                at: t.at,
-                subject: t.subject,
-                cycle: t.cycle,
-            };
-            push(&mut entries, &t.to, e);
-        }
-        let mut by_touch: FxHashMap<String, Vec<Timestamp>> = FxHashMap::default();
-        for t in touches {
-            push(&mut by_touch, &t.kind, t.at);
-        }
-        let mut by_activity: FxHashMap<ActivityKind, Vec<Timestamp>> = FxHashMap::default();
-        for a in activities {
-            by_activity.entry(a.kind).or_default().push(a.at);
-        }
-        entries.values_mut().for_each(|v| v.sort_unstable());
-        by_touch.values_mut().for_each(|v| v.sort_unstable());
-        by_activity.values_mut().for_each(|v| v.sort_unstable());
         HistoryIndex {
-            entries,
-            touches: by_touch,
-            activities: by_activity,
+            entries: sorted_lists(transitions.iter().map(|t| {
+                let e = Entry {
+                    at: t.at,
+                    subject: t.subject,
+                    cycle: t.cycle,
+                };
+                (t.to, e)
+            })),
+            touches: sorted_lists(touches.iter().map(|t| (t.kind, t.at))),
+            activities: sorted_lists(activities.iter().map(|a| (a.kind, a.at))),
         }
     }
 
@@ -100,14 +89,27 @@ impl HistoryIndex {
     }
 }
 
-/// Appends `v` to the list of `key`, copying the key only the first time.
-fn push<V>(map: &mut FxHashMap<String, Vec<V>>, key: &str, v: V) {
-    match map.get_mut(key) {
-        Some(list) => list.push(v),
-        None => {
-            map.insert(key.to_string(), vec![v]);
+/// The values of `rows` listed by key, each list sorted. Counted first so
+/// that every list is allocated at its length: grown by doubling, the
+/// lists of the large history held a third more than their values.
+fn sorted_lists<K: Copy + Eq + Hash, V: Ord>(
+    rows: impl Iterator<Item = (K, V)> + Clone,
+) -> FxHashMap<K, Vec<V>> {
+    let mut counts: FxHashMap<K, usize> = FxHashMap::default();
+    for (k, _) in rows.clone() {
+        *counts.entry(k).or_default() += 1;
+    }
+    let mut lists: FxHashMap<K, Vec<V>> = counts
+        .into_iter()
+        .map(|(k, n)| (k, Vec::with_capacity(n)))
+        .collect();
+    for (k, v) in rows {
+        if let Some(list) = lists.get_mut(&k) {
+            list.push(v);
         }
     }
+    lists.values_mut().for_each(|v| v.sort_unstable());
+    lists
 }
 
 /// The run of `sorted` (by `at`) within `window` and not after `as_of`.
