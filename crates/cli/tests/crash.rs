@@ -479,7 +479,7 @@ async fn check_acknowledged(url: &DatabaseUrl, acks: &[Ack], round: usize) -> us
     let mut touches: BTreeMap<&str, usize> = BTreeMap::new();
     for t in &snap.touches {
         if let Some(e) = &t.external_id {
-            *touches.entry(e.as_str()).or_default() += 1;
+            *touches.entry(&**e).or_default() += 1;
         }
     }
     assert!(

@@ -64,7 +64,7 @@ pub struct Account {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct Touch {
     pub id: i64,
-    pub external_id: Option<String>,
+    pub external_id: Option<Box<str>>,
     pub person_id: i64,
     pub at: Timestamp,
     /// What happened: `web_visit`, `email_open`, `email_click`, `form_fill`,
@@ -121,7 +121,7 @@ impl ActivityKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     pub id: i64,
-    pub external_id: Option<String>,
+    pub external_id: Option<Box<str>>,
     pub person_id: i64,
     pub at: Timestamp,
     pub kind: ActivityKind,
@@ -236,7 +236,7 @@ pub struct Transition {
     /// Who moved it: `system` for automatic entry, `import`, or a user name.
     pub actor: Sym,
     pub reason: Option<Sym>,
-    pub note: Option<String>,
+    pub note: Option<Box<str>>,
     /// 1 for the first pass through the funnel, +1 after each recycle.
     pub cycle: i64,
     /// True when the subject passed through this stage on the way to a later

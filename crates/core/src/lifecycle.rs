@@ -134,7 +134,7 @@ impl Move {
             at: self.at,
             actor: self.actor,
             reason: self.reason,
-            note: self.note.clone(),
+            note: self.note.as_deref().map(Box::from),
             cycle: self.cycle,
             skipped: self.skipped,
         }

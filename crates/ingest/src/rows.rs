@@ -308,7 +308,7 @@ pub fn convert(
                 person: f.required("person")?.to_string(),
                 touch: Touch {
                     id: 0,
-                    external_id: f.string("external_id"),
+                    external_id: f.string("external_id").map(String::into_boxed_str),
                     person_id: 0,
                     at,
                     kind: normalize_label(f.required("kind")?).into(),
@@ -330,7 +330,7 @@ pub fn convert(
                 person: f.required("person")?.to_string(),
                 activity: Activity {
                     id: 0,
-                    external_id: f.string("external_id"),
+                    external_id: f.string("external_id").map(String::into_boxed_str),
                     person_id: 0,
                     at,
                     kind,

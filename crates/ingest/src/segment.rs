@@ -438,7 +438,7 @@ pub fn parse(
             if let Some(kind) = ActivityKind::parse(&kind) {
                 Fact::Activity(Activity {
                     id: 0,
-                    external_id: message_id.clone(),
+                    external_id: message_id.as_deref().map(Box::from),
                     person_id: 0,
                     at,
                     kind,
@@ -449,7 +449,7 @@ pub fn parse(
                 let cost = integer(props, &props_path, "cost")?;
                 Fact::Touch(Touch {
                     id: 0,
-                    external_id: message_id.clone(),
+                    external_id: message_id.as_deref().map(Box::from),
                     person_id: 0,
                     at,
                     kind: kind.into(),

@@ -238,7 +238,7 @@ fn agenda_with(
                 actor: t.actor.to_string(),
                 at: local(pb, t.at),
                 to: t.to.to_string(),
-                note: t.note.clone().unwrap_or_default(),
+                note: t.note.as_deref().unwrap_or_default().to_string(),
             });
     }
     let mut reasons: Vec<ReasonRow> = by_reason

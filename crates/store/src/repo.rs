@@ -477,7 +477,7 @@ pub(crate) fn touch_row(r: &impl ReadRow) -> Result<Touch, StoreError> {
     let mut c = Cols::new(r);
     Ok(Touch {
         id: c.int("id")?,
-        external_id: c.opt_text("external_id")?,
+        external_id: c.opt_text("external_id")?.map(String::into_boxed_str),
         person_id: c.int("person_id")?,
         at: ts(c.int("at")?),
         kind: c.sym("kind")?,
@@ -518,7 +518,7 @@ pub async fn upsert_touch(c: &mut AnyConnection, t: &Touch) -> Result<(i64, Upse
     if let Some(ext) = &t.external_id {
         let q = format!("SELECT {TOUCH_COLS} FROM touches WHERE external_id = $1");
         let old = sqlx::query(sqlx::AssertSqlSafe(q))
-            .bind(ext)
+            .bind(&**ext)
             .fetch_optional(&mut *c)
             .await?
             .map(|r| touch_row(&r))
@@ -612,7 +612,7 @@ async fn insert_touch(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"
     };
     let row = bind_touch(sqlx::query(sql), t)
-        .bind(&t.external_id)
+        .bind(t.external_id.as_deref())
         .fetch_optional(c)
         .await?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)
@@ -649,7 +649,7 @@ pub(crate) fn activity_row(r: &impl ReadRow) -> Result<Activity, StoreError> {
     let mut c = Cols::new(r);
     Ok(Activity {
         id: c.int("id")?,
-        external_id: c.opt_text("external_id")?,
+        external_id: c.opt_text("external_id")?.map(String::into_boxed_str),
         person_id: c.int("person_id")?,
         at: ts(c.int("at")?),
         kind: {
@@ -696,7 +696,7 @@ pub async fn upsert_activity(
     if let Some(ext) = &a.external_id {
         let q = format!("SELECT {ACTIVITY_COLS} FROM activities WHERE external_id = $1");
         let old = sqlx::query(sqlx::AssertSqlSafe(q))
-            .bind(ext)
+            .bind(&**ext)
             .fetch_optional(&mut *c)
             .await?
             .map(|r| activity_row(&r))
@@ -724,7 +724,7 @@ pub async fn upsert_activity(
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO activities (external_id, person_id, at, kind, actor, outcome) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
-    .bind(&a.external_id)
+    .bind(a.external_id.as_deref())
     .bind(a.person_id)
     .bind(a.at.millis())
     .bind(a.kind.as_str())
@@ -968,7 +968,7 @@ pub(crate) fn transition_row(r: &impl ReadRow) -> Result<Transition, StoreError>
         at: ts(c.int("at")?),
         actor: c.sym("actor")?,
         reason: c.opt_sym("reason")?,
-        note: c.opt_text("note")?,
+        note: c.opt_text("note")?.map(String::into_boxed_str),
         cycle: c.int("cycle")?,
         skipped: c.flag("skipped")?,
     })

@@ -139,7 +139,7 @@ async fn story(db: &TestDb) -> Result<(), String> {
     let (new_id, u) = repo::upsert_new_touch(c, &fresh).await.unwrap();
     assert_eq!(u, Upsert::Inserted);
     assert_ne!(new_id, id);
-    let mut stored: Vec<(Option<String>, Timestamp)> = repo::touches_of(c, pid)
+    let mut stored: Vec<(Option<Box<str>>, Timestamp)> = repo::touches_of(c, pid)
         .await
         .unwrap()
         .into_iter()
@@ -717,7 +717,7 @@ fn sample() -> Sample {
     let n = tandem_store::warm::PAGE_ROWS + 2_345;
     let touches: Vec<Touch> = (0..n)
         .map(|i| Touch {
-            external_id: (i % 5 != 0).then(|| format!("t-{i}")),
+            external_id: (i % 5 != 0).then(|| format!("t-{i}").into()),
             person_id: 1 + i % 40,
             at: t(n - i / 2),
             kind: if i % 2 == 0 {
@@ -734,7 +734,7 @@ fn sample() -> Sample {
     let activities: Vec<Activity> = (0..30)
         .map(|i| Activity {
             id: 0,
-            external_id: opt(i, "act"),
+            external_id: opt(i, "act").map(String::into_boxed_str),
             person_id: 1 + i % 40,
             at: t(30 - i),
             kind: ActivityKind::ALL[(i % 4) as usize],
@@ -793,7 +793,7 @@ fn sample() -> Sample {
                 odd.into()
             },
             reason: opt(i + 1, "reason").map(Sym::from),
-            note: opt(i + 2, "note"),
+            note: opt(i + 2, "note").map(String::into_boxed_str),
             cycle: 1 + i % 3,
             skipped: i % 5 == 0,
         })

@@ -179,7 +179,7 @@ fn history_table(ts: &[Transition]) -> Table {
             x.cycle.to_string(),
             x.actor.to_string(),
             x.reason.unwrap_or_default().to_string(),
-            x.note.clone().unwrap_or_default(),
+            x.note.as_deref().unwrap_or_default().to_string(),
             if x.skipped {
                 "yes".into()
             } else {

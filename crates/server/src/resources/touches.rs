@@ -177,7 +177,7 @@ pub async fn save(
     let pid = person_id(tx.conn(), In::Body, "person", &b.person).await?;
     let t = Touch {
         id: 0,
-        external_id: Some(b.external_id.trim().to_string()),
+        external_id: Some(b.external_id.trim().into()),
         person_id: pid,
         at,
         kind: b.kind.trim().into(),
