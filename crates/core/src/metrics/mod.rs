@@ -23,7 +23,6 @@ pub mod waterfall;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -242,50 +241,151 @@ impl History<'_> {
 
 /// A group key per person id, each distinct key stored once: grouping
 /// 100,000 people by a dimension with a handful of values needs no string
-/// per person, and a key is found with one hash probe, or one array read
-/// when the ids are dense (see [`Dense`]).
+/// per person.
+///
+/// While the person ids are dense (store ids are), the key ids sit in an
+/// array indexed by person id from the smallest ([`Of::Dense`]): a lookup is
+/// one array read, a million lookups in id order (as the waterfall makes
+/// them) read memory in order (hash probes were 39 % of a waterfall query
+/// from a kept replay), and a person costs 4 bytes. (A hash map kept beside
+/// the array cost about 36 MB per dimension on the large demo.) Ids spread
+/// further apart than that are kept in a hash map.
 #[derive(Clone, Debug, Default)]
 pub struct GroupKeys {
     /// Distinct keys, in order of first insertion.
     keys: Interner,
     /// Person id → id of its key.
-    of: FxHashMap<i64, u32>,
-    /// `of` as an array, made on the first lookup after a change.
-    dense: OnceLock<Option<Dense>>,
+    of: Of,
 }
 
-/// Key ids in an array indexed by person id from the smallest one, made
-/// when the ids span at most twice their number (store ids do). A million
-/// lookups in id order, as the waterfall makes them, then read memory in
-/// order instead of probing a large table at random (the probes were
-/// 39 % of a waterfall query from a kept replay).
+/// Person id → key id, by array or by hash map (see [`GroupKeys`]).
 #[derive(Clone, Debug)]
-struct Dense {
-    first: i64,
-    /// [`Dense::NONE`] where a person has no key.
-    ids: Vec<u32>,
+enum Of {
+    /// The key id of person `first + i` at `ids[i]` ([`Of::NONE`] where that
+    /// person has none); `len` people have one.
+    Dense {
+        first: i64,
+        ids: Vec<u32>,
+        len: usize,
+    },
+    Map(FxHashMap<i64, u32>),
 }
 
-impl Dense {
-    const NONE: u32 = u32::MAX;
+impl Default for Of {
+    fn default() -> Self {
+        Of::Dense {
+            first: 0,
+            ids: Vec::new(),
+            len: 0,
+        }
+    }
+}
 
-    fn of(of: &FxHashMap<i64, u32>) -> Option<Dense> {
-        let first = *of.keys().min()?;
-        let last = *of.keys().max()?;
-        let span = usize::try_from(i128::from(last) - i128::from(first) + 1).ok()?;
-        if span > of.len().saturating_mul(2) {
-            return None;
-        }
-        let mut ids = vec![Dense::NONE; span];
-        for (&person, &id) in of {
-            ids[(person - first) as usize] = id;
-        }
-        Some(Dense { first, ids })
+impl Of {
+    const NONE: u32 = u32::MAX;
+    /// Up to this many slots are moved to put a person before the first
+    /// one; past it the ids go to a map, so inserting people in falling id
+    /// order costs no quadratic time.
+    const SHIFT_MAX: usize = 4096;
+
+    /// Whether an array of `span` slots is small enough for `len` people:
+    /// at most twice as many, with some room for small groups.
+    fn dense_enough(span: usize, len: usize) -> bool {
+        span <= len.saturating_mul(2).saturating_add(64)
     }
 
     fn get(&self, person: i64) -> Option<u32> {
-        let i = usize::try_from(person.checked_sub(self.first)?).ok()?;
-        self.ids.get(i).copied().filter(|&id| id != Dense::NONE)
+        match self {
+            Of::Dense { first, ids, .. } => {
+                let i = usize::try_from(person.checked_sub(*first)?).ok()?;
+                ids.get(i).copied().filter(|&id| id != Of::NONE)
+            }
+            Of::Map(map) => map.get(&person).copied(),
+        }
+    }
+
+    fn insert(&mut self, person: i64, id: u32) {
+        if let Of::Dense { first, ids, len } = self {
+            if ids.is_empty() {
+                *first = person;
+            }
+            let at = i128::from(person) - i128::from(*first);
+            if let Ok(i) = usize::try_from(at) {
+                if i < ids.len() {
+                    if ids[i] == Of::NONE {
+                        *len += 1;
+                    }
+                    ids[i] = id;
+                    return;
+                }
+                if Of::dense_enough(i + 1, *len + 1) {
+                    ids.resize(i + 1, Of::NONE);
+                    ids[i] = id;
+                    *len += 1;
+                    return;
+                }
+            } else if let Ok(before) = usize::try_from(-at) {
+                let span = ids.len().saturating_add(before);
+                if ids.len() <= Of::SHIFT_MAX && Of::dense_enough(span, *len + 1) {
+                    ids.splice(0..0, std::iter::repeat_n(Of::NONE, before));
+                    ids[0] = id;
+                    *first = person;
+                    *len += 1;
+                    return;
+                }
+            }
+            *self = Of::Map(self.iter().collect());
+        }
+        if let Of::Map(map) = self {
+            map.insert(person, id);
+        }
+    }
+
+    fn remove(&mut self, person: i64) {
+        match self {
+            Of::Dense { first, ids, len } => {
+                let slot = person
+                    .checked_sub(*first)
+                    .and_then(|i| usize::try_from(i).ok())
+                    .and_then(|i| ids.get_mut(i));
+                if let Some(slot) = slot.filter(|s| **s != Of::NONE) {
+                    *slot = Of::NONE;
+                    *len -= 1;
+                }
+            }
+            Of::Map(map) => {
+                map.remove(&person);
+            }
+        }
+    }
+
+    /// Every (person, key id), in no particular order.
+    fn iter(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        let (dense, map) = match self {
+            Of::Dense { first, ids, .. } => (Some((*first, ids)), None),
+            Of::Map(map) => (None, Some(map)),
+        };
+        let dense = dense.into_iter().flat_map(|(first, ids)| {
+            ids.iter()
+                .enumerate()
+                .filter(|&(_, &id)| id != Of::NONE)
+                .map(move |(i, &id)| (first + i as i64, id))
+        });
+        dense.chain(map.into_iter().flatten().map(|(&p, &id)| (p, id)))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Of::Dense { len, .. } => *len,
+            Of::Map(map) => map.len(),
+        }
+    }
+}
+
+/// Equal when the same people have the same key ids (however stored).
+impl PartialEq for Of {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(p, id)| other.get(p) == Some(id))
     }
 }
 
@@ -302,7 +402,11 @@ impl GroupKeys {
     /// No keys, with room for `people` people.
     pub fn with_capacity(people: usize) -> Self {
         GroupKeys {
-            of: FxHashMap::with_capacity_and_hasher(people, Default::default()),
+            of: Of::Dense {
+                first: 0,
+                ids: Vec::with_capacity(people),
+                len: 0,
+            },
             ..GroupKeys::default()
         }
     }
@@ -311,22 +415,16 @@ impl GroupKeys {
     pub fn insert(&mut self, person: i64, key: &str) {
         let id = self.keys.id(key);
         self.of.insert(person, id);
-        self.dense.take();
     }
 
     /// Takes `person` out of its group (into none).
     pub fn remove(&mut self, person: i64) {
-        self.of.remove(&person);
-        self.dense.take();
+        self.of.remove(person);
     }
 
     /// The group key of `person`, if it has one.
     pub fn get(&self, person: i64) -> Option<&str> {
-        let id = match self.dense.get_or_init(|| Dense::of(&self.of)) {
-            Some(d) => d.get(person),
-            None => self.of.get(&person).copied(),
-        };
-        id.map(|id| self.keys.name(id))
+        self.of.get(person).map(|id| self.keys.name(id))
     }
 
     /// The people in group `key`, in no particular order.
@@ -334,8 +432,8 @@ impl GroupKeys {
         let ix = self.keys.get(key);
         self.of
             .iter()
-            .filter(move |&(_, &i)| Some(i) == ix)
-            .map(|(&person, _)| person)
+            .filter(move |&(_, i)| Some(i) == ix)
+            .map(|(person, _)| person)
     }
 
     /// Number of people with a key.
@@ -345,7 +443,13 @@ impl GroupKeys {
 
     /// True when no person has a key.
     pub fn is_empty(&self) -> bool {
-        self.of.is_empty()
+        self.len() == 0
+    }
+
+    /// Whether the key ids are in an array (for tests of the map path).
+    #[cfg(test)]
+    pub(crate) fn is_dense(&self) -> bool {
+        matches!(self.of, Of::Dense { .. })
     }
 }
 

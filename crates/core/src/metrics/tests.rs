@@ -1343,6 +1343,54 @@ proptest! {
     }
 }
 
+#[test]
+fn group_keys_keep_dense_ids_in_an_array_and_answer_alike_in_a_map() {
+    const N: i64 = 10_000;
+    let key = |p: i64| ["smb", "mid", "enterprise"][(p % 3) as usize];
+    // Rising ids (a store's order), with every tenth person unkeyed.
+    let rising: GroupKeys = (1..=N)
+        .filter(|p| p % 10 != 0)
+        .map(|p| (p, key(p)))
+        .collect();
+    assert!(rising.is_dense());
+    // The same people in falling order: past a few thousand moved slots
+    // the ids go to a map, with the same answers.
+    let falling: GroupKeys = (1..=N)
+        .rev()
+        .filter(|p| p % 10 != 0)
+        .map(|p| (p, key(p)))
+        .collect();
+    assert!(!falling.is_dense());
+    assert_eq!(rising.len(), 9_000);
+    assert_eq!(falling.len(), 9_000);
+    for p in -1..=N + 1 {
+        let want = (1..=N).contains(&p).then(|| key(p)).filter(|_| p % 10 != 0);
+        assert_eq!(rising.get(p), want, "person {p}");
+        assert_eq!(falling.get(p), want, "person {p}");
+    }
+    let mut smb_r: Vec<i64> = rising.people_in("smb").collect();
+    let mut smb_f: Vec<i64> = falling.people_in("smb").collect();
+    smb_r.sort_unstable();
+    smb_f.sort_unstable();
+    assert_eq!(smb_r.len(), 3_000);
+    assert_eq!(smb_r, smb_f);
+    // Equal however stored, and not once a person differs.
+    let mut a = rising.clone();
+    a.remove(3);
+    assert_ne!(a, rising);
+    // A person far below the first goes to a map and keeps the others.
+    a.insert(3, key(3));
+    assert_eq!(a, rising);
+    a.insert(-1_000_000, "smb");
+    assert!(!a.is_dense());
+    assert_eq!(a.get(-1_000_000), Some("smb"));
+    assert_eq!(a.get(4), Some(key(4)));
+    assert_eq!(a.len(), 9_001);
+    a.remove(-1_000_000);
+    assert!(!a.is_dense());
+    assert_eq!(a, rising);
+}
+
 proptest! {
     /// `actuals_over` (touches and activities counted in one pass for all
     /// metrics and windows) gives `metric_actuals`' value of every metric
