@@ -206,24 +206,24 @@ struct Cycles {
     exits: Vec<Exit>,
 }
 
-/// One cycle: its unit and where its lists are in [`Cycles`].
+/// One cycle: its unit and where its lists end in [`Cycles`] (they start
+/// where the cycle before ends).
 struct CycleRec {
     subject: Subject,
     cycle: i64,
-    entries: std::ops::Range<usize>,
-    exits: std::ops::Range<usize>,
+    entries_end: usize,
+    exits_end: usize,
 }
 
 /// An exit from a funnel stage to an off-ramp.
 #[derive(Clone, Copy, Debug)]
 struct Exit {
     /// Funnel index left.
-    left: usize,
+    left: u32,
     /// Off-ramp stage id.
-    to: &'static str,
+    to: Sym,
     at: Timestamp,
-    /// Reason code, [`NONE`] when none was given.
-    reason: &'static str,
+    reason: Option<Sym>,
 }
 
 impl Cycles {
@@ -232,11 +232,13 @@ impl Cycles {
     }
 
     fn entries(&self, k: usize) -> &[(usize, Timestamp)] {
-        &self.entries[self.recs[k].entries.clone()]
+        let start = k.checked_sub(1).map_or(0, |j| self.recs[j].entries_end);
+        &self.entries[start..self.recs[k].entries_end]
     }
 
     fn exits(&self, k: usize) -> &[Exit] {
-        &self.exits[self.recs[k].exits.clone()]
+        let start = k.checked_sub(1).map_or(0, |j| self.recs[j].exits_end);
+        &self.exits[start..self.recs[k].exits_end]
     }
 
     /// Entry per funnel index of cycle `k` with pass-through inferred
@@ -407,8 +409,8 @@ impl Steps {
                 out.recs.push(CycleRec {
                     subject,
                     cycle,
-                    entries: out.entries.len()..out.entries.len(),
-                    exits: out.exits.len()..out.exits.len(),
+                    entries_end: out.entries.len(),
+                    exits_end: out.exits.len(),
                 });
                 out.entered.resize(out.entered.len() + n, None);
                 cur = None;
@@ -422,19 +424,19 @@ impl Steps {
                         *first = Some(at);
                     }
                     out.entries.push((i, at));
-                    out.recs[k].entries.end += 1;
+                    out.recs[k].entries_end = out.entries.len();
                     cur = Some(i);
                 }
                 Move::Leave { aside: a, from } => {
                     if let Some(left) = from.map(|f| f as usize).or(cur) {
                         let (to, reason) = aside[a as usize];
                         out.exits.push(Exit {
-                            left,
-                            to: to.as_str(),
+                            left: left as u32,
+                            to,
                             at,
-                            reason: reason.map_or(NONE, |r| r.as_str()),
+                            reason,
                         });
-                        out.recs[k].exits.end += 1;
+                        out.recs[k].exits_end = out.exits.len();
                     }
                 }
                 Move::Other => {}
@@ -580,8 +582,9 @@ fn compute<'t>(
                         .map(|&(i, _)| i),
                 );
                 for x in cyc.exits(k).iter().filter(|x| window.contains(x.at)) {
-                    leak.push(x.left);
-                    detail.push((x.left, x.to, x.reason));
+                    let left = x.left as usize;
+                    leak.push(left);
+                    detail.push((left, x.to.as_str(), x.reason.map_or(NONE, |r| r.as_str())));
                 }
             }
             if reach.is_none() && flow.is_empty() && leak.is_empty() {
