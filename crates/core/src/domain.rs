@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::money::Money;
+use crate::money::{Minor, Money};
 use crate::sym::Sym;
 use crate::time::Timestamp;
 
@@ -76,7 +76,7 @@ pub struct Touch {
     pub source: Option<Sym>,
     pub medium: Option<Sym>,
     /// Cost of this touch in minor units, when known (paid media).
-    pub cost: Option<i64>,
+    pub cost: Option<Minor>,
 }
 
 /// The kinds of sales activity (DESIGN §2).

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, Touch};
 use crate::fxhash::FxHashMap;
 use crate::metrics::retention::DealKind;
+use crate::money::Minor;
 use crate::playbook::criteria::{json_to_cel, object_to_cel};
 use crate::playbook::{Criterion, Playbook, Read, Var, Vars};
 use crate::sym::Sym;
@@ -324,7 +325,7 @@ impl<'a> Channels<'a> {
                 pick(f[2], &touch.source),
                 pick(f[3], &touch.medium),
             ],
-            f[4].then_some(touch.cost),
+            f[4].then_some(touch.cost.map(Minor::get)),
             // The touch's own copy of the person's id: reading `person.id`
             // would cost a cache miss per touch (a random person each time),
             // even for rules that ignore the person, as the load is hoisted.
@@ -670,7 +671,7 @@ mod tests {
                 kind: kinds[i as usize % 4].into(),
                 medium: mediums[i as usize % 6].map(Sym::from),
                 source: (i % 5 == 0).then(|| "google".into()),
-                cost: (i % 7 == 0).then_some(i * 10),
+                cost: (i % 7 == 0).then_some(Minor::new(i * 10)),
                 channel: (i % 11 == 0).then(|| "stored".into()),
                 ..Touch::default()
             });

@@ -13,6 +13,7 @@ pub mod fxhash;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;
+mod niche;
 pub mod playbook;
 pub mod quality;
 pub mod scoring;
@@ -20,6 +21,6 @@ pub mod sla;
 pub mod sym;
 pub mod time;
 
-pub use money::{Currency, Money};
+pub use money::{Currency, Minor, Money};
 pub use sym::Sym;
 pub use time::Timestamp;

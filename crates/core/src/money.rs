@@ -2,9 +2,54 @@
 
 use std::fmt;
 
+use crate::niche::NicheI64;
+
 /// An ISO 4217 currency code: three ASCII upper-case letters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
+
+/// An amount in minor units of the playbook currency, 8 bytes also as an
+/// `Option`: a touch's cost, absent on most of ten million touches, took
+/// 16. `i64::MAX` is the one amount it cannot hold (it becomes the one
+/// before). Orders, prints and serializes as the number.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Minor(NicheI64);
+
+impl Minor {
+    /// The amount of `minor` units.
+    pub const fn new(minor: i64) -> Self {
+        Minor(NicheI64::new(minor))
+    }
+
+    /// The amount in minor units.
+    pub const fn get(self) -> i64 {
+        self.0.get()
+    }
+}
+
+impl From<i64> for Minor {
+    fn from(minor: i64) -> Self {
+        Minor::new(minor)
+    }
+}
+
+impl fmt::Debug for Minor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+impl serde::Serialize for Minor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.get())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Minor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        i64::deserialize(d).map(Minor::new)
+    }
+}
 
 /// A string that is not a three-letter currency code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

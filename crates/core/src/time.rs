@@ -1,10 +1,11 @@
 //! Instants in UTC, stored as epoch milliseconds (DESIGN §9).
 
 use std::fmt;
-use std::num::NonZeroU64;
 
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
+
+use crate::niche::NicheI64;
 
 /// An instant in UTC with millisecond precision.
 ///
@@ -20,10 +21,7 @@ use jiff::tz::TimeZone;
 /// millisecond before. Order, hash, `Debug` and serde are those of the
 /// milliseconds.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(NonZeroU64);
-
-/// Flips the sign bit: signed order becomes unsigned order.
-const SIGN: u64 = 1 << 63;
+pub struct Timestamp(NicheI64);
 
 /// A time string that no supported format accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,18 +36,12 @@ pub const DAY_MS: i64 = 86_400_000;
 impl Timestamp {
     /// The instant `ms` milliseconds after 1970-01-01T00:00:00Z.
     pub const fn from_millis(ms: i64) -> Self {
-        let ms = if ms == i64::MAX { ms - 1 } else { ms };
-        // `ms ^ SIGN` is at most `u64::MAX - 1` here, so adding one is
-        // never zero.
-        match NonZeroU64::new(((ms as u64) ^ SIGN) + 1) {
-            Some(n) => Timestamp(n),
-            None => Timestamp(NonZeroU64::MIN),
-        }
+        Timestamp(NicheI64::new(ms))
     }
 
     /// Milliseconds since the Unix epoch.
     pub const fn millis(self) -> i64 {
-        ((self.0.get() - 1) ^ SIGN) as i64
+        self.0.get()
     }
 
     /// Parses a time as written by people and CRM exports. Strings without an

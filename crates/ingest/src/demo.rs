@@ -51,7 +51,7 @@ use tandem_core::lifecycle::{self, ManualMove, Profile, State};
 use tandem_core::playbook::Playbook;
 use tandem_core::sla::business_deadline;
 use tandem_core::time::DAY_MS;
-use tandem_core::{Money, Timestamp};
+use tandem_core::{Minor, Money, Timestamp};
 use tandem_store::fill::Fill;
 use tandem_store::repo;
 use tandem_store::{Store, StoreError};
@@ -605,7 +605,7 @@ impl Sim<'_> {
             campaign: Some(self.w.campaign(ch, at)),
             source: Some(sym(source)),
             medium: (!medium.is_empty()).then(|| sym(medium)),
-            cost,
+            cost: cost.map(Minor::new),
         });
     }
 
@@ -1188,7 +1188,7 @@ pub async fn run(
         let mut n = [0u64; 4];
         for o in &outs {
             for t in &o.touches {
-                if let (Some(k), Some(c)) = (&t.campaign, t.cost) {
+                if let (Some(k), Some(c)) = (&t.campaign, t.cost.map(Minor::get)) {
                     match touch_cost.get_mut(k.as_str()) {
                         Some(sum) => *sum += c,
                         None => {

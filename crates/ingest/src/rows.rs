@@ -6,7 +6,7 @@ use tandem_core::domain::{
     Account, Activity, ActivityKind, CustomFields, Deal, DealStatus, Person, Touch,
 };
 use tandem_core::Sym;
-use tandem_core::{Currency, Money, Timestamp};
+use tandem_core::{Currency, Minor, Money, Timestamp};
 
 use crate::mapping::{stage_alias, Kind, Mapping, Target};
 
@@ -316,7 +316,7 @@ pub fn convert(
                     campaign: f.string("campaign").map(Sym::from),
                     source: f.string("source").map(Sym::from),
                     medium: f.get("medium").map(|m| m.to_lowercase()).map(Sym::from),
-                    cost: f.money("cost", ctx.currency)?,
+                    cost: f.money("cost", ctx.currency)?.map(Minor::new),
                 },
             })
         }

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use tandem_core::domain::{Account, Activity, ActivityKind, Person, Touch};
 use tandem_core::facts::channel_of;
 use tandem_core::playbook::Playbook;
-use tandem_core::Timestamp;
+use tandem_core::{Minor, Timestamp};
 use tandem_store::repo::{self, Upsert};
 use tandem_store::{events, lifecycle, AnyConnection, SoleWriter, Store, StoreError, Tx};
 use tokio::sync::{mpsc, oneshot};
@@ -457,7 +457,7 @@ pub fn parse(
                     campaign: campaign.name.as_deref().map(Sym::from),
                     source: campaign.source.as_deref().map(Sym::from),
                     medium: campaign.medium.as_deref().map(Sym::from),
-                    cost,
+                    cost: cost.map(Minor::new),
                 })
             }
         }

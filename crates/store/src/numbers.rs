@@ -23,7 +23,7 @@ use tandem_core::playbook::{Period, Playbook};
 use tandem_core::quality::target::{first_entries, reached_stage, reached_target, Target};
 use tandem_core::quality::{roc_auc, rule_check, score_quality, RuleCheck, ScoreQuality};
 use tandem_core::scoring;
-use tandem_core::Timestamp;
+use tandem_core::{Minor, Timestamp};
 
 use crate::query::{group_by, mql_stage};
 use crate::repo::Snapshot;
@@ -501,7 +501,9 @@ pub fn spend(pb: &Playbook, snap: &Snapshot, by: By, as_of: Timestamp) -> BTreeM
     let people: BTreeMap<i64, &Person> = snap.people.iter().map(|p| (p.id, p)).collect();
     let channels = Channels::new(pb);
     for t in &snap.touches {
-        let Some(cost) = t.cost else { continue };
+        let Some(cost) = t.cost.map(Minor::get) else {
+            continue;
+        };
         if t.at > as_of || t.campaign.as_deref().is_some_and(|c| known.contains(c)) {
             continue;
         }

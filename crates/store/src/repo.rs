@@ -11,7 +11,7 @@ use tandem_core::domain::{
     Touch, Transition,
 };
 use tandem_core::lifecycle::Move;
-use tandem_core::{Currency, Money, Timestamp};
+use tandem_core::{Currency, Minor, Money, Timestamp};
 
 use crate::bind::{bind_all, AnyQuery, Table, Val};
 use crate::rows::{Cols, ReadRow};
@@ -485,7 +485,7 @@ pub(crate) fn touch_row(r: &impl ReadRow) -> Result<Touch, StoreError> {
         campaign: c.opt_sym("campaign")?,
         source: c.opt_sym("source")?,
         medium: c.opt_sym("medium")?,
-        cost: c.opt_int("cost")?,
+        cost: c.opt_int("cost")?.map(Minor::new),
     })
 }
 
@@ -629,7 +629,7 @@ fn touch_facts<'a>(t: &'a Touch, out: &mut Vec<Val<'a>>) {
         t.campaign.as_deref().into(),
         t.source.as_deref().into(),
         t.medium.as_deref().into(),
-        t.cost.into(),
+        t.cost.map(Minor::get).into(),
     ]);
 }
 

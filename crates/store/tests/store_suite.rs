@@ -8,7 +8,7 @@ use tandem_core::domain::{
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
 use tandem_core::Sym;
-use tandem_core::{Currency, Money, Timestamp};
+use tandem_core::{Currency, Minor, Money, Timestamp};
 use tandem_store::lifecycle::{self, MoveError};
 use tandem_store::repo::{self, Upsert};
 use tandem_store::testing::TestDb;
@@ -112,7 +112,7 @@ async fn story(db: &TestDb) -> Result<(), String> {
         at: t(1),
         kind: "demo_request".into(),
         medium: Some("cpc".into()),
-        cost: Some(12_50),
+        cost: Some(Minor::new(12_50)),
         ..Touch::default()
     };
     let (_, u) = repo::upsert_touch(c, &touch).await.unwrap();
@@ -727,7 +727,7 @@ fn sample() -> Sample {
             },
             channel: opt(i, "chan").map(Sym::from),
             campaign: opt(i + 1, "camp").map(Sym::from),
-            cost: (i % 7 == 0).then_some(i),
+            cost: (i % 7 == 0).then_some(Minor::new(i)),
             ..Touch::default()
         })
         .collect();

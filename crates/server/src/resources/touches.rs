@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tandem_core::domain::Touch;
-use tandem_core::Sym;
+use tandem_core::{Minor, Sym};
 use tandem_store::pages::{self, Linked, TouchFilter};
 use tandem_store::write;
 
@@ -185,7 +185,7 @@ pub async fn save(
         campaign: b.campaign.map(Sym::from),
         source: b.source.map(Sym::from),
         medium: b.medium.map(Sym::from),
-        cost: b.cost,
+        cost: b.cost.map(Minor::new),
     };
     let saved = write::save_touch(tx.conn(), &pb, &t, now()).await?;
     let stored = find(tx.conn(), b.external_id.trim())
