@@ -209,4 +209,23 @@ mod tests {
         };
         assert_eq!(m.to_string(), "-1000.05 USD");
     }
+
+    #[test]
+    fn minor_amounts_serialize_as_numbers_and_an_option_is_8_bytes() {
+        let costs = [
+            None,
+            Some(Minor::new(0)),
+            Some(Minor::new(-250)),
+            Some(Minor::new(12_50)),
+        ];
+        let json = serde_json::to_string(&costs).unwrap();
+        assert_eq!(json, "[null,0,-250,1250]");
+        assert_eq!(
+            serde_json::from_str::<Vec<Option<Minor>>>(&json).unwrap(),
+            costs
+        );
+        assert_eq!(format!("{:?}", Minor::new(1250)), "1250");
+        assert!(Minor::new(-1) < Minor::new(0));
+        assert_eq!(std::mem::size_of::<Option<Minor>>(), 8);
+    }
 }

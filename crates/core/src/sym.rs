@@ -12,8 +12,9 @@
 //!
 //! The table never frees a text (that is what makes a `Sym` `Copy`). That is
 //! why only fields with few distinct values are `Sym`s: names, e-mail
-//! addresses, free-text notes and external ids stay `String`s, so the table
-//! holds no one's name or address and does not grow with every new person.
+//! addresses, free-text notes and external ids stay owned strings, so the
+//! table holds no one's name or address and does not grow with every new
+//! person.
 //!
 //! A `Sym` behaves as the text it holds: it dereferences to `str`, orders and
 //! hashes as that `str` (so maps keyed by `Sym` can be read with a `&str`),

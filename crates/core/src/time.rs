@@ -195,22 +195,9 @@ mod tests {
     }
 
     #[test]
-    fn millis_round_trip_and_order_as_numbers_and_an_option_is_8_bytes() {
-        let ms = [
-            i64::MIN,
-            i64::MIN + 1,
-            -86_400_000,
-            -1,
-            0,
-            1,
-            1_772_357_400_000,
-            i64::MAX - 1,
-        ];
-        for w in ms.windows(2) {
-            let (a, b) = (Timestamp::from_millis(w[0]), Timestamp::from_millis(w[1]));
-            assert!(a < b, "{} < {}", w[0], w[1]);
-        }
-        for m in ms {
+    fn millis_print_and_serialize_as_the_number_and_an_option_is_8_bytes() {
+        // Order and the range's ends are `NicheI64`'s (niche.rs).
+        for m in [i64::MIN, -1, 0, 1_772_357_400_000] {
             let t = Timestamp::from_millis(m);
             assert_eq!(t.millis(), m);
             assert_eq!(format!("{t:?}"), format!("Timestamp({m})"));
@@ -218,8 +205,7 @@ mod tests {
             assert_eq!(json, m.to_string());
             assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
         }
-        // The one instant not held: the millisecond before it.
-        assert_eq!(Timestamp::from_millis(i64::MAX).millis(), i64::MAX - 1);
+        assert!(Timestamp::from_millis(-1) < Timestamp::from_millis(0));
         assert_eq!(std::mem::size_of::<Option<Timestamp>>(), 8);
         assert_eq!(Timestamp::default().millis(), 0);
     }
