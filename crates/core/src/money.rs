@@ -11,8 +11,11 @@ pub struct Currency([u8; 3]);
 /// An amount in minor units of the playbook currency, 8 bytes also as an
 /// `Option`: a touch's cost, absent on most of ten million touches, took
 /// 16. `i64::MAX` is the one amount it cannot hold (it becomes the one
-/// before). Orders, prints and serializes as the number.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// before). Orders and serializes as the number.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Minor(NicheI64);
 
 impl Minor {
@@ -30,24 +33,6 @@ impl Minor {
 impl From<i64> for Minor {
     fn from(minor: i64) -> Self {
         Minor::new(minor)
-    }
-}
-
-impl fmt::Debug for Minor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.get(), f)
-    }
-}
-
-impl serde::Serialize for Minor {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(self.get())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Minor {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        i64::deserialize(d).map(Minor::new)
     }
 }
 
@@ -224,7 +209,7 @@ mod tests {
             serde_json::from_str::<Vec<Option<Minor>>>(&json).unwrap(),
             costs
         );
-        assert_eq!(format!("{:?}", Minor::new(1250)), "1250");
+        assert_eq!(format!("{:?}", Minor::new(1250)), "Minor(1250)");
         assert!(Minor::new(-1) < Minor::new(0));
         assert_eq!(std::mem::size_of::<Option<Minor>>(), 8);
     }

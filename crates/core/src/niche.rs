@@ -1,5 +1,6 @@
 //! An `i64` whose `Option` is 8 bytes.
 
+use std::fmt;
 use std::num::NonZeroU64;
 
 /// Flips the sign bit: signed order becomes unsigned order.
@@ -9,7 +10,8 @@ const SIGN: u64 = 1 << 63;
 /// that an `Option` of it uses the zero as its `None` instead of a second
 /// word, and the derived order is still the numbers' order. `i64::MAX` is
 /// the one value it cannot hold: [`NicheI64::new`] takes it to the value
-/// before.
+/// before. Prints and serializes as the number, so types wrapping it can
+/// derive both (`#[serde(transparent)]`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct NicheI64(NonZeroU64);
 
@@ -26,6 +28,24 @@ impl NicheI64 {
 
     pub(crate) const fn get(self) -> i64 {
         ((self.0.get() - 1) ^ SIGN) as i64
+    }
+}
+
+impl fmt::Debug for NicheI64 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.get(), f)
+    }
+}
+
+impl serde::Serialize for NicheI64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(self.get())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NicheI64 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        i64::deserialize(d).map(NicheI64::new)
     }
 }
 

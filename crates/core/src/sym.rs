@@ -62,7 +62,9 @@ impl Sym {
     /// Interns `s` (a lookup when it was seen before, one allocation for
     /// the first copy).
     pub fn new(s: &str) -> Sym {
-        let shard = BuildHasherDefault::<FxHasher>::default().hash_one(s) as usize % SHARDS;
+        // The hash's high half picks the shard (Fx's low bits vary least).
+        let hash = BuildHasherDefault::<FxHasher>::default().hash_one(s);
+        let shard = (hash >> 32) as usize % SHARDS;
         let mut numbers = NUMBERS[shard].lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&n) = numbers.get(s) {
             return Sym(n);
@@ -70,9 +72,7 @@ impl Sym {
         let n = NEXT.fetch_add(1, AtomicOrdering::Relaxed);
         // Four billion distinct texts would not fit in memory first.
         #[allow(clippy::expect_used)]
-        let n = NonZeroU32::new(n)
-            .filter(|n| n.get() != u32::MAX)
-            .expect("more than 4 billion distinct interned texts");
+        let n = NonZeroU32::new(n).expect("more than 4 billion distinct interned texts");
         let text: &'static str = Box::leak(s.into());
         let (segment, i) = slot(n);
         let texts = TEXTS[segment]

@@ -20,7 +20,10 @@ use crate::niche::NicheI64;
 /// the year 292,278,994; [`Timestamp::from_millis`] takes it to the
 /// millisecond before. Order, hash, `Debug` and serde are those of the
 /// milliseconds.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Timestamp(NicheI64);
 
 /// A time string that no supported format accepts.
@@ -91,24 +94,6 @@ impl Timestamp {
     /// `self` plus `days` whole days.
     pub fn plus_days(self, days: i64) -> Timestamp {
         Timestamp::from_millis(self.millis() + days * DAY_MS)
-    }
-}
-
-impl fmt::Debug for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Timestamp").field(&self.millis()).finish()
-    }
-}
-
-impl serde::Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(self.millis())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        i64::deserialize(d).map(Timestamp::from_millis)
     }
 }
 
