@@ -149,13 +149,20 @@ pub struct Criterion {
 enum Bind {
     /// The whole value.
     Whole,
-    /// A map of just these fields (see [`only_fields`]).
-    Fields(Vec<cel::objects::Key>),
+    /// A map of just these fields (see [`only_fields`]), each with the
+    /// numbers it is only ever compared with, if so (see [`Cuts`]).
+    Fields(Vec<cel::objects::Key>, Vec<Option<Cuts>>),
 }
 
 /// The bindings for what `reads` says is read (unread variables are left
-/// out).
-fn binds_of(reads: &Reads) -> Vec<(&'static str, Bind)> {
+/// out), with the comparisons `cuts` found for each field.
+fn binds_of(reads: &Reads, cuts: &[(Var, &str, Option<Vec<f64>>)]) -> Vec<(&'static str, Bind)> {
+    let cuts_of = |var: Var, field: &str| {
+        cuts.iter()
+            .find(|(v, f, _)| *v == var && *f == field)
+            .and_then(|(_, _, c)| c.as_deref())
+            .map(Cuts::new)
+    };
     reads
         .0
         .iter()
@@ -169,10 +176,165 @@ fn binds_of(reads: &Reads) -> Vec<(&'static str, Bind)> {
                         .iter()
                         .map(|f| cel::objects::Key::String(std::sync::Arc::new((*f).to_string())))
                         .collect(),
+                    fields.iter().map(|f| cuts_of(*var, f)).collect(),
                 ),
             )),
         })
         .collect()
+}
+
+/// The numbers a field is compared with, when that is all an expression
+/// does with it (`score.engagement >= 30`): its value matters only by
+/// where it falls among them, so the memo keys it by that ([`Scalar::Class`])
+/// and a criterion over a score that changes at every instant is evaluated
+/// once per class instead of once per value.
+///
+/// Only numbers that `f64` holds exactly are cuts, and only such values are
+/// classed (integers up to 2^53 in size): CEL compares an int with a double
+/// by converting the int, so on these its comparisons are exactly those of
+/// the `f64`s.
+#[derive(Clone, Debug)]
+struct Cuts(Box<[f64]>);
+
+/// The largest integer that `f64` and every smaller one hold exactly.
+const EXACT_INT: u64 = 1 << 53;
+
+impl Cuts {
+    fn new(numbers: &[f64]) -> Cuts {
+        let mut v = numbers.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        Cuts(v.into())
+    }
+
+    /// Where `v` falls: `2i` below the `i`th cut (0-based) and above the
+    /// ones before, `2i + 1` equal to it; NaN (which no comparison holds
+    /// for) has a class of its own. Values of one class compare alike with
+    /// every cut.
+    fn class(&self, v: f64) -> u32 {
+        if v.is_nan() {
+            return u32::MAX;
+        }
+        let mut class = 0;
+        for &t in self.0.iter() {
+            if v > t {
+                class += 2;
+            } else {
+                if v == t {
+                    class += 1;
+                }
+                break;
+            }
+        }
+        class
+    }
+
+    /// The memo key of `v` when it is a number classed exactly.
+    fn key(&self, v: &Value) -> Option<Scalar> {
+        let (kind, x) = match v {
+            Value::Int(i) if i.unsigned_abs() <= EXACT_INT => (0, *i as f64),
+            Value::UInt(u) if *u <= EXACT_INT => (1, *u as f64),
+            Value::Float(f) => (2, *f),
+            _ => return None,
+        };
+        Some(Scalar::Class(kind, self.class(x)))
+    }
+}
+
+/// The number a literal is, when `f64` holds it exactly.
+fn exact_number(e: &IdedExpr) -> Option<f64> {
+    use cel::common::ast::LiteralValue as L;
+    match &e.expr {
+        Expr::Literal(L::Int(i)) if i.inner().unsigned_abs() <= EXACT_INT => {
+            Some(*i.inner() as f64)
+        }
+        Expr::Literal(L::UInt(u)) if *u.inner() <= EXACT_INT => Some(*u.inner() as f64),
+        Expr::Literal(L::Double(d)) if d.inner().is_finite() => Some(*d.inner()),
+        _ => None,
+    }
+}
+
+/// `var.field` when `e` is a field of a variable.
+fn var_field(e: &IdedExpr) -> Option<(Var, &str)> {
+    match &e.expr {
+        Expr::Select(sel) if !sel.test => match &sel.operand.expr {
+            Expr::Ident(root) => Some((Var::from_name(root)?, sel.field.as_str())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Per field of a variable the expression `e` reads, the numbers it is
+/// compared with (`<`, `<=`, `>`, `>=`, `==`, `!=`, either side) when that
+/// is every use of it, else `None`. Nothing when `e` has a comprehension:
+/// its variables could shadow one of ours.
+fn comparisons(e: &IdedExpr) -> Vec<(Var, &str, Option<Vec<f64>>)> {
+    use cel::common::ast::operators as op;
+    fn note<'e>(
+        out: &mut Vec<(Var, &'e str, Option<Vec<f64>>)>,
+        var: Var,
+        field: &'e str,
+        cut: Option<f64>,
+    ) {
+        match out.iter_mut().find(|(v, f, _)| *v == var && *f == field) {
+            Some((_, _, cuts)) => match (cuts.as_mut(), cut) {
+                (Some(cuts), Some(c)) => cuts.push(c),
+                _ => *cuts = None,
+            },
+            None => out.push((var, field, cut.map(|c| vec![c]))),
+        }
+    }
+    fn walk<'e>(e: &'e IdedExpr, out: &mut Vec<(Var, &'e str, Option<Vec<f64>>)>) -> bool {
+        const COMPARE: [&str; 6] = [
+            op::LESS,
+            op::LESS_EQUALS,
+            op::GREATER,
+            op::GREATER_EQUALS,
+            op::EQUALS,
+            op::NOT_EQUALS,
+        ];
+        match &e.expr {
+            Expr::Call(call) => {
+                if let (None, [a, b]) = (&call.target, call.args.as_slice()) {
+                    if COMPARE.contains(&call.func_name.as_str()) {
+                        let pair = var_field(a)
+                            .zip(exact_number(b))
+                            .or_else(|| var_field(b).zip(exact_number(a)));
+                        if let Some(((var, field), cut)) = pair {
+                            note(out, var, field, Some(cut));
+                            return true;
+                        }
+                    }
+                }
+                call.target.iter().all(|t| walk(t, out)) && call.args.iter().all(|a| walk(a, out))
+            }
+            Expr::Select(sel) => match var_field(e) {
+                Some((var, field)) => {
+                    note(out, var, field, None);
+                    true
+                }
+                None => walk(&sel.operand, out),
+            },
+            Expr::Comprehension(_) => false,
+            Expr::List(l) => l.elements.iter().all(|x| walk(x, out)),
+            Expr::Map(m) => m.entries.iter().all(|entry| match &entry.expr {
+                EntryExpr::MapEntry(me) => walk(&me.key, out) && walk(&me.value, out),
+                EntryExpr::StructField(f) => walk(&f.value, out),
+            }),
+            Expr::Struct(s) => s.entries.iter().all(|entry| match &entry.expr {
+                EntryExpr::MapEntry(me) => walk(&me.key, out) && walk(&me.value, out),
+                EntryExpr::StructField(f) => walk(&f.value, out),
+            }),
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => true,
+        }
+    }
+    let mut out = Vec::new();
+    if walk(e, &mut out) {
+        out
+    } else {
+        Vec::new()
+    }
 }
 
 /// What an expression reads of each variable: nothing, some fields, or the
@@ -317,10 +479,11 @@ impl Criterion {
             &mut reads,
         );
         let has_error = problems.iter().any(|p| !p.warning);
+        let binds = binds_of(&reads, &comparisons(program.expression()));
         let criterion = (!has_error).then(|| Criterion {
             source: source.to_string(),
             program,
-            binds: binds_of(&reads),
+            binds,
             reads,
             memo: Memo::default(),
         });
@@ -373,7 +536,7 @@ impl Criterion {
             match self.binds.iter().find(|(n, _)| n == name) {
                 None => {}
                 Some((_, Bind::Whole)) => ctx.add_variable_from_value(*name, value.clone()),
-                Some((_, Bind::Fields(keys))) => {
+                Some((_, Bind::Fields(keys, _))) => {
                     ctx.add_variable_from_value(*name, only_fields(value, keys))
                 }
             }
@@ -429,10 +592,13 @@ impl Memo {
                 continue;
             };
             match (bind, value) {
-                (Bind::Fields(fields), Value::Map(m)) => {
-                    for f in fields {
+                (Bind::Fields(fields, cuts), Value::Map(m)) => {
+                    for (f, cuts) in fields.iter().zip(cuts) {
                         key.push(match m.map.get(f) {
-                            Some(v) => Scalar::of(v)?,
+                            Some(v) => match cuts.as_ref().and_then(|c| c.key(v)) {
+                                Some(class) => class,
+                                None => Scalar::of(v)?,
+                            },
                             None => Scalar::Absent,
                         });
                     }
@@ -490,6 +656,9 @@ enum Scalar {
     UInt(u64),
     Float(u64),
     Str(std::sync::Arc<String>),
+    /// A number of a field only compared with numbers: its kind (int,
+    /// uint, double) and [`Cuts::class`].
+    Class(u8, u32),
 }
 
 impl Scalar {
@@ -926,6 +1095,118 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `score` bound to a map of `fit` and `engagement` (CEL values, so
+    /// uints and NaN too, which JSON does not have).
+    fn score_vars(fit: Value, engagement: Value) -> Vars {
+        let key = |k: &str| cel::objects::Key::String(std::sync::Arc::new(k.to_string()));
+        let map = [(key("fit"), fit), (key("engagement"), engagement)]
+            .into_iter()
+            .collect();
+        let mut vars = Vars::new();
+        vars.set_cel(
+            Var::Score,
+            Value::Map(cel::objects::Map {
+                map: std::sync::Arc::new(map),
+            }),
+        );
+        vars
+    }
+
+    /// A number, or something that is not one, near the cuts of the
+    /// expressions in `numbers_compared_with_numbers_are_remembered_by_class`.
+    fn number() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        const EDGE: i64 = 1 << 53;
+        prop_oneof![
+            (-3i64..70).prop_map(Value::Int),
+            (-6i64..140).prop_map(|h| Value::Float(h as f64 / 2.0)),
+            (0u64..70).prop_map(Value::UInt),
+            (EDGE - 2..EDGE + 3).prop_map(Value::Int),
+            (EDGE - 2..EDGE + 3).prop_map(|i| Value::Float(i as f64)),
+            (EDGE as u64 - 2..EDGE as u64 + 3).prop_map(Value::UInt),
+            Just(Value::Float(f64::NAN)),
+            Just(Value::Float(f64::INFINITY)),
+            Just(Value::Int(i64::MIN)),
+            Just(Value::Null),
+            Just(Value::String(std::sync::Arc::new("40".into()))),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A field only compared with numbers is remembered by where it
+        /// falls among them, and those results are the results: ints,
+        /// uints and doubles on and around the cuts, integers around 2^53
+        /// (where `f64` stops holding every one), NaN, null and text.
+        #[test]
+        fn numbers_compared_with_numbers_are_remembered_by_class(
+            rows in proptest::collection::vec((number(), number()), 1..150)
+        ) {
+            let exprs = [
+                "score.fit >= 40 && score.engagement >= 30",
+                "score.fit == 40 || 30.5 > score.engagement",
+                "score.fit != 39 && score.engagement <= 30",
+                "score.engagement == 9007199254740992 || score.fit < 0",
+                "score.fit >= 9007199254740993",
+                "score.fit > 1 && score.fit * 2 > 90",
+                "score.engagement >= 30u && score.engagement <= 60.5",
+            ];
+            let criteria: Vec<Criterion> = exprs
+                .iter()
+                .filter_map(|e| Criterion::compile(e, Scope::StageEntry).0)
+                .collect();
+            proptest::prop_assert_eq!(criteria.len(), exprs.len());
+            for (fit, engagement) in rows {
+                let vars = score_vars(fit, engagement);
+                for crit in &criteria {
+                    proptest::prop_assert_eq!(
+                        crit.matches(&vars),
+                        executed(crit, &vars),
+                        "{} on {:?}",
+                        crit.source(),
+                        vars
+                    );
+                }
+            }
+        }
+    }
+
+    /// The MQL rule over an engagement score that differs at every instant
+    /// keeps a memo of a few classes, not one result per value; a field
+    /// also used otherwise than in a comparison is remembered by value.
+    #[test]
+    fn a_score_compared_with_thresholds_is_evaluated_once_per_class() {
+        let c = |src: &str| Criterion::compile(src, Scope::StageEntry).0.unwrap();
+        let (mql, doubled) = (
+            c("score.fit >= 40 && score.engagement >= 30"),
+            c("score.fit >= 40 && score.engagement * 2.0 >= 60"),
+        );
+        let n = 3 * Memo::CAPACITY;
+        let mut matched = 0;
+        for i in 0..n {
+            let engagement = 60.0 * (i as f64 / n as f64);
+            let vars = score_vars(Value::Int(40 + (i % 3) as i64), Value::Float(engagement));
+            let m = mql.matches(&vars);
+            assert_eq!(m, executed(&mql, &vars), "{i}");
+            assert_eq!(m, engagement >= 30.0, "{i}");
+            assert_eq!(doubled.matches(&vars), m, "{i}");
+            matched += usize::from(m);
+        }
+        assert_eq!(matched, n / 2);
+        let (m, d) = (mql.memo.lock(), doubled.memo.lock());
+        // fit: equal to 40 or above; engagement: below 30, 30, above.
+        assert!(
+            !m.off && m.results.len() <= 6,
+            "{} {}",
+            m.off,
+            m.results.len()
+        );
+        assert!(m.hits as usize >= n - 6, "{}", m.hits);
+        assert!(
+            d.off,
+            "every engagement differs: the memo of `doubled` turned off"
+        );
     }
 
     /// A criterion over values that repeat keeps its memo; one over a
