@@ -107,6 +107,22 @@ pub fn person_cel(p: &Person) -> cel::Value {
         .build()
 }
 
+/// The `score` variable of a stage entry, `{"fit", "engagement", "grade"}`,
+/// built as CEL directly: the value [`json_to_cel`] gives of that JSON
+/// (where a number that is not finite is null). A lead's engagement decays,
+/// so this is built again at every instant its entry is evaluated.
+pub fn score_cel(fit: f64, engagement: f64, grade: Option<&str>) -> cel::Value {
+    let number = |x: f64| match x.is_finite() {
+        true => cel::Value::Float(x),
+        false => cel::Value::Null,
+    };
+    CelMap::new(3)
+        .value("fit", number(fit))
+        .value("engagement", number(engagement))
+        .text("grade", grade)
+        .build()
+}
+
 /// [`account_value`] converted to CEL, built directly (see [`person_cel`]).
 pub fn account_cel(a: Option<&Account>) -> cel::Value {
     thread_local! {
@@ -587,6 +603,18 @@ mod tests {
             );
         }
         assert_eq!(account_cel(None), json_to_cel(&account_value(None)));
+        for (fit, engagement, grade) in [
+            (45.0, 30.0, Some("A")),
+            (0.0, 12.345, None),
+            (-0.0, f64::NAN, Some("")),
+            (f64::INFINITY, 1e300, Some("D")),
+        ] {
+            assert_eq!(
+                score_cel(fit, engagement, grade),
+                json_to_cel(&json!({ "fit": fit, "engagement": engagement, "grade": grade })),
+                "{fit} {engagement} {grade:?}"
+            );
+        }
     }
 
     fn won(kind: &str, minor: i64) -> Deal {

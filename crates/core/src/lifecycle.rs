@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::domain::{Subject, Transition};
-use crate::facts::{account_cel, activity_value, deal_value, person_cel, Facts};
+use crate::facts::{account_cel, activity_value, deal_value, person_cel, score_cel, Facts};
 use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
@@ -381,8 +381,13 @@ impl Profile {
 struct Instants {
     vars: Vars,
     fit: f64,
+    /// The grade of `fit`.
+    grade: Option<String>,
+    /// The engagement `score` is bound with (its bits), once bound.
+    engagement: Option<u64>,
     /// Score, deal, activity: whether some entry reads it, its value as
-    /// bound, and how many times it changed.
+    /// bound (deal and activity; the score's is `engagement`), and how
+    /// many times it changed.
     slots: [Slot; 3],
     /// Per stage, as in `pb.stages`.
     entries: Vec<Entry>,
@@ -431,6 +436,8 @@ impl Instants {
         Instants {
             vars: profile.base.clone(),
             fit: profile.fit,
+            grade: scoring::grade(pb, profile.fit),
+            engagement: None,
             slots,
             entries,
             run: None,
@@ -455,6 +462,21 @@ impl Instants {
             }
         };
         run.score(pb, at)
+    }
+
+    /// Binds `score` (slot 0) to the fit, its grade and `engagement`, when
+    /// the engagement changed (the fit is the profile's). Built as CEL
+    /// without JSON in between: it changes at nearly every instant.
+    fn bind_score(&mut self, engagement: f64) {
+        if self.engagement == Some(engagement.to_bits()) {
+            return;
+        }
+        self.vars.set_cel(
+            SLOT_VARS[0],
+            score_cel(self.fit, engagement, self.grade.as_deref()),
+        );
+        self.engagement = Some(engagement.to_bits());
+        self.slots[0].changes += 1;
     }
 
     /// Binds slot `i` to `value`, converting it only when it changed.
@@ -518,12 +540,8 @@ fn evaluate_with(
             .unwrap_or(Timestamp::from_millis(i64::MIN))
     };
     if inst.slots[0].read {
-        let fit = inst.fit;
         let engagement = inst.engagement(pb, facts.touches, since, at);
-        inst.bind(
-            0,
-            serde_json::json!({ "fit": fit, "engagement": engagement, "grade": scoring::grade(pb, fit) }),
-        );
+        inst.bind_score(engagement);
     }
     if inst.slots[1].read {
         inst.bind(1, deal_value(facts.deals, since, at));
