@@ -109,6 +109,9 @@ impl Writer {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(Duration::from_secs(10))?;
+        // Per table a full statement and up to 8 power-of-two shorter
+        // ones ([`Writer::insert`]), for the dozen tables a load may fill.
+        conn.set_prepared_statement_cache_capacity(128);
         // In WAL mode every page of the load is written twice: into the
         // log, then into the file by the checkpoint at the commit (7 s and
         // 1.9 GB more for the large demo). A rollback journal keeps only
@@ -148,6 +151,12 @@ impl Writer {
 
     /// Inserts `rows` with `table`'s insert, in multi-row statements as
     /// [`crate::repo::insert`] does.
+    ///
+    /// The statements are kept between calls, and a chunk shorter than a
+    /// full statement goes in as statements of power-of-two rows, so a load
+    /// of many calls parses each statement text once: SQLite parsing the
+    /// statements again on every call was a twentieth of the demo
+    /// writer's time.
     pub(crate) fn insert<'r, T: 'r>(
         &mut self,
         table: &Table<T>,
@@ -156,31 +165,38 @@ impl Writer {
         let per = rows_per_statement(table.cols);
         let mut full = self
             .conn
-            .prepare(&values_sql(table.head, table.cols, per, true))?;
+            .prepare_cached(&values_sql(table.head, table.cols, per, true))?;
         let mut vals = Vec::with_capacity(table.cols);
         let mut rows = rows.into_iter().peekable();
         let mut chunk: Vec<&T> = Vec::with_capacity(per);
         while rows.peek().is_some() {
             chunk.clear();
             chunk.extend(rows.by_ref().take(per));
-            let mut short;
-            let stmt = if chunk.len() == per {
-                &mut full
-            } else {
-                short =
-                    self.conn
-                        .prepare(&values_sql(table.head, table.cols, chunk.len(), true))?;
-                &mut short
-            };
-            let mut i = 1;
-            for row in &chunk {
-                table.row(row, &mut vals);
-                for v in vals.drain(..) {
-                    stmt.raw_bind_parameter(i, v)?;
-                    i += 1;
+            let mut rest = chunk.as_slice();
+            while !rest.is_empty() {
+                let mut short;
+                let (stmt, n) = match rest.len() {
+                    n if n == per => (&mut full, n),
+                    n => {
+                        let n = 1 << n.ilog2();
+                        short = self
+                            .conn
+                            .prepare_cached(&values_sql(table.head, table.cols, n, true))?;
+                        (&mut short, n)
+                    }
+                };
+                let (now, later) = rest.split_at(n);
+                let mut i = 1;
+                for row in now {
+                    table.row(row, &mut vals);
+                    for v in vals.drain(..) {
+                        stmt.raw_bind_parameter(i, v)?;
+                        i += 1;
+                    }
                 }
+                stmt.raw_execute()?;
+                rest = later;
             }
-            stmt.raw_execute()?;
         }
         Ok(())
     }
