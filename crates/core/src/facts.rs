@@ -112,9 +112,12 @@ pub fn person_cel(p: &Person) -> cel::Value {
 /// (where a number that is not finite is null). A lead's engagement decays,
 /// so this is built again at every instant its entry is evaluated.
 pub fn score_cel(fit: f64, engagement: f64, grade: Option<&str>) -> cel::Value {
-    let number = |x: f64| match x.is_finite() {
-        true => cel::Value::Float(x),
-        false => cel::Value::Null,
+    let number = |x: f64| {
+        if x.is_finite() {
+            cel::Value::Float(x)
+        } else {
+            cel::Value::Null
+        }
     };
     CelMap::new(3)
         .value("fit", number(fit))

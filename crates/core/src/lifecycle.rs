@@ -381,7 +381,7 @@ impl Profile {
 struct Instants {
     vars: Vars,
     fit: f64,
-    /// The grade of `fit`.
+    /// The grade of `fit`, when some entry reads `score`.
     grade: Option<String>,
     /// The engagement `score` is bound with (its bits), once bound.
     engagement: Option<u64>,
@@ -436,7 +436,11 @@ impl Instants {
         Instants {
             vars: profile.base.clone(),
             fit: profile.fit,
-            grade: scoring::grade(pb, profile.fit),
+            grade: if slots[0].read {
+                scoring::grade(pb, profile.fit)
+            } else {
+                None
+            },
             engagement: None,
             slots,
             entries,
