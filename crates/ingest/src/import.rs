@@ -1,17 +1,19 @@
 //! Runs an import: stream rows, convert, upsert in transactional batches,
 //! re-evaluate the lifecycle of every person touched, write rejects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tandem_core::Sym;
 
-use tandem_core::domain::{Account, Person, Subject};
+use tandem_core::domain::{Account, Person, Subject, Transition};
 use tandem_core::lifecycle::{self, ManualMove, State};
 use tandem_core::playbook::{Playbook, StageKind};
 use tandem_core::Timestamp;
+use tandem_store::fill::FillBehind;
 use tandem_store::lifecycle as engine;
 use tandem_store::repo::{self, Upsert};
 use tandem_store::write::{self, merge_account, merge_person};
@@ -49,6 +51,9 @@ pub struct Summary {
     pub rejected: u64,
     /// Transitions appended (CRM stages and automatic entry).
     pub transitions: u64,
+    /// People of `imported` stored by a first load (one bulk transaction,
+    /// see [`import_reader`]); the rest went batch by batch.
+    pub first_load: u64,
     /// Where rejected rows went, when there were any.
     pub rejects_file: Option<PathBuf>,
 }
@@ -180,6 +185,11 @@ pub async fn import_file(
 }
 
 /// [`import_file`] over any reader; `name` is used in messages.
+///
+/// A people file imported into an SQLite file that holds no people yet
+/// starts as a first load ([`first_load`]); every other import, and the
+/// rest of a first load from its first row that needs the store, goes
+/// batch by batch, each batch a transaction.
 pub async fn import_reader<R: Read>(
     store: &Store,
     pb: &Playbook,
@@ -189,7 +199,7 @@ pub async fn import_reader<R: Read>(
     rejects_to: PathBuf,
     progress: &mut dyn FnMut(u64, &Summary),
 ) -> Result<Summary, ImportError> {
-    let mut src = CsvSource::new(input).map_err(|e| ImportError::Csv {
+    let src = CsvSource::new(input).map_err(|e| ImportError::Csv {
         file: name.to_string(),
         source: e,
     })?;
@@ -205,97 +215,262 @@ pub async fn import_reader<R: Read>(
             source: e,
         }
     })?;
-    let ctx = RowContext {
-        tz: &pb.company.timezone,
-        currency: pb.company.currency,
-        stages: pb.stages.iter().map(|s| s.id.clone()).collect(),
-    };
-    let mut rejects = Rejects {
-        path: rejects_to,
-        writer: None,
-        headers: src.headers().to_vec(),
-        display: name.to_string(),
+    let mut input = Input {
+        rejects: Rejects {
+            path: rejects_to,
+            writer: None,
+            headers: src.headers().to_vec(),
+            display: name.to_string(),
+        },
+        src,
+        mapping,
+        ctx: RowContext {
+            tz: &pb.company.timezone,
+            currency: pb.company.currency,
+            stages: pb.stages.iter().map(|s| s.id.clone()).collect(),
+        },
+        name,
+        batch_size: opts.batch_size.max(1),
+        done: false,
     };
     let mut summary = Summary::default();
     let started = Instant::now();
-    let mut done = false;
-    while !done {
-        let mut batch = Vec::with_capacity(opts.batch_size);
-        while batch.len() < opts.batch_size.max(1) {
-            let row = src.next_row().map_err(|e| ImportError::Csv {
-                file: name.to_string(),
-                source: e,
-            })?;
-            let Some(row) = row else {
-                done = true;
-                break;
-            };
-            summary.read += 1;
-            if let Some(p) = &row.problem {
-                summary.rejected += 1;
-                rejects.push(row.line, p, &row.fields)?;
-                continue;
-            }
-            match convert(&mapping, &row.fields, &ctx) {
-                Ok(rec) => batch.push((row.line, row.fields, rec)),
-                Err(reason) => {
-                    summary.rejected += 1;
-                    rejects.push(row.line, &reason, &row.fields)?;
-                }
-            }
+    let mut next = input.batch(&mut summary)?;
+    if opts.kind == Kind::People
+        && !opts.row_by_row
+        && next
+            .as_ref()
+            .and_then(|b| b.first())
+            .is_some_and(|r| fresh_person(&r.2))
+    {
+        if let Some(first) = next.take() {
+            next = first_load(store, pb, &mut input, first, opts, &mut summary, progress).await?;
         }
-        if batch.is_empty() {
-            continue;
-        }
-        let mut tx = store.begin_bulk().await?;
-        let mut touched: BTreeSet<i64> = BTreeSet::new();
-        let mut crm_stages: Vec<(i64, Vec<StageEntry>)> = Vec::new();
-        let mut fresh = Vec::new();
-        let count = |summary: &mut Summary, u: Upsert| match u {
-            Upsert::Inserted => summary.imported += 1,
-            Upsert::Updated => summary.updated += 1,
-            Upsert::Unchanged => summary.unchanged += 1,
-        };
-        match people_only(batch, opts.row_by_row) {
-            Ok(people) => {
-                let (done, known) =
-                    apply_people(tx.conn(), people, opts.now, &mut touched, &mut crm_stages)
-                        .await?;
-                for u in done {
-                    count(&mut summary, u);
-                }
-                fresh = known;
-            }
-            Err(batch) => {
-                for (line, fields, rec) in batch {
-                    match apply_record(tx.conn(), pb, rec, opts.now, &mut touched, &mut crm_stages)
-                        .await?
-                    {
-                        Ok(u) => count(&mut summary, u),
-                        Err(reason) => {
-                            summary.rejected += 1;
-                            rejects.push(line, &reason, &fields)?;
-                        }
-                    }
-                }
-            }
-        }
-        for (pid, stages) in crm_stages {
-            summary.transitions += apply_crm_stages(tx.conn(), pb, pid, stages).await?;
-        }
-        summary.transitions += write::reevaluate_with(tx.conn(), pb, touched, fresh, opts.now)
-            .await?
-            .len() as u64;
-        tx.commit().await?;
-        progress(src.position(), &summary);
+    }
+    while let Some(batch) = next {
+        apply_batch(store, pb, batch, opts, &mut summary, &mut input.rejects).await?;
+        progress(input.src.position(), &summary);
+        next = input.batch(&mut summary)?;
     }
     tracing::info!(
         import.rows = summary.read,
         import.seconds = started.elapsed().as_secs_f64(),
         "import finished"
     );
-    summary.rejects_file = rejects.finish()?;
+    summary.rejects_file = input.rejects.finish()?;
     Ok(summary)
+}
+
+/// The rows of an import's file as batches of converted rows.
+struct Input<'a, R: Read> {
+    src: CsvSource<R>,
+    mapping: Mapping,
+    ctx: RowContext<'a>,
+    rejects: Rejects,
+    /// The file, in messages.
+    name: &'a str,
+    batch_size: usize,
+    /// The file has no more rows.
+    done: bool,
+}
+
+impl<R: Read> Input<'_, R> {
+    /// The next rows that convert, up to the batch size; rows that do not
+    /// go to the reject file. `None` once the file has no more rows.
+    fn batch(&mut self, summary: &mut Summary) -> Result<Option<Vec<Row>>, ImportError> {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        while !self.done && batch.len() < self.batch_size {
+            let row = self.src.next_row().map_err(|e| ImportError::Csv {
+                file: self.name.to_string(),
+                source: e,
+            })?;
+            let Some(row) = row else {
+                self.done = true;
+                break;
+            };
+            summary.read += 1;
+            if let Some(p) = &row.problem {
+                summary.rejected += 1;
+                self.rejects.push(row.line, p, &row.fields)?;
+                continue;
+            }
+            match convert(&self.mapping, &row.fields, &self.ctx) {
+                Ok(rec) => batch.push((row.line, row.fields, rec)),
+                Err(reason) => {
+                    summary.rejected += 1;
+                    self.rejects.push(row.line, &reason, &row.fields)?;
+                }
+            }
+        }
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+}
+
+/// Stores one batch in a transaction of its own: people a batch at a time
+/// ([`apply_people`]) or any record row by row ([`apply_record`]), then
+/// CRM stages and the re-evaluation of everyone touched.
+async fn apply_batch(
+    store: &Store,
+    pb: &Playbook,
+    batch: Vec<Row>,
+    opts: &ImportOptions,
+    summary: &mut Summary,
+    rejects: &mut Rejects,
+) -> Result<(), ImportError> {
+    let mut tx = store.begin_bulk().await?;
+    let mut touched: BTreeSet<i64> = BTreeSet::new();
+    let mut crm_stages: Vec<(i64, Vec<StageEntry>)> = Vec::new();
+    let mut fresh = Vec::new();
+    let count = |summary: &mut Summary, u: Upsert| match u {
+        Upsert::Inserted => summary.imported += 1,
+        Upsert::Updated => summary.updated += 1,
+        Upsert::Unchanged => summary.unchanged += 1,
+    };
+    match people_only(batch, opts.row_by_row) {
+        Ok(people) => {
+            let (done, known) =
+                apply_people(tx.conn(), people, opts.now, &mut touched, &mut crm_stages).await?;
+            for u in done {
+                count(summary, u);
+            }
+            fresh = known;
+        }
+        Err(batch) => {
+            for (line, fields, rec) in batch {
+                match apply_record(tx.conn(), pb, rec, opts.now, &mut touched, &mut crm_stages)
+                    .await?
+                {
+                    Ok(u) => count(summary, u),
+                    Err(reason) => {
+                        summary.rejected += 1;
+                        rejects.push(line, &reason, &fields)?;
+                    }
+                }
+            }
+        }
+    }
+    for (pid, stages) in crm_stages {
+        summary.transitions += apply_crm_stages(tx.conn(), pb, pid, stages).await?;
+    }
+    summary.transitions += write::reevaluate_with(tx.conn(), pb, touched, fresh, opts.now)
+        .await?
+        .len() as u64;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The indexes a first load keeps up to date as it goes; the others are
+/// built once at its end. A person's transitions arrive in the order of
+/// `transitions_subject`'s key, so each insert lands beside the last.
+const FIRST_LOAD_KEPT: [&str; 1] = ["transitions_subject"];
+
+/// Whether `rec` is a person whose row is all its facts: no account to
+/// look up or create, no CRM stages. Such a person, new to the store, is
+/// stored and evaluated without reading anything.
+fn fresh_person(rec: &Record) -> bool {
+    matches!(rec, Record::Person { account: None, stages, .. } if stages.is_empty())
+}
+
+/// The first load of an SQLite file that holds no people: a CRM's contact
+/// export, often the largest file a user imports. Each row that is a
+/// fresh person ([`fresh_person`]) with an external id not seen before in
+/// the file is a new person whatever the store holds: it gets the next id
+/// (as SQLite would give it), its lifecycle is evaluated from the row
+/// alone, and the person and its transitions go into one bulk load
+/// ([`FillBehind`]) written on a thread of its own while the next rows are
+/// parsed. The load commits at its end, all or nothing.
+///
+/// At the first row that is not such a person (an account to link, CRM
+/// stages, an external id seen before) the load commits and that row and
+/// the rest of its batch are returned, for the batch-by-batch import to
+/// store as an update of what the load stored. The result is what the
+/// batch-by-batch import stores, with its batches ending where the load
+/// stopped. `None` when the whole file went in, and the batch untouched
+/// when the store is not an SQLite file or already holds people.
+async fn first_load<R: Read>(
+    store: &Store,
+    pb: &Playbook,
+    input: &mut Input<'_, R>,
+    mut batch: Vec<Row>,
+    opts: &ImportOptions,
+    summary: &mut Summary,
+    progress: &mut dyn FnMut(u64, &Summary),
+) -> Result<Option<Vec<Row>>, ImportError> {
+    let Some(mut fill) = FillBehind::begin(store, &FIRST_LOAD_KEPT, "people").await? else {
+        return Ok(Some(batch));
+    };
+    // Hashes of the external ids stored so far: a collision only ends the
+    // load early, which is slower, never wrong.
+    let mut seen: HashSet<u64> = HashSet::new();
+    let id_hash = |ext: &str| {
+        let mut h = std::hash::DefaultHasher::new();
+        ext.hash(&mut h);
+        h.finish()
+    };
+    let mut next_id = 1i64;
+    loop {
+        let stop = batch.iter().position(|(_, _, rec)| match rec {
+            Record::Person { person, .. } if fresh_person(rec) => {
+                !seen.insert(id_hash(&person.external_id))
+            }
+            _ => true,
+        });
+        let rest = stop.map(|i| batch.split_off(i));
+        let mut people = Vec::with_capacity(batch.len());
+        for (_, _, rec) in batch {
+            let Record::Person {
+                mut person,
+                created_at,
+                ..
+            } = rec
+            else {
+                continue;
+            };
+            person.id = next_id;
+            next_id += 1;
+            person.created_at = created_at.unwrap_or(opts.now);
+            people.push(engine::PersonFacts {
+                person: repo::as_stored(person)?,
+                account: None,
+                touches: Vec::new(),
+                activities: Vec::new(),
+                deals: Vec::new(),
+                transitions: Vec::new(),
+            });
+        }
+        let held: Vec<_> = people
+            .iter()
+            .map(|pf| (pf, lifecycle::EVERY_INSTANT))
+            .collect();
+        let transitions: Vec<Transition> = engine::advance_all(pb, &held, opts.now)
+            .into_iter()
+            .flat_map(|(s, moves)| moves.into_iter().map(move |m| m.to_transition(s, 0)))
+            .collect();
+        summary.imported += people.len() as u64;
+        summary.first_load += people.len() as u64;
+        summary.transitions += transitions.len() as u64;
+        fill.insert(
+            &repo::PEOPLE,
+            people.into_iter().map(|pf| pf.person).collect(),
+        )
+        .await?;
+        fill.insert(&repo::TRANSITIONS, transitions).await?;
+        progress(input.src.position(), summary);
+        if rest.is_some() {
+            fill.commit().await?;
+            tracing::info!(
+                people = next_id - 1,
+                "first load committed; the rest of the file goes batch by batch"
+            );
+            return Ok(rest);
+        }
+        match input.batch(summary)? {
+            Some(b) => batch = b,
+            None => break,
+        }
+    }
+    fill.commit().await?;
+    Ok(None)
 }
 
 /// A converted row: its physical line, its fields (for the reject file)

@@ -550,6 +550,14 @@ async fn the_bulk_path_stores_what_the_row_by_row_path_stores() {
                 }
                 summaries.push(run);
             }
+            // On an SQLite file the bulk side's first file starts as a
+            // first load: p1 and p2, up to p3 and its account.
+            let first: Vec<u64> = summaries[1].iter().map(|s| s.first_load).collect();
+            let sqlite = bulk.store.backend() == tandem_store::Backend::Sqlite;
+            assert_eq!(first, [if sqlite { 2 } else { 0 }, 0, 0], "batch {batch}");
+            for s in summaries.iter_mut().flatten() {
+                s.first_load = 0;
+            }
             assert_eq!(summaries[0], summaries[1], "batch {batch}");
             let mixed = &summaries[1][2];
             assert_eq!(
@@ -653,5 +661,143 @@ async fn the_bulk_path_stores_what_the_row_by_row_path_stores() {
             rowwise.cleanup().await.unwrap();
             bulk.cleanup().await.unwrap();
         }
+    }
+}
+
+/// A contact export for a first load: fresh people (titles, countries and
+/// e-mails the starter fit rules read, custom numbers, a blank and a
+/// future creation time), then a person seen before, fresh people again,
+/// a person with an account and one with CRM stages.
+fn first_load_csv() -> String {
+    let titles = [
+        "VP Sales",
+        "Analyst",
+        "Head of Data",
+        "Engineer",
+        "Chief of Staff",
+    ];
+    let countries = ["US", "BR", "DE", "FR", "GB"];
+    let mut csv =
+        String::from("external_id,email,title,country,account,stage,created_at,score_hint\n");
+    for i in 0..30 {
+        let created = match i {
+            4 => String::new(),
+            9 => "2027-03-01T00:00:00Z".to_string(),
+            _ => format!("2026-{:02}-{:02}T08:00:00Z", 1 + i % 12, 1 + i % 27),
+        };
+        let email = if i % 4 == 0 {
+            format!("c{i}@gmail.com")
+        } else {
+            format!("c{i}@co{i}.example")
+        };
+        csv += &format!(
+            "c{i},{email},{},{},,,{created},{}\n",
+            titles[i % titles.len()],
+            countries[i % countries.len()],
+            if i % 3 == 0 {
+                format!("{i}.5")
+            } else {
+                String::new()
+            }
+        );
+        if i == 23 {
+            // c3 again, promoted: the first load ends here.
+            csv += "c3,,Chief Revenue Officer,,,,,\n";
+        }
+    }
+    csv += "c30,c30@co30.example,CTO,US,acct-1,,2026-05-05T08:00:00Z,\n";
+    csv += "c31,c31@co31.example,VP Marketing,CA,,sql,2026-05-06T08:00:00Z,\n";
+    csv
+}
+
+#[tokio::test]
+async fn a_first_load_stores_what_the_row_by_row_path_stores() {
+    let pb = pb();
+    let csv = first_load_csv();
+    for batch in [1, 7, 1000] {
+        let (rowwise, fast) = (
+            TestDb::sqlite().await.unwrap(),
+            TestDb::sqlite().await.unwrap(),
+        );
+        let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let by_row = import_text(
+            &rowwise,
+            &pb,
+            (Kind::People, &csv, "contacts.csv"),
+            one.path(),
+            batch,
+            true,
+        )
+        .await;
+        let mut got = import_text(
+            &fast,
+            &pb,
+            (Kind::People, &csv, "contacts.csv"),
+            two.path(),
+            batch,
+            false,
+        )
+        .await;
+        // The 24 rows before c3's second row, whatever the batch size.
+        assert_eq!(got.first_load, 24, "batch {batch}");
+        assert_eq!((got.imported, got.updated), (32, 1), "batch {batch}");
+        got.first_load = 0;
+        assert_eq!(got, by_row, "batch {batch}");
+        let (expected, stored_fast) = (stored(&rowwise).await, stored(&fast).await);
+        assert_eq!(stored_fast.0, expected.0, "people, batch {batch}");
+        assert_eq!(stored_fast.1, expected.1, "accounts, batch {batch}");
+        // Each person's history is the same; only how histories interleave
+        // in `seq` may differ, as between two batch sizes: the first load
+        // ends a batch where it stops.
+        let histories = |ts: &[tandem_core::domain::Transition]| {
+            let mut ts: Vec<_> = ts
+                .iter()
+                .map(|t| (t.subject.id(), t.seq, t.clone()))
+                .collect();
+            ts.sort_by_key(|(id, seq, _)| (*id, *seq));
+            ts.into_iter()
+                .map(|(_, _, t)| tandem_core::domain::Transition { seq: 0, ..t })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            histories(&stored_fast.2),
+            histories(&expected.2),
+            "transitions, batch {batch}"
+        );
+        if batch != 1000 {
+            // Unless one batch holds both rows the first load stored and
+            // c31's CRM stages (appended first in a batch), the order is
+            // the same too.
+            assert_eq!(stored_fast.2, expected.2, "transitions, batch {batch}");
+        }
+        // Every person but the one created after `now` entered the
+        // funnel; c3's promotion was merged over its first row.
+        let people = &stored_fast.0;
+        let c3 = people.iter().find(|p| p.external_id == "c3").unwrap();
+        assert_eq!(c3.title.as_deref(), Some("Chief Revenue Officer"));
+        assert_eq!(c3.email.as_deref(), Some("c3@co3.example"));
+        let c4 = people.iter().find(|p| p.external_id == "c4").unwrap();
+        assert_eq!(c4.created_at, Timestamp::from_millis(NOW));
+        let entered: std::collections::BTreeSet<i64> = stored_fast
+            .2
+            .iter()
+            .filter(|t| t.to.as_str() == "inquiry")
+            .map(|t| t.subject.id())
+            .collect();
+        assert_eq!(entered.len(), 31, "batch {batch}");
+
+        // A store that holds people takes every later file batch by batch.
+        let again = import_text(
+            &fast,
+            &pb,
+            (Kind::People, "external_id,title\nc40,CTO\n", "more.csv"),
+            two.path(),
+            batch,
+            false,
+        )
+        .await;
+        assert_eq!((again.imported, again.first_load), (1, 0));
+        rowwise.cleanup().await.unwrap();
+        fast.cleanup().await.unwrap();
     }
 }

@@ -102,8 +102,13 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Opens `path` (an existing database: never created here) and starts
-    /// the load's transaction.
-    pub(crate) fn begin(path: &Path, keep: &[&str]) -> Result<Writer, StoreError> {
+    /// the load's transaction. With `needs_empty`, `None` when that table
+    /// has rows once the write lock is held: nothing was changed.
+    pub(crate) fn begin(
+        path: &Path,
+        keep: &[&str],
+        needs_empty: Option<&str>,
+    ) -> Result<Option<Writer>, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -133,6 +138,15 @@ impl Writer {
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.pragma_update(None, "cache_size", -BULK_CACHE_KIB)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
+        if let Some(table) = needs_empty {
+            if has_rows(&conn, table)? {
+                conn.execute_batch("ROLLBACK")?;
+                if wal {
+                    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+                }
+                return Ok(None);
+            }
+        }
         let all = {
             let mut stmt = conn.prepare(SQLITE_INDEXES)?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -142,11 +156,11 @@ impl Writer {
         for (name, _) in &indexes {
             conn.execute_batch(&drop_index_sql(name))?;
         }
-        Ok(Writer {
+        Ok(Some(Writer {
             conn,
             indexes: indexes.into_iter().map(|(_, sql)| sql).collect(),
             wal,
-        })
+        }))
     }
 
     /// Inserts `rows` with `table`'s insert, in multi-row statements as
@@ -220,6 +234,18 @@ impl Writer {
         );
         Ok(())
     }
+}
+
+/// Whether `table` has any row, as `conn` sees it.
+fn has_rows(conn: &Connection, table: &str) -> Result<bool, StoreError> {
+    if !table
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(StoreError::Corrupt(format!("not a table name: `{table}`")));
+    }
+    let sql = format!("SELECT EXISTS (SELECT 1 FROM {table})");
+    Ok(conn.query_row(&sql, [], |r| r.get(0))?)
 }
 
 /// A row of a [`Reader`], read by the same row readers as sqlx's rows.

@@ -41,9 +41,10 @@ impl Fill {
             store
                 .close_connections(std::time::Duration::from_millis(100))
                 .await?;
-            return Ok(Fill(How::File(blocking(|| {
-                bulk::Writer::begin(file, keep)
-            })?)));
+            return match blocking(|| bulk::Writer::begin(file, keep, None))? {
+                Some(w) => Ok(Fill(How::File(w))),
+                None => Err(StoreError::Corrupt("the bulk load did not begin".into())),
+            };
         }
         let mut tx = store.begin().await?;
         let load = BulkLoad::begin(tx.conn(), store.backend(), keep).await?;
@@ -94,5 +95,101 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+/// A bulk load into an SQLite file whose inserts run on a thread of their
+/// own: the caller prepares the next rows while SQLite writes these (a
+/// first import of a CRM export parses, checks and evaluates each row on
+/// one core while the other writes). Like [`Fill`], nothing is stored
+/// unless [`FillBehind::commit`] succeeds; dropped before, the thread ends
+/// after the inserts already queued and the load rolls back.
+pub struct FillBehind {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    /// Taken when the thread is joined (it stopped at an error).
+    thread: Option<std::thread::JoinHandle<Result<bulk::Writer, StoreError>>>,
+}
+
+/// An insert queued for the writer's thread.
+type Job = Box<dyn FnOnce(&mut bulk::Writer) -> Result<(), StoreError> + Send>;
+
+/// Inserts queued at most: enough to keep the writer busy while the next
+/// rows are prepared, few enough that memory stays a few batches.
+const QUEUED: usize = 2;
+
+impl FillBehind {
+    /// Starts the load's transaction on an SQLite file (the secondary
+    /// indexes but `keep` dropped, as [`Fill::begin`]). `None` when the
+    /// store is not a file (PostgreSQL, in-memory SQLite), or when
+    /// `needs_empty` has rows once the load holds the write lock: then
+    /// nothing was changed.
+    pub async fn begin(
+        store: &Store,
+        keep: &[&str],
+        needs_empty: &str,
+    ) -> Result<Option<FillBehind>, StoreError> {
+        let Some(file) = store.file() else {
+            return Ok(None);
+        };
+        store
+            .close_connections(std::time::Duration::from_millis(100))
+            .await?;
+        let Some(mut writer) = blocking(|| bulk::Writer::begin(file, keep, Some(needs_empty)))?
+        else {
+            return Ok(None);
+        };
+        let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(QUEUED);
+        let thread = std::thread::Builder::new()
+            .name("tandem-fill".into())
+            .spawn(move || {
+                while let Some(job) = queue.blocking_recv() {
+                    job(&mut writer)?;
+                }
+                Ok(writer)
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Some(FillBehind {
+            jobs,
+            thread: Some(thread),
+        }))
+    }
+
+    /// Queues `rows` for `table`'s insert ([`Fill::insert`]); waits while
+    /// the queue is full. An earlier insert's error is returned here, and
+    /// the load is then over.
+    pub async fn insert<T: Send + Sync + 'static>(
+        &mut self,
+        table: &'static Table<T>,
+        rows: Vec<T>,
+    ) -> Result<(), StoreError> {
+        let job: Job = Box::new(move |w| w.insert(table, &rows));
+        if self.jobs.send(job).await.is_ok() {
+            return Ok(());
+        }
+        // The queue closes only when the thread stopped at an error.
+        match self.thread.take().map(|t| blocking(|| join(t))) {
+            Some(Err(e)) => Err(e),
+            _ => Err(StoreError::Corrupt("the bulk load already ended".into())),
+        }
+    }
+
+    /// Waits for the queued inserts, builds the indexes and commits.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        let FillBehind { jobs, thread } = self;
+        drop(jobs);
+        let thread =
+            thread.ok_or_else(|| StoreError::Corrupt("the bulk load already ended".into()))?;
+        let writer = blocking(|| join(thread))?;
+        blocking(|| writer.finish())
+    }
+}
+
+/// The result of the writer thread; its panic is re-raised.
+fn join(
+    thread: std::thread::JoinHandle<Result<bulk::Writer, StoreError>>,
+) -> Result<bulk::Writer, StoreError> {
+    match thread.join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
     }
 }

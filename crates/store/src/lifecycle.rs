@@ -232,11 +232,12 @@ pub async fn advance_held(
 }
 
 /// The moves of each of `people` (in order; people without a move left
-/// out). Evaluating the playbook is most of an import's CPU and each
+/// out), appending nothing: [`advance_held`] without the store, for a
+/// caller that writes the moves itself (a bulk load). Evaluating the playbook is most of an import's CPU and each
 /// person's is independent, so a large batch is split over the machine's
 /// cores while the database waits; the order, and so the stored `seq`s,
 /// do not depend on the split.
-fn advance_all(
+pub fn advance_all(
     pb: &Playbook,
     people: &[(&PersonFacts, Timestamp)],
     until: Timestamp,

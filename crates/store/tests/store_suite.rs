@@ -1047,3 +1047,92 @@ async fn a_bulk_load_stores_what_the_inserts_store_and_nothing_when_dropped() {
         db.cleanup().await.unwrap();
     }
 }
+
+/// A bulk load behind a thread ([`FillBehind`]) stores what the inserts
+/// store; it begins only on an SQLite file and only when the named table
+/// is empty (changing nothing otherwise), and an insert that fails ends
+/// it with that error and nothing stored.
+#[tokio::test]
+async fn a_bulk_load_behind_a_thread_stores_the_rows_or_nothing() {
+    use tandem_store::fill::FillBehind;
+
+    let sample = sample();
+    let db = TestDb::sqlite().await.unwrap();
+    let indexes = index_list(&db).await;
+    let mut fill = FillBehind::begin(&db.store, &["transitions_subject"], "people")
+        .await
+        .unwrap()
+        .unwrap();
+    fill.insert(&repo::ACCOUNTS, sample.accounts.clone())
+        .await
+        .unwrap();
+    fill.insert(&repo::PEOPLE, sample.people.clone())
+        .await
+        .unwrap();
+    fill.insert(&repo::TRANSITIONS, sample.transitions.clone())
+        .await
+        .unwrap();
+    fill.commit().await.unwrap();
+    let got = repo::snapshot(&mut db.store.conn().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got.accounts, sample.accounts);
+    assert_eq!(got.people, sample.people);
+    let person_transitions = sample
+        .transitions
+        .iter()
+        .filter(|t| matches!(t.subject, tandem_core::domain::Subject::Person(_)))
+        .count();
+    assert_eq!(got.transitions.len(), person_transitions);
+    assert_eq!(index_list(&db).await, indexes);
+
+    // People stored: it does not begin, and leaves the indexes alone.
+    assert!(FillBehind::begin(&db.store, &[], "people")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(index_list(&db).await, indexes);
+
+    // A failing insert (an id taken) ends the load with its error; the
+    // rows queued before it are not stored either.
+    let mut fill = FillBehind::begin(&db.store, &[], "touches")
+        .await
+        .unwrap()
+        .unwrap();
+    let more = Person {
+        id: 1_000,
+        external_id: "queued-first".into(),
+        ..Person::default()
+    };
+    fill.insert(&repo::PEOPLE, vec![more]).await.unwrap();
+    let taken = sample.people[0].clone();
+    let mut err = None;
+    // The error comes back from a later insert or from the commit.
+    for _ in 0..8 {
+        if let Err(e) = fill.insert(&repo::PEOPLE, vec![taken.clone()]).await {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = match err {
+        Some(e) => e,
+        None => fill.commit().await.unwrap_err(),
+    };
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+    let mut c = db.store.conn().await.unwrap();
+    assert!(repo::person(&mut c, 1_000).await.unwrap().is_none());
+    assert_eq!(repo::people(&mut c).await.unwrap(), sample.people);
+    drop(c);
+    assert_eq!(index_list(&db).await, indexes);
+
+    // Not a file: no such load.
+    let memory =
+        tandem_store::Store::connect(&tandem_store::DatabaseUrl::parse("sqlite::memory:").unwrap())
+            .await
+            .unwrap();
+    assert!(FillBehind::begin(&memory, &[], "people")
+        .await
+        .unwrap()
+        .is_none());
+    db.cleanup().await.unwrap();
+}

@@ -99,6 +99,12 @@ pub async fn import(ctx: &Ctx, a: ImportArgs) -> Result<ExitCode> {
         secs,
         rate
     );
+    if summary.first_load > 0 {
+        eprintln!(
+            "first load: {} new people stored in one transaction",
+            summary.first_load
+        );
+    }
     if let Some(r) = &summary.rejects_file {
         eprintln!("rejected rows (with line and reason): {}", r.display());
     }
