@@ -88,9 +88,32 @@ fn full_name(p: &Person) -> Option<String> {
 /// profile (import, the demo generator) spent a sixth of its time building
 /// and converting the two objects.
 pub fn person_cel(p: &Person) -> cel::Value {
-    let name = full_name(p);
-    CelMap::new(14)
-        .int("id", Some(p.id))
+    person_cel_of(p, &Read::Whole)
+}
+
+/// [`person_cel`] with only the fields `read` names (all of them for
+/// [`Read::Whole`], none for [`Read::Nothing`]). An expression that only
+/// selects some fields cannot tell this map from the full one, and a
+/// criterion's memo keys on the fields it reads, so it is the full map to
+/// every criterion whose reads are within `read`.
+pub fn person_cel_of(p: &Person, read: &Read) -> cel::Value {
+    let mut m = CelMap::new(match read {
+        Read::Whole => 14,
+        Read::Nothing => 0,
+        Read::Fields(fs) => fs.len(),
+    });
+    m.only = match read {
+        Read::Whole => None,
+        Read::Nothing => Some(&[]),
+        Read::Fields(fs) => Some(fs.as_slice()),
+    };
+    let name = if m.keeps("name") { full_name(p) } else { None };
+    let custom = if m.keeps("custom") {
+        object_to_cel(&p.custom)
+    } else {
+        cel::Value::Null
+    };
+    m.int("id", Some(p.id))
         .text("external_id", Some(&p.external_id))
         .text("email", p.email.as_deref())
         .text("first_name", p.first_name.as_deref())
@@ -103,7 +126,7 @@ pub fn person_cel(p: &Person) -> cel::Value {
         .text("source", p.source.as_deref())
         .text("owner", p.owner.as_deref())
         .int("created_at", Some(p.created_at.millis()))
-        .value("custom", object_to_cel(&p.custom))
+        .value("custom", custom)
         .build()
 }
 
@@ -154,27 +177,45 @@ pub fn account_cel(a: Option<&Account>) -> cel::Value {
 
 /// A CEL map being built field by field, as [`json_to_cel`] converts the
 /// same JSON object (a missing value is null).
-struct CelMap(std::collections::HashMap<cel::objects::Key, cel::Value>);
+struct CelMap<'r> {
+    map: std::collections::HashMap<cel::objects::Key, cel::Value>,
+    /// The only fields it takes, when not all.
+    only: Option<&'r [&'static str]>,
+}
 
-impl CelMap {
-    fn new(fields: usize) -> CelMap {
-        CelMap(std::collections::HashMap::with_capacity(fields))
+impl<'r> CelMap<'r> {
+    fn new(fields: usize) -> CelMap<'r> {
+        CelMap {
+            map: std::collections::HashMap::with_capacity(fields),
+            only: None,
+        }
     }
 
-    fn value(mut self, key: &'static str, v: cel::Value) -> CelMap {
-        self.0.insert(field_key(key), v);
+    /// Whether the map takes field `key`.
+    fn keeps(&self, key: &str) -> bool {
+        self.only.is_none_or(|fs| fs.contains(&key))
+    }
+
+    fn value(mut self, key: &'static str, v: cel::Value) -> CelMap<'r> {
+        if self.keeps(key) {
+            self.map.insert(field_key(key), v);
+        }
         self
     }
 
-    fn int(self, key: &'static str, v: Option<i64>) -> CelMap {
+    fn int(self, key: &'static str, v: Option<i64>) -> CelMap<'r> {
         self.value(key, v.map_or(cel::Value::Null, cel::Value::Int))
     }
 
-    fn text(self, key: &'static str, v: Option<&str>) -> CelMap {
+    fn text(self, key: &'static str, v: Option<&str>) -> CelMap<'r> {
+        // Copied only when kept.
+        if !self.keeps(key) {
+            return self;
+        }
         self.owned(key, v.map(str::to_string))
     }
 
-    fn owned(self, key: &'static str, v: Option<String>) -> CelMap {
+    fn owned(self, key: &'static str, v: Option<String>) -> CelMap<'r> {
         self.value(
             key,
             v.map_or(cel::Value::Null, |s| cel::Value::String(s.into())),
@@ -183,7 +224,7 @@ impl CelMap {
 
     fn build(self) -> cel::Value {
         cel::Value::Map(cel::objects::Map {
-            map: std::sync::Arc::new(self.0),
+            map: std::sync::Arc::new(self.map),
         })
     }
 }
@@ -580,6 +621,37 @@ mod tests {
         ];
         for p in &people {
             assert_eq!(person_cel(p), json_to_cel(&person_value(p)), "{p:?}");
+            // Restricted to some fields: exactly those of the full map.
+            let full = person_cel(p);
+            let cel::Value::Map(full) = &full else {
+                panic!("not a map")
+            };
+            for fields in [
+                vec![],
+                vec!["email"],
+                vec!["title", "country", "name"],
+                vec!["custom", "created_at", "id"],
+            ] {
+                let got = person_cel_of(p, &Read::Fields(fields.clone()));
+                let cel::Value::Map(got) = &got else {
+                    panic!("not a map")
+                };
+                let want: std::collections::HashMap<_, _> = full
+                    .map
+                    .iter()
+                    .filter(|(k, _)| {
+                        matches!(k, cel::objects::Key::String(s) if fields.contains(&s.as_str()))
+                    })
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                assert_eq!(*got.map, want, "{fields:?} of {p:?}");
+                assert_eq!(got.map.len(), fields.len());
+            }
+            assert_eq!(person_cel_of(p, &Read::Whole), person_cel(p));
+            let cel::Value::Map(none) = person_cel_of(p, &Read::Nothing) else {
+                panic!("not a map")
+            };
+            assert!(none.map.is_empty());
         }
         let accounts = [
             Account::default(),
@@ -786,5 +858,55 @@ mod tests {
         // Personas: 4 titles; segments: no account or one of 4 sizes.
         assert_eq!(resolver.personas.memo.borrow().len(), 4);
         assert_eq!(resolver.segments.memo.borrow().len(), 5);
+    }
+
+    #[test]
+    fn a_profile_reads_the_person_fields_of_the_fit_rules_and_entries() {
+        use crate::playbook::{Playbook, STARTER};
+        // The starter's fit rules read title, email and country; its
+        // entries read the score and deals only.
+        let pb = Playbook::load(STARTER).playbook.unwrap();
+        let Read::Fields(mut fields) = pb.profile_person_read().clone() else {
+            panic!("{:?}", pb.profile_person_read())
+        };
+        fields.sort_unstable();
+        assert_eq!(fields, ["country", "email", "title"]);
+        // An entry that reads the name adds it; one that reads the person
+        // whole makes the profile whole.
+        let named = STARTER.replace(
+            "entry = \"deal.open\"",
+            "entry = \"deal.open || person.name == 'Ada One'\"",
+        );
+        let pb = Playbook::load(&named).playbook.unwrap();
+        let Read::Fields(fields) = pb.profile_person_read() else {
+            panic!("{:?}", pb.profile_person_read())
+        };
+        assert!(fields.contains(&"name"), "{fields:?}");
+        // And the lead's profile has it: Ada One enters the stage.
+        let ada = Person {
+            id: 1,
+            first_name: Some("Ada".into()),
+            last_name: Some("One".into()),
+            created_at: Timestamp::from_millis(1_700_000_000_000),
+            ..Person::default()
+        };
+        let facts = Facts {
+            person: &ada,
+            account: None,
+            touches: &[],
+            activities: &[],
+            deals: &[],
+        };
+        let moves = crate::lifecycle::advance(
+            &pb,
+            &crate::lifecycle::State::default(),
+            &facts,
+            Timestamp::from_millis(1_800_000_000_000),
+        );
+        let to: Vec<&str> = moves.iter().map(|m| m.to.as_str()).collect();
+        assert_eq!(to.last(), Some(&"opportunity"), "{to:?}");
+        let whole = STARTER.replace("entry = \"deal.open\"", "entry = \"size(person) > 99\"");
+        let pb = Playbook::load(&whole).playbook.unwrap();
+        assert_eq!(*pb.profile_person_read(), Read::Whole);
     }
 }

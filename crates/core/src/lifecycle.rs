@@ -7,7 +7,9 @@
 use serde::Serialize;
 
 use crate::domain::{Subject, Transition};
-use crate::facts::{account_cel, activity_value, deal_value, person_cel, score_cel, Facts};
+use crate::facts::{
+    account_cel, activity_value, deal_value, person_cel, person_cel_of, score_cel, Facts,
+};
 use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
@@ -361,7 +363,17 @@ impl Profile {
     /// The profile of `facts`' person and account (the rest of `facts` is
     /// not read).
     pub fn new(pb: &Playbook, facts: &Facts<'_>) -> Profile {
-        let base = base_vars(facts);
+        // Only the person's fields the rules read: see
+        // `Playbook::profile_person_read`.
+        let read = pb.profile_person_read();
+        debug_assert_eq!(
+            *read,
+            crate::playbook::person_read(&pb.scoring, &pb.stages),
+            "the playbook's rules changed after it was loaded"
+        );
+        let mut base = Vars::new();
+        base.set_cel(Var::Person, person_cel_of(facts.person, read))
+            .set_cel(Var::Account, account_cel(facts.account));
         let (fit, _) = scoring::fit_with(pb, &base);
         Profile { base, fit }
     }

@@ -302,6 +302,9 @@ pub struct Playbook {
     pub buying_committee: Vec<CommitteeRole>,
     /// `[report]`: recipients, delivery and schedule of the weekly report.
     pub report: Option<ReportConfig>,
+    /// What the fit rules and the stages' entries read of `person`
+    /// ([`Playbook::profile_person_read`]), derived once at load.
+    profile_person_read: Read,
 }
 
 /// The result of loading a playbook: the playbook when there is no error, and
@@ -321,7 +324,26 @@ impl Loaded {
     }
 }
 
+/// What the fit rules and the stages' entries read of `person`: the
+/// fields a lead's profile needs ([`crate::lifecycle::Profile`]).
+pub(crate) fn person_read(scoring: &Scoring, stages: &[Stage]) -> Read {
+    let rules = scoring.fit_rules.iter().map(|r| &r.criterion);
+    let entries = stages.iter().filter_map(|s| s.entry.as_ref());
+    rules.chain(entries).fold(Read::Nothing, |read, c| {
+        read.union(c.reads().of(Var::Person))
+    })
+}
+
 impl Playbook {
+    /// What automatic stage entry and the fit rules read of `person`, as
+    /// the playbook was loaded (its criteria are not meant to change
+    /// after that: load the changed file instead). A lead's profile is
+    /// built with only these fields: a person's name, ids and owner, never
+    /// read by the starter playbook's rules, were a third of building it.
+    pub fn profile_person_read(&self) -> &Read {
+        &self.profile_person_read
+    }
+
     /// Parses and checks a playbook. Never panics on any input.
     pub fn load(source: &str) -> Loaded {
         let raw: RawPlaybook = match toml::from_str(source) {
@@ -582,6 +604,7 @@ impl Checker<'_> {
         let buying_committee = self.committee(raw.buying_committee, &personas);
         let report = self.report(raw.report);
 
+        let profile_person_read = person_read(&scoring, &stages);
         Some(Playbook {
             company: company?,
             stages,
@@ -596,6 +619,7 @@ impl Checker<'_> {
             account_lists,
             buying_committee,
             report,
+            profile_person_read,
         })
     }
 
