@@ -150,13 +150,16 @@ enum Bind {
     /// The whole value.
     Whole,
     /// A map of just these fields (see [`only_fields`]), each with the
-    /// numbers it is only ever compared with, if so (see [`Cuts`]).
+    /// literals it is only ever compared with, if so (see [`Cuts`]).
     Fields(Vec<cel::objects::Key>, Vec<Option<Cuts>>),
 }
 
 /// The bindings for what `reads` says is read (unread variables are left
 /// out), with the comparisons `cuts` found for each field.
-fn binds_of(reads: &Reads, cuts: &[(Var, &str, Option<Vec<f64>>)]) -> Vec<(&'static str, Bind)> {
+fn binds_of(
+    reads: &Reads,
+    cuts: &[(Var, &str, Option<Vec<Cut<'_>>>)],
+) -> Vec<(&'static str, Bind)> {
     let cuts_of = |var: Var, field: &str| {
         cuts.iter()
             .find(|(v, f, _)| *v == var && *f == field)
@@ -193,18 +196,58 @@ fn binds_of(reads: &Reads, cuts: &[(Var, &str, Option<Vec<f64>>)]) -> Vec<(&'sta
 /// classed (integers up to 2^53 in size): CEL compares an int with a double
 /// by converting the int, so on these its comparisons are exactly those of
 /// the `f64`s.
+///
+/// Likewise the patterns a text field is only ever tested with
+/// (`person.email.matches('@(gmail|yahoo)\\.')`): a text's class is which of
+/// them it matches, so a rule over a field that never repeats (an e-mail
+/// address) is evaluated once per class, not once per person.
 #[derive(Clone, Debug)]
-struct Cuts(Box<[f64]>);
+struct Cuts {
+    numbers: Box<[f64]>,
+    /// Each pattern compiled as `matches` compiles it; `None` for one that
+    /// does not compile (`matches` then fails whatever the text).
+    patterns: Box<[Option<regex::Regex>]>,
+}
+
+/// A literal a field is compared with: what [`comparisons`] finds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cut<'e> {
+    /// `<`, `<=`, `>`, `>=`, `==` or `!=` with this number.
+    Number(f64),
+    /// `matches` with this pattern.
+    Pattern(&'e str),
+}
 
 /// The largest integer that `f64` and every smaller one hold exactly.
 const EXACT_INT: u64 = 1 << 53;
 
+/// Patterns classed at most: a text's class is a bit per pattern.
+const MAX_PATTERNS: usize = 32;
+
 impl Cuts {
-    fn new(numbers: &[f64]) -> Cuts {
-        let mut v = numbers.to_vec();
-        v.sort_by(f64::total_cmp);
-        v.dedup();
-        Cuts(v.into())
+    fn new(cuts: &[Cut<'_>]) -> Cuts {
+        let mut numbers: Vec<f64> = Vec::new();
+        let mut patterns: Vec<&str> = Vec::new();
+        for c in cuts {
+            match *c {
+                Cut::Number(x) => numbers.push(x),
+                Cut::Pattern(p) => {
+                    if !patterns.contains(&p) {
+                        patterns.push(p);
+                    }
+                }
+            }
+        }
+        numbers.sort_by(f64::total_cmp);
+        numbers.dedup();
+        // More patterns than bits: texts are keyed by value instead.
+        if patterns.len() > MAX_PATTERNS {
+            patterns.clear();
+        }
+        Cuts {
+            numbers: numbers.into(),
+            patterns: patterns.iter().map(|p| regex::Regex::new(p).ok()).collect(),
+        }
     }
 
     /// Where `v` falls: `2i` below the `i`th cut (0-based) and above the
@@ -216,7 +259,7 @@ impl Cuts {
             return u32::MAX;
         }
         let mut class = 0;
-        for &t in self.0.iter() {
+        for &t in self.numbers.iter() {
             if v > t {
                 class += 2;
             } else {
@@ -229,9 +272,24 @@ impl Cuts {
         class
     }
 
-    /// The memo key of `v` when it is a number classed exactly.
+    /// The patterns `text` matches, a bit each.
+    fn matched(&self, text: &str) -> u32 {
+        self.patterns
+            .iter()
+            .enumerate()
+            .filter(|(_, re)| re.as_ref().is_some_and(|re| re.is_match(text)))
+            .fold(0, |bits, (i, _)| bits | 1 << i)
+    }
+
+    /// The memo key of `v` when it is a number classed exactly, or a text
+    /// of a field tested with patterns. Either kind of use fails alike on
+    /// a value of the other kind (or compares unequal), so a number's
+    /// class says nothing of patterns and a text's nothing of numbers.
     fn key(&self, v: &Value) -> Option<Scalar> {
         let (kind, x) = match v {
+            Value::String(text) if !self.patterns.is_empty() => {
+                return Some(Scalar::Class(3, self.matched(text)))
+            }
             Value::Int(i) if i.unsigned_abs() <= EXACT_INT => (0, *i as f64),
             Value::UInt(u) if *u <= EXACT_INT => (1, *u as f64),
             Value::Float(f) => (2, *f),
@@ -265,18 +323,23 @@ fn var_field(e: &IdedExpr) -> Option<(Var, &str)> {
     }
 }
 
-/// Per field of a variable the expression `e` reads, the numbers it is
-/// compared with (`<`, `<=`, `>`, `>=`, `==`, `!=`, either side) when that
-/// is every use of it, else `None`. Nothing when `e` has a comprehension:
-/// its variables could shadow one of ours.
-fn comparisons(e: &IdedExpr) -> Vec<(Var, &str, Option<Vec<f64>>)> {
+/// The text a literal is.
+fn text_literal(e: &IdedExpr) -> Option<&str> {
+    match &e.expr {
+        Expr::Literal(cel::common::ast::LiteralValue::String(s)) => Some(s.inner()),
+        _ => None,
+    }
+}
+
+/// Per field of a variable the expression `e` reads, the literals it is
+/// compared with when that is every use of it, else `None`: numbers with
+/// `<`, `<=`, `>`, `>=`, `==`, `!=` (either side), texts with `matches`
+/// (`field.matches('re')` or `matches(field, 're')`). Nothing when `e` has
+/// a comprehension: its variables could shadow one of ours.
+fn comparisons(e: &IdedExpr) -> Vec<(Var, &str, Option<Vec<Cut<'_>>>)> {
     use cel::common::ast::operators as op;
-    fn note<'e>(
-        out: &mut Vec<(Var, &'e str, Option<Vec<f64>>)>,
-        var: Var,
-        field: &'e str,
-        cut: Option<f64>,
-    ) {
+    type Found<'e> = Vec<(Var, &'e str, Option<Vec<Cut<'e>>>)>;
+    fn note<'e>(out: &mut Found<'e>, var: Var, field: &'e str, cut: Option<Cut<'e>>) {
         match out.iter_mut().find(|(v, f, _)| *v == var && *f == field) {
             Some((_, _, cuts)) => match (cuts.as_mut(), cut) {
                 (Some(cuts), Some(c)) => cuts.push(c),
@@ -285,7 +348,7 @@ fn comparisons(e: &IdedExpr) -> Vec<(Var, &str, Option<Vec<f64>>)> {
             None => out.push((var, field, cut.map(|c| vec![c]))),
         }
     }
-    fn walk<'e>(e: &'e IdedExpr, out: &mut Vec<(Var, &'e str, Option<Vec<f64>>)>) -> bool {
+    fn walk<'e>(e: &'e IdedExpr, out: &mut Found<'e>) -> bool {
         const COMPARE: [&str; 6] = [
             op::LESS,
             op::LESS_EQUALS,
@@ -296,13 +359,24 @@ fn comparisons(e: &IdedExpr) -> Vec<(Var, &str, Option<Vec<f64>>)> {
         ];
         match &e.expr {
             Expr::Call(call) => {
+                if call.func_name == "matches" {
+                    let pair = match (&call.target, call.args.as_slice()) {
+                        (Some(t), [p]) => var_field(t).zip(text_literal(p)),
+                        (None, [t, p]) => var_field(t).zip(text_literal(p)),
+                        _ => None,
+                    };
+                    if let Some(((var, field), pattern)) = pair {
+                        note(out, var, field, Some(Cut::Pattern(pattern)));
+                        return true;
+                    }
+                }
                 if let (None, [a, b]) = (&call.target, call.args.as_slice()) {
                     if COMPARE.contains(&call.func_name.as_str()) {
                         let pair = var_field(a)
                             .zip(exact_number(b))
                             .or_else(|| var_field(b).zip(exact_number(a)));
                         if let Some(((var, field), cut)) = pair {
-                            note(out, var, field, Some(cut));
+                            note(out, var, field, Some(Cut::Number(cut)));
                             return true;
                         }
                     }
@@ -1104,6 +1178,68 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A text field only tested with `matches` against literal
+        /// patterns is remembered by which of them it matches, and those
+        /// results are the results: texts over the patterns' letters, an
+        /// invalid pattern, both call forms, a field also used otherwise
+        /// (remembered by value), and values that are not texts.
+        #[test]
+        fn texts_tested_with_patterns_are_remembered_by_class(
+            rows in proptest::collection::vec((text(), text(), 0i64..400), 1..150)
+        ) {
+            let exprs = [
+                "!person.email.matches('@(gmail|yahoo|hotmail)\\\\.')",
+                "person.email.matches('^a') && !matches(person.email, 'z$')",
+                "person.title.matches('(?i)vp') || person.title.matches('(')",
+                "person.title.matches('(?i)vp') && person.title.size() > 3",
+                "person.email.matches('b') || account.employees >= 200",
+                "person.title.matches('^$') || person.title == 'VP'",
+            ];
+            let criteria = stage_entries(&exprs);
+            for (email, title, employees) in rows {
+                let key = |k: &str| cel::objects::Key::String(std::sync::Arc::new(k.to_string()));
+                let map = |pairs: Vec<(&str, Value)>| {
+                    Value::Map(cel::objects::Map {
+                        map: std::sync::Arc::new(
+                            pairs.into_iter().map(|(k, v)| (key(k), v)).collect(),
+                        ),
+                    })
+                };
+                let mut person = vec![("title", title)];
+                if !matches!(&email, Value::Bool(_)) {
+                    // A bool stands for an absent field.
+                    person.push(("email", email));
+                }
+                let mut vars = Vars::new();
+                vars.set_cel(Var::Person, map(person))
+                    .set_cel(Var::Account, map(vec![("employees", Value::Int(employees))]));
+                for crit in &criteria {
+                    proptest::prop_assert_eq!(
+                        crit.matches(&vars),
+                        executed(crit, &vars),
+                        "{} on {:?}",
+                        crit.source(),
+                        vars
+                    );
+                }
+            }
+        }
+    }
+
+    /// A text over the letters of the patterns in
+    /// `texts_tested_with_patterns_are_remembered_by_class`, or a value
+    /// that is not a text (a bool: the field is absent).
+    fn text() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        prop_oneof![
+            8 => "[abzVPvp@.gmailyho]{0,10}".prop_map(|s| Value::String(std::sync::Arc::new(s))),
+            1 => Just(Value::Null),
+            1 => (0i64..3).prop_map(Value::Int),
+            1 => Just(Value::Bool(false)),
+        ]
+    }
+
     /// `score` bound to a map of `fit` and `engagement` (CEL values, so
     /// uints and NaN too, which JSON does not have).
     fn score_vars(fit: Value, engagement: Value) -> Vars {
@@ -1213,13 +1349,15 @@ mod tests {
     }
 
     /// A criterion over values that repeat keeps its memo; one over a
-    /// field that never repeats turns it off once it filled, and both keep
-    /// answering as evaluating does.
+    /// field that never repeats turns it off once it filled, unless it only
+    /// tests the field with patterns; all keep answering as evaluating does.
     #[test]
     fn memo_stays_on_for_repeating_values_and_turns_off_for_unique_ones() {
         let (title, _) = Criterion::compile("person.title.matches('(?i)vp|head')", Scope::Profile);
-        let (email, _) = Criterion::compile("!person.email.matches('@gmail\\\\.')", Scope::Profile);
-        let (title, email) = (title.unwrap(), email.unwrap());
+        let (email, _) = Criterion::compile("!person.email.endsWith('@gmail.com')", Scope::Profile);
+        let (pattern, _) =
+            Criterion::compile("!person.email.matches('@gmail\\\\.')", Scope::Profile);
+        let (title, email, pattern) = (title.unwrap(), email.unwrap(), pattern.unwrap());
         let n = 2 * Memo::CAPACITY + 10;
         for i in 0..n {
             let title_of = ["VP Sales", "Analyst", "Head of Data"][i % 3];
@@ -1233,15 +1371,31 @@ mod tests {
             );
             assert_eq!(title.matches(&vars), executed(&title, &vars), "{i}");
             assert_eq!(email.matches(&vars), executed(&email, &vars), "{i}");
+            let m = pattern.matches(&vars);
+            assert_eq!(m, executed(&pattern, &vars), "{i}");
+            assert_eq!(m, i % 2 == 1, "{i}");
         }
-        let (t, e) = (title.memo.lock(), email.memo.lock());
+        // Every e-mail differs, but it matches the pattern or not: two
+        // results, kept.
+        let p = pattern.memo.lock();
         assert!(
-            !t.off && t.results.len() == 3,
+            !p.off && p.results.len() == 2,
+            "{} {}",
+            p.off,
+            p.results.len()
+        );
+        assert!(p.hits as usize >= n - 2, "{}", p.hits);
+        drop(p);
+        let (t, e) = (title.memo.lock(), email.memo.lock());
+        // Three titles, two classes: "VP Sales" and "Head of Data" both
+        // match the pattern.
+        assert!(
+            !t.off && t.results.len() == 2,
             "{} {}",
             t.off,
             t.results.len()
         );
-        assert!(t.hits as usize >= n - 3, "{}", t.hits);
+        assert!(t.hits as usize >= n - 2, "{}", t.hits);
         assert!(
             e.off && e.results.is_empty(),
             "{} {}",
