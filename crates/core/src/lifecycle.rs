@@ -499,7 +499,7 @@ impl Instants {
     fn bind(&mut self, i: usize, value: serde_json::Value) {
         let slot = &mut self.slots[i];
         if slot.value.as_ref() != Some(&value) {
-            self.vars.set(SLOT_VARS[i], &value);
+            self.vars.set_cel(SLOT_VARS[i], slot_cel(i, &value));
             slot.value = Some(value);
             slot.changes += 1;
         }
@@ -525,6 +525,28 @@ impl Instants {
         entry.last = Some((changes, result));
         result
     }
+}
+
+/// `value` of slot `i` converted to CEL ([`json_to_cel`]), or the last
+/// conversion of that slot on this thread when it was of the same value:
+/// most new leads have no deal and no activity yet, so each one's first
+/// instant converted the same two maps again (4% of a first import).
+fn slot_cel(i: usize, value: &serde_json::Value) -> cel::Value {
+    type Last = [Option<(serde_json::Value, cel::Value)>; 3];
+    thread_local! {
+        static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new([None, None, None]) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((json, cel)) = &last[i] {
+            if json == value {
+                return cel.clone();
+            }
+        }
+        let cel = crate::playbook::criteria::json_to_cel(value);
+        last[i] = Some((value.clone(), cel.clone()));
+        cel
+    })
 }
 
 /// [`evaluate`] at one instant of an [`advance`] run: per-instant
