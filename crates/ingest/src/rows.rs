@@ -128,6 +128,11 @@ impl<'a> Fields<'a> {
         self.get(field).map(str::to_string)
     }
 
+    /// The field interned, without an owned copy first.
+    fn sym(&self, field: &str) -> Option<Sym> {
+        self.get(field).map(Sym::new)
+    }
+
     fn required(&self, field: &str) -> Result<&'a str, String> {
         self.get(field).ok_or_else(|| format!("`{field}` is empty"))
     }
@@ -269,13 +274,13 @@ pub fn convert(
                     email,
                     first_name: first,
                     last_name: last,
-                    title: f.string("title").map(Sym::from),
+                    title: f.sym("title"),
                     account_id: None,
-                    persona: f.string("persona").map(Sym::from),
-                    segment: f.string("segment").map(Sym::from),
-                    country: f.string("country").map(Sym::from),
+                    persona: f.sym("persona"),
+                    segment: f.sym("segment"),
+                    country: f.sym("country"),
                     source: f.get("source").map(normalize_label).map(Sym::from),
-                    owner: f.string("owner").map(Sym::from),
+                    owner: f.sym("owner"),
                     created_at: Timestamp::from_millis(0),
                     custom: f.custom(),
                 },
@@ -292,14 +297,14 @@ pub fn convert(
             industry: f.get("industry").map(normalize_label).map(Sym::from),
             employees: f.int("employees")?,
             annual_revenue: f.money("annual_revenue", ctx.currency)?,
-            segment: f.string("segment").map(Sym::from),
+            segment: f.sym("segment"),
             target: f
                 .get("target")
                 .map(|v| parse_bool("target", v))
                 .transpose()?
                 .unwrap_or(false),
             tier: f.int("tier")?,
-            owner: f.string("owner").map(Sym::from),
+            owner: f.sym("owner"),
             custom: f.custom(),
         })),
         Kind::Touches => {
@@ -313,8 +318,8 @@ pub fn convert(
                     at,
                     kind: normalize_label(f.required("kind")?).into(),
                     channel: f.get("channel").map(normalize_label).map(Sym::from),
-                    campaign: f.string("campaign").map(Sym::from),
-                    source: f.string("source").map(Sym::from),
+                    campaign: f.sym("campaign"),
+                    source: f.sym("source"),
                     medium: f.get("medium").map(|m| m.to_lowercase()).map(Sym::from),
                     cost: f.money("cost", ctx.currency)?.map(Minor::new),
                 },
@@ -334,8 +339,8 @@ pub fn convert(
                     person_id: 0,
                     at,
                     kind,
-                    actor: f.string("actor").map(Sym::from),
-                    outcome: f.string("outcome").map(Sym::from),
+                    actor: f.sym("actor"),
+                    outcome: f.sym("outcome"),
                 },
             })
         }
@@ -380,8 +385,8 @@ pub fn convert(
                     created_at,
                     closed_at,
                     status,
-                    lost_reason: f.string("lost_reason").map(Sym::from),
-                    owner: f.string("owner").map(Sym::from),
+                    lost_reason: f.sym("lost_reason"),
+                    owner: f.sym("owner"),
                     kind: f
                         .get("kind")
                         .map(deal_kind)
