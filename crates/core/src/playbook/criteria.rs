@@ -1152,6 +1152,23 @@ mod tests {
             .collect()
     }
 
+    /// Each of `criteria` answers on `vars` as evaluating it does.
+    fn answers_as_executed(
+        criteria: &[Criterion],
+        vars: &Vars,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        for crit in criteria {
+            proptest::prop_assert_eq!(
+                crit.matches(vars),
+                executed(crit, vars),
+                "{} on {:?}",
+                crit.source(),
+                vars
+            );
+        }
+        Ok(())
+    }
+
     /// Every criterion evaluated with [`Criterion::execute`] directly.
     fn executed(c: &Criterion, vars: &Vars) -> bool {
         c.execute(vars)
@@ -1241,15 +1258,7 @@ mod tests {
                 let mut vars = Vars::new();
                 vars.set_cel(Var::Person, map(person))
                     .set_cel(Var::Account, map(vec![("employees", Value::Int(employees))]));
-                for crit in &criteria {
-                    proptest::prop_assert_eq!(
-                        crit.matches(&vars),
-                        executed(crit, &vars),
-                        "{} on {:?}",
-                        crit.source(),
-                        vars
-                    );
-                }
+                answers_as_executed(&criteria, &vars)?;
             }
         }
     }
@@ -1325,15 +1334,7 @@ mod tests {
             let criteria = stage_entries(&exprs);
             for (fit, engagement) in rows {
                 let vars = score_vars(fit, engagement);
-                for crit in &criteria {
-                    proptest::prop_assert_eq!(
-                        crit.matches(&vars),
-                        executed(crit, &vars),
-                        "{} on {:?}",
-                        crit.source(),
-                        vars
-                    );
-                }
+                answers_as_executed(&criteria, &vars)?;
             }
         }
     }
