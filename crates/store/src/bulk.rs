@@ -102,9 +102,25 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Opens `path` (an existing database: never created here) and starts
-    /// the load's transaction. With `needs_empty`, `None` when that table
-    /// has rows once the write lock is held: nothing was changed.
-    pub(crate) fn begin(
+    /// the load's transaction.
+    pub(crate) fn begin(path: &Path, keep: &[&str]) -> Result<Writer, StoreError> {
+        match Writer::open(path, keep, None)? {
+            Some(w) => Ok(w),
+            None => Err(StoreError::Corrupt("the bulk load did not begin".into())),
+        }
+    }
+
+    /// [`Writer::begin`] when `table` is empty once the write lock is held;
+    /// else `None`, and nothing was changed.
+    pub(crate) fn begin_if_empty(
+        path: &Path,
+        keep: &[&str],
+        table: &str,
+    ) -> Result<Option<Writer>, StoreError> {
+        Writer::open(path, keep, Some(table))
+    }
+
+    fn open(
         path: &Path,
         keep: &[&str],
         needs_empty: Option<&str>,

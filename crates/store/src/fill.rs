@@ -41,10 +41,9 @@ impl Fill {
             store
                 .close_connections(std::time::Duration::from_millis(100))
                 .await?;
-            return match blocking(|| bulk::Writer::begin(file, keep, None))? {
-                Some(w) => Ok(Fill(How::File(w))),
-                None => Err(StoreError::Corrupt("the bulk load did not begin".into())),
-            };
+            return Ok(Fill(How::File(blocking(|| {
+                bulk::Writer::begin(file, keep)
+            })?)));
         }
         let mut tx = store.begin().await?;
         let load = BulkLoad::begin(tx.conn(), store.backend(), keep).await?;
@@ -134,7 +133,7 @@ impl FillBehind {
         store
             .close_connections(std::time::Duration::from_millis(100))
             .await?;
-        let Some(mut writer) = blocking(|| bulk::Writer::begin(file, keep, Some(needs_empty)))?
+        let Some(mut writer) = blocking(|| bulk::Writer::begin_if_empty(file, keep, needs_empty))?
         else {
             return Ok(None);
         };
