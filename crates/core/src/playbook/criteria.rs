@@ -246,7 +246,7 @@ impl Cuts {
         }
         Cuts {
             numbers: numbers.into(),
-            patterns: patterns.iter().map(|p| regex::Regex::new(p).ok()).collect(),
+            patterns: patterns.iter().map(|p| compile_pattern(p).ok()).collect(),
         }
     }
 
@@ -793,6 +793,13 @@ fn stdlib() -> cel::Env {
     env
 }
 
+/// `re` compiled as `matches` compiles it. The memo's pattern classes
+/// ([`Cuts`]) compile with this too, so a text's class is exactly what
+/// `matches` would answer for it.
+fn compile_pattern(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(re)
+}
+
 /// `text.matches(re)` (RE2-style syntax of the regex crate, unanchored), as
 /// the cel crate's own, but each pattern is compiled once per thread
 /// instead of on every call: playbooks match titles and e-mails with a few
@@ -822,7 +829,7 @@ fn regex_matches(this: &CelString<'_>, re: &CelString<'_>) -> Result<CelBool, ce
         if cache.len() >= MAX_PATTERNS {
             cache.clear();
         }
-        let compiled = regex::Regex::new(pattern).map_err(|e| e.to_string());
+        let compiled = compile_pattern(pattern).map_err(|e| e.to_string());
         let result = outcome(&compiled);
         cache.insert(pattern.to_string(), compiled);
         result
