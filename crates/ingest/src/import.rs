@@ -19,7 +19,7 @@ use tandem_store::repo::{self, Upsert};
 use tandem_store::write::{self, merge_account, merge_person};
 use tandem_store::{AnyConnection, Store, StoreError};
 
-use crate::csvread::{CsvError, CsvSource};
+use crate::csvread::{Cells, CsvError, CsvSource};
 use crate::mapping::{Kind, Mapping, MappingError, Preset};
 use crate::rows::{convert, custom_value, AccountRef, Record, RowContext, StageEntry};
 
@@ -113,7 +113,7 @@ impl Rejects {
         &mut self,
         line: u64,
         reason: &str,
-        fields: &[String],
+        fields: &Cells,
     ) -> Result<(), ImportError> {
         let err = |e: csv::Error| ImportError::Rejects {
             file: self.display.clone(),
@@ -131,9 +131,9 @@ impl Rejects {
             self.writer = Some(w);
         }
         if let Some(w) = self.writer.as_mut() {
-            let mut rec = vec![line.to_string(), reason.to_string()];
-            rec.extend(fields.iter().cloned());
-            w.write_record(&rec).map_err(|e| ImportError::Rejects {
+            let line = line.to_string();
+            let rec = [line.as_str(), reason].into_iter().chain(fields.iter());
+            w.write_record(rec).map_err(|e| ImportError::Rejects {
                 file: self.display.clone(),
                 source: e,
             })?;
@@ -294,7 +294,7 @@ impl<R: Read> Input<'_, R> {
                 self.rejects.push(row.line, p, &row.fields)?;
                 continue;
             }
-            match convert(&self.mapping, &row.fields, &self.ctx) {
+            match convert(&self.mapping, row.fields.iter(), &self.ctx) {
                 Ok(rec) => batch.push((row.line, row.fields, rec)),
                 Err(reason) => {
                     summary.rejected += 1;
@@ -475,7 +475,7 @@ async fn first_load<R: Read>(
 
 /// A converted row: its physical line, its fields (for the reject file)
 /// and the record.
-type Row = (u64, Vec<String>, Record);
+type Row = (u64, Cells, Record);
 
 /// The batch as people for [`apply_people`] when every row is a person
 /// (and the bulk path is on), else the batch unchanged.

@@ -194,16 +194,16 @@ fn parse_bool(field: &str, v: &str) -> Result<bool, String> {
 }
 
 /// Converts one row (fields in header order) to a record.
-pub fn convert(
+pub fn convert<'f>(
     mapping: &Mapping,
-    fields: &[String],
+    fields: impl IntoIterator<Item = &'f str>,
     ctx: &RowContext<'_>,
 ) -> Result<Record, String> {
     let pairs: Vec<(&Target, &str)> = mapping
         .columns
         .iter()
         .zip(fields)
-        .flat_map(|(targets, v)| targets.iter().map(move |t| (t, v.as_str())))
+        .flat_map(|(targets, v)| targets.iter().map(move |t| (t, v)))
         .collect();
     let f = Fields {
         pairs,
@@ -483,8 +483,7 @@ mod tests {
         let h: Vec<String> = headers.iter().map(|s| s.to_string()).collect();
         let m = Mapping::resolve(kind, preset, &h, &BTreeMap::new()).unwrap();
         let tz = TimeZone::UTC;
-        let r: Vec<String> = row.iter().map(|s| s.to_string()).collect();
-        convert(&m, &r, &ctx(&tz))
+        convert(&m, row.iter().copied(), &ctx(&tz))
     }
 
     #[test]
