@@ -265,35 +265,79 @@ pub fn touch_value(t: &Touch) -> Value {
 /// stood at `at`. Renewals and expansions move the account's lifecycle, not
 /// a lead's: a new contact at a customer account is not a won lead.
 pub fn deal_value(deals: &[Deal], since: Timestamp, at: Timestamp) -> Value {
-    let (mut count, mut open, mut won, mut lost, mut amount_won) = (0, false, false, false, 0i64);
-    for d in deals
-        .iter()
-        .filter(|d| d.created_at >= since && d.created_at <= at && DealKind::of(d) == DealKind::New)
-    {
-        count += 1;
-        let closed_by_now = d.closed_at.is_some_and(|c| c <= at);
-        match d.status {
-            DealStatus::Won if closed_by_now => {
-                won = true;
-                amount_won += d.amount.minor;
+    DealFacts::of(deals, since, at).to_json()
+}
+
+/// What [`deal_value`] says, as numbers: a lead's entry is evaluated at
+/// each of its instants, and comparing these with the last instant's is
+/// cheaper than building the JSON each time (most new leads have no deal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DealFacts {
+    pub count: i64,
+    pub open: bool,
+    pub won: bool,
+    pub lost: bool,
+    pub amount_won: i64,
+}
+
+impl DealFacts {
+    /// The new-business deals of `deals` created in `[since, at]`, as they
+    /// stood at `at`.
+    pub fn of(deals: &[Deal], since: Timestamp, at: Timestamp) -> DealFacts {
+        let mut f = DealFacts::default();
+        for d in deals.iter().filter(|d| {
+            d.created_at >= since && d.created_at <= at && DealKind::of(d) == DealKind::New
+        }) {
+            f.count += 1;
+            let closed_by_now = d.closed_at.is_some_and(|c| c <= at);
+            match d.status {
+                DealStatus::Won if closed_by_now => {
+                    f.won = true;
+                    f.amount_won += d.amount.minor;
+                }
+                DealStatus::Lost if closed_by_now => f.lost = true,
+                _ => f.open = true,
             }
-            DealStatus::Lost if closed_by_now => lost = true,
-            _ => open = true,
         }
+        f
     }
-    json!({ "count": count, "open": open, "won": won, "lost": lost, "amount_won": amount_won })
+
+    /// The `deal` variable.
+    pub fn to_json(self) -> Value {
+        json!({ "count": self.count, "open": self.open, "won": self.won, "lost": self.lost, "amount_won": self.amount_won })
+    }
 }
 
 /// The `activity` variable: activity counts in `[since, at]`.
 pub fn activity_value(activities: &[Activity], since: Timestamp, at: Timestamp) -> Value {
-    let mut n = [0i64; 4];
-    for a in activities.iter().filter(|a| a.at >= since && a.at <= at) {
-        n[ActivityKind::ALL
-            .iter()
-            .position(|k| *k == a.kind)
-            .unwrap_or(0)] += 1;
+    ActivityFacts::of(activities, since, at).to_json()
+}
+
+/// What [`activity_value`] says, as numbers (see [`DealFacts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActivityFacts {
+    /// Per kind, in [`ActivityKind::ALL`] order.
+    pub counts: [i64; 4],
+}
+
+impl ActivityFacts {
+    /// The activities of `activities` in `[since, at]`, counted by kind.
+    pub fn of(activities: &[Activity], since: Timestamp, at: Timestamp) -> ActivityFacts {
+        let mut n = [0i64; 4];
+        for a in activities.iter().filter(|a| a.at >= since && a.at <= at) {
+            n[ActivityKind::ALL
+                .iter()
+                .position(|k| *k == a.kind)
+                .unwrap_or(0)] += 1;
+        }
+        ActivityFacts { counts: n }
     }
-    json!({ "count": n.iter().sum::<i64>(), "calls": n[0], "emails": n[1], "meetings": n[2], "demos": n[3] })
+
+    /// The `activity` variable.
+    pub fn to_json(self) -> Value {
+        let n = self.counts;
+        json!({ "count": n.iter().sum::<i64>(), "calls": n[0], "emails": n[1], "meetings": n[2], "demos": n[3] })
+    }
 }
 
 /// The first playbook channel whose rule matches the touch, or the touch's

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::domain::{Subject, Transition};
 use crate::facts::{
-    account_cel, activity_value, deal_value, person_cel, person_cel_of, score_cel, Facts,
+    account_cel, person_cel, person_cel_of, score_cel, ActivityFacts, DealFacts, Facts,
 };
 use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
@@ -201,7 +201,7 @@ fn path(
     state: &State,
     to: &Stage,
     at: Timestamp,
-    actor: &str,
+    actor: Sym,
     reason: Option<&str>,
     note: Option<&str>,
 ) -> Vec<Move> {
@@ -223,22 +223,22 @@ fn path(
         {
             moves.push(Move {
                 from,
-                to: Sym::new(&s.id),
+                to: s.sym,
                 at,
-                actor: Sym::new(actor),
+                actor,
                 reason: None,
                 note: note.map(str::to_string),
                 cycle,
                 skipped: true,
             });
-            from = Some(Sym::new(&s.id));
+            from = Some(s.sym);
         }
     }
     moves.push(Move {
         from,
-        to: Sym::new(&to.id),
+        to: to.sym,
         at,
-        actor: Sym::new(actor),
+        actor,
         reason: reason.map(Sym::new),
         note: note.map(str::to_string),
         cycle,
@@ -303,7 +303,15 @@ pub fn manual(
             }
         }
     }
-    Ok(path(pb, state, to, m.at, m.actor, m.reason, m.note))
+    Ok(path(
+        pb,
+        state,
+        to,
+        m.at,
+        Sym::new(m.actor),
+        m.reason,
+        m.note,
+    ))
 }
 
 /// The stage `accept` moves a subject to: the funnel stage after its current one.
@@ -340,7 +348,7 @@ pub fn evaluate(
     at: Timestamp,
     base: &Vars,
 ) -> Vec<Move> {
-    let (fit, _) = scoring::fit_with(pb, base);
+    let fit = scoring::fit_score(pb, base);
     let profile = Profile {
         base: base.clone(),
         fit,
@@ -374,7 +382,7 @@ impl Profile {
         let mut base = Vars::new();
         base.set_cel(Var::Person, person_cel_of(facts.person, read))
             .set_cel(Var::Account, account_cel(facts.account));
-        let (fit, _) = scoring::fit_with(pb, &base);
+        let fit = scoring::fit_score(pb, &base);
         Profile { base, fit }
     }
 }
@@ -421,8 +429,27 @@ struct Entry {
 #[derive(Default)]
 struct Slot {
     read: bool,
-    value: Option<serde_json::Value>,
+    value: Option<SlotValue>,
     changes: u64,
+}
+
+/// The value of the `deal` or `activity` slot, as numbers: compared at
+/// every instant, converted to CEL only when it changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SlotValue {
+    Deal(DealFacts),
+    Activity(ActivityFacts),
+}
+
+impl SlotValue {
+    /// The variable's value as JSON (then CEL, as [`json_to_cel`] converts
+    /// any other JSON variable).
+    fn to_json(self) -> serde_json::Value {
+        match self {
+            SlotValue::Deal(d) => d.to_json(),
+            SlotValue::Activity(a) => a.to_json(),
+        }
+    }
 }
 
 const SLOT_VARS: [Var; 3] = [Var::Score, Var::Deal, Var::Activity];
@@ -496,10 +523,10 @@ impl Instants {
     }
 
     /// Binds slot `i` to `value`, converting it only when it changed.
-    fn bind(&mut self, i: usize, value: serde_json::Value) {
+    fn bind(&mut self, i: usize, value: SlotValue) {
         let slot = &mut self.slots[i];
-        if slot.value.as_ref() != Some(&value) {
-            self.vars.set_cel(SLOT_VARS[i], slot_cel(i, &value));
+        if slot.value != Some(value) {
+            self.vars.set_cel(SLOT_VARS[i], slot_cel(i, value));
             slot.value = Some(value);
             slot.changes += 1;
         }
@@ -531,22 +558,28 @@ impl Instants {
 /// conversion of that slot on this thread when it was of the same value:
 /// most new leads have no deal and no activity yet, so each one's first
 /// instant converted the same two maps again (4% of a first import).
-fn slot_cel(i: usize, value: &serde_json::Value) -> cel::Value {
-    type Last = [Option<(serde_json::Value, cel::Value)>; 3];
+fn slot_cel(i: usize, value: SlotValue) -> cel::Value {
+    type Last = [Option<(SlotValue, cel::Value)>; 3];
     thread_local! {
         static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new([None, None, None]) };
     }
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        if let Some((json, cel)) = &last[i] {
-            if json == value {
+        if let Some((seen, cel)) = &last[i] {
+            if *seen == value {
                 return cel.clone();
             }
         }
-        let cel = crate::playbook::criteria::json_to_cel(value);
-        last[i] = Some((value.clone(), cel.clone()));
+        let cel = crate::playbook::criteria::json_to_cel(&value.to_json());
+        last[i] = Some((value, cel.clone()));
         cel
     })
+}
+
+/// The actor of automatic moves, interned once.
+fn system() -> Sym {
+    static SYSTEM: std::sync::LazyLock<Sym> = std::sync::LazyLock::new(|| Sym::new("system"));
+    *SYSTEM
 }
 
 /// [`evaluate`] at one instant of an [`advance`] run: per-instant
@@ -582,10 +615,13 @@ fn evaluate_with(
         inst.bind_score(engagement);
     }
     if inst.slots[1].read {
-        inst.bind(1, deal_value(facts.deals, since, at));
+        inst.bind(1, SlotValue::Deal(DealFacts::of(facts.deals, since, at)));
     }
     if inst.slots[2].read {
-        inst.bind(2, activity_value(facts.activities, since, at));
+        inst.bind(
+            2,
+            SlotValue::Activity(ActivityFacts::of(facts.activities, since, at)),
+        );
     }
 
     let mut moves = Vec::new();
@@ -593,7 +629,7 @@ fn evaluate_with(
     // A new lead starts in the first stage when its entry holds.
     if state.stage.is_none() {
         if let Some(first) = pb.first_stage().filter(|s| inst.holds(pb, s)) {
-            let m = path(pb, &state, first, at, "system", None, None);
+            let m = path(pb, &state, first, at, system(), None, None);
             for mv in &m {
                 state.apply(mv);
             }
@@ -614,7 +650,7 @@ fn evaluate_with(
         .filter(|s| inst.holds(pb, s))
         .last();
     if let Some(t) = target {
-        moves.extend(path(pb, &state, t, at, "system", None, None));
+        moves.extend(path(pb, &state, t, at, system(), None, None));
     }
     moves
 }

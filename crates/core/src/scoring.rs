@@ -76,6 +76,19 @@ pub fn fit_with(pb: &Playbook, vars: &Vars) -> (f64, Vec<Contribution>) {
     (cap(parts.iter().map(|c| c.value).sum()), parts)
 }
 
+/// [`fit_with`]'s score without its contributions: the lifecycle needs
+/// only the number, once per person, and naming each rule's contribution
+/// cost an allocation per rule.
+pub fn fit_score(pb: &Playbook, vars: &Vars) -> f64 {
+    cap(pb
+        .scoring
+        .fit_rules
+        .iter()
+        .filter(|r| r.criterion.matches(vars))
+        .map(|r| r.points)
+        .sum())
+}
+
 /// The decay factor for a touch `age_days` old.
 pub fn decay(age_days: f64, half_life_days: f64) -> f64 {
     0.5f64.powf(age_days / half_life_days)
@@ -414,5 +427,12 @@ mod tests {
             ..Person::default()
         };
         assert_eq!(fit(&pb, &p2, None).0, 25.0);
+        // The score alone is the same number, bit for bit.
+        for (p, a) in [(&person, Some(&account)), (&p2, None)] {
+            let mut vars = Vars::new();
+            vars.set_cel(Var::Person, person_cel(p))
+                .set_cel(Var::Account, account_cel(a));
+            assert_eq!(fit_score(&pb, &vars).to_bits(), fit(&pb, p, a).0.to_bits());
+        }
     }
 }

@@ -23,6 +23,7 @@ pub use diagnostic::{line_col, Diagnostic, Severity};
 pub use starter::STARTER;
 
 use crate::money::Currency;
+use crate::sym::Sym;
 use raw::{RawPlaybook, S};
 pub use report::{email_problem, ReportConfig, SmtpConfig, RECIPIENT_LISTS};
 
@@ -75,6 +76,8 @@ pub enum StageKind {
 #[derive(Clone, Debug)]
 pub struct Stage {
     pub id: String,
+    /// `id` interned, as moves and transitions carry it.
+    pub sym: Sym,
     pub name: String,
     pub owner: Option<Team>,
     pub kind: StageKind,
@@ -539,6 +542,7 @@ impl Checker<'_> {
             }
             stages.push(Stage {
                 id: s.id.get_ref().clone(),
+                sym: Sym::new(s.id.get_ref()),
                 name: s.name.clone().unwrap_or_else(|| s.id.get_ref().clone()),
                 owner,
                 kind,
