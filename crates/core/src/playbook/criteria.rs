@@ -580,14 +580,28 @@ impl Criterion {
     /// with a number) counts as not matching: a lead is never qualified by
     /// data it does not have.
     pub fn matches(&self, vars: &Vars) -> bool {
-        let Some(key) = self.memo.key(&self.binds, vars) else {
-            return self.execute(vars);
+        // A hit takes the memo's lock once: its two atomic operations were
+        // a third of this function when the key, the lookup and the check
+        // that the memo is on each took it. The shard is this thread's,
+        // so building the key under it keeps no other thread waiting.
+        let key = {
+            let mut memo = self.memo.lock();
+            if memo.off {
+                None
+            } else {
+                match memo_key(&self.binds, vars) {
+                    Some(key) => match memo.get(&key) {
+                        Some(hit) => return hit,
+                        None => Some(key),
+                    },
+                    None => None,
+                }
+            }
         };
-        if let Some(hit) = self.memo.get(&key) {
-            return hit;
-        }
         let result = self.execute(vars);
-        self.memo.put(key, result);
+        if let Some(key) = key {
+            self.memo.lock().put(key, result);
+        }
         result
     }
 
@@ -672,66 +686,72 @@ struct MemoState {
     off: bool,
 }
 
-impl Memo {
-    /// Results kept before the memo starts over (or turns off).
-    const CAPACITY: usize = 4096;
+/// Results a memo shard keeps before it starts over (or turns off).
+const MEMO_CAPACITY: usize = 4096;
 
-    /// The memo key of `vars` for a criterion binding `binds`: per bound
-    /// variable in `binds` order, its read fields' values (or the value,
-    /// when it is not a map). `None` when a value is not a scalar or the
-    /// memo is off.
-    fn key(&self, binds: &[(&'static str, Bind)], vars: &Vars) -> Option<Vec<Scalar>> {
-        if self.lock().off {
-            return None;
-        }
-        let mut key = Vec::new();
-        for (name, bind) in binds {
-            let Some((_, value)) = vars.0.iter().find(|(n, _)| n == name) else {
-                key.push(Scalar::Unbound);
-                continue;
-            };
-            match (bind, value) {
-                (Bind::Fields(fields, cuts), Value::Map(m)) => {
-                    for (f, cuts) in fields.iter().zip(cuts) {
-                        key.push(match m.map.get(f) {
-                            Some(v) => match cuts.as_ref().and_then(|c| c.key(v)) {
-                                Some(class) => class,
-                                None => Scalar::of(v)?,
-                            },
-                            None => Scalar::Absent,
-                        });
-                    }
+/// The memo key of `vars` for a criterion binding `binds`: per bound
+/// variable in `binds` order, its read fields' values (or the value, when
+/// it is not a map). `None` when a value is not a scalar.
+fn memo_key(binds: &[(&'static str, Bind)], vars: &Vars) -> Option<Vec<Scalar>> {
+    let len = binds
+        .iter()
+        .map(|(_, b)| match b {
+            Bind::Fields(fields, _) => fields.len(),
+            Bind::Whole => 1,
+        })
+        .sum();
+    let mut key = Vec::with_capacity(len);
+    for (name, bind) in binds {
+        let Some((_, value)) = vars.0.iter().find(|(n, _)| n == name) else {
+            key.push(Scalar::Unbound);
+            continue;
+        };
+        match (bind, value) {
+            (Bind::Fields(fields, cuts), Value::Map(m)) => {
+                for (f, cuts) in fields.iter().zip(cuts) {
+                    key.push(match m.map.get(f) {
+                        Some(v) => match cuts.as_ref().and_then(|c| c.key(v)) {
+                            Some(class) => class,
+                            None => Scalar::of(v)?,
+                        },
+                        None => Scalar::Absent,
+                    });
                 }
-                (_, v) => key.push(Scalar::of(v)?),
             }
+            (_, v) => key.push(Scalar::of(v)?),
         }
-        Some(key)
     }
+    Some(key)
+}
 
-    fn get(&self, key: &[Scalar]) -> Option<bool> {
-        let mut st = self.lock();
-        let hit = st.results.get(key).copied();
+impl MemoState {
+    /// The result remembered for `key`, counted as a hit or a miss.
+    fn get(&mut self, key: &[Scalar]) -> Option<bool> {
+        let hit = self.results.get(key).copied();
         match hit {
-            Some(_) => st.hits += 1,
-            None => st.misses += 1,
+            Some(_) => self.hits += 1,
+            None => self.misses += 1,
         }
         hit
     }
 
-    fn put(&self, key: Vec<Scalar>, result: bool) {
-        let mut st = self.lock();
-        if st.results.len() >= Self::CAPACITY {
-            st.off = st.hits < st.misses;
-            st.results.clear();
-            st.hits = 0;
-            st.misses = 0;
-            if st.off {
+    /// Remembers `result` for `key`; a full memo starts over, or turns off
+    /// when it answered fewer lookups than it missed.
+    fn put(&mut self, key: Vec<Scalar>, result: bool) {
+        if self.results.len() >= MEMO_CAPACITY {
+            self.off = self.hits < self.misses;
+            self.results.clear();
+            self.hits = 0;
+            self.misses = 0;
+            if self.off {
                 return;
             }
         }
-        st.results.insert(key, result);
+        self.results.insert(key, result);
     }
+}
 
+impl Memo {
     /// The current thread's state; a panic while it was held left nothing
     /// half-done that a later lookup could misread (each step is one map
     /// operation).
@@ -1356,7 +1376,7 @@ mod tests {
             c("score.fit >= 40 && score.engagement >= 30"),
             c("score.fit >= 40 && score.engagement * 2.0 >= 60"),
         );
-        let n = 3 * Memo::CAPACITY;
+        let n = 3 * MEMO_CAPACITY;
         let mut matched = 0;
         for i in 0..n {
             let engagement = 60.0 * (i as f64 / n as f64);
@@ -1393,7 +1413,7 @@ mod tests {
         let (pattern, _) =
             Criterion::compile("!person.email.matches('@gmail\\\\.')", Scope::Profile);
         let (title, email, pattern) = (title.unwrap(), email.unwrap(), pattern.unwrap());
-        let n = 2 * Memo::CAPACITY + 10;
+        let n = 2 * MEMO_CAPACITY + 10;
         for i in 0..n {
             let title_of = ["VP Sales", "Analyst", "Head of Data"][i % 3];
             let mut vars = Vars::new();
