@@ -49,6 +49,16 @@ type Shard = Mutex<FxHashMap<&'static str, NonZeroU32>>;
 static NUMBERS: LazyLock<[Shard; SHARDS]> =
     LazyLock::new(|| std::array::from_fn(|_| Shard::default()));
 
+thread_local! {
+    /// The texts this thread interned lately ([`Sym::new`]).
+    static LOCAL: std::cell::RefCell<FxHashMap<&'static str, Sym>> =
+        std::cell::RefCell::new(FxHashMap::default());
+}
+
+/// Texts a thread remembers; past this its map starts over, so a thread
+/// interning a stream of distinct texts holds a bounded copy of them.
+const LOCAL_MAX: usize = 1 << 12;
+
 /// The next number to hand out (numbers start at 1 for the niche).
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
@@ -62,6 +72,26 @@ impl Sym {
     /// Interns `s` (a lookup when it was seen before, one allocation for
     /// the first copy).
     pub fn new(s: &str) -> Sym {
+        // Most texts a thread interns it interned before (a title, a
+        // country, a stage): its own map answers those without the
+        // shared shard's lock, whose two atomic operations were most of
+        // the cost of interning a row's fields.
+        LOCAL.with(|local| {
+            if let Some(&sym) = local.borrow().get(s) {
+                return sym;
+            }
+            let sym = Sym::shared(s);
+            let mut local = local.borrow_mut();
+            if local.len() >= LOCAL_MAX {
+                local.clear();
+            }
+            local.insert(sym.as_str(), sym);
+            sym
+        })
+    }
+
+    /// [`Sym::new`] in the process-wide table.
+    fn shared(s: &str) -> Sym {
         // The hash's high half picks the shard (Fx's low bits vary least).
         let hash = BuildHasherDefault::<FxHasher>::default().hash_one(s);
         let shard = (hash >> 32) as usize % SHARDS;
@@ -281,9 +311,12 @@ mod tests {
 
     #[test]
     fn threads_interning_the_same_texts_get_the_same_syms() {
-        // 3,000 texts cross several segments of the table; four threads
-        // intern them in different orders at once.
-        let texts: Vec<String> = (0..3000).map(|i| format!("sym-thread-{i}")).collect();
+        // Texts across several segments of the table, more than twice what
+        // a thread's own map keeps; four threads intern them in different
+        // orders at once, twice (the second time partly from their maps).
+        let texts: Vec<String> = (0..2 * LOCAL_MAX + 100)
+            .map(|i| format!("sym-thread-{i}"))
+            .collect();
         let runs: Vec<Vec<Sym>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
                 .map(|t| {
@@ -294,8 +327,11 @@ mod tests {
                             order.reverse();
                         }
                         let mut out = vec![Sym::default(); texts.len()];
-                        for i in order {
+                        for &i in &order {
                             out[i] = Sym::new(&texts[i]);
+                        }
+                        for &i in &order {
+                            assert_eq!(Sym::new(&texts[i]), out[i]);
                         }
                         out
                     })
