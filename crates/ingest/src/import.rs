@@ -294,7 +294,7 @@ impl<R: Read> Input<'_, R> {
                 self.rejects.push(row.line, p, &row.fields)?;
                 continue;
             }
-            match convert(&self.mapping, row.fields.iter(), &self.ctx) {
+            match convert(&self.mapping, &row.fields, &self.ctx) {
                 Ok(rec) => batch.push((row.line, row.fields, rec)),
                 Err(reason) => {
                     summary.rejected += 1;

@@ -1,13 +1,17 @@
 //! From a mapped CSV row to a typed record, or a reason to reject the row.
 
+use std::cell::RefCell;
+
 use jiff::tz::TimeZone;
 use serde_json::Value;
 use tandem_core::domain::{
     Account, Activity, ActivityKind, CustomFields, Deal, DealStatus, Person, Touch,
 };
+use tandem_core::fxhash::FxHashMap;
 use tandem_core::Sym;
 use tandem_core::{Currency, Minor, Money, Timestamp};
 
+use crate::csvread::Cells;
 use crate::mapping::{stage_alias, Kind, Mapping, Target};
 
 /// A reference to an account from another record.
@@ -104,18 +108,35 @@ pub fn custom_value(s: &str) -> Value {
     }
 }
 
+/// A row's fields by their targets, read in place.
 struct Fields<'a> {
-    pairs: Vec<(&'a Target, &'a str)>,
+    columns: &'a [Vec<Target>],
+    cells: &'a Cells,
     consts: &'a [(String, String)],
 }
 
 impl<'a> Fields<'a> {
-    fn get(&self, field: &str) -> Option<&'a str> {
-        self.pairs
+    /// Each column's targets with its value, in column order.
+    fn pairs(&self) -> impl Iterator<Item = (&'a Target, &'a str)> + 'a {
+        self.columns
             .iter()
+            .zip(self.cells.iter())
+            .flat_map(|(targets, v)| targets.iter().map(move |t| (t, v)))
+    }
+
+    /// The value of `field`: of the last column mapped to it whose value
+    /// is not blank, trimmed, else the mapping's constant.
+    fn get(&self, field: &str) -> Option<&'a str> {
+        let columns = self.columns.len().min(self.cells.len());
+        (0..columns)
             .rev()
-            .find(|(t, v)| matches!(t, Target::Field(f) if f == field) && !v.trim().is_empty())
-            .map(|(_, v)| v.trim())
+            .filter(|&i| {
+                self.columns[i]
+                    .iter()
+                    .any(|t| matches!(t, Target::Field(f) if f == field))
+            })
+            .filter_map(|i| self.cells.get(i).map(str::trim))
+            .find(|v| !v.is_empty())
             .or_else(|| {
                 self.consts
                     .iter()
@@ -174,7 +195,7 @@ impl<'a> Fields<'a> {
 
     fn custom(&self) -> CustomFields {
         let mut c = CustomFields::new();
-        for (t, v) in &self.pairs {
+        for (t, v) in self.pairs() {
             if let Target::Custom(name) = t {
                 if !v.trim().is_empty() {
                     c.insert(name.clone(), custom_value(v));
@@ -194,19 +215,10 @@ fn parse_bool(field: &str, v: &str) -> Result<bool, String> {
 }
 
 /// Converts one row (fields in header order) to a record.
-pub fn convert<'f>(
-    mapping: &Mapping,
-    fields: impl IntoIterator<Item = &'f str>,
-    ctx: &RowContext<'_>,
-) -> Result<Record, String> {
-    let pairs: Vec<(&Target, &str)> = mapping
-        .columns
-        .iter()
-        .zip(fields)
-        .flat_map(|(targets, v)| targets.iter().map(move |t| (t, v)))
-        .collect();
+pub fn convert(mapping: &Mapping, fields: &Cells, ctx: &RowContext<'_>) -> Result<Record, String> {
     let f = Fields {
-        pairs,
+        columns: &mapping.columns,
+        cells: fields,
         consts: &mapping.constants,
     };
     let tz = ctx.tz;
@@ -233,7 +245,7 @@ pub fn convert<'f>(
                 (None, None) => None,
             };
             let mut stages = Vec::new();
-            for (t, v) in &f.pairs {
+            for (t, v) in f.pairs() {
                 if let Target::Field(name) = t {
                     if let Some(stage) = name.strip_prefix("entered:") {
                         if !v.trim().is_empty() {
@@ -279,7 +291,7 @@ pub fn convert<'f>(
                     persona: f.sym("persona"),
                     segment: f.sym("segment"),
                     country: f.sym("country"),
-                    source: f.get("source").map(normalize_label).map(Sym::from),
+                    source: f.get("source").map(label_sym),
                     owner: f.sym("owner"),
                     created_at: Timestamp::from_millis(0),
                     custom: f.custom(),
@@ -294,7 +306,7 @@ pub fn convert<'f>(
             external_id: f.required("external_id")?.to_string(),
             name: f.string("name"),
             domain: f.string("domain"),
-            industry: f.get("industry").map(normalize_label).map(Sym::from),
+            industry: f.get("industry").map(label_sym),
             employees: f.int("employees")?,
             annual_revenue: f.money("annual_revenue", ctx.currency)?,
             segment: f.sym("segment"),
@@ -316,8 +328,8 @@ pub fn convert<'f>(
                     external_id: f.string("external_id").map(String::into_boxed_str),
                     person_id: 0,
                     at,
-                    kind: normalize_label(f.required("kind")?).into(),
-                    channel: f.get("channel").map(normalize_label).map(Sym::from),
+                    kind: label_sym(f.required("kind")?),
+                    channel: f.get("channel").map(label_sym),
                     campaign: f.sym("campaign"),
                     source: f.sym("source"),
                     medium: f.get("medium").map(|m| m.to_lowercase()).map(Sym::from),
@@ -362,8 +374,7 @@ pub fn convert<'f>(
                 .ok_or("`created_at` is empty (and there is no close date)")?;
             let amount = f.money("amount", currency)?.ok_or("`amount` is empty")?;
             let person_updates = f
-                .pairs
-                .iter()
+                .pairs()
                 .filter_map(|(t, v)| match t {
                     Target::PersonField(p) if !v.trim().is_empty() => {
                         Some((p.clone(), v.trim().to_string()))
@@ -419,6 +430,30 @@ pub fn convert<'f>(
 /// `Paid Search` → `paid_search`: CRM labels as ids.
 pub fn normalize_label(s: &str) -> String {
     crate::mapping::normalize(s)
+}
+
+/// [`normalize_label`] of `raw`, interned. A source or channel column
+/// holds a few labels over a million rows, so each thread remembers the
+/// labels it normalized (normalizing copied every value twice, and was a
+/// sixth of converting a row).
+fn label_sym(raw: &str) -> Sym {
+    /// Labels kept per thread; past this the map starts over.
+    const MAX: usize = 4096;
+    thread_local! {
+        static LABELS: RefCell<FxHashMap<Box<str>, Sym>> = RefCell::new(FxHashMap::default());
+    }
+    LABELS.with(|labels| {
+        if let Some(&sym) = labels.borrow().get(raw) {
+            return sym;
+        }
+        let sym = Sym::from(normalize_label(raw));
+        let mut labels = labels.borrow_mut();
+        if labels.len() >= MAX {
+            labels.clear();
+        }
+        labels.insert(raw.into(), sym);
+        sym
+    })
 }
 
 fn deal_status_from_stage(stage: &str) -> DealStatus {
@@ -483,7 +518,19 @@ mod tests {
         let h: Vec<String> = headers.iter().map(|s| s.to_string()).collect();
         let m = Mapping::resolve(kind, preset, &h, &BTreeMap::new()).unwrap();
         let tz = TimeZone::UTC;
-        convert(&m, row.iter().copied(), &ctx(&tz))
+        convert(&m, &row.iter().collect(), &ctx(&tz))
+    }
+
+    #[test]
+    fn labels_interned_per_thread_are_the_normalized_labels() {
+        // More distinct labels than a thread keeps, each asked twice.
+        let raws: Vec<String> = (0..5000).map(|i| format!("Paid  Search {i}")).collect();
+        for _ in 0..2 {
+            for raw in &raws {
+                assert_eq!(label_sym(raw), Sym::from(normalize_label(raw)));
+            }
+        }
+        assert_eq!(label_sym(" Paid Search ").as_str(), "paid_search");
     }
 
     #[test]
