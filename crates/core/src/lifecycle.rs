@@ -402,7 +402,7 @@ struct Instants {
     vars: Vars,
     fit: f64,
     /// The grade of `fit`, when some entry reads `score`.
-    grade: Option<String>,
+    grade: Option<Sym>,
     /// The engagement `score` is bound with (its bits), once bound.
     engagement: Option<u64>,
     /// Score, deal, activity: whether some entry reads it, its value as
@@ -476,7 +476,7 @@ impl Instants {
             vars: profile.base.clone(),
             fit: profile.fit,
             grade: if slots[0].read {
-                scoring::grade(pb, profile.fit)
+                scoring::grade(pb, profile.fit).as_deref().map(Sym::new)
             } else {
                 None
             },
@@ -514,10 +514,8 @@ impl Instants {
         if self.engagement == Some(engagement.to_bits()) {
             return;
         }
-        self.vars.set_cel(
-            SLOT_VARS[0],
-            score_cel(self.fit, engagement, self.grade.as_deref()),
-        );
+        self.vars
+            .set_cel(SLOT_VARS[0], score_cel_of(self.fit, engagement, self.grade));
         self.engagement = Some(engagement.to_bits());
         self.slots[0].changes += 1;
     }
@@ -552,6 +550,33 @@ impl Instants {
         entry.last = Some((changes, result));
         result
     }
+}
+
+/// [`score_cel`], remembered per thread by its inputs: new leads share a
+/// few fit scores and start with no engagement, so nearly every lead's
+/// first instant built a map that a lead before had built.
+fn score_cel_of(fit: f64, engagement: f64, grade: Option<Sym>) -> cel::Value {
+    type Key = (u64, u64, Option<Sym>);
+    /// Maps kept per thread; past this the cache starts over (a lead
+    /// with touches has a new engagement at each instant).
+    const MAX: usize = 4096;
+    thread_local! {
+        static BUILT: std::cell::RefCell<FxHashMap<Key, cel::Value>> =
+            std::cell::RefCell::new(FxHashMap::default());
+    }
+    let key = (fit.to_bits(), engagement.to_bits(), grade);
+    BUILT.with(|built| {
+        let mut built = built.borrow_mut();
+        if let Some(v) = built.get(&key) {
+            return v.clone();
+        }
+        if built.len() >= MAX {
+            built.clear();
+        }
+        let v = score_cel(fit, engagement, grade.as_deref());
+        built.insert(key, v.clone());
+        v
+    })
 }
 
 /// `value` of slot `i` converted to CEL ([`json_to_cel`]), or the last

@@ -672,3 +672,26 @@ mod properties {
         }
     }
 }
+
+/// The per-thread score maps are the maps `score_cel` builds, also after
+/// the cache started over and for grades and values not seen before.
+#[test]
+fn remembered_score_maps_equal_built_ones() {
+    let grades = [None, Some(Sym::new("A")), Some(Sym::new("B"))];
+    for round in 0..2 {
+        for i in 0..5000u32 {
+            let fit = f64::from(i % 7) * 10.0;
+            let engagement = f64::from(i) / 3.0 + f64::from(round);
+            let grade = grades[(i % 3) as usize];
+            assert_eq!(
+                score_cel_of(fit, engagement, grade),
+                score_cel(fit, engagement, grade.as_deref()),
+                "{fit} {engagement} {grade:?}"
+            );
+        }
+    }
+    assert_eq!(
+        score_cel_of(f64::NAN, 0.0, None),
+        score_cel(f64::NAN, 0.0, None)
+    );
+}
