@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use serde_json::{json, Value};
 
 use crate::domain::{Account, Activity, ActivityKind, Deal, DealStatus, Person, Touch};
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, Recent};
 use crate::metrics::retention::DealKind;
 use crate::money::Minor;
 use crate::playbook::criteria::{json_to_cel, object_to_cel};
@@ -246,21 +246,15 @@ fn sym_cel(s: Sym) -> cel::Value {
     /// Strings kept per thread; past this the cache starts over.
     const MAX: usize = 4096;
     thread_local! {
-        static STRINGS: RefCell<FxHashMap<Sym, std::sync::Arc<String>>> =
-            RefCell::new(FxHashMap::default());
+        static STRINGS: RefCell<Recent<Sym, std::sync::Arc<String>>> =
+            RefCell::new(Recent::new(MAX));
     }
-    STRINGS.with(|strings| {
-        let mut strings = strings.borrow_mut();
-        if let Some(text) = strings.get(&s) {
-            return cel::Value::String(text.clone());
-        }
-        if strings.len() >= MAX {
-            strings.clear();
-        }
-        let text = std::sync::Arc::new(s.as_str().to_string());
-        strings.insert(s, text.clone());
-        cel::Value::String(text)
-    })
+    let text = STRINGS.with(|strings| {
+        strings
+            .borrow_mut()
+            .get_or_make(&s, || (s, std::sync::Arc::new(s.as_str().to_string())))
+    });
+    cel::Value::String(text)
 }
 
 /// The key `name` of a variable's map, allocated once per thread and name

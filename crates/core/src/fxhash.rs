@@ -1,9 +1,10 @@
 //! The Fx hash (from rustc) for the engine's in-memory maps, also used by
-//! the store's per-request grouping, and [`Interner`]: distinct strings as
-//! small ids.
+//! the store's per-request grouping, [`Interner`]: distinct strings as
+//! small ids, and [`Recent`]: a bounded map of answers already computed.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// The Fx hash (from rustc): one multiply per word. Much faster than the
 /// default SipHash for the short keys of the engine (channel names, state
@@ -102,9 +103,79 @@ impl Interner {
     }
 }
 
+/// Answers computed before, kept until there are `max` of them, then
+/// forgotten all at once. The per-thread caches of the hot paths use it
+/// (`Sym::new`, a person's CEL strings, a lead's score map, import labels):
+/// the few values that repeat are answered from it, and a stream of
+/// distinct values cannot make it grow without bound.
+pub struct Recent<K, V> {
+    map: FxHashMap<K, V>,
+    max: usize,
+}
+
+impl<K: Hash + Eq, V: Clone> Recent<K, V> {
+    /// An empty map that keeps at most `max` answers.
+    pub fn new(max: usize) -> Recent<K, V> {
+        Recent {
+            map: FxHashMap::default(),
+            max,
+        }
+    }
+
+    /// The answer for `key`; when there is none, `make` gives the key to
+    /// keep it under and the answer.
+    pub fn get_or_make<Q>(&mut self, key: &Q, make: impl FnOnce() -> (K, V)) -> V
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(v) = self.map.get(key) {
+            return v.clone();
+        }
+        let (k, v) = make();
+        if self.map.len() >= self.max {
+            self.map.clear();
+        }
+        self.map.insert(k, v.clone());
+        v
+    }
+
+    /// How many answers it holds.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether it holds no answer.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_answers_from_memory_and_starts_over_when_full() {
+        let mut r: Recent<String, usize> = Recent::new(2);
+        let mut made = 0;
+        let mut ask = |r: &mut Recent<String, usize>, k: &str| {
+            r.get_or_make(k, || {
+                made += 1;
+                (k.to_string(), k.len())
+            })
+        };
+        assert_eq!(
+            (ask(&mut r, "a"), ask(&mut r, "bb"), ask(&mut r, "a")),
+            (1, 2, 1)
+        );
+        assert_eq!(r.len(), 2);
+        // A third key: the two are forgotten, the third kept.
+        assert_eq!(ask(&mut r, "ccc"), 3);
+        assert_eq!(r.len(), 1);
+        assert_eq!(ask(&mut r, "a"), 1);
+        assert_eq!(made, 4, "a, bb, ccc, then a again after the reset");
+    }
 
     #[test]
     fn interner_numbers_each_distinct_string_once() {

@@ -10,7 +10,7 @@ use crate::domain::{Subject, Transition};
 use crate::facts::{
     account_cel, person_cel, person_cel_of, score_cel, ActivityFacts, DealFacts, Facts,
 };
-use crate::fxhash::FxHashMap;
+use crate::fxhash::{FxHashMap, Recent};
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::sym::Sym;
@@ -561,21 +561,14 @@ fn score_cel_of(fit: f64, engagement: f64, grade: Option<Sym>) -> cel::Value {
     /// with touches has a new engagement at each instant).
     const MAX: usize = 4096;
     thread_local! {
-        static BUILT: std::cell::RefCell<FxHashMap<Key, cel::Value>> =
-            std::cell::RefCell::new(FxHashMap::default());
+        static BUILT: std::cell::RefCell<Recent<Key, cel::Value>> =
+            std::cell::RefCell::new(Recent::new(MAX));
     }
     let key = (fit.to_bits(), engagement.to_bits(), grade);
     BUILT.with(|built| {
-        let mut built = built.borrow_mut();
-        if let Some(v) = built.get(&key) {
-            return v.clone();
-        }
-        if built.len() >= MAX {
-            built.clear();
-        }
-        let v = score_cel(fit, engagement, grade.as_deref());
-        built.insert(key, v.clone());
-        v
+        built
+            .borrow_mut()
+            .get_or_make(&key, || (key, score_cel(fit, engagement, grade.as_deref())))
     })
 }
 

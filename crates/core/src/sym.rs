@@ -31,7 +31,7 @@ use std::sync::{LazyLock, Mutex, OnceLock};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::fxhash::{FxHashMap, FxHasher};
+use crate::fxhash::{FxHashMap, FxHasher, Recent};
 
 /// An interned string (see the module docs).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,8 +51,8 @@ static NUMBERS: LazyLock<[Shard; SHARDS]> =
 
 thread_local! {
     /// The texts this thread interned lately ([`Sym::new`]).
-    static LOCAL: std::cell::RefCell<FxHashMap<&'static str, Sym>> =
-        std::cell::RefCell::new(FxHashMap::default());
+    static LOCAL: std::cell::RefCell<Recent<&'static str, Sym>> =
+        std::cell::RefCell::new(Recent::new(LOCAL_MAX));
 }
 
 /// Texts a thread remembers; past this its map starts over, so a thread
@@ -77,16 +77,10 @@ impl Sym {
         // shared shard's lock, whose two atomic operations were most of
         // the cost of interning a row's fields.
         LOCAL.with(|local| {
-            if let Some(&sym) = local.borrow().get(s) {
-                return sym;
-            }
-            let sym = Sym::shared(s);
-            let mut local = local.borrow_mut();
-            if local.len() >= LOCAL_MAX {
-                local.clear();
-            }
-            local.insert(sym.as_str(), sym);
-            sym
+            local.borrow_mut().get_or_make(s, || {
+                let sym = Sym::shared(s);
+                (sym.as_str(), sym)
+            })
         })
     }
 

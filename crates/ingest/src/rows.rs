@@ -7,7 +7,7 @@ use serde_json::Value;
 use tandem_core::domain::{
     Account, Activity, ActivityKind, CustomFields, Deal, DealStatus, Person, Touch,
 };
-use tandem_core::fxhash::FxHashMap;
+use tandem_core::fxhash::Recent;
 use tandem_core::Sym;
 use tandem_core::{Currency, Minor, Money, Timestamp};
 
@@ -440,19 +440,12 @@ fn label_sym(raw: &str) -> Sym {
     /// Labels kept per thread; past this the map starts over.
     const MAX: usize = 4096;
     thread_local! {
-        static LABELS: RefCell<FxHashMap<Box<str>, Sym>> = RefCell::new(FxHashMap::default());
+        static LABELS: RefCell<Recent<Box<str>, Sym>> = RefCell::new(Recent::new(MAX));
     }
     LABELS.with(|labels| {
-        if let Some(&sym) = labels.borrow().get(raw) {
-            return sym;
-        }
-        let sym = Sym::from(normalize_label(raw));
-        let mut labels = labels.borrow_mut();
-        if labels.len() >= MAX {
-            labels.clear();
-        }
-        labels.insert(raw.into(), sym);
-        sym
+        labels
+            .borrow_mut()
+            .get_or_make(raw, || (raw.into(), Sym::from(normalize_label(raw))))
     })
 }
 
