@@ -299,7 +299,7 @@ pub fn deal_value(deals: &[Deal], since: Timestamp, at: Timestamp) -> Value {
 /// What [`deal_value`] says, as numbers: a lead's entry is evaluated at
 /// each of its instants, and comparing these with the last instant's is
 /// cheaper than building the JSON each time (most new leads have no deal).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DealFacts {
     pub count: i64,
     pub open: bool,
@@ -342,7 +342,7 @@ pub fn activity_value(activities: &[Activity], since: Timestamp, at: Timestamp) 
 }
 
 /// What [`activity_value`] says, as numbers (see [`DealFacts`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ActivityFacts {
     /// Per kind, in [`ActivityKind::ALL`] order.
     pub counts: [i64; 4],

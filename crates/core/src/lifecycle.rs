@@ -435,7 +435,7 @@ struct Slot {
 
 /// The value of the `deal` or `activity` slot, as numbers: compared at
 /// every instant, converted to CEL only when it changed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum SlotValue {
     Deal(DealFacts),
     Activity(ActivityFacts),
@@ -524,7 +524,7 @@ impl Instants {
     fn bind(&mut self, i: usize, value: SlotValue) {
         let slot = &mut self.slots[i];
         if slot.value != Some(value) {
-            self.vars.set_cel(SLOT_VARS[i], slot_cel(i, value));
+            self.vars.set_cel(SLOT_VARS[i], slot_cel(value));
             slot.value = Some(value);
             slot.changes += 1;
         }
@@ -572,25 +572,24 @@ fn score_cel_of(fit: f64, engagement: f64, grade: Option<Sym>) -> cel::Value {
     })
 }
 
-/// `value` of slot `i` converted to CEL ([`json_to_cel`]), or the last
-/// conversion of that slot on this thread when it was of the same value:
-/// most new leads have no deal and no activity yet, so each one's first
-/// instant converted the same two maps again (4% of a first import).
-fn slot_cel(i: usize, value: SlotValue) -> cel::Value {
-    type Last = [Option<(SlotValue, cel::Value)>; 3];
+/// `value` converted to CEL ([`json_to_cel`]), or this thread's earlier
+/// conversion of the same value: most new leads have no deal and no
+/// activity yet, so each one's first instant converted the same two maps
+/// again (4% of a first import).
+fn slot_cel(value: SlotValue) -> cel::Value {
+    /// Conversions kept per thread; past this the cache starts over.
+    const MAX: usize = 4096;
     thread_local! {
-        static LAST: std::cell::RefCell<Last> = const { std::cell::RefCell::new([None, None, None]) };
+        static CONVERTED: std::cell::RefCell<Recent<SlotValue, cel::Value>> =
+            std::cell::RefCell::new(Recent::new(MAX));
     }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if let Some((seen, cel)) = &last[i] {
-            if *seen == value {
-                return cel.clone();
-            }
-        }
-        let cel = crate::playbook::criteria::json_to_cel(&value.to_json());
-        last[i] = Some((value, cel.clone()));
-        cel
+    CONVERTED.with(|converted| {
+        converted.borrow_mut().get_or_make(&value, || {
+            (
+                value,
+                crate::playbook::criteria::json_to_cel(&value.to_json()),
+            )
+        })
     })
 }
 
