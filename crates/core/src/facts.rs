@@ -12,6 +12,7 @@ use crate::playbook::criteria::{json_to_cel, object_to_cel};
 use crate::playbook::{Criterion, Playbook, Read, Var, Vars};
 use crate::sym::Sym;
 use crate::time::Timestamp;
+use crate::touches::TouchRef;
 
 /// Everything stored about one person that the lifecycle and scoring read.
 #[derive(Clone, Copy, Debug)]
@@ -399,10 +400,11 @@ pub struct Channels<'a> {
     /// Whether the rules read the person: then the person's id is part of
     /// the key (its row is the person's whole value).
     person: bool,
-    memo: RefCell<FxHashMap<ChannelKey<'a>, Option<String>>>,
+    memo: RefCell<FxHashMap<ChannelKey, Option<String>>>,
 }
 
-type ChannelKey<'a> = ([Option<&'a str>; 4], Option<Option<i64>>, Option<i64>);
+/// Interned texts are `'static`.
+type ChannelKey = ([Option<&'static str>; 4], Option<Option<i64>>, Option<i64>);
 
 impl<'a> Channels<'a> {
     /// A resolver for `pb`'s channel rules.
@@ -433,7 +435,7 @@ impl<'a> Channels<'a> {
 
     /// The touch's channel, as [`channel_of`] gives it; `person` is the
     /// touch's person (`touch.person_id`).
-    pub fn of(&self, touch: &'a Touch, person: &'a Person) -> Option<String> {
+    pub fn of(&self, touch: TouchRef<'_>, person: &'a Person) -> Option<String> {
         self.with(touch, person, |c| c.map(str::to_string))
     }
 
@@ -441,21 +443,21 @@ impl<'a> Channels<'a> {
     /// caller that only reads it makes no copy.
     pub fn with<R>(
         &self,
-        touch: &'a Touch,
+        touch: TouchRef<'_>,
         person: &'a Person,
         read: impl FnOnce(Option<&str>) -> R,
     ) -> R {
-        if let Some(c) = &touch.channel {
-            return read(Some(c));
+        if let Some(c) = touch.channel {
+            return read(Some(c.as_str()));
         }
         let f = &self.fields;
-        let pick = |on: bool, v: &'a Option<Sym>| if on { v.as_deref() } else { None };
-        let key: ChannelKey<'a> = (
+        let pick = |on: bool, v: Option<Sym>| if on { v.map(|s| s.as_str()) } else { None };
+        let key: ChannelKey = (
             [
                 f[0].then_some(touch.kind.as_str()),
-                pick(f[1], &touch.campaign),
-                pick(f[2], &touch.source),
-                pick(f[3], &touch.medium),
+                pick(f[1], touch.campaign),
+                pick(f[2], touch.source),
+                pick(f[3], touch.medium),
             ],
             f[4].then_some(touch.cost.map(Minor::get)),
             // The touch's own copy of the person's id: reading `person.id`
@@ -466,7 +468,8 @@ impl<'a> Channels<'a> {
         if let Some(hit) = self.memo.borrow().get(&key) {
             return read(hit.as_deref());
         }
-        let found = channel_of(self.pb, touch, person);
+        // A miss (a few dozen per history) evaluates the rules on the row.
+        let found = channel_of(self.pb, &touch.to_touch(), person);
         let out = read(found.as_deref());
         self.memo.borrow_mut().insert(key, found);
         out
@@ -875,7 +878,7 @@ mod tests {
             let resolver = Channels::new(&pb);
             for t in &touches {
                 let p = &people[t.person_id as usize];
-                assert_eq!(resolver.of(t, p), channel_of(&pb, t, p), "touch {}", t.id);
+                assert_eq!(resolver.of(t.into(), p), channel_of(&pb, t, p), "touch {}", t.id);
             }
             let evaluated = resolver.memo.borrow().len();
             if extra.is_empty() {

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod attribution;
+pub mod columns;
 pub mod domain;
 pub mod facts;
 pub mod fxhash;
@@ -20,6 +21,7 @@ pub mod scoring;
 pub mod sla;
 pub mod sym;
 pub mod time;
+pub mod touches;
 
 pub use money::{Currency, Minor, Money};
 pub use sym::Sym;

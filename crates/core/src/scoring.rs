@@ -11,6 +11,7 @@ use crate::facts::{account_cel, person_cel};
 use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, Var, Vars};
 use crate::time::Timestamp;
+use crate::touches::{TouchRef, Touches};
 
 /// A lead's scores at one instant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -160,7 +161,7 @@ impl EngagementRun {
     pub fn build<'t>(pb: &Playbook, touches: impl IntoIterator<Item = &'t Touch>) -> Self {
         let mut rows: Vec<(Timestamp, &str, f64)> = touches
             .into_iter()
-            .filter_map(|t| Some((t.at, t.kind.as_str(), rule_points(pb, t)?)))
+            .filter_map(|t| Some((t.at, t.kind.as_str(), rule_points(pb, t.into())?)))
             .collect();
         rows.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         EngagementRun(rows.into_iter().map(|r| (r.0, r.2)).collect())
@@ -173,7 +174,7 @@ impl EngagementRun {
 }
 
 /// The points of the engagement rule for `t`'s kind, if any.
-fn rule_points(pb: &Playbook, t: &Touch) -> Option<f64> {
+fn rule_points(pb: &Playbook, t: TouchRef<'_>) -> Option<f64> {
     let s = &pb.scoring;
     Some(
         s.engagement_rules
@@ -209,7 +210,7 @@ pub struct EngagementIndex {
 impl EngagementIndex {
     /// Indexes `touches` (any order) by the playbook's engagement rules;
     /// touches of kinds without a rule are left out.
-    pub fn build(pb: &Playbook, touches: &[Touch]) -> Self {
+    pub fn build(pb: &Playbook, touches: &Touches) -> Self {
         let mut rows: Vec<(i64, Timestamp, &str, f64)> = touches
             .iter()
             .filter_map(|t| Some((t.person_id, t.at, t.kind.as_str(), rule_points(pb, t)?)))
@@ -341,7 +342,7 @@ mod tests {
             person_id: 2,
             ..touch("webinar", 70)
         });
-        let ix = EngagementIndex::build(&pb, &touches);
+        let ix = EngagementIndex::build(&pb, &Touches::from(touches.clone()));
         let at = Timestamp::from_millis(100 * DAY_MS);
         assert!((ix.score(1, at) - 35.75).abs() < 1e-9);
         assert!((ix.score(2, at) - 7.5).abs() < 1e-9);
@@ -368,7 +369,7 @@ mod tests {
                 .iter()
                 .map(|&(p, k, d)| Touch { person_id: p, ..touch(kinds[k], d) })
                 .collect();
-            let ix = EngagementIndex::build(&pb, &touches);
+            let ix = EngagementIndex::build(&pb, &Touches::from(touches.clone()));
             let at = Timestamp::from_millis(as_of * DAY_MS);
             for p in 0..6 {
                 let own = || touches.iter().filter(|t| t.person_id == p);

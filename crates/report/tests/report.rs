@@ -255,7 +255,8 @@ async fn group_keys_equal_a_row_by_row_reading() {
             .and_then(|id| snap.accounts.iter().find(|a| a.id == id))
     };
     let mut first: BTreeMap<i64, &tandem_core::domain::Touch> = BTreeMap::new();
-    for t in &snap.touches {
+    let touches = snap.touches.to_vec();
+    for t in &touches {
         let e = first.entry(t.person_id).or_insert(t);
         if (t.at, t.id) < (e.at, e.id) {
             *e = t;

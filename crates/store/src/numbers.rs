@@ -349,7 +349,7 @@ pub fn quality(
     let accounts: BTreeMap<i64, &Account> = snap.accounts.iter().map(|x| (x.id, x)).collect();
     let mut touches: BTreeMap<i64, Vec<Touch>> = BTreeMap::new();
     for t in &snap.touches {
-        touches.entry(t.person_id).or_default().push(t.clone());
+        touches.entry(t.person_id).or_default().push(t.to_touch());
     }
     let outcomes: Vec<bool> = people.iter().map(|p| won.contains(&p.id)).collect();
     let predicted: Vec<bool> = people.iter().map(|p| mqls.contains(&p.id)).collect();

@@ -6,12 +6,13 @@ use std::cell::OnceCell;
 use std::sync::{Arc, Mutex};
 use tandem_core::Sym;
 
-use tandem_core::domain::{Account, Person, Touch};
+use tandem_core::domain::{Account, Person};
 use tandem_core::facts::{Channels, Classes};
 use tandem_core::fxhash::{FxHashMap, FxHashSet};
 use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::metrics::{History, Window};
 use tandem_core::playbook::Playbook;
+use tandem_core::touches::TouchRef;
 use tandem_core::Timestamp;
 
 use crate::repo::Snapshot;
@@ -130,7 +131,7 @@ impl KeptGroups {
     }
 }
 
-type FirstTouch<'s> = ((Timestamp, i64), &'s Touch);
+type FirstTouch<'s> = ((Timestamp, i64), TouchRef<'s>);
 
 /// Groups the people of a snapshot by one dimension after another (what
 /// [`group_by`] does once), reading what dimensions share only once: the
@@ -265,7 +266,9 @@ impl<'s> PeopleGroups<'s> {
                 ("channel", _) => {
                     first_touch(p).and_then(|t| self.channels.of(t, p).map(Cow::Owned))
                 }
-                ("campaign", _) => first_touch(p).and_then(|t| borrowed(&t.campaign)),
+                ("campaign", _) => {
+                    first_touch(p).and_then(|t| t.campaign.map(|c| Cow::Borrowed(c.as_str())))
+                }
                 _ => None,
             };
             if let Some(k) = key.filter(|k| !k.is_empty()) {
@@ -426,6 +429,7 @@ pub fn mql_stage(pb: &Playbook) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use tandem_core::domain::Touch;
     use tandem_core::playbook::STARTER;
 
     fn person(id: i64, source: &str) -> Person {
@@ -460,7 +464,8 @@ mod tests {
             touches: vec![
                 touch(5, 1, 10, "email", None),
                 touch(6, 1, 5, "search", None),
-            ],
+            ]
+            .into(),
             ..Snapshot::default()
         };
         let kept = KeptGroups::default();
@@ -490,7 +495,8 @@ mod tests {
             touches: vec![
                 touch(1, 1, 10, "email", Some("spring")),
                 touch(2, 2, 20, "search", Some("brand")),
-            ],
+            ]
+            .into(),
             ..Snapshot::default()
         };
         let dims = ["channel", "campaign", "source", "segment"];
@@ -508,7 +514,8 @@ mod tests {
             touch(2, 2, 20, "search", Some("brand")),
             touch(5, 3, 25, "events", Some("expo")),
             touch(3, 2, 30, "display", Some("retarget")),
-        ];
+        ]
+        .into();
         let grown = kept.grown(&pb, &new, 2, 2);
         let grown = PeopleGroups::new(&pb, &new).kept(&grown);
         for d in dims {

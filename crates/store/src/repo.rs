@@ -11,6 +11,7 @@ use tandem_core::domain::{
     Touch, Transition,
 };
 use tandem_core::lifecycle::Move;
+use tandem_core::touches::Touches;
 use tandem_core::{Currency, Minor, Money, Timestamp};
 
 use crate::bind::{bind_all, AnyQuery, Table, Val};
@@ -1154,7 +1155,8 @@ pub struct Snapshot {
     pub transitions: Vec<Transition>,
     /// Transitions of accounts (the account funnel, churn).
     pub account_transitions: Vec<Transition>,
-    pub touches: Vec<Touch>,
+    /// Kept by column, sorted by (at, id).
+    pub touches: Touches,
     pub activities: Vec<Activity>,
     pub deals: Vec<Deal>,
     pub campaigns: Vec<Campaign>,
@@ -1167,7 +1169,7 @@ pub async fn snapshot(c: &mut AnyConnection) -> Result<Snapshot, StoreError> {
         accounts: accounts(c).await?,
         transitions: transitions_of_kind(c, "person").await?,
         account_transitions: transitions_of_kind(c, "account").await?,
-        touches: touches(c).await?,
+        touches: touches(c).await?.into(),
         activities: activities(c).await?,
         deals: deals(c).await?,
         campaigns: campaigns(c).await?,

@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures_util::TryStreamExt;
 use sqlx::AnyConnection;
 use tandem_core::domain::{Account, Activity, Campaign, Deal, Person, Subject, Touch, Transition};
+use tandem_core::touches::Touches;
 use tandem_core::Timestamp;
 
 use crate::repo::{
@@ -162,16 +163,27 @@ pub(crate) async fn stream<T: Record>(
     sql: String,
     binds: &[i64],
 ) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    stream_into(c, sql, binds, &mut out).await?;
+    Ok(out)
+}
+
+/// [`stream`] into `out`.
+async fn stream_into<T: Record>(
+    c: &mut AnyConnection,
+    sql: String,
+    binds: &[i64],
+    out: &mut impl Extend<T>,
+) -> Result<(), StoreError> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for b in binds {
         q = q.bind(*b);
     }
     let mut rows = q.fetch(c);
-    let mut out = Vec::new();
     while let Some(r) = rows.try_next().await? {
-        out.push(T::read(&r)?);
+        out.extend([T::read(&r)?]);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `SELECT {cols} FROM {from}`, `binds` bound to `from`'s placeholders in
@@ -201,10 +213,10 @@ pub(crate) async fn select<T: Record>(
 }
 
 /// Reads the rows of a packed page of `cols` into `out`.
-fn unpack<T: Record>(text: &str, cols: &str, out: &mut Vec<T>) -> Result<(), StoreError> {
+fn unpack<T: Record>(text: &str, cols: &str, out: &mut impl Extend<T>) -> Result<(), StoreError> {
     let names: Vec<&str> = cols.split(", ").collect();
     for values in JsonRow::page(text, names.len())?.chunks_exact(names.len()) {
-        out.push(T::read(&JsonRow::new(&names, values))?);
+        out.extend([T::read(&JsonRow::new(&names, values))?]);
     }
     Ok(())
 }
@@ -214,13 +226,53 @@ fn unpack<T: Record>(text: &str, cols: &str, out: &mut Vec<T>) -> Result<(), Sto
 pub const PAGE_ROWS: i64 = 10_000;
 
 /// One fact table: its name, columns, id column, and the order of a full
-/// read, as SQL and as the same key in memory.
-struct Table<T, K> {
+/// read, as SQL and as the same key in memory; `C` is what a full read
+/// keeps its rows in.
+struct Table<T, K, C = Vec<T>> {
     name: &'static str,
     cols: &'static str,
     id: &'static str,
     order: &'static str,
     key: fn(&T) -> K,
+    _kept: std::marker::PhantomData<fn() -> C>,
+}
+
+/// What a full read keeps a table's rows in: a vector of rows, or
+/// [`Touches`] by column.
+trait Kept<T>: Extend<T> {
+    /// Empty, with room for `n` rows (and a little more, see
+    /// [`Table::all_from_file`]).
+    fn with_room(n: usize) -> Self;
+    /// How many rows it holds.
+    fn len(&self) -> usize;
+    /// Sorts the rows by `key`, the table's order.
+    fn sort_by<K: Ord>(&mut self, key: fn(&T) -> K);
+}
+
+impl<T> Kept<T> for Vec<T> {
+    fn with_room(n: usize) -> Self {
+        Vec::with_capacity(n + n / 64 + 64)
+    }
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn sort_by<K: Ord>(&mut self, key: fn(&T) -> K) {
+        self.sort_unstable_by_key(key);
+    }
+}
+
+impl Kept<Touch> for Touches {
+    fn with_room(n: usize) -> Self {
+        Touches::with_capacity(n)
+    }
+    fn len(&self) -> usize {
+        Touches::len(self)
+    }
+    /// Touches sort themselves by (at, id), which is [`TOUCHES`]' key
+    /// (tested).
+    fn sort_by<K: Ord>(&mut self, _key: fn(&Touch) -> K) {
+        self.sort();
+    }
 }
 
 const PEOPLE: Table<Person, i64> = Table {
@@ -229,6 +281,7 @@ const PEOPLE: Table<Person, i64> = Table {
     id: "id",
     order: "id",
     key: |p| p.id,
+    _kept: std::marker::PhantomData,
 };
 const ACCOUNTS: Table<Account, i64> = Table {
     name: "accounts",
@@ -236,13 +289,15 @@ const ACCOUNTS: Table<Account, i64> = Table {
     id: "id",
     order: "id",
     key: |a| a.id,
+    _kept: std::marker::PhantomData,
 };
-const TOUCHES: Table<Touch, (Timestamp, i64)> = Table {
+const TOUCHES: Table<Touch, (Timestamp, i64), Touches> = Table {
     name: "touches",
     cols: TOUCH_COLS,
     id: "id",
     order: "at, id",
     key: |t| (t.at, t.id),
+    _kept: std::marker::PhantomData,
 };
 const ACTIVITIES: Table<Activity, (Timestamp, i64)> = Table {
     name: "activities",
@@ -250,6 +305,7 @@ const ACTIVITIES: Table<Activity, (Timestamp, i64)> = Table {
     id: "id",
     order: "at, id",
     key: |a| (a.at, a.id),
+    _kept: std::marker::PhantomData,
 };
 const DEALS: Table<Deal, (Timestamp, i64)> = Table {
     name: "deals",
@@ -257,6 +313,7 @@ const DEALS: Table<Deal, (Timestamp, i64)> = Table {
     id: "id",
     order: "created_at, id",
     key: |d| (d.created_at, d.id),
+    _kept: std::marker::PhantomData,
 };
 // A null `starts_at` sorts first in SQLite and as `None` in memory
 // (PostgreSQL, which puts nulls last, reads with its `ORDER BY`).
@@ -266,6 +323,7 @@ const CAMPAIGNS: Table<Campaign, (Option<Timestamp>, i64)> = Table {
     id: "id",
     order: "starts_at, id",
     key: |k| (k.starts_at, k.id),
+    _kept: std::marker::PhantomData,
 };
 const TRANSITIONS: Table<Transition, (Timestamp, i64)> = Table {
     name: "transitions",
@@ -273,11 +331,12 @@ const TRANSITIONS: Table<Transition, (Timestamp, i64)> = Table {
     id: "seq",
     order: "at, seq",
     key: |t| (t.at, t.seq),
+    _kept: std::marker::PhantomData,
 };
 
-impl<T: Record, K: Ord> Table<T, K> {
+impl<T: Record, K: Ord, C: Kept<T>> Table<T, K, C> {
     /// Every row with an id up to `upto`, in the order of a full read.
-    async fn all(&self, c: &mut AnyConnection, upto: i64) -> Result<Vec<T>, StoreError> {
+    async fn all(&self, c: &mut AnyConnection, upto: i64) -> Result<C, StoreError> {
         let started = std::time::Instant::now();
         let rows = if is_sqlite(c) {
             self.all_packed(c, upto).await?
@@ -286,7 +345,9 @@ impl<T: Record, K: Ord> Table<T, K> {
                 "SELECT {} FROM {} WHERE {} <= $1 ORDER BY {}",
                 self.cols, self.name, self.id, self.order
             );
-            stream(c, sql, &[upto]).await?
+            let mut out = C::with_room(0);
+            stream_into(c, sql, &[upto], &mut out).await?;
+            out
         };
         tracing::debug!(
             table = self.name,
@@ -299,7 +360,7 @@ impl<T: Record, K: Ord> Table<T, K> {
 
     /// [`Table::all`] on SQLite: pages of packed rows (see the module
     /// note), each after the last id of the one before, then sorted.
-    async fn all_packed(&self, c: &mut AnyConnection, upto: i64) -> Result<Vec<T>, StoreError> {
+    async fn all_packed(&self, c: &mut AnyConnection, upto: i64) -> Result<C, StoreError> {
         let (cols, name, id) = (self.cols, self.name, self.id);
         let sql = format!(
             "SELECT json_group_array(json_array({cols})), MAX({id}) FROM \
@@ -314,8 +375,7 @@ impl<T: Record, K: Ord> Table<T, K> {
             .await?;
         // With room to spare (1/64), so that the first rows kept after
         // the read do not copy the whole vector into one twice its size.
-        let rows = usize::try_from(rows).unwrap_or(0);
-        let mut out = Vec::with_capacity(rows + rows / 64 + 64);
+        let mut out = C::with_room(usize::try_from(rows).unwrap_or(0));
         let mut after = i64::MIN;
         loop {
             let page = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
@@ -329,27 +389,26 @@ impl<T: Record, K: Ord> Table<T, K> {
             unpack(&page.str(0)?, cols, &mut out)?;
             after = last;
         }
-        out.sort_unstable_by_key(self.key);
+        out.sort_by(self.key);
         Ok(out)
     }
 
     /// [`Table::all`] from a connection of its own to an SQLite file
     /// ([`crate::bulk`]): one statement stepped on the calling (blocking)
     /// thread, then sorted.
-    fn all_from_file(&self, r: &bulk::Reader, upto: i64) -> Result<Vec<T>, StoreError> {
+    fn all_from_file(&self, r: &bulk::Reader, upto: i64) -> Result<C, StoreError> {
         let started = std::time::Instant::now();
         // Room for every row up front, and 1/64 to spare: see all_packed.
-        let rows = r.count(self.name)?;
-        let mut out = Vec::with_capacity(rows + rows / 64 + 64);
+        let mut out = C::with_room(r.count(self.name)?);
         let sql = format!(
             "SELECT {} FROM {} WHERE {} <= ?1",
             self.cols, self.name, self.id
         );
         r.each(&sql, upto, |row| {
-            out.push(T::read(row)?);
+            out.extend([T::read(row)?]);
             Ok(())
         })?;
-        out.sort_unstable_by_key(self.key);
+        out.sort_by(self.key);
         tracing::debug!(
             table = self.name,
             rows = out.len(),
@@ -398,7 +457,7 @@ impl<T: Record, K: Ord> Table<T, K> {
         after: i64,
         upto: i64,
         changed: Option<&BTreeSet<i64>>,
-    ) -> Result<Part<T>, StoreError> {
+    ) -> Result<Part<T, C>, StoreError> {
         let empty = BTreeSet::new();
         let changed = changed.unwrap_or(&empty);
         if changed.len() > RELOAD_ABOVE {
@@ -413,9 +472,9 @@ impl<T: Record, K: Ord> Table<T, K> {
 
 /// What a delta holds for one table.
 #[derive(Debug)]
-pub enum Part<T> {
+pub enum Part<T, C = Vec<T>> {
     /// The whole table, read again.
-    All(Vec<T>),
+    All(C),
     /// New and updated rows; `replaced` are the ids already held that the
     /// updated rows replace.
     Rows {
@@ -431,7 +490,7 @@ pub struct Delta {
     to: Marks,
     people: Part<Person>,
     accounts: Part<Account>,
-    touches: Part<Touch>,
+    touches: Part<Touch, Touches>,
     activities: Part<Activity>,
     deals: Part<Deal>,
     campaigns: Option<Vec<Campaign>>,
@@ -441,7 +500,7 @@ pub struct Delta {
 impl Delta {
     /// New or changed rows in it (0: nothing to apply).
     pub fn len(&self) -> usize {
-        fn n<T>(p: &Part<T>) -> usize {
+        fn n<T, C: Kept<T>>(p: &Part<T, C>) -> usize {
             match p {
                 Part::All(v) => v.len(),
                 Part::Rows { rows, .. } => rows.len(),
@@ -523,7 +582,7 @@ impl Warm {
         let s = &mut self.snap;
         apply(&mut s.people, d.people, |p| p.id, PEOPLE.key);
         apply(&mut s.accounts, d.accounts, |a| a.id, ACCOUNTS.key);
-        apply(&mut s.touches, d.touches, |t| t.id, TOUCHES.key);
+        apply_touches(&mut s.touches, d.touches);
         apply(&mut s.activities, d.activities, |a| a.id, ACTIVITIES.key);
         apply(&mut s.deals, d.deals, |x| x.id, DEALS.key);
         if let Some(c) = d.campaigns {
@@ -638,11 +697,13 @@ enum Tbl {
 }
 
 /// The rows of one [`Tbl`].
+// One value per table of a read: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Rows {
     People(Vec<Person>),
     Accounts(Vec<Account>),
     Transitions(Vec<Transition>),
-    Touches(Vec<Touch>),
+    Touches(Touches),
     Activities(Vec<Activity>),
     Deals(Vec<Deal>),
     Campaigns(Vec<Campaign>),
@@ -885,6 +946,25 @@ async fn changed_ids(
     Ok(out)
 }
 
+/// [`apply`] to touches kept by column: the touches after the first new
+/// one come out as rows, take the new ones in and go back.
+fn apply_touches(v: &mut Touches, part: Part<Touch, Touches>) {
+    match part {
+        Part::All(all) => *v = all,
+        Part::Rows { rows, replaced } => {
+            if !replaced.is_empty() {
+                v.retain(|t| !replaced.contains(&t.id));
+            }
+            let Some(first) = rows.iter().map(TOUCHES.key).min() else {
+                return;
+            };
+            let mut tail = v.split_off(v.count_upto(first));
+            merge(&mut tail, rows, TOUCHES.key);
+            v.extend(tail);
+        }
+    }
+}
+
 fn apply<T, K: Ord>(v: &mut Vec<T>, part: Part<T>, id: fn(&T) -> i64, key: fn(&T) -> K) {
     match part {
         Part::All(all) => *v = all,
@@ -925,7 +1005,7 @@ fn merge<T, K: Ord>(v: &mut Vec<T>, mut add: Vec<T>, key: fn(&T) -> K) {
 
 #[cfg(test)]
 mod tests {
-    use super::{merge, Marks};
+    use super::*;
 
     #[test]
     fn appended_since_means_no_mark_went_back_and_nothing_changed() {
@@ -946,6 +1026,51 @@ mod tests {
         assert!(!old.appended_since(&more), "marks went back");
         let updated = Marks { changes: 3, ..more };
         assert!(!updated.appended_since(&old), "a row was updated in place");
+    }
+
+    fn touch(id: i64, at: i64) -> Touch {
+        Touch {
+            id,
+            person_id: id % 5,
+            at: Timestamp::from_millis(at),
+            kind: "web_visit".into(),
+            cost: (id % 3 == 0).then(|| tandem_core::Minor::new(id)),
+            external_id: (id % 4 == 0).then(|| format!("t{id}").into()),
+            ..Touch::default()
+        }
+    }
+
+    /// Touches kept by column sort and take deltas as a vector of rows
+    /// does with the table's key: new rows before, among and after the
+    /// kept ones, and kept rows updated in place (replaced).
+    #[test]
+    fn touches_by_column_sort_and_merge_as_rows_do() {
+        let rows: Vec<Touch> = (1..=60).map(|id| touch(id, (id * 37) % 23)).collect();
+        let mut kept = Touches::from(rows.clone());
+        Kept::sort_by(&mut kept, TOUCHES.key);
+        let mut want = rows;
+        want.sort_unstable_by_key(TOUCHES.key);
+        assert_eq!(kept.to_vec(), want);
+        for (round, at) in [(0, -1), (1, 10), (2, 40), (3, 11)] {
+            let base = 100 + round * 10;
+            let add: Vec<Touch> = (0..4).map(|k| touch(base + k, at + k)).collect();
+            let mut updated = touch(7 + round, at);
+            updated.kind = "form_fill".into();
+            let replaced: BTreeSet<i64> = [updated.id].into();
+            let rows: Vec<Touch> = add.into_iter().chain([updated]).collect();
+            let (r, ids) = (rows.clone(), replaced.clone());
+            apply(
+                &mut want,
+                Part::Rows {
+                    rows: r,
+                    replaced: ids,
+                },
+                |t| t.id,
+                TOUCHES.key,
+            );
+            apply_touches(&mut kept, Part::Rows { rows, replaced });
+            assert_eq!(kept.to_vec(), want, "round {round}");
+        }
     }
 
     #[test]

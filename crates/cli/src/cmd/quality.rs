@@ -197,7 +197,7 @@ pub async fn score_cmd(ctx: &Ctx, a: ScoreArgs) -> Result<ExitCode> {
         let accounts: BTreeMap<i64, &Account> = snap.accounts.iter().map(|x| (x.id, x)).collect();
         let mut touches: BTreeMap<i64, Vec<Touch>> = BTreeMap::new();
         for x in &snap.touches {
-            touches.entry(x.person_id).or_default().push(x.clone());
+            touches.entry(x.person_id).or_default().push(x.to_touch());
         }
         for p in &snap.people {
             let e = scoring::explain(

@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 
 use super::table::TableBuilder;
 use super::PathTable;
-use crate::domain::{Deal, DealStatus, Person, Subject, Touch, Transition};
+use crate::domain::{Deal, DealStatus, Person, Subject, Transition};
 use crate::facts::Channels;
 use crate::fxhash::{FxHashMap, Interner};
 use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
+use crate::touches::Touches;
 
 /// The key used for a touch without a channel (or campaign).
 pub const NO_KEY: &str = "(none)";
@@ -108,7 +109,7 @@ pub struct Journeys {
 pub fn build_paths(
     pb: &Playbook,
     people: &[Person],
-    touches: &[Touch],
+    touches: &Touches,
     deals: &[Deal],
     transitions: &[Transition],
     opts: &JourneyOptions,
@@ -145,7 +146,7 @@ impl TouchSteps {
     pub fn build(
         pb: &Playbook,
         people: &[Person],
-        touches: &[Touch],
+        touches: &Touches,
         level: Level,
         by: By,
     ) -> TouchSteps {
@@ -167,23 +168,23 @@ impl TouchSteps {
     /// accounts, and their rows when the playbook's channel rules read the
     /// person) and the playbook are unchanged; otherwise
     /// [`TouchSteps::build`] again.
-    pub fn extend(&mut self, pb: &Playbook, people: &[Person], touches: &[Touch]) {
+    pub fn extend(&mut self, pb: &Playbook, people: &[Person], touches: &Touches) {
         let after = self.last_id;
-        let new: Vec<&Touch> = touches
-            .iter()
-            .filter(|t| after.is_none_or(|a| t.id > a))
-            .collect();
-        if new.is_empty() {
+        // Read twice rather than collected: a touch read from its columns
+        // is 72 bytes, ten million of them most of a gigabyte.
+        let new = || touches.iter().filter(|t| after.is_none_or(|a| t.id > a));
+        let (count, last) = new().fold((0, after), |(n, m), t| (n + 1, m.max(Some(t.id))));
+        if count == 0 {
             return;
         }
-        self.last_id = new.iter().map(|t| t.id).max().max(after);
+        self.last_id = last;
         let people_by_id: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
         // The step is interned in storage order, so the touches' fields
         // are read front to back; one flat sort replaces a growing list per
         // journey.
         let channels = Channels::new(pb);
-        let mut rows: Vec<StepRow> = Vec::with_capacity(new.len());
-        for t in new {
+        let mut rows: Vec<StepRow> = Vec::with_capacity(count);
+        for t in new() {
             let person = people_by_id.get(&t.person_id).copied();
             let journey = match self.level {
                 Level::Person => Some(t.person_id),
@@ -428,6 +429,7 @@ pub fn build_paths_from(
 mod tests {
     use super::*;
     use crate::attribution::{first_touch, last_touch, linear, totals, Credit};
+    use crate::domain::Touch;
     use crate::playbook::STARTER;
     use crate::{Currency, Money};
 
@@ -495,7 +497,7 @@ mod tests {
     /// dropped. p2: display d2, social d3 (same instant as touch 5 → id order),
     /// email d3, won d8 for 500.00. p3: social d50, never converts.
     /// p4: search d1 only, outside a 90-day window before its d200 win.
-    fn history() -> (Vec<Person>, Vec<Touch>, Vec<Deal>, Vec<Transition>) {
+    fn history() -> (Vec<Person>, Touches, Vec<Deal>, Vec<Transition>) {
         let people = (1..=4).map(person).collect();
         let touches = vec![
             touch(1, 1, 1, "search"),
@@ -518,7 +520,7 @@ mod tests {
             enter(2, 1, 12, "opportunity"),
             enter(3, 2, 3, "mql"),
         ];
-        (people, touches, deals, transitions)
+        (people, touches.into(), deals, transitions)
     }
 
     fn opts(conversion: Conversion) -> JourneyOptions {
@@ -629,7 +631,7 @@ mod tests {
     /// account. Account 10 wins an account-only deal on d10 (1000.00) and a
     /// second deal through person 2 on d20 (ignored: first win only);
     /// person 4 wins on d8 (no account: left out).
-    fn accounts() -> (Vec<Person>, Vec<Touch>, Vec<Deal>, Vec<Transition>) {
+    fn accounts() -> (Vec<Person>, Touches, Vec<Deal>, Vec<Transition>) {
         let people = vec![
             Person {
                 account_id: Some(10),
@@ -664,7 +666,7 @@ mod tests {
         let mut opportunity = enter(3, 0, 5, "opportunity");
         opportunity.subject = Subject::Account(10);
         let transitions = vec![enter(1, 2, 3, "mql"), enter(2, 1, 5, "mql"), opportunity];
-        (people, touches, deals, transitions)
+        (people, touches.into(), deals, transitions)
     }
 
     /// Steps built from a prefix of the touches and extended with the rest
@@ -684,8 +686,11 @@ mod tests {
                 // Ids say what is new, not positions: touches are kept in
                 // time order, and a new one can be older than the last.
                 for upto in 0..=touches.len() as i64 {
-                    let old: Vec<Touch> =
-                        touches.iter().filter(|t| t.id <= upto).cloned().collect();
+                    let old: Touches = touches
+                        .iter()
+                        .filter(|t| t.id <= upto)
+                        .map(|t| t.to_touch())
+                        .collect();
                     let mut steps = TouchSteps::build(&pb, &people, &old, level, by);
                     steps.extend(&pb, &people, &touches);
                     assert_eq!(steps.last_id(), whole.last_id());

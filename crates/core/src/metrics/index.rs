@@ -11,10 +11,11 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::domain::{Activity, ActivityKind, Subject, Touch, Transition};
+use crate::domain::{Activity, ActivityKind, Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sym::Sym;
 use crate::time::Timestamp;
+use crate::touches::Touches;
 
 use super::{Grouping, Window};
 
@@ -41,7 +42,7 @@ pub struct HistoryIndex {
 
 impl HistoryIndex {
     /// Indexes a history's transitions, touches and activities (any order).
-    pub fn build(transitions: &[Transition], touches: &[Touch], activities: &[Activity]) -> Self {
+    pub fn build(transitions: &[Transition], touches: &Touches, activities: &[Activity]) -> Self {
         HistoryIndex {
             entries: sorted_lists(transitions.iter().map(|t| {
                 let e = Entry {

@@ -29,10 +29,11 @@ use jiff::tz::TimeZone;
 use jiff::Span;
 use serde::Serialize;
 
-use crate::domain::{Activity, Deal, Subject, Touch, Transition};
+use crate::domain::{Activity, Deal, Subject, Transition};
 use crate::fxhash::{FxHashMap, Interner};
 use crate::playbook::{Period, Playbook, StageKind};
 use crate::time::Timestamp;
+use crate::touches::Touches;
 
 #[cfg(test)]
 mod tests;
@@ -200,7 +201,7 @@ pub struct History<'a> {
     /// Stage transitions of people (and accounts).
     pub transitions: &'a [Transition],
     /// Marketing touches.
-    pub touches: &'a [Touch],
+    pub touches: &'a Touches,
     /// Sales activities.
     pub activities: &'a [Activity],
     /// Deals (opportunities).

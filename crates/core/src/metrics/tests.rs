@@ -25,6 +25,7 @@ use crate::domain::{Activity, ActivityKind, Deal, DealStatus, Subject, Touch, Tr
 use crate::money::{Currency, Money};
 use crate::playbook::{Goal, Period, Playbook, STARTER};
 use crate::time::DAY_MS;
+use crate::touches::Touches;
 
 fn pb() -> Playbook {
     Playbook::load(STARTER)
@@ -598,14 +599,16 @@ fn activity(id: i64, p: i64, kind: ActivityKind, d: i64) -> Activity {
 #[test]
 fn metric_actuals_by_kind() {
     let pb = pb();
-    let touches = [
+    let touches: Touches = [
         touch(1, 1, "web_visit", 10),
         touch(2, 1, "web_visit", 11),
         touch(3, 2, "web_visit", 19),
         touch(4, 2, "web_visit", 20),
         touch(5, 2, "ad_click", 12),
         touch(6, 3, "ad_click", 13),
-    ];
+    ]
+    .into_iter()
+    .collect();
     let activities = [
         activity(1, 1, ActivityKind::Call, 10),
         activity(2, 1, ActivityKind::Call, 11),
@@ -924,7 +927,7 @@ fn stage_entries_index_window_edges() {
         .mv(2, "mql", 20)
         .mv(3, "mql", 15)
         .mv(4, "sal", 12);
-    let ix = HistoryIndex::build(&h.v, &[], &[]);
+    let ix = HistoryIndex::build(&h.v, &Touches::new(), &[]);
     let at = |es: &[super::index::Entry]| es.iter().map(|e| e.at).collect::<Vec<_>>();
     assert_eq!(
         at(ix.entries_within("mql", win(10, 20), day(100))),
@@ -964,7 +967,7 @@ proptest! {
             .collect();
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
         let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
-        let index = HistoryIndex::build(&transitions, &[], &[]);
+        let index = HistoryIndex::build(&transitions, &Touches::new(), &[]);
         let scan = History { transitions: &transitions, ..History::default() };
         let indexed = History { index: Some(&index), ..scan };
         let (w, at) = (win(from, from + len), day(as_of));
@@ -995,7 +998,7 @@ proptest! {
         }
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
         let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
-        let index = HistoryIndex::build(&h.v, &[], &[]);
+        let index = HistoryIndex::build(&h.v, &Touches::new(), &[]);
         let scan = History { transitions: &h.v, ..History::default() };
         let indexed = History { index: Some(&index), ..scan };
         let (w, at) = (win(from, from + len), day(as_of));
@@ -1406,7 +1409,7 @@ proptest! {
     ) {
         let pb = pb();
         let kinds = ["web_visit", "email_open", "ad_click", "form_fill"];
-        let touches: Vec<Touch> = touches
+        let touches: Touches = touches
             .iter()
             .enumerate()
             .map(|(i, &(p, k, d))| touch(i as i64, p, kinds[k], d))

@@ -787,7 +787,7 @@ pub async fn sla(
         snap.accounts.iter().map(|a| (a.id, a)).collect();
     let mut touches: HashMap<i64, Vec<Touch>> = HashMap::new();
     for t in snap.touches.iter().filter(|t| ids.contains(&t.person_id)) {
-        touches.entry(t.person_id).or_default().push(t.clone());
+        touches.entry(t.person_id).or_default().push(t.to_touch());
     }
     let rows: Vec<Value> = waiting
         .iter()

@@ -1,0 +1,258 @@
+//! Building blocks of tables kept by column ([`crate::touches::Touches`]):
+//! ids in four bytes while they fit, and columns that few rows fill.
+//!
+//! A server keeps the whole history in memory; on the large demo its ten
+//! million touches were three quarters of a gigabyte as rows of 72 bytes,
+//! most of it ids wider than they need and empty optional fields.
+
+/// Row ids (or ids rows refer to) in four bytes each while every one fits
+/// in a `u32`, else in eight: the first id that does not fit widens the
+/// column once. Stored ids are positive and dense, so the wide form is
+/// for odd data only and gives the same answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ids {
+    Narrow(Vec<u32>),
+    Wide(Vec<i64>),
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Ids::Narrow(Vec::new())
+    }
+}
+
+impl Ids {
+    /// Empty, with room for `n` narrow ids.
+    pub fn with_capacity(n: usize) -> Self {
+        Ids::Narrow(Vec::with_capacity(n))
+    }
+
+    /// How many ids it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Ids::Narrow(v) => v.len(),
+            Ids::Wide(v) => v.len(),
+        }
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th id (panics past the end, as a slice does).
+    pub fn get(&self, i: usize) -> i64 {
+        match self {
+            Ids::Narrow(v) => i64::from(v[i]),
+            Ids::Wide(v) => v[i],
+        }
+    }
+
+    /// Appends `id`, widening the column when it does not fit.
+    pub fn push(&mut self, id: i64) {
+        match self {
+            Ids::Narrow(v) => match u32::try_from(id) {
+                Ok(n) => v.push(n),
+                Err(_) => {
+                    let mut wide: Vec<i64> = Vec::with_capacity(v.capacity().max(v.len() + 1));
+                    wide.extend(v.iter().map(|&n| i64::from(n)));
+                    wide.push(id);
+                    *self = Ids::Wide(wide);
+                }
+            },
+            Ids::Wide(v) => v.push(id),
+        }
+    }
+
+    /// Keeps the first `len` ids.
+    pub fn truncate(&mut self, len: usize) {
+        match self {
+            Ids::Narrow(v) => v.truncate(len),
+            Ids::Wide(v) => v.truncate(len),
+        }
+    }
+
+    /// The ids in the order of `order` (positions into this column).
+    pub fn gather(&self, order: &[u32]) -> Ids {
+        match self {
+            Ids::Narrow(v) => Ids::Narrow(gather(v, order)),
+            Ids::Wide(v) => Ids::Wide(gather(v, order)),
+        }
+    }
+
+    /// Gives back spare room beyond `len + len / 64` (see
+    /// [`crate::touches::Touches::shrink`]).
+    pub fn shrink(&mut self) {
+        match self {
+            Ids::Narrow(v) => shrink(v),
+            Ids::Wide(v) => shrink(v),
+        }
+    }
+
+    /// Bytes of its buffer.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Ids::Narrow(v) => v.capacity() * 4,
+            Ids::Wide(v) => v.capacity() * 8,
+        }
+    }
+}
+
+/// `v` in the order of `order` (positions into `v`).
+pub fn gather<T: Clone>(v: &[T], order: &[u32]) -> Vec<T> {
+    let mut out = Vec::with_capacity(order.len() + order.len() / 64);
+    out.extend(order.iter().map(|&i| v[i as usize].clone()));
+    out
+}
+
+/// Shrinks `v` to its length plus 1/64: a kept table then takes a few new
+/// rows without doubling a buffer of hundreds of megabytes.
+pub fn shrink<T>(v: &mut Vec<T>) {
+    v.shrink_to(v.len() + v.len() / 64);
+}
+
+/// An optional column that few rows fill (a touch's cost, its external
+/// id): the filled rows' positions, ascending, and their values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sparse<T> {
+    rows: Vec<u32>,
+    values: Vec<T>,
+}
+
+impl<T> Default for Sparse<T> {
+    fn default() -> Self {
+        Sparse::new()
+    }
+}
+
+impl<T> Sparse<T> {
+    /// Empty.
+    pub const fn new() -> Self {
+        Sparse {
+            rows: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The value of row `row`, if it has one.
+    pub fn get(&self, row: usize) -> Option<&T> {
+        let row = u32::try_from(row).ok()?;
+        let i = self.rows.binary_search(&row).ok()?;
+        self.values.get(i)
+    }
+
+    /// Sets row `row`'s value; rows must come in ascending order, after
+    /// every row already set.
+    pub fn push(&mut self, row: usize, value: T) {
+        debug_assert!(self.rows.last().is_none_or(|&r| (r as usize) < row));
+        // A table of 4 billion rows does not fit in memory anyway.
+        self.rows.push(u32::try_from(row).unwrap_or(u32::MAX));
+        self.values.push(value);
+    }
+
+    /// Forgets the values of rows at `len` and after.
+    pub fn truncate(&mut self, len: usize) {
+        let keep = self.rows.partition_point(|&r| (r as usize) < len);
+        self.rows.truncate(keep);
+        self.values.truncate(keep);
+    }
+
+    /// Its values moved to the positions `rows` were sorted to: `new[j]` is
+    /// the new position of old row `j` (the inverse of a sort order).
+    pub fn moved(self, new: &[u32]) -> Sparse<T> {
+        let mut pairs: Vec<(u32, T)> = self
+            .rows
+            .into_iter()
+            .map(|r| new[r as usize])
+            .zip(self.values)
+            .collect();
+        pairs.sort_unstable_by_key(|p| p.0);
+        let (rows, values) = pairs.into_iter().unzip();
+        Sparse { rows, values }
+    }
+
+    /// A reader of the values in row order, for a scan of every row.
+    pub fn cursor(&self) -> Cursor<'_, T> {
+        Cursor { of: self, next: 0 }
+    }
+
+    /// Bytes of its buffers (not of what its values own).
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.capacity() * 4 + self.values.capacity() * std::mem::size_of::<T>()
+    }
+}
+
+/// Reads a [`Sparse`] column row after row without a search per row.
+#[derive(Clone, Debug)]
+pub struct Cursor<'a, T> {
+    of: &'a Sparse<T>,
+    next: usize,
+}
+
+impl<'a, T> Cursor<'a, T> {
+    /// The value of `row`; rows must be asked in ascending order.
+    pub fn at(&mut self, row: usize) -> Option<&'a T> {
+        let rows = &self.of.rows;
+        while self.next < rows.len() && (rows[self.next] as usize) < row {
+            self.next += 1;
+        }
+        match rows.get(self.next) {
+            Some(&r) if r as usize == row => self.of.values.get(self.next),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_stay_narrow_until_one_does_not_fit() {
+        let mut ids = Ids::default();
+        for id in [1, 7, i64::from(u32::MAX)] {
+            ids.push(id);
+        }
+        assert!(matches!(ids, Ids::Narrow(_)));
+        ids.push(-3);
+        assert!(matches!(ids, Ids::Wide(_)), "a negative id widens it");
+        ids.push(1 << 40);
+        let got: Vec<i64> = (0..ids.len()).map(|i| ids.get(i)).collect();
+        assert_eq!(got, [1, 7, i64::from(u32::MAX), -3, 1 << 40]);
+        assert_eq!(ids.gather(&[4, 0]), Ids::Wide(vec![1 << 40, 1]));
+        ids.truncate(2);
+        assert_eq!(ids, Ids::Wide(vec![1, 7]));
+    }
+
+    #[test]
+    fn sparse_answers_filled_rows_only_by_search_and_by_cursor() {
+        let mut s = Sparse::default();
+        s.push(2, "b");
+        s.push(5, "e");
+        s.push(6, "f");
+        let by_get: Vec<Option<&str>> = (0..8).map(|r| s.get(r).copied()).collect();
+        let mut c = s.cursor();
+        let by_cursor: Vec<Option<&str>> = (0..8).map(|r| c.at(r).copied()).collect();
+        let want = [
+            None,
+            None,
+            Some("b"),
+            None,
+            None,
+            Some("e"),
+            Some("f"),
+            None,
+        ];
+        assert_eq!(by_get, want);
+        assert_eq!(by_cursor, want);
+        // Rows 0..7 sorted to 6, 5, 4, 3, 2, 1, 0.
+        let moved = s.clone().moved(&[6, 5, 4, 3, 2, 1, 0]);
+        let got: Vec<Option<&str>> = (0..7).map(|r| moved.get(r).copied()).collect();
+        assert_eq!(
+            got,
+            [Some("f"), Some("e"), None, None, Some("b"), None, None]
+        );
+        s.truncate(6);
+        assert_eq!((s.get(5), s.get(6)), (Some(&"e"), None));
+    }
+}
