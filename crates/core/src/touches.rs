@@ -8,6 +8,7 @@ use std::cmp::Ordering;
 
 use crate::columns::{gather, shrink, Cursor, Ids, Sparse};
 use crate::domain::Touch;
+use crate::metrics::Window;
 use crate::money::Minor;
 use crate::sym::Sym;
 use crate::time::Timestamp;
@@ -27,6 +28,9 @@ pub struct Touches {
     medium: Vec<Option<Sym>>,
     cost: Sparse<Minor>,
     external_id: Sparse<Box<str>>,
+    /// Whether the touches are in (at, id) order: every push so far came
+    /// at or after the one before, or they were sorted since.
+    sorted: bool,
 }
 
 /// One touch of [`Touches`]: the fields of a [`Touch`], its external id
@@ -114,6 +118,7 @@ impl Touches {
             medium: Vec::new(),
             cost: Sparse::new(),
             external_id: Sparse::new(),
+            sorted: true,
         }
     }
 
@@ -132,6 +137,7 @@ impl Touches {
             medium: Vec::with_capacity(n),
             cost: Sparse::default(),
             external_id: Sparse::default(),
+            sorted: true,
         }
     }
 
@@ -148,6 +154,7 @@ impl Touches {
     /// Appends `t` after the others.
     pub fn push(&mut self, t: Touch) {
         let row = self.len();
+        self.sorted &= row == 0 || self.key(row - 1) <= (t.at, t.id);
         self.id.push(t.id);
         self.person.push(t.person_id);
         self.at.push(t.at);
@@ -211,6 +218,7 @@ impl Touches {
     /// Sorts by time, then id (the order [`TouchRef::key`] gives).
     pub fn sort(&mut self) {
         let n = self.len();
+        self.sorted = true;
         if (1..n).all(|i| self.key(i - 1) <= self.key(i)) {
             return;
         }
@@ -241,6 +249,25 @@ impl Touches {
 
     fn key(&self, i: usize) -> (Timestamp, i64) {
         (self.at[i], self.id.get(i))
+    }
+
+    /// How many touches of `kind` are within `window` and not after
+    /// `as_of`: two binary searches and a scan of the window's kinds when
+    /// the touches are in time order (a kept history's are), else a scan
+    /// of every touch.
+    pub fn count_within(&self, kind: &str, window: Window, as_of: Timestamp) -> usize {
+        let kind = Sym::new(kind);
+        let inside = |at: Timestamp| window.contains_as_of(at, as_of);
+        if !self.sorted {
+            let both = self.at.iter().zip(&self.kind);
+            return both.filter(|&(&at, &k)| k == kind && inside(at)).count();
+        }
+        let lo = self.at.partition_point(|&at| at < window.from);
+        let hi = self.at.partition_point(|&at| at < window.to && at <= as_of);
+        self.kind[lo..hi.max(lo)]
+            .iter()
+            .filter(|&&k| k == kind)
+            .count()
     }
 
     /// How many touches come at or before `key` in the kept order (which
@@ -465,6 +492,47 @@ mod tests {
         all.retain(|x| x.id % 2 == 0);
         assert_eq!(t.to_vec(), all);
         assert_eq!(t.iter().nth(3).map(|x| x.to_touch()), Some(all[3].clone()));
+    }
+
+    #[test]
+    fn count_within_counts_a_kind_in_a_window_up_to_as_of_sorted_or_not() {
+        let kinds = ["web_visit", "form_fill", "ad_click"];
+        let rows: Vec<Touch> = (1..=200)
+            .map(|id| Touch {
+                kind: Sym::from(kinds[(id % 3) as usize]),
+                ..touch(id, id % 9, (id * 53) % 61)
+            })
+            .collect();
+        let unsorted = Touches::from(rows.clone());
+        let mut sorted = unsorted.clone();
+        sorted.sort();
+        let ms = Timestamp::from_millis;
+        for (from, to, as_of) in [
+            (0, 61, 61),
+            (10, 20, 15),
+            (10, 20, 30),
+            (30, 31, 40),
+            (5, 5, 9),
+        ] {
+            let window = Window {
+                from: ms(from),
+                to: ms(to),
+            };
+            for kind in kinds.iter().chain(&["webinar"]) {
+                let want = rows
+                    .iter()
+                    .filter(|t| t.kind == *kind && window.contains_as_of(t.at, ms(as_of)))
+                    .count();
+                let case = format!("{kind} [{from}, {to}) as of {as_of}");
+                assert_eq!(
+                    unsorted.count_within(kind, window, ms(as_of)),
+                    want,
+                    "{case}"
+                );
+                assert_eq!(sorted.count_within(kind, window, ms(as_of)), want, "{case}");
+            }
+        }
+        assert!(!unsorted.sorted && sorted.sorted);
     }
 
     #[test]

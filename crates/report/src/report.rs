@@ -87,7 +87,6 @@ impl Inputs<'_> {
             Some(kept) => Cow::Borrowed(kept),
             None => Cow::Owned(HistoryIndex::build(
                 &self.snap.transitions,
-                &self.snap.touches,
                 &self.snap.activities,
             )),
         }

@@ -1,5 +1,6 @@
 //! The history's events by kind, sorted by time: an index for the window
-//! counts (stage entries, touches and activities of a kind).
+//! counts (stage entries and activities of a kind; touches are counted
+//! from their kept columns, which are in time order).
 //!
 //! A page asks for such counts many times per request (MQLs and SALs in
 //! this week and the last, the quarter's MQLs by source, campaign and
@@ -15,7 +16,6 @@ use crate::domain::{Activity, ActivityKind, Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sym::Sym;
 use crate::time::Timestamp;
-use crate::touches::Touches;
 
 use super::{Grouping, Window};
 
@@ -31,18 +31,19 @@ pub struct Entry {
 }
 
 /// Every transition of a history as an entry into its `to` stage, and
-/// the times of its touches and activities, per kind and sorted by time.
-/// Built from one history; it answers for exactly that history.
+/// the times of its activities, per kind and sorted by time. Built from
+/// one history; it answers for exactly that history. Touches need no
+/// index: a kept history's are in time order, by column
+/// ([`crate::touches::Touches::count_within`]).
 #[derive(Clone, Debug, Default)]
 pub struct HistoryIndex {
     entries: FxHashMap<Sym, Vec<Entry>>,
-    touches: FxHashMap<Sym, Vec<Timestamp>>,
     activities: FxHashMap<ActivityKind, Vec<Timestamp>>,
 }
 
 impl HistoryIndex {
-    /// Indexes a history's transitions, touches and activities (any order).
-    pub fn build(transitions: &[Transition], touches: &Touches, activities: &[Activity]) -> Self {
+    /// Indexes a history's transitions and activities (any order).
+    pub fn build(transitions: &[Transition], activities: &[Activity]) -> Self {
         HistoryIndex {
             entries: sorted_lists(transitions.iter().map(|t| {
                 let e = Entry {
@@ -52,7 +53,6 @@ impl HistoryIndex {
                 };
                 (t.to, e)
             })),
-            touches: sorted_lists(touches.iter().map(|t| (t.kind, t.at))),
             activities: sorted_lists(activities.iter().map(|a| (a.kind, a.at))),
         }
     }
@@ -63,13 +63,6 @@ impl HistoryIndex {
             Some(v) => within(v, |e| e.at, window, as_of),
             None => &[],
         }
-    }
-
-    /// How many touches of `kind` are within `window` and not after `as_of`.
-    pub fn touches_within(&self, kind: &str, window: Window, as_of: Timestamp) -> usize {
-        self.touches
-            .get(kind)
-            .map_or(0, |v| within(v, |t| *t, window, as_of).len())
     }
 
     /// How many activities of `kind` are within `window` and not after `as_of`.

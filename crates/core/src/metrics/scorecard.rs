@@ -339,7 +339,8 @@ pub fn actuals_over(
         // Distinct static kinds per metric: each row is counted once.
         for (i, row) in counts.iter_mut().enumerate() {
             for (j, &w) in windows.iter().enumerate() {
-                let touches = touch_kinds[i].map_or(0, |k| ix.touches_within(k, w, as_of));
+                let touches =
+                    touch_kinds[i].map_or(0, |k| history.touches.count_within(k, w, as_of));
                 let activities: usize = activity_kinds[i]
                     .iter()
                     .map(|&k| ix.activities_within(k, w, as_of))

@@ -927,7 +927,7 @@ fn stage_entries_index_window_edges() {
         .mv(2, "mql", 20)
         .mv(3, "mql", 15)
         .mv(4, "sal", 12);
-    let ix = HistoryIndex::build(&h.v, &Touches::new(), &[]);
+    let ix = HistoryIndex::build(&h.v, &[]);
     let at = |es: &[super::index::Entry]| es.iter().map(|e| e.at).collect::<Vec<_>>();
     assert_eq!(
         at(ix.entries_within("mql", win(10, 20), day(100))),
@@ -967,7 +967,7 @@ proptest! {
             .collect();
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
         let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
-        let index = HistoryIndex::build(&transitions, &Touches::new(), &[]);
+        let index = HistoryIndex::build(&transitions, &[]);
         let scan = History { transitions: &transitions, ..History::default() };
         let indexed = History { index: Some(&index), ..scan };
         let (w, at) = (win(from, from + len), day(as_of));
@@ -998,7 +998,7 @@ proptest! {
         }
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
         let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
-        let index = HistoryIndex::build(&h.v, &Touches::new(), &[]);
+        let index = HistoryIndex::build(&h.v, &[]);
         let scan = History { transitions: &h.v, ..History::default() };
         let indexed = History { index: Some(&index), ..scan };
         let (w, at) = (win(from, from + len), day(as_of));
@@ -1446,9 +1446,12 @@ proptest! {
             account_transitions: &[],
             index: None,
         };
-        // Counts read from the index in one, by scanning in the other.
-        let index = HistoryIndex::build(&h.v, &touches, &activities);
-        let indexed = History { index: Some(&index), ..history };
+        // Counts read from the index (and the touches in time order, as a
+        // kept history holds them) in one, by scanning in the other.
+        let index = HistoryIndex::build(&h.v, &activities);
+        let mut sorted = touches.clone();
+        sorted.sort();
+        let indexed = History { index: Some(&index), touches: &sorted, ..history };
         let windows: Vec<Window> = windows.iter().map(|&(f, l)| win(f, f + l)).collect();
         let metrics = [
             "web_visits", "email_opens", "paid_clicks", "form_fills", "mqls", "sals", "calls",

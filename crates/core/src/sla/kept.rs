@@ -120,6 +120,9 @@ impl SlaIndex {
         if let Ok(terms) = MarketingTerms::of(pb) {
             index.index_mqls(&terms, transitions, &runs);
         }
+        // Kept for as long as the history, so without room to spare.
+        index.act_times.shrink_to_fit();
+        index.mqls.shrink_to_fit();
         index
     }
 
@@ -139,8 +142,14 @@ impl SlaIndex {
         let mut acts = PerPerson::new(wanted, activities.iter().map(|a| (a.person_id, a.at)));
         acts.sort_runs_by_key(|&at| at);
 
+        // Sized once (at most one handoff per entry): grown by doubling,
+        // the list held up to twice the large demo's 600,000 handoffs.
+        let entries = transitions
+            .iter()
+            .filter(|t| t.to == sla.stage && !t.skipped);
+        self.handoffs.reserve_exact(entries.count());
         // Owners are numbered in compliance order once all are known.
-        let mut owners: Vec<Option<&str>> = Vec::new();
+        let mut owners: Vec<Option<&str>> = Vec::with_capacity(self.handoffs.capacity());
         for (person_id, run) in runs.runs() {
             let person = positions.of(person_id).first().copied();
             let owner = person.and_then(|i| people[i].owner.as_deref());
