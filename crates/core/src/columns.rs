@@ -1,9 +1,14 @@
 //! Building blocks of tables kept by column ([`crate::touches::Touches`]):
-//! ids in four bytes while they fit, and columns that few rows fill.
+//! ids in four bytes while they fit, values numbered in a dictionary
+//! ([`Codes`]), and columns that few rows fill.
 //!
 //! A server keeps the whole history in memory; on the large demo its ten
 //! million touches were three quarters of a gigabyte as rows of 72 bytes,
 //! most of it ids wider than they need and empty optional fields.
+
+use std::hash::Hash;
+
+use crate::fxhash::FxHashMap;
 
 /// Row ids (or ids rows refer to) in four bytes each while every one fits
 /// in a `u32`, else in eight: the first id that does not fit widens the
@@ -96,6 +101,163 @@ impl Ids {
             Ids::Wide(v) => v.capacity() * 8,
         }
     }
+}
+
+/// A column of few distinct values (a touch's kind, channel, source):
+/// each row holds its value's number in a dictionary, in one byte while
+/// the column has at most 256 distinct values, two up to 65,536, else
+/// four. The first value that does not fit widens the column once.
+#[derive(Clone, Debug)]
+pub struct Codes<T> {
+    /// Value by number, in order of first appearance.
+    values: Vec<T>,
+    numbers: FxHashMap<T, u32>,
+    rows: CodeRows,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum CodeRows {
+    Byte(Vec<u8>),
+    Short(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl<T: Copy + Eq + Hash> Default for Codes<T> {
+    fn default() -> Self {
+        Codes::with_capacity(0)
+    }
+}
+
+impl<T: Copy + Eq + Hash> Codes<T> {
+    /// Empty, with room for `n` rows of one byte.
+    pub fn with_capacity(n: usize) -> Self {
+        Codes {
+            values: Vec::new(),
+            numbers: FxHashMap::default(),
+            rows: CodeRows::Byte(Vec::with_capacity(n)),
+        }
+    }
+
+    /// How many rows it holds.
+    pub fn len(&self) -> usize {
+        match &self.rows {
+            CodeRows::Byte(v) => v.len(),
+            CodeRows::Short(v) => v.len(),
+            CodeRows::Wide(v) => v.len(),
+        }
+    }
+
+    /// True when it holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i`'s number (panics past the end, as a slice does).
+    pub fn number(&self, i: usize) -> u32 {
+        match &self.rows {
+            CodeRows::Byte(v) => u32::from(v[i]),
+            CodeRows::Short(v) => u32::from(v[i]),
+            CodeRows::Wide(v) => v[i],
+        }
+    }
+
+    /// Row `i`'s value (panics past the end, as a slice does).
+    pub fn get(&self, i: usize) -> T {
+        self.values[self.number(i) as usize]
+    }
+
+    /// The number of `value`, if some row holds it.
+    pub fn number_of(&self, value: T) -> Option<u32> {
+        self.numbers.get(&value).copied()
+    }
+
+    /// The numbers of rows `range`, for a scan that compares numbers.
+    pub fn numbers_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = u32> + '_ {
+        range.map(|i| self.number(i))
+    }
+
+    /// Appends `value`, widening the rows when its number does not fit.
+    pub fn push(&mut self, value: T) {
+        let next = self.values.len() as u32;
+        let n = *self.numbers.entry(value).or_insert(next);
+        if n == next {
+            self.values.push(value);
+        }
+        match &mut self.rows {
+            CodeRows::Byte(v) => match u8::try_from(n) {
+                Ok(b) => v.push(b),
+                Err(_) => {
+                    self.rows = CodeRows::Short(widen(v));
+                    self.push_number(n);
+                }
+            },
+            CodeRows::Short(v) => match u16::try_from(n) {
+                Ok(s) => v.push(s),
+                Err(_) => {
+                    self.rows = CodeRows::Wide(widen(v));
+                    self.push_number(n);
+                }
+            },
+            CodeRows::Wide(v) => v.push(n),
+        }
+    }
+
+    /// Appends a number already in the dictionary to rows wide enough.
+    fn push_number(&mut self, n: u32) {
+        match &mut self.rows {
+            CodeRows::Byte(v) => v.extend(u8::try_from(n).ok()),
+            CodeRows::Short(v) => v.extend(u16::try_from(n).ok()),
+            CodeRows::Wide(v) => v.push(n),
+        }
+    }
+
+    /// Keeps the first `len` rows (the dictionary keeps every value).
+    pub fn truncate(&mut self, len: usize) {
+        match &mut self.rows {
+            CodeRows::Byte(v) => v.truncate(len),
+            CodeRows::Short(v) => v.truncate(len),
+            CodeRows::Wide(v) => v.truncate(len),
+        }
+    }
+
+    /// The rows in the order of `order` (positions into this column).
+    pub fn gather(&self, order: &[u32]) -> Codes<T> {
+        let rows = match &self.rows {
+            CodeRows::Byte(v) => CodeRows::Byte(gather(v, order)),
+            CodeRows::Short(v) => CodeRows::Short(gather(v, order)),
+            CodeRows::Wide(v) => CodeRows::Wide(gather(v, order)),
+        };
+        Codes {
+            values: self.values.clone(),
+            numbers: self.numbers.clone(),
+            rows,
+        }
+    }
+
+    /// Gives back spare room beyond 1/64 of the length.
+    pub fn shrink(&mut self) {
+        match &mut self.rows {
+            CodeRows::Byte(v) => shrink(v),
+            CodeRows::Short(v) => shrink(v),
+            CodeRows::Wide(v) => shrink(v),
+        }
+    }
+
+    /// Bytes of its rows' buffer (the dictionary is a few values).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.rows {
+            CodeRows::Byte(v) => v.capacity(),
+            CodeRows::Short(v) => v.capacity() * 2,
+            CodeRows::Wide(v) => v.capacity() * 4,
+        }
+    }
+}
+
+/// `v`'s numbers in a wider type, with room for as many rows as it had.
+fn widen<A: Copy, B: From<A>>(v: &[A]) -> Vec<B> {
+    let mut out = Vec::with_capacity(v.len() + v.len() / 64 + 1);
+    out.extend(v.iter().map(|&x| B::from(x)));
+    out
 }
 
 /// `v` in the order of `order` (positions into `v`).
@@ -222,6 +384,34 @@ mod tests {
         assert_eq!(ids.gather(&[4, 0]), Ids::Wide(vec![1 << 40, 1]));
         ids.truncate(2);
         assert_eq!(ids, Ids::Wide(vec![1, 7]));
+    }
+
+    #[test]
+    fn codes_number_values_in_one_byte_then_two_then_four() {
+        let mut c: Codes<Option<u32>> = Codes::default();
+        let values: Vec<Option<u32>> = (0..80_000u32)
+            .map(|i| (i % 7 != 0).then_some(i))
+            .chain([Some(5), None, Some(79_999)])
+            .collect();
+        for (k, &v) in values.iter().enumerate() {
+            c.push(v);
+            // 68,572 distinct values (None and the non-multiples of 7).
+            if k == 200 {
+                assert!(matches!(c.rows, CodeRows::Byte(_)));
+            }
+            if k == 1_000 {
+                assert!(matches!(c.rows, CodeRows::Short(_)));
+            }
+        }
+        assert!(matches!(c.rows, CodeRows::Wide(_)));
+        let got: Vec<Option<u32>> = (0..c.len()).map(|i| c.get(i)).collect();
+        assert_eq!(got, values);
+        assert_eq!(c.number_of(None), Some(0));
+        assert_eq!(c.number_of(Some(7)), None, "7 was never pushed");
+        let g = c.gather(&[80_002, 0, 80_001]);
+        assert_eq!([g.get(0), g.get(1), g.get(2)], [Some(79_999), None, None]);
+        c.truncate(3);
+        assert_eq!(c.len(), 3);
     }
 
     #[test]
