@@ -202,6 +202,24 @@ impl Touches {
         &self.at
     }
 
+    /// The touches of the people `wanted` says yes to, in the kept order:
+    /// only the person column is read for the others (a page that shows
+    /// a few people's touches reads 4 bytes a touch, not a whole row).
+    pub fn of_people<'a>(
+        &'a self,
+        mut wanted: impl FnMut(i64) -> bool + 'a,
+    ) -> impl Iterator<Item = TouchRef<'a>> + 'a {
+        (0..self.len())
+            .filter(move |&i| wanted(self.person.get(i)))
+            .map(|i| self.get(i))
+    }
+
+    /// Every touch's person and key (at, id), in the kept order: the
+    /// three columns alone.
+    pub fn keys(&self) -> impl Iterator<Item = (i64, (Timestamp, i64))> + '_ {
+        (0..self.len()).map(|i| (self.person.get(i), self.key(i)))
+    }
+
     /// Owned rows of every touch.
     pub fn to_vec(&self) -> Vec<Touch> {
         self.iter().map(|t| t.to_touch()).collect()
@@ -490,6 +508,12 @@ mod tests {
         all.retain(|x| x.id % 2 == 0);
         assert_eq!(t.to_vec(), all);
         assert_eq!(t.iter().nth(3).map(|x| x.to_touch()), Some(all[3].clone()));
+        let of_3: Vec<Touch> = t.of_people(|p| p == 3).map(|x| x.to_touch()).collect();
+        let want: Vec<Touch> = all.iter().filter(|x| x.person_id == 3).cloned().collect();
+        assert!(!want.is_empty());
+        assert_eq!(of_3, want);
+        let keys: Vec<_> = all.iter().map(|x| (x.person_id, (x.at, x.id))).collect();
+        assert_eq!(t.keys().collect::<Vec<_>>(), keys);
     }
 
     #[test]

@@ -12,7 +12,6 @@ use tandem_core::fxhash::{FxHashMap, FxHashSet};
 use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::metrics::{History, Window};
 use tandem_core::playbook::Playbook;
-use tandem_core::touches::TouchRef;
 use tandem_core::Timestamp;
 
 use crate::repo::Snapshot;
@@ -131,7 +130,9 @@ impl KeptGroups {
     }
 }
 
-type FirstTouch<'s> = ((Timestamp, i64), TouchRef<'s>);
+/// A person's first touch: its key (at, id) and its position in the kept
+/// touches.
+type FirstTouch = ((Timestamp, i64), usize);
 
 /// Groups the people of a snapshot by one dimension after another (what
 /// [`group_by`] does once), reading what dimensions share only once: the
@@ -143,7 +144,7 @@ pub struct PeopleGroups<'s> {
     classes: Classes<'s>,
     accounts: OnceCell<FxHashMap<i64, &'s Account>>,
     /// Person → (at, id) of the first touch and the touch.
-    first_touch: OnceCell<FxHashMap<i64, FirstTouch<'s>>>,
+    first_touch: OnceCell<FxHashMap<i64, FirstTouch>>,
     /// Keys computed earlier for the same history and playbook.
     kept: Option<&'s KeptGroups>,
     /// Only these people are keyed (and only their touches read).
@@ -187,20 +188,19 @@ impl<'s> PeopleGroups<'s> {
     }
 
     /// Each person's first touch by (at, id).
-    fn first_touch(&self) -> &FxHashMap<i64, FirstTouch<'s>> {
+    fn first_touch(&self) -> &FxHashMap<i64, FirstTouch> {
         self.first_touch.get_or_init(|| {
-            // (at, id) kept beside the reference: comparing through it
-            // would read a random touch per row of 850k.
-            let mut first: FxHashMap<i64, FirstTouch<'s>> =
+            // Keys and positions, from three columns: a person's first
+            // touch is read whole only when asked for.
+            let mut first: FxHashMap<i64, FirstTouch> =
                 FxHashMap::with_capacity_and_hasher(self.snap.people.len(), Default::default());
-            for t in &self.snap.touches {
-                if self.only.is_some_and(|o| !o.contains(&t.person_id)) {
+            for (i, (person, key)) in self.snap.touches.keys().enumerate() {
+                if self.only.is_some_and(|o| !o.contains(&person)) {
                     continue;
                 }
-                let key = (t.at, t.id);
-                let e = first.entry(t.person_id).or_insert((key, t));
+                let e = first.entry(person).or_insert((key, i));
                 if key < e.0 {
-                    *e = (key, t);
+                    *e = (key, i);
                 }
             }
             first
@@ -237,7 +237,8 @@ impl<'s> PeopleGroups<'s> {
                 .and_then(|id| self.accounts().get(&id).copied()),
             _ => None,
         };
-        let first_touch = |p: &Person| self.first_touch().get(&p.id).map(|&(_, t)| t);
+        let first_touch =
+            |p: &Person| (self.first_touch().get(&p.id)).map(|&(_, i)| self.snap.touches.get(i));
         let borrowed = |v: &'s Option<Sym>| v.as_deref().map(Cow::Borrowed);
         let mut out =
             GroupKeys::with_capacity(self.only.map_or(self.snap.people.len(), |o| o.len()));

@@ -786,7 +786,7 @@ pub async fn sla(
     let accounts: HashMap<i64, &tandem_core::domain::Account> =
         snap.accounts.iter().map(|a| (a.id, a)).collect();
     let mut touches: HashMap<i64, Vec<Touch>> = HashMap::new();
-    for t in snap.touches.iter().filter(|t| ids.contains(&t.person_id)) {
+    for t in snap.touches.of_people(|p| ids.contains(&p)) {
         touches.entry(t.person_id).or_default().push(t.to_touch());
     }
     let rows: Vec<Value> = waiting
