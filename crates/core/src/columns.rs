@@ -85,15 +85,6 @@ impl Ids {
         }
     }
 
-    /// Gives back spare room beyond `len + len / 64` (see
-    /// [`crate::touches::Touches::shrink`]).
-    pub fn shrink(&mut self) {
-        match self {
-            Ids::Narrow(v) => shrink(v),
-            Ids::Wide(v) => shrink(v),
-        }
-    }
-
     /// Bytes of its buffer.
     pub fn heap_bytes(&self) -> usize {
         match self {
@@ -234,15 +225,6 @@ impl<T: Copy + Eq + Hash> Codes<T> {
         }
     }
 
-    /// Gives back spare room beyond 1/64 of the length.
-    pub fn shrink(&mut self) {
-        match &mut self.rows {
-            CodeRows::Byte(v) => shrink(v),
-            CodeRows::Short(v) => shrink(v),
-            CodeRows::Wide(v) => shrink(v),
-        }
-    }
-
     /// Bytes of its rows' buffer (the dictionary is a few values).
     pub fn heap_bytes(&self) -> usize {
         match &self.rows {
@@ -260,17 +242,13 @@ fn widen<A: Copy, B: From<A>>(v: &[A]) -> Vec<B> {
     out
 }
 
-/// `v` in the order of `order` (positions into `v`).
+/// `v` in the order of `order` (positions into `v`), with 1/64 of room
+/// to spare: a kept table then takes a few new rows without doubling a
+/// buffer of tens of megabytes.
 pub fn gather<T: Clone>(v: &[T], order: &[u32]) -> Vec<T> {
     let mut out = Vec::with_capacity(order.len() + order.len() / 64);
     out.extend(order.iter().map(|&i| v[i as usize].clone()));
     out
-}
-
-/// Shrinks `v` to its length plus 1/64: a kept table then takes a few new
-/// rows without doubling a buffer of hundreds of megabytes.
-pub fn shrink<T>(v: &mut Vec<T>) {
-    v.shrink_to(v.len() + v.len() / 64);
 }
 
 /// An optional column that few rows fill (a touch's cost, its external

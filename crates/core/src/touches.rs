@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 
 use std::sync::LazyLock;
 
-use crate::columns::{gather, shrink, Codes, Cursor, Ids, Sparse};
+use crate::columns::{gather, Codes, Cursor, Ids, Sparse};
 use crate::domain::Touch;
 use crate::metrics::Window;
 use crate::money::Minor;
@@ -114,8 +114,8 @@ impl Touches {
         Touches::with_capacity(0)
     }
 
-    /// Empty, with room for `n` touches (and 1/64 more, see
-    /// [`crate::columns::shrink`]).
+    /// Empty, with room for `n` touches and 1/64 more (see
+    /// [`crate::columns::gather`]).
     pub fn with_capacity(n: usize) -> Self {
         let n = n + n / 64;
         Touches {
@@ -328,18 +328,6 @@ impl Touches {
                 self.push(t);
             }
         }
-    }
-
-    /// Gives back spare room beyond 1/64 of the length.
-    pub fn shrink(&mut self) {
-        self.id.shrink();
-        self.person.shrink();
-        shrink(&mut self.at);
-        self.kind.shrink();
-        self.channel.shrink();
-        self.campaign.shrink();
-        self.source.shrink();
-        self.medium.shrink();
     }
 
     /// Bytes of its buffers (not the external ids' text).
