@@ -197,6 +197,12 @@ impl Touches {
         }
     }
 
+    /// Whether the touches are in (at, id) order: pushed in that order,
+    /// or sorted since.
+    pub fn is_sorted(&self) -> bool {
+        self.sorted
+    }
+
     /// Every touch's time, in the kept order.
     pub fn ats(&self) -> &[Timestamp] {
         &self.at
