@@ -233,11 +233,12 @@ impl Touches {
 
     /// Sorts by time, then id (the order [`TouchRef::key`] gives).
     pub fn sort(&mut self) {
-        let n = self.len();
-        self.sorted = true;
-        if (1..n).all(|i| self.key(i - 1) <= self.key(i)) {
+        // Each push already compared its key with the one before.
+        if self.sorted {
             return;
         }
+        let n = self.len();
+        self.sorted = true;
         // The key with its position, then each column gathered once. A
         // full read comes by ascending id: the time alone then sorts it
         // the same way in two thirds of the memory.

@@ -182,9 +182,9 @@ impl TouchSteps {
         }
         self.last_id = last;
         let people_by_id: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
-        // The step is interned in storage order, so the touches' fields
-        // are read front to back; one flat sort replaces a growing list per
-        // journey.
+        // The step is interned in the order the touches are read (storage
+        // order for a kept history's), so their columns are read front to
+        // back; one flat sort replaces a growing list per journey.
         let channels = Channels::new(pb);
         let mut rows: Vec<StepRow> = Vec::with_capacity(count);
         let mut push = |t: TouchRef<'_>| {
