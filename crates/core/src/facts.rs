@@ -322,7 +322,7 @@ impl DealFacts {
             match d.status {
                 DealStatus::Won if closed_by_now => {
                     f.won = true;
-                    f.amount_won += d.amount.minor;
+                    f.amount_won = f.amount_won.saturating_add(d.amount.minor);
                 }
                 DealStatus::Lost if closed_by_now => f.lost = true,
                 _ => f.open = true,

@@ -23,6 +23,6 @@ pub mod sym;
 pub mod time;
 pub mod touches;
 
-pub use money::{Currency, Minor, Money};
+pub use money::{Currency, Minor, Money, MAX_MINOR};
 pub use sym::Sym;
 pub use time::Timestamp;

@@ -4,6 +4,13 @@ use std::fmt;
 
 use crate::niche::NicheI64;
 
+/// The largest amount tandem takes, in minor units either side of zero:
+/// 10^15, ten trillion major units of a two-decimal currency. Every input
+/// (import, API, tracking) refuses more, so that an absurd amount is named
+/// where it comes in; the sums over stored amounts saturate besides, since
+/// ten million touches at this bound would still pass `i64::MAX`.
+pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
+
 /// An ISO 4217 currency code: three ASCII upper-case letters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
@@ -93,7 +100,7 @@ pub struct Money {
 
 /// A decimal amount that cannot be read as money.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid amount {0:?}: expected a decimal number such as 1234.50")]
+#[error("invalid amount {0:?}: expected a decimal number such as 1234.50, at most 10,000,000,000,000.00 either side of zero")]
 pub struct AmountError(String);
 
 impl Money {
@@ -137,7 +144,7 @@ fn parse_minor(s: &str) -> Option<i64> {
     let minor = int_v
         .checked_mul(100)?
         .checked_add(d1 * 10 + d2 + i64::from(round_up))?;
-    Some(if neg { -minor } else { minor })
+    (minor <= MAX_MINOR).then_some(if neg { -minor } else { minor })
 }
 
 impl fmt::Display for Money {
@@ -176,6 +183,27 @@ mod tests {
         }
         for s in ["", "abc", "1.2.3", "-", "."] {
             assert!(Money::parse_major(s, usd()).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn amounts_past_ten_trillion_are_refused() {
+        let top = "10,000,000,000,000.00";
+        assert_eq!(
+            Money::parse_major(top, usd()).map(|m| m.minor),
+            Ok(MAX_MINOR)
+        );
+        assert_eq!(
+            Money::parse_major("-10000000000000", usd()).map(|m| m.minor),
+            Ok(-MAX_MINOR)
+        );
+        for s in [
+            "10000000000000.01",
+            "-10000000000000.01",
+            "92233720368547758.07",
+        ] {
+            let e = Money::parse_major(s, usd()).unwrap_err().to_string();
+            assert!(e.contains("at most 10,000,000,000,000.00"), "{e}");
         }
     }
 

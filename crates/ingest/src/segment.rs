@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use tandem_core::domain::{Account, Activity, ActivityKind, Person, Touch};
 use tandem_core::facts::channel_of;
 use tandem_core::playbook::Playbook;
-use tandem_core::{Minor, Timestamp};
+use tandem_core::{Minor, Timestamp, MAX_MINOR};
 use tandem_store::repo::{self, Upsert};
 use tandem_store::{events, lifecycle, AnyConnection, SoleWriter, Store, StoreError, Tx};
 use tokio::sync::{mpsc, oneshot};
@@ -447,6 +447,13 @@ pub fn parse(
                 })
             } else {
                 let cost = integer(props, &props_path, "cost")?;
+                if cost.is_some_and(|c| !(0..=MAX_MINOR).contains(&c)) {
+                    return Err(invalid(
+                        &props_path,
+                        "cost",
+                        format!("must be between 0 and {MAX_MINOR} minor units"),
+                    ));
+                }
                 Fact::Touch(Touch {
                     id: 0,
                     external_id: message_id.as_deref().map(Box::from),

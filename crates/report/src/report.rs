@@ -586,7 +586,8 @@ fn upcoming(
     for c in &snap.campaigns {
         if let (Some(ch), Some(s), Some(cost)) = (&c.channel, c.starts_at, c.cost) {
             if s <= as_of {
-                *spend.entry(ch.as_str()).or_default() += cost;
+                let s = spend.entry(ch.as_str()).or_default();
+                *s = s.saturating_add(cost);
             }
         }
     }

@@ -496,7 +496,12 @@ async fn bad_input_is_4xx_with_the_envelope_and_stores_nothing() {
             ("/api/v1/touches", r#"{"external_id": "x", "person": "lead-3", "at": "2026-01-02", "kind": "web_visit", "colour": 1}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("colour")),
             ("/api/v1/deals", r#"{"external_id": "x", "account": "nope", "amount": 1, "created_at": "2026-01-02", "status": "open"}"#, StatusCode::UNPROCESSABLE_ENTITY, "unknown_reference", Some("account")),
             ("/api/v1/deals", r#"{"external_id": "x", "account": "acme", "amount": -1, "created_at": "2026-01-02", "status": "open"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("amount")),
+            ("/api/v1/deals", r#"{"external_id": "x", "account": "acme", "amount": 1000000000000001, "created_at": "2026-01-02", "status": "open"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("amount")),
             ("/api/v1/deals", r#"{"external_id": "x", "account": "acme", "amount": 1, "created_at": "2026-01-02", "status": "maybe"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
+            ("/api/v1/touches", r#"{"external_id": "x", "person": "lead-3", "at": "2026-01-02", "kind": "web_visit", "cost": 9223372036854775807}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("cost")),
+            ("/api/v1/campaigns", r#"{"external_id": "x", "name": "n", "cost": 1000000000000001}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("cost")),
+            ("/api/v1/campaigns", r#"{"external_id": "x", "name": "n", "budget": -1}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("budget")),
+            ("/api/v1/accounts", r#"{"external_id": "x", "annual_revenue": 1000000000000001}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("annual_revenue")),
             ("/api/v1/deals", r#"{"external_id": "x", "account": "acme", "amount": 1, "currency": "dollars", "created_at": "2026-01-02", "status": "open"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("currency")),
             ("/api/v1/activities", r#"{"external_id": "x", "person": "lead-3", "at": "2026-01-02", "kind": "fax"}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", None),
             ("/api/v1/campaigns", r#"{"external_id": "x", "name": " "}"#, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", Some("name")),
@@ -1076,6 +1081,15 @@ async fn plan_quality_and_attribution_have_the_cli_parameters_and_numbers() {
         assert_eq!((credit(&v, "last", "paid_search"), credit(&v, "last", "events")), (2.0, 0.0));
         assert_eq!((credit(&v, "linear", "paid_search"), credit(&v, "linear", "events")), (1.5, 0.5));
         assert_eq!(v["spend"], json!({"events": 250, "paid_search": 500}));
+        // Two campaigns at the largest cost taken (10^15 minor units) add up.
+        for id in ["big-1", "big-2"] {
+            let (s, v) = app
+                .post("/api/v1/campaigns", Role::Marketing, json!({"external_id": id, "name": id, "channel": "events", "cost": tandem_core::MAX_MINOR}))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let v = app.get(&q).await;
+        assert_eq!(v["spend"], json!({"events": 2_000_000_000_000_250_i64, "paid_search": 500}));
         let v = app.get(&format!("/api/v1/metrics/attribution?model=linear&conversion=sal&as_of={}", iso(t(100)))).await;
         assert_eq!(v["models"].as_array().unwrap().len(), 1);
         for (q, field) in [("model=magic", "model"), ("order=0", "order"), ("by=country", "by"), ("conversion=heaven", "conversion"), ("lookback=-1", "lookback")] {

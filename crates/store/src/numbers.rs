@@ -496,7 +496,8 @@ pub fn spend(pb: &Playbook, snap: &Snapshot, by: By, as_of: Timestamp) -> BTreeM
         let key = key
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| NO_KEY.into());
-        *out.entry(key).or_default() += c.cost.unwrap_or(0);
+        let s = out.entry(key).or_default();
+        *s = s.saturating_add(c.cost.unwrap_or(0));
     }
     let people: BTreeMap<i64, &Person> = snap.people.iter().map(|p| (p.id, p)).collect();
     let channels = Channels::new(pb);
@@ -517,7 +518,49 @@ pub fn spend(pb: &Playbook, snap: &Snapshot, by: By, as_of: Timestamp) -> BTreeM
         let key = key
             .filter(|k| !k.is_empty())
             .unwrap_or_else(|| NO_KEY.into());
-        *out.entry(key).or_default() += cost;
+        let s = out.entry(key).or_default();
+        *s = s.saturating_add(cost);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_core::domain::Campaign;
+    use tandem_core::playbook::STARTER;
+
+    /// Spend adds stored campaigns' costs per channel and pins at
+    /// `i64::MAX` rather than overflowing (two campaigns of `i64::MAX`,
+    /// which a store written before the input bound may hold).
+    #[test]
+    fn spend_sums_per_channel_and_saturates() {
+        let Some(pb) = Playbook::load(STARTER).playbook else {
+            panic!("the starter playbook loads");
+        };
+        let campaign = |id: i64, channel: &str, cost: i64| Campaign {
+            id,
+            external_id: format!("c{id}"),
+            name: format!("c{id}"),
+            channel: Some(channel.into()),
+            cost: Some(cost),
+            ..Campaign::default()
+        };
+        let snap = Snapshot {
+            campaigns: vec![
+                campaign(1, "events", 250_00),
+                campaign(2, "events", 1_000_00),
+                campaign(3, "paid_search", i64::MAX),
+                campaign(4, "paid_search", i64::MAX),
+            ],
+            ..Snapshot::default()
+        };
+        let got = spend(&pb, &snap, By::Channel, Timestamp::from_millis(0));
+        let want: BTreeMap<String, i64> = [
+            ("events".into(), 1_250_00),
+            ("paid_search".into(), i64::MAX),
+        ]
+        .into();
+        assert_eq!(got, want);
+    }
 }

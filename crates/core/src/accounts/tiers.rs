@@ -117,7 +117,7 @@ pub fn tiers(
             continue;
         };
         if window.contains_as_of(d.created_at, as_of) {
-            g.pipeline += d.amount.minor;
+            g.pipeline = g.pipeline.saturating_add(d.amount.minor);
         }
         let Some(closed) = d.closed_at.filter(|c| window.contains_as_of(*c, as_of)) else {
             continue;
@@ -125,7 +125,7 @@ pub fn tiers(
         match d.status {
             DealStatus::Won => {
                 g.won += 1;
-                g.revenue += d.amount.minor;
+                g.revenue = g.revenue.saturating_add(d.amount.minor);
                 g.days
                     .push((closed.millis() - d.created_at.millis()) as f64 / DAY_MS as f64);
             }

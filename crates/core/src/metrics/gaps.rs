@@ -89,14 +89,14 @@ pub fn alignment_gaps(
         match d.status {
             DealStatus::Won => {
                 e.0 += 1;
-                e.2 += d.amount.minor;
+                e.2 = e.2.saturating_add(d.amount.minor);
             }
             DealStatus::Lost => e.1 += 1,
             DealStatus::Open => {}
         }
     }
     let total_mqls: u64 = mqls.values().sum();
-    let total_revenue_won: i64 = deals.values().map(|d| d.2).sum();
+    let total_revenue_won = deals.values().fold(0i64, |s, d| s.saturating_add(d.2));
     let keys: BTreeSet<&String> = mqls.keys().chain(deals.keys()).collect();
     let rows: Vec<GapRow> = keys
         .into_iter()

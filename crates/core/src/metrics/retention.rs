@@ -238,27 +238,26 @@ pub fn retention(
         let finish = book.arr_before(a, end);
         if start > 0 {
             r.start_logos += 1;
-            r.start_arr += start;
+            r.start_arr = r.start_arr.saturating_add(start);
             if finish == 0 {
-                r.churn += start;
+                r.churn = r.churn.saturating_add(start);
             } else {
                 r.retained_logos += 1;
                 if finish > start {
-                    r.expansion += finish - start;
+                    r.expansion = r.expansion.saturating_add(finish - start);
                 } else {
-                    r.contraction += start - finish;
+                    r.contraction = r.contraction.saturating_add(start - finish);
                 }
             }
         } else {
-            r.new_arr += finish;
+            r.new_arr = r.new_arr.saturating_add(finish);
         }
     }
     r.expansion_revenue = book
         .expansions
         .iter()
         .filter(|(a, at, _)| include(*a) && window.contains_as_of(*at, as_of))
-        .map(|(_, _, amount)| amount)
-        .sum();
+        .fold(0i64, |s, (_, _, amount)| s.saturating_add(*amount));
     (r.nrr, r.grr) = nrr_grr(r.start_arr, r.expansion, r.contraction, r.churn);
     r.logo_retention = ratio(r.retained_logos as f64, r.start_logos as f64);
     r

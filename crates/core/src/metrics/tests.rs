@@ -1472,3 +1472,68 @@ proptest! {
         }
     }
 }
+
+/// Amounts at `i64::MAX` (inputs refuse more than `MAX_MINOR`, but a store
+/// written before the bound may hold them): the money sums pin at
+/// `i64::MAX` instead of overflowing (a panic in a debug build, a negative
+/// total in a release one). Two won and two lost new deals of `i64::MAX`.
+#[test]
+fn money_sums_saturate_instead_of_overflowing() {
+    let pb = pb();
+    let deals = [
+        deal(1, 1, i64::MAX, 12, Some(15), DealStatus::Won, None),
+        deal(2, 2, i64::MAX, 12, Some(15), DealStatus::Won, None),
+        deal(
+            3,
+            3,
+            i64::MAX,
+            11,
+            Some(18),
+            DealStatus::Lost,
+            Some("no_budget"),
+        ),
+        deal(
+            4,
+            4,
+            i64::MAX,
+            11,
+            Some(18),
+            DealStatus::Lost,
+            Some("no_budget"),
+        ),
+    ];
+    let mut h = H::default();
+    for p in 1..=4 {
+        h.mv(p, "mql", 10);
+    }
+    let hist = History {
+        transitions: &h.v,
+        deals: &deals,
+        ..History::default()
+    };
+    let g = alignment_gaps(
+        &hist,
+        "mql",
+        win(10, 20),
+        day(100),
+        Grouping::All,
+        DEFAULT_THRESHOLD,
+    );
+    assert_eq!(g.total_revenue_won, i64::MAX);
+    assert_eq!(g.rows[0].revenue_won, i64::MAX);
+    let wf = waterfall::waterfall(
+        &pb,
+        &h.v,
+        &deals,
+        &waterfall::WaterfallOptions::new(win(10, 20), day(100)),
+    )
+    .unwrap();
+    assert_eq!(
+        (wf.groups[0].lost.count, wf.groups[0].lost.amount_minor),
+        (2, i64::MAX)
+    );
+    assert_eq!(
+        average_won_deal_size(&deals, day(100), Grouping::All)[ALL],
+        (2, i64::MAX)
+    );
+}

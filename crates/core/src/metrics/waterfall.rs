@@ -638,7 +638,7 @@ fn compute<'t>(
             let g = groups.id(&opts.grouping.person_key(d.person_id));
             let core = core(&mut cores[w], g, n, pairs.len());
             core.lost.count += 1;
-            core.lost.amount_minor += d.amount.minor;
+            core.lost.amount_minor = core.lost.amount_minor.saturating_add(d.amount.minor);
             let reason = d.lost_reason.as_deref().unwrap_or(NONE);
             *lost_by.entry((g, reason)).or_default() += 1;
         }

@@ -473,3 +473,26 @@ async fn a_touch_stored_before_under_a_message_id_sends_the_group_call_by_call()
     );
     assert_eq!(touches(db.store.clone()).await, 2);
 }
+
+/// A track call's `properties.cost` is minor units from 0 to `MAX_MINOR`;
+/// outside that it is refused with the field named.
+#[test]
+fn a_cost_outside_zero_to_the_bound_is_refused() {
+    let with = |cost: Value| {
+        let mut v = track("amy", "ad_click", "2026-03-02T10:00:00Z");
+        v["properties"] = json!({ "cost": cost });
+        parse(&v, None, "", None, ts("2026-03-02T10:00:00Z"))
+    };
+    assert!(with(json!(tandem_core::MAX_MINOR)).is_ok());
+    for bad in [
+        json!(-1),
+        json!(tandem_core::MAX_MINOR + 1),
+        json!(i64::MAX),
+    ] {
+        let Err(e) = with(bad.clone()) else {
+            panic!("{bad} was taken");
+        };
+        assert_eq!(e.field, "properties.cost", "{bad}");
+        assert!(e.reason.contains("between 0 and"), "{}", e.reason);
+    }
+}

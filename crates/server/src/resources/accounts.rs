@@ -8,7 +8,7 @@ use tandem_core::Sym;
 use tandem_store::pages::{self, AccountFilter};
 use tandem_store::write;
 
-use super::{not_negative, required, Page, Paging, Saved};
+use super::{amount, not_negative, required, Page, Paging, Saved};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
@@ -95,6 +95,7 @@ pub struct AccountIn {
     industry: Option<String>,
     employees: Option<i64>,
     /// Minor units of the playbook currency.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     annual_revenue: Option<i64>,
     segment: Option<String>,
     #[serde(default)]
@@ -124,7 +125,7 @@ pub async fn save(
     caller.require(Action::EditAccounts)?;
     required("external_id", &b.external_id)?;
     not_negative("employees", b.employees)?;
-    not_negative("annual_revenue", b.annual_revenue)?;
+    amount("annual_revenue", b.annual_revenue)?;
     let a = Account {
         id: 0,
         external_id: b.external_id.trim().to_string(),

@@ -7,7 +7,7 @@ use tandem_core::domain::Campaign;
 use tandem_store::pages::{self, CampaignFilter};
 use tandem_store::write;
 
-use super::{body_time_opt, not_negative, query_time, required, Page, Paging, Saved};
+use super::{amount, body_time_opt, query_time, required, Page, Paging, Saved};
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
@@ -108,8 +108,10 @@ pub struct CampaignIn {
     starts_at: Option<String>,
     ends_at: Option<String>,
     /// Minor units.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     budget: Option<i64>,
     /// Minor units.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     cost: Option<i64>,
     persona: Option<String>,
     segment: Option<String>,
@@ -134,8 +136,8 @@ pub async fn save(
     caller.require(Action::EditCampaigns)?;
     required("external_id", &b.external_id)?;
     required("name", &b.name)?;
-    not_negative("budget", b.budget)?;
-    not_negative("cost", b.cost)?;
+    amount("budget", b.budget)?;
+    amount("cost", b.cost)?;
     let pb = s.playbook();
     let starts_at = body_time_opt(&pb, "starts_at", &b.starts_at)?;
     let ends_at = body_time_opt(&pb, "ends_at", &b.ends_at)?;

@@ -149,6 +149,7 @@ pub struct DealIn {
     person: Option<String>,
     name: Option<String>,
     /// Minor units (cents).
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     amount: i64,
     /// ISO 4217 code; default the playbook currency.
     currency: Option<String>,
@@ -179,7 +180,7 @@ pub async fn save(
 ) -> Result<Saved<DealView>, ApiError> {
     caller.require(Action::MoveLeads)?;
     required("external_id", &b.external_id)?;
-    super::not_negative("amount", Some(b.amount))?;
+    super::amount("amount", Some(b.amount))?;
     let pb = s.playbook();
     let currency = match &b.currency {
         Some(c) => Currency::parse(c).map_err(|e| {

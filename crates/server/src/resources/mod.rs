@@ -247,7 +247,23 @@ pub(crate) fn required(field: &str, v: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A count or amount that may not be negative.
+/// An amount in minor units: not negative and at most
+/// [`tandem_core::MAX_MINOR`] (ten trillion major units).
+pub(crate) fn amount(field: &str, v: Option<i64>) -> Result<(), ApiError> {
+    if v.is_some_and(|v| !(0..=tandem_core::MAX_MINOR).contains(&v)) {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            format!(
+                "{field} must be between 0 and {} minor units",
+                tandem_core::MAX_MINOR
+            ),
+            Some(field),
+        ));
+    }
+    Ok(())
+}
+
+/// A count that may not be negative.
 pub(crate) fn not_negative(field: &str, v: Option<i64>) -> Result<(), ApiError> {
     if v.is_some_and(|v| v < 0) {
         return Err(ApiError::unprocessable(

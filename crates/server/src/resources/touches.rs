@@ -10,8 +10,7 @@ use tandem_store::pages::{self, Linked, TouchFilter};
 use tandem_store::write;
 
 use super::{
-    body_time, not_negative, person_id, person_id_opt, query_time, required, In, Page, Paging,
-    Saved,
+    amount, body_time, person_id, person_id_opt, query_time, required, In, Page, Paging, Saved,
 };
 use crate::auth::{Action, Caller};
 use crate::error::ApiError;
@@ -148,6 +147,7 @@ pub struct TouchIn {
     source: Option<String>,
     medium: Option<String>,
     /// Minor units.
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_000_i64)]
     cost: Option<i64>,
 }
 
@@ -170,7 +170,7 @@ pub async fn save(
     required("external_id", &b.external_id)?;
     required("person", &b.person)?;
     required("kind", &b.kind)?;
-    not_negative("cost", b.cost)?;
+    amount("cost", b.cost)?;
     let pb = s.playbook();
     let at = body_time(&pb, "at", &b.at)?;
     let mut tx = s.store.begin().await?;
