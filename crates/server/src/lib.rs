@@ -23,7 +23,9 @@ pub mod warm;
 pub mod web;
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -91,6 +93,7 @@ pub fn app_with(state: AppState, warm: warm::Warm) -> Router {
         .merge(web::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(catch_panic))
         .layer(middleware::from_fn(timeout))
         .layer(middleware::from_fn(trace))
         .layer(middleware::from_fn(telemetry::track))
@@ -222,6 +225,31 @@ pub(crate) fn now() -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
+/// A handler that panics answers 500 with the error envelope, and the
+/// panic's message goes to the log in the request's span; uncaught, the
+/// panic drops the connection and the client sees no answer at all.
+async fn catch_panic(req: Request, next: Next) -> Response {
+    let mut run = Box::pin(next.run(req));
+    let caught = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    });
+    match caught.await {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ApiError::Internal(format!("the handler panicked: {what}").into()).into_response()
+        }
+    }
+}
+
 async fn timeout(req: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
         Ok(r) => r,
@@ -272,5 +300,49 @@ async fn readyz(State(s): State<AppState>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
+    /// A panicking handler answers 500 with the envelope, after an await
+    /// point too, and the next request is served.
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_envelope() {
+        async fn boom() -> &'static str {
+            tokio::task::yield_now().await;
+            panic!("boom")
+        }
+        let app: Router = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "ok" }))
+            .layer(middleware::from_fn(catch_panic));
+        let call = |uri: &'static str| {
+            let app = app.clone();
+            async move {
+                let r = app
+                    .oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+                (status, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        let (status, body) = call("/boom").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "internal", "{body}");
+        assert_eq!(
+            v["error"]["message"], "internal error",
+            "the cause stays in the log"
+        );
+        assert_eq!(call("/ok").await, (StatusCode::OK, "ok".to_string()));
     }
 }
