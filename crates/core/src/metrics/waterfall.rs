@@ -190,17 +190,20 @@ pub struct LostDeals {
 }
 
 /// Every cycle's passage through the funnel, sorted by (subject, cycle).
-/// The per-cycle lists live in three flat arrays (not three allocations
-/// per cycle); stage ids and reasons are interned, so nothing borrows the
+/// The per-cycle lists live in two flat arrays (not two allocations per
+/// cycle); stage ids and reasons are interned, so nothing borrows the
 /// transitions.
+///
+/// A cycle's first entry per stage is read from its entries when asked
+/// ([`Cycles::entered_into`]): kept as `n` options per cycle it took 61 MB
+/// of 1.3M cycles in a six-stage funnel, while a cycle has two or three
+/// entries.
 struct Cycles {
     /// Funnel length.
     n: usize,
     recs: Vec<CycleRec>,
-    /// First entry per funnel index as recorded (skips included), `n` per
-    /// cycle.
-    entered: Vec<Option<Timestamp>>,
-    /// Every entry into a funnel stage: (funnel index, at).
+    /// Every entry into a funnel stage: (funnel index, at), in (at, seq)
+    /// order within a cycle.
     entries: Vec<(usize, Timestamp)>,
     /// Exits to off-ramps.
     exits: Vec<Exit>,
@@ -227,8 +230,14 @@ struct Exit {
 }
 
 impl Cycles {
-    fn entered(&self, k: usize) -> &[Option<Timestamp>] {
-        &self.entered[k * self.n..(k + 1) * self.n]
+    /// Writes cycle `k`'s first entry per funnel index as recorded (skips
+    /// included) into `first` (a buffer reused across cycles).
+    fn entered_into(&self, k: usize, first: &mut Vec<Option<Timestamp>>) {
+        first.clear();
+        first.resize(self.n, None);
+        for &(i, at) in self.entries(k) {
+            first[i].get_or_insert(at);
+        }
     }
 
     fn entries(&self, k: usize) -> &[(usize, Timestamp)] {
@@ -241,16 +250,16 @@ impl Cycles {
         &self.exits[start..self.recs[k].exits_end]
     }
 
-    /// Entry per funnel index of cycle `k` with pass-through inferred
-    /// between the first entered stage and any later entered stage (see the
-    /// module docs), written into `eff` (a buffer reused across cycles).
-    fn effective_into(&self, k: usize, eff: &mut Vec<Option<Timestamp>>) {
-        let entered = self.entered(k);
+    /// Entry per funnel index of a cycle whose first entries are
+    /// `entered`, with pass-through inferred between the first entered
+    /// stage and any later entered stage (see the module docs), written
+    /// into `eff` (a buffer reused across cycles).
+    fn effective_into(entered: &[Option<Timestamp>], eff: &mut Vec<Option<Timestamp>>) {
         let first = entered.iter().position(Option::is_some);
         eff.clear();
         eff.extend_from_slice(entered);
         let mut later: Option<Timestamp> = None;
-        for i in (0..self.n).rev() {
+        for i in (0..entered.len()).rev() {
             if eff[i].is_none() && first.is_some_and(|f| f < i) {
                 eff[i] = later;
             }
@@ -394,7 +403,6 @@ impl Steps {
         let mut out = Cycles {
             n,
             recs: Vec::with_capacity(count),
-            entered: Vec::with_capacity(count * n),
             entries: Vec::with_capacity(ts.len() - aside.len()),
             exits: Vec::with_capacity(aside.len()),
         };
@@ -412,17 +420,12 @@ impl Steps {
                     entries_end: out.entries.len(),
                     exits_end: out.exits.len(),
                 });
-                out.entered.resize(out.entered.len() + n, None);
                 cur = None;
             }
             let k = out.recs.len() - 1;
             match step.mv {
                 Move::Enter(i) => {
                     let i = i as usize;
-                    let first = &mut out.entered[k * n + i];
-                    if first.is_none() {
-                        *first = Some(at);
-                    }
                     out.entries.push((i, at));
                     out.recs[k].entries_end = out.entries.len();
                     cur = Some(i);
@@ -534,6 +537,7 @@ fn compute<'t>(
     }
 
     // Scratch buffers reused across units.
+    let mut first: Vec<Option<Timestamp>> = Vec::with_capacity(n);
     let mut eff: Vec<Option<Timestamp>> = Vec::with_capacity(n);
     let mut best: Vec<Option<Timestamp>> = Vec::with_capacity(n);
     let mut flow: Vec<usize> = Vec::new();
@@ -561,12 +565,9 @@ fn compute<'t>(
                 // The cohort entry is an entry at `c` or later (inferred
                 // pass-through), so a cycle with none of those in the
                 // window is not in the cohort.
-                if cyc.entered(k)[c..]
-                    .iter()
-                    .flatten()
-                    .any(|t| window.contains(*t))
-                {
-                    cyc.effective_into(k, &mut eff);
+                cyc.entered_into(k, &mut first);
+                if first[c..].iter().flatten().any(|t| window.contains(*t)) {
+                    Cycles::effective_into(&first, &mut eff);
                     if eff[c].is_some_and(|t| window.contains(t)) {
                         let rr = (c..n).rev().find(|&j| eff[j].is_some()).unwrap_or(c);
                         if reach.is_none_or(|b| rr > b) {
