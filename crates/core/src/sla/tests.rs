@@ -748,3 +748,35 @@ fn clock_status_at_the_deadline() {
     assert_eq!(handoff_status(Stopped, Met), Met);
     assert_eq!(handoff_status(Stopped, Stopped), Stopped);
 }
+
+/// `PerPerson` groups the wanted people's items, each run in input order,
+/// and leaves the others' out: people 7 and 9 are wanted, 8 is not.
+#[test]
+fn per_person_groups_wanted_items_in_input_order() {
+    let wanted: FxHashSet<i64> = [7, 9].into_iter().collect();
+    let pairs = [
+        (9, 'a'),
+        (8, 'x'),
+        (7, 'b'),
+        (9, 'c'),
+        (7, 'd'),
+        (8, 'y'),
+        (9, 'e'),
+    ];
+    let g = PerPerson::new(&wanted, pairs.iter().copied());
+    assert_eq!(g.of(7), ['b', 'd']);
+    assert_eq!(g.of(9), ['a', 'c', 'e']);
+    assert!(g.of(8).is_empty());
+    let mut runs: Vec<(i64, Vec<char>)> = g.runs().map(|(id, r)| (id, r.to_vec())).collect();
+    runs.sort();
+    assert_eq!(runs, [(7, vec!['b', 'd']), (9, vec!['a', 'c', 'e'])]);
+    // Nobody wanted, or nothing of theirs: empty runs.
+    let none = PerPerson::new(&FxHashSet::default(), pairs.iter().copied());
+    assert_eq!(none.runs().count(), 0);
+    let idle: FxHashSet<i64> = [5].into_iter().collect();
+    let g = PerPerson::new(&idle, pairs.iter().copied());
+    assert_eq!(
+        g.runs().map(|(id, r)| (id, r.len())).collect::<Vec<_>>(),
+        [(5, 0)]
+    );
+}
