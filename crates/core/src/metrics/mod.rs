@@ -229,7 +229,7 @@ impl History<'_> {
             Some(ix) => index::count_units(
                 ix.entries_within(stage, window, as_of)
                     .iter()
-                    .map(|e| (e.subject, e.cycle)),
+                    .map(|e| (e.subject(), e.cycle())),
                 unique,
                 grouping,
             ),

@@ -446,7 +446,7 @@ fn retention(
                             .iter()
                             .flat_map(move |s| ix.entries_within(s, b, as_of))
                     })
-                    .map(|e| e.subject)
+                    .map(|e| e.subject())
                     .collect(),
             )
         }

@@ -938,6 +938,15 @@ fn stage_entries_index_window_edges() {
         [day(10), day(15)]
     );
     assert_eq!(at(ix.entries_within("mql", win(16, 19), day(100))), []);
+    // An entry gives back its subject and cycle, in 24 bytes.
+    let e = ix.entries_within("sal", win(0, 20), day(100))[0];
+    assert_eq!((e.subject(), e.cycle()), (Subject::Person(4), 1));
+    let a = super::index::Entry::new(day(3), Subject::Account(9), 2);
+    assert_eq!(
+        (a.at, a.subject(), a.cycle()),
+        (day(3), Subject::Account(9), 2)
+    );
+    assert_eq!(std::mem::size_of::<super::index::Entry>(), 24);
     assert_eq!(at(ix.entries_within("mql", win(10, 21), day(5))), []);
     assert_eq!(at(ix.entries_within("nurture", win(0, 99), day(100))), []);
     assert_eq!(ix.len(), 4);
