@@ -1266,10 +1266,7 @@ fn funnel_money_counts_new_business_only() {
     ];
     assert!(DealKind::is_new_business(&deals[0]));
     assert!(!DealKind::is_new_business(&deals[1]));
-    let mut h = H::default();
-    for p in 1..=3 {
-        h.mv(p, "mql", 10);
-    }
+    let h = mqls_at_day_10(3);
     let hist = History {
         transitions: &h.v,
         deals: &deals,
@@ -1282,29 +1279,48 @@ fn funnel_money_counts_new_business_only() {
     assert_eq!(get("win_rate"), Some(0.5));
     assert_eq!(get("pipeline_created"), Some(1400.0));
     let by_person = |p: i64| Some(format!("p{p}"));
-    let g = alignment_gaps(
-        &hist,
-        "mql",
-        win(10, 20),
-        day(100),
-        Grouping::By(&by_person),
-        DEFAULT_THRESHOLD,
-    );
+    let (g, lost) = gaps_and_lost(&pb, &hist, Grouping::By(&by_person));
     assert_eq!(g.total_revenue_won, 1000);
     let p2 = g.rows.iter().find(|r| r.group == "p2").unwrap();
     assert_eq!((p2.revenue_won, p2.deals_won, p2.deals_lost), (0, 0, 0));
     let sizes = average_won_deal_size(&deals, day(100), Grouping::All);
     assert_eq!(sizes[ALL], (1, 1000));
     // Lost renewals are not funnel leakage.
+    assert_eq!((lost.count, lost.amount_minor), (1, 400));
+}
+
+/// People `1..=n` entering the MQL stage on day 10.
+fn mqls_at_day_10(n: i64) -> H {
+    let mut h = H::default();
+    for p in 1..=n {
+        h.mv(p, "mql", 10);
+    }
+    h
+}
+
+/// The gaps and the waterfall's lost deals (its first group's) of
+/// `hist` over days [10, 20), as of day 100.
+fn gaps_and_lost(
+    pb: &Playbook,
+    hist: &History<'_>,
+    grouping: Grouping<'_>,
+) -> (super::gaps::Gaps, waterfall::LostDeals) {
+    let g = alignment_gaps(
+        hist,
+        "mql",
+        win(10, 20),
+        day(100),
+        grouping,
+        DEFAULT_THRESHOLD,
+    );
     let wf = waterfall::waterfall(
-        &pb,
-        &h.v,
-        &deals,
+        pb,
+        hist.transitions,
+        hist.deals,
         &waterfall::WaterfallOptions::new(win(10, 20), day(100)),
     )
     .unwrap();
-    assert_eq!(wf.groups[0].lost.count, 1);
-    assert_eq!(wf.groups[0].lost.amount_minor, 400);
+    (g, wf.groups[0].lost.clone())
 }
 
 proptest! {
@@ -1488,7 +1504,6 @@ proptest! {
 /// total in a release one). Two won and two lost new deals of `i64::MAX`.
 #[test]
 fn money_sums_saturate_instead_of_overflowing() {
-    let pb = pb();
     let deals = [
         deal(1, 1, i64::MAX, 12, Some(15), DealStatus::Won, None),
         deal(2, 2, i64::MAX, 12, Some(15), DealStatus::Won, None),
@@ -1511,36 +1526,16 @@ fn money_sums_saturate_instead_of_overflowing() {
             Some("no_budget"),
         ),
     ];
-    let mut h = H::default();
-    for p in 1..=4 {
-        h.mv(p, "mql", 10);
-    }
+    let h = mqls_at_day_10(4);
     let hist = History {
         transitions: &h.v,
         deals: &deals,
         ..History::default()
     };
-    let g = alignment_gaps(
-        &hist,
-        "mql",
-        win(10, 20),
-        day(100),
-        Grouping::All,
-        DEFAULT_THRESHOLD,
-    );
+    let (g, lost) = gaps_and_lost(&pb(), &hist, Grouping::All);
     assert_eq!(g.total_revenue_won, i64::MAX);
     assert_eq!(g.rows[0].revenue_won, i64::MAX);
-    let wf = waterfall::waterfall(
-        &pb,
-        &h.v,
-        &deals,
-        &waterfall::WaterfallOptions::new(win(10, 20), day(100)),
-    )
-    .unwrap();
-    assert_eq!(
-        (wf.groups[0].lost.count, wf.groups[0].lost.amount_minor),
-        (2, i64::MAX)
-    );
+    assert_eq!((lost.count, lost.amount_minor), (2, i64::MAX));
     assert_eq!(
         average_won_deal_size(&deals, day(100), Grouping::All)[ALL],
         (2, i64::MAX)

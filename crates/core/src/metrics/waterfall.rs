@@ -240,6 +240,30 @@ impl Cycles {
         }
     }
 
+    /// Whether cycle `k` first entered a stage at funnel index `c` or
+    /// later within `window`; if so, `first` holds its first entries
+    /// ([`Cycles::entered_into`]). Most cycles have no entry at all at `c`
+    /// or later in a given window and are passed over without filling
+    /// `first` (filling it for every cycle made the large history's warm
+    /// waterfall 13 % slower).
+    fn first_entered_within(
+        &self,
+        k: usize,
+        c: usize,
+        window: Window,
+        first: &mut Vec<Option<Timestamp>>,
+    ) -> bool {
+        if !self
+            .entries(k)
+            .iter()
+            .any(|&(i, at)| i >= c && window.contains(at))
+        {
+            return false;
+        }
+        self.entered_into(k, first);
+        first[c..].iter().flatten().any(|t| window.contains(*t))
+    }
+
     fn entries(&self, k: usize) -> &[(usize, Timestamp)] {
         let start = k.checked_sub(1).map_or(0, |j| self.recs[j].entries_end);
         &self.entries[start..self.recs[k].entries_end]
@@ -579,11 +603,10 @@ fn compute<'t>(
             leak.clear();
             detail.clear();
             for k in unit.clone() {
-                // The cohort entry is an entry at `c` or later (inferred
-                // pass-through), so a cycle with none of those in the
-                // window is not in the cohort.
-                cyc.entered_into(k, &mut first);
-                if first[c..].iter().flatten().any(|t| window.contains(*t)) {
+                // The cohort entry is a first entry at `c` or later
+                // (inferred pass-through), so a cycle with none of those in
+                // the window is not in the cohort.
+                if cyc.first_entered_within(k, c, *window, &mut first) {
                     Cycles::effective_into(&first, &mut eff);
                     if eff[c].is_some_and(|t| window.contains(t)) {
                         let rr = (c..n).rev().find(|&j| eff[j].is_some()).unwrap_or(c);
