@@ -10,7 +10,6 @@ use crate::domain::{Account, Person, Touch};
 use crate::facts::{account_cel, person_cel};
 use crate::fxhash::FxHashMap;
 use crate::playbook::{Playbook, Var, Vars};
-use crate::sym::Sym;
 use crate::time::Timestamp;
 use crate::touches::{TouchRef, Touches};
 
@@ -170,7 +169,7 @@ impl EngagementRun {
 
     /// [`engagement_score`] of the run's touches as of `as_of`.
     pub fn score(&self, pb: &Playbook, as_of: Timestamp) -> f64 {
-        score_of_run(&self.0, pb.scoring.half_life_days, as_of)
+        score_of_run(self.0.iter().copied(), pb.scoring.half_life_days, as_of)
     }
 }
 
@@ -186,11 +185,14 @@ fn rule_points(pb: &Playbook, t: TouchRef<'_>) -> Option<f64> {
 }
 
 /// The capped sum of a sorted run's decayed points up to `as_of`.
-fn score_of_run(run: &[(Timestamp, f64)], half_life_days: f64, as_of: Timestamp) -> f64 {
+fn score_of_run(
+    run: impl Iterator<Item = (Timestamp, f64)>,
+    half_life_days: f64,
+    as_of: Timestamp,
+) -> f64 {
     cap(run
-        .iter()
         .take_while(|(at, _)| *at <= as_of)
-        .map(|&(at, points)| points * decay(at.days_until(as_of), half_life_days))
+        .map(|(at, points)| points * decay(at.days_until(as_of), half_life_days))
         .sum())
 }
 
@@ -199,77 +201,107 @@ fn score_of_run(run: &[(Timestamp, f64)], half_life_days: f64, as_of: Timestamp)
 /// people at one instant. Built once per history and playbook, it reads
 /// each person's touches from one contiguous run instead of following a
 /// pointer to every touch (and its kind) spread over the whole history.
+///
+/// By column: a touch's time and its rule's position (the rule gives the
+/// points), 12 bytes, and each person's run found in a sorted id list
+/// (16 bytes a person with the run's start). As (time, points) pairs of
+/// 16 bytes and a hash map of ranges (about 40 bytes a person) it held
+/// about 216 MB for the large demo.
 #[derive(Clone, Debug, Default)]
 pub struct EngagementIndex {
     half_life_days: f64,
-    /// Person id → their run in `parts`.
-    of: FxHashMap<i64, std::ops::Range<usize>>,
-    /// Runs of (at, points), each sorted by (at, kind).
-    parts: Vec<(Timestamp, f64)>,
+    /// The points of each engagement rule, by position.
+    points: Vec<f64>,
+    /// The people with a run, ascending; person `ids[i]`'s run is
+    /// `starts[i]..starts[i + 1]`.
+    ids: Vec<i64>,
+    starts: Vec<usize>,
+    /// Each run's touch times and rule positions, sorted by (at, kind).
+    at: Vec<Timestamp>,
+    rule: Vec<u32>,
 }
 
 impl EngagementIndex {
     /// Indexes `touches` (any order) by the playbook's engagement rules;
     /// touches of kinds without a rule are left out.
     pub fn build(pb: &Playbook, touches: &Touches) -> Self {
+        let rules = &pb.scoring.engagement_rules;
         // Each touch is placed in its person's run by a count per person,
-        // not by sorting rows of 40 bytes (0.4 GB for the large demo's 10M
-        // touches). Touches kept in time order fill every run in time
-        // order; a run is sorted only where that is not so, or where
-        // touches of different kinds share an instant.
+        // not by sorting rows (0.4 GB of 40-byte rows for the large demo).
+        // Touches kept in time order fill every run in time order; a run
+        // is sorted only where that is not so, or where touches of
+        // different kinds share an instant.
         let scoring = || {
-            touches
-                .iter()
-                .filter_map(|t| Some((t.person_id, t.at, t.kind, rule_points(pb, t)?)))
+            touches.iter().filter_map(|t| {
+                let r = rules.iter().position(|r| r.touch == t.kind)?;
+                Some((t.person_id, t.at, u32::try_from(r).ok()?))
+            })
         };
-        let mut counts: FxHashMap<i64, usize> = FxHashMap::default();
+        // Person → count, then → slot once the people are sorted.
+        let mut slot: FxHashMap<i64, usize> = FxHashMap::default();
         for (person, ..) in scoring() {
-            *counts.entry(person).or_default() += 1;
+            *slot.entry(person).or_default() += 1;
         }
-        let mut people: Vec<(i64, usize)> = counts.into_iter().collect();
+        let mut people: Vec<(i64, usize)> = slot.iter().map(|(&p, &n)| (p, n)).collect();
         people.sort_unstable();
-        let mut of: FxHashMap<i64, std::ops::Range<usize>> =
-            FxHashMap::with_capacity_and_hasher(people.len(), Default::default());
-        let mut len = 0;
-        for (person, n) in people {
-            // `end` moves up as the run is filled.
-            of.insert(person, len..len);
-            len += n;
+        let mut starts = Vec::with_capacity(people.len() + 1);
+        starts.push(0);
+        for (i, &(person, n)) in people.iter().enumerate() {
+            slot.insert(person, i);
+            starts.push(starts[i] + n);
         }
-        let mut parts = vec![(Timestamp::default(), 0.0); len];
-        let mut kinds: Vec<Option<Sym>> = vec![None; len];
-        for (person, at, kind, points) in scoring() {
-            if let Some(run) = of.get_mut(&person) {
-                parts[run.end] = (at, points);
-                kinds[run.end] = Some(kind);
-                run.end += 1;
+        let ids: Vec<i64> = people.into_iter().map(|(p, _)| p).collect();
+        let len = starts[ids.len()];
+        let mut at = vec![Timestamp::default(); len];
+        let mut rule = vec![0u32; len];
+        let mut next = starts.clone();
+        for (person, t, r) in scoring() {
+            if let Some(&i) = slot.get(&person) {
+                at[next[i]] = t;
+                rule[next[i]] = r;
+                next[i] += 1;
             }
         }
-        for run in of.values() {
-            let key = |i: usize| (parts[i].0, kinds[i].map(|k| k.as_str()));
+        drop((slot, next));
+        let kind = |r: u32| rules.get(r as usize).map(|r| r.touch.as_str());
+        for w in starts.windows(2) {
+            let run = w[0]..w[1];
+            let key = |i: usize| (at[i], kind(rule[i]));
             if (run.start + 1..run.end).all(|i| key(i - 1) <= key(i)) {
                 continue;
             }
-            let mut rows: Vec<_> = run.clone().map(|i| (key(i), parts[i].1)).collect();
-            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (i, ((at, _), points)) in run.clone().zip(rows) {
-                parts[i] = (at, points);
+            let mut rows: Vec<(Timestamp, u32)> = run.clone().map(|i| (at[i], rule[i])).collect();
+            rows.sort_unstable_by(|a, b| (a.0, kind(a.1)).cmp(&(b.0, kind(b.1))));
+            for (i, (t, r)) in run.zip(rows) {
+                at[i] = t;
+                rule[i] = r;
             }
         }
         EngagementIndex {
             half_life_days: pb.scoring.half_life_days,
-            of,
-            parts,
+            points: rules.iter().map(|r| r.points).collect(),
+            ids,
+            starts,
+            at,
+            rule,
         }
     }
 
     /// [`engagement_score`] of `person`'s touches as of `as_of`.
     pub fn score(&self, person: i64, as_of: Timestamp) -> f64 {
-        let run = match self.of.get(&person) {
-            Some(r) => &self.parts[r.clone()],
-            None => &[],
+        let run = match self.ids.binary_search(&person) {
+            Ok(i) => self.starts[i]..self.starts[i + 1],
+            Err(_) => 0..0,
         };
-        score_of_run(run, self.half_life_days, as_of)
+        let points = |r: u32| self.points.get(r as usize).copied().unwrap_or(0.0);
+        score_of_run(
+            self.at[run.clone()]
+                .iter()
+                .zip(&self.rule[run])
+                .map(|(&at, &r)| (at, points(r))),
+            self.half_life_days,
+            as_of,
+        )
     }
 }
 
