@@ -118,27 +118,98 @@ pub fn build_paths(
     build_paths_from(&steps, people, deals, transitions, pb, opts)
 }
 
-/// One touch as a step of its journey: (journey, at, step id). Rows of a
-/// journey at one instant are in touch id order (kept without the id:
-/// the attribution page keeps a row per touch, ten million of them on the
-/// large demo).
-type StepRow = (i64, Timestamp, u32);
+/// Ids to `u32` values: an array over the range of the ids it was made
+/// for, when they are dense (one table's ids are, in practice), and a map
+/// for any id outside it. Building journeys looks two ids up per touch;
+/// in hash maps of a million people each lookup was a cache miss, and the
+/// large demo's ten million touches took seconds more.
+struct IdMap {
+    first: i64,
+    dense: Vec<u32>,
+    other: FxHashMap<i64, u32>,
+}
 
-/// Every touch of a history as a step of its journey, sorted by (journey,
-/// at, id), with its channel (or campaign) interned: the part of
+impl IdMap {
+    /// No value (an id with none reads as absent).
+    const NONE: u32 = u32::MAX;
+
+    /// Empty, with an array over `ids`' range if it has at most twice as
+    /// many slots as ids (and 64 more).
+    fn over(ids: impl Iterator<Item = i64>) -> Self {
+        let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0usize);
+        for id in ids {
+            (lo, hi, n) = (lo.min(id), hi.max(id), n + 1);
+        }
+        let span = usize::try_from(i128::from(hi) - i128::from(lo) + 1).unwrap_or(0);
+        let dense = if n > 0 && span <= n.saturating_mul(2).saturating_add(64) {
+            vec![IdMap::NONE; span]
+        } else {
+            Vec::new()
+        };
+        IdMap {
+            first: lo,
+            dense,
+            other: FxHashMap::default(),
+        }
+    }
+
+    fn index(&self, id: i64) -> Option<usize> {
+        let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
+        (i < self.dense.len()).then_some(i)
+    }
+
+    fn get(&self, id: i64) -> Option<u32> {
+        match self.index(id) {
+            Some(i) => Some(self.dense[i]),
+            None => self.other.get(&id).copied(),
+        }
+        .filter(|&v| v != IdMap::NONE)
+    }
+
+    /// The value of `id`, [`IdMap::NONE`] until set.
+    fn entry(&mut self, id: i64) -> &mut u32 {
+        match self.index(id) {
+            Some(i) => &mut self.dense[i],
+            None => self.other.entry(id).or_insert(IdMap::NONE),
+        }
+    }
+
+    /// Every (id, value) set, in no particular order.
+    fn iter(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        let first = self.first;
+        (self.dense.iter().enumerate())
+            .map(move |(i, &v)| (first + i as i64, v))
+            .chain(self.other.iter().map(|(&id, &v)| (id, v)))
+            .filter(|&(_, v)| v != IdMap::NONE)
+    }
+}
+
+/// Every touch of a history as a step of its journey, in (journey, at, id)
+/// order, with its channel (or campaign) interned: the part of
 /// [`build_paths`] that reads every touch and depends on neither the
 /// conversion, nor the lookback, nor the as-of instant. A caller that keeps
 /// the history keeps this beside it, extends it when touches are appended
 /// ([`TouchSteps::extend`]) and builds paths from it
 /// ([`build_paths_from`]).
+///
+/// Kept by column, a run per journey: a step is its time and step id (12
+/// bytes; the attribution page keeps one per touch, ten million on the
+/// large demo), a journey its id and where its run starts. Rows of
+/// (journey, at, step) were 24 bytes, sorted with a buffer of half as
+/// many again; a count per journey places each step instead.
 #[derive(Clone, Debug)]
 pub struct TouchSteps {
     level: Level,
     by: By,
     /// Step names; ids are in order of first appearance.
     names: Interner,
-    /// Sorted by (journey, at, id).
-    rows: Vec<StepRow>,
+    /// The journeys with a step, ascending.
+    journeys: Vec<i64>,
+    /// Journey `journeys[i]`'s steps are `starts[i]..starts[i + 1]` of
+    /// `at` and `step`, in (at, id) order.
+    starts: Vec<usize>,
+    at: Vec<Timestamp>,
+    step: Vec<u32>,
     /// The largest touch id covered (`None` before any touch).
     last_id: Option<i64>,
 }
@@ -157,7 +228,10 @@ impl TouchSteps {
             level,
             by,
             names: Interner::default(),
-            rows: Vec::new(),
+            journeys: Vec::new(),
+            starts: vec![0],
+            at: Vec::new(),
+            step: Vec::new(),
             last_id: None,
         };
         steps.extend(pb, people, touches);
@@ -173,54 +247,136 @@ impl TouchSteps {
     /// [`TouchSteps::build`] again.
     pub fn extend(&mut self, pb: &Playbook, people: &[Person], touches: &Touches) {
         let after = self.last_id;
-        // Read twice rather than collected: a touch read from its columns
-        // is 72 bytes, ten million of them most of a gigabyte.
-        let new = || touches.iter().filter(|t| after.is_none_or(|a| t.id > a));
-        let (count, last) = new().fold((0, after), |(n, m), t| (n + 1, m.max(Some(t.id))));
-        if count == 0 {
-            return;
-        }
-        self.last_id = last;
-        let people_by_id: FxHashMap<i64, &Person> = people.iter().map(|p| (p.id, p)).collect();
-        // The step is interned in the order the touches are read (storage
-        // order for a kept history's), so their columns are read front to
-        // back; one flat sort replaces a growing list per journey.
-        let channels = Channels::new(pb);
-        let mut rows: Vec<StepRow> = Vec::with_capacity(count);
-        let mut push = |t: TouchRef<'_>| {
-            let person = people_by_id.get(&t.person_id).copied();
-            let journey = match self.level {
-                Level::Person => Some(t.person_id),
-                Level::Account => person.and_then(|p| p.account_id),
-            };
-            let Some(j) = journey else { return };
-            let names = &mut self.names;
-            let mut intern =
-                |k: Option<&str>| names.id(k.filter(|k| !k.is_empty()).unwrap_or(NO_KEY));
-            let step = match (self.by, person) {
-                // The resolver gives the touch's own channel when set.
-                (By::Channel, Some(p)) => channels.with(t, p, intern),
-                (By::Channel, None) => intern(t.channel.as_deref()),
-                (By::Campaign, _) => intern(t.campaign.as_deref()),
-            };
-            rows.push((j, t.at, step));
+        let new = || {
+            touches
+                .iter()
+                .filter(move |t| after.is_none_or(|a| t.id > a))
         };
-        // Rows made in (at, id) order and sorted stably by (journey, at)
-        // are in (journey, at, id) order. Touches out of that order (not a
-        // kept history's) are put in it first.
+        // Read in (at, id) order, each journey's new steps land in that
+        // order. Touches out of it (not a kept history's) are put in it
+        // first; a kept history's are read twice rather than collected: a
+        // touch read from its columns is 72 bytes.
         if touches.is_sorted() {
-            new().for_each(&mut push);
+            self.add(pb, people, new());
         } else {
             let mut ordered: Vec<TouchRef<'_>> = new().collect();
             ordered.sort_unstable_by_key(TouchRef::key);
-            ordered.into_iter().for_each(&mut push);
+            self.add(pb, people, ordered.iter().copied());
         }
-        rows.sort_by_key(|&(j, at, _)| (j, at));
-        if self.rows.is_empty() {
-            self.rows = rows;
-        } else {
-            self.rows = merge_sorted(std::mem::take(&mut self.rows), rows);
+    }
+
+    /// Adds `new` touches, given in (at, id) order, every id above those
+    /// covered. Each journey's run is its old steps, then its new ones, by
+    /// a count per journey; a run the new steps put out of time order (a
+    /// back-dated touch) is sorted stably by time, which keeps the old
+    /// steps (smaller ids) first at an instant.
+    fn add<'t>(
+        &mut self,
+        pb: &Playbook,
+        people: &[Person],
+        new: impl Iterator<Item = TouchRef<'t>> + Clone,
+    ) {
+        let Some(last) = new.clone().map(|t| t.id).max() else {
+            return;
+        };
+        self.last_id = self.last_id.max(Some(last));
+        let mut position = IdMap::over(people.iter().map(|p| p.id));
+        for (i, p) in people.iter().enumerate() {
+            *position.entry(p.id) = u32::try_from(i).unwrap_or(IdMap::NONE);
         }
+        let person_of = |id: i64| position.get(id).and_then(|i| people.get(i as usize));
+        let level = self.level;
+        let journey_of = |t: &TouchRef<'_>| -> Option<i64> {
+            match level {
+                Level::Person => Some(t.person_id),
+                Level::Account => person_of(t.person_id).and_then(|p| p.account_id),
+            }
+        };
+        // New steps per journey, then every journey's slot and run.
+        let mut slot = match level {
+            Level::Person => IdMap::over(people.iter().map(|p| p.id)),
+            Level::Account => IdMap::over(people.iter().filter_map(|p| p.account_id)),
+        };
+        for j in new.clone().filter_map(|t| journey_of(&t)) {
+            let n = slot.entry(j);
+            *n = if *n == IdMap::NONE { 1 } else { *n + 1 };
+        }
+        let mut added: Vec<(i64, usize)> = slot.iter().map(|(j, n)| (j, n as usize)).collect();
+        added.sort_unstable();
+        let old = self.runs();
+        let mut journeys = Vec::with_capacity(self.journeys.len() + added.len());
+        let mut starts = Vec::with_capacity(journeys.capacity() + 1);
+        starts.push(0);
+        let len = self.at.len() + added.iter().map(|a| a.1).sum::<usize>();
+        let mut at = Vec::with_capacity(len);
+        let mut step = Vec::with_capacity(len);
+        // Where each journey's next new step goes.
+        let mut next: Vec<usize> = Vec::with_capacity(journeys.capacity());
+        let (mut o, mut a) = (old.peekable(), added.into_iter().peekable());
+        loop {
+            let j = match (o.peek(), a.peek()) {
+                (Some(&(x, _)), Some(&(y, _))) => x.min(y),
+                (Some(&(x, _)), None) => x,
+                (None, Some(&(y, _))) => y,
+                (None, None) => break,
+            };
+            if let Some((_, run)) = o.next_if(|r| r.0 == j) {
+                at.extend_from_slice(&self.at[run.clone()]);
+                step.extend_from_slice(&self.step[run]);
+            }
+            next.push(at.len());
+            let n = a.next_if(|r| r.0 == j).map_or(0, |r| r.1);
+            // Fewer journeys than touches, so a u32 holds the slot.
+            *slot.entry(j) = u32::try_from(journeys.len()).unwrap_or(IdMap::NONE);
+            at.resize(at.len() + n, Timestamp::default());
+            step.resize(step.len() + n, 0);
+            journeys.push(j);
+            starts.push(at.len());
+        }
+        drop(o);
+        let channels = Channels::new(pb);
+        let names = &mut self.names;
+        // Interned in the order the touches are read (storage order for a
+        // kept history's), so their columns are read front to back.
+        for t in new {
+            let Some(j) = journey_of(&t) else {
+                continue;
+            };
+            let person = person_of(t.person_id);
+            let mut intern =
+                |k: Option<&str>| names.id(k.filter(|k| !k.is_empty()).unwrap_or(NO_KEY));
+            let id = match (self.by, person) {
+                // The resolver gives the touch's own channel when set.
+                (By::Channel, Some(p)) => channels.with(t, p, &mut intern),
+                (By::Channel, None) => intern(t.channel.as_deref()),
+                (By::Campaign, _) => intern(t.campaign.as_deref()),
+            };
+            if let Some(i) = slot.get(j).map(|i| i as usize) {
+                at[next[i]] = t.at;
+                step[next[i]] = id;
+                next[i] += 1;
+            }
+        }
+        for w in starts.windows(2) {
+            let run = w[0]..w[1];
+            if !at[run.clone()].is_sorted() {
+                let mut rows: Vec<(Timestamp, u32)> =
+                    run.clone().map(|i| (at[i], step[i])).collect();
+                rows.sort_by_key(|r| r.0);
+                for (i, (t, s)) in run.zip(rows) {
+                    (at[i], step[i]) = (t, s);
+                }
+            }
+        }
+        (self.journeys, self.starts, self.at, self.step) = (journeys, starts, at, step);
+    }
+
+    /// Every journey with the range of its steps.
+    fn runs(&self) -> impl Iterator<Item = (i64, std::ops::Range<usize>)> + '_ {
+        self.journeys
+            .iter()
+            .zip(self.starts.windows(2))
+            .map(|(&j, w)| (j, w[0]..w[1]))
     }
 
     /// The largest touch id the steps cover (`None` before any touch).
@@ -232,27 +388,6 @@ impl TouchSteps {
     pub fn kind(&self) -> (Level, By) {
         (self.level, self.by)
     }
-}
-
-/// Two runs sorted by (journey, at, id) merged into one; every touch of
-/// `b` has a larger id than those of `a`, so `a`'s row comes first at an
-/// equal (journey, at).
-fn merge_sorted(a: Vec<StepRow>, b: Vec<StepRow>) -> Vec<StepRow> {
-    let key = |r: &StepRow| (r.0, r.1);
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut i, mut k) = (0, 0);
-    while i < a.len() && k < b.len() {
-        if key(&b[k]) < key(&a[i]) {
-            out.push(b[k]);
-            k += 1;
-        } else {
-            out.push(a[i]);
-            i += 1;
-        }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[k..]);
-    out
 }
 
 /// [`build_paths`] from steps built (or kept) for the same history: `steps`
@@ -299,9 +434,8 @@ pub fn build_paths_from(
         }
     };
     let mut table = TableBuilder::with_names(steps.names.clone());
-    // Touches after `as_of` stay in the rows: every path below selects
+    // Touches after `as_of` stay in the steps: every path below selects
     // touches at or before its end, which is at or before `as_of`.
-    let rows = &steps.rows;
 
     // First entries per journey, by (at, seq), into the MQL stage,
     // `opportunity` and the conversion stage: one pass over the history.
@@ -364,36 +498,32 @@ pub fn build_paths_from(
 
     let window = opts.lookback_days.max(0).saturating_mul(DAY_MS);
     let mut out = Journeys::default();
-    let mut journeys: Vec<i64> = rows
-        .chunk_by(|a, b| a.0 == b.0)
-        .filter(|run| run[0].1 <= as_of)
-        .map(|run| run[0].0)
+    let mut journeys: Vec<i64> = steps
+        .runs()
+        .filter(|(_, run)| steps.at[run.start] <= as_of)
+        .map(|(j, _)| j)
         .chain(conversions.keys().copied())
         .collect();
     journeys.sort_unstable();
     journeys.dedup();
     // The (at, step) of the path being built; reused from path to path.
     let mut sel: Vec<(Timestamp, u32)> = Vec::new();
-    // Journeys ascend, as the rows do: the next run starts where this ends.
-    let mut rest: &[StepRow] = rows;
+    // Journeys ascend, as the steps' do: the next run is at or after this.
+    let mut runs = steps.runs().peekable();
     for j in journeys {
         // Skip journeys left out above (all their touches after as_of).
-        let skip = rest.iter().take_while(|r| r.0 < j).count();
-        rest = &rest[skip..];
-        let n = rest.iter().take_while(|r| r.0 == j).count();
-        let (ts, after) = rest.split_at(n);
-        rest = after;
+        while runs.next_if(|r| r.0 < j).is_some() {}
+        let run = runs.next_if(|r| r.0 == j).map_or(0..0, |r| r.1);
+        let ts = steps.at[run.clone()].iter().zip(&steps.step[run]);
         // Appends the path of the touches in (after, end] within the window
         // with its weights; false (and nothing appended) if it has none.
         let mut path = |after: Option<Timestamp>, end: Timestamp, weights: [f64; 3]| -> bool {
             let start = Timestamp::from_millis(end.millis().saturating_sub(window));
             sel.clear();
             sel.extend(
-                ts.iter()
-                    .filter(|&&(_, at, ..)| {
-                        at <= end && at >= start && after.is_none_or(|a| at > a)
-                    })
-                    .map(|&(_, at, step)| (at, step)),
+                ts.clone()
+                    .filter(|&(&at, _)| at <= end && at >= start && after.is_none_or(|a| at > a))
+                    .map(|(&at, &step)| (at, step)),
             );
             if sel.is_empty() {
                 return false;
@@ -691,7 +821,16 @@ mod tests {
     #[test]
     fn extended_steps_give_the_paths_of_steps_built_at_once() {
         let pb = Playbook::load(STARTER).playbook.unwrap();
-        for (people, pushed, deals, transitions) in [history(), accounts()] {
+        for (people, mut pushed, deals, transitions) in [history(), accounts()] {
+            // A touch stored last but dated before every other: steps built
+            // without it put it first in its journey once extended.
+            let latest = pushed.iter().max_by_key(|t| t.at).unwrap().to_touch();
+            let id = pushed.iter().map(|t| t.id).max().unwrap() + 1;
+            pushed.push(Touch {
+                id,
+                at: day(0),
+                ..latest
+            });
             // As pushed (out of time order), and in time order as a kept
             // history holds them.
             let mut sorted = pushed.clone();
@@ -750,9 +889,9 @@ mod tests {
     fn named(steps: &TouchSteps) -> Vec<(i64, Timestamp, String)> {
         let names = steps.names.names();
         steps
-            .rows
-            .iter()
-            .map(|&(j, at, s)| (j, at, names[s as usize].to_string()))
+            .runs()
+            .flat_map(|(j, run)| run.map(move |i| (j, i)))
+            .map(|(j, i)| (j, steps.at[i], names[steps.step[i] as usize].to_string()))
             .collect()
     }
 
