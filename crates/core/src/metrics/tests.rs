@@ -1504,28 +1504,19 @@ proptest! {
 /// total in a release one). Two won and two lost new deals of `i64::MAX`.
 #[test]
 fn money_sums_saturate_instead_of_overflowing() {
-    let deals = [
-        deal(1, 1, i64::MAX, 12, Some(15), DealStatus::Won, None),
-        deal(2, 2, i64::MAX, 12, Some(15), DealStatus::Won, None),
+    let won = |id| deal(id, id, i64::MAX, 12, Some(15), DealStatus::Won, None);
+    let lost = |id| {
         deal(
-            3,
-            3,
+            id,
+            id,
             i64::MAX,
             11,
             Some(18),
             DealStatus::Lost,
             Some("no_budget"),
-        ),
-        deal(
-            4,
-            4,
-            i64::MAX,
-            11,
-            Some(18),
-            DealStatus::Lost,
-            Some("no_budget"),
-        ),
-    ];
+        )
+    };
+    let deals = [won(1), won(2), lost(3), lost(4)];
     let h = mqls_at_day_10(4);
     let hist = History {
         transitions: &h.v,
