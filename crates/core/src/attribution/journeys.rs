@@ -276,10 +276,6 @@ impl TouchSteps {
         people: &[Person],
         new: impl Iterator<Item = TouchRef<'t>> + Clone,
     ) {
-        let Some(last) = new.clone().map(|t| t.id).max() else {
-            return;
-        };
-        self.last_id = self.last_id.max(Some(last));
         let mut position = IdMap::over(people.iter().map(|p| p.id));
         for (i, p) in people.iter().enumerate() {
             *position.entry(p.id) = u32::try_from(i).unwrap_or(IdMap::NONE);
@@ -297,10 +293,18 @@ impl TouchSteps {
             Level::Person => IdMap::over(people.iter().map(|p| p.id)),
             Level::Account => IdMap::over(people.iter().filter_map(|p| p.account_id)),
         };
-        for j in new.clone().filter_map(|t| journey_of(&t)) {
-            let n = slot.entry(j);
-            *n = if *n == IdMap::NONE { 1 } else { *n + 1 };
+        let mut last = None;
+        for t in new.clone() {
+            last = last.max(Some(t.id));
+            if let Some(j) = journey_of(&t) {
+                let n = slot.entry(j);
+                *n = if *n == IdMap::NONE { 1 } else { *n + 1 };
+            }
         }
+        if last.is_none() {
+            return;
+        }
+        self.last_id = self.last_id.max(last);
         let mut added: Vec<(i64, usize)> = slot.iter().map(|(j, n)| (j, n as usize)).collect();
         added.sort_unstable();
         let old = self.runs();
