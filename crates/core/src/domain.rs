@@ -243,3 +243,10 @@ pub struct Transition {
     /// one in the same move (a skipped stage, DESIGN §4).
     pub skipped: bool,
 }
+
+/// A cycle in four bytes, for records kept per transition: a cycle is 1
+/// plus the recycles, so a `u32` holds any real one; a larger (or
+/// negative) value is kept as `u32::MAX`.
+pub(crate) fn narrow_cycle(cycle: i64) -> u32 {
+    u32::try_from(cycle).unwrap_or(u32::MAX)
+}

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::domain::{Activity, ActivityKind, Subject, Transition};
+use crate::domain::{narrow_cycle, Activity, ActivityKind, Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sym::Sym;
 use crate::time::Timestamp;
@@ -28,8 +28,7 @@ pub struct Entry {
     pub at: Timestamp,
     /// The subject's id; `account` says which kind.
     id: i64,
-    /// The subject's cycle (1 plus its recycles: a `u32` holds any real
-    /// count; a larger one is kept as `u32::MAX`).
+    /// The subject's cycle ([`narrow_cycle`]).
     cycle: u32,
     account: bool,
 }
@@ -44,7 +43,7 @@ impl Entry {
         Entry {
             at,
             id,
-            cycle: u32::try_from(cycle).unwrap_or(u32::MAX),
+            cycle: narrow_cycle(cycle),
             account,
         }
     }

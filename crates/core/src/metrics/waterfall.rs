@@ -325,8 +325,7 @@ struct Step {
     subject: Subject,
     at: Timestamp,
     seq: i64,
-    /// 1 plus the recycles: a `u32` holds any real count (a larger one is
-    /// kept as `u32::MAX`).
+    /// [`crate::domain::narrow_cycle`].
     cycle: u32,
     mv: Move,
 }
@@ -428,7 +427,7 @@ impl Steps {
             subject: t.subject,
             at: t.at,
             seq: t.seq,
-            cycle: u32::try_from(t.cycle).unwrap_or(u32::MAX),
+            cycle: crate::domain::narrow_cycle(t.cycle),
             mv,
         });
     }
