@@ -91,7 +91,7 @@ fn step(
     from: Option<&str>,
     to: &str,
     at: i64,
-    cycle: i64,
+    cycle: u32,
     reason: Option<&str>,
 ) -> Transition {
     Transition {

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::domain::{Subject, Transition};
+use crate::domain::{Note, Subject, Transition};
 use crate::facts::{
     account_cel, person_cel, person_cel_of, score_cel, ActivityFacts, DealFacts, Facts,
 };
@@ -22,7 +22,7 @@ pub struct State {
     /// Current stage id, `None` before the first transition.
     pub stage: Option<Sym>,
     /// Current cycle (1 for the first pass, +1 after each recycle).
-    pub cycle: i64,
+    pub cycle: u32,
     /// When the current stage was entered.
     pub entered_at: Option<Timestamp>,
     /// When the current cycle started.
@@ -121,7 +121,7 @@ pub struct Move {
     pub actor: Sym,
     pub reason: Option<Sym>,
     pub note: Option<String>,
-    pub cycle: i64,
+    pub cycle: u32,
     pub skipped: bool,
 }
 
@@ -136,7 +136,7 @@ impl Move {
             at: self.at,
             actor: self.actor,
             reason: self.reason,
-            note: self.note.as_deref().map(Box::from),
+            note: self.note.as_deref().map(Note::from),
             cycle: self.cycle,
             skipped: self.skipped,
         }

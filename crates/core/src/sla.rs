@@ -278,7 +278,7 @@ pub struct Handoff {
     /// The seller or SDR who owns the lead.
     pub owner: Option<String>,
     /// Funnel cycle of the entry (1 for the first pass).
-    pub cycle: i64,
+    pub cycle: u32,
     /// When the lead entered the SLA stage: both clocks start here.
     pub entered_at: Timestamp,
     /// First-response deadline: `first_response_hours` business hours later.
@@ -761,7 +761,7 @@ struct Clock<'a> {
     /// The entry transition's sequence number: with the entry time and
     /// person, a unique key (a person can enter twice at one instant).
     seq: i64,
-    cycle: i64,
+    cycle: u32,
     entered_at: Timestamp,
     deadline: Timestamp,
     responded_at: Option<Timestamp>,

@@ -690,7 +690,7 @@ impl Sim<'_> {
     }
 
     /// The sales side of one cycle, from an MQL entry at `mql_at`.
-    fn handle_mql(&mut self, mql_at: Timestamp, cycle: i64) {
+    fn handle_mql(&mut self, mql_at: Timestamp, cycle: u32) {
         let anchor = self.w.anchor;
         let hours = self
             .w
@@ -827,7 +827,7 @@ impl Sim<'_> {
         self.deal(created, cycle);
     }
 
-    fn deal(&mut self, created: Timestamp, cycle: i64) {
+    fn deal(&mut self, created: Timestamp, cycle: u32) {
         let anchor = self.w.anchor;
         let (lo, hi, days) = match self.seg {
             SMB => (3_000_00, 12_000_00, (10, 35)),
@@ -900,7 +900,7 @@ impl Sim<'_> {
 
     /// Nurture after a recycle: some leads engage again and re-qualify as
     /// MQLs in a new cycle (the engine decides whether they do).
-    fn maybe_return(&mut self, recycled_at: Timestamp, cycle: i64) {
+    fn maybe_return(&mut self, recycled_at: Timestamp, cycle: u32) {
         if cycle >= 3 || !self.r.chance(0.45) {
             return;
         }

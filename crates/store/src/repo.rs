@@ -7,8 +7,8 @@
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 use tandem_core::domain::{
-    Account, Activity, ActivityKind, Campaign, CustomFields, Deal, DealStatus, Person, Subject,
-    Touch, Transition,
+    Account, Activity, ActivityKind, Campaign, CustomFields, Deal, DealStatus, Note, Person,
+    Subject, Touch, Transition,
 };
 use tandem_core::lifecycle::Move;
 use tandem_core::touches::Touches;
@@ -969,8 +969,11 @@ pub(crate) fn transition_row(r: &impl ReadRow) -> Result<Transition, StoreError>
         at: ts(c.int("at")?),
         actor: c.sym("actor")?,
         reason: c.opt_sym("reason")?,
-        note: c.opt_text("note")?.map(String::into_boxed_str),
-        cycle: c.int("cycle")?,
+        note: c.opt_text("note")?.map(Note::from),
+        cycle: {
+            let n = c.int("cycle")?;
+            u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("transition cycle {n}")))?
+        },
         skipped: c.flag("skipped")?,
     })
 }
@@ -1041,7 +1044,7 @@ pub async fn append(
         .bind(m.actor.as_str())
         .bind(m.reason.as_deref())
         .bind(&m.note)
-        .bind(m.cycle)
+        .bind(i64::from(m.cycle))
         .bind(i64::from(m.skipped))
         .fetch_one(&mut *c)
         .await?;
@@ -1095,7 +1098,7 @@ pub async fn append_many<'m>(
                 .bind(m.actor.as_str())
                 .bind(m.reason.as_deref())
                 .bind(m.note.as_deref())
-                .bind(m.cycle)
+                .bind(i64::from(m.cycle))
                 .bind(i64::from(m.skipped));
         }
         let mut seqs: Vec<i64> = Vec::with_capacity(chunk.len());
@@ -1437,7 +1440,7 @@ pub static TRANSITIONS: Table<Transition> = Table {
             t.actor.as_str().into(),
             t.reason.as_deref().into(),
             t.note.as_deref().into(),
-            t.cycle.into(),
+            i64::from(t.cycle).into(),
             t.skipped.into(),
         ])
     },

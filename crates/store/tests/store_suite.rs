@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use tandem_core::domain::{
-    Account, Activity, ActivityKind, Deal, DealStatus, Person, Subject, Touch,
+    Account, Activity, ActivityKind, Deal, DealStatus, Note, Person, Subject, Touch,
 };
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
@@ -793,8 +793,8 @@ fn sample() -> Sample {
                 odd.into()
             },
             reason: opt(i + 1, "reason").map(Sym::from),
-            note: opt(i + 2, "note").map(String::into_boxed_str),
-            cycle: 1 + i % 3,
+            note: opt(i + 2, "note").map(Note::from),
+            cycle: 1 + u32::try_from(i % 3).unwrap(),
             skipped: i % 5 == 0,
         })
         .collect();

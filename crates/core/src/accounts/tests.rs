@@ -164,7 +164,7 @@ fn account_stages_from_people_and_deals() {
         deals: &deals,
     };
     let moves = advance(&pb, &facts, &[], day(1000));
-    type Row<'a> = (Option<&'a str>, &'a str, i64, Option<&'a str>, i64);
+    type Row<'a> = (Option<&'a str>, &'a str, i64, Option<&'a str>, u32);
     let got: Vec<Row<'_>> = moves
         .iter()
         .map(|m| {

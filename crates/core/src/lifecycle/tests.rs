@@ -63,7 +63,7 @@ fn deal(status: DealStatus, created: Timestamp, closed: Option<Timestamp>) -> De
     }
 }
 
-fn stages(moves: &[Move]) -> Vec<(&str, bool, i64)> {
+fn stages(moves: &[Move]) -> Vec<(&str, bool, u32)> {
     moves
         .iter()
         .map(|m| (m.to.as_str(), m.skipped, m.cycle))

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::domain::{narrow_cycle, Activity, ActivityKind, Subject, Transition};
+use crate::domain::{Activity, ActivityKind, Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sym::Sym;
 use crate::time::Timestamp;
@@ -28,14 +28,14 @@ pub struct Entry {
     pub at: Timestamp,
     /// The subject's id; `account` says which kind.
     id: i64,
-    /// The subject's cycle ([`narrow_cycle`]).
+    /// The subject's cycle.
     cycle: u32,
     account: bool,
 }
 
 impl Entry {
     /// An entry of `subject` in its `cycle` at `at`.
-    pub fn new(at: Timestamp, subject: Subject, cycle: i64) -> Self {
+    pub fn new(at: Timestamp, subject: Subject, cycle: u32) -> Self {
         let (id, account) = match subject {
             Subject::Person(id) => (id, false),
             Subject::Account(id) => (id, true),
@@ -43,7 +43,7 @@ impl Entry {
         Entry {
             at,
             id,
-            cycle: narrow_cycle(cycle),
+            cycle,
             account,
         }
     }
@@ -58,8 +58,8 @@ impl Entry {
     }
 
     /// The subject's cycle.
-    pub fn cycle(&self) -> i64 {
-        i64::from(self.cycle)
+    pub fn cycle(&self) -> u32 {
+        self.cycle
     }
 }
 
@@ -148,11 +148,11 @@ fn within<T>(sorted: &[T], at: impl Fn(&T) -> Timestamp, window: Window, as_of: 
 /// each unit is counted once, into its group, and a group key is copied
 /// once per group rather than per entry.
 pub(crate) fn count_units(
-    entries: impl Iterator<Item = (Subject, i64)>,
+    entries: impl Iterator<Item = (Subject, u32)>,
     unique: bool,
     grouping: Grouping<'_>,
 ) -> BTreeMap<String, u64> {
-    let mut seen: FxHashSet<(Subject, i64)> = FxHashSet::default();
+    let mut seen: FxHashSet<(Subject, u32)> = FxHashSet::default();
     let mut out: BTreeMap<String, u64> = BTreeMap::new();
     for (subject, cycle) in entries {
         let cycle = if unique { 0 } else { cycle };

@@ -48,7 +48,7 @@ struct H {
 }
 
 impl H {
-    fn push(&mut self, p: i64, to: &str, d: i64, cycle: i64, skipped: bool, reason: Option<&str>) {
+    fn push(&mut self, p: i64, to: &str, d: i64, cycle: u32, skipped: bool, reason: Option<&str>) {
         let from = self
             .v
             .iter()
@@ -74,7 +74,7 @@ impl H {
         self
     }
     /// A move in cycle `c`.
-    fn mvc(&mut self, p: i64, to: &str, d: i64, c: i64) -> &mut Self {
+    fn mvc(&mut self, p: i64, to: &str, d: i64, c: u32) -> &mut Self {
         self.push(p, to, d, c, false, None);
         self
     }
@@ -82,7 +82,7 @@ impl H {
         self.push(p, to, d, 1, true, None);
         self
     }
-    fn off(&mut self, p: i64, to: &str, d: i64, c: i64, reason: &str) -> &mut Self {
+    fn off(&mut self, p: i64, to: &str, d: i64, c: u32, reason: &str) -> &mut Self {
         self.push(p, to, d, c, false, Some(reason));
         self
     }
@@ -95,7 +95,7 @@ fn moved(
     from: Option<&str>,
     to: &str,
     d: i64,
-    cycle: i64,
+    cycle: u32,
 ) -> Transition {
     Transition {
         seq,
@@ -813,7 +813,7 @@ proptest! {
     /// never increase along the funnel.
     #[test]
     fn cohort_rates_in_unit_interval_and_counts_monotone(
-        moves in prop::collection::vec((1i64..8, 0usize..8, 1i64..3, 0i64..60, any::<bool>()), 0..60),
+        moves in prop::collection::vec((1i64..8, 0usize..8, 1u32..3, 0i64..60, any::<bool>()), 0..60),
         from in 0i64..40,
         len in 1i64..30,
         as_of in 0i64..80,
@@ -880,7 +880,7 @@ proptest! {
 #[test]
 fn flow_counts_by_hand() {
     let pb = pb();
-    let t = |p: i64, seq: i64, from: Option<&str>, to: &str, d: i64, cycle: i64| {
+    let t = |p: i64, seq: i64, from: Option<&str>, to: &str, d: i64, cycle: u32| {
         moved(seq, Subject::Person(p), from, to, d, cycle)
     };
     let transitions = [
@@ -957,7 +957,7 @@ proptest! {
     /// accounts, cycles or people, any grouping, window and as-of.
     #[test]
     fn indexed_stage_entries_equal_the_scan(
-        moves in prop::collection::vec((1i64..8, any::<bool>(), 0usize..4, 1i64..3, 0i64..60), 0..60),
+        moves in prop::collection::vec((1i64..8, any::<bool>(), 0usize..4, 1u32..3, 0i64..60), 0..60),
         from in 0i64..50,
         len in 1i64..30,
         as_of in 0i64..70,
@@ -1022,7 +1022,7 @@ proptest! {
 /// stage indexes the starter's stages (an index past them is a stage the
 /// funnel does not know), and `from` is recorded for a third of the
 /// indexes (a funnel stage or an off-ramp; mostly none).
-fn random_moves(moves: &[(i64, usize, i64, i64, usize)]) -> Vec<Transition> {
+fn random_moves(moves: &[(i64, usize, u32, i64, usize)]) -> Vec<Transition> {
     let ids = [
         "inquiry",
         "mql",
@@ -1050,7 +1050,7 @@ proptest! {
     /// slice: the builder sorts by (subject, cycle, at, seq) itself.
     #[test]
     fn a_replay_built_in_any_order_gives_the_same_waterfall(
-        moves in prop::collection::vec((1i64..8, 0usize..10, 1i64..3, 0i64..60, 0usize..10), 0..60),
+        moves in prop::collection::vec((1i64..8, 0usize..10, 1u32..3, 0i64..60, 0usize..10), 0..60),
         rotate in 0usize..60,
         reverse in any::<bool>(),
         as_of in 0i64..80,
@@ -1083,7 +1083,7 @@ proptest! {
     /// the waterfall has no group.
     #[test]
     fn flow_counts_equal_the_waterfall(
-        moves in prop::collection::vec((1i64..8, 0usize..8, 1i64..3, 0i64..60, 0usize..10), 0..60),
+        moves in prop::collection::vec((1i64..8, 0usize..8, 1u32..3, 0i64..60, 0usize..10), 0..60),
         lost in prop::collection::vec((1i64..8, 0i64..60), 0..3),
         from in 0i64..40,
         len in 1i64..15,

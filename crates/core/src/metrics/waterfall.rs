@@ -213,7 +213,7 @@ struct Cycles {
 /// where the cycle before ends).
 struct CycleRec {
     subject: Subject,
-    cycle: i64,
+    cycle: u32,
     entries_end: usize,
     exits_end: usize,
 }
@@ -325,7 +325,6 @@ struct Step {
     subject: Subject,
     at: Timestamp,
     seq: i64,
-    /// [`crate::domain::narrow_cycle`].
     cycle: u32,
     mv: Move,
 }
@@ -427,7 +426,7 @@ impl Steps {
             subject: t.subject,
             at: t.at,
             seq: t.seq,
-            cycle: crate::domain::narrow_cycle(t.cycle),
+            cycle: t.cycle,
             mv,
         });
     }
@@ -448,7 +447,7 @@ impl Steps {
         };
         let mut cur: Option<usize> = None;
         for step in ts {
-            let (subject, cycle, at) = (step.subject, i64::from(step.cycle), step.at);
+            let (subject, cycle, at) = (step.subject, step.cycle, step.at);
             let new = out
                 .recs
                 .last()
@@ -942,7 +941,7 @@ impl Replay {
 }
 
 /// A counting unit: (subject, cycle), the cycle 0 when counting people.
-type Unit = (Subject, i64);
+type Unit = (Subject, u32);
 
 /// The flow view of one window over the whole history (no grouping).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -54,7 +54,7 @@ struct KeptHandoff {
     person_id: i64,
     /// The entry transition's sequence number (the key's tie-break).
     seq: i64,
-    cycle: i64,
+    cycle: u32,
     /// Position of the person in the history's people, if there.
     person: Option<usize>,
     /// Index into [`SlaIndex::owners`].

@@ -337,7 +337,7 @@ fn recycled_leads_get_a_new_clock_per_cycle() {
         ny("2026-03-01 00:00"),
     )
     .unwrap();
-    let s: Vec<(i64, ClockStatus)> = r.handoffs.iter().map(|h| (h.cycle, h.status)).collect();
+    let s: Vec<(u32, ClockStatus)> = r.handoffs.iter().map(|h| (h.cycle, h.status)).collect();
     assert_eq!(s, vec![(1, ClockStatus::Stopped), (2, ClockStatus::Met)]);
     assert_eq!(r.by_owner[0].owner, None);
 }
@@ -650,7 +650,7 @@ mod props {
                 // Sequence numbers against input order: ties in time sort by them.
                 let mut t = tr(1000 - i as i64, p, None, ids[s], hour(h));
                 t.skipped = skipped;
-                t.cycle = i as i64 % 3;
+                t.cycle = i as u32 % 3;
                 if p == 0 {
                     t.subject = Subject::Account(1);
                 }
