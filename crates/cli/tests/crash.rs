@@ -274,7 +274,12 @@ async fn import_crash(dir: &std::path::Path, url: &DatabaseUrl) {
     let got: BTreeMap<String, Option<String>> = snap
         .people
         .iter()
-        .map(|p| (p.external_id.clone(), p.email.clone()))
+        .map(|p| {
+            (
+                p.external_id.to_string(),
+                p.email.as_deref().map(String::from),
+            )
+        })
         .collect();
     let want: BTreeMap<String, Option<String>> = (0..ROWS)
         .map(|i| (format!("p{i:05}"), Some(email(i))))
@@ -516,7 +521,7 @@ async fn check_acknowledged(url: &DatabaseUrl, acks: &[Ack], round: usize) -> us
     let id_of: BTreeMap<&str, i64> = snap
         .people
         .iter()
-        .map(|p| (p.external_id.as_str(), p.id))
+        .map(|p| (&*p.external_id, p.id))
         .collect();
     assert_eq!(
         id_of.len(),

@@ -77,8 +77,8 @@ pub fn account_value(a: Option<&Account>) -> Value {
 fn full_name(p: &Person) -> Option<String> {
     match (&p.first_name, &p.last_name) {
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
-        (Some(f), None) => Some(f.clone()),
-        (None, Some(l)) => Some(l.clone()),
+        (Some(f), None) => Some(f.to_string()),
+        (None, Some(l)) => Some(l.to_string()),
         (None, None) => None,
     }
 }
@@ -826,7 +826,7 @@ mod tests {
         let people: Vec<Person> = (0..8)
             .map(|i| Person {
                 id: i,
-                external_id: format!("p{i}"),
+                external_id: format!("p{i}").into(),
                 title: titles[i as usize % 4].map(Sym::from),
                 source: (i % 3 == 0).then(|| "partner".into()),
                 ..Person::default()

@@ -975,10 +975,10 @@ fn make_person(w: &World, idx: usize) -> PersonOut {
         .unwrap_or_else(|| SELLERS[idx % SELLERS.len()].into());
     let mut person = Person {
         id: idx as i64 + 1,
-        external_id: format!("demo-p{:07}", idx + 1),
-        email: Some(email),
-        first_name: Some(first.to_string()),
-        last_name: Some(last.to_string()),
+        external_id: format!("demo-p{:07}", idx + 1).into(),
+        email: Some(email.into()),
+        first_name: Some(first.into()),
+        last_name: Some(last.into()),
         title: Some(title.into()),
         account_id: account.as_ref().map(|a| a.id),
         persona: None,

@@ -763,12 +763,12 @@ pub async fn apply_people(
         /// Has CRM stage entries: its facts change before re-evaluation.
         staged: bool,
     }
-    let mut exts: Vec<&str> = rows.iter().map(|r| r.person.external_id.as_str()).collect();
+    let mut exts: Vec<&str> = rows.iter().map(|r| &*r.person.external_id).collect();
     exts.sort_unstable();
     exts.dedup();
     let mut stored = repo::people_by_external_many(c, &exts).await?;
     let mut slots: Vec<Slot> = Vec::new();
-    let mut slot_of: HashMap<String, usize> = HashMap::with_capacity(rows.len());
+    let mut slot_of: HashMap<Box<str>, usize> = HashMap::with_capacity(rows.len());
     let mut accounts: HashMap<String, i64> = HashMap::new();
     let mut stages_of: Vec<(usize, Vec<StageEntry>)> = Vec::new();
     let mut results = Vec::with_capacity(rows.len());
@@ -779,10 +779,10 @@ pub async fn apply_people(
         stages,
     } in rows
     {
-        let at = slot_of.get(person.external_id.as_str()).copied();
+        let at = slot_of.get(&*person.external_id).copied();
         let existing: Option<&Person> = match at {
             Some(i) => Some(&slots[i].person),
-            None => stored.get(person.external_id.as_str()),
+            None => stored.get(&*person.external_id),
         };
         person.created_at = created_at
             .or(existing.map(|p| p.created_at))
@@ -802,7 +802,7 @@ pub async fn apply_people(
         // `existing` again: the account lookup above needed `c` mutably.
         let existing: Option<&Person> = match at {
             Some(i) => Some(&slots[i].person),
-            None => stored.get(person.external_id.as_str()),
+            None => stored.get(&*person.external_id),
         };
         if let Some(old) = existing {
             merge_person(&mut person, old);
@@ -834,7 +834,7 @@ pub async fn apply_people(
             }
             None => {
                 let ext = person.external_id.clone();
-                let (new, id) = match stored.remove(&ext) {
+                let (new, id) = match stored.remove(&*ext) {
                     Some(old) => (false, old.id),
                     None => (true, 0),
                 };

@@ -393,7 +393,7 @@ pub fn parse(
         },
     };
     let mut person = Person {
-        external_id: user.clone(),
+        external_id: user.as_str().into(),
         ..Person::default()
     };
     let mut created_at = None;

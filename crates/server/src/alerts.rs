@@ -145,7 +145,7 @@ fn who(p: Option<&Person>, person_id: i64) -> String {
         .collect::<Vec<_>>()
         .join(" ");
     let name = if name.is_empty() {
-        p.external_id.clone()
+        p.external_id.to_string()
     } else {
         name
     };

@@ -67,7 +67,7 @@ impl TestAppBuilder {
         if self.people {
             for i in 0..PEOPLE as i64 {
                 let p = Person {
-                    external_id: format!("lead-{i}"),
+                    external_id: format!("lead-{i}").into(),
                     source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
                     owner: (i % 3 == 0).then(|| "sam".into()),
                     created_at: t(i),

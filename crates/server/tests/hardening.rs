@@ -52,7 +52,7 @@ async fn setup() -> App {
     }
     for i in 0..2 {
         let p = Person {
-            external_id: format!("lead-{i}"),
+            external_id: format!("lead-{i}").into(),
             created_at: t(i),
             ..Person::default()
         };
@@ -409,7 +409,7 @@ async fn stage_count(app: &App, ext: &str) -> usize {
     let id = snap
         .people
         .iter()
-        .find(|p| p.external_id == ext)
+        .find(|p| *p.external_id == *ext)
         .unwrap()
         .id;
     snap.transitions

@@ -100,8 +100,8 @@ async fn seed(store: &Store, pb: &Playbook, entered: Timestamp) {
     let mut tx = store.begin().await.unwrap();
     for i in 0..LEADS {
         let p = Person {
-            external_id: format!("lead-{i}"),
-            first_name: Some(format!("Lead{i}")),
+            external_id: format!("lead-{i}").into(),
+            first_name: Some(format!("Lead{i}").into()),
             last_name: Some("Person".into()),
             created_at: Timestamp::from_millis(entered.millis() - 3_600_000),
             ..Person::default()

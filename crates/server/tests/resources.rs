@@ -69,7 +69,7 @@ async fn build(db: TestDb) -> TestApp {
     let (acme_id, _) = repo::upsert_account(tx.conn(), &acme).await.unwrap();
     for i in 0..PEOPLE {
         let p = Person {
-            external_id: format!("lead-{i}"),
+            external_id: format!("lead-{i}").into(),
             source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
             account_id: (i % 2 == 0).then_some(acme_id),
             owner: Some(if i < 6 { "ann" } else { "bob" }.into()),

@@ -50,8 +50,8 @@ async fn setup(db: TestDb) -> Web {
     }
     for i in 0..6 {
         let p = Person {
-            external_id: format!("lead-{i}"),
-            email: Some(format!("lead{i}@example.com")),
+            external_id: format!("lead-{i}").into(),
+            email: Some(format!("lead{i}@example.com").into()),
             owner: Some("ann".into()),
             source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
             created_at: t(i),

@@ -436,7 +436,7 @@ mod tests {
     fn person(id: i64, source: &str) -> Person {
         Person {
             id,
-            external_id: format!("p{id}"),
+            external_id: format!("p{id}").into(),
             source: Some(source.into()),
             ..Person::default()
         }

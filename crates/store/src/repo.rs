@@ -168,10 +168,10 @@ pub(crate) fn person_row(r: &impl ReadRow) -> Result<Person, StoreError> {
     let mut c = Cols::new(r);
     Ok(Person {
         id: c.int("id")?,
-        external_id: c.text("external_id")?,
-        email: c.opt_text("email")?,
-        first_name: c.opt_text("first_name")?,
-        last_name: c.opt_text("last_name")?,
+        external_id: c.text("external_id")?.into(),
+        email: c.opt_text("email")?.map(String::into_boxed_str),
+        first_name: c.opt_text("first_name")?.map(String::into_boxed_str),
+        last_name: c.opt_text("last_name")?.map(String::into_boxed_str),
         title: c.opt_sym("title")?,
         account_id: c.opt_int("account_id")?,
         persona: c.opt_sym("persona")?,
@@ -312,7 +312,7 @@ pub async fn upsert_person_over(
         "INSERT INTO people (external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
-    .bind(&p.external_id);
+    .bind(&*p.external_id);
     let id: i64 = bind_facts(q, p).fetch_one(c).await?.try_get(0)?;
     Ok((id, Upsert::Inserted))
 }
@@ -352,7 +352,7 @@ pub async fn people_by_external_many(
         let mut rows = q.fetch(&mut *c);
         while let Some(r) = rows.try_next().await? {
             let p = person_row(&r)?;
-            out.insert(p.external_id.clone(), p);
+            out.insert(p.external_id.to_string(), p);
         }
     }
     Ok(out)
@@ -396,7 +396,7 @@ pub async fn insert_new_people(
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in chunk {
-            q = bind_facts(q.bind(p.external_id.as_str()), p);
+            q = bind_facts(q.bind(&*p.external_id), p);
         }
         if anon {
             out.extend(consecutive_ids(c, q, chunk).await?);
@@ -410,7 +410,7 @@ pub async fn insert_new_people(
         }
         drop(rows);
         for p in chunk {
-            let id = ids.get(p.external_id.as_str()).copied().ok_or_else(|| {
+            let id = ids.get(&*p.external_id).copied().ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "insert of person `{}` returned no id",
                     p.external_id
@@ -446,7 +446,7 @@ async fn consecutive_ids(
     let (Some(first), Some(last)) = (ends.first(), ends.last()) else {
         return Err(StoreError::Corrupt("people inserted but not found".into()));
     };
-    let expected = [chunk.first(), chunk.last()].map(|p| p.map(|p| p.external_id.as_str()));
+    let expected = [chunk.first(), chunk.last()].map(|p| p.map(|p| &*p.external_id));
     if last.0 - first.0 + 1 != chunk.len() as i64
         || [Some(first.1.as_str()), Some(last.1.as_str())] != expected
     {
@@ -1351,7 +1351,7 @@ pub static PEOPLE: Table<Person> = Table {
     head: "INSERT INTO people (id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom)",
     cols: 14,
     values: |p, out| {
-        out.extend([p.id.into(), p.external_id.as_str().into()]);
+        out.extend([p.id.into(), (&*p.external_id).into()]);
         person_facts(p, out);
     },
 };

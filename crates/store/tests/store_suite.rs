@@ -368,7 +368,7 @@ async fn sequential_write_transactions_do_not_block() {
     for i in 0..20 {
         let mut tx = db.store.begin().await.unwrap();
         let p = Person {
-            external_id: format!("p{i}"),
+            external_id: format!("p{i}").into(),
             ..Person::default()
         };
         repo::upsert_person(tx.conn(), &p).await.unwrap();
@@ -592,7 +592,7 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
         // More than one statement's worth, external ids out of order.
         let people: Vec<Person> = (0..600)
             .map(|i| Person {
-                external_id: format!("x{}", (i * 7919) % 600),
+                external_id: format!("x{}", (i * 7919) % 600).into(),
                 title: Some(format!("t{i}").into()),
                 created_at: t(i),
                 ..Person::default()
@@ -605,12 +605,12 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
             ids.windows(2).all(|w| w[0] < w[1]),
             "{backend:?}: ids in order given"
         );
-        let mut exts: Vec<&str> = people.iter().map(|p| p.external_id.as_str()).collect();
+        let mut exts: Vec<&str> = people.iter().map(|p| &*p.external_id).collect();
         exts.push("missing");
         let found = repo::people_by_external_many(c, &exts).await.unwrap();
         assert_eq!(found.len(), 600);
         for (p, id) in people.iter().zip(&ids) {
-            let f = &found[&p.external_id];
+            let f = &found[&*p.external_id];
             assert_eq!((f.id, &f.title), (*id, &p.title), "{backend:?}");
         }
         repo::lock_people(c, &ids).await.unwrap();
@@ -697,9 +697,9 @@ fn sample() -> Sample {
     let people: Vec<Person> = (1..=40)
         .map(|i| Person {
             id: i,
-            external_id: format!("p-{i}"),
-            email: opt(i, "mail"),
-            first_name: opt(i + 1, "ﬁrst"),
+            external_id: format!("p-{i}").into(),
+            email: opt(i, "mail").map(String::into_boxed_str),
+            first_name: opt(i + 1, "ﬁrst").map(String::into_boxed_str),
             title: opt(i + 2, "title").map(Sym::from),
             account_id: (i % 4 != 0).then_some(1 + i % 5),
             source: opt(i, "src").map(Sym::from),

@@ -171,7 +171,7 @@ fn name_of(p: &Person) -> String {
     if p.external_id.is_empty() {
         format!("#{}", p.id)
     } else {
-        p.external_id.clone()
+        p.external_id.to_string()
     }
 }
 

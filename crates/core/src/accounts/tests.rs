@@ -31,7 +31,7 @@ fn day(n: i64) -> Timestamp {
 fn person(id: i64, title: &str) -> Person {
     Person {
         id,
-        external_id: format!("p{id}"),
+        external_id: format!("p{id}").into(),
         title: Some(title.into()),
         account_id: Some(1),
         ..Person::default()

@@ -601,7 +601,7 @@ mod tests {
     fn person(id: i64) -> Person {
         Person {
             id,
-            external_id: format!("p{id}"),
+            external_id: format!("p{id}").into(),
             ..Person::default()
         }
     }

@@ -133,7 +133,7 @@ fn a_calendar_without_working_days_counts_elapsed_time() {
 fn person(id: i64, owner: Option<&str>) -> Person {
     Person {
         id,
-        external_id: format!("p{id}"),
+        external_id: format!("p{id}").into(),
         owner: owner.map(Sym::from),
         ..Person::default()
     }
