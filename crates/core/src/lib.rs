@@ -11,6 +11,7 @@ pub mod columns;
 pub mod domain;
 pub mod facts;
 pub mod fxhash;
+mod idmap;
 pub mod lifecycle;
 pub mod metrics;
 pub mod money;

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::domain::{Activity, Person, Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
+use crate::idmap::IdMap;
 use crate::lifecycle::latest_per_person;
 use crate::playbook::{Company, Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
@@ -419,23 +420,56 @@ fn tally_by_owner<'a>(
         .collect()
 }
 
+/// The people a computation groups items of ([`PerPerson`]), each with a
+/// slot: made once and shared by its groupings (transitions, activities,
+/// people), so a large history's 700,000 handed-off people are numbered
+/// once, in an [`IdMap`], rather than hashed into a map per grouping.
+struct Wanted {
+    /// The people, in slot order (ascending id).
+    ids: Vec<i64>,
+    slot: IdMap,
+}
+
+impl Wanted {
+    /// The people of `ids` (repeats and any order).
+    fn new(ids: impl Iterator<Item = i64>) -> Self {
+        let mut ids: Vec<i64> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.shrink_to_fit();
+        let mut slot = IdMap::over(ids.iter().copied());
+        for (i, &id) in ids.iter().enumerate() {
+            // A slot past `u32` (four billion people) would not fit in
+            // memory anyway; such a person is left out, not misplaced.
+            *slot.entry(id) = u32::try_from(i).unwrap_or(IdMap::NONE);
+        }
+        Wanted { ids, slot }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn slot(&self, id: i64) -> Option<usize> {
+        self.slot.get(id).map(|s| s as usize)
+    }
+}
+
 /// Items of some people grouped by person: each person's items contiguous
 /// in one vector, in the order they came. A map of per-person vectors
 /// allocated once per lead, and a large history hands off hundreds of
 /// thousands of them.
-struct PerPerson<T> {
-    /// The people, in slot order.
-    ids: Vec<i64>,
-    slot: FxHashMap<i64, usize>,
+struct PerPerson<'w, T> {
+    wanted: &'w Wanted,
     /// Slot `i`'s items are `items[starts[i]..starts[i + 1]]`.
     starts: Vec<usize>,
     items: Vec<T>,
 }
 
 /// The slot of a pair whose person is not grouped.
-const UNGROUPED: u32 = u32::MAX;
+const UNGROUPED: u32 = IdMap::NONE;
 
-impl<T: Copy> PerPerson<T> {
+impl<'w, T: Copy> PerPerson<'w, T> {
     /// Groups the `(person id, item)` pairs of the people in `wanted`,
     /// leaving the others out.
     ///
@@ -444,27 +478,19 @@ impl<T: Copy> PerPerson<T> {
     /// looked up once and kept as four bytes in between. A copy of every
     /// pair with its slot took 16 bytes a pair, the largest part of
     /// building the SLA index of a large history.
-    fn new(wanted: &FxHashSet<i64>, pairs: impl Iterator<Item = (i64, T)> + Clone) -> Self {
-        let ids: Vec<i64> = wanted.iter().copied().collect();
-        let slot: FxHashMap<i64, usize> = ids.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-        // A slot past `u32` (four billion people) would not fit in memory
-        // anyway; such a person is left out rather than misplaced.
+    fn new(wanted: &'w Wanted, pairs: impl Iterator<Item = (i64, T)> + Clone) -> Self {
         let slots: Vec<u32> = pairs
             .clone()
-            .map(|(id, _)| {
-                slot.get(&id)
-                    .and_then(|&s| u32::try_from(s).ok())
-                    .unwrap_or(UNGROUPED)
-            })
+            .map(|(id, _)| wanted.slot.get(id).unwrap_or(UNGROUPED))
             .collect();
-        let mut starts = vec![0; ids.len() + 1];
+        let mut starts = vec![0; wanted.len() + 1];
         for &s in slots.iter().filter(|&&s| s != UNGROUPED) {
             starts[s as usize + 1] += 1;
         }
         for i in 1..starts.len() {
             starts[i] += starts[i - 1];
         }
-        let total = starts[ids.len()];
+        let total = starts[wanted.len()];
         let placed = || {
             pairs
                 .clone()
@@ -482,8 +508,7 @@ impl<T: Copy> PerPerson<T> {
             }
         }
         PerPerson {
-            ids,
-            slot,
+            wanted,
             starts,
             items,
         }
@@ -509,14 +534,15 @@ impl<T: Copy> PerPerson<T> {
     /// Where the items of `id` are in `items` (empty for someone not
     /// grouped).
     fn range_of(&self, id: i64) -> std::ops::Range<usize> {
-        self.slot
-            .get(&id)
-            .map_or(0..0, |&s| self.starts[s]..self.starts[s + 1])
+        self.wanted
+            .slot(id)
+            .map_or(0..0, |s| self.starts[s]..self.starts[s + 1])
     }
 
     /// Every grouped person with their items, in slot order.
     fn runs(&self) -> impl Iterator<Item = (i64, &[T])> {
-        self.ids
+        self.wanted
+            .ids
             .iter()
             .zip(self.starts.windows(2))
             .map(|(&id, w)| (id, &self.items[w[0]..w[1]]))
@@ -525,11 +551,11 @@ impl<T: Copy> PerPerson<T> {
 
 /// Transitions of the people in `wanted` up to `as_of`, grouped by person,
 /// each group in (time, sequence) order.
-fn person_transitions<'t>(
+fn person_transitions<'t, 'w>(
     transitions: &'t [Transition],
     as_of: Timestamp,
-    wanted: &FxHashSet<i64>,
-) -> PerPerson<&'t Transition> {
+    wanted: &'w Wanted,
+) -> PerPerson<'w, &'t Transition> {
     let mut by_person = PerPerson::new(
         wanted,
         transitions.iter().filter_map(|t| match t.subject {
@@ -549,17 +575,18 @@ fn entered(
     from: Option<Timestamp>,
     as_of: Timestamp,
     stage: &str,
-) -> FxHashSet<i64> {
-    transitions
-        .iter()
-        // Times first: they are in the transition, the stage id behind a
-        // pointer.
-        .filter(|t| t.at <= as_of && from.is_none_or(|f| t.at >= f) && t.to == stage)
-        .filter_map(|t| match t.subject {
-            Subject::Person(id) => Some(id),
-            Subject::Account(_) => None,
-        })
-        .collect()
+) -> Wanted {
+    Wanted::new(
+        transitions
+            .iter()
+            // Times first: they are in the transition, the stage id behind
+            // a pointer.
+            .filter(|t| t.at <= as_of && from.is_none_or(|f| t.at >= f) && t.to == stage)
+            .filter_map(|t| match t.subject {
+                Subject::Person(id) => Some(id),
+                Subject::Account(_) => None,
+            }),
+    )
 }
 
 /// The sales SLA as of `as_of` (DESIGN §4).
@@ -617,11 +644,12 @@ pub fn waiting_handoffs(
     as_of: Timestamp,
 ) -> Result<Vec<Handoff>, SlaError> {
     let sla = sales_terms(pb)?;
-    let wanted: FxHashSet<i64> = latest_per_person(transitions, as_of)
-        .into_iter()
-        .filter(|(_, l)| l.t.to == sla.stage)
-        .map(|(id, _)| id)
-        .collect();
+    let wanted = Wanted::new(
+        latest_per_person(transitions, as_of)
+            .into_iter()
+            .filter(|(_, l)| l.t.to == sla.stage)
+            .map(|(id, _)| id),
+    );
     let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
     handoffs.retain(|h| h.left_at.is_none());
     Ok(handoffs)
@@ -743,7 +771,7 @@ fn handoffs_of(
     transitions: &[Transition],
     activities: &[Activity],
     as_of: Timestamp,
-    wanted: &FxHashSet<i64>,
+    wanted: &Wanted,
 ) -> Vec<Handoff> {
     clocks_of(pb, sla, people, transitions, activities, as_of, wanted)
         .iter()
@@ -821,7 +849,7 @@ fn clocks_of<'a>(
     transitions: &'a [Transition],
     activities: &[Activity],
     as_of: Timestamp,
-    wanted: &FxHashSet<i64>,
+    wanted: &Wanted,
 ) -> Vec<Clock<'a>> {
     let company = &pb.company;
     let people = PerPerson::new(wanted, people.iter().map(|p| (p.id, p)));

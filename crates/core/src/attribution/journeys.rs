@@ -13,6 +13,7 @@ use super::PathTable;
 use crate::domain::{Deal, DealStatus, Person, Subject, Transition};
 use crate::facts::Channels;
 use crate::fxhash::{FxHashMap, Interner};
+use crate::idmap::IdMap;
 use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
@@ -116,72 +117,6 @@ pub fn build_paths(
 ) -> Journeys {
     let steps = TouchSteps::build(pb, people, touches, opts.level, opts.by);
     build_paths_from(&steps, people, deals, transitions, pb, opts)
-}
-
-/// Ids to `u32` values: an array over the range of the ids it was made
-/// for, when they are dense (one table's ids are, in practice), and a map
-/// for any id outside it. Building journeys looks two ids up per touch;
-/// in hash maps of a million people each lookup was a cache miss, and the
-/// large demo's ten million touches took seconds more.
-struct IdMap {
-    first: i64,
-    dense: Vec<u32>,
-    other: FxHashMap<i64, u32>,
-}
-
-impl IdMap {
-    /// No value (an id with none reads as absent).
-    const NONE: u32 = u32::MAX;
-
-    /// Empty, with an array over `ids`' range if it has at most twice as
-    /// many slots as ids (and 64 more).
-    fn over(ids: impl Iterator<Item = i64>) -> Self {
-        let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0usize);
-        for id in ids {
-            (lo, hi, n) = (lo.min(id), hi.max(id), n + 1);
-        }
-        let span = usize::try_from(i128::from(hi) - i128::from(lo) + 1).unwrap_or(0);
-        let dense = if n > 0 && span <= n.saturating_mul(2).saturating_add(64) {
-            vec![IdMap::NONE; span]
-        } else {
-            Vec::new()
-        };
-        IdMap {
-            first: lo,
-            dense,
-            other: FxHashMap::default(),
-        }
-    }
-
-    fn index(&self, id: i64) -> Option<usize> {
-        let i = usize::try_from(id.checked_sub(self.first)?).ok()?;
-        (i < self.dense.len()).then_some(i)
-    }
-
-    fn get(&self, id: i64) -> Option<u32> {
-        match self.index(id) {
-            Some(i) => Some(self.dense[i]),
-            None => self.other.get(&id).copied(),
-        }
-        .filter(|&v| v != IdMap::NONE)
-    }
-
-    /// The value of `id`, [`IdMap::NONE`] until set.
-    fn entry(&mut self, id: i64) -> &mut u32 {
-        match self.index(id) {
-            Some(i) => &mut self.dense[i],
-            None => self.other.entry(id).or_insert(IdMap::NONE),
-        }
-    }
-
-    /// Every (id, value) set, in no particular order.
-    fn iter(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
-        let first = self.first;
-        (self.dense.iter().enumerate())
-            .map(move |(i, &v)| (first + i as i64, v))
-            .chain(self.other.iter().map(|(&id, &v)| (id, v)))
-            .filter(|&(_, v)| v != IdMap::NONE)
-    }
 }
 
 /// Every touch of a history as a step of its journey, in (journey, at, id)

@@ -19,14 +19,13 @@
 //! `tests.rs`).
 
 use crate::domain::{Activity, Person, Subject, Transition};
-use crate::fxhash::FxHashSet;
 use crate::playbook::{Company, Playbook, SalesSla};
 use crate::time::Timestamp;
 
 use super::{
     business_deadline, calendar_days_after, clock_status, handoff_status, mql_stage,
     response_hours, sales_terms, Clock, ClockStatus, Cohort, Counts, HandoffKey, HandoffPage,
-    HandoffQuery, MarketingSlaReport, MarketingTerms, OwnerCompliance, PerPerson, SlaError,
+    HandoffQuery, MarketingSlaReport, MarketingTerms, OwnerCompliance, PerPerson, SlaError, Wanted,
 };
 
 /// Both sides of the SLA of one history, apart from the as-of instant:
@@ -47,7 +46,9 @@ pub struct SlaIndex {
 }
 
 /// A handoff with what does not depend on `as_of`. The times are the
-/// whole history's; a call ignores those after its `as_of`.
+/// whole history's; a call ignores those after its `as_of`. Positions are
+/// `u32`s ([`pos`]), which keeps it at 80 bytes (112 with `usize`s): the
+/// large demo keeps 600,000 of them.
 #[derive(Debug)]
 struct KeptHandoff {
     entered_at: Timestamp,
@@ -55,20 +56,34 @@ struct KeptHandoff {
     /// The entry transition's sequence number (the key's tie-break).
     seq: i64,
     cycle: u32,
-    /// Position of the person in the history's people, if there.
-    person: Option<usize>,
+    /// Position of the person in the history's people; `u32::MAX` if not
+    /// there.
+    person: u32,
     /// Index into [`SlaIndex::owners`].
-    owner: usize,
+    owner: u32,
     deadline: Timestamp,
     attempts_deadline: Timestamp,
-    /// When the lead left the stage, and the position of that transition.
-    left: Option<(Timestamp, usize)>,
+    /// When the lead left the stage, if it did.
+    left_at: Option<Timestamp>,
+    /// The position of the transition that left it (with `left_at`).
+    left_by: u32,
     /// The first activity at or after entry, unless it came after the lead
     /// left.
     responded: Option<Timestamp>,
     /// The activities from entry to the attempts deadline or the lead
     /// leaving, whichever is first: `act_times[acts.0..acts.1]`.
-    acts: (usize, usize),
+    acts: (u32, u32),
+}
+
+/// A position in one of a history's tables as a `u32`: four billion rows
+/// would not fit in memory. Past it, `u32::MAX`, which finds nothing.
+fn pos(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// A [`pos`] back as an index.
+fn at(p: u32) -> usize {
+    p as usize
 }
 
 /// One entry into the MQL stage and the times that settle it.
@@ -93,14 +108,13 @@ impl SlaIndex {
         activities: &[Activity],
     ) -> SlaIndex {
         let stage = mql_stage(pb);
-        let wanted: FxHashSet<i64> = transitions
-            .iter()
-            .filter(|t| t.to == stage)
-            .filter_map(|t| match t.subject {
-                Subject::Person(id) => Some(id),
-                Subject::Account(_) => None,
-            })
-            .collect();
+        let wanted =
+            Wanted::new(transitions.iter().filter(|t| t.to == stage).filter_map(
+                |t| match t.subject {
+                    Subject::Person(id) => Some(id),
+                    Subject::Account(_) => None,
+                },
+            ));
         let mut runs = PerPerson::new(
             &wanted,
             transitions
@@ -134,8 +148,8 @@ impl SlaIndex {
         people: &[Person],
         transitions: &[Transition],
         activities: &[Activity],
-        wanted: &FxHashSet<i64>,
-        runs: &PerPerson<usize>,
+        wanted: &Wanted,
+        runs: &PerPerson<'_, usize>,
     ) {
         let company = &pb.company;
         let positions = PerPerson::new(wanted, people.iter().enumerate().map(|(i, p)| (p.id, i)));
@@ -163,8 +177,9 @@ impl SlaIndex {
                 let left = run[k + 1..]
                     .iter()
                     .find(|&&j| transitions[j].to != sla.stage)
-                    .map(|&j| (transitions[j].at, j));
+                    .map(|&j| (transitions[j].at, pos(j)));
                 let left_at = left.map(|l| l.0);
+                let left_by = left.map_or(u32::MAX, |l| l.1);
                 let entered_at = entry.at;
                 let attempts_deadline =
                     calendar_days_after(entered_at, sla.attempts_within_days, company);
@@ -181,13 +196,14 @@ impl SlaIndex {
                     person_id,
                     seq: entry.seq,
                     cycle: entry.cycle,
-                    person,
-                    owner: owners.len() - 1,
+                    person: person.map_or(u32::MAX, pos),
+                    owner: pos(owners.len() - 1),
                     deadline: business_deadline(entered_at, sla.first_response_hours, company),
                     attempts_deadline,
-                    left,
+                    left_at,
+                    left_by,
                     responded,
-                    acts: (base + from, base + to),
+                    acts: (pos(base + from), pos(base + to)),
                 });
             }
         }
@@ -197,8 +213,8 @@ impl SlaIndex {
         names.sort_unstable_by_key(|o| (o.is_none(), *o));
         names.dedup();
         for h in &mut self.handoffs {
-            let name = owners[h.owner];
-            h.owner = names.partition_point(|o| (o.is_none(), *o) < (name.is_none(), name));
+            let name = owners[at(h.owner)];
+            h.owner = pos(names.partition_point(|o| (o.is_none(), *o) < (name.is_none(), name)));
         }
         self.owners = names.into_iter().map(|o| o.map(str::to_string)).collect();
         // The key is unique (it ends in the entry's seq).
@@ -209,7 +225,7 @@ impl SlaIndex {
         &mut self,
         terms: &MarketingTerms<'_>,
         transitions: &[Transition],
-        runs: &PerPerson<usize>,
+        runs: &PerPerson<'_, usize>,
     ) {
         let (mql, sal) = (&terms.mql.id, &terms.sal.id);
         for (_, run) in runs.runs() {
@@ -267,14 +283,14 @@ impl SlaIndex {
                 None => Some(usize::MAX),
             },
         };
-        let mine = |h: &&KeptHandoff| owner.is_none_or(|o| h.owner == o);
+        let mine = |h: &&KeptHandoff| owner.is_none_or(|o| at(h.owner) == o);
 
         let mut per_owner = vec![Counts::default(); self.owners.len()];
         let mut all = Counts::default();
         for h in range.iter().filter(mine) {
             let status = self.settle(h, sla, as_of).status;
             all.add(status);
-            per_owner[h.owner].add(status);
+            per_owner[at(h.owner)].add(status);
         }
         let start = q
             .after
@@ -350,7 +366,7 @@ impl SlaIndex {
     /// Both clocks of `h` as of `as_of`, without the business hours over
     /// or left (only a listed handoff needs those).
     fn settle(&self, h: &KeptHandoff, sla: &SalesSla, as_of: Timestamp) -> Settled {
-        let left_at = h.left.map(|l| l.0).filter(|&l| l <= as_of);
+        let left_at = h.left_at.filter(|&l| l <= as_of);
         let responded_at = h.responded.filter(|&r| r <= as_of);
         let response = clock_status(
             responded_at.is_some_and(|r| r <= h.deadline),
@@ -360,7 +376,10 @@ impl SlaIndex {
         );
         // The kept activities run to the attempts deadline or the lead
         // leaving; `as_of` may cut them shorter.
-        let acts = &self.act_times[h.acts.0..h.acts.1];
+        let acts = self
+            .act_times
+            .get(at(h.acts.0)..at(h.acts.1))
+            .unwrap_or_default();
         let attempts = match acts.last() {
             Some(last) if *last > as_of => acts.partition_point(|a| *a <= as_of),
             _ => acts.len(),
@@ -403,12 +422,10 @@ impl SlaIndex {
         );
         Clock {
             person_id: h.person_id,
-            person: h.person.and_then(|i| people.get(i)),
-            // Left by `as_of` (then `h.left` is that transition), or not yet.
-            leave: h
-                .left
-                .filter(|_| s.left_at.is_some())
-                .and_then(|(_, i)| transitions.get(i)),
+            person: people.get(at(h.person)),
+            // Left by `as_of` (then `h.left_by` is that transition), or not
+            // yet.
+            leave: s.left_at.and_then(|_| transitions.get(at(h.left_by))),
             seq: h.seq,
             cycle: h.cycle,
             entered_at: h.entered_at,
@@ -444,4 +461,14 @@ struct Settled {
     attempts: i64,
     attempts_status: ClockStatus,
     status: ClockStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    /// A server keeps one per handoff of the whole history.
+    #[test]
+    fn a_kept_handoff_is_80_bytes() {
+        assert_eq!(std::mem::size_of::<super::KeptHandoff>(), 80);
+        assert_eq!((super::pos(7), super::pos(usize::MAX)), (7, u32::MAX));
+    }
 }
