@@ -695,3 +695,40 @@ fn remembered_score_maps_equal_built_ones() {
         score_cel(f64::NAN, 0.0, None)
     );
 }
+
+/// Each person's latest transition up to `as_of`, by time then sequence,
+/// whatever order the transitions come in; accounts and later moves left
+/// out. Ids far apart (a map slots them) answer as dense ones (an array).
+#[test]
+fn latest_per_person_takes_the_last_by_time_then_sequence() {
+    for far in [3, 1_000_000_000_000] {
+        let mv = |seq: i64, subject: Subject, to: &str, at: i64| Transition {
+            seq,
+            subject,
+            from: None,
+            to: to.into(),
+            at: t(at),
+            actor: "system".into(),
+            reason: None,
+            note: None,
+            cycle: 1,
+            skipped: false,
+        };
+        let ts = [
+            mv(5, Subject::Person(far), "sal", 20),
+            mv(1, Subject::Person(1), "mql", 10),
+            mv(2, Subject::Person(far), "mql", 10),
+            // Same instant as seq 5: the higher sequence is later.
+            mv(6, Subject::Person(far), "sql", 20),
+            mv(3, Subject::Person(1), "inquiry", 5),
+            mv(7, Subject::Account(1), "customer", 30),
+            // After `as_of`: not yet.
+            mv(8, Subject::Person(1), "sql", 99),
+        ];
+        let got: Vec<(i64, &str, i64)> = latest_per_person(&ts, t(50))
+            .into_iter()
+            .map(|(id, l)| (id, l.t.to.as_str(), l.t.seq))
+            .collect();
+        assert_eq!(got, [(far, "sql", 6), (1, "mql", 1)]);
+    }
+}
