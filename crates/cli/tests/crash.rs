@@ -26,22 +26,41 @@ const BATCH: usize = 500;
 /// Kills of the import before it is let run to the end.
 const IMPORT_KILLS: usize = 3;
 
-/// People and transitions; `None` while the database is still being created
-/// or migrated by the importer.
-async fn try_counts(url: &DatabaseUrl) -> Option<(i64, i64)> {
-    let store = Store::connect(url).await.ok()?;
+/// People and transitions, or why they could not be read (the database
+/// is still being created or migrated by the importer, or is busy).
+async fn try_counts(url: &DatabaseUrl) -> Result<(i64, i64), String> {
+    let store = Store::connect(url).await.map_err(|e| e.to_string())?;
     let n = match store.conn().await {
-        Ok(mut c) => repo::counts(&mut c).await.ok(),
-        Err(_) => None,
+        Ok(mut c) => repo::counts(&mut c).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     };
     store.close().await;
     let n = n?;
-    let get = |t: &str| n.iter().find(|x| x.0 == t).map(|x| x.1);
-    Some((get("people")?, get("transitions")?))
+    let get = |t: &str| {
+        n.iter()
+            .find(|x| x.0 == t)
+            .map(|x| x.1)
+            .ok_or(format!("no count of {t}"))
+    };
+    Ok((get("people")?, get("transitions")?))
 }
 
+/// [`try_counts`] once the database can be read. A store opened right
+/// after a kill may first roll back the killed process's journal, while a
+/// second connection of the pool finds the file locked: that is retried
+/// for a few seconds, and any other failure still fails, with its error.
 async fn counts(url: &DatabaseUrl) -> (i64, i64) {
-    try_counts(url).await.expect("the database reads")
+    let started = Instant::now();
+    loop {
+        match try_counts(url).await {
+            Ok(n) => return n,
+            Err(e) if started.elapsed() > Duration::from_secs(5) => {
+                panic!("the database does not read: {e}")
+            }
+            Err(e) => eprintln!("notice: the database does not read yet: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until a killed importer's PostgreSQL sessions have ended. The
@@ -211,7 +230,7 @@ async fn import_crash(dir: &std::path::Path, url: &DatabaseUrl) {
         let mut child = import(dir, url).stderr(Stdio::null()).spawn().unwrap();
         let started = Instant::now();
         loop {
-            if let Some((people, _)) = try_counts(url).await {
+            if let Ok((people, _)) = try_counts(url).await {
                 if people >= goal {
                     break;
                 }
