@@ -20,6 +20,7 @@
 
 use crate::domain::{Activity, Person, Subject, Transition};
 use crate::playbook::{Company, Playbook, SalesSla};
+use crate::sym::Sym;
 use crate::time::Timestamp;
 
 use super::{
@@ -121,11 +122,11 @@ impl SlaIndex {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, t)| match t.subject {
-                    Subject::Person(id) => Some((id, i)),
+                    Subject::Person(id) => Some((id, pos(i))),
                     Subject::Account(_) => None,
                 }),
         );
-        runs.sort_runs_by_key(|&i| (transitions[i].at, transitions[i].seq));
+        runs.sort_runs_by_key(|&i| (transitions[at(i)].at, transitions[at(i)].seq));
 
         let mut index = SlaIndex::default();
         if let Ok(sla) = sales_terms(pb) {
@@ -149,10 +150,13 @@ impl SlaIndex {
         transitions: &[Transition],
         activities: &[Activity],
         wanted: &Wanted,
-        runs: &PerPerson<'_, usize>,
+        runs: &PerPerson<'_, u32>,
     ) {
         let company = &pb.company;
-        let positions = PerPerson::new(wanted, people.iter().enumerate().map(|(i, p)| (p.id, i)));
+        let positions = PerPerson::new(
+            wanted,
+            people.iter().enumerate().map(|(i, p)| (p.id, pos(i))),
+        );
         let mut acts = PerPerson::new(wanted, activities.iter().map(|a| (a.person_id, a.at)));
         acts.sort_runs_by_key(|&at| at);
 
@@ -162,22 +166,24 @@ impl SlaIndex {
             .iter()
             .filter(|t| t.to == sla.stage && !t.skipped);
         self.handoffs.reserve_exact(entries.count());
-        // Owners are numbered in compliance order once all are known.
-        let mut owners: Vec<Option<&str>> = Vec::with_capacity(self.handoffs.capacity());
+        // Owners are numbered in compliance order once all are known;
+        // until then each handoff's is a 4-byte `Sym` (a `&str` took 16,
+        // twice over, for 600,000 handoffs).
+        let mut owners: Vec<Option<Sym>> = Vec::with_capacity(self.handoffs.capacity());
         for (person_id, run) in runs.runs() {
             let person = positions.of(person_id).first().copied();
-            let owner = person.and_then(|i| people[i].owner.as_deref());
+            let owner = person.and_then(|i| people.get(at(i))?.owner);
             let base = acts.range_of(person_id).start;
             let person_acts = acts.of(person_id);
             for (k, &i) in run.iter().enumerate() {
-                let entry = &transitions[i];
+                let entry = &transitions[at(i)];
                 if entry.to != sla.stage || entry.skipped {
                     continue;
                 }
                 let left = run[k + 1..]
                     .iter()
-                    .find(|&&j| transitions[j].to != sla.stage)
-                    .map(|&j| (transitions[j].at, pos(j)));
+                    .find(|&&j| transitions[at(j)].to != sla.stage)
+                    .map(|&j| (transitions[at(j)].at, j));
                 let left_at = left.map(|l| l.0);
                 let left_by = left.map_or(u32::MAX, |l| l.1);
                 let entered_at = entry.at;
@@ -196,7 +202,7 @@ impl SlaIndex {
                     person_id,
                     seq: entry.seq,
                     cycle: entry.cycle,
-                    person: person.map_or(u32::MAX, pos),
+                    person: person.unwrap_or(u32::MAX),
                     owner: pos(owners.len() - 1),
                     deadline: business_deadline(entered_at, sla.first_response_hours, company),
                     attempts_deadline,
@@ -209,14 +215,14 @@ impl SlaIndex {
         }
         self.act_times = acts.items;
         // Until here `owner` is the handoff's position in `owners`.
-        let mut names: Vec<Option<&str>> = owners.clone();
+        let mut names: Vec<Option<Sym>> = owners.clone();
         names.sort_unstable_by_key(|o| (o.is_none(), *o));
         names.dedup();
         for h in &mut self.handoffs {
             let name = owners[at(h.owner)];
             h.owner = pos(names.partition_point(|o| (o.is_none(), *o) < (name.is_none(), name)));
         }
-        self.owners = names.into_iter().map(|o| o.map(str::to_string)).collect();
+        self.owners = names.into_iter().map(|o| o.map(String::from)).collect();
         // The key is unique (it ends in the entry's seq).
         self.handoffs.sort_unstable_by_key(KeptHandoff::key);
     }
@@ -225,27 +231,27 @@ impl SlaIndex {
         &mut self,
         terms: &MarketingTerms<'_>,
         transitions: &[Transition],
-        runs: &PerPerson<'_, usize>,
+        runs: &PerPerson<'_, u32>,
     ) {
         let (mql, sal) = (&terms.mql.id, &terms.sal.id);
         for (_, run) in runs.runs() {
             for (k, &i) in run.iter().enumerate() {
-                if transitions[i].to != *mql {
+                if transitions[at(i)].to != *mql {
                     continue;
                 }
                 let rest = &run[k + 1..];
                 let cycle_end = rest
                     .iter()
-                    .position(|&j| transitions[j].to == *mql)
+                    .position(|&j| transitions[at(j)].to == *mql)
                     .unwrap_or(rest.len());
                 let cycle = &rest[..cycle_end];
                 self.mqls.push(MqlEntry {
-                    at: transitions[i].at,
+                    at: transitions[at(i)].at,
                     accepted_at: cycle
                         .iter()
-                        .find(|&&j| transitions[j].to == *sal)
-                        .map(|&j| transitions[j].at),
-                    decided_at: cycle.first().map(|&j| transitions[j].at),
+                        .find(|&&j| transitions[at(j)].to == *sal)
+                        .map(|&j| transitions[at(j)].at),
+                    decided_at: cycle.first().map(|&j| transitions[at(j)].at),
                 });
             }
         }
