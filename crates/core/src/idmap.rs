@@ -70,3 +70,20 @@ impl IdMap {
             .filter(|&(_, v)| v != IdMap::NONE)
     }
 }
+
+/// A position in one of a history's tables (or a count of its rows) as a
+/// `u32`: the width of an [`IdMap`] value and of the positions that
+/// narrow derived records keep. Four billion rows would not fit in
+/// memory; past that, `u32::MAX` ([`IdMap::NONE`]), which finds nothing.
+pub(crate) fn position(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(IdMap::NONE)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_position_past_u32_is_none() {
+        use super::{position, IdMap};
+        assert_eq!((position(7), position(usize::MAX)), (7, IdMap::NONE));
+    }
+}

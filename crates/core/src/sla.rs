@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::domain::{Activity, Person, Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
-use crate::idmap::IdMap;
+use crate::idmap::{position, IdMap};
 use crate::lifecycle::latest_per_person;
 use crate::playbook::{Company, Playbook, StageKind};
 use crate::time::{Timestamp, DAY_MS};
@@ -439,9 +439,8 @@ impl Wanted {
         ids.shrink_to_fit();
         let mut slot = IdMap::over(ids.iter().copied());
         for (i, &id) in ids.iter().enumerate() {
-            // A slot past `u32` (four billion people) would not fit in
-            // memory anyway; such a person is left out, not misplaced.
-            *slot.entry(id) = u32::try_from(i).unwrap_or(IdMap::NONE);
+            // Past `u32` ([`position`]) a person is left out, not misplaced.
+            *slot.entry(id) = position(i);
         }
         Wanted { ids, slot }
     }

@@ -13,7 +13,7 @@ use super::PathTable;
 use crate::domain::{Deal, DealStatus, Person, Subject, Transition};
 use crate::facts::Channels;
 use crate::fxhash::{FxHashMap, Interner};
-use crate::idmap::IdMap;
+use crate::idmap::{self, IdMap};
 use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
@@ -213,7 +213,7 @@ impl TouchSteps {
     ) {
         let mut position = IdMap::over(people.iter().map(|p| p.id));
         for (i, p) in people.iter().enumerate() {
-            *position.entry(p.id) = u32::try_from(i).unwrap_or(IdMap::NONE);
+            *position.entry(p.id) = idmap::position(i);
         }
         let person_of = |id: i64| position.get(id).and_then(|i| people.get(i as usize));
         let level = self.level;
@@ -266,7 +266,7 @@ impl TouchSteps {
             next.push(at.len());
             let n = a.next_if(|r| r.0 == j).map_or(0, |r| r.1);
             // Fewer journeys than touches, so a u32 holds the slot.
-            *slot.entry(j) = u32::try_from(journeys.len()).unwrap_or(IdMap::NONE);
+            *slot.entry(j) = idmap::position(journeys.len());
             at.resize(at.len() + n, Timestamp::default());
             step.resize(step.len() + n, 0);
             journeys.push(j);

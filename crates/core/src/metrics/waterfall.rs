@@ -22,6 +22,7 @@ use serde::Serialize;
 use super::retention::DealKind;
 use crate::domain::{Deal, DealStatus, Subject, Transition};
 use crate::fxhash::FxHashMap;
+use crate::idmap::position;
 use crate::playbook::{Playbook, StageKind};
 use crate::sym::Sym;
 use crate::time::{Timestamp, DAY_MS};
@@ -212,18 +213,12 @@ struct Cycles {
 }
 
 /// One cycle: its unit and where its lists end in [`Cycles`] (they start
-/// where the cycle before ends), in 32 bytes ([`end`]).
+/// where the cycle before ends), in 32 bytes ([`position`]s).
 struct CycleRec {
     subject: Subject,
     cycle: u32,
     entries_end: u32,
     exits_end: u32,
-}
-
-/// A list's length as a [`CycleRec`] end: a replay holds one entry per
-/// transition, and four billion transitions would not fit in memory.
-fn end(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// An exit from a funnel stage to an off-ramp.
@@ -468,8 +463,8 @@ impl Steps {
                 out.recs.push(CycleRec {
                     subject,
                     cycle,
-                    entries_end: end(out.entry_at.len()),
-                    exits_end: end(out.exits.len()),
+                    entries_end: position(out.entry_at.len()),
+                    exits_end: position(out.exits.len()),
                 });
                 cur = None;
             }
@@ -478,7 +473,7 @@ impl Steps {
                 Move::Enter(i) => {
                     out.entry_stage.push(i);
                     out.entry_at.push(at);
-                    out.recs[k].entries_end = end(out.entry_at.len());
+                    out.recs[k].entries_end = position(out.entry_at.len());
                     cur = Some(i as usize);
                 }
                 Move::Leave { aside: a, from } => {
@@ -490,7 +485,7 @@ impl Steps {
                             at,
                             reason,
                         });
-                        out.recs[k].exits_end = end(out.exits.len());
+                        out.recs[k].exits_end = position(out.exits.len());
                     }
                 }
                 Move::Other => {}
@@ -1130,6 +1125,5 @@ mod tests {
     #[test]
     fn a_cycle_record_is_32_bytes() {
         assert_eq!(std::mem::size_of::<CycleRec>(), 32);
-        assert_eq!((end(7), end(usize::MAX)), (7, u32::MAX));
     }
 }

@@ -19,6 +19,7 @@
 //! `tests.rs`).
 
 use crate::domain::{Activity, Person, Subject, Transition};
+use crate::idmap::position;
 use crate::playbook::{Company, Playbook, SalesSla};
 use crate::sym::Sym;
 use crate::time::Timestamp;
@@ -48,7 +49,7 @@ pub struct SlaIndex {
 
 /// A handoff with what does not depend on `as_of`. The times are the
 /// whole history's; a call ignores those after its `as_of`. Positions are
-/// `u32`s ([`pos`]), which keeps it at 80 bytes (112 with `usize`s): the
+/// `u32`s ([`position`]), which keeps it at 80 bytes (112 with `usize`s): the
 /// large demo keeps 600,000 of them.
 #[derive(Debug)]
 struct KeptHandoff {
@@ -76,13 +77,7 @@ struct KeptHandoff {
     acts: (u32, u32),
 }
 
-/// A position in one of a history's tables as a `u32`: four billion rows
-/// would not fit in memory. Past it, `u32::MAX`, which finds nothing.
-fn pos(i: usize) -> u32 {
-    u32::try_from(i).unwrap_or(u32::MAX)
-}
-
-/// A [`pos`] back as an index.
+/// A [`position`] back as an index.
 fn at(p: u32) -> usize {
     p as usize
 }
@@ -122,7 +117,7 @@ impl SlaIndex {
                 .iter()
                 .enumerate()
                 .filter_map(|(i, t)| match t.subject {
-                    Subject::Person(id) => Some((id, pos(i))),
+                    Subject::Person(id) => Some((id, position(i))),
                     Subject::Account(_) => None,
                 }),
         );
@@ -155,7 +150,7 @@ impl SlaIndex {
         let company = &pb.company;
         let positions = PerPerson::new(
             wanted,
-            people.iter().enumerate().map(|(i, p)| (p.id, pos(i))),
+            people.iter().enumerate().map(|(i, p)| (p.id, position(i))),
         );
         let mut acts = PerPerson::new(wanted, activities.iter().map(|a| (a.person_id, a.at)));
         acts.sort_runs_by_key(|&at| at);
@@ -203,13 +198,13 @@ impl SlaIndex {
                     seq: entry.seq,
                     cycle: entry.cycle,
                     person: person.unwrap_or(u32::MAX),
-                    owner: pos(owners.len() - 1),
+                    owner: position(owners.len() - 1),
                     deadline: business_deadline(entered_at, sla.first_response_hours, company),
                     attempts_deadline,
                     left_at,
                     left_by,
                     responded,
-                    acts: (pos(base + from), pos(base + to)),
+                    acts: (position(base + from), position(base + to)),
                 });
             }
         }
@@ -220,7 +215,8 @@ impl SlaIndex {
         names.dedup();
         for h in &mut self.handoffs {
             let name = owners[at(h.owner)];
-            h.owner = pos(names.partition_point(|o| (o.is_none(), *o) < (name.is_none(), name)));
+            h.owner =
+                position(names.partition_point(|o| (o.is_none(), *o) < (name.is_none(), name)));
         }
         self.owners = names.into_iter().map(|o| o.map(String::from)).collect();
         // The key is unique (it ends in the entry's seq).
@@ -475,6 +471,5 @@ mod tests {
     #[test]
     fn a_kept_handoff_is_80_bytes() {
         assert_eq!(std::mem::size_of::<super::KeptHandoff>(), 80);
-        assert_eq!((super::pos(7), super::pos(usize::MAX)), (7, u32::MAX));
     }
 }
