@@ -22,6 +22,7 @@ pub mod scoring;
 pub mod sla;
 pub mod sym;
 pub mod time;
+pub mod timeline;
 pub mod touches;
 
 pub use money::{Currency, Minor, Money, MAX_MINOR};

@@ -6,25 +6,25 @@
 //! values) and the rarely filled cost and external id apart, it is 21.
 //! The large demo's 10.3M touches were 0.74 GB of a server's memory.
 
-use std::cmp::Ordering;
-
 use std::sync::LazyLock;
 
-use crate::columns::{gather, Codes, Cursor, Ids, Sparse};
+use crate::columns::{Codes, Cursor, Ids, Sparse};
 use crate::domain::Touch;
 use crate::metrics::Window;
 use crate::money::Minor;
 use crate::sym::Sym;
 use crate::time::Timestamp;
+use crate::timeline::{Columns, Timeline};
 
 /// Touches kept by column, in the order they were pushed, or by time
-/// (`at`, then `id`) after [`Touches::sort`]: the order a kept history
-/// holds them in. [`Touches::iter`] reads them as rows.
+/// (`at`, then `id`) after [`Timeline::sort`]: the order a kept history
+/// holds them in. [`Timeline::iter`] reads them as [`TouchRef`]s.
+pub type Touches = Timeline<TouchColumns>;
+
+/// The columns of [`Touches`] besides each touch's id and time.
 #[derive(Clone, Debug)]
-pub struct Touches {
-    id: Ids,
+pub struct TouchColumns {
     person: Ids,
-    at: Vec<Timestamp>,
     kind: Codes<Sym>,
     channel: Codes<Option<Sym>>,
     campaign: Codes<Option<Sym>>,
@@ -32,9 +32,6 @@ pub struct Touches {
     medium: Codes<Option<Sym>>,
     cost: Sparse<Minor>,
     external_id: Sparse<Box<str>>,
-    /// Whether the touches are in (at, id) order: every push so far came
-    /// at or after the one before, or they were sorted since.
-    sorted: bool,
 }
 
 /// One touch of [`Touches`]: the fields of a [`Touch`], its external id
@@ -93,35 +90,14 @@ impl TouchRef<'_> {
     }
 }
 
-/// No touches, for a borrowed default ([`crate::metrics::History`]).
-static NONE: LazyLock<Touches> = LazyLock::new(Touches::new);
+impl Columns for TouchColumns {
+    type Row = Touch;
+    type Ref<'a> = TouchRef<'a>;
+    type Cursor<'a> = (Cursor<'a, Minor>, Cursor<'a, Box<str>>);
 
-impl Default for Touches {
-    fn default() -> Self {
-        Touches::new()
-    }
-}
-
-impl Default for &Touches {
-    fn default() -> Self {
-        &NONE
-    }
-}
-
-impl Touches {
-    /// Empty.
-    pub fn new() -> Self {
-        Touches::with_capacity(0)
-    }
-
-    /// Empty, with room for `n` touches and 1/64 more (see
-    /// [`crate::columns::gather`]).
-    pub fn with_capacity(n: usize) -> Self {
-        let n = n + n / 64;
-        Touches {
-            id: Ids::with_capacity(n),
+    fn with_capacity(n: usize) -> Self {
+        TouchColumns {
             person: Ids::with_capacity(n),
-            at: Vec::with_capacity(n),
             kind: Codes::with_capacity(n),
             channel: Codes::with_capacity(n),
             campaign: Codes::with_capacity(n),
@@ -129,27 +105,15 @@ impl Touches {
             medium: Codes::with_capacity(n),
             cost: Sparse::default(),
             external_id: Sparse::default(),
-            sorted: true,
         }
     }
 
-    /// How many touches it holds.
-    pub fn len(&self) -> usize {
-        self.at.len()
+    fn key(t: &Touch) -> (Timestamp, i64) {
+        (t.at, t.id)
     }
 
-    /// True when it holds none.
-    pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
-    }
-
-    /// Appends `t` after the others.
-    pub fn push(&mut self, t: Touch) {
-        let row = self.len();
-        self.sorted &= row == 0 || self.key(row - 1) <= (t.at, t.id);
-        self.id.push(t.id);
+    fn push(&mut self, row: usize, t: Touch) {
         self.person.push(t.person_id);
-        self.at.push(t.at);
         self.kind.push(t.kind);
         self.channel.push(t.channel);
         self.campaign.push(t.campaign);
@@ -163,185 +127,67 @@ impl Touches {
         }
     }
 
-    /// The `i`th touch (panics past the end, as a slice does).
-    pub fn get(&self, i: usize) -> TouchRef<'_> {
-        self.row(
-            i,
-            self.cost.get(i).copied(),
-            self.external_id.get(i).map(|x| &**x),
-        )
+    fn cursor(&self) -> Self::Cursor<'_> {
+        (self.cost.cursor(), self.external_id.cursor())
     }
 
-    fn row<'a>(&'a self, i: usize, cost: Option<Minor>, ext: Option<&'a str>) -> TouchRef<'a> {
+    fn get<'a>(
+        &'a self,
+        i: usize,
+        id: i64,
+        at: Timestamp,
+        cursor: Option<&mut Self::Cursor<'a>>,
+    ) -> TouchRef<'a> {
+        let (cost, external_id) = match cursor {
+            Some((cost, ext)) => (cost.at(i), ext.at(i)),
+            None => (self.cost.get(i), self.external_id.get(i)),
+        };
         TouchRef {
-            id: self.id.get(i),
-            external_id: ext,
+            id,
+            external_id: external_id.map(|x| &**x),
             person_id: self.person.get(i),
-            at: self.at[i],
+            at,
             kind: self.kind.get(i),
             channel: self.channel.get(i),
             campaign: self.campaign.get(i),
             source: self.source.get(i),
             medium: self.medium.get(i),
-            cost,
+            cost: cost.copied(),
         }
     }
 
-    /// Every touch, in the kept order.
-    pub fn iter(&self) -> Iter<'_> {
-        Iter {
-            of: self,
-            next: 0,
-            cost: self.cost.cursor(),
-            external_id: self.external_id.cursor(),
-        }
+    fn to_row(r: &TouchRef<'_>) -> Touch {
+        r.to_touch()
     }
 
-    /// Whether the touches are in (at, id) order: pushed in that order,
-    /// or sorted since.
-    pub fn is_sorted(&self) -> bool {
-        self.sorted
+    fn as_ref(t: &Touch) -> TouchRef<'_> {
+        TouchRef::from(t)
     }
 
-    /// Every touch's time, in the kept order.
-    pub fn ats(&self) -> &[Timestamp] {
-        &self.at
+    fn gather(&mut self, order: &[u32], new: &[u32]) {
+        self.person = self.person.gather(order);
+        self.kind = self.kind.gather(order);
+        self.channel = self.channel.gather(order);
+        self.campaign = self.campaign.gather(order);
+        self.source = self.source.gather(order);
+        self.medium = self.medium.gather(order);
+        self.cost = std::mem::take(&mut self.cost).moved(new);
+        self.external_id = std::mem::take(&mut self.external_id).moved(new);
     }
 
-    /// The touches of the people `wanted` says yes to, in the kept order:
-    /// only the person column is read for the others (a page that shows
-    /// a few people's touches reads 4 bytes a touch, not a whole row).
-    pub fn of_people<'a>(
-        &'a self,
-        mut wanted: impl FnMut(i64) -> bool + 'a,
-    ) -> impl Iterator<Item = TouchRef<'a>> + 'a {
-        (0..self.len())
-            .filter(move |&i| wanted(self.person.get(i)))
-            .map(|i| self.get(i))
+    fn truncate(&mut self, len: usize) {
+        self.person.truncate(len);
+        self.kind.truncate(len);
+        self.channel.truncate(len);
+        self.campaign.truncate(len);
+        self.source.truncate(len);
+        self.medium.truncate(len);
+        self.cost.truncate(len);
+        self.external_id.truncate(len);
     }
 
-    /// Every touch's person and key (at, id), in the kept order: the
-    /// three columns alone.
-    pub fn keys(&self) -> impl Iterator<Item = (i64, (Timestamp, i64))> + '_ {
-        (0..self.len()).map(|i| (self.person.get(i), self.key(i)))
-    }
-
-    /// Owned rows of every touch.
-    pub fn to_vec(&self) -> Vec<Touch> {
-        self.iter().map(|t| t.to_touch()).collect()
-    }
-
-    /// Sorts by time, then id (the order [`TouchRef::key`] gives).
-    pub fn sort(&mut self) {
-        // Each push already compared its key with the one before.
-        if self.sorted {
-            return;
-        }
-        let n = self.len();
-        self.sorted = true;
-        // The key with its position, then each column gathered once. A
-        // full read comes by ascending id: the time alone then sorts it
-        // the same way in two thirds of the memory.
-        let ascending = (1..n).all(|i| self.id.get(i - 1) < self.id.get(i));
-        let order = if ascending {
-            order_by(n, |i| self.at[i])
-        } else {
-            order_by(n, |i| self.key(i))
-        };
-        self.id = self.id.gather(&order);
-        self.person = self.person.gather(&order);
-        self.at = gather(&self.at, &order);
-        self.kind = self.kind.gather(&order);
-        self.channel = self.channel.gather(&order);
-        self.campaign = self.campaign.gather(&order);
-        self.source = self.source.gather(&order);
-        self.medium = self.medium.gather(&order);
-        let mut new = vec![0u32; n];
-        for (j, &old) in order.iter().enumerate() {
-            new[old as usize] = j as u32;
-        }
-        self.cost = std::mem::take(&mut self.cost).moved(&new);
-        self.external_id = std::mem::take(&mut self.external_id).moved(&new);
-    }
-
-    fn key(&self, i: usize) -> (Timestamp, i64) {
-        (self.at[i], self.id.get(i))
-    }
-
-    /// How many touches of `kind` are within `window` and not after
-    /// `as_of`: two binary searches and a scan of the window's kinds when
-    /// the touches are in time order (a kept history's are), else a scan
-    /// of every touch.
-    pub fn count_within(&self, kind: &str, window: Window, as_of: Timestamp) -> usize {
-        let Some(kind) = self.kind.number_of(Sym::new(kind)) else {
-            return 0;
-        };
-        let (lo, hi) = if self.sorted {
-            let lo = self.at.partition_point(|&at| at < window.from);
-            (
-                lo,
-                self.at
-                    .partition_point(|&at| at < window.to && at <= as_of)
-                    .max(lo),
-            )
-        } else {
-            (0, self.len())
-        };
-        let inside = |i: usize| self.sorted || window.contains_as_of(self.at[i], as_of);
-        let kinds = self.kind.numbers_in(lo..hi);
-        (lo..hi)
-            .zip(kinds)
-            .filter(|&(i, k)| k == kind && inside(i))
-            .count()
-    }
-
-    /// How many touches come at or before `key` in the kept order (which
-    /// must be sorted, see [`Touches::sort`]).
-    pub fn count_upto(&self, key: (Timestamp, i64)) -> usize {
-        // The time first (one column), then the few sharing it.
-        let lo = self.at.partition_point(|&a| a < key.0);
-        let hi = self.at.partition_point(|&a| a <= key.0);
-        lo + (lo..hi)
-            .take_while(|&i| self.id.get(i).cmp(&key.1) != Ordering::Greater)
-            .count()
-    }
-
-    /// Removes the touches from position `from` on and returns them.
-    pub fn split_off(&mut self, from: usize) -> Vec<Touch> {
-        let from = from.min(self.len());
-        let tail: Vec<Touch> = self.iter().skip(from).map(|t| t.to_touch()).collect();
-        self.id.truncate(from);
-        self.person.truncate(from);
-        self.at.truncate(from);
-        self.kind.truncate(from);
-        self.channel.truncate(from);
-        self.campaign.truncate(from);
-        self.source.truncate(from);
-        self.medium.truncate(from);
-        self.cost.truncate(from);
-        self.external_id.truncate(from);
-        tail
-    }
-
-    /// Keeps the touches `keep` says yes to, in their order.
-    pub fn retain(&mut self, mut keep: impl FnMut(&TouchRef<'_>) -> bool) {
-        let Some(first) = self.iter().position(|t| !keep(&t)) else {
-            return;
-        };
-        let tail = self.split_off(first);
-        // The first was already asked about (and is not kept).
-        for t in tail.into_iter().skip(1) {
-            if keep(&TouchRef::from(&t)) {
-                self.push(t);
-            }
-        }
-    }
-
-    /// Bytes of its buffers (not the external ids' text).
-    pub fn heap_bytes(&self) -> usize {
-        self.id.heap_bytes()
-            + self.person.heap_bytes()
-            + self.at.capacity() * std::mem::size_of::<Timestamp>()
+    fn heap_bytes(&self) -> usize {
+        self.person.heap_bytes()
             + self.kind.heap_bytes()
             + self.channel.heap_bytes()
             + self.campaign.heap_bytes()
@@ -352,85 +198,53 @@ impl Touches {
     }
 }
 
-/// Positions `0..n` sorted by `key` (ties by position).
-fn order_by<K: Ord>(n: usize, key: impl Fn(usize) -> K) -> Vec<u32> {
-    let mut keyed: Vec<(K, u32)> = (0..n).map(|i| (key(i), i as u32)).collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, i)| i).collect()
-}
+/// No touches, for a borrowed default ([`crate::metrics::History`]).
+static NONE: LazyLock<Touches> = LazyLock::new(Touches::new);
 
-impl PartialEq for Touches {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+impl Default for &Touches {
+    fn default() -> Self {
+        &NONE
     }
 }
 
-impl Extend<Touch> for Touches {
-    fn extend<I: IntoIterator<Item = Touch>>(&mut self, rows: I) {
-        for t in rows {
-            self.push(t);
-        }
-    }
-}
-
-impl FromIterator<Touch> for Touches {
-    fn from_iter<I: IntoIterator<Item = Touch>>(rows: I) -> Self {
-        let mut out = Touches::default();
-        out.extend(rows);
-        out
-    }
-}
-
-impl From<Vec<Touch>> for Touches {
-    fn from(rows: Vec<Touch>) -> Self {
-        let mut out = Touches::with_capacity(rows.len());
-        out.extend(rows);
-        out
-    }
-}
-
-/// The touches of [`Touches::iter`], in the kept order.
-#[derive(Clone, Debug)]
-pub struct Iter<'a> {
-    of: &'a Touches,
-    next: usize,
-    cost: Cursor<'a, Minor>,
-    external_id: Cursor<'a, Box<str>>,
-}
-
-impl<'a> Iterator for Iter<'a> {
-    type Item = TouchRef<'a>;
-
-    fn next(&mut self) -> Option<TouchRef<'a>> {
-        let i = self.next;
-        if i >= self.of.len() {
-            return None;
-        }
-        self.next += 1;
-        let cost = self.cost.at(i).copied();
-        Some(self.of.row(i, cost, self.external_id.at(i).map(|x| &**x)))
+impl Timeline<TouchColumns> {
+    /// The touches of the people `wanted` says yes to, in the kept order:
+    /// only the person column is read for the others (a page that shows
+    /// a few people's touches reads 4 bytes a touch, not a whole row).
+    pub fn of_people<'a>(
+        &'a self,
+        mut wanted: impl FnMut(i64) -> bool + 'a,
+    ) -> impl Iterator<Item = TouchRef<'a>> + 'a {
+        let person = &self.columns().person;
+        (0..self.len())
+            .filter(move |&i| wanted(person.get(i)))
+            .map(|i| self.get(i))
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.of.len() - self.next;
-        (left, Some(left))
+    /// Every touch's person and key (at, id), in the kept order: the
+    /// three columns alone.
+    pub fn keys(&self) -> impl Iterator<Item = (i64, (Timestamp, i64))> + '_ {
+        let (person, ats) = (&self.columns().person, self.ats());
+        (0..self.len()).map(|i| (person.get(i), (ats[i], self.id(i))))
     }
 
-    fn nth(&mut self, n: usize) -> Option<TouchRef<'a>> {
-        // Skips without reading the rows between (the cursors catch up).
-        self.next = self.next.saturating_add(n).min(self.of.len());
-        self.next()
-    }
-}
-
-impl ExactSizeIterator for Iter<'_> {}
-
-impl<'a> IntoIterator for &'a Touches {
-    type Item = TouchRef<'a>;
-    type IntoIter = Iter<'a>;
-
-    fn into_iter(self) -> Iter<'a> {
-        self.iter()
+    /// How many touches of `kind` are within `window` and not after
+    /// `as_of`: two binary searches and a scan of the window's kinds when
+    /// the touches are in time order (a kept history's are), else a scan
+    /// of every touch.
+    pub fn count_within(&self, kind: &str, window: Window, as_of: Timestamp) -> usize {
+        let kinds = &self.columns().kind;
+        let Some(kind) = kinds.number_of(Sym::new(kind)) else {
+            return 0;
+        };
+        let (rows, all_inside) = self.window_rows(window, as_of);
+        let ats = self.ats();
+        let inside = |i: usize| all_inside || window.contains_as_of(ats[i], as_of);
+        kinds
+            .numbers_in(rows.clone())
+            .zip(rows)
+            .filter(|&(k, i)| k == kind && inside(i))
+            .count()
     }
 }
 
@@ -549,7 +363,7 @@ mod tests {
                 assert_eq!(sorted.count_within(kind, window, ms(as_of)), want, "{case}");
             }
         }
-        assert!(!unsorted.sorted && sorted.sorted);
+        assert!(!unsorted.is_sorted() && sorted.is_sorted());
     }
 
     #[test]
