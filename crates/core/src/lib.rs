@@ -6,6 +6,7 @@
 //! so analytics give identical output for identical history and `as_of`.
 
 pub mod accounts;
+pub mod activities;
 pub mod attribution;
 pub mod columns;
 pub mod domain;

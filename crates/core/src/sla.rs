@@ -20,7 +20,8 @@ use jiff::civil::{Date, DateTime, Time};
 use jiff::SignedDuration;
 use serde::Serialize;
 
-use crate::domain::{Activity, Person, Subject, Transition};
+use crate::activities::Activities;
+use crate::domain::{Person, Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::idmap::{position, IdMap};
 use crate::lifecycle::latest_per_person;
@@ -596,7 +597,7 @@ fn entered(
 ///   stage on its way further in the same move) open no clock.
 /// * The lead **leaves** at its next transition to any other stage (a later
 ///   funnel stage or an off-ramp).
-/// * **First response**: the first [`Activity`] of the person at or after
+/// * **First response**: the first [`crate::domain::Activity`] of the person at or after
 ///   entry, not after the lead left, and at or before `as_of`. Met when it comes by the deadline
 ///   (`first_response_hours` business hours after entry) and not after the
 ///   lead left; stopped when the lead leaves by the deadline without one;
@@ -610,7 +611,7 @@ pub fn sales_sla(
     pb: &Playbook,
     people: &[Person],
     transitions: &[Transition],
-    activities: &[Activity],
+    activities: &Activities,
     as_of: Timestamp,
 ) -> Result<SalesSlaReport, SlaError> {
     let sla = sales_terms(pb)?;
@@ -639,7 +640,7 @@ pub fn waiting_handoffs(
     pb: &Playbook,
     people: &[Person],
     transitions: &[Transition],
-    activities: &[Activity],
+    activities: &Activities,
     as_of: Timestamp,
 ) -> Result<Vec<Handoff>, SlaError> {
     let sla = sales_terms(pb)?;
@@ -662,7 +663,7 @@ pub fn handoffs_entered(
     pb: &Playbook,
     people: &[Person],
     transitions: &[Transition],
-    activities: &[Activity],
+    activities: &Activities,
     window: crate::metrics::Window,
     as_of: Timestamp,
 ) -> Result<Vec<Handoff>, SlaError> {
@@ -718,7 +719,7 @@ pub fn handoff_page(
     pb: &Playbook,
     people: &[Person],
     transitions: &[Transition],
-    activities: &[Activity],
+    activities: &Activities,
     as_of: Timestamp,
     q: HandoffQuery<'_>,
 ) -> Result<HandoffPage, SlaError> {
@@ -768,7 +769,7 @@ fn handoffs_of(
     sla: &crate::playbook::SalesSla,
     people: &[Person],
     transitions: &[Transition],
-    activities: &[Activity],
+    activities: &Activities,
     as_of: Timestamp,
     wanted: &Wanted,
 ) -> Vec<Handoff> {
@@ -846,7 +847,7 @@ fn clocks_of<'a>(
     sla: &crate::playbook::SalesSla,
     people: &'a [Person],
     transitions: &'a [Transition],
-    activities: &[Activity],
+    activities: &Activities,
     as_of: Timestamp,
     wanted: &Wanted,
 ) -> Vec<Clock<'a>> {
@@ -854,10 +855,7 @@ fn clocks_of<'a>(
     let people = PerPerson::new(wanted, people.iter().map(|p| (p.id, p)));
     let mut acts = PerPerson::new(
         wanted,
-        activities
-            .iter()
-            .filter(|a| a.at <= as_of)
-            .map(|a| (a.person_id, a.at)),
+        activities.people_and_times().filter(|&(_, at)| at <= as_of),
     );
     acts.sort_runs_by_key(|&at| at);
 

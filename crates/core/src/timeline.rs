@@ -8,9 +8,9 @@
 //! the rows before a key, splitting off and taking back the rows after a
 //! back-dated one. The rest of a row is the table's own [`Columns`].
 
-use std::ops::Range;
+use std::hash::Hash;
 
-use crate::columns::{gather, Ids};
+use crate::columns::{gather, Codes, Ids};
 use crate::metrics::Window;
 use crate::time::Timestamp;
 
@@ -184,17 +184,33 @@ impl<C: Columns> Timeline<C> {
         (self.at[i], self.id.get(i))
     }
 
-    /// The rows that may be within `window` and not after `as_of`, and
-    /// whether all of them are: with the rows in time order, the run
-    /// between two binary searches (all inside); else every row (each
-    /// to be checked).
-    pub(crate) fn window_rows(&self, window: Window, as_of: Timestamp) -> (Range<usize>, bool) {
-        if !self.sorted {
-            return (0..self.len(), false);
-        }
-        let lo = self.at.partition_point(|&at| at < window.from);
-        let hi = self.at.partition_point(|&at| at < window.to && at <= as_of);
-        (lo..hi.max(lo), true)
+    /// How many rows have `value` in `column` (one of the table's own) and
+    /// are within `window` and not after `as_of`: two binary searches and
+    /// a scan of the window's codes when the rows are in time order (a
+    /// kept history's are), else a scan of every row.
+    pub(crate) fn count_code_within<T: Copy + Eq + Hash>(
+        &self,
+        column: &Codes<T>,
+        value: T,
+        window: Window,
+        as_of: Timestamp,
+    ) -> usize {
+        let Some(code) = column.number_of(value) else {
+            return 0;
+        };
+        let rows = if self.sorted {
+            let lo = self.at.partition_point(|&at| at < window.from);
+            let hi = self.at.partition_point(|&at| at < window.to && at <= as_of);
+            lo..hi.max(lo)
+        } else {
+            0..self.len()
+        };
+        let inside = |i: usize| self.sorted || window.contains_as_of(self.at[i], as_of);
+        column
+            .numbers_in(rows.clone())
+            .zip(rows)
+            .filter(|&(c, i)| c == code && inside(i))
+            .count()
     }
 
     /// How many rows come at or before `key` in the kept order (which

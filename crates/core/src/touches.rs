@@ -229,22 +229,9 @@ impl Timeline<TouchColumns> {
     }
 
     /// How many touches of `kind` are within `window` and not after
-    /// `as_of`: two binary searches and a scan of the window's kinds when
-    /// the touches are in time order (a kept history's are), else a scan
-    /// of every touch.
+    /// `as_of` (see [`Timeline::count_code_within`]).
     pub fn count_within(&self, kind: &str, window: Window, as_of: Timestamp) -> usize {
-        let kinds = &self.columns().kind;
-        let Some(kind) = kinds.number_of(Sym::new(kind)) else {
-            return 0;
-        };
-        let (rows, all_inside) = self.window_rows(window, as_of);
-        let ats = self.ats();
-        let inside = |i: usize| all_inside || window.contains_as_of(ats[i], as_of);
-        kinds
-            .numbers_in(rows.clone())
-            .zip(rows)
-            .filter(|&(k, i)| k == kind && inside(i))
-            .count()
+        self.count_code_within(&self.columns().kind, Sym::new(kind), window, as_of)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tandem_core::activities::Activities;
 use tandem_core::domain::{DealStatus, Subject};
 use tandem_core::facts::channel_of;
 use tandem_core::playbook::{Playbook, STARTER};
@@ -85,7 +86,7 @@ async fn demo_data_tells_the_stories() {
     let mut c = db.store.conn().await.expect("conn");
     let people = repo::people(&mut c).await.expect("people");
     let touches = repo::touches(&mut c).await.expect("touches");
-    let activities = repo::activities(&mut c).await.expect("activities");
+    let activities: Activities = repo::activities(&mut c).await.expect("activities").into();
     let deals = repo::deals(&mut c).await.expect("deals");
     let campaigns = repo::campaigns(&mut c).await.expect("campaigns");
     let all_transitions = repo::transitions(&mut c).await.expect("transitions");

@@ -85,10 +85,7 @@ impl Inputs<'_> {
     pub(crate) fn index(&self) -> Cow<'_, HistoryIndex> {
         match &self.index {
             Some(kept) => Cow::Borrowed(kept),
-            None => Cow::Owned(HistoryIndex::build(
-                &self.snap.transitions,
-                &self.snap.activities,
-            )),
+            None => Cow::Owned(HistoryIndex::build(&self.snap.transitions)),
         }
     }
 

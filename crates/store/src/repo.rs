@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
+use tandem_core::activities::Activities;
 use tandem_core::domain::{
     Account, Activity, ActivityKind, Campaign, CustomFields, Deal, DealStatus, Note, Person,
     Subject, Touch, Transition,
@@ -1160,7 +1161,8 @@ pub struct Snapshot {
     pub account_transitions: Vec<Transition>,
     /// Kept by column, sorted by (at, id).
     pub touches: Touches,
-    pub activities: Vec<Activity>,
+    /// Kept by column, sorted by (at, id).
+    pub activities: Activities,
     pub deals: Vec<Deal>,
     pub campaigns: Vec<Campaign>,
 }
@@ -1173,7 +1175,7 @@ pub async fn snapshot(c: &mut AnyConnection) -> Result<Snapshot, StoreError> {
         transitions: transitions_of_kind(c, "person").await?,
         account_transitions: transitions_of_kind(c, "account").await?,
         touches: touches(c).await?.into(),
-        activities: activities(c).await?,
+        activities: activities(c).await?.into(),
         deals: deals(c).await?,
         campaigns: campaigns(c).await?,
     })

@@ -42,7 +42,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::TryStreamExt;
 use sqlx::AnyConnection;
+use tandem_core::activities::Activities;
 use tandem_core::domain::{Account, Activity, Campaign, Deal, Person, Subject, Touch, Transition};
+use tandem_core::timeline::{Columns, Timeline};
 use tandem_core::touches::Touches;
 use tandem_core::Timestamp;
 
@@ -237,8 +239,8 @@ struct Table<T, K, C = Vec<T>> {
     _kept: std::marker::PhantomData<fn() -> C>,
 }
 
-/// What a full read keeps a table's rows in: a vector of rows, or
-/// [`Touches`] by column.
+/// What a full read keeps a table's rows in: a vector of rows, or a
+/// [`Timeline`] by column (touches, activities).
 trait Kept<T>: Extend<T> {
     /// Empty, with room for `n` rows (and a little more, see
     /// [`Table::all_from_file`]).
@@ -261,16 +263,16 @@ impl<T> Kept<T> for Vec<T> {
     }
 }
 
-impl Kept<Touch> for Touches {
+impl<C: Columns> Kept<C::Row> for Timeline<C> {
     fn with_room(n: usize) -> Self {
-        Touches::with_capacity(n)
+        Timeline::with_capacity(n)
     }
     fn len(&self) -> usize {
-        Touches::len(self)
+        Timeline::len(self)
     }
-    /// Touches sort themselves by (at, id), which is [`TOUCHES`]' key
-    /// (tested).
-    fn sort_by<K: Ord>(&mut self, _key: fn(&Touch) -> K) {
+    /// Touches and activities sort themselves by (at, id), which is
+    /// [`TOUCHES`]' and [`ACTIVITIES`]' key (tested).
+    fn sort_by<K: Ord>(&mut self, _key: fn(&C::Row) -> K) {
         self.sort();
     }
 }
@@ -299,7 +301,7 @@ const TOUCHES: Table<Touch, (Timestamp, i64), Touches> = Table {
     key: |t| (t.at, t.id),
     _kept: std::marker::PhantomData,
 };
-const ACTIVITIES: Table<Activity, (Timestamp, i64)> = Table {
+const ACTIVITIES: Table<Activity, (Timestamp, i64), Activities> = Table {
     name: "activities",
     cols: ACTIVITY_COLS,
     id: "id",
@@ -491,7 +493,7 @@ pub struct Delta {
     people: Part<Person>,
     accounts: Part<Account>,
     touches: Part<Touch, Touches>,
-    activities: Part<Activity>,
+    activities: Part<Activity, Activities>,
     deals: Part<Deal>,
     campaigns: Option<Vec<Campaign>>,
     transitions: Vec<Transition>,
@@ -582,8 +584,8 @@ impl Warm {
         let s = &mut self.snap;
         apply(&mut s.people, d.people, |p| p.id, PEOPLE.key);
         apply(&mut s.accounts, d.accounts, |a| a.id, ACCOUNTS.key);
-        apply_touches(&mut s.touches, d.touches);
-        apply(&mut s.activities, d.activities, |a| a.id, ACTIVITIES.key);
+        apply_timeline(&mut s.touches, d.touches, |t| t.id);
+        apply_timeline(&mut s.activities, d.activities, |a| a.id);
         apply(&mut s.deals, d.deals, |x| x.id, DEALS.key);
         if let Some(c) = d.campaigns {
             s.campaigns = c;
@@ -704,7 +706,7 @@ enum Rows {
     Accounts(Vec<Account>),
     Transitions(Vec<Transition>),
     Touches(Touches),
-    Activities(Vec<Activity>),
+    Activities(Activities),
     Deals(Vec<Deal>),
     Campaigns(Vec<Campaign>),
 }
@@ -946,20 +948,25 @@ async fn changed_ids(
     Ok(out)
 }
 
-/// [`apply`] to touches kept by column: the touches after the first new
-/// one come out as rows, take the new ones in and go back.
-fn apply_touches(v: &mut Touches, part: Part<Touch, Touches>) {
+/// [`apply`] to a table kept by column (touches, activities): the rows
+/// after the first new one come out as rows, take the new ones in and go
+/// back.
+fn apply_timeline<C: Columns>(
+    v: &mut Timeline<C>,
+    part: Part<C::Row, Timeline<C>>,
+    id: impl Fn(&C::Ref<'_>) -> i64,
+) {
     match part {
         Part::All(all) => *v = all,
         Part::Rows { rows, replaced } => {
             if !replaced.is_empty() {
-                v.retain(|t| !replaced.contains(&t.id));
+                v.retain(|r| !replaced.contains(&id(r)));
             }
-            let Some(first) = rows.iter().map(TOUCHES.key).min() else {
+            let Some(first) = rows.iter().map(C::key).min() else {
                 return;
             };
             let mut tail = v.split_off(v.count_upto(first));
-            merge(&mut tail, rows, TOUCHES.key);
+            merge(&mut tail, rows, C::key);
             v.extend(tail);
         }
     }
@@ -1040,24 +1047,42 @@ mod tests {
         }
     }
 
-    /// Touches kept by column sort and take deltas as a vector of rows
+    fn activity(id: i64, at: i64) -> Activity {
+        Activity {
+            id,
+            external_id: (id % 4 == 0).then(|| format!("a{id}").into()),
+            person_id: id % 5,
+            at: Timestamp::from_millis(at),
+            kind: tandem_core::domain::ActivityKind::Call,
+            actor: (id % 3 == 0).then(|| "ana".into()),
+            outcome: None,
+        }
+    }
+
+    /// A table kept by column sorts and takes deltas as a vector of rows
     /// does with the table's key: new rows before, among and after the
     /// kept ones, and kept rows updated in place (replaced).
-    #[test]
-    fn touches_by_column_sort_and_merge_as_rows_do() {
-        let rows: Vec<Touch> = (1..=60).map(|id| touch(id, (id * 37) % 23)).collect();
-        let mut kept = Touches::from(rows.clone());
-        Kept::sort_by(&mut kept, TOUCHES.key);
+    fn by_column_sorts_and_merges_as_rows_do<C: Columns>(
+        table: &Table<C::Row, (Timestamp, i64), Timeline<C>>,
+        row: fn(i64, i64) -> C::Row,
+        update: fn(&mut C::Row),
+        id: fn(&C::Row) -> i64,
+    ) where
+        C::Row: Clone + PartialEq + std::fmt::Debug,
+    {
+        let rows: Vec<C::Row> = (1..=60).map(|id| row(id, (id * 37) % 23)).collect();
+        let mut kept = Timeline::<C>::from(rows.clone());
+        Kept::sort_by(&mut kept, table.key);
         let mut want = rows;
-        want.sort_unstable_by_key(TOUCHES.key);
+        want.sort_unstable_by_key(table.key);
         assert_eq!(kept.to_vec(), want);
         for (round, at) in [(0, -1), (1, 10), (2, 40), (3, 11)] {
             let base = 100 + round * 10;
-            let add: Vec<Touch> = (0..4).map(|k| touch(base + k, at + k)).collect();
-            let mut updated = touch(7 + round, at);
-            updated.kind = "form_fill".into();
-            let replaced: BTreeSet<i64> = [updated.id].into();
-            let rows: Vec<Touch> = add.into_iter().chain([updated]).collect();
+            let add: Vec<C::Row> = (0..4).map(|k| row(base + k, at + k)).collect();
+            let mut updated = row(7 + round, at);
+            update(&mut updated);
+            let replaced: BTreeSet<i64> = [id(&updated)].into();
+            let rows: Vec<C::Row> = add.into_iter().chain([updated]).collect();
             let (r, ids) = (rows.clone(), replaced.clone());
             apply(
                 &mut want,
@@ -1065,12 +1090,34 @@ mod tests {
                     rows: r,
                     replaced: ids,
                 },
-                |t| t.id,
-                TOUCHES.key,
+                id,
+                table.key,
             );
-            apply_touches(&mut kept, Part::Rows { rows, replaced });
+            apply_timeline(&mut kept, Part::Rows { rows, replaced }, |r| {
+                id(&C::to_row(r))
+            });
             assert_eq!(kept.to_vec(), want, "round {round}");
         }
+    }
+
+    #[test]
+    fn touches_by_column_sort_and_merge_as_rows_do() {
+        by_column_sorts_and_merges_as_rows_do(
+            &TOUCHES,
+            touch,
+            |t| t.kind = "form_fill".into(),
+            |t| t.id,
+        );
+    }
+
+    #[test]
+    fn activities_by_column_sort_and_merge_as_rows_do() {
+        by_column_sorts_and_merges_as_rows_do(
+            &ACTIVITIES,
+            activity,
+            |a| a.kind = tandem_core::domain::ActivityKind::Demo,
+            |a| a.id,
+        );
     }
 
     #[test]

@@ -998,7 +998,10 @@ async fn a_bulk_load_stores_what_the_inserts_store_and_nothing_when_dropped() {
                     .map(|t| t.to_touch())
                     .map(|t| tandem_core::domain::Touch { id: 0, ..t })
                     .collect();
-                s.activities.iter_mut().for_each(|a| a.id = 0);
+                s.activities = (s.activities.iter())
+                    .map(|a| a.to_activity())
+                    .map(|a| tandem_core::domain::Activity { id: 0, ..a })
+                    .collect();
                 s.deals.iter_mut().for_each(|d| d.id = 0);
                 s.campaigns.iter_mut().for_each(|k| k.id = 0);
                 s.transitions.iter_mut().for_each(|t| t.seq = 0);

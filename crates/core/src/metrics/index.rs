@@ -1,6 +1,6 @@
-//! The history's events by kind, sorted by time: an index for the window
-//! counts (stage entries and activities of a kind; touches are counted
-//! from their kept columns, which are in time order).
+//! The history's stage entries by stage, sorted by time: an index for the
+//! window counts (touches and activities of a kind are counted from their
+//! kept columns, which are in time order).
 //!
 //! A page asks for such counts many times per request (MQLs and SALs in
 //! this week and the last, the quarter's MQLs by source, campaign and
@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
-use crate::domain::{Activity, ActivityKind, Subject, Transition};
+use crate::domain::{Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sym::Sym;
 use crate::time::Timestamp;
@@ -63,27 +63,25 @@ impl Entry {
     }
 }
 
-/// Every transition of a history as an entry into its `to` stage, and
-/// the times of its activities, per kind and sorted by time. Built from
-/// one history; it answers for exactly that history. Touches need no
+/// Every transition of a history as an entry into its `to` stage, per
+/// stage and sorted by time. Built from one history's transitions; it
+/// answers for exactly that history. Touches and activities need no
 /// index: a kept history's are in time order, by column
-/// ([`crate::touches::Touches::count_within`]).
+/// ([`crate::timeline::Timeline::count_code_within`]).
 #[derive(Clone, Debug, Default)]
 pub struct HistoryIndex {
     entries: FxHashMap<Sym, Vec<Entry>>,
-    activities: FxHashMap<ActivityKind, Vec<Timestamp>>,
 }
 
 impl HistoryIndex {
-    /// Indexes a history's transitions and activities (any order).
-    pub fn build(transitions: &[Transition], activities: &[Activity]) -> Self {
+    /// Indexes a history's transitions (any order).
+    pub fn build(transitions: &[Transition]) -> Self {
         HistoryIndex {
             entries: sorted_lists(
                 transitions
                     .iter()
                     .map(|t| (t.to, Entry::new(t.at, t.subject, t.cycle))),
             ),
-            activities: sorted_lists(activities.iter().map(|a| (a.kind, a.at))),
         }
     }
 
@@ -93,13 +91,6 @@ impl HistoryIndex {
             Some(v) => within(v, |e| e.at, window, as_of),
             None => &[],
         }
-    }
-
-    /// How many activities of `kind` are within `window` and not after `as_of`.
-    pub fn activities_within(&self, kind: ActivityKind, window: Window, as_of: Timestamp) -> usize {
-        self.activities
-            .get(&kind)
-            .map_or(0, |v| within(v, |t| *t, window, as_of).len())
     }
 
     /// How many transitions the index holds.

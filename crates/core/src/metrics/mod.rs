@@ -29,7 +29,8 @@ use jiff::tz::TimeZone;
 use jiff::Span;
 use serde::Serialize;
 
-use crate::domain::{Activity, Deal, Subject, Transition};
+use crate::activities::Activities;
+use crate::domain::{Deal, Subject, Transition};
 use crate::fxhash::{FxHashMap, Interner};
 use crate::playbook::{Period, Playbook, StageKind};
 use crate::time::Timestamp;
@@ -203,13 +204,13 @@ pub struct History<'a> {
     /// Marketing touches.
     pub touches: &'a Touches,
     /// Sales activities.
-    pub activities: &'a [Activity],
+    pub activities: &'a Activities,
     /// Deals (opportunities).
     pub deals: &'a [Deal],
     /// Stage transitions of accounts (churn for the retention metrics).
     pub account_transitions: &'a [Transition],
     /// This history indexed by kind and time, when the caller keeps one
-    /// (it must be built from these transitions, touches and activities);
+    /// (it must be built from these transitions);
     /// window counts read it instead of scanning.
     pub index: Option<&'a index::HistoryIndex>,
 }

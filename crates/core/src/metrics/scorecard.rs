@@ -320,8 +320,9 @@ pub fn metric_actuals(
 /// [`metric_actuals`] without grouping for several metrics over several
 /// windows: item `i` holds the value of `metrics[i]` over each window in
 /// order (the group [`super::ALL`]), or why it has none. Touch and
-/// activity counts are taken in one pass over each table for all of them:
-/// on a large history reading the rows costs far more than counting.
+/// activity counts are read from the time-ordered columns of a kept
+/// history, else taken in one pass over each table for all of them: on
+/// a large history reading the rows costs far more than counting.
 pub fn actuals_over(
     pb: &Playbook,
     history: &History<'_>,
@@ -335,15 +336,17 @@ pub fn actuals_over(
     let activity_kinds: Vec<&[ActivityKind]> = metrics.iter().map(|m| activity_kinds(m)).collect();
     // counts[i][j]: rows metric i counts in window j.
     let mut counts = vec![vec![0u64; windows.len()]; metrics.len()];
-    if let Some(ix) = history.index {
-        // Distinct static kinds per metric: each row is counted once.
+    if history.touches.is_sorted() && history.activities.is_sorted() {
+        // In time order (a kept history): each window is two binary
+        // searches and a scan of its kinds. Distinct static kinds per
+        // metric: each row is counted once.
         for (i, row) in counts.iter_mut().enumerate() {
             for (j, &w) in windows.iter().enumerate() {
                 let touches =
                     touch_kinds[i].map_or(0, |k| history.touches.count_within(k, w, as_of));
                 let activities: usize = activity_kinds[i]
                     .iter()
-                    .map(|&k| ix.activities_within(k, w, as_of))
+                    .map(|&k| history.activities.count_within(k, w, as_of))
                     .sum();
                 row[j] = (touches + activities) as u64;
             }

@@ -21,6 +21,7 @@ use super::waterfall::{
     ReplayBuilder, WaterfallOptions,
 };
 use super::*;
+use crate::activities::Activities;
 use crate::domain::{Activity, ActivityKind, Deal, DealStatus, Subject, Touch, Transition};
 use crate::money::{Currency, Money};
 use crate::playbook::{Goal, Period, Playbook, STARTER};
@@ -609,13 +610,15 @@ fn metric_actuals_by_kind() {
     ]
     .into_iter()
     .collect();
-    let activities = [
+    let activities: Activities = [
         activity(1, 1, ActivityKind::Call, 10),
         activity(2, 1, ActivityKind::Call, 11),
         activity(3, 1, ActivityKind::Email, 11),
         activity(4, 1, ActivityKind::Meeting, 12),
         activity(5, 1, ActivityKind::Demo, 13),
-    ];
+    ]
+    .into_iter()
+    .collect();
     let deals = [
         deal(1, 1, 100, 10, None, DealStatus::Open, None),
         deal(2, 2, 200, 12, Some(30), DealStatus::Won, None),
@@ -927,7 +930,7 @@ fn stage_entries_index_window_edges() {
         .mv(2, "mql", 20)
         .mv(3, "mql", 15)
         .mv(4, "sal", 12);
-    let ix = HistoryIndex::build(&h.v, &[]);
+    let ix = HistoryIndex::build(&h.v);
     let at = |es: &[super::index::Entry]| es.iter().map(|e| e.at).collect::<Vec<_>>();
     assert_eq!(
         at(ix.entries_within("mql", win(10, 20), day(100))),
@@ -976,7 +979,7 @@ proptest! {
             .collect();
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
         let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
-        let index = HistoryIndex::build(&transitions, &[]);
+        let index = HistoryIndex::build(&transitions);
         let scan = History { transitions: &transitions, ..History::default() };
         let indexed = History { index: Some(&index), ..scan };
         let (w, at) = (win(from, from + len), day(as_of));
@@ -1007,7 +1010,7 @@ proptest! {
         }
         let parity = |p: i64| Some(if p % 2 == 0 { "even" } else { "odd" }.to_string());
         let grouping = if grouped { Grouping::By(&parity) } else { Grouping::All };
-        let index = HistoryIndex::build(&h.v, &[]);
+        let index = HistoryIndex::build(&h.v);
         let scan = History { transitions: &h.v, ..History::default() };
         let indexed = History { index: Some(&index), ..scan };
         let (w, at) = (win(from, from + len), day(as_of));
@@ -1445,7 +1448,7 @@ proptest! {
             ActivityKind::Meeting,
             ActivityKind::Demo,
         ];
-        let activities: Vec<Activity> = activities
+        let activities: Activities = activities
             .iter()
             .enumerate()
             .map(|(i, &(p, k, d))| activity(i as i64, p, akinds[k], d))
@@ -1471,12 +1474,20 @@ proptest! {
             account_transitions: &[],
             index: None,
         };
-        // Counts read from the index (and the touches in time order, as a
-        // kept history holds them) in one, by scanning in the other.
-        let index = HistoryIndex::build(&h.v, &activities);
+        // Counts read from the index (and the touches and activities in
+        // time order, as a kept history holds them) in one, by scanning in
+        // the other.
+        let index = HistoryIndex::build(&h.v);
         let mut sorted = touches.clone();
         sorted.sort();
-        let indexed = History { index: Some(&index), touches: &sorted, ..history };
+        let mut sorted_acts = activities.clone();
+        sorted_acts.sort();
+        let indexed = History {
+            index: Some(&index),
+            touches: &sorted,
+            activities: &sorted_acts,
+            ..history
+        };
         let windows: Vec<Window> = windows.iter().map(|&(f, l)| win(f, f + l)).collect();
         let metrics = [
             "web_visits", "email_opens", "paid_clicks", "form_fills", "mqls", "sals", "calls",
@@ -1485,6 +1496,9 @@ proptest! {
         ];
         let got = actuals_over(&pb, &indexed, &metrics, &windows, day(as_of));
         prop_assert_eq!(got.len(), metrics.len());
+        // Out of time order, the counts are one pass over each table.
+        let scanned = actuals_over(&pb, &history, &metrics, &windows, day(as_of));
+        prop_assert_eq!(&scanned, &got);
         for (m, values) in metrics.iter().zip(got) {
             let want: Result<Vec<Option<f64>>, MetricsError> = windows
                 .iter()

@@ -18,7 +18,8 @@
 //! equal the direct computation's for every `as_of` (proptested in
 //! `tests.rs`).
 
-use crate::domain::{Activity, Person, Subject, Transition};
+use crate::activities::Activities;
+use crate::domain::{Person, Subject, Transition};
 use crate::idmap::position;
 use crate::playbook::{Company, Playbook, SalesSla};
 use crate::sym::Sym;
@@ -101,7 +102,7 @@ impl SlaIndex {
         pb: &Playbook,
         people: &[Person],
         transitions: &[Transition],
-        activities: &[Activity],
+        activities: &Activities,
     ) -> SlaIndex {
         let stage = mql_stage(pb);
         let wanted =
@@ -143,7 +144,7 @@ impl SlaIndex {
         sla: &SalesSla,
         people: &[Person],
         transitions: &[Transition],
-        activities: &[Activity],
+        activities: &Activities,
         wanted: &Wanted,
         runs: &PerPerson<'_, u32>,
     ) {
@@ -152,7 +153,7 @@ impl SlaIndex {
             wanted,
             people.iter().enumerate().map(|(i, p)| (p.id, position(i))),
         );
-        let mut acts = PerPerson::new(wanted, activities.iter().map(|a| (a.person_id, a.at)));
+        let mut acts = PerPerson::new(wanted, activities.people_and_times());
         acts.sort_runs_by_key(|&at| at);
 
         // Sized once (at most one handoff per entry): grown by doubling,

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::domain::{ActivityKind, Person, Subject, Transition};
+use crate::domain::{Activity, ActivityKind, Person, Subject, Transition};
 use crate::lifecycle::State;
 use crate::playbook::{MarketingSla, Playbook, SalesSla, StageKind, STARTER};
 use crate::Sym;
@@ -207,7 +207,7 @@ fn sales_fixture() -> SalesSlaReport {
         &pb(),
         &people,
         &transitions,
-        &activities,
+        &Activities::from(activities),
         ny("2026-02-20 07:00"),
     )
     .unwrap()
@@ -283,7 +283,14 @@ fn moving_on_after_the_deadline_is_still_a_breach() {
         tr(1, 1, None, "mql", ny("2026-02-09 09:00")),
         tr(2, 1, Some("mql"), "disqualified", ny("2026-02-10 10:00")),
     ];
-    let r = sales_sla(&pb(), &people, &transitions, &[], ny("2026-03-01 00:00")).unwrap();
+    let r = sales_sla(
+        &pb(),
+        &people,
+        &transitions,
+        &Activities::new(),
+        ny("2026-03-01 00:00"),
+    )
+    .unwrap();
     let h = &r.handoffs[0];
     assert_eq!(h.response, ClockStatus::Breached);
     // Deadline Mon 13:00; left Tue 10:00 → 4 h Mon + 1 h Tue.
@@ -305,7 +312,7 @@ fn activity_after_the_lead_left_is_not_a_response() {
         &pb(),
         &people,
         &transitions,
-        &activities,
+        &Activities::from(activities),
         ny("2026-03-01 00:00"),
     )
     .unwrap();
@@ -333,7 +340,7 @@ fn recycled_leads_get_a_new_clock_per_cycle() {
         &pb(),
         &people,
         &transitions,
-        &activities,
+        &Activities::from(activities),
         ny("2026-03-01 00:00"),
     )
     .unwrap();
@@ -347,7 +354,7 @@ fn no_sales_sla_is_an_error() {
     let mut p = pb();
     p.sla.sales = None;
     assert_eq!(
-        sales_sla(&p, &[], &[], &[], ny("2026-02-01 00:00")),
+        sales_sla(&p, &[], &[], &Activities::new(), ny("2026-02-01 00:00")),
         Err(SlaError::NoSalesSla)
     );
 }
@@ -538,7 +545,7 @@ mod props {
                     ..tr(i as i64, p, None, ids[s], day(d))
                 })
                 .collect();
-            let activities: Vec<Activity> = calls.iter().map(|&(p, d)| act(p, day(d))).collect();
+            let activities: Activities = calls.iter().map(|&(p, d)| act(p, day(d))).collect();
             let pb = pb();
             let as_of = day(as_of);
             let full = sales_sla(&pb, &people, &transitions, &activities, as_of).unwrap();
@@ -637,7 +644,7 @@ mod props {
     fn hourly_history(
         moves: &[(i64, usize, i64, bool)],
         calls: &[(i64, i64)],
-    ) -> (Vec<Person>, Vec<Transition>, Vec<Activity>) {
+    ) -> (Vec<Person>, Vec<Transition>, Activities) {
         let ids = ["inquiry", "mql", "sal", "sql", "recycled", "disqualified"];
         let hour = |h: i64| Timestamp::from_millis(Y2026 + h * 3_600_000);
         let owners = [Some("ana"), Some("bo"), None];

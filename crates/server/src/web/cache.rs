@@ -88,7 +88,7 @@ pub(crate) fn kept_index(
     pb: &Arc<Playbook>,
 ) -> Arc<HistoryIndex> {
     kept_for(cache, "history-index", marks, pb, || {
-        HistoryIndex::build(&snap.transitions, &snap.activities)
+        HistoryIndex::build(&snap.transitions)
     })
 }
 
