@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
+use crate::columns::{Codes, Ids};
 use crate::domain::{Subject, Transition};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sym::Sym;
@@ -19,9 +20,8 @@ use crate::time::Timestamp;
 
 use super::{Grouping, Window};
 
-/// One entry into a stage: 24 bytes. With the subject as a [`Subject`]
-/// (16 bytes: its tag pads to the id's alignment) and the cycle as an
-/// `i64` it was 32, and the large history's index holds 3.6M entries.
+/// One entry into a stage, as [`HistoryIndex::entries_within`] reads it
+/// back (the index keeps its entries by column, see [`Entries`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
     /// When the stage was entered.
@@ -63,6 +63,51 @@ impl Entry {
     }
 }
 
+/// The entries into one stage by column, sorted by time (then id, cycle
+/// and kind): 13 bytes an entry (time 8, id 4 while ids fit, and the
+/// cycle with the subject's kind as a one-byte code), where an [`Entry`]
+/// is 24. The large history's index holds 3.6M entries.
+#[derive(Clone, Debug, Default)]
+struct Entries {
+    at: Vec<Timestamp>,
+    id: Ids,
+    /// The cycle, and whether the subject is an account.
+    unit: Codes<(u32, bool)>,
+}
+
+impl Entries {
+    /// `rows` (sorted) by column.
+    fn of(rows: &[Entry]) -> Self {
+        let mut out = Entries {
+            at: Vec::with_capacity(rows.len()),
+            id: Ids::with_capacity(rows.len()),
+            unit: Codes::with_capacity(rows.len()),
+        };
+        for e in rows {
+            out.at.push(e.at);
+            out.id.push(e.id);
+            out.unit.push((e.cycle, e.account));
+        }
+        out
+    }
+
+    fn get(&self, i: usize) -> Entry {
+        let (cycle, account) = self.unit.get(i);
+        Entry {
+            at: self.at[i],
+            id: self.id.get(i),
+            cycle,
+            account,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.at.capacity() * std::mem::size_of::<Timestamp>()
+            + self.id.heap_bytes()
+            + self.unit.heap_bytes()
+    }
+}
+
 /// Every transition of a history as an entry into its `to` stage, per
 /// stage and sorted by time. Built from one history's transitions; it
 /// answers for exactly that history. Touches and activities need no
@@ -70,37 +115,53 @@ impl Entry {
 /// ([`crate::timeline::Timeline::count_code_within`]).
 #[derive(Clone, Debug, Default)]
 pub struct HistoryIndex {
-    entries: FxHashMap<Sym, Vec<Entry>>,
+    entries: FxHashMap<Sym, Entries>,
 }
 
 impl HistoryIndex {
     /// Indexes a history's transitions (any order).
     pub fn build(transitions: &[Transition]) -> Self {
+        let lists = sorted_lists(
+            transitions
+                .iter()
+                .map(|t| (t.to, Entry::new(t.at, t.subject, t.cycle))),
+        );
+        // Each stage's rows go by column and are freed before the next
+        // stage's: at most one stage is held twice.
         HistoryIndex {
-            entries: sorted_lists(
-                transitions
-                    .iter()
-                    .map(|t| (t.to, Entry::new(t.at, t.subject, t.cycle))),
-            ),
+            entries: lists
+                .into_iter()
+                .map(|(stage, rows)| (stage, Entries::of(&rows)))
+                .collect(),
         }
     }
 
     /// Entries into `stage` within `window` and not after `as_of`, by time.
-    pub fn entries_within(&self, stage: &str, window: Window, as_of: Timestamp) -> &[Entry] {
-        match self.entries.get(stage) {
-            Some(v) => within(v, |e| e.at, window, as_of),
-            None => &[],
-        }
+    pub fn entries_within(
+        &self,
+        stage: &str,
+        window: Window,
+        as_of: Timestamp,
+    ) -> impl Iterator<Item = Entry> + '_ {
+        self.entries
+            .get(stage)
+            .into_iter()
+            .flat_map(move |v| within(&v.at, window, as_of).map(|i| v.get(i)))
     }
 
     /// How many transitions the index holds.
     pub fn len(&self) -> usize {
-        self.entries.values().map(Vec::len).sum()
+        self.entries.values().map(|v| v.at.len()).sum()
     }
 
     /// True when it holds no transition.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Bytes of its entries' buffers.
+    pub fn heap_bytes(&self) -> usize {
+        self.entries.values().map(Entries::heap_bytes).sum()
     }
 }
 
@@ -127,11 +188,12 @@ fn sorted_lists<K: Copy + Eq + Hash, V: Ord>(
     lists
 }
 
-/// The run of `sorted` (by `at`) within `window` and not after `as_of`.
-fn within<T>(sorted: &[T], at: impl Fn(&T) -> Timestamp, window: Window, as_of: Timestamp) -> &[T] {
-    let lo = sorted.partition_point(|x| at(x) < window.from);
-    let hi = sorted.partition_point(|x| at(x) < window.to && at(x) <= as_of);
-    &sorted[lo..hi.max(lo)]
+/// The positions of the sorted times `ats` within `window` and not after
+/// `as_of`.
+fn within(ats: &[Timestamp], window: Window, as_of: Timestamp) -> std::ops::Range<usize> {
+    let lo = ats.partition_point(|&at| at < window.from);
+    let hi = ats.partition_point(|&at| at < window.to && at <= as_of);
+    lo..hi.max(lo)
 }
 
 /// Distinct units among `entries` per group: cycles `(subject, cycle)`, or

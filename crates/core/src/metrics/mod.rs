@@ -229,7 +229,6 @@ impl History<'_> {
         match self.index {
             Some(ix) => index::count_units(
                 ix.entries_within(stage, window, as_of)
-                    .iter()
                     .map(|e| (e.subject(), e.cycle())),
                 unique,
                 grouping,
