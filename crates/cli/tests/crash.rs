@@ -293,12 +293,7 @@ async fn import_crash(dir: &std::path::Path, url: &DatabaseUrl) {
     let got: BTreeMap<String, Option<String>> = snap
         .people
         .iter()
-        .map(|p| {
-            (
-                p.external_id.to_string(),
-                p.email.as_deref().map(String::from),
-            )
-        })
+        .map(|p| (p.external_id().to_string(), p.email().map(String::from)))
         .collect();
     let want: BTreeMap<String, Option<String>> = (0..ROWS)
         .map(|i| (format!("p{i:05}"), Some(email(i))))
@@ -540,7 +535,7 @@ async fn check_acknowledged(url: &DatabaseUrl, acks: &[Ack], round: usize) -> us
     let id_of: BTreeMap<&str, i64> = snap
         .people
         .iter()
-        .map(|p| (&*p.external_id, p.id))
+        .map(|p| (p.external_id(), p.id))
         .collect();
     assert_eq!(
         id_of.len(),

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use divan::{black_box, Bencher};
-use tandem_core::domain::{Person, Touch};
+use tandem_core::domain::{Person, PersonTexts, Touch};
 use tandem_core::facts::Facts;
 use tandem_core::lifecycle::{advance, advance_after, State};
 use tandem_core::playbook::{Playbook, STARTER};
@@ -33,7 +33,7 @@ fn bench_lead(bencher: Bencher, n: usize, after: bool) {
     let pb = Playbook::load(STARTER).playbook.unwrap();
     let person = Person {
         id: 1,
-        external_id: "lead".into(),
+        texts: PersonTexts::new("lead", None, None, None),
         created_at: Timestamp::from_millis(0),
         ..Person::default()
     };

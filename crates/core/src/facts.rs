@@ -32,10 +32,10 @@ pub fn person_value(p: &Person) -> Value {
     let name = full_name(p);
     json!({
         "id": p.id,
-        "external_id": p.external_id,
-        "email": p.email,
-        "first_name": p.first_name,
-        "last_name": p.last_name,
+        "external_id": p.external_id(),
+        "email": p.email(),
+        "first_name": p.first_name(),
+        "last_name": p.last_name(),
         "name": name,
         "title": p.title,
         "persona": p.persona,
@@ -75,7 +75,7 @@ pub fn account_value(a: Option<&Account>) -> Value {
 
 /// `person.name`: first and last name, whichever are known.
 fn full_name(p: &Person) -> Option<String> {
-    match (&p.first_name, &p.last_name) {
+    match (p.first_name(), p.last_name()) {
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
         (Some(f), None) => Some(f.to_string()),
         (None, Some(l)) => Some(l.to_string()),
@@ -115,10 +115,10 @@ pub fn person_cel_of(p: &Person, read: &Read) -> cel::Value {
         cel::Value::Null
     };
     m.int("id", Some(p.id))
-        .text("external_id", Some(&p.external_id))
-        .text("email", p.email.as_deref())
-        .text("first_name", p.first_name.as_deref())
-        .text("last_name", p.last_name.as_deref())
+        .text("external_id", Some(p.external_id()))
+        .text("email", p.email())
+        .text("first_name", p.first_name())
+        .text("last_name", p.last_name())
         .owned("name", name)
         .sym("title", p.title)
         .sym("persona", p.persona)
@@ -579,10 +579,10 @@ fn key_of_person(key: &mut String, p: &Person, read: &Read) {
     for f in fields {
         let _ = match *f {
             "id" => write!(key, "{:?}", p.id),
-            "external_id" => write!(key, "{:?}", p.external_id),
-            "email" => write!(key, "{:?}", p.email),
+            "external_id" => write!(key, "{:?}", p.external_id()),
+            "email" => write!(key, "{:?}", p.email()),
             "first_name" | "last_name" | "name" => {
-                write!(key, "{:?}{:?}", p.first_name, p.last_name)
+                write!(key, "{:?}{:?}", p.first_name(), p.last_name())
             }
             "title" => write!(key, "{:?}", p.title),
             "persona" => write!(key, "{:?}", p.persona),
@@ -659,6 +659,7 @@ pub fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::PersonTexts;
     use crate::money::{Currency, Money};
 
     #[test]
@@ -671,10 +672,12 @@ mod tests {
             Person::default(),
             Person {
                 id: 7,
-                external_id: "p-7".into(),
-                email: Some("ada@example.com".into()),
-                first_name: Some("Ada".into()),
-                last_name: Some("Lovelace".into()),
+                texts: PersonTexts::new(
+                    "p-7",
+                    Some("ada@example.com"),
+                    Some("Ada"),
+                    Some("Lovelace"),
+                ),
                 title: Some("CTO".into()),
                 account_id: Some(3),
                 persona: Some("tech_buyer".into()),
@@ -686,11 +689,11 @@ mod tests {
                 custom: custom.clone(),
             },
             Person {
-                first_name: Some("Ada".into()),
+                texts: PersonTexts::new("", None, Some("Ada"), None),
                 ..Person::default()
             },
             Person {
-                last_name: Some("Lovelace".into()),
+                texts: PersonTexts::new("", None, None, Some("Lovelace")),
                 ..Person::default()
             },
         ];
@@ -826,7 +829,7 @@ mod tests {
         let people: Vec<Person> = (0..8)
             .map(|i| Person {
                 id: i,
-                external_id: format!("p{i}").into(),
+                texts: PersonTexts::new(&format!("p{i}"), None, None, None),
                 title: titles[i as usize % 4].map(Sym::from),
                 source: (i % 3 == 0).then(|| "partner".into()),
                 ..Person::default()
@@ -960,8 +963,7 @@ mod tests {
         // And the lead's profile has it: Ada One enters the stage.
         let ada = Person {
             id: 1,
-            first_name: Some("Ada".into()),
-            last_name: Some("One".into()),
+            texts: PersonTexts::new("", None, Some("Ada"), Some("One")),
             created_at: Timestamp::from_millis(1_700_000_000_000),
             ..Person::default()
         };

@@ -345,6 +345,7 @@ pub fn explain(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::domain::PersonTexts;
     use crate::playbook::STARTER;
     use crate::time::DAY_MS;
 
@@ -478,7 +479,7 @@ mod tests {
         let pb = pb();
         let person = Person {
             title: Some("VP Operations".into()),
-            email: Some("ana@acme.io".into()),
+            texts: PersonTexts::new("", Some("ana@acme.io"), None, None),
             country: Some("US".into()),
             ..Person::default()
         };
@@ -497,7 +498,7 @@ mod tests {
         // No account, free-mail address, unknown country: nothing matches but the title.
         let p2 = Person {
             title: Some("Head of Data".into()),
-            email: Some("x@gmail.com".into()),
+            texts: PersonTexts::new("", Some("x@gmail.com"), None, None),
             ..Person::default()
         };
         assert_eq!(fit(&pb, &p2, None).0, 25.0);

@@ -816,10 +816,8 @@ impl Clock<'_> {
     fn handoff(&self, sla: &crate::playbook::SalesSla) -> Handoff {
         Handoff {
             person_id: self.person_id,
-            external_id: self.person.map(|p| p.external_id.to_string()),
-            email: self
-                .person
-                .and_then(|p| p.email.as_deref().map(String::from)),
+            external_id: self.person.map(|p| p.external_id().to_string()),
+            email: self.person.and_then(|p| p.email().map(String::from)),
             owner: self.owner().map(str::to_string),
             cycle: self.cycle,
             entered_at: self.entered_at,
@@ -1326,8 +1324,8 @@ pub fn stalled_page(
             let days_in_stage = entered_at.days_until(as_of);
             StalledLead {
                 person_id,
-                external_id: person.map(|p| p.external_id.to_string()),
-                email: person.and_then(|p| p.email.as_deref().map(String::from)),
+                external_id: person.map(|p| p.external_id().to_string()),
+                email: person.and_then(|p| p.email().map(String::from)),
                 owner: person.and_then(|p| p.owner.map(String::from)),
                 stage: last.to.to_string(),
                 entered_at,

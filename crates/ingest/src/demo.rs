@@ -44,7 +44,8 @@ use std::sync::Arc;
 use tandem_core::Sym;
 
 use tandem_core::domain::{
-    Account, Activity, ActivityKind, Campaign, Deal, DealStatus, Person, Subject, Touch, Transition,
+    Account, Activity, ActivityKind, Campaign, Deal, DealStatus, Person, PersonTexts, Subject,
+    Touch, Transition,
 };
 use tandem_core::facts::{classify, Facts};
 use tandem_core::lifecycle::{self, ManualMove, Profile, State};
@@ -862,7 +863,7 @@ impl Sim<'_> {
         let p = &self.out.person;
         let deal = Deal {
             id: 0,
-            external_id: format!("{}-d{}", p.external_id, cycle),
+            external_id: format!("{}-d{}", p.external_id(), cycle),
             account_id: p.account_id,
             person_id: Some(p.id),
             name: self
@@ -975,10 +976,12 @@ fn make_person(w: &World, idx: usize) -> PersonOut {
         .unwrap_or_else(|| SELLERS[idx % SELLERS.len()].into());
     let mut person = Person {
         id: idx as i64 + 1,
-        external_id: format!("demo-p{:07}", idx + 1).into(),
-        email: Some(email.into()),
-        first_name: Some(first.into()),
-        last_name: Some(last.into()),
+        texts: PersonTexts::new(
+            &format!("demo-p{:07}", idx + 1),
+            Some(&*email),
+            Some(first),
+            Some(last),
+        ),
         title: Some(title.into()),
         account_id: account.as_ref().map(|a| a.id),
         persona: None,

@@ -415,7 +415,7 @@ async fn first_load<R: Read>(
     loop {
         let stop = batch.iter().position(|(_, _, rec)| match rec {
             Record::Person { person, .. } if fresh_person(rec) => {
-                !seen.insert(id_hash(&person.external_id))
+                !seen.insert(id_hash(person.external_id()))
             }
             _ => true,
         });
@@ -592,7 +592,7 @@ pub async fn apply_record(
             stages,
         } => {
             let first_stage = stages.iter().filter_map(|s| s.at).min();
-            let existing = repo::person_by_external(c, &person.external_id).await?;
+            let existing = repo::person_by_external(c, person.external_id()).await?;
             let (stored, u) = upsert_person(
                 c,
                 person,
@@ -763,7 +763,7 @@ pub async fn apply_people(
         /// Has CRM stage entries: its facts change before re-evaluation.
         staged: bool,
     }
-    let mut exts: Vec<&str> = rows.iter().map(|r| &*r.person.external_id).collect();
+    let mut exts: Vec<&str> = rows.iter().map(|r| r.person.external_id()).collect();
     exts.sort_unstable();
     exts.dedup();
     let mut stored = repo::people_by_external_many(c, &exts).await?;
@@ -779,10 +779,10 @@ pub async fn apply_people(
         stages,
     } in rows
     {
-        let at = slot_of.get(&*person.external_id).copied();
+        let at = slot_of.get(person.external_id()).copied();
         let existing: Option<&Person> = match at {
             Some(i) => Some(&slots[i].person),
-            None => stored.get(&*person.external_id),
+            None => stored.get(person.external_id()),
         };
         person.created_at = created_at
             .or(existing.map(|p| p.created_at))
@@ -802,7 +802,7 @@ pub async fn apply_people(
         // `existing` again: the account lookup above needed `c` mutably.
         let existing: Option<&Person> = match at {
             Some(i) => Some(&slots[i].person),
-            None => stored.get(&*person.external_id),
+            None => stored.get(person.external_id()),
         };
         if let Some(old) = existing {
             merge_person(&mut person, old);
@@ -833,7 +833,7 @@ pub async fn apply_people(
                 i
             }
             None => {
-                let ext = person.external_id.clone();
+                let ext: Box<str> = person.external_id().into();
                 let (new, id) = match stored.remove(&*ext) {
                     Some(old) => (false, old.id),
                     None => (true, 0),

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use jiff::tz::TimeZone;
 use serde_json::Value;
 use tandem_core::domain::{
-    Account, Activity, ActivityKind, CustomFields, Deal, DealStatus, Person, Touch,
+    Account, Activity, ActivityKind, CustomFields, Deal, DealStatus, Person, PersonTexts, Touch,
 };
 use tandem_core::fxhash::Recent;
 use tandem_core::Sym;
@@ -282,10 +282,12 @@ pub fn convert(mapping: &Mapping, fields: &Cells, ctx: &RowContext<'_>) -> Resul
             Ok(Record::Person {
                 person: Person {
                     id: 0,
-                    external_id: external_id.into(),
-                    email: email.map(String::into_boxed_str),
-                    first_name: first.map(String::into_boxed_str),
-                    last_name: last.map(String::into_boxed_str),
+                    texts: PersonTexts::new(
+                        &external_id,
+                        email.as_deref(),
+                        first.as_deref(),
+                        last.as_deref(),
+                    ),
                     title: f.sym("title"),
                     account_id: None,
                     persona: f.sym("persona"),
@@ -562,7 +564,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(&*person.external_id, "101");
+        assert_eq!(person.external_id(), "101");
         assert_eq!(person.source.as_deref(), Some("paid_search"));
         assert_eq!(person.custom["favourite_colour"], "teal");
         assert_eq!(created_at.unwrap().to_string(), "2026-01-05T10:00:00Z");

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use tandem_core::Sym;
 
 use serde_json::{Map, Value};
-use tandem_core::domain::{Account, Activity, ActivityKind, Person, Touch};
+use tandem_core::domain::{Account, Activity, ActivityKind, Person, PersonTexts, Touch};
 use tandem_core::facts::channel_of;
 use tandem_core::playbook::Playbook;
 use tandem_core::{Minor, Timestamp, MAX_MINOR};
@@ -248,12 +248,15 @@ fn apply_traits(
             }
         };
     }
-    set!(first_name, first);
-    set!(last_name, last);
-    set!(
-        email,
-        string(traits, path, "email")?.map(|e| e.to_lowercase())
+    // A trait not sent keeps the person's text.
+    let email = string(traits, path, "email")?.map(|e| e.to_lowercase());
+    let texts = PersonTexts::new(
+        person.external_id(),
+        email.as_deref().or(person.email()),
+        first.as_deref().or(person.first_name()),
+        last.as_deref().or(person.last_name()),
     );
+    person.texts = texts;
     set!(title, string(traits, path, "title")?);
     set!(
         source,
@@ -393,7 +396,7 @@ pub fn parse(
         },
     };
     let mut person = Person {
-        external_id: user.as_str().into(),
+        texts: PersonTexts::new(user.as_str(), None, None, None),
         ..Person::default()
     };
     let mut created_at = None;

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tandem_core::activities::Activities;
+use tandem_core::domain::PersonTexts;
 use tandem_core::domain::{DealStatus, Subject};
 use tandem_core::facts::channel_of;
 use tandem_core::playbook::{Playbook, STARTER};
@@ -307,7 +308,7 @@ async fn postgres_stores_the_same_demo_as_sqlite() {
     {
         let mut tx = pg.store.begin().await.expect("tx");
         let p = tandem_core::domain::Person {
-            external_id: "after-demo".into(),
+            texts: PersonTexts::new("after-demo", None, None, None),
             ..Default::default()
         };
         let (id, _) = repo::upsert_person(tx.conn(), &p)

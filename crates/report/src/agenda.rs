@@ -229,7 +229,7 @@ fn agenda_with(
             .or_default()
             .push(RejectedLead {
                 person: person
-                    .map(|p| p.external_id.to_string())
+                    .map(|p| p.external_id().to_string())
                     .unwrap_or_else(|| format!("{:?}", t.subject)),
                 owner: person
                     .and_then(|p| p.owner)

@@ -139,17 +139,17 @@ fn who(p: Option<&Person>, person_id: i64) -> String {
     let Some(p) = p else {
         return format!("person #{person_id}");
     };
-    let name = [p.first_name.as_deref(), p.last_name.as_deref()]
+    let name = [p.first_name(), p.last_name()]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
     let name = if name.is_empty() {
-        p.external_id.to_string()
+        p.external_id().to_string()
     } else {
         name
     };
-    match &p.email {
+    match &p.email() {
         Some(e) => format!("{name} <{e}>"),
         None => name,
     }

@@ -14,6 +14,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::Value;
 use tandem_core::domain::Person;
+use tandem_core::domain::PersonTexts;
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
 use tandem_core::Timestamp;
@@ -70,10 +71,7 @@ fn ts(s: &str) -> Timestamp {
 async fn seed_breach(store: &Store, pb: &Playbook) -> i64 {
     let mut tx = store.begin().await.unwrap();
     let p = Person {
-        external_id: "ana".into(),
-        first_name: Some("Ana".into()),
-        last_name: Some("Lima".into()),
-        email: Some("ana@acme.io".into()),
+        texts: PersonTexts::new("ana", Some("ana@acme.io"), Some("Ana"), Some("Lima")),
         owner: Some("sam".into()),
         created_at: ts("2026-03-02T13:00:00Z"),
         ..Person::default()

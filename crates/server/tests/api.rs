@@ -11,6 +11,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use serde_json::Value;
 use tandem_core::domain::Person;
+use tandem_core::domain::PersonTexts;
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::metrics::waterfall::{waterfall, WaterfallOptions};
 use tandem_core::playbook::{Playbook, STARTER};
@@ -67,7 +68,7 @@ impl TestAppBuilder {
         if self.people {
             for i in 0..PEOPLE as i64 {
                 let p = Person {
-                    external_id: format!("lead-{i}").into(),
+                    texts: PersonTexts::new(&format!("lead-{i}"), None, None, None),
                     source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
                     owner: (i % 3 == 0).then(|| "sam".into()),
                     created_at: t(i),

@@ -12,6 +12,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use tandem_core::domain::Person;
+use tandem_core::domain::PersonTexts;
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
 use tandem_core::Timestamp;
@@ -52,7 +53,7 @@ async fn setup() -> App {
     }
     for i in 0..2 {
         let p = Person {
-            external_id: format!("lead-{i}").into(),
+            texts: PersonTexts::new(&format!("lead-{i}"), None, None, None),
             created_at: t(i),
             ..Person::default()
         };
@@ -409,7 +410,7 @@ async fn stage_count(app: &App, ext: &str) -> usize {
     let id = snap
         .people
         .iter()
-        .find(|p| *p.external_id == *ext)
+        .find(|p| *p.external_id() == *ext)
         .unwrap()
         .id;
     snap.transitions

@@ -118,9 +118,9 @@ async fn track_with_utms_stores_the_touch_and_a_replay_changes_nothing() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(p.email.as_deref(), Some("ana@acme.io"));
-        assert_eq!(p.first_name.as_deref(), Some("Ana"));
-        assert_eq!(p.last_name.as_deref(), Some("Lima"));
+        assert_eq!(p.email(), Some("ana@acme.io"));
+        assert_eq!(p.first_name(), Some("Ana"));
+        assert_eq!(p.last_name(), Some("Lima"));
         assert_eq!(p.created_at, ms("2026-03-02T14:00:00Z"));
         let touches = repo::touches_of(&mut c, p.id).await.unwrap();
         assert_eq!(touches.len(), 1);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tandem_core::domain::PersonTexts;
 use tandem_core::domain::{Person, Subject};
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
@@ -100,9 +101,12 @@ async fn seed(store: &Store, pb: &Playbook, entered: Timestamp) {
     let mut tx = store.begin().await.unwrap();
     for i in 0..LEADS {
         let p = Person {
-            external_id: format!("lead-{i}").into(),
-            first_name: Some(format!("Lead{i}").into()),
-            last_name: Some("Person".into()),
+            texts: PersonTexts::new(
+                &format!("lead-{i}"),
+                None,
+                Some(&*format!("Lead{i}")),
+                Some("Person"),
+            ),
             created_at: Timestamp::from_millis(entered.millis() - 3_600_000),
             ..Person::default()
         };

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use serde_json::{json, Value};
+use tandem_core::domain::PersonTexts;
 use tandem_core::domain::{Account, Person};
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::metrics::gaps::alignment_gaps;
@@ -69,7 +70,7 @@ async fn build(db: TestDb) -> TestApp {
     let (acme_id, _) = repo::upsert_account(tx.conn(), &acme).await.unwrap();
     for i in 0..PEOPLE {
         let p = Person {
-            external_id: format!("lead-{i}").into(),
+            texts: PersonTexts::new(&format!("lead-{i}"), None, None, None),
             source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
             account_id: (i % 2 == 0).then_some(acme_id),
             owner: Some(if i < 6 { "ann" } else { "bob" }.into()),
@@ -254,7 +255,7 @@ async fn a_touch_makes_an_mql_and_deals_make_an_opportunity_then_a_customer() {
             let mut c = app.db.store.conn().await.unwrap();
             let globex = repo::account_by_external(&mut c, "globex").await.unwrap().unwrap();
             let p = Person {
-                external_id: "vp-1".into(),
+                texts: PersonTexts::new("vp-1", None, None, None),
                 title: Some("VP Operations".into()),
                 country: Some("US".into()),
                 account_id: Some(globex.id),

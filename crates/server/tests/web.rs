@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
+use tandem_core::domain::PersonTexts;
 use tandem_core::domain::{Person, Subject};
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
@@ -50,8 +51,12 @@ async fn setup(db: TestDb) -> Web {
     }
     for i in 0..6 {
         let p = Person {
-            external_id: format!("lead-{i}").into(),
-            email: Some(format!("lead{i}@example.com").into()),
+            texts: PersonTexts::new(
+                &format!("lead-{i}"),
+                Some(&*format!("lead{i}@example.com")),
+                None,
+                None,
+            ),
             owner: Some("ann".into()),
             source: Some(if i % 2 == 0 { "paid_search" } else { "events" }.into()),
             created_at: t(i),
@@ -504,7 +509,7 @@ async fn the_store_stamp_changes_on_every_insert_and_move() {
         let (_, _) = repo::upsert_person(
             &mut c,
             &Person {
-                external_id: "lead-new".into(),
+                texts: PersonTexts::new("lead-new", None, None, None),
                 created_at: t(60),
                 ..Person::default()
             },

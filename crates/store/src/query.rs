@@ -430,13 +430,14 @@ pub fn mql_stage(pb: &Playbook) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use tandem_core::domain::PersonTexts;
     use tandem_core::domain::Touch;
     use tandem_core::playbook::STARTER;
 
     fn person(id: i64, source: &str) -> Person {
         Person {
             id,
-            external_id: format!("p{id}").into(),
+            texts: PersonTexts::new(&format!("p{id}"), None, None, None),
             source: Some(source.into()),
             ..Person::default()
         }

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use tandem_core::activities::Activities;
 use tandem_core::domain::{
     Account, Activity, ActivityKind, Campaign, CustomFields, Deal, DealStatus, Note, Person,
-    Subject, Touch, Transition,
+    PersonTexts, Subject, Touch, Transition,
 };
 use tandem_core::lifecycle::Move;
 use tandem_core::touches::Touches;
@@ -169,10 +169,12 @@ pub(crate) fn person_row(r: &impl ReadRow) -> Result<Person, StoreError> {
     let mut c = Cols::new(r);
     Ok(Person {
         id: c.int("id")?,
-        external_id: c.text("external_id")?.into(),
-        email: c.opt_text("email")?.map(String::into_boxed_str),
-        first_name: c.opt_text("first_name")?.map(String::into_boxed_str),
-        last_name: c.opt_text("last_name")?.map(String::into_boxed_str),
+        texts: PersonTexts::new(
+            &c.text("external_id")?,
+            c.opt_text("email")?.as_deref(),
+            c.opt_text("first_name")?.as_deref(),
+            c.opt_text("last_name")?.as_deref(),
+        ),
         title: c.opt_sym("title")?,
         account_id: c.opt_int("account_id")?,
         persona: c.opt_sym("persona")?,
@@ -286,7 +288,7 @@ pub async fn people_of_account(
 
 /// Inserts or updates a person by external id. `p.id` is ignored.
 pub async fn upsert_person(c: &mut AnyConnection, p: &Person) -> Result<(i64, Upsert), StoreError> {
-    let old = person_by_external(c, &p.external_id).await?;
+    let old = person_by_external(c, p.external_id()).await?;
     upsert_person_over(c, p, old.as_ref()).await
 }
 
@@ -313,7 +315,7 @@ pub async fn upsert_person_over(
         "INSERT INTO people (external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
     )
-    .bind(&*p.external_id);
+    .bind(p.external_id());
     let id: i64 = bind_facts(q, p).fetch_one(c).await?.try_get(0)?;
     Ok((id, Upsert::Inserted))
 }
@@ -353,7 +355,7 @@ pub async fn people_by_external_many(
         let mut rows = q.fetch(&mut *c);
         while let Some(r) = rows.try_next().await? {
             let p = person_row(&r)?;
-            out.insert(p.external_id.to_string(), p);
+            out.insert(p.external_id().to_string(), p);
         }
     }
     Ok(out)
@@ -397,7 +399,7 @@ pub async fn insert_new_people(
         };
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in chunk {
-            q = bind_facts(q.bind(&*p.external_id), p);
+            q = bind_facts(q.bind(p.external_id()), p);
         }
         if anon {
             out.extend(consecutive_ids(c, q, chunk).await?);
@@ -411,10 +413,10 @@ pub async fn insert_new_people(
         }
         drop(rows);
         for p in chunk {
-            let id = ids.get(&*p.external_id).copied().ok_or_else(|| {
+            let id = ids.get(p.external_id()).copied().ok_or_else(|| {
                 StoreError::Corrupt(format!(
                     "insert of person `{}` returned no id",
-                    p.external_id
+                    p.external_id()
                 ))
             })?;
             out.push(id);
@@ -447,7 +449,7 @@ async fn consecutive_ids(
     let (Some(first), Some(last)) = (ends.first(), ends.last()) else {
         return Err(StoreError::Corrupt("people inserted but not found".into()));
     };
-    let expected = [chunk.first(), chunk.last()].map(|p| p.map(|p| &*p.external_id));
+    let expected = [chunk.first(), chunk.last()].map(|p| p.map(|p| p.external_id()));
     if last.0 - first.0 + 1 != chunk.len() as i64
         || [Some(first.1.as_str()), Some(last.1.as_str())] != expected
     {
@@ -1283,9 +1285,9 @@ async fn insert_rows<'r, T: 'r>(
 /// statement that writes a person lists these columns after its ids.
 fn person_facts<'a>(p: &'a Person, out: &mut Vec<Val<'a>>) {
     out.extend([
-        p.email.as_deref().into(),
-        p.first_name.as_deref().into(),
-        p.last_name.as_deref().into(),
+        p.email().into(),
+        p.first_name().into(),
+        p.last_name().into(),
         p.title.as_deref().into(),
         p.account_id.into(),
         p.persona.as_deref().into(),
@@ -1353,7 +1355,7 @@ pub static PEOPLE: Table<Person> = Table {
     head: "INSERT INTO people (id, external_id, email, first_name, last_name, title, account_id, persona, segment, country, source, owner, created_at, custom)",
     cols: 14,
     values: |p, out| {
-        out.extend([p.id.into(), (&*p.external_id).into()]);
+        out.extend([p.id.into(), (p.external_id()).into()]);
         person_facts(p, out);
     },
 };

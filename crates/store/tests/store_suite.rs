@@ -2,6 +2,7 @@
 //! `TANDEM_TEST_POSTGRES_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use tandem_core::domain::PersonTexts;
 use tandem_core::domain::{
     Account, Activity, ActivityKind, Deal, DealStatus, Note, Person, Subject, Touch,
 };
@@ -65,9 +66,7 @@ async fn story(db: &TestDb) -> Result<(), String> {
         (acct_id, Upsert::Unchanged)
     );
     let person = Person {
-        external_id: "ana@acme.io".into(),
-        email: Some("ana@acme.io".into()),
-        first_name: Some("Ana".into()),
+        texts: PersonTexts::new("ana@acme.io", Some("ana@acme.io"), Some("Ana"), None),
         title: Some("VP Operations".into()),
         account_id: Some(acct_id),
         country: Some("US".into()),
@@ -157,7 +156,7 @@ async fn story(db: &TestDb) -> Result<(), String> {
     {
         let mut tx = store.begin().await.unwrap();
         let ghost = Person {
-            external_id: "ghost".into(),
+            texts: PersonTexts::new("ghost", None, None, None),
             ..Person::default()
         };
         repo::upsert_person(tx.conn(), &ghost).await.unwrap();
@@ -289,14 +288,14 @@ async fn story(db: &TestDb) -> Result<(), String> {
     let mut tx = store.begin().await.unwrap();
     let c = tx.conn();
     let bob = Person {
-        external_id: "bob@acme.io".into(),
+        texts: PersonTexts::new("bob@acme.io", None, None, None),
         account_id: Some(acct_id),
         created_at: t(50),
         ..Person::default()
     };
     let (bob_id, _) = repo::upsert_person(c, &bob).await.unwrap();
     let carol = Person {
-        external_id: "carol@solo.io".into(),
+        texts: PersonTexts::new("carol@solo.io", None, None, None),
         created_at: t(60),
         ..Person::default()
     };
@@ -368,7 +367,7 @@ async fn sequential_write_transactions_do_not_block() {
     for i in 0..20 {
         let mut tx = db.store.begin().await.unwrap();
         let p = Person {
-            external_id: format!("p{i}").into(),
+            texts: PersonTexts::new(&format!("p{i}"), None, None, None),
             ..Person::default()
         };
         repo::upsert_person(tx.conn(), &p).await.unwrap();
@@ -459,7 +458,7 @@ async fn warm_history_after_deltas_equals_a_fresh_read_on_every_backend() {
         let mut ids = Vec::new();
         for (i, name) in ["ana", "bo", "cy"].iter().enumerate() {
             let p = Person {
-                external_id: (*name).into(),
+                texts: PersonTexts::new(name, None, None, None),
                 source: Some("event".into()),
                 account_id: Some(acct),
                 created_at: t(i as i64),
@@ -492,7 +491,7 @@ async fn warm_history_after_deltas_equals_a_fresh_read_on_every_backend() {
         let (dan, _) = repo::upsert_person(
             &mut c,
             &Person {
-                external_id: "dan".into(),
+                texts: PersonTexts::new("dan", None, None, None),
                 created_at: t(1),
                 ..Person::default()
             },
@@ -540,7 +539,7 @@ async fn warm_history_after_deltas_equals_a_fresh_read_on_every_backend() {
         repo::upsert_person(
             &mut c,
             &Person {
-                external_id: "bo".into(),
+                texts: PersonTexts::new("bo", None, None, None),
                 source: Some("paid_search".into()),
                 account_id: Some(acct),
                 created_at: t(1),
@@ -592,7 +591,7 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
         // More than one statement's worth, external ids out of order.
         let people: Vec<Person> = (0..600)
             .map(|i| Person {
-                external_id: format!("x{}", (i * 7919) % 600).into(),
+                texts: PersonTexts::new(&format!("x{}", (i * 7919) % 600), None, None, None),
                 title: Some(format!("t{i}").into()),
                 created_at: t(i),
                 ..Person::default()
@@ -605,12 +604,12 @@ async fn batch_writes_return_what_they_store_on_every_backend() {
             ids.windows(2).all(|w| w[0] < w[1]),
             "{backend:?}: ids in order given"
         );
-        let mut exts: Vec<&str> = people.iter().map(|p| &*p.external_id).collect();
+        let mut exts: Vec<&str> = people.iter().map(|p| p.external_id()).collect();
         exts.push("missing");
         let found = repo::people_by_external_many(c, &exts).await.unwrap();
         assert_eq!(found.len(), 600);
         for (p, id) in people.iter().zip(&ids) {
-            let f = &found[&*p.external_id];
+            let f = &found[p.external_id()];
             assert_eq!((f.id, &f.title), (*id, &p.title), "{backend:?}");
         }
         repo::lock_people(c, &ids).await.unwrap();
@@ -697,9 +696,12 @@ fn sample() -> Sample {
     let people: Vec<Person> = (1..=40)
         .map(|i| Person {
             id: i,
-            external_id: format!("p-{i}").into(),
-            email: opt(i, "mail").map(String::into_boxed_str),
-            first_name: opt(i + 1, "ﬁrst").map(String::into_boxed_str),
+            texts: PersonTexts::new(
+                &format!("p-{i}"),
+                opt(i, "mail").as_deref(),
+                opt(i + 1, "ﬁrst").as_deref(),
+                None,
+            ),
             title: opt(i + 2, "title").map(Sym::from),
             account_id: (i % 4 != 0).then_some(1 + i % 5),
             source: opt(i, "src").map(Sym::from),
@@ -1034,7 +1036,7 @@ async fn a_bulk_load_stores_what_the_inserts_store_and_nothing_when_dropped() {
         let (id, _) = repo::upsert_person(
             tx.conn(),
             &Person {
-                external_id: "after-the-load".into(),
+                texts: PersonTexts::new("after-the-load", None, None, None),
                 ..Person::default()
             },
         )
@@ -1107,7 +1109,7 @@ async fn a_bulk_load_behind_a_thread_stores_the_rows_or_nothing() {
         .unwrap();
     let more = Person {
         id: 1_000,
-        external_id: "queued-first".into(),
+        texts: PersonTexts::new("queued-first", None, None, None),
         ..Person::default()
     };
     fill.insert(&repo::PEOPLE, vec![more]).await.unwrap();

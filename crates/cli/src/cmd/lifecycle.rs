@@ -112,7 +112,7 @@ async fn apply(
     };
     let moved = engine::move_person_to(tx.conn(), &pb, p.id, &r)
         .await
-        .with_context(|| format!("cannot move {}", p.external_id))?;
+        .with_context(|| format!("cannot move {}", p.external_id()))?;
     tx.commit().await?;
     let mut t = history_table(&moved.appended);
     ctx.print(&mut t)?;
@@ -162,7 +162,7 @@ pub async fn history(ctx: &Ctx, a: HistoryArgs) -> Result<ExitCode> {
     let mut c = store.conn().await?;
     let p = repo::find_person(&mut c, &a.person).await?;
     let ts = repo::transitions_of(&mut c, Subject::Person(p.id)).await?;
-    let mut t = history_table(&ts).titled(format!("{} (#{})", p.external_id, p.id));
+    let mut t = history_table(&ts).titled(format!("{} (#{})", p.external_id(), p.id));
     ctx.print(&mut t)?;
     Ok(ExitCode::SUCCESS)
 }

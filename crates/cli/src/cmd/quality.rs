@@ -168,10 +168,10 @@ pub struct ScoreArgs {
 }
 
 fn name_of(p: &Person) -> String {
-    if p.external_id.is_empty() {
+    if p.external_id().is_empty() {
         format!("#{}", p.id)
     } else {
-        p.external_id.to_string()
+        p.external_id().to_string()
     }
 }
 

@@ -125,7 +125,7 @@ pub fn coverage_with(committee: &Committee<'_>, account: &Account, people: &[&Pe
                     None => committee.classes.persona(p, Some(account)).as_deref() == Some(*id),
                 },
             })
-            .map(|p| p.external_id.to_string())
+            .map(|p| p.external_id().to_string())
             .collect();
         contacts.sort();
         roles.push(RoleCoverage {

@@ -10,7 +10,7 @@ use super::lifecycle::{advance, churn, AccountFacts, ChurnError, CUSTOMER, ENGAG
 use super::sla::onboarding;
 use super::tiers::{tiers, AccountStat, NON_TARGET};
 use super::*;
-use crate::domain::{Activity, ActivityKind, Deal, DealStatus, Subject, Transition};
+use crate::domain::{Activity, ActivityKind, Deal, DealStatus, PersonTexts, Subject, Transition};
 use crate::lifecycle::Move;
 use crate::metrics::Window;
 use crate::money::{Currency, Money};
@@ -31,7 +31,7 @@ fn day(n: i64) -> Timestamp {
 fn person(id: i64, title: &str) -> Person {
     Person {
         id,
-        external_id: format!("p{id}").into(),
+        texts: PersonTexts::new(&format!("p{id}"), None, None, None),
         title: Some(title.into()),
         account_id: Some(1),
         ..Person::default()

@@ -513,7 +513,7 @@ pub fn build_paths_from(
 mod tests {
     use super::*;
     use crate::attribution::{first_touch, last_touch, linear, totals, Credit};
-    use crate::domain::Touch;
+    use crate::domain::{PersonTexts, Touch};
     use crate::playbook::STARTER;
     use crate::{Currency, Money};
 
@@ -536,7 +536,7 @@ mod tests {
     fn person(id: i64) -> Person {
         Person {
             id,
-            external_id: format!("p{id}").into(),
+            texts: PersonTexts::new(&format!("p{id}"), None, None, None),
             ..Person::default()
         }
     }

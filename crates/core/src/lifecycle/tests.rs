@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::domain::{Account, Deal, DealStatus, Person, Subject, Touch};
+use crate::domain::{Account, Deal, DealStatus, Person, PersonTexts, Subject, Touch};
 use crate::money::{Currency, Money};
 use crate::playbook::STARTER;
 use crate::time::DAY_MS;
@@ -20,9 +20,8 @@ fn pb() -> Playbook {
 fn good_fit() -> (Person, Account) {
     let person = Person {
         id: 1,
-        external_id: "p1".into(),
+        texts: PersonTexts::new("p1", Some("ana@acme.io"), None, None),
         title: Some("VP Operations".into()),
-        email: Some("ana@acme.io".into()),
         country: Some("US".into()),
         created_at: t(0),
         ..Person::default()
@@ -134,7 +133,7 @@ fn poor_fit_never_qualifies_however_engaged() {
     let p = Person {
         id: 1,
         created_at: t(0),
-        email: Some("x@gmail.com".into()),
+        texts: PersonTexts::new("", Some("x@gmail.com"), None, None),
         ..Person::default()
     };
     let touches = [touch("demo_request", t(HOUR))];

@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::domain::{Activity, ActivityKind, Person, Subject, Transition};
+use crate::domain::{Activity, ActivityKind, Person, PersonTexts, Subject, Transition};
 use crate::lifecycle::State;
 use crate::playbook::{MarketingSla, Playbook, SalesSla, StageKind, STARTER};
 use crate::Sym;
@@ -133,7 +133,7 @@ fn a_calendar_without_working_days_counts_elapsed_time() {
 fn person(id: i64, owner: Option<&str>) -> Person {
     Person {
         id,
-        external_id: format!("p{id}").into(),
+        texts: PersonTexts::new(&format!("p{id}"), None, None, None),
         owner: owner.map(Sym::from),
         ..Person::default()
     }

@@ -45,7 +45,7 @@ pub async fn history(
         .ok_or_else(|| ApiError::NotFound(format!("person `{ext}`")))?;
     let transitions = repo::transitions_of(&mut c, Subject::Person(p.id)).await?;
     Ok(Json(History {
-        person: p.external_id.into(),
+        person: p.external_id().into(),
         stage: Stage::replay(&transitions),
         transitions,
     }))

@@ -999,7 +999,7 @@ pub async fn sla_move(
         let h = json!({
             "key": urlencode(&ext).replace('%', "_"),
             "person": ext,
-            "email": p.email,
+            "email": p.email(),
             "owner": p.owner.unwrap_or_else(|| "nobody".into()),
             "entered": "",
             "deadline": "",
