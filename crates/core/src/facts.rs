@@ -44,7 +44,7 @@ pub fn person_value(p: &Person) -> Value {
         "source": p.source,
         "owner": p.owner,
         "created_at": p.created_at.millis(),
-        "custom": Value::Object(p.custom.clone()),
+        "custom": Value::Object((*p.custom).clone()),
     })
 }
 
@@ -63,7 +63,7 @@ pub fn account_value(a: Option<&Account>) -> Value {
             "target": a.target,
             "tier": a.tier,
             "owner": a.owner,
-            "custom": Value::Object(a.custom.clone()),
+            "custom": Value::Object((*a.custom).clone()),
         }),
         None => json!({
             "id": null, "external_id": null, "name": null, "domain": null, "industry": null,
@@ -686,7 +686,7 @@ mod tests {
                 source: Some("paid_search".into()),
                 owner: Some("sam".into()),
                 created_at: Timestamp::from_millis(1_700_000_000_123),
-                custom: custom.clone(),
+                custom: custom.clone().into(),
             },
             Person {
                 texts: PersonTexts::new("", None, Some("Ada"), None),
@@ -745,7 +745,7 @@ mod tests {
                 target: true,
                 tier: Some(1),
                 owner: Some("sam".into()),
-                custom,
+                custom: custom.into(),
             },
         ];
         for a in &accounts {

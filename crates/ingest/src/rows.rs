@@ -296,7 +296,7 @@ pub fn convert(mapping: &Mapping, fields: &Cells, ctx: &RowContext<'_>) -> Resul
                     source: f.get("source").map(label_sym),
                     owner: f.sym("owner"),
                     created_at: Timestamp::from_millis(0),
-                    custom: f.custom(),
+                    custom: f.custom().into(),
                 },
                 created_at: f.time("created_at", tz)?,
                 account,
@@ -319,7 +319,7 @@ pub fn convert(mapping: &Mapping, fields: &Cells, ctx: &RowContext<'_>) -> Resul
                 .unwrap_or(false),
             tier: f.int("tier")?,
             owner: f.sym("owner"),
-            custom: f.custom(),
+            custom: f.custom().into(),
         })),
         Kind::Touches => {
             let at = f.time("at", tz)?.ok_or("`at` is empty")?;

@@ -68,7 +68,7 @@ pub(crate) fn account_row(r: &impl ReadRow) -> Result<Account, StoreError> {
         target: c.flag("target")?,
         tier: c.opt_int("tier")?,
         owner: c.opt_sym("owner")?,
-        custom: custom_from_text(&c.str("custom")?)?,
+        custom: custom_from_text(&c.str("custom")?)?.into(),
     })
 }
 
@@ -183,7 +183,7 @@ pub(crate) fn person_row(r: &impl ReadRow) -> Result<Person, StoreError> {
         source: c.opt_sym("source")?,
         owner: c.opt_sym("owner")?,
         created_at: ts(c.int("created_at")?),
-        custom: custom_from_text(&c.str("custom")?)?,
+        custom: custom_from_text(&c.str("custom")?)?.into(),
     })
 }
 
@@ -466,7 +466,7 @@ async fn consecutive_ids(
 /// equal to a fresh read.
 pub fn as_stored(mut p: Person) -> Result<Person, StoreError> {
     if !p.custom.is_empty() {
-        p.custom = custom_from_text(&custom_to_text(&p.custom))?;
+        p.custom = custom_from_text(&custom_to_text(&p.custom))?.into();
     }
     Ok(p)
 }

@@ -56,7 +56,7 @@ async fn story(db: &TestDb) -> Result<(), String> {
         employees: Some(500),
         target: true,
         tier: Some(1),
-        custom: custom.clone(),
+        custom: custom.clone().into(),
         ..Account::default()
     };
     let (acct_id, u) = repo::upsert_account(c, &acct).await.unwrap();
@@ -72,7 +72,7 @@ async fn story(db: &TestDb) -> Result<(), String> {
         country: Some("US".into()),
         source: Some("paid_search".into()),
         created_at: t(0),
-        custom,
+        custom: custom.into(),
         ..Person::default()
     };
     let (pid, u) = repo::upsert_person(c, &person).await.unwrap();
@@ -686,9 +686,9 @@ fn sample() -> Sample {
             target: i % 2 == 0,
             tier: (i % 2 == 0).then_some(i),
             custom: if i % 2 == 0 {
-                custom.clone()
+                custom.clone().into()
             } else {
-                serde_json::Map::new()
+                serde_json::Map::new().into()
             },
             ..Account::default()
         })
@@ -707,9 +707,9 @@ fn sample() -> Sample {
             source: opt(i, "src").map(Sym::from),
             created_at: t(-i),
             custom: if i % 3 == 0 {
-                custom.clone()
+                custom.clone().into()
             } else {
-                serde_json::Map::new()
+                serde_json::Map::new().into()
             },
             ..Person::default()
         })

@@ -138,7 +138,7 @@ pub async fn save(
         target: b.target,
         tier: b.tier,
         owner: b.owner.map(Sym::from),
-        custom: b.custom,
+        custom: b.custom.into(),
     };
     let pb = s.playbook();
     let mut tx = s.store.begin().await?;
