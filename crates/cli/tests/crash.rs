@@ -502,7 +502,12 @@ fn tandem_on(dir: &std::path::Path, db: &DatabaseUrl) -> Command {
 
 /// `tandem serve` on an ephemeral loopback port; its address.
 fn start_server(dir: &std::path::Path, db: &DatabaseUrl) -> (Child, String) {
-    let mut child = tandem_on(dir, db)
+    start_server_with(tandem_on(dir, db))
+}
+
+/// [`start_server`] from a prepared command.
+fn start_server_with(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
         .args(["serve", "--bind", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .spawn()
@@ -520,6 +525,45 @@ fn start_server(dir: &std::path::Path, db: &DatabaseUrl) -> (Child, String) {
         let _ = std::io::copy(&mut stderr, &mut std::io::sink());
     });
     (child, addr)
+}
+
+/// The variables of a running process (Linux).
+fn environ(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    raw.split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// `tandem serve` runs with mimalloc returning freed memory at once (it
+/// starts itself again with the option, same process), unless the caller
+/// set the option.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_runs_with_the_allocator_returning_freed_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::parse(&dir.path().join("t.db").to_string_lossy()).unwrap();
+    let out = tandem_on(dir.path(), &url).arg("init").output().unwrap();
+    assert!(out.status.success());
+    for (given, want) in [
+        (None, "MIMALLOC_PURGE_DELAY=0"),
+        (Some("250"), "MIMALLOC_PURGE_DELAY=250"),
+    ] {
+        let mut cmd = tandem_on(dir.path(), &url);
+        match given {
+            Some(v) => cmd.env("MIMALLOC_PURGE_DELAY", v),
+            None => cmd.env_remove("MIMALLOC_PURGE_DELAY"),
+        };
+        let (mut child, _addr) = start_server_with(cmd);
+        let vars = environ(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        let set: Vec<&String> = vars
+            .iter()
+            .filter(|v| v.starts_with("MIMALLOC_PURGE_DELAY="))
+            .collect();
+        assert_eq!(set, [want], "{given:?}");
+    }
 }
 
 /// Checks every acknowledged write against the stored data, and that every
