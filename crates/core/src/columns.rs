@@ -285,8 +285,7 @@ impl<T> Sparse<T> {
     /// every row already set.
     pub fn push(&mut self, row: usize, value: T) {
         debug_assert!(self.rows.last().is_none_or(|&r| (r as usize) < row));
-        // A table of 4 billion rows does not fit in memory anyway.
-        self.rows.push(u32::try_from(row).unwrap_or(u32::MAX));
+        self.rows.push(crate::idmap::position(row));
         self.values.push(value);
     }
 
