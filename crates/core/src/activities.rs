@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use crate::columns::{Codes, Cursor, Ids, Sparse};
+use crate::columns::{each_column, Codes, Cursor, Ids, Sparse};
 use crate::domain::{Activity, ActivityKind};
 use crate::metrics::Window;
 use crate::sym::Sym;
@@ -135,29 +135,7 @@ impl Columns for ActivityColumns {
         ActivityRef::from(a)
     }
 
-    fn gather(&mut self, order: &[u32], new: &[u32]) {
-        self.person = self.person.gather(order);
-        self.kind = self.kind.gather(order);
-        self.actor = self.actor.gather(order);
-        self.outcome = self.outcome.gather(order);
-        self.external_id = std::mem::take(&mut self.external_id).moved(new);
-    }
-
-    fn truncate(&mut self, len: usize) {
-        self.person.truncate(len);
-        self.kind.truncate(len);
-        self.actor.truncate(len);
-        self.outcome.truncate(len);
-        self.external_id.truncate(len);
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.person.heap_bytes()
-            + self.kind.heap_bytes()
-            + self.actor.heap_bytes()
-            + self.outcome.heap_bytes()
-            + self.external_id.heap_bytes()
-    }
+    each_column!(person, kind, actor, outcome, external_id);
 }
 
 /// No activities, for a borrowed default ([`crate::metrics::History`]).

@@ -10,6 +10,75 @@ use std::hash::Hash;
 
 use crate::fxhash::FxHashMap;
 
+/// What a table kept by column does alike to each of its columns
+/// ([`crate::timeline::Columns`] implementations list them once, with
+/// `each_column!`).
+pub trait Column {
+    /// Puts the rows in the order `order` (positions into the column);
+    /// `new[j]` is the new position of old row `j` (its inverse).
+    fn reorder(&mut self, order: &[u32], new: &[u32]);
+    /// Keeps the first `len` rows.
+    fn keep(&mut self, len: usize);
+    /// Bytes of its buffers (not of what its values own).
+    fn bytes(&self) -> usize;
+}
+
+impl Column for Ids {
+    fn reorder(&mut self, order: &[u32], _new: &[u32]) {
+        *self = self.gather(order);
+    }
+    fn keep(&mut self, len: usize) {
+        self.truncate(len);
+    }
+    fn bytes(&self) -> usize {
+        self.heap_bytes()
+    }
+}
+
+impl<T: Copy + Eq + Hash> Column for Codes<T> {
+    fn reorder(&mut self, order: &[u32], _new: &[u32]) {
+        *self = self.gather(order);
+    }
+    fn keep(&mut self, len: usize) {
+        self.truncate(len);
+    }
+    fn bytes(&self) -> usize {
+        self.heap_bytes()
+    }
+}
+
+impl<T> Column for Sparse<T> {
+    fn reorder(&mut self, _order: &[u32], new: &[u32]) {
+        *self = std::mem::take(self).moved(new);
+    }
+    fn keep(&mut self, len: usize) {
+        self.truncate(len);
+    }
+    fn bytes(&self) -> usize {
+        self.heap_bytes()
+    }
+}
+
+/// The [`crate::timeline::Columns`] methods that do the same to every
+/// column of a table (`gather`, `truncate`, `heap_bytes`), from the list
+/// of its column fields.
+macro_rules! each_column {
+    ($($col:ident),+ $(,)?) => {
+        fn gather(&mut self, order: &[u32], new: &[u32]) {
+            $( $crate::columns::Column::reorder(&mut self.$col, order, new); )+
+        }
+
+        fn truncate(&mut self, len: usize) {
+            $( $crate::columns::Column::keep(&mut self.$col, len); )+
+        }
+
+        fn heap_bytes(&self) -> usize {
+            0 $( + $crate::columns::Column::bytes(&self.$col) )+
+        }
+    };
+}
+pub(crate) use each_column;
+
 /// Row ids (or ids rows refer to) in four bytes each while every one fits
 /// in a `u32`, else in eight: the first id that does not fit widens the
 /// column once. Stored ids are positive and dense, so the wide form is

@@ -203,6 +203,22 @@ impl PersonTexts {
         self.field(3)
     }
 
+    /// These texts with each unknown e-mail or name taken from `older`
+    /// (the external id stays this one's): an update that does not send
+    /// a text keeps the stored one.
+    pub fn or(&self, older: &PersonTexts) -> PersonTexts {
+        let (email, first, last) = (self.email(), self.first_name(), self.last_name());
+        if email.is_some() && first.is_some() && last.is_some() {
+            return self.clone();
+        }
+        PersonTexts::new(
+            self.external_id(),
+            email.or(older.email()),
+            first.or(older.first_name()),
+            last.or(older.last_name()),
+        )
+    }
+
     fn fields(&self) -> TextFields<'_> {
         TextFields {
             external_id: self.external_id(),
@@ -568,6 +584,16 @@ mod tests {
             let back: Person = serde_json::from_value(json).unwrap();
             assert_eq!(back, p);
         }
+        let old = PersonTexts::new("old", Some("o@x"), Some("Olga"), Some("Orr"));
+        let new = PersonTexts::new("new", None, Some("Nia"), None);
+        let kept = new.or(&old);
+        let got = (
+            kept.external_id(),
+            kept.email(),
+            kept.first_name(),
+            kept.last_name(),
+        );
+        assert_eq!(got, ("new", Some("o@x"), Some("Nia"), Some("Orr")));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use crate::columns::{Codes, Cursor, Ids, Sparse};
+use crate::columns::{each_column, Codes, Cursor, Ids, Sparse};
 use crate::domain::Touch;
 use crate::metrics::Window;
 use crate::money::Minor;
@@ -164,38 +164,16 @@ impl Columns for TouchColumns {
         TouchRef::from(t)
     }
 
-    fn gather(&mut self, order: &[u32], new: &[u32]) {
-        self.person = self.person.gather(order);
-        self.kind = self.kind.gather(order);
-        self.channel = self.channel.gather(order);
-        self.campaign = self.campaign.gather(order);
-        self.source = self.source.gather(order);
-        self.medium = self.medium.gather(order);
-        self.cost = std::mem::take(&mut self.cost).moved(new);
-        self.external_id = std::mem::take(&mut self.external_id).moved(new);
-    }
-
-    fn truncate(&mut self, len: usize) {
-        self.person.truncate(len);
-        self.kind.truncate(len);
-        self.channel.truncate(len);
-        self.campaign.truncate(len);
-        self.source.truncate(len);
-        self.medium.truncate(len);
-        self.cost.truncate(len);
-        self.external_id.truncate(len);
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.person.heap_bytes()
-            + self.kind.heap_bytes()
-            + self.channel.heap_bytes()
-            + self.campaign.heap_bytes()
-            + self.source.heap_bytes()
-            + self.medium.heap_bytes()
-            + self.cost.heap_bytes()
-            + self.external_id.heap_bytes()
-    }
+    each_column!(
+        person,
+        kind,
+        channel,
+        campaign,
+        source,
+        medium,
+        cost,
+        external_id
+    );
 }
 
 /// No touches, for a borrowed default ([`crate::metrics::History`]).

@@ -250,13 +250,13 @@ fn apply_traits(
     }
     // A trait not sent keeps the person's text.
     let email = string(traits, path, "email")?.map(|e| e.to_lowercase());
-    let texts = PersonTexts::new(
+    let sent = PersonTexts::new(
         person.external_id(),
-        email.as_deref().or(person.email()),
-        first.as_deref().or(person.first_name()),
-        last.as_deref().or(person.last_name()),
+        email.as_deref(),
+        first.as_deref(),
+        last.as_deref(),
     );
-    person.texts = texts;
+    person.texts = sent.or(&person.texts);
     set!(title, string(traits, path, "title")?);
     set!(
         source,

@@ -7,9 +7,7 @@
 use std::collections::BTreeSet;
 
 use sqlx::AnyConnection;
-use tandem_core::domain::{
-    Account, Activity, Campaign, Deal, Person, PersonTexts, Touch, Transition,
-};
+use tandem_core::domain::{Account, Activity, Campaign, Deal, Person, Touch, Transition};
 use tandem_core::playbook::Playbook;
 use tandem_core::Timestamp;
 
@@ -35,15 +33,7 @@ pub fn merge_person(new: &mut Person, old: &Person) {
         ($($f:ident),*) => { $( if new.$f.is_none() { new.$f = old.$f.clone(); } )* };
     }
     keep!(title, account_id, persona, segment, country, source, owner);
-    if [new.email(), new.first_name(), new.last_name()].contains(&None) {
-        let texts = PersonTexts::new(
-            new.external_id(),
-            new.email().or(old.email()),
-            new.first_name().or(old.first_name()),
-            new.last_name().or(old.last_name()),
-        );
-        new.texts = texts;
-    }
+    new.texts = new.texts.or(&old.texts);
     for (k, v) in &old.custom {
         new.custom.entry(k.clone()).or_insert_with(|| v.clone());
     }
