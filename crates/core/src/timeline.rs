@@ -199,9 +199,7 @@ impl<C: Columns> Timeline<C> {
             return 0;
         };
         let rows = if self.sorted {
-            let lo = self.at.partition_point(|&at| at < window.from);
-            let hi = self.at.partition_point(|&at| at < window.to && at <= as_of);
-            lo..hi.max(lo)
+            window.positions_in(&self.at, as_of)
         } else {
             0..self.len()
         };

@@ -146,7 +146,7 @@ impl HistoryIndex {
         self.entries
             .get(stage)
             .into_iter()
-            .flat_map(move |v| within(&v.at, window, as_of).map(|i| v.get(i)))
+            .flat_map(move |v| window.positions_in(&v.at, as_of).map(|i| v.get(i)))
     }
 
     /// How many transitions the index holds.
@@ -186,14 +186,6 @@ fn sorted_lists<K: Copy + Eq + Hash, V: Ord>(
     }
     lists.values_mut().for_each(|v| v.sort_unstable());
     lists
-}
-
-/// The positions of the sorted times `ats` within `window` and not after
-/// `as_of`.
-fn within(ats: &[Timestamp], window: Window, as_of: Timestamp) -> std::ops::Range<usize> {
-    let lo = ats.partition_point(|&at| at < window.from);
-    let hi = ats.partition_point(|&at| at < window.to && at <= as_of);
-    lo..hi.max(lo)
 }
 
 /// Distinct units among `entries` per group: cycles `(subject, cycle)`, or

@@ -124,6 +124,15 @@ impl Window {
         self.contains(t) && t <= as_of
     }
 
+    /// The positions of the ascending times `ats` that are inside the
+    /// window and not after `as_of` ([`Window::contains_as_of`]): two
+    /// binary searches.
+    pub fn positions_in(&self, ats: &[Timestamp], as_of: Timestamp) -> std::ops::Range<usize> {
+        let lo = ats.partition_point(|&at| at < self.from);
+        let hi = ats.partition_point(|&at| at < self.to && at <= as_of);
+        lo..hi.max(lo)
+    }
+
     /// Length in milliseconds.
     pub fn len_ms(&self) -> i64 {
         self.to.millis() - self.from.millis()
