@@ -586,7 +586,7 @@ async fn check_acknowledged(url: &DatabaseUrl, acks: &[Ack], round: usize) -> us
         snap.people.len(),
         "round {round}: a person stored twice"
     );
-    let mut history: BTreeMap<i64, Vec<&tandem_core::domain::Transition>> = BTreeMap::new();
+    let mut history: BTreeMap<i64, Vec<tandem_core::transitions::TransitionRef>> = BTreeMap::new();
     for t in &snap.transitions {
         if let tandem_core::domain::Subject::Person(p) = t.subject {
             history.entry(p).or_default().push(t);

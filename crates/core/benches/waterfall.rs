@@ -14,6 +14,7 @@ use tandem_core::metrics::waterfall::{waterfall, Replay, WaterfallOptions};
 use tandem_core::metrics::{GroupKeys, Grouping, Window};
 use tandem_core::playbook::{Playbook, STARTER};
 use tandem_core::time::DAY_MS;
+use tandem_core::transitions::Transitions;
 use tandem_core::{Sym, Timestamp};
 
 fn main() {
@@ -109,9 +110,9 @@ fn step(
 }
 
 /// The history, every lead's source, the as-of instant and the window.
-fn setup() -> (Playbook, Vec<Transition>, GroupKeys, Timestamp, Window) {
+fn setup() -> (Playbook, Transitions, GroupKeys, Timestamp, Window) {
     let pb = Playbook::load(STARTER).playbook.unwrap();
-    let ts = history();
+    let ts = Transitions::from(history());
     let keys: GroupKeys = (1..=PEOPLE)
         .map(|id| (id, SOURCES[(id % 7) as usize]))
         .collect();

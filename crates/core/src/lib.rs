@@ -25,6 +25,7 @@ pub mod sym;
 pub mod time;
 pub mod timeline;
 pub mod touches;
+pub mod transitions;
 
 pub use money::{Currency, Minor, Money, MAX_MINOR};
 pub use sym::Sym;

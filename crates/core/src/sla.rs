@@ -21,12 +21,14 @@ use jiff::SignedDuration;
 use serde::Serialize;
 
 use crate::activities::Activities;
-use crate::domain::{Person, Subject, Transition};
+use crate::domain::{Person, Subject};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::idmap::{position, IdMap};
 use crate::lifecycle::latest_per_person;
 use crate::playbook::{Company, Playbook, StageKind};
+use crate::sym::Sym;
 use crate::time::{Timestamp, DAY_MS};
+use crate::transitions::Transitions;
 
 const HOUR_MS: f64 = 3_600_000.0;
 
@@ -549,21 +551,24 @@ impl<'w, T: Copy> PerPerson<'w, T> {
     }
 }
 
-/// Transitions of the people in `wanted` up to `as_of`, grouped by person,
-/// each group in (time, sequence) order.
-fn person_transitions<'t, 'w>(
-    transitions: &'t [Transition],
+/// Positions of the transitions of the people in `wanted` up to `as_of`,
+/// grouped by person, each group in (time, sequence) order.
+fn person_transitions<'w>(
+    transitions: &Transitions,
     as_of: Timestamp,
     wanted: &'w Wanted,
-) -> PerPerson<'w, &'t Transition> {
+) -> PerPerson<'w, u32> {
     let mut by_person = PerPerson::new(
         wanted,
-        transitions.iter().filter_map(|t| match t.subject {
-            Subject::Person(id) if t.at <= as_of => Some((id, t)),
-            _ => None,
-        }),
+        transitions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t.subject {
+                Subject::Person(id) if t.at <= as_of => Some((id, position(i))),
+                _ => None,
+            }),
     );
-    by_person.sort_runs_by_key(|t| (t.at, t.seq));
+    by_person.sort_runs_by_key(|&i| transitions.key(i as usize));
     by_person
 }
 
@@ -571,7 +576,7 @@ fn person_transitions<'t, 'w>(
 /// they matter to the SLA clocks: most of a large history never reaches the
 /// handoff stage, and grouping it all was most of the SLA's time.
 fn entered(
-    transitions: &[Transition],
+    transitions: &Transitions,
     from: Option<Timestamp>,
     as_of: Timestamp,
     stage: &str,
@@ -610,7 +615,7 @@ fn entered(
 pub fn sales_sla(
     pb: &Playbook,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     activities: &Activities,
     as_of: Timestamp,
 ) -> Result<SalesSlaReport, SlaError> {
@@ -639,7 +644,7 @@ pub fn sales_sla(
 pub fn waiting_handoffs(
     pb: &Playbook,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     activities: &Activities,
     as_of: Timestamp,
 ) -> Result<Vec<Handoff>, SlaError> {
@@ -647,7 +652,7 @@ pub fn waiting_handoffs(
     let wanted = Wanted::new(
         latest_per_person(transitions, as_of)
             .into_iter()
-            .filter(|(_, l)| l.t.to == sla.stage)
+            .filter(|(_, l)| l.to == sla.stage)
             .map(|(id, _)| id),
     );
     let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
@@ -662,7 +667,7 @@ pub fn waiting_handoffs(
 pub fn handoffs_entered(
     pb: &Playbook,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     activities: &Activities,
     window: crate::metrics::Window,
     as_of: Timestamp,
@@ -718,7 +723,7 @@ pub type HandoffKey = (Timestamp, i64, i64);
 pub fn handoff_page(
     pb: &Playbook,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     activities: &Activities,
     as_of: Timestamp,
     q: HandoffQuery<'_>,
@@ -768,7 +773,7 @@ fn handoffs_of(
     pb: &Playbook,
     sla: &crate::playbook::SalesSla,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     activities: &Activities,
     as_of: Timestamp,
     wanted: &Wanted,
@@ -779,13 +784,13 @@ fn handoffs_of(
         .collect()
 }
 
-/// A [`Handoff`] with the person and the leaving transition borrowed
-/// rather than their strings copied: what compliance and paging need of
+/// A [`Handoff`] with the person borrowed rather than its strings copied: what compliance and paging need of
 /// every handoff, the strings only of the handoffs written out.
 struct Clock<'a> {
     person_id: i64,
     person: Option<&'a Person>,
-    leave: Option<&'a Transition>,
+    /// When the lead left the stage, and for which stage.
+    leave: Option<(Timestamp, Sym)>,
     /// The entry transition's sequence number: with the entry time and
     /// person, a unique key (a person can enter twice at one instant).
     seq: i64,
@@ -828,8 +833,8 @@ impl Clock<'_> {
             attempts_required: sla.attempts,
             attempts_deadline: self.attempts_deadline,
             attempts_status: self.attempts_status,
-            left_at: self.leave.map(|t| t.at),
-            left_to: self.leave.map(|t| t.to.to_string()),
+            left_at: self.leave.map(|l| l.0),
+            left_to: self.leave.map(|l| l.1.to_string()),
             status: self.status,
             overdue_hours: self.overdue_hours,
             hours_left: self.hours_left,
@@ -844,7 +849,7 @@ fn clocks_of<'a>(
     pb: &Playbook,
     sla: &crate::playbook::SalesSla,
     people: &'a [Person],
-    transitions: &'a [Transition],
+    transitions: &'a Transitions,
     activities: &Activities,
     as_of: Timestamp,
     wanted: &Wanted,
@@ -863,13 +868,18 @@ fn clocks_of<'a>(
     for (person_id, ts) in by_person.runs() {
         let person = people.of(person_id).first();
         let person_acts = acts.of(person_id);
-        for (i, entry) in ts.iter().enumerate() {
+        for (i, &p) in ts.iter().enumerate() {
+            let entry = transitions.get(p as usize);
             if entry.to != sla.stage || entry.skipped {
                 continue;
             }
-            let leave = ts[i + 1..].iter().find(|t| t.to != sla.stage);
+            let leave = ts[i + 1..]
+                .iter()
+                .map(|&j| j as usize)
+                .find(|&j| transitions.to(j) != sla.stage)
+                .map(|j| (transitions.ats()[j], transitions.to(j)));
             let entered_at = entry.at;
-            let left_at = leave.map(|t| t.at);
+            let left_at = leave.map(|l| l.0);
             let deadline = business_deadline(entered_at, sla.first_response_hours, company);
             let attempts_deadline =
                 calendar_days_after(entered_at, sla.attempts_within_days, company);
@@ -911,7 +921,7 @@ fn clocks_of<'a>(
             handoffs.push(Clock {
                 person_id,
                 person: person.copied(),
-                leave: leave.copied(),
+                leave,
                 seq: entry.seq,
                 cycle: entry.cycle,
                 entered_at,
@@ -1008,7 +1018,7 @@ fn pct(met: i64, breached: i64) -> Option<f64> {
 /// MQL entry) to the week containing `as_of`, weeks without MQLs included.
 pub fn marketing_sla(
     pb: &Playbook,
-    transitions: &[Transition],
+    transitions: &Transitions,
     since: Option<Timestamp>,
     as_of: Timestamp,
 ) -> Result<MarketingSlaReport, SlaError> {
@@ -1024,19 +1034,20 @@ pub fn marketing_sla(
         .map(Timestamp::from_millis);
     let wanted = entered(transitions, from, as_of, &mql.id);
     for (_, ts) in person_transitions(transitions, as_of, &wanted).runs() {
+        let to = |&x: &u32| transitions.to(x as usize);
         for (i, t) in ts.iter().enumerate() {
-            if t.to != mql.id {
+            if to(t) != mql.id {
                 continue;
             }
             let rest = &ts[i + 1..];
             let cycle_end = rest
                 .iter()
-                .position(|x| x.to == mql.id)
+                .position(|x| to(x) == mql.id)
                 .unwrap_or(rest.len());
             let cycle = &rest[..cycle_end];
-            let accepted = cycle.iter().any(|x| x.to == sal.id);
-            let pending = !accepted && cycle.iter().all(|x| x.to == mql.id);
-            entries.push((t.at, accepted, pending));
+            let accepted = cycle.iter().any(|x| to(x) == sal.id);
+            let pending = !accepted && cycle.iter().all(|x| to(x) == mql.id);
+            entries.push((transitions.ats()[*t as usize], accepted, pending));
         }
     }
     entries.sort();
@@ -1207,7 +1218,7 @@ pub struct StalledLead {
 pub fn stalled(
     pb: &Playbook,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     as_of: Timestamp,
 ) -> Vec<StalledLead> {
     stalled_summary(pb, people, transitions, as_of, usize::MAX).leads
@@ -1230,7 +1241,7 @@ pub struct StalledSummary {
 pub fn stalled_summary(
     pb: &Playbook,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     as_of: Timestamp,
     shown: usize,
 ) -> StalledSummary {
@@ -1265,7 +1276,7 @@ pub struct StalledPage<'a> {
 pub fn stalled_page(
     pb: &Playbook,
     people: &[Person],
-    transitions: &[Transition],
+    transitions: &Transitions,
     as_of: Timestamp,
     page: StalledPage<'_>,
 ) -> StalledSummary {
@@ -1279,21 +1290,21 @@ pub fn stalled_page(
     // Where each person is now is their latest transition's stage, entered
     // at its time (what replaying their history gives). Sort keys first,
     // with the stage's position in the playbook.
-    let mut found: Vec<((Timestamp, i64), usize, f64, &Transition)> = Vec::new();
+    let mut found: Vec<((Timestamp, i64), usize, f64, Sym)> = Vec::new();
     for (person_id, latest) in latest_per_person(transitions, as_of) {
         if owned.as_ref().is_some_and(|o| !o.contains(&person_id)) {
             continue;
         }
-        let last = latest.t;
-        let Some(i) = pb.stages.iter().position(|s| s.id == last.to) else {
+        let Some(i) = pb.stages.iter().position(|s| s.id == latest.to) else {
             continue;
         };
         let stage = &pb.stages[i];
         let Some(max_days) = stage.max_days else {
             continue;
         };
-        if stage.kind != StageKind::Terminal && last.at.days_until(as_of) > max_days {
-            found.push(((last.at, person_id), i, max_days, last));
+        let at = latest.at();
+        if stage.kind != StageKind::Terminal && at.days_until(as_of) > max_days {
+            found.push(((at, person_id), i, max_days, latest.to));
         }
     }
     let mut per_stage = vec![0; pb.stages.len()];
@@ -1319,7 +1330,7 @@ pub fn stalled_page(
         .collect();
     let leads = found
         .into_iter()
-        .map(|((entered_at, person_id), _, max_days, last)| {
+        .map(|((entered_at, person_id), _, max_days, stage)| {
             let person = people.get(&person_id);
             let days_in_stage = entered_at.days_until(as_of);
             StalledLead {
@@ -1327,7 +1338,7 @@ pub fn stalled_page(
                 external_id: person.map(|p| p.external_id().to_string()),
                 email: person.and_then(|p| p.email().map(String::from)),
                 owner: person.and_then(|p| p.owner.map(String::from)),
-                stage: last.to.to_string(),
+                stage: stage.to_string(),
                 entered_at,
                 days_in_stage,
                 max_days,

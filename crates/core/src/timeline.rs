@@ -180,7 +180,8 @@ impl<C: Columns> Timeline<C> {
         self.cols.gather(&order, &new);
     }
 
-    fn key(&self, i: usize) -> (Timestamp, i64) {
+    /// The `i`th row's time and id: its place in the (at, id) order.
+    pub fn key(&self, i: usize) -> (Timestamp, i64) {
         (self.at[i], self.id.get(i))
     }
 

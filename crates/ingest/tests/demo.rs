@@ -93,9 +93,11 @@ async fn demo_data_tells_the_stories() {
     let all_transitions = repo::transitions(&mut c).await.expect("transitions");
     // The lead funnel's stories are about people; accounts have their own
     // lifecycle (tests/demo_accounts.rs).
-    let transitions = repo::transitions_of_kind(&mut c, "person")
-        .await
-        .expect("transitions");
+    let transitions = tandem_core::transitions::Transitions::from(
+        repo::transitions_of_kind(&mut c, "person")
+            .await
+            .expect("transitions"),
+    );
     assert_eq!(people.len(), 2_000);
     let written: BTreeMap<&str, u64> = summary.rows.iter().copied().collect();
     assert_eq!(written["touches"], touches.len() as u64);

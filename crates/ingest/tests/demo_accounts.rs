@@ -114,7 +114,7 @@ async fn demo_has_targets_committees_renewals_expansions_and_churn() {
 
     // Retention of the current quarter and the one before: customers at
     // the start, NRR and GRR defined, GRR ≤ 1 ≤ NRR + churn share.
-    let account_ts: Vec<_> = all.into_iter().cloned().collect();
+    let account_ts: tandem_core::transitions::Transitions = all.into_iter().cloned().collect();
     let arr = ArrBook::new(&deals, &account_ts, anchor);
     let q = period_window(Period::Quarter, anchor, &pb.company.timezone).unwrap();
     let prev = previous_periods(Period::Quarter, q, 1, &pb.company.timezone).unwrap()[0];

@@ -192,7 +192,7 @@ fn agenda_with(
     // per transition.
     let handoff = mql_stage(pb);
     let mut by_reason: BTreeMap<String, Vec<RejectedLead>> = BTreeMap::new();
-    let mut rejected: Vec<&tandem_core::domain::Transition> = snap
+    let mut rejected: Vec<tandem_core::transitions::TransitionRef> = snap
         .transitions
         .iter()
         .filter(|t| {
@@ -238,7 +238,7 @@ fn agenda_with(
                 actor: t.actor.to_string(),
                 at: local(pb, t.at),
                 to: t.to.to_string(),
-                note: t.note.as_deref().unwrap_or_default().to_string(),
+                note: t.note.unwrap_or_default().to_string(),
             });
     }
     let mut reasons: Vec<ReasonRow> = by_reason

@@ -13,6 +13,7 @@ use tandem_core::domain::{
 };
 use tandem_core::lifecycle::Move;
 use tandem_core::touches::Touches;
+use tandem_core::transitions::Transitions;
 use tandem_core::{Currency, Minor, Money, Timestamp};
 
 use crate::bind::{bind_all, AnyQuery, Table, Val};
@@ -1157,10 +1158,11 @@ pub async fn counts(c: &mut AnyConnection) -> Result<Vec<(&'static str, i64)>, S
 pub struct Snapshot {
     pub people: Vec<Person>,
     pub accounts: Vec<Account>,
-    /// Transitions of people (the lead funnel).
-    pub transitions: Vec<Transition>,
-    /// Transitions of accounts (the account funnel, churn).
-    pub account_transitions: Vec<Transition>,
+    /// Transitions of people (the lead funnel), kept by column, sorted by
+    /// (at, seq).
+    pub transitions: Transitions,
+    /// Transitions of accounts (the account funnel, churn), the same way.
+    pub account_transitions: Transitions,
     /// Kept by column, sorted by (at, id).
     pub touches: Touches,
     /// Kept by column, sorted by (at, id).
@@ -1174,8 +1176,8 @@ pub async fn snapshot(c: &mut AnyConnection) -> Result<Snapshot, StoreError> {
     Ok(Snapshot {
         people: people(c).await?,
         accounts: accounts(c).await?,
-        transitions: transitions_of_kind(c, "person").await?,
-        account_transitions: transitions_of_kind(c, "account").await?,
+        transitions: transitions_of_kind(c, "person").await?.into(),
+        account_transitions: transitions_of_kind(c, "account").await?.into(),
         touches: touches(c).await?.into(),
         activities: activities(c).await?.into(),
         deals: deals(c).await?,

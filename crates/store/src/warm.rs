@@ -46,6 +46,7 @@ use tandem_core::activities::Activities;
 use tandem_core::domain::{Account, Activity, Campaign, Deal, Person, Subject, Touch, Transition};
 use tandem_core::timeline::{Columns, Timeline};
 use tandem_core::touches::Touches;
+use tandem_core::transitions::{TransitionRef, Transitions};
 use tandem_core::Timestamp;
 
 use crate::repo::{
@@ -283,8 +284,8 @@ impl<C: Columns> Kept<C::Row> for Timeline<C> {
 /// 27 MB (the large demo's 420,000) written but unused at its end.
 #[derive(Debug, Default)]
 struct SplitTransitions {
-    people: Vec<Transition>,
-    accounts: Vec<Transition>,
+    people: Transitions,
+    accounts: Transitions,
 }
 
 impl Extend<Transition> for SplitTransitions {
@@ -304,15 +305,16 @@ impl Kept<Transition> for SplitTransitions {
     fn with_room(n: usize) -> Self {
         SplitTransitions {
             people: Kept::with_room(n),
-            accounts: Vec::new(),
+            accounts: Transitions::new(),
         }
     }
     fn len(&self) -> usize {
         self.people.len() + self.accounts.len()
     }
-    fn sort_by<K: Ord>(&mut self, key: fn(&Transition) -> K) {
-        self.people.sort_unstable_by_key(key);
-        self.accounts.sort_unstable_by_key(key);
+    /// Transitions sort themselves by (at, seq), [`TRANSITIONS`]' key.
+    fn sort_by<K: Ord>(&mut self, _key: fn(&Transition) -> K) {
+        self.people.sort();
+        self.accounts.sort();
     }
 }
 
@@ -629,10 +631,12 @@ impl Warm {
         if let Some(c) = d.campaigns {
             s.campaigns = c;
         }
-        let mut new = SplitTransitions::default();
-        new.extend(d.transitions);
-        merge(&mut s.transitions, new.people, TRANSITIONS.key);
-        merge(&mut s.account_transitions, new.accounts, TRANSITIONS.key);
+        let (people, accounts) = d
+            .transitions
+            .into_iter()
+            .partition(|t| matches!(t.subject, Subject::Person(_)));
+        merge_timeline(&mut s.transitions, people);
+        merge_timeline(&mut s.account_transitions, accounts);
         self.marks = d.to;
     }
 
@@ -682,7 +686,7 @@ pub trait TransitionSink: Send + 'static {
     /// What the sink makes of them.
     type Out: Send + 'static;
     /// One transition, a person's or an account's, in no particular order.
-    fn push(&mut self, t: &Transition);
+    fn push(&mut self, t: TransitionRef<'_>);
     /// Called once every transition was pushed, on the thread that read
     /// them (so its work overlaps the rest of the read).
     fn finish(self) -> Self::Out;
@@ -717,7 +721,7 @@ pub async fn snapshot_streaming<S: TransitionSink>(
     let stream = FileLane::start(file, move |r| {
         let sql = format!("SELECT {TRANSITION_COLS} FROM transitions WHERE seq <= ?1");
         r.each(&sql, m.transitions, |row| {
-            sink.push(&Transition::read(row)?);
+            sink.push(TransitionRef::from(&Transition::read(row)?));
             Ok(())
         })?;
         Ok(sink.finish())
@@ -989,14 +993,20 @@ fn apply_timeline<C: Columns>(
             if !replaced.is_empty() {
                 v.retain(|r| !replaced.contains(&id(r)));
             }
-            let Some(first) = rows.iter().map(C::key).min() else {
-                return;
-            };
-            let mut tail = v.split_off(v.count_upto(first));
-            merge(&mut tail, rows, C::key);
-            v.extend(tail);
+            merge_timeline(v, rows);
         }
     }
+}
+
+/// [`merge`] for a table kept by column: the kept rows after the first new
+/// one come out as rows, take the new ones in and go back.
+fn merge_timeline<C: Columns>(v: &mut Timeline<C>, rows: Vec<C::Row>) {
+    let Some(first) = rows.iter().map(C::key).min() else {
+        return;
+    };
+    let mut tail = v.split_off(v.count_upto(first));
+    merge(&mut tail, rows, C::key);
+    v.extend(tail);
 }
 
 fn apply<T, K: Ord>(v: &mut Vec<T>, part: Part<T>, id: fn(&T) -> i64, key: fn(&T) -> K) {

@@ -8,6 +8,7 @@ use tandem_core::domain::{
 };
 use tandem_core::lifecycle::ManualMove;
 use tandem_core::playbook::{Playbook, STARTER};
+use tandem_core::transitions::TransitionRef;
 use tandem_core::Sym;
 use tandem_core::{Currency, Minor, Money, Timestamp};
 use tandem_store::lifecycle::{self, MoveError};
@@ -881,8 +882,8 @@ async fn full_reads_equal_row_by_row_reads_on_every_backend() {
         struct Collect(Vec<Transition>);
         impl TransitionSink for Collect {
             type Out = Vec<Transition>;
-            fn push(&mut self, t: &Transition) {
-                self.0.push(t.clone());
+            fn push(&mut self, t: TransitionRef<'_>) {
+                self.0.push(t.to_transition());
             }
             fn finish(self) -> Vec<Transition> {
                 self.0
@@ -895,7 +896,7 @@ async fn full_reads_equal_row_by_row_reads_on_every_backend() {
         assert_eq!(snap.people, rows.people, "{backend:?} streaming");
         assert_eq!(snap.touches, rows.touches, "{backend:?} streaming");
         assert_eq!(snap.campaigns, rows.campaigns, "{backend:?} streaming");
-        let mut want = [rows.transitions.clone(), rows.account_transitions.clone()].concat();
+        let mut want = [rows.transitions.to_vec(), rows.account_transitions.to_vec()].concat();
         want.sort_by_key(|t| t.seq);
         seen.sort_by_key(|t| t.seq);
         assert_eq!(seen, want, "{backend:?} streaming");
@@ -1006,8 +1007,12 @@ async fn a_bulk_load_stores_what_the_inserts_store_and_nothing_when_dropped() {
                     .collect();
                 s.deals.iter_mut().for_each(|d| d.id = 0);
                 s.campaigns.iter_mut().for_each(|k| k.id = 0);
-                s.transitions.iter_mut().for_each(|t| t.seq = 0);
-                s.account_transitions.iter_mut().for_each(|t| t.seq = 0);
+                for ts in [&mut s.transitions, &mut s.account_transitions] {
+                    *ts = (ts.iter())
+                        .map(|t| t.to_transition())
+                        .map(|t| tandem_core::domain::Transition { seq: 0, ..t })
+                        .collect();
+                }
             }
         }
         assert_eq!(got.accounts, want.accounts, "{backend:?}");

@@ -16,6 +16,7 @@ use tandem_core::metrics::retention::{retention, ArrBook};
 use tandem_core::metrics::waterfall::{waterfall_of, Waterfall, WaterfallOptions};
 use tandem_core::metrics::{period_window, previous_periods, Grouping, Window};
 use tandem_core::playbook::{Period, Playbook};
+use tandem_core::transitions::Transitions;
 use tandem_core::Timestamp;
 use tandem_store::accounts::{self as store_accounts, AccountBook, NewTarget, Target};
 use tandem_store::repo::{self, Snapshot, Upsert};
@@ -216,7 +217,7 @@ async fn load_book(ctx: &Ctx) -> Result<(AccountBook, BTreeMap<i64, Vec<Touch>>)
 
 fn arr_book(book: &AccountBook, as_of: Timestamp) -> ArrBook {
     let deals: Vec<Deal> = book.deals.values().flatten().cloned().collect();
-    let ts: Vec<Transition> = book.transitions.values().flatten().cloned().collect();
+    let ts: Transitions = book.transitions.values().flatten().cloned().collect();
     ArrBook::new(&deals, &ts, as_of)
 }
 

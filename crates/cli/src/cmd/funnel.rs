@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use tandem_core::domain::{Subject, Transition};
+use tandem_core::domain::Subject;
 use tandem_core::metrics::waterfall::{self, Replay, ReplayBuilder, Waterfall, WaterfallOptions};
 use tandem_core::metrics::{funnel_ids, Grouping};
+use tandem_core::transitions::TransitionRef;
 use tandem_core::Timestamp;
 use tandem_store::warm::{snapshot_streaming, TransitionSink};
 
@@ -85,7 +86,7 @@ struct Replaying {
 impl TransitionSink for Replaying {
     type Out = (Replay, Option<Timestamp>);
 
-    fn push(&mut self, t: &Transition) {
+    fn push(&mut self, t: TransitionRef<'_>) {
         if matches!(t.subject, Subject::Person(_)) {
             self.replay.push(t);
             self.earliest = Some(self.earliest.map_or(t.at, |e| e.min(t.at)));

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::table::TableBuilder;
 use super::PathTable;
-use crate::domain::{Deal, DealStatus, Person, Subject, Transition};
+use crate::domain::{Deal, DealStatus, Person, Subject};
 use crate::facts::Channels;
 use crate::fxhash::{FxHashMap, Interner};
 use crate::idmap::{self, IdMap};
@@ -18,6 +18,7 @@ use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::{Timestamp, DAY_MS};
 use crate::touches::{TouchRef, Touches};
+use crate::transitions::Transitions;
 
 /// The key used for a touch without a channel (or campaign).
 pub const NO_KEY: &str = "(none)";
@@ -112,7 +113,7 @@ pub fn build_paths(
     people: &[Person],
     touches: &Touches,
     deals: &[Deal],
-    transitions: &[Transition],
+    transitions: &Transitions,
     opts: &JourneyOptions,
 ) -> Journeys {
     let steps = TouchSteps::build(pb, people, touches, opts.level, opts.by);
@@ -336,7 +337,7 @@ pub fn build_paths_from(
     steps: &TouchSteps,
     people: &[Person],
     deals: &[Deal],
-    transitions: &[Transition],
+    transitions: &Transitions,
     pb: &Playbook,
     opts: &JourneyOptions,
 ) -> Journeys {
@@ -513,6 +514,7 @@ pub fn build_paths_from(
 mod tests {
     use super::*;
     use crate::attribution::{first_touch, last_touch, linear, totals, Credit};
+    use crate::domain::Transition;
     use crate::domain::{PersonTexts, Touch};
     use crate::playbook::STARTER;
     use crate::{Currency, Money};
@@ -581,7 +583,7 @@ mod tests {
     /// dropped. p2: display d2, social d3 (same instant as touch 5 → id order),
     /// email d3, won d8 for 500.00. p3: social d50, never converts.
     /// p4: search d1 only, outside a 90-day window before its d200 win.
-    fn history() -> (Vec<Person>, Touches, Vec<Deal>, Vec<Transition>) {
+    fn history() -> (Vec<Person>, Touches, Vec<Deal>, Transitions) {
         let people = (1..=4).map(person).collect();
         let touches = vec![
             touch(1, 1, 1, "search"),
@@ -604,6 +606,7 @@ mod tests {
             enter(2, 1, 12, "opportunity"),
             enter(3, 2, 3, "mql"),
         ];
+        let transitions = Transitions::from_iter(transitions);
         (people, touches.into(), deals, transitions)
     }
 
@@ -715,7 +718,7 @@ mod tests {
     /// account. Account 10 wins an account-only deal on d10 (1000.00) and a
     /// second deal through person 2 on d20 (ignored: first win only);
     /// person 4 wins on d8 (no account: left out).
-    fn accounts() -> (Vec<Person>, Touches, Vec<Deal>, Vec<Transition>) {
+    fn accounts() -> (Vec<Person>, Touches, Vec<Deal>, Transitions) {
         let people = vec![
             Person {
                 account_id: Some(10),
@@ -750,6 +753,7 @@ mod tests {
         let mut opportunity = enter(3, 0, 5, "opportunity");
         opportunity.subject = Subject::Account(10);
         let transitions = vec![enter(1, 2, 3, "mql"), enter(2, 1, 5, "mql"), opportunity];
+        let transitions = Transitions::from_iter(transitions);
         (people, touches.into(), deals, transitions)
     }
 

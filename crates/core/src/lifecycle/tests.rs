@@ -5,6 +5,7 @@ use crate::domain::{Account, Deal, DealStatus, Person, PersonTexts, Subject, Tou
 use crate::money::{Currency, Money};
 use crate::playbook::STARTER;
 use crate::time::DAY_MS;
+use crate::transitions::Transitions;
 
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_772_323_200_000; // 2026-03-01T00:00:00Z
@@ -724,9 +725,10 @@ fn latest_per_person_takes_the_last_by_time_then_sequence() {
             // After `as_of`: not yet.
             mv(8, Subject::Person(1), "sql", 99),
         ];
+        let ts = Transitions::from_iter(ts);
         let got: Vec<(i64, &str, i64)> = latest_per_person(&ts, t(50))
             .into_iter()
-            .map(|(id, l)| (id, l.t.to.as_str(), l.t.seq))
+            .map(|(id, l)| (id, l.to.as_str(), l.seq()))
             .collect();
         assert_eq!(got, [(far, "sql", 6), (1, "mql", 1)]);
     }

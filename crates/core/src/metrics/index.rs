@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use crate::columns::{Codes, Ids};
-use crate::domain::{Subject, Transition};
+use crate::domain::Subject;
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::sym::Sym;
 use crate::time::Timestamp;
+use crate::transitions::Transitions;
 
 use super::{Grouping, Window};
 
@@ -120,7 +121,7 @@ pub struct HistoryIndex {
 
 impl HistoryIndex {
     /// Indexes a history's transitions (any order).
-    pub fn build(transitions: &[Transition]) -> Self {
+    pub fn build(transitions: &Transitions) -> Self {
         let lists = sorted_lists(
             transitions
                 .iter()

@@ -30,11 +30,12 @@ use jiff::Span;
 use serde::Serialize;
 
 use crate::activities::Activities;
-use crate::domain::{Deal, Subject, Transition};
+use crate::domain::{Deal, Subject};
 use crate::fxhash::{FxHashMap, Interner};
 use crate::playbook::{Period, Playbook, StageKind};
 use crate::time::Timestamp;
 use crate::touches::Touches;
+use crate::transitions::Transitions;
 
 #[cfg(test)]
 mod tests;
@@ -209,7 +210,7 @@ pub fn previous_periods(
 #[derive(Clone, Copy, Debug, Default)]
 pub struct History<'a> {
     /// Stage transitions of people (and accounts).
-    pub transitions: &'a [Transition],
+    pub transitions: &'a Transitions,
     /// Marketing touches.
     pub touches: &'a Touches,
     /// Sales activities.
@@ -217,7 +218,7 @@ pub struct History<'a> {
     /// Deals (opportunities).
     pub deals: &'a [Deal],
     /// Stage transitions of accounts (churn for the retention metrics).
-    pub account_transitions: &'a [Transition],
+    pub account_transitions: &'a Transitions,
     /// This history indexed by kind and time, when the caller keeps one
     /// (it must be built from these transitions);
     /// window counts read it instead of scanning.

@@ -31,8 +31,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::domain::{Deal, DealStatus, Subject, Transition};
+use crate::domain::{Deal, DealStatus, Subject};
 use crate::time::Timestamp;
+use crate::transitions::Transitions;
 
 use super::{ratio, Window};
 
@@ -106,7 +107,7 @@ pub struct ArrBook {
 impl ArrBook {
     /// Collects events from deals and account transitions (person transitions
     /// are ignored). Nothing after `as_of` is read.
-    pub fn new(deals: &[Deal], account_transitions: &[Transition], as_of: Timestamp) -> ArrBook {
+    pub fn new(deals: &[Deal], account_transitions: &Transitions, as_of: Timestamp) -> ArrBook {
         let mut book = ArrBook::default();
         for d in deals {
             let (Some(account), Some(closed)) = (d.account_id, d.closed_at) else {
@@ -324,6 +325,7 @@ pub fn grouped_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Transition;
     use crate::money::{Currency, Money};
     use crate::time::DAY_MS;
 
@@ -403,6 +405,7 @@ mod tests {
             deal(10, 3, "expansion", Won, 7_000, 250),
         ];
         let transitions = vec![churn(4, 140)];
+        let transitions = Transitions::from_iter(transitions);
         let book = ArrBook::new(&deals, &transitions, day(199));
         let w = Window::new(day(100), day(200)).unwrap();
         let r = retention(&book, w, day(199), &|_| true);
@@ -430,7 +433,7 @@ mod tests {
             deal(2, 1, "renewal", Lost, 10_000, 50),
             deal(3, 1, "new", Won, 8_000, 80),
         ];
-        let book = ArrBook::new(&deals, &[], day(1000));
+        let book = ArrBook::new(&deals, &Transitions::new(), day(1000));
         assert_eq!(book.arr_before(1, day(50)), 10_000);
         assert_eq!(book.arr_before(1, day(51)), 0);
         assert_eq!(book.arr_before(1, day(81)), 8_000);

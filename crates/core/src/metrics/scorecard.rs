@@ -18,10 +18,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::domain::{ActivityKind, DealStatus, Subject, Transition};
+use crate::domain::{ActivityKind, DealStatus, Subject};
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::playbook::{Goal, Period, Playbook, StageKind, METRICS};
+use crate::sym::Sym;
 use crate::time::Timestamp;
+use crate::transitions::TransitionRef;
 
 use super::retention::DealKind;
 use super::{funnel_ids, ratio, Grouping, History, MetricsError, Window};
@@ -463,15 +465,15 @@ fn retention(
     // Per subject, its latest transition (by at, seq) strictly before the
     // window start and strictly before its end: one pass, no per-subject
     // lists (this runs on every scorecard over the whole history).
-    // The slots keep (at, seq) beside the reference: comparing through the
-    // reference read a random transition per row (a cache miss each).
-    type Latest<'t> = Option<((Timestamp, i64), &'t Transition)>;
-    let later = |slot: Latest<'_>, t: &Transition| slot.is_none_or(|(k, _)| (t.at, t.seq) > k);
+    // The slots keep (at, seq) and the stage entered, all that is read of
+    // the transition.
+    type Latest = Option<((Timestamp, i64), Sym)>;
+    let later = |slot: Latest, t: &TransitionRef| slot.is_none_or(|(k, _)| (t.at, t.seq) > k);
     // Sized up front: growing a map of every subject rehashes it often.
     let room = candidates
         .as_ref()
         .map_or(transitions.len() / 2, FxHashSet::len);
-    let mut latest: FxHashMap<Subject, (Latest<'_>, Latest<'_>)> =
+    let mut latest: FxHashMap<Subject, (Latest, Latest)> =
         FxHashMap::with_capacity_and_hasher(room, Default::default());
     for t in transitions.iter().filter(|t| t.at <= as_of) {
         let (before_start, before_end) = (t.at < window.from, t.at < end);
@@ -479,15 +481,14 @@ fn retention(
             continue;
         }
         let e = latest.entry(t.subject).or_default();
-        if before_start && later(e.0, t) {
-            e.0 = Some(((t.at, t.seq), t));
+        if before_start && later(e.0, &t) {
+            e.0 = Some(((t.at, t.seq), t.to));
         }
-        if before_end && later(e.1, t) {
-            e.1 = Some(((t.at, t.seq), t));
+        if before_end && later(e.1, &t) {
+            e.1 = Some(((t.at, t.seq), t.to));
         }
     }
-    let is_customer =
-        |t: Latest<'_>| t.is_some_and(|(_, t)| customer_stages.contains(&t.to.as_str()));
+    let is_customer = |t: Latest| t.is_some_and(|(_, to)| customer_stages.contains(&to.as_str()));
     // Counts are whole numbers, so the sums do not depend on map order.
     let mut counts: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (s, (at_start, at_end)) in latest {

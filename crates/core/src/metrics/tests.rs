@@ -27,6 +27,7 @@ use crate::money::{Currency, Money};
 use crate::playbook::{Goal, Period, Playbook, STARTER};
 use crate::time::DAY_MS;
 use crate::touches::Touches;
+use crate::transitions::{TransitionRef, Transitions};
 
 fn pb() -> Playbook {
     Playbook::load(STARTER)
@@ -45,7 +46,7 @@ fn win(from: i64, to: i64) -> Window {
 /// Builds a history of transitions; `from` is the person's previous stage.
 #[derive(Default)]
 struct H {
-    v: Vec<Transition>,
+    v: Transitions,
 }
 
 impl H {
@@ -53,8 +54,8 @@ impl H {
         let from = self
             .v
             .iter()
-            .rev()
-            .find(|t| t.subject == Subject::Person(p))
+            .filter(|t| t.subject == Subject::Person(p))
+            .last()
             .map(|t| t.to);
         self.v.push(Transition {
             seq: self.v.len() as i64 + 1,
@@ -825,7 +826,7 @@ proptest! {
     ) {
         let ids = ["inquiry", "mql", "sal", "sql", "opportunity", "customer", "recycled", "disqualified"];
         let pb = pb();
-        let transitions: Vec<Transition> = moves
+        let transitions: Transitions = moves
             .iter()
             .enumerate()
             .map(|(i, &(p, s, cycle, d, skipped))| Transition {
@@ -838,7 +839,7 @@ proptest! {
         opts.unique = unique;
         let w = waterfall(&pb, &transitions, &[], &opts).unwrap();
         // Input order does not matter.
-        let reversed: Vec<Transition> = transitions.iter().rev().cloned().collect();
+        let reversed: Transitions = transitions.to_vec().into_iter().rev().collect();
         prop_assert_eq!(&waterfall(&pb, &reversed, &[], &opts).unwrap(), &w);
         for g in &w.groups {
             let counts: Vec<u64> = g.stages.iter().filter_map(|s| s.cohort).collect();
@@ -886,7 +887,7 @@ fn flow_counts_by_hand() {
     let t = |p: i64, seq: i64, from: Option<&str>, to: &str, d: i64, cycle: u32| {
         moved(seq, Subject::Person(p), from, to, d, cycle)
     };
-    let transitions = [
+    let transitions = Transitions::from_iter([
         t(1, 1, None, "mql", 10, 1),
         t(1, 2, None, "sal", 11, 1),
         t(1, 3, None, "recycled", 12, 1),
@@ -895,7 +896,7 @@ fn flow_counts_by_hand() {
         t(2, 3, None, "mql", 12, 2),
         t(3, 1, None, "inquiry", 5, 1),
         t(3, 2, None, "disqualified", 13, 1),
-    ];
+    ]);
     let windows = [win(9, 16), win(2, 9)];
     let got = flow_counts(&pb, &transitions, &[], &windows, day(100), false).unwrap();
     // Funnel: inquiry, mql, sal, sql, opportunity, customer.
@@ -966,7 +967,7 @@ fn stage_entries_index_window_edges() {
 #[test]
 fn an_index_entry_is_13_bytes_and_wide_ids_read_back() {
     let n = 10_000;
-    let transitions: Vec<Transition> = (1..=n)
+    let transitions: Transitions = (1..=n)
         .map(|p| moved(p, Subject::Person(p), None, "mql", p % 50, 1))
         .collect();
     let ix = HistoryIndex::build(&transitions);
@@ -998,7 +999,7 @@ proptest! {
         grouped in any::<bool>(),
     ) {
         let ids = ["inquiry", "mql", "sal", "recycled", "nurture"];
-        let transitions: Vec<Transition> = moves
+        let transitions: Transitions = moves
             .iter()
             .enumerate()
             .map(|(i, &(id, account, s, cycle, d))| {
@@ -1054,7 +1055,7 @@ proptest! {
 /// stage indexes the starter's stages (an index past them is a stage the
 /// funnel does not know), and `from` is recorded for a third of the
 /// indexes (a funnel stage or an off-ramp; mostly none).
-fn random_moves(moves: &[(i64, usize, u32, i64, usize)]) -> Vec<Transition> {
+fn random_moves(moves: &[(i64, usize, u32, i64, usize)]) -> Transitions {
     let ids = [
         "inquiry",
         "mql",
@@ -1090,7 +1091,7 @@ proptest! {
     ) {
         let pb = pb();
         let transitions = random_moves(&moves);
-        let mut order: Vec<&Transition> = transitions.iter().collect();
+        let mut order: Vec<TransitionRef> = transitions.iter().collect();
         let rotate = rotate.min(order.len());
         order.rotate_left(rotate);
         if reverse {
@@ -1159,9 +1160,14 @@ fn scorecard_and_leading_indicators_of_the_starter_playbook() {
     let at = |s: &str| Timestamp::parse(s).unwrap();
     let mut h = H::default();
     h.mv(1, "mql", 0).mv(2, "mql", 0).mv(1, "sal", 0);
-    for t in h.v.iter_mut() {
-        t.at = at("2026-04-10T15:00:00Z");
-    }
+    let v = std::mem::take(&mut h.v).to_vec();
+    h.v = v
+        .into_iter()
+        .map(|t| Transition {
+            at: at("2026-04-10T15:00:00Z"),
+            ..t
+        })
+        .collect();
     let deals = [Deal {
         closed_at: Some(at("2026-05-01T15:00:00Z")),
         created_at: at("2026-04-02T15:00:00Z"),
@@ -1500,7 +1506,7 @@ proptest! {
             touches: &touches,
             activities: &activities,
             deals: &deals,
-            account_transitions: &[],
+            account_transitions: Default::default(),
             index: None,
         };
         // Counts read from the index (and the touches and activities in

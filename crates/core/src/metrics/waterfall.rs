@@ -20,12 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::retention::DealKind;
-use crate::domain::{Deal, DealStatus, Subject, Transition};
+use crate::domain::{Deal, DealStatus, Subject};
 use crate::fxhash::FxHashMap;
 use crate::idmap::position;
 use crate::playbook::{Playbook, StageKind};
 use crate::sym::Sym;
 use crate::time::{Timestamp, DAY_MS};
+use crate::transitions::{TransitionRef, Transitions};
 
 use super::index::count_units;
 use super::{funnel_ids, percentile, ratio, stage_kinds, Grouping, MetricsError, Window, NONE};
@@ -403,7 +404,7 @@ impl Steps {
     }
 
     /// Reads `t`, if it is at or before the as-of instant.
-    fn push(&mut self, t: &Transition) {
+    fn push(&mut self, t: TransitionRef<'_>) {
         if t.at > self.as_of {
             return;
         }
@@ -712,7 +713,7 @@ fn compute<'t>(
 /// funnel. See the module docs for what is counted.
 pub fn waterfall(
     pb: &Playbook,
-    transitions: &[Transition],
+    transitions: &Transitions,
     deals: &[Deal],
     opts: &WaterfallOptions<'_>,
 ) -> Result<Waterfall, MetricsError> {
@@ -725,7 +726,7 @@ pub fn waterfall(
 pub fn waterfall_of(
     funnel: &[String],
     kinds: &BTreeMap<String, StageKind>,
-    transitions: &[Transition],
+    transitions: &Transitions,
     deals: &[Deal],
     opts: &WaterfallOptions<'_>,
 ) -> Result<Waterfall, MetricsError> {
@@ -781,7 +782,7 @@ impl ReplayBuilder {
     }
 
     /// Reads one transition (a person's: the caller leaves accounts' out).
-    pub fn push(&mut self, t: &Transition) {
+    pub fn push(&mut self, t: TransitionRef<'_>) {
         self.steps.push(t);
     }
 
@@ -811,7 +812,7 @@ pub struct Replay {
 impl Replay {
     /// Replays `transitions` at or before `as_of` through the person
     /// funnel of `pb`.
-    pub fn new(pb: &Playbook, transitions: &[Transition], as_of: Timestamp) -> Replay {
+    pub fn new(pb: &Playbook, transitions: &Transitions, as_of: Timestamp) -> Replay {
         Replay::of(&funnel_ids(pb), &stage_kinds(pb), transitions, as_of)
     }
 
@@ -819,7 +820,7 @@ impl Replay {
     pub fn of(
         funnel: &[String],
         kinds: &BTreeMap<String, StageKind>,
-        transitions: &[Transition],
+        transitions: &Transitions,
         as_of: Timestamp,
     ) -> Replay {
         let mut b = ReplayBuilder::of(funnel, kinds, as_of);
@@ -969,7 +970,7 @@ pub struct FlowCounts {
 /// stage and no new-business deal was lost in any window.
 pub fn flow_counts(
     pb: &Playbook,
-    transitions: &[Transition],
+    transitions: &Transitions,
     deals: &[Deal],
     windows: &[Window],
     as_of: Timestamp,
@@ -978,12 +979,12 @@ pub fn flow_counts(
     let funnel = funnel_ids(pb);
     let kinds = stage_kinds(pb);
     let roles = Roles::new(&funnel, &kinds);
-    let unit = |t: &Transition| (t.subject, if unique { 0 } else { t.cycle });
+    let unit = |t: &TransitionRef| (t.subject, if unique { 0 } else { t.cycle });
     let inside = |at: Timestamp| windows.iter().any(|w| w.contains_as_of(at, as_of));
     // (window, funnel index, unit) per entry or exit; distinct after sorting.
     let mut entered: Vec<(usize, usize, Unit)> = Vec::new();
     let mut left: Vec<(usize, usize, Unit)> = Vec::new();
-    let per_window = |out: &mut Vec<_>, t: &Transition, i: usize| {
+    let per_window = |out: &mut Vec<_>, t: &TransitionRef, i: usize| {
         for (w, window) in windows.iter().enumerate() {
             if window.contains_as_of(t.at, as_of) {
                 out.push((w, i, unit(t)));
@@ -991,14 +992,14 @@ pub fn flow_counts(
         }
     };
     // Exits without `from`: they left the cycle's latest funnel stage.
-    let mut unplaced: Vec<&Transition> = Vec::new();
+    let mut unplaced: Vec<TransitionRef> = Vec::new();
     for t in transitions.iter().filter(|t| inside(t.at)) {
         match roles.of(t.to) {
-            Some(Role::Funnel(i)) => per_window(&mut entered, t, i as usize),
+            Some(Role::Funnel(i)) => per_window(&mut entered, &t, i as usize),
             Some(Role::OffRamp) => match t.from {
                 Some(f) => {
                     if let Some(i) = roles.funnel_index(f) {
-                        per_window(&mut left, t, i);
+                        per_window(&mut left, &t, i);
                     }
                 }
                 None => unplaced.push(t),
@@ -1026,7 +1027,7 @@ pub fn flow_counts(
                 .filter(|&&(at, seq, _)| (at, seq) < (t.at, t.seq))
                 .max_by_key(|&&(at, seq, _)| (at, seq));
             if let Some(&(_, _, i)) = before {
-                per_window(&mut left, t, i);
+                per_window(&mut left, &t, i);
             }
         }
     }
@@ -1064,7 +1065,7 @@ fn distinct_counts(mut rows: Vec<(usize, usize, Unit)>, windows: usize, n: usize
 /// `as_of`), per group: distinct cycles, or distinct people with `unique`.
 /// Skipped entries count. This is the flow view's count for one stage.
 pub fn stage_entries(
-    transitions: &[Transition],
+    transitions: &Transitions,
     stage: &str,
     window: Window,
     as_of: Timestamp,
@@ -1086,14 +1087,14 @@ pub fn stage_entries(
 /// the plan compares with.
 pub fn current_stage_counts(
     pb: &Playbook,
-    transitions: &[Transition],
+    transitions: &Transitions,
     as_of: Timestamp,
     grouping: Grouping<'_>,
 ) -> BTreeMap<String, Vec<u64>> {
     let funnel = funnel_ids(pb);
     let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (s, latest) in crate::lifecycle::latest_by(transitions, as_of, Some) {
-        if let Some(i) = funnel.iter().position(|f| *f == latest.t.to) {
+        if let Some(i) = funnel.iter().position(|f| *f == latest.to) {
             let g = grouping.subject_key(s);
             // Counts are sums, so map order does not matter; a group key is
             // copied once, not per subject.

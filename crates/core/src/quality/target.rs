@@ -12,11 +12,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::{Deal, DealStatus, Subject, Transition};
+use crate::domain::{Deal, DealStatus, Subject};
 use crate::metrics::plan::won_stage;
 use crate::metrics::retention::DealKind;
 use crate::playbook::Playbook;
 use crate::time::Timestamp;
+use crate::transitions::Transitions;
 
 /// The outcome a definition check predicts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl Target {
 /// People who reached stage `stage` by `as_of` (see the module docs).
 pub fn reached_stage(
     pb: &Playbook,
-    transitions: &[Transition],
+    transitions: &Transitions,
     stage: &str,
     as_of: Timestamp,
 ) -> BTreeSet<i64> {
@@ -73,7 +74,7 @@ pub fn reached_stage(
 /// People who reached `target` by `as_of` (see the module docs).
 pub fn reached_target(
     pb: &Playbook,
-    transitions: &[Transition],
+    transitions: &Transitions,
     deals: &[Deal],
     target: &Target,
     as_of: Timestamp,
@@ -103,7 +104,7 @@ pub fn reached_target(
 /// Each person's first entry into `stage` (exactly that stage) not after
 /// `as_of`.
 pub fn first_entries(
-    transitions: &[Transition],
+    transitions: &Transitions,
     stage: &str,
     as_of: Timestamp,
 ) -> BTreeMap<i64, Timestamp> {
@@ -125,6 +126,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::domain::Transition;
     use crate::money::{Currency, Money};
     use crate::playbook::STARTER;
     use crate::time::DAY_MS;
@@ -189,6 +191,7 @@ mod tests {
             subject: Subject::Account(9),
             ..t(0, "customer", 1)
         });
+        let ts = Transitions::from(ts);
         let deals = [won_deal(4, 6)];
         let at = |d: i64| Timestamp::from_millis(d * DAY_MS);
         let v = |s: BTreeSet<i64>| s.into_iter().collect::<Vec<_>>();

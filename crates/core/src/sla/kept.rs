@@ -19,11 +19,12 @@
 //! `tests.rs`).
 
 use crate::activities::Activities;
-use crate::domain::{Person, Subject, Transition};
+use crate::domain::{Person, Subject};
 use crate::idmap::position;
 use crate::playbook::{Company, Playbook, SalesSla};
 use crate::sym::Sym;
 use crate::time::Timestamp;
+use crate::transitions::Transitions;
 
 use super::{
     business_deadline, calendar_days_after, clock_status, handoff_status, mql_stage,
@@ -101,7 +102,7 @@ impl SlaIndex {
     pub fn build(
         pb: &Playbook,
         people: &[Person],
-        transitions: &[Transition],
+        transitions: &Transitions,
         activities: &Activities,
     ) -> SlaIndex {
         let stage = mql_stage(pb);
@@ -122,7 +123,7 @@ impl SlaIndex {
                     Subject::Account(_) => None,
                 }),
         );
-        runs.sort_runs_by_key(|&i| (transitions[at(i)].at, transitions[at(i)].seq));
+        runs.sort_runs_by_key(|&i| transitions.key(at(i)));
 
         let mut index = SlaIndex::default();
         if let Ok(sla) = sales_terms(pb) {
@@ -143,7 +144,7 @@ impl SlaIndex {
         pb: &Playbook,
         sla: &SalesSla,
         people: &[Person],
-        transitions: &[Transition],
+        transitions: &Transitions,
         activities: &Activities,
         wanted: &Wanted,
         runs: &PerPerson<'_, u32>,
@@ -172,14 +173,14 @@ impl SlaIndex {
             let base = acts.range_of(person_id).start;
             let person_acts = acts.of(person_id);
             for (k, &i) in run.iter().enumerate() {
-                let entry = &transitions[at(i)];
+                let entry = transitions.get(at(i));
                 if entry.to != sla.stage || entry.skipped {
                     continue;
                 }
                 let left = run[k + 1..]
                     .iter()
-                    .find(|&&j| transitions[at(j)].to != sla.stage)
-                    .map(|&j| (transitions[at(j)].at, j));
+                    .find(|&&j| transitions.to(at(j)) != sla.stage)
+                    .map(|&j| (transitions.ats()[at(j)], j));
                 let left_at = left.map(|l| l.0);
                 let left_by = left.map_or(u32::MAX, |l| l.1);
                 let entered_at = entry.at;
@@ -227,28 +228,28 @@ impl SlaIndex {
     fn index_mqls(
         &mut self,
         terms: &MarketingTerms<'_>,
-        transitions: &[Transition],
+        transitions: &Transitions,
         runs: &PerPerson<'_, u32>,
     ) {
         let (mql, sal) = (&terms.mql.id, &terms.sal.id);
         for (_, run) in runs.runs() {
             for (k, &i) in run.iter().enumerate() {
-                if transitions[at(i)].to != *mql {
+                if transitions.to(at(i)) != *mql {
                     continue;
                 }
                 let rest = &run[k + 1..];
                 let cycle_end = rest
                     .iter()
-                    .position(|&j| transitions[at(j)].to == *mql)
+                    .position(|&j| transitions.to(at(j)) == *mql)
                     .unwrap_or(rest.len());
                 let cycle = &rest[..cycle_end];
                 self.mqls.push(MqlEntry {
-                    at: transitions[at(i)].at,
+                    at: transitions.ats()[at(i)],
                     accepted_at: cycle
                         .iter()
-                        .find(|&&j| transitions[at(j)].to == *sal)
-                        .map(|&j| transitions[at(j)].at),
-                    decided_at: cycle.first().map(|&j| transitions[at(j)].at),
+                        .find(|&&j| transitions.to(at(j)) == *sal)
+                        .map(|&j| transitions.ats()[at(j)]),
+                    decided_at: cycle.first().map(|&j| transitions.ats()[at(j)]),
                 });
             }
         }
@@ -263,7 +264,7 @@ impl SlaIndex {
         &self,
         pb: &Playbook,
         people: &[Person],
-        transitions: &[Transition],
+        transitions: &Transitions,
         as_of: Timestamp,
         q: HandoffQuery<'_>,
     ) -> Result<HandoffPage, SlaError> {
@@ -411,7 +412,7 @@ impl SlaIndex {
         sla: &SalesSla,
         company: &Company,
         people: &'a [Person],
-        transitions: &'a [Transition],
+        transitions: &'a Transitions,
         as_of: Timestamp,
     ) -> Clock<'a> {
         let s = self.settle(h, sla, as_of);
@@ -428,7 +429,7 @@ impl SlaIndex {
             person: people.get(at(h.person)),
             // Left by `as_of` (then `h.left_by` is that transition), or not
             // yet.
-            leave: s.left_at.and_then(|_| transitions.get(at(h.left_by))),
+            leave: s.left_at.map(|l| (l, transitions.to(at(h.left_by)))),
             seq: h.seq,
             cycle: h.cycle,
             entered_at: h.entered_at,

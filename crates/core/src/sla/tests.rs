@@ -4,6 +4,7 @@ use super::*;
 use crate::domain::{Activity, ActivityKind, Person, PersonTexts, Subject, Transition};
 use crate::lifecycle::State;
 use crate::playbook::{MarketingSla, Playbook, SalesSla, StageKind, STARTER};
+use crate::transitions::Transitions;
 use crate::Sym;
 
 /// The starter playbook: America/New_York, Mon–Fri 09:00–17:00, holidays
@@ -195,6 +196,7 @@ fn sales_fixture() -> SalesSlaReport {
         // After as_of: ignored.
         tr(14, 5, Some("mql"), "sal", ny("2026-02-21 10:00")),
     ];
+    let transitions = Transitions::from_iter(transitions);
     let activities = vec![
         act(1, ny("2026-02-09 11:00")),
         act(1, ny("2026-02-09 10:00")),
@@ -283,6 +285,7 @@ fn moving_on_after_the_deadline_is_still_a_breach() {
         tr(1, 1, None, "mql", ny("2026-02-09 09:00")),
         tr(2, 1, Some("mql"), "disqualified", ny("2026-02-10 10:00")),
     ];
+    let transitions = Transitions::from_iter(transitions);
     let r = sales_sla(
         &pb(),
         &people,
@@ -307,6 +310,7 @@ fn activity_after_the_lead_left_is_not_a_response() {
         tr(1, 1, None, "mql", ny("2026-02-09 09:00")),
         tr(2, 1, Some("mql"), "sal", ny("2026-02-09 10:00")),
     ];
+    let transitions = Transitions::from_iter(transitions);
     let activities = vec![act(1, ny("2026-02-09 11:00"))];
     let r = sales_sla(
         &pb(),
@@ -332,6 +336,7 @@ fn recycled_leads_get_a_new_clock_per_cycle() {
         tr(2, 1, Some("mql"), "recycled", ny("2026-02-09 10:00")),
         again,
     ];
+    let transitions = Transitions::from_iter(transitions);
     let activities = vec![
         act(1, ny("2026-02-16 10:00")),
         act(1, ny("2026-02-17 10:00")),
@@ -354,7 +359,13 @@ fn no_sales_sla_is_an_error() {
     let mut p = pb();
     p.sla.sales = None;
     assert_eq!(
-        sales_sla(&p, &[], &[], &Activities::new(), ny("2026-02-01 00:00")),
+        sales_sla(
+            &p,
+            &[],
+            &Transitions::new(),
+            &Activities::new(),
+            ny("2026-02-01 00:00")
+        ),
         Err(SlaError::NoSalesSla)
     );
 }
@@ -379,6 +390,7 @@ fn marketing_sla_weeks_by_hand() {
         tr(10, 14, Some("recycled"), "mql", ny("2026-02-17 11:00")),
         tr(11, 14, Some("mql"), "sal", ny("2026-02-18 11:00")),
     ];
+    let transitions = Transitions::from_iter(transitions);
     let r = marketing_sla(&pb(), &transitions, None, ny("2026-02-24 07:00")).unwrap();
     assert_eq!((r.mql_stage.as_str(), r.sal_stage.as_str()), ("mql", "sal"));
     use ClockStatus::*;
@@ -417,7 +429,7 @@ fn marketing_sla_weeks_by_hand() {
 fn marketing_weeks_follow_local_midnight_across_dst() {
     let r = marketing_sla(
         &pb(),
-        &[],
+        &Transitions::new(),
         Some(ny("2026-03-03 12:00")),
         ny("2026-03-10 12:00"),
     )
@@ -460,6 +472,7 @@ fn stalled_lists_oldest_first() {
         tr(7, 25, None, "mql", utc("2026-01-01T00:00:00Z")),
         tr(8, 25, Some("mql"), "sal", utc("2026-02-02T00:00:00Z")), // after as_of
     ];
+    let transitions = Transitions::from_iter(transitions);
     let s = stalled(&pb(), &people, &transitions, utc("2026-02-01T00:00:00Z"));
     let got: Vec<(i64, &str, f64, f64, Option<&str>)> = s
         .iter()
@@ -537,7 +550,7 @@ mod props {
             let ids = ["inquiry", "mql", "sal", "recycled", "disqualified"];
             let day = |d: i64| Timestamp::from_millis(Y2026 + d * DAY_MS);
             let people: Vec<Person> = (1..7).map(|i| person(i, Some(["ana", "bo"][i as usize % 2]))).collect();
-            let transitions: Vec<Transition> = moves
+            let transitions: Transitions = moves
                 .iter()
                 .enumerate()
                 .map(|(i, &(p, s, d, skipped))| Transition {
@@ -587,7 +600,7 @@ mod props {
                 let mine: Vec<Transition> = transitions
                     .iter()
                     .filter(|t| t.subject == Subject::Person(p) && t.at <= as_of)
-                    .cloned()
+                    .map(|t| t.to_transition())
                     .collect();
                 let state = State::replay(&mine);
                 let (Some(stage), Some(at)) = (state.stage, state.entered_at) else { continue };
@@ -644,7 +657,7 @@ mod props {
     fn hourly_history(
         moves: &[(i64, usize, i64, bool)],
         calls: &[(i64, i64)],
-    ) -> (Vec<Person>, Vec<Transition>, Activities) {
+    ) -> (Vec<Person>, Transitions, Activities) {
         let ids = ["inquiry", "mql", "sal", "sql", "recycled", "disqualified"];
         let hour = |h: i64| Timestamp::from_millis(Y2026 + h * 3_600_000);
         let owners = [Some("ana"), Some("bo"), None];

@@ -163,7 +163,7 @@ pub(crate) fn kept_replay(
     as_of: Timestamp,
 ) -> Arc<KeptReplay> {
     const KEY: &str = "waterfall-replay";
-    let upto = snap.transitions.partition_point(|t| t.at <= as_of);
+    let upto = snap.transitions.ats().partition_point(|&at| at <= as_of);
     if let Some((at, kept)) = cache.recall_latest::<KeptReplay>(KEY, pb) {
         if at.transitions == marks.transitions && kept.upto == upto {
             // Kept again under the current marks: the newest stays kept.
@@ -173,7 +173,8 @@ pub(crate) fn kept_replay(
     }
     let built = Arc::new(KeptReplay {
         upto,
-        replay: Replay::new(pb, &snap.transitions[..upto], as_of),
+        // The replay reads only the transitions up to `as_of`: `upto`.
+        replay: Replay::new(pb, &snap.transitions, as_of),
     });
     cache.keep(KEY.into(), marks, pb.clone(), built.clone());
     built
@@ -206,7 +207,7 @@ mod tests {
         let cache = SnapshotCache::default();
         let pb = Arc::new(Playbook::load(STARTER).playbook.unwrap());
         let mut snap = Snapshot {
-            transitions: vec![mql(1, 1, 1), mql(2, 2, 2), mql(3, 3, 3)],
+            transitions: vec![mql(1, 1, 1), mql(2, 2, 2), mql(3, 3, 3)].into(),
             ..Snapshot::default()
         };
         let m1 = Marks {

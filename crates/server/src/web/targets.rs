@@ -19,8 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tandem_core::accounts::tiers::check_tier;
 use tandem_core::accounts::{coverage_with, engagement_of, Committee};
-use tandem_core::domain::{Person, Subject, Transition};
+use tandem_core::domain::{Person, Subject};
 use tandem_core::fxhash::{FxHashMap, FxHashSet};
+use tandem_core::transitions::TransitionRef;
 use tandem_core::Timestamp;
 use tandem_store::accounts::{self, NewTarget};
 
@@ -39,7 +40,7 @@ pub struct TargetsQuery {
 }
 
 /// The account's stage at `as_of`: its latest transition not after it.
-fn stage_at<'a>(ts: &[&'a Transition], as_of: Timestamp) -> Option<&'a Transition> {
+fn stage_at<'a>(ts: &[TransitionRef<'a>], as_of: Timestamp) -> Option<TransitionRef<'a>> {
     ts.iter()
         .copied()
         .filter(|t| t.at <= as_of)
@@ -83,10 +84,12 @@ pub async fn page(
             people.entry(a).or_default().push(p);
         }
     }
-    let mut moves: BTreeMap<i64, Vec<&Transition>> = BTreeMap::new();
+    let mut moves: BTreeMap<i64, Vec<TransitionRef>> = BTreeMap::new();
     for t in &snap.account_transitions {
         if let Subject::Account(a) = t.subject {
-            moves.entry(a).or_default().push(t);
+            if listed.contains(&a) {
+                moves.entry(a).or_default().push(t);
+            }
         }
     }
     let roles = pb.buying_committee.len();
