@@ -11,7 +11,7 @@ use crate::facts::{
     account_cel, person_cel, person_cel_of, score_cel, ActivityFacts, DealFacts, Facts,
 };
 use crate::fxhash::{FxHashMap, Recent};
-use crate::idmap::IdMap;
+use crate::idmap::{position, IdMap};
 use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::sym::Sym;
@@ -64,17 +64,19 @@ impl State {
     }
 }
 
-/// The latest transition (by time, then sequence) of each person up to
-/// `as_of`, with the person's id, in order of each person's first
-/// transition. Replaying a person's history ends in this transition's
-/// stage, entered at its time ([`State::replay`]), so what needs only where
-/// people are now (stalled leads, the SLA inbox) reads this one pass
-/// instead of grouping and replaying every history.
+/// The position of the latest transition (by time, then sequence) of each
+/// person up to `as_of`, in order of each person's first transition.
+/// Replaying a person's history ends in this transition's stage, entered
+/// at its time ([`State::replay`]), so what needs only where people are
+/// now (stalled leads, the SLA inbox) reads this one pass instead of
+/// grouping and replaying every history.
 ///
-/// People are slotted through an [`IdMap`]: a hash map of the large demo's
-/// 1.2M people took 69 MB, and growing it held 104 MB at once, the peak of
-/// a server that answers the stalled list; this takes 43 MB.
-pub(crate) fn latest_per_person(transitions: &Transitions, as_of: Timestamp) -> Vec<(i64, Latest)> {
+/// People are slotted through an [`IdMap`] (a hash map of the large demo's
+/// 1.2M people took 69 MB, and growing it held 104 MB at once), and each
+/// keeps a four-byte position: 10 MB in all, where an id and a copy of the
+/// transition's key and stage took 43 MB at the peak of a server that
+/// answers the stalled list.
+pub(crate) fn latest_per_person(transitions: &Transitions, as_of: Timestamp) -> Vec<u32> {
     let person = |t: TransitionRef<'_>| match t.subject {
         Subject::Person(id) if t.at <= as_of => Some(id),
         _ => None,
@@ -93,19 +95,22 @@ pub(crate) fn latest_per_person(transitions: &Transitions, as_of: Timestamp) -> 
             people += 1;
         }
     }
-    let mut latest: Vec<(i64, Latest)> = Vec::with_capacity(people as usize);
-    for t in transitions {
+    // In a sorted history (a kept one is) each later transition is later
+    // by (at, seq); else the keys are compared.
+    let sorted = transitions.is_sorted();
+    let mut latest: Vec<u32> = Vec::with_capacity(people as usize);
+    for (i, t) in transitions.iter().enumerate() {
         let Some(s) = person(t).and_then(|id| slot.get(id)) else {
             continue;
         };
-        let l = Latest::of(t);
+        let i = position(i);
         match latest.get_mut(s as usize) {
-            Some((_, old)) => {
-                if l.key > old.key {
-                    *old = l;
+            Some(old) => {
+                if sorted || (t.at, t.seq) > transitions.key(*old as usize) {
+                    *old = i;
                 }
             }
-            None => latest.push((t.subject.id(), l)),
+            None => latest.push(i),
         }
     }
     latest
@@ -137,8 +142,7 @@ pub(crate) fn latest_by<K: std::hash::Hash + Eq>(
 }
 
 /// What a subject's latest transition says of where it is: its (at, seq)
-/// and the stage it entered. The rest of the transition is not kept: a
-/// list of 1.2M latest transitions is 29 MB so, 86 MB as whole ones.
+/// and the stage it entered, which is all [`latest_by`]'s callers read.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Latest {
     key: (Timestamp, i64),
@@ -152,17 +156,6 @@ impl Latest {
             key: (t.at, t.seq),
             to: t.to,
         }
-    }
-
-    /// When the stage was entered.
-    pub fn at(&self) -> Timestamp {
-        self.key.0
-    }
-
-    /// The transition's sequence number.
-    #[cfg(test)]
-    pub fn seq(&self) -> i64 {
-        self.key.1
     }
 }
 

@@ -652,8 +652,9 @@ pub fn waiting_handoffs(
     let wanted = Wanted::new(
         latest_per_person(transitions, as_of)
             .into_iter()
-            .filter(|(_, l)| l.to == sla.stage)
-            .map(|(id, _)| id),
+            .map(|p| transitions.get(p as usize))
+            .filter(|t| t.to == sla.stage)
+            .map(|t| t.subject.id()),
     );
     let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
     handoffs.retain(|h| h.left_at.is_none());
@@ -1290,26 +1291,28 @@ pub fn stalled_page(
     // Where each person is now is their latest transition's stage, entered
     // at its time (what replaying their history gives). Sort keys first,
     // with the stage's position in the playbook.
-    let mut found: Vec<((Timestamp, i64), usize, f64, Sym)> = Vec::new();
-    for (person_id, latest) in latest_per_person(transitions, as_of) {
+    // (entered at, person) and the stage's position: 24 bytes a lead.
+    let mut found: Vec<((Timestamp, i64), u32)> = Vec::new();
+    for p in latest_per_person(transitions, as_of) {
+        let last = transitions.get(p as usize);
+        let person_id = last.subject.id();
         if owned.as_ref().is_some_and(|o| !o.contains(&person_id)) {
             continue;
         }
-        let Some(i) = pb.stages.iter().position(|s| s.id == latest.to) else {
+        let Some(i) = pb.stages.iter().position(|s| s.id == last.to) else {
             continue;
         };
         let stage = &pb.stages[i];
         let Some(max_days) = stage.max_days else {
             continue;
         };
-        let at = latest.at();
-        if stage.kind != StageKind::Terminal && at.days_until(as_of) > max_days {
-            found.push(((at, person_id), i, max_days, latest.to));
+        if stage.kind != StageKind::Terminal && last.at.days_until(as_of) > max_days {
+            found.push(((last.at, person_id), position(i)));
         }
     }
     let mut per_stage = vec![0; pb.stages.len()];
-    for &(_, i, _, _) in &found {
-        per_stage[i] += 1;
+    for &(_, i) in &found {
+        per_stage[i as usize] += 1;
     }
     if let Some(after) = page.after {
         found.retain(|f| f.0 > after);
@@ -1330,7 +1333,9 @@ pub fn stalled_page(
         .collect();
     let leads = found
         .into_iter()
-        .map(|((entered_at, person_id), _, max_days, stage)| {
+        .map(|((entered_at, person_id), i)| {
+            let stage = &pb.stages[i as usize];
+            let max_days = stage.max_days.unwrap_or_default();
             let person = people.get(&person_id);
             let days_in_stage = entered_at.days_until(as_of);
             StalledLead {
@@ -1338,7 +1343,7 @@ pub fn stalled_page(
                 external_id: person.map(|p| p.external_id().to_string()),
                 email: person.and_then(|p| p.email().map(String::from)),
                 owner: person.and_then(|p| p.owner.map(String::from)),
-                stage: stage.to_string(),
+                stage: stage.id.clone(),
                 entered_at,
                 days_in_stage,
                 max_days,

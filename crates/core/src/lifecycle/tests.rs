@@ -728,7 +728,8 @@ fn latest_per_person_takes_the_last_by_time_then_sequence() {
         let ts = Transitions::from_iter(ts);
         let got: Vec<(i64, &str, i64)> = latest_per_person(&ts, t(50))
             .into_iter()
-            .map(|(id, l)| (id, l.to.as_str(), l.seq()))
+            .map(|p| ts.get(p as usize))
+            .map(|t| (t.subject.id(), t.to.as_str(), t.seq))
             .collect();
         assert_eq!(got, [(far, "sql", 6), (1, "mql", 1)]);
     }

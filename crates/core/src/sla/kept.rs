@@ -232,6 +232,12 @@ impl SlaIndex {
         runs: &PerPerson<'_, u32>,
     ) {
         let (mql, sal) = (&terms.mql.id, &terms.sal.id);
+        // Sized once: grown by doubling, the list held room for up to
+        // twice the large demo's entries (25 MB at the SLA's peak).
+        let entries = (runs.items.iter())
+            .filter(|&&i| transitions.to(at(i)) == *mql)
+            .count();
+        self.mqls.reserve_exact(entries);
         for (_, run) in runs.runs() {
             for (k, &i) in run.iter().enumerate() {
                 if transitions.to(at(i)) != *mql {
