@@ -231,6 +231,12 @@ impl<T: Copy + Eq + Hash> Codes<T> {
         self.numbers.get(&value).copied()
     }
 
+    /// The number of the first value `is` says yes to, if some row holds
+    /// one (a stage named by its text).
+    pub fn number_where(&self, is: impl Fn(&T) -> bool) -> Option<u32> {
+        self.values.iter().position(is).map(|n| n as u32)
+    }
+
     /// The numbers of rows `range`, for a scan that compares numbers.
     pub fn numbers_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = u32> + '_ {
         range.map(|i| self.number(i))

@@ -77,8 +77,10 @@ impl State {
 /// transition's key and stage took 43 MB at the peak of a server that
 /// answers the stalled list.
 pub(crate) fn latest_per_person(transitions: &Transitions, as_of: Timestamp) -> Vec<u32> {
-    let person = |t: TransitionRef<'_>| match t.subject {
-        Subject::Person(id) if t.at <= as_of => Some(id),
+    // Two columns, not whole transitions: this runs over every one.
+    let ats = transitions.ats();
+    let person = |i: usize| match transitions.subject(i) {
+        Subject::Person(id) if ats[i] <= as_of => Some(id),
         _ => None,
     };
     // Two passes: the first numbers people in order of first transition,
@@ -86,9 +88,10 @@ pub(crate) fn latest_per_person(transitions: &Transitions, as_of: Timestamp) -> 
     // held room for twice the people), and the second finds each person's
     // latest, a person's first transition coming when the list reaches
     // their number.
-    let mut slot = IdMap::over(transitions.iter().filter_map(person));
+    let all = 0..transitions.len();
+    let mut slot = IdMap::over(all.clone().filter_map(person));
     let mut people = 0u32;
-    for id in transitions.iter().filter_map(person) {
+    for id in all.clone().filter_map(person) {
         let s = slot.entry(id);
         if *s == IdMap::NONE && people < IdMap::NONE {
             *s = people;
@@ -99,18 +102,17 @@ pub(crate) fn latest_per_person(transitions: &Transitions, as_of: Timestamp) -> 
     // by (at, seq); else the keys are compared.
     let sorted = transitions.is_sorted();
     let mut latest: Vec<u32> = Vec::with_capacity(people as usize);
-    for (i, t) in transitions.iter().enumerate() {
-        let Some(s) = person(t).and_then(|id| slot.get(id)) else {
+    for i in all {
+        let Some(s) = person(i).and_then(|id| slot.get(id)) else {
             continue;
         };
-        let i = position(i);
         match latest.get_mut(s as usize) {
             Some(old) => {
-                if sorted || (t.at, t.seq) > transitions.key(*old as usize) {
-                    *old = i;
+                if sorted || transitions.key(i) > transitions.key(*old as usize) {
+                    *old = position(i);
                 }
             }
-            None => latest.push(i),
+            None => latest.push(position(i)),
         }
     }
     latest

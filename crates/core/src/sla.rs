@@ -21,7 +21,7 @@ use jiff::SignedDuration;
 use serde::Serialize;
 
 use crate::activities::Activities;
-use crate::domain::{Person, Subject};
+use crate::domain::Person;
 use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::idmap::{position, IdMap};
 use crate::lifecycle::latest_per_person;
@@ -558,15 +558,12 @@ fn person_transitions<'w>(
     as_of: Timestamp,
     wanted: &'w Wanted,
 ) -> PerPerson<'w, u32> {
+    let ats = transitions.ats();
     let mut by_person = PerPerson::new(
         wanted,
-        transitions
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| match t.subject {
-                Subject::Person(id) if t.at <= as_of => Some((id, position(i))),
-                _ => None,
-            }),
+        (transitions.people())
+            .filter(|&(i, _)| ats[i] <= as_of)
+            .map(|(i, id)| (id, position(i))),
     );
     by_person.sort_runs_by_key(|&i| transitions.key(i as usize));
     by_person
@@ -581,16 +578,14 @@ fn entered(
     as_of: Timestamp,
     stage: &str,
 ) -> Wanted {
+    let ats = transitions.ats();
     Wanted::new(
-        transitions
-            .iter()
-            // Times first: they are in the transition, the stage id behind
-            // a pointer.
-            .filter(|t| t.at <= as_of && from.is_none_or(|f| t.at >= f) && t.to == stage)
-            .filter_map(|t| match t.subject {
-                Subject::Person(id) => Some(id),
-                Subject::Account(_) => None,
-            }),
+        (transitions.people())
+            .filter(|&(i, _)| {
+                let at = ats[i];
+                at <= as_of && from.is_none_or(|f| at >= f) && transitions.to(i) == stage
+            })
+            .map(|(_, id)| id),
     )
 }
 
@@ -652,9 +647,9 @@ pub fn waiting_handoffs(
     let wanted = Wanted::new(
         latest_per_person(transitions, as_of)
             .into_iter()
-            .map(|p| transitions.get(p as usize))
-            .filter(|t| t.to == sla.stage)
-            .map(|t| t.subject.id()),
+            .map(|p| p as usize)
+            .filter(|&p| transitions.to(p) == sla.stage)
+            .map(|p| transitions.subject(p).id()),
     );
     let mut handoffs = handoffs_of(pb, sla, people, transitions, activities, as_of, &wanted);
     handoffs.retain(|h| h.left_at.is_none());
@@ -1294,20 +1289,22 @@ pub fn stalled_page(
     // (entered at, person) and the stage's position: 24 bytes a lead.
     let mut found: Vec<((Timestamp, i64), u32)> = Vec::new();
     for p in latest_per_person(transitions, as_of) {
-        let last = transitions.get(p as usize);
-        let person_id = last.subject.id();
+        let p = p as usize;
+        let person_id = transitions.subject(p).id();
         if owned.as_ref().is_some_and(|o| !o.contains(&person_id)) {
             continue;
         }
-        let Some(i) = pb.stages.iter().position(|s| s.id == last.to) else {
+        let to = transitions.to(p);
+        let Some(i) = pb.stages.iter().position(|s| s.id == to) else {
             continue;
         };
         let stage = &pb.stages[i];
         let Some(max_days) = stage.max_days else {
             continue;
         };
-        if stage.kind != StageKind::Terminal && last.at.days_until(as_of) > max_days {
-            found.push(((last.at, person_id), position(i)));
+        let at = transitions.ats()[p];
+        if stage.kind != StageKind::Terminal && at.days_until(as_of) > max_days {
+            found.push(((at, person_id), position(i)));
         }
     }
     let mut per_stage = vec![0; pb.stages.len()];

@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 
 use crate::columns::{each_column, Codes, Cursor, Ids, Sparse};
 use crate::domain::{Note, Subject, Transition};
+use crate::metrics::Window;
 use crate::sym::Sym;
 use crate::time::Timestamp;
 use crate::timeline::{Columns, Timeline};
@@ -139,14 +140,9 @@ impl Columns for TransitionColumns {
             Some(c) => c.at(i),
             None => self.note.get(i),
         };
-        let id = self.subject.get(i);
         TransitionRef {
             seq,
-            subject: if self.account.get(i) {
-                Subject::Account(id)
-            } else {
-                Subject::Person(id)
-            },
+            subject: self.subject_at(i),
             from: self.from.get(i),
             to: self.to.get(i),
             at,
@@ -183,6 +179,62 @@ impl Timeline<TransitionColumns> {
     /// that reads only where subjects went.
     pub fn to(&self, i: usize) -> Sym {
         self.columns().to.get(i)
+    }
+
+    /// Whether the `i`th transition passed through its stage in a move
+    /// further (one column).
+    pub fn skipped(&self, i: usize) -> bool {
+        self.columns().skipped.get(i)
+    }
+
+    /// The position and person id of every person's transition, in the
+    /// kept order: two columns, for a scan that groups people.
+    pub fn people(&self) -> impl Iterator<Item = (usize, i64)> + Clone + '_ {
+        let c = self.columns();
+        (0..self.len())
+            .filter(move |&i| !c.account.get(i))
+            .map(move |i| (i, c.subject.get(i)))
+    }
+
+    /// The subject and cycle of each transition into `stage` within
+    /// `window` and not after `as_of`, in the kept order: two searches of
+    /// the time column and a scan of the window's stage codes when the
+    /// transitions are in time order (a kept history's are), else a scan
+    /// of every one.
+    pub fn entries_within<'a>(
+        &'a self,
+        stage: &str,
+        window: Window,
+        as_of: Timestamp,
+    ) -> impl Iterator<Item = (Subject, u32)> + 'a {
+        let (c, ats, sorted) = (self.columns(), self.ats(), self.is_sorted());
+        let code = c.to.number_where(|s| *s == stage);
+        let rows = match code {
+            None => 0..0,
+            Some(_) if sorted => window.positions_in(ats, as_of),
+            Some(_) => 0..self.len(),
+        };
+        rows.filter(move |&i| {
+            Some(c.to.number(i)) == code && (sorted || window.contains_as_of(ats[i], as_of))
+        })
+        .map(move |i| (c.subject_at(i), c.cycle.get(i)))
+    }
+
+    /// The subject of the `i`th transition: two columns.
+    pub fn subject(&self, i: usize) -> Subject {
+        let c = self.columns();
+        c.subject_at(i)
+    }
+}
+
+impl TransitionColumns {
+    fn subject_at(&self, i: usize) -> Subject {
+        let id = self.subject.get(i);
+        if self.account.get(i) {
+            Subject::Account(id)
+        } else {
+            Subject::Person(id)
+        }
     }
 }
 
@@ -225,7 +277,18 @@ mod tests {
         for (i, w) in want.iter().enumerate() {
             assert_eq!(kept.get(i), TransitionRef::from(w), "row {i} by search");
             assert_eq!(kept.get(i).to_transition(), *w);
+            // The one-column readers agree with the row.
+            assert_eq!(kept.key(i), (w.at, w.seq));
+            assert_eq!((kept.subject(i), kept.to(i)), (w.subject, w.to));
+            assert_eq!(kept.skipped(i), w.skipped);
         }
+        let people: Vec<(usize, i64)> = (want.iter().enumerate())
+            .filter_map(|(i, w)| match w.subject {
+                Subject::Person(id) => Some((i, id)),
+                Subject::Account(_) => None,
+            })
+            .collect();
+        assert_eq!(kept.people().collect::<Vec<_>>(), people);
         let tail = kept.split_off(250);
         assert_eq!(tail, want[250..]);
         assert_eq!(kept.to_vec(), want[..250]);

@@ -361,7 +361,9 @@ pub fn window(
     to: Option<&str>,
     as_of: Timestamp,
 ) -> Result<Window, PeriodError> {
-    let earliest = snap.transitions.iter().map(|t| t.at).min();
+    // The time column alone: reading whole transitions took a tenth of a
+    // warm waterfall.
+    let earliest = snap.transitions.ats().iter().min().copied();
     window_since(pb, earliest, from, to, as_of)
 }
 

@@ -23,7 +23,6 @@ use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::playbook::{Goal, Period, Playbook, StageKind, METRICS};
 use crate::sym::Sym;
 use crate::time::Timestamp;
-use crate::transitions::TransitionRef;
 
 use super::retention::DealKind;
 use super::{funnel_ids, ratio, Grouping, History, MetricsError, Window};
@@ -468,24 +467,32 @@ fn retention(
     // The slots keep (at, seq) and the stage entered, all that is read of
     // the transition.
     type Latest = Option<((Timestamp, i64), Sym)>;
-    let later = |slot: Latest, t: &TransitionRef| slot.is_none_or(|(k, _)| (t.at, t.seq) > k);
+    let later = |slot: Latest, key: (Timestamp, i64)| slot.is_none_or(|(k, _)| key > k);
     // Sized up front: growing a map of every subject rehashes it often.
     let room = candidates
         .as_ref()
         .map_or(transitions.len() / 2, FxHashSet::len);
     let mut latest: FxHashMap<Subject, (Latest, Latest)> =
         FxHashMap::with_capacity_and_hasher(room, Default::default());
-    for t in transitions.iter().filter(|t| t.at <= as_of) {
-        let (before_start, before_end) = (t.at < window.from, t.at < end);
-        if (!before_start && !before_end) || !followed(&t.subject) {
+    // By column: the time and subject decide for most transitions, and
+    // only a followed subject's read the rest.
+    let ats = transitions.ats();
+    for (i, &at) in ats.iter().enumerate() {
+        let (before_start, before_end) = (at < window.from, at < end);
+        if at > as_of || (!before_start && !before_end) {
             continue;
         }
-        let e = latest.entry(t.subject).or_default();
-        if before_start && later(e.0, &t) {
-            e.0 = Some(((t.at, t.seq), t.to));
+        let subject = transitions.subject(i);
+        if !followed(&subject) {
+            continue;
         }
-        if before_end && later(e.1, &t) {
-            e.1 = Some(((t.at, t.seq), t.to));
+        let (key, to) = (transitions.key(i), transitions.to(i));
+        let e = latest.entry(subject).or_default();
+        if before_start && later(e.0, key) {
+            e.0 = Some((key, to));
+        }
+        if before_end && later(e.1, key) {
+            e.1 = Some((key, to));
         }
     }
     let is_customer = |t: Latest| t.is_some_and(|(_, to)| customer_stages.contains(&to.as_str()));

@@ -1093,10 +1093,7 @@ pub fn stage_entries(
     grouping: Grouping<'_>,
 ) -> BTreeMap<String, u64> {
     count_units(
-        transitions
-            .iter()
-            .filter(|t| window.contains_as_of(t.at, as_of) && t.to == stage)
-            .map(|t| (t.subject, t.cycle)),
+        transitions.entries_within(stage, window, as_of),
         unique,
         grouping,
     )

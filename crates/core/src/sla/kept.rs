@@ -19,7 +19,7 @@
 //! `tests.rs`).
 
 use crate::activities::Activities;
-use crate::domain::{Person, Subject};
+use crate::domain::Person;
 use crate::idmap::position;
 use crate::playbook::{Company, Playbook, SalesSla};
 use crate::sym::Sym;
@@ -106,22 +106,14 @@ impl SlaIndex {
         activities: &Activities,
     ) -> SlaIndex {
         let stage = mql_stage(pb);
-        let wanted =
-            Wanted::new(transitions.iter().filter(|t| t.to == stage).filter_map(
-                |t| match t.subject {
-                    Subject::Person(id) => Some(id),
-                    Subject::Account(_) => None,
-                },
-            ));
+        let wanted = Wanted::new(
+            (transitions.people())
+                .filter(|&(i, _)| transitions.to(i) == stage)
+                .map(|(_, id)| id),
+        );
         let mut runs = PerPerson::new(
             &wanted,
-            transitions
-                .iter()
-                .enumerate()
-                .filter_map(|(i, t)| match t.subject {
-                    Subject::Person(id) => Some((id, position(i))),
-                    Subject::Account(_) => None,
-                }),
+            (transitions.people()).map(|(i, id)| (id, position(i))),
         );
         runs.sort_runs_by_key(|&i| transitions.key(at(i)));
 
@@ -159,9 +151,8 @@ impl SlaIndex {
 
         // Sized once (at most one handoff per entry): grown by doubling,
         // the list held up to twice the large demo's 600,000 handoffs.
-        let entries = transitions
-            .iter()
-            .filter(|t| t.to == sla.stage && !t.skipped);
+        let entries = (0..transitions.len())
+            .filter(|&i| transitions.to(i) == sla.stage && !transitions.skipped(i));
         self.handoffs.reserve_exact(entries.count());
         // Owners are numbered in compliance order once all are known;
         // until then each handoff's is a 4-byte `Sym` (a `&str` took 16,
