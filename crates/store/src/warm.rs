@@ -696,7 +696,7 @@ pub trait TransitionSink: Send + 'static {
 /// stay empty): each transition is handed to `sink` as it is read
 /// instead, never all held at once, while the snapshot's tables are read
 /// beside it. For a reader that keeps less of a transition than the whole
-/// row (the cold waterfall's replay keeps 56 of its 104 bytes).
+/// row (the cold waterfall's replay keeps 48 bytes of each).
 pub async fn snapshot_streaming<S: TransitionSink>(
     store: &Store,
     need: Need,

@@ -773,7 +773,7 @@ pub fn cohort_index(funnel: &[String], stage: Option<&str>) -> Result<usize, Met
 
 /// A [`Replay`] of transitions handed over one at a time, in any order:
 /// for a reader that streams them from a store rather than holding them
-/// all (a step of the replay is 56 bytes, a [`Transition`] 104).
+/// all (a step of the replay is 48 bytes, a [`crate::domain::Transition`] row 64).
 /// `Replay::of(funnel, kinds, ts, as_of)` is a builder that was handed
 /// every transition of `ts`.
 pub struct ReplayBuilder {
