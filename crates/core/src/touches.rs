@@ -199,6 +199,13 @@ impl Timeline<TouchColumns> {
             .map(|i| self.get(i))
     }
 
+    /// Every touch's person, time and kind, in the kept order: the three
+    /// columns alone (what scoring reads).
+    pub fn people_times_kinds(&self) -> impl Iterator<Item = (i64, Timestamp, Sym)> + '_ {
+        let (c, ats) = (self.columns(), self.ats());
+        (0..self.len()).map(|i| (c.person.get(i), ats[i], c.kind.get(i)))
+    }
+
     /// Every touch's person and key (at, id), in the kept order: the
     /// three columns alone.
     pub fn keys(&self) -> impl Iterator<Item = (i64, (Timestamp, i64))> + '_ {

@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use tandem_core::metrics::index::HistoryIndex;
 use tandem_core::metrics::waterfall::Replay;
 use tandem_core::playbook::Playbook;
-use tandem_core::scoring::EngagementIndex;
 use tandem_core::sla::SlaIndex;
 use tandem_core::Timestamp;
 use tandem_store::query::KeptGroups;
@@ -89,21 +88,6 @@ pub(crate) fn kept_index(
 ) -> Arc<HistoryIndex> {
     kept_for(cache, "history-index", marks, pb, || {
         HistoryIndex::build(&snap.transitions)
-    })
-}
-
-/// Every person's scoring touches ([`EngagementIndex`]) for this history
-/// and playbook: the targets page scores the people of every listed
-/// account at the instant asked for. Indexed again when the history
-/// changed.
-pub(super) fn kept_engagement(
-    cache: &SnapshotCache,
-    snap: &Snapshot,
-    marks: Marks,
-    pb: &Arc<Playbook>,
-) -> Arc<EngagementIndex> {
-    kept_for(cache, "engagement-index", marks, pb, || {
-        EngagementIndex::build(pb, &snap.touches)
     })
 }
 

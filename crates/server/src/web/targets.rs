@@ -21,11 +21,12 @@ use tandem_core::accounts::tiers::check_tier;
 use tandem_core::accounts::{coverage_with, engagement_of, Committee};
 use tandem_core::domain::{Person, Subject};
 use tandem_core::fxhash::{FxHashMap, FxHashSet};
+use tandem_core::scoring::EngagementIndex;
 use tandem_core::transitions::TransitionRef;
 use tandem_core::Timestamp;
 use tandem_store::accounts::{self, NewTarget};
 
-use super::cache::{kept_engagement, SnapshotCache};
+use super::cache::SnapshotCache;
 use super::pages::{as_of, filter, grouped, nonempty, option, pct, section, table};
 use super::session::WebUser;
 use super::svg::{self, Series};
@@ -71,8 +72,7 @@ pub async fn page(
         let mut c = s.store.conn().await?;
         accounts::targets(&mut c).await?
     };
-    let (snap, marks) = cache.get_marked(&s.store).await?;
-    let scores = kept_engagement(&cache, &snap, marks, &pb_arc);
+    let snap = cache.get(&s.store).await?;
     let by_id: BTreeMap<i64, &tandem_core::domain::Account> =
         snap.accounts.iter().map(|a| (a.id, a)).collect();
     // Only the target accounts' people are grouped: the list is a few
@@ -84,6 +84,10 @@ pub async fn page(
             people.entry(a).or_default().push(p);
         }
     }
+    // Only the listed accounts' people are scored: their touches alone
+    // are indexed (an index of every person's was kept at 150 MB).
+    let scored: Vec<i64> = people.values().flatten().map(|p| p.id).collect();
+    let scores = EngagementIndex::build_for(pb, &snap.touches, &scored);
     let mut moves: BTreeMap<i64, Vec<TransitionRef>> = BTreeMap::new();
     for t in &snap.account_transitions {
         if let Subject::Account(a) = t.subject {
