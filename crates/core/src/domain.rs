@@ -457,6 +457,21 @@ impl Subject {
             Subject::Person(id) | Subject::Account(id) => *id,
         }
     }
+
+    /// The account `id` when `account`, else the person: a subject kept
+    /// by column as an id and a flag.
+    pub fn of(id: i64, account: bool) -> Subject {
+        if account {
+            Subject::Account(id)
+        } else {
+            Subject::Person(id)
+        }
+    }
+
+    /// Whether it is an account.
+    pub fn is_account(&self) -> bool {
+        matches!(self, Subject::Account(_))
+    }
 }
 
 /// One appended stage change. The current stage of a subject is the `to` of

@@ -113,7 +113,7 @@ impl Columns for TransitionColumns {
 
     fn push(&mut self, row: usize, t: Transition) {
         self.subject.push(t.subject.id());
-        self.account.push(matches!(t.subject, Subject::Account(_)));
+        self.account.push(t.subject.is_account());
         self.from.push(t.from);
         self.to.push(t.to);
         self.actor.push(t.actor);
@@ -229,12 +229,7 @@ impl Timeline<TransitionColumns> {
 
 impl TransitionColumns {
     fn subject_at(&self, i: usize) -> Subject {
-        let id = self.subject.get(i);
-        if self.account.get(i) {
-            Subject::Account(id)
-        } else {
-            Subject::Person(id)
-        }
+        Subject::of(self.subject.get(i), self.account.get(i))
     }
 }
 

@@ -51,11 +51,7 @@ impl Entry {
 
     /// Who entered the stage.
     pub fn subject(&self) -> Subject {
-        if self.account {
-            Subject::Account(self.id)
-        } else {
-            Subject::Person(self.id)
-        }
+        Subject::of(self.id, self.account)
     }
 
     /// The subject's cycle.

@@ -240,12 +240,7 @@ impl Cycles {
 
     /// Cycle `k`'s subject.
     fn subject(&self, k: usize) -> Subject {
-        let id = self.subject.get(k);
-        if self.account.get(k) {
-            Subject::Account(id)
-        } else {
-            Subject::Person(id)
-        }
+        Subject::of(self.subject.get(k), self.account.get(k))
     }
 
     /// Writes cycle `k`'s first entry per funnel index as recorded (skips
@@ -477,7 +472,7 @@ impl Steps {
             if unit != Some((subject, cycle)) {
                 unit = Some((subject, cycle));
                 out.subject.push(subject.id());
-                out.account.push(matches!(subject, Subject::Account(_)));
+                out.account.push(subject.is_account());
                 out.entries_end.push(position(out.entry_at.len()));
                 out.exits_end.push(position(out.exits.len()));
                 cur = None;
