@@ -16,7 +16,7 @@ use crate::playbook::{Playbook, Read, Stage, StageKind, Var, Vars};
 use crate::scoring;
 use crate::sym::Sym;
 use crate::time::Timestamp;
-use crate::transitions::{TransitionRef, Transitions};
+use crate::transitions::Transitions;
 
 /// Where a subject stands, derived from its transitions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -126,11 +126,18 @@ pub(crate) fn latest_by<K: std::hash::Hash + Eq>(
     key_of: impl Fn(Subject) -> Option<K>,
 ) -> FxHashMap<K, Latest> {
     let mut latest: FxHashMap<K, Latest> = FxHashMap::default();
-    for t in transitions.iter().filter(|t| t.at <= as_of) {
-        let Some(k) = key_of(t.subject) else {
+    // By column: the time, subject, key and stage are all it reads.
+    for (i, &at) in transitions.ats().iter().enumerate() {
+        if at > as_of {
+            continue;
+        }
+        let Some(k) = key_of(transitions.subject(i)) else {
             continue;
         };
-        let l = Latest::of(t);
+        let l = Latest {
+            key: transitions.key(i),
+            to: transitions.to(i),
+        };
         latest
             .entry(k)
             .and_modify(|old| {
@@ -150,15 +157,6 @@ pub(crate) struct Latest {
     key: (Timestamp, i64),
     /// The stage entered.
     pub to: Sym,
-}
-
-impl Latest {
-    fn of(t: TransitionRef<'_>) -> Latest {
-        Latest {
-            key: (t.at, t.seq),
-            to: t.to,
-        }
-    }
 }
 
 /// A transition to append.

@@ -780,8 +780,9 @@ fn handoffs_of(
         .collect()
 }
 
-/// A [`Handoff`] with the person borrowed rather than its strings copied: what compliance and paging need of
-/// every handoff, the strings only of the handoffs written out.
+/// A [`Handoff`] with the person borrowed rather than its strings copied:
+/// what compliance and paging need of every handoff, the strings only of
+/// the handoffs written out.
 struct Clock<'a> {
     person_id: i64,
     person: Option<&'a Person>,

@@ -634,7 +634,7 @@ impl Warm {
         let (people, accounts) = d
             .transitions
             .into_iter()
-            .partition(|t| matches!(t.subject, Subject::Person(_)));
+            .partition(|t| !t.subject.is_account());
         merge_timeline(&mut s.transitions, people);
         merge_timeline(&mut s.account_transitions, accounts);
         self.marks = d.to;
