@@ -8,6 +8,7 @@
 
 use std::hash::Hash;
 
+use crate::domain::Subject;
 use crate::fxhash::FxHashMap;
 
 /// What a table kept by column does alike to each of its columns
@@ -47,6 +48,20 @@ impl<T: Copy + Eq + Hash> Column for Codes<T> {
     }
 }
 
+impl Column for Subjects {
+    fn reorder(&mut self, order: &[u32], new: &[u32]) {
+        self.id.reorder(order, new);
+        self.account.reorder(order, new);
+    }
+    fn keep(&mut self, len: usize) {
+        self.id.keep(len);
+        self.account.keep(len);
+    }
+    fn bytes(&self) -> usize {
+        self.heap_bytes()
+    }
+}
+
 impl<T> Column for Sparse<T> {
     fn reorder(&mut self, _order: &[u32], new: &[u32]) {
         *self = std::mem::take(self).moved(new);
@@ -78,6 +93,61 @@ macro_rules! each_column {
     };
 }
 pub(crate) use each_column;
+
+/// Subjects (people or accounts) by column: the id in [`Ids`] and whether
+/// it is an account as a one-byte [`Codes`] flag, five bytes a row while
+/// ids fit four bytes (a [`Subject`] is 16).
+#[derive(Clone, Debug, Default)]
+pub struct Subjects {
+    id: Ids,
+    account: Codes<bool>,
+}
+
+impl Subjects {
+    /// Empty, with room for `n` rows.
+    pub fn with_capacity(n: usize) -> Self {
+        Subjects {
+            id: Ids::with_capacity(n),
+            account: Codes::with_capacity(n),
+        }
+    }
+
+    /// How many rows it holds.
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    /// True when it holds no row.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// Appends `subject`.
+    pub fn push(&mut self, subject: Subject) {
+        self.id.push(subject.id());
+        self.account.push(subject.is_account());
+    }
+
+    /// Row `i`'s subject (panics past the end, as a slice does).
+    pub fn get(&self, i: usize) -> Subject {
+        Subject::of(self.id.get(i), self.account.get(i))
+    }
+
+    /// Row `i`'s store id (one column).
+    pub fn id(&self, i: usize) -> i64 {
+        self.id.get(i)
+    }
+
+    /// Whether row `i` is an account (one column).
+    pub fn is_account(&self, i: usize) -> bool {
+        self.account.get(i)
+    }
+
+    /// Bytes of its buffers.
+    pub fn heap_bytes(&self) -> usize {
+        self.id.heap_bytes() + self.account.heap_bytes()
+    }
+}
 
 /// Row ids (or ids rows refer to) in four bytes each while every one fits
 /// in a `u32`, else in eight: the first id that does not fit widens the

@@ -9,7 +9,7 @@
 
 use std::sync::LazyLock;
 
-use crate::columns::{each_column, Codes, Cursor, Ids, Sparse};
+use crate::columns::{each_column, Codes, Cursor, Sparse, Subjects};
 use crate::domain::{Note, Subject, Transition};
 use crate::metrics::Window;
 use crate::sym::Sym;
@@ -26,8 +26,7 @@ pub type Transitions = Timeline<TransitionColumns>;
 /// time.
 #[derive(Clone, Debug)]
 pub struct TransitionColumns {
-    subject: Ids,
-    account: Codes<bool>,
+    subject: Subjects,
     from: Codes<Option<Sym>>,
     to: Codes<Sym>,
     actor: Codes<Sym>,
@@ -95,8 +94,7 @@ impl Columns for TransitionColumns {
 
     fn with_capacity(n: usize) -> Self {
         TransitionColumns {
-            subject: Ids::with_capacity(n),
-            account: Codes::with_capacity(n),
+            subject: Subjects::with_capacity(n),
             from: Codes::with_capacity(n),
             to: Codes::with_capacity(n),
             actor: Codes::with_capacity(n),
@@ -112,8 +110,7 @@ impl Columns for TransitionColumns {
     }
 
     fn push(&mut self, row: usize, t: Transition) {
-        self.subject.push(t.subject.id());
-        self.account.push(t.subject.is_account());
+        self.subject.push(t.subject);
         self.from.push(t.from);
         self.to.push(t.to);
         self.actor.push(t.actor);
@@ -142,7 +139,7 @@ impl Columns for TransitionColumns {
         };
         TransitionRef {
             seq,
-            subject: self.subject_at(i),
+            subject: self.subject.get(i),
             from: self.from.get(i),
             to: self.to.get(i),
             at,
@@ -162,7 +159,7 @@ impl Columns for TransitionColumns {
         TransitionRef::from(t)
     }
 
-    each_column!(subject, account, from, to, actor, reason, cycle, skipped, note);
+    each_column!(subject, from, to, actor, reason, cycle, skipped, note);
 }
 
 /// No transitions, for a borrowed default ([`crate::metrics::History`]).
@@ -192,8 +189,8 @@ impl Timeline<TransitionColumns> {
     pub fn people(&self) -> impl Iterator<Item = (usize, i64)> + Clone + '_ {
         let c = self.columns();
         (0..self.len())
-            .filter(move |&i| !c.account.get(i))
-            .map(move |i| (i, c.subject.get(i)))
+            .filter(move |&i| !c.subject.is_account(i))
+            .map(move |i| (i, c.subject.id(i)))
     }
 
     /// The subject and cycle of each transition into `stage` within
@@ -217,19 +214,12 @@ impl Timeline<TransitionColumns> {
         rows.filter(move |&i| {
             Some(c.to.number(i)) == code && (sorted || window.contains_as_of(ats[i], as_of))
         })
-        .map(move |i| (c.subject_at(i), c.cycle.get(i)))
+        .map(move |i| (c.subject.get(i), c.cycle.get(i)))
     }
 
     /// The subject of the `i`th transition: two columns.
     pub fn subject(&self, i: usize) -> Subject {
-        let c = self.columns();
-        c.subject_at(i)
-    }
-}
-
-impl TransitionColumns {
-    fn subject_at(&self, i: usize) -> Subject {
-        Subject::of(self.subject.get(i), self.account.get(i))
+        self.columns().subject.get(i)
     }
 }
 

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::retention::DealKind;
-use crate::columns::{Codes, Ids};
+use crate::columns::Subjects;
 use crate::domain::{Deal, DealStatus, Subject};
 use crate::fxhash::FxHashMap;
 use crate::idmap::position;
@@ -208,8 +208,7 @@ struct Cycles {
     /// and where its lists end (they start where the cycle before's end):
     /// 13 bytes a cycle, where a row of subject, cycle number and ends
     /// took 32 (42 MB of the large demo's 1.3M cycles).
-    subject: Ids,
-    account: Codes<bool>,
+    subject: Subjects,
     entries_end: Vec<u32>,
     exits_end: Vec<u32>,
     /// Every entry into a funnel stage, in (at, seq) order within a cycle:
@@ -240,7 +239,7 @@ impl Cycles {
 
     /// Cycle `k`'s subject.
     fn subject(&self, k: usize) -> Subject {
-        Subject::of(self.subject.get(k), self.account.get(k))
+        self.subject.get(k)
     }
 
     /// Writes cycle `k`'s first entry per funnel index as recorded (skips
@@ -457,8 +456,7 @@ impl Steps {
             .count();
         let mut out = Cycles {
             n,
-            subject: Ids::with_capacity(count),
-            account: Codes::with_capacity(count),
+            subject: Subjects::with_capacity(count),
             entries_end: Vec::with_capacity(count),
             exits_end: Vec::with_capacity(count),
             entry_stage: Vec::with_capacity(ts.len() - aside.len()),
@@ -471,8 +469,7 @@ impl Steps {
             let (subject, cycle, at) = (step.subject, step.cycle, step.at);
             if unit != Some((subject, cycle)) {
                 unit = Some((subject, cycle));
-                out.subject.push(subject.id());
-                out.account.push(subject.is_account());
+                out.subject.push(subject);
                 out.entries_end.push(position(out.entry_at.len()));
                 out.exits_end.push(position(out.exits.len()));
                 cur = None;
@@ -1144,11 +1141,7 @@ mod tests {
         let mut b = ReplayBuilder::new(&pb, at(10));
         for (seq, to) in [(1, "inquiry"), (2, "mql")] {
             for id in 1..=n {
-                let subject = if id % 10 == 0 {
-                    Subject::Account(id)
-                } else {
-                    Subject::Person(id)
-                };
+                let subject = Subject::of(id, id % 10 == 0);
                 b.push(TransitionRef {
                     seq: seq * n + id,
                     subject,
@@ -1171,7 +1164,6 @@ mod tests {
         assert_eq!(cyc.subject(9_999), Subject::Account(n));
         assert_eq!(cyc.entries(9_000).count(), 2);
         let bytes = cyc.subject.heap_bytes()
-            + cyc.account.heap_bytes()
             + (cyc.entries_end.capacity() + cyc.exits_end.capacity()) * 4
             + cyc.entry_stage.capacity() * 4
             + cyc.entry_at.capacity() * 8;
